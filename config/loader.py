@@ -89,11 +89,9 @@ def _clean_loc(loc: tuple[Any, ...]) -> Path_:
     # the location of union members; a technician only wants the path in the file.
     out: list[str | int] = []
     for part in loc:
-        if isinstance(part, int):
-            out.append(part)
-        elif isinstance(part, str) and not (
+        if isinstance(part, int) or (isinstance(part, str) and not (
             part.startswith(("function-", "tagged-union[")) or part in _UNION_TAGS
-        ):
+        )):
             out.append(part)
     return tuple(out)
 

@@ -1,0 +1,150 @@
+"""The controller's one MQTT client, kept for the controller's whole life.
+
+The paho network thread only converts: topic → :class:`~nodes.contract.TopicParts`,
+payload → a validated frozen model, then hands the pair to the asyncio loop's queue.
+Bad messages are counted and dropped there. (aiomqtt v2.5.1 ``_on_message`` does the same.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from nodes import contract
+from nodes.contract import (
+    Command,
+    ContractError,
+    ControllerStatus,
+    NodeStatus,
+    PropEvent,
+    PropState,
+    TechReply,
+    Topics,
+)
+from nodes.mqtt import BrokerAddress, make_client
+
+log = logging.getLogger(__name__)
+
+_MODELS: dict[str, Any] = {"status": NodeStatus, "state": PropState, "event": PropEvent,
+                           "tech_reply": TechReply}
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A validated message from a node."""
+
+    parts: contract.TopicParts
+    payload: Any
+    retained: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """The broker connection went up or down."""
+
+    up: bool
+
+
+class MqttBridge:
+    """Connects the controller to the broker and to its asyncio loop."""
+
+    def __init__(self, *, topics: Topics, broker: BrokerAddress, boot_id: str) -> None:
+        self.topics = topics
+        self.broker = broker
+        self.boot_id = boot_id
+        self.metrics: Counter[str] = Counter()
+        self.queue: asyncio.Queue[Incoming | Connection] = asyncio.Queue(maxsize=100_000)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.connected = False
+        self.session: str | None = None
+        self.running = False
+        will = ControllerStatus(online=False, boot_id=boot_id).to_bytes()
+        self.client = make_client(f"{topics.apartment_id}-controller-{boot_id}", broker,
+                                  will_topic=topics.controller_status, will_payload=will)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.client.connect_async(self.broker.host, self.broker.port, keepalive=5)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        if self.client.is_connected():
+            info = self.client.publish(self.topics.controller_status,
+                                       ControllerStatus(online=False, boot_id=self.boot_id).to_bytes(),
+                                       qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=1.0)
+            except (RuntimeError, ValueError):
+                log.warning("controller offline status not confirmed")
+            self.client.disconnect()
+        self.client.loop_stop()
+
+    # -- outgoing ---------------------------------------------------------------------
+    def publish_status(self) -> None:
+        status = ControllerStatus(online=True, boot_id=self.boot_id, session=self.session,
+                                  running=self.running, ts=contract.now())
+        self.client.publish(self.topics.controller_status, status.to_bytes(), qos=1, retain=True)
+
+    def send_command(self, node: str, prop: str, command: Command) -> None:
+        # NOTE: commands are never retained: a stale "unlock" must never replay.
+        self.client.publish(self.topics.prop_set(node, prop), command.to_bytes(), qos=1, retain=False)
+        self.metrics["commands_sent"] += 1
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        self.client.publish(topic, payload, qos=1, retain=retain)
+
+    # -- paho thread ------------------------------------------------------------------
+    def _hand_over(self, item: Incoming | Connection) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._put, item)
+        except RuntimeError:  # loop closing during shutdown
+            pass
+
+    def _put(self, item: Incoming | Connection) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.metrics["queue_full"] += 1
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
+                    _properties: Any) -> None:
+        if reason_code.is_failure:
+            log.error("controller: broker refused the connection: %s", reason_code)
+            return
+        client.subscribe([(t, contract.QOS) for t in self.topics.controller_subscriptions()])
+        self.connected = True
+        self.publish_status()
+        log.info("controller connected to %s:%s", self.broker.host, self.broker.port)
+        self._hand_over(Connection(up=True))
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
+                       _properties: Any) -> None:
+        self.connected = False
+        log.warning("controller lost the broker (%s); reconnecting", reason_code)
+        self._hand_over(Connection(up=False))
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            parts = self.topics.parse(message.topic)
+            model = _MODELS.get(parts.kind)
+            if model is None:
+                raise ContractError(f"the controller does not read {parts.kind} topics")
+            if not message.payload:
+                return  # a retained message being cleared
+            payload = contract.decode(message.payload, model)
+        except ContractError as exc:
+            self.metrics["bad_payloads"] += 1
+            log.warning("dropped a message on %r: %s", message.topic[:200], exc)
+            return
+        self._hand_over(Incoming(parts, payload, bool(message.retain)))

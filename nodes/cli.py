@@ -1,0 +1,91 @@
+"""``escape-apartment node …``: run a room's node agent, and the technician's tools."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("node", help="run a room's node agent, or a technician's tool")
+    _common(parser)
+    parser.add_argument("--broker", default=os.environ.get("ESCAPE_BROKER", "127.0.0.1:1883"),
+                        help="MQTT broker host[:port] (env ESCAPE_BROKER)")
+    parser.set_defaults(func=cmd_run)
+    sub = parser.add_subparsers(dest="node_cmd")
+    try:
+        from nodes import tools
+    except ImportError:  # pragma: no cover - only while the tools are being written
+        return
+    tools.register(sub, _common)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--id", dest="node_id", default=os.environ.get("ESCAPE_NODE_ID"),
+                        help="node id, as in the game file (env ESCAPE_NODE_ID)")
+    parser.add_argument("--config", default=os.environ.get("ESCAPE_CONFIG"),
+                        help="game file (default: the shipped config/apartment.yaml)")
+    parser.add_argument("--simulate", action="store_true",
+                        default=os.environ.get("GPIOZERO_PIN_FACTORY", "").lower() == "mock",
+                        help="simulated pins (gpiozero MockFactory); also GPIOZERO_PIN_FACTORY=mock")
+
+
+def load_node_game(args: argparse.Namespace) -> Any:
+    """Load the game file named by ``--config`` (or the shipped one) and check ``--id``."""
+    from config.loader import SHIPPED_GAME, load_game
+
+    game = load_game(args.config or SHIPPED_GAME)
+    if not args.node_id:
+        msg = "--id is required (one of: " + ", ".join(n.id for n in game.nodes) + ")"
+        raise SystemExit(msg)
+    if game.node(args.node_id) is None:
+        msg = f"node {args.node_id!r} is not in the game file (known: " + ", ".join(
+            n.id for n in game.nodes) + ")"
+        raise SystemExit(msg)
+    return game
+
+
+def pin_factory_for(simulate: bool) -> Any:
+    """MockFactory when simulating, else gpiozero's default (lgpio on a Pi 5 / Bookworm)."""
+    if simulate:
+        from gpiozero.pins.mock import MockFactory
+
+        return MockFactory()
+    return None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from config.loader import GameConfigError
+    from nodes.agent import NodeAgent
+    from nodes.mqtt import BrokerAddress, credentials_from_env
+
+    try:
+        game = load_node_game(args)
+    except GameConfigError as exc:
+        log.error("the game file has errors; node not started:\n%s", exc)
+        return 2
+    username, password = credentials_from_env()
+    broker = BrokerAddress.parse(args.broker, username=username, password=password)
+    agent = NodeAgent(game=game, node_id=args.node_id, broker=broker,
+                      pin_factory=pin_factory_for(args.simulate), simulate=args.simulate)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    agent.start()
+    log.info("node %s running (%s)", args.node_id, "simulated pins" if args.simulate else "GPIO")
+    try:
+        from nodes.sdnotify import notify
+    except ImportError:  # pragma: no cover
+        def notify(_state: str) -> bool:
+            return False
+    notify("READY=1")
+    while not done.wait(2.0):
+        notify("WATCHDOG=1")
+    agent.stop()
+    return 0
