@@ -54,7 +54,8 @@ class PerParcours(_Model):
 class Budget(_Model):
     """The household budget: the common thread of the game."""
 
-    start: int | PerParcours = Field(description="monthly budget at start, in euros")
+    start: int | PerParcours = Field(description="monthly budget at start, in euros",
+                                     union_mode="left_to_right")
     currency: str = "EUR"
     label: Text = Field(default_factory=lambda: Text(fr="Budget du foyer", en="Household budget"))
 
@@ -119,8 +120,10 @@ class EventCondition(_Model):
     when: Literal["event"] = "event"
     prop: PropRef
     event: str = Field(min_length=1)
-    equals: JsonValue | PerParcours = Field(default=None, description="the value must equal this")
-    any_of: list[JsonValue] | PerParcours | None = Field(default=None, description="value in this set")
+    equals: PerParcours | JsonValue = Field(
+        default=None, union_mode="left_to_right", description="the value must equal this")
+    any_of: PerParcours | list[JsonValue] | None = Field(default=None, union_mode="left_to_right",
+                                                         description="value in this set")
     min_value: float | None = Field(default=None, description="numeric value at least (e.g. held seconds)")
 
 
@@ -152,7 +155,7 @@ class PropAction(_Model):
 
 class BudgetAction(_Model):
     do: Literal["budget"]
-    amount: int | PerParcours
+    amount: int | PerParcours = Field(union_mode="left_to_right")
     label: Text
 
     @model_validator(mode="before")
@@ -194,7 +197,7 @@ Action = Annotated[
 
 
 class Clue(_Model):
-    text: Text | PerParcours
+    text: Text | PerParcours = Field(union_mode="left_to_right")
     cost: int = Field(default=0, ge=0, description="euros taken from the budget when sent")
 
     @model_validator(mode="before")
@@ -278,7 +281,7 @@ HIGH_AT_BOOT = frozenset({2, 3, 4, 5, 6, 7, 8})
 BUS_PINS = {"SPI0": frozenset({7, 8, 9, 10, 11}), "UART": frozenset({14, 15}), "I2C": frozenset({2, 3})}
 
 
-def _pin_issues(n_index: int, node: Node) -> Iterator[ConfigIssue]:
+def _pin_issues(n_index: int, node: Node) -> Iterator[ConfigIssue]:  # noqa: PLR0912 - one pass, many checks
     seen: dict[int, tuple[int, str]] = {}
     buses_used = set()
     for p_index, prop in enumerate(node.props):

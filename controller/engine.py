@@ -273,12 +273,13 @@ class Engine:
                 self._note("ignored", f"{node}.{prop} {event}={value!r}: puzzle {puzzle.id} "
                                       "is not available yet")
                 continue
-            if self._advance(puzzle, state, conditions, node, prop, event, value):
+            if self._advance(puzzle, state, conditions, node=node, prop=prop, event=event,
+                             value=value):
                 effects += self._solve(puzzle, by="players")
         return effects
 
     def _advance(self, puzzle: Puzzle, state: PuzzleState, conditions: list[EventCondition],
-                 node: str, prop: str, event: str, value: Any) -> bool:
+                 *, node: str, prop: str, event: str, value: Any) -> bool:
         if isinstance(puzzle.solve, Condition) and puzzle.solve.when == "sequence":
             nxt = len(state.progress)
             if self._matches(conditions[nxt], node, prop, event, value):

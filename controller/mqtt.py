@@ -8,6 +8,7 @@ Bad messages are counted and dropped there. (aiomqtt v2.5.1 ``_on_message`` does
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -106,10 +107,8 @@ class MqttBridge:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        try:
+        with contextlib.suppress(RuntimeError):  # loop closing during shutdown
             loop.call_soon_threadsafe(self._put, item)
-        except RuntimeError:  # loop closing during shutdown
-            pass
 
     def _put(self, item: Incoming | Connection) -> None:
         try:

@@ -147,12 +147,13 @@ class NodeAgent:
 
     def _build_props(self) -> None:
         try:
-            for config in self.node.props:
+            for declared in self.node.props:
+                config = declared
                 if self.simulate:
                     from props.sim import prepare
 
-                    simulator = prepare(config, self.pin_factory)
-                    self.simulators[config.id] = simulator
+                    simulator = prepare(declared, self.pin_factory)
+                    self.simulators[declared.id] = simulator
                     config = simulator.config
                 prop = build_prop(config, pin_factory=self.pin_factory)
                 prop.when_event = self._event_callback(config.id)

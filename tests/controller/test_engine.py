@@ -1,0 +1,125 @@
+"""The engine on its own: no broker, a fake clock, events fed directly."""
+
+from __future__ import annotations
+
+import pytest
+
+from config.loader import SHIPPED_GAME, load_game
+from controller.engine import Engine, EngineError, Phase, PropCommand, ScreenMessage
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def engine(clock: FakeClock) -> Engine:
+    return Engine(load_game(SHIPPED_GAME), clock=clock)
+
+
+def test_start_locks_every_maglock(engine: Engine):
+    effects = engine.start(parcours="primo", players=4)
+    locks = {(e.node, e.prop) for e in effects if isinstance(e, PropCommand) and e.action == "lock"}
+    assert locks == {("hall", "mailbox_lock"), ("entree", "door_lock"), ("cuisine", "cupboard_lock")}
+    assert engine.phase == Phase.RUNNING
+    assert engine.budget == 1450
+
+
+def test_right_code_solves_mailbox_and_unlocks_it(engine: Engine):
+    engine.start(parcours="primo", players=4)
+    effects = engine.on_event("hall", "mailbox_keypad", "code", "0412")
+    assert PropCommand("hall", "mailbox_lock", "unlock") in effects
+    assert any(isinstance(e, ScreenMessage) for e in effects)
+    assert engine.puzzles["mailbox"].status == "solved"
+    assert engine.puzzles["front_door"].status == "available"
+
+
+def test_wrong_code_changes_nothing(engine: Engine):
+    engine.start(parcours="primo", players=4)
+    assert engine.on_event("hall", "mailbox_keypad", "code", "9999") == []
+    assert engine.puzzles["mailbox"].status == "available"
+
+
+def test_code_differs_per_parcours(engine: Engine):
+    engine.start(parcours="locataire", players=2)
+    assert engine.on_event("hall", "mailbox_keypad", "code", "0412") == []
+    assert engine.on_event("hall", "mailbox_keypad", "code", "1507") != []
+    assert engine.budget == 1380
+
+
+def test_puzzle_not_available_ignores_input_and_says_so(engine: Engine):
+    engine.start(parcours="primo", players=4)
+    assert engine.on_event("entree", "door_keypad", "code", "3179") == []
+    assert engine.puzzles["front_door"].status == "locked"
+    assert any(entry["kind"] == "ignored" for entry in engine.log)
+
+
+def test_final_puzzle_wins_and_opens_every_lock(engine: Engine):
+    engine.start(parcours="primo", players=4)
+    engine.on_event("hall", "mailbox_keypad", "code", "0412")
+    engine.on_event("entree", "door_keypad", "code", "3179")
+    effects = engine.on_event("cuisine", "fan_switch", "held", 2.1)
+    assert engine.phase == Phase.WON
+    unlocked = {(e.node, e.prop) for e in effects if isinstance(e, PropCommand) and e.action == "unlock"}
+    assert {("hall", "mailbox_lock"), ("entree", "door_lock"), ("cuisine", "cupboard_lock")} <= unlocked
+    assert engine.budget == 1450 - 520 + 15
+    assert [b.label for b in engine.budget_history] == ["Loyer payé (après aide au logement)",
+                                                       "Humidité évitée, moins de chauffage"]
+
+
+def test_time_up_loses_and_opens_every_lock(engine: Engine, clock: FakeClock):
+    engine.start(parcours="primo", players=4)
+    clock.t += 59 * 60
+    assert engine.tick() == []
+    clock.t += 61
+    effects = engine.tick()
+    assert engine.phase == Phase.LOST
+    assert {e.action for e in effects if isinstance(e, PropCommand)} == {"unlock"}
+
+
+def test_pause_stops_the_clock_and_added_time_counts(engine: Engine, clock: FakeClock):
+    engine.start(parcours="primo", players=4)
+    clock.t += 600
+    engine.pause()
+    clock.t += 3000
+    assert engine.remaining() == pytest.approx(3000)
+    engine.resume()
+    engine.add_time(300)
+    engine.add_time(-120)
+    assert engine.remaining() == pytest.approx(3180)
+
+
+def test_orders_that_do_not_fit_the_phase_are_refused(engine: Engine):
+    with pytest.raises(EngineError):
+        engine.pause()
+    engine.start(parcours="primo", players=4)
+    with pytest.raises(EngineError):
+        engine.start(parcours="primo", players=4)
+    with pytest.raises(EngineError):
+        engine.force_solve("nope")
+
+
+def test_too_many_players_refused(engine: Engine):
+    with pytest.raises(EngineError, match="players must be 1 to 6"):
+        engine.start(parcours="primo", players=7)
+    assert engine.phase == Phase.IDLE
+
+
+def test_force_solve_runs_the_puzzle_actions(engine: Engine):
+    engine.start(parcours="primo", players=4)
+    effects = engine.force_solve("mailbox")
+    assert PropCommand("hall", "mailbox_lock", "unlock") in effects
+    assert engine.puzzles["mailbox"].solved_by == "game master"
+
+
+def test_events_outside_a_running_game_are_ignored(engine: Engine):
+    assert engine.on_event("hall", "mailbox_keypad", "code", "0412") == []
