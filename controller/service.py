@@ -14,13 +14,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from config.game import Game, MaglockConfig
+from config.game import Game
 from controller.engine import Effect, Engine, EngineError, Phase, PropCommand, ScreenMessage
 from controller.hub import Hub
 from controller.mqtt import Connection, Incoming, MqttBridge
 from controller.registry import EventVerdict, Registry
 from nodes import contract
 from nodes.contract import Command, Gesture, NodeStatus, PropEvent, PropState, Resync, TechReply
+from props.models import MaglockConfig
 
 log = logging.getLogger(__name__)
 

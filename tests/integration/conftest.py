@@ -33,6 +33,7 @@ class Apartment:
     def __init__(self, game: Game, broker: BrokerHandle, stack: ExitStack) -> None:
         address = BrokerAddress(broker.host, broker.port)
         self.game = game
+        self.broker = broker
         self.factories = {n.id: MockFactory() for n in game.nodes}
         self.agents = {n.id: NodeAgent(game=game, node_id=n.id, broker=address,
                                        pin_factory=self.factories[n.id], simulate=True)
