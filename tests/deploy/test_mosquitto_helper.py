@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -58,6 +59,28 @@ def test_production_config_refuses_a_file_it_cannot_adapt(tmp_path: Path) -> Non
 
 
 # -- the process ----------------------------------------------------------------------------
+def _retained(broker: Mosquitto, topic: str) -> bytes | None:
+    got: list[bytes] = []
+    arrived = threading.Event()
+
+    def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        got.append(msg.payload)
+        arrived.set()
+
+    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+                         client_id="helper-test-sub")
+    client.on_message = on_message
+    client.connect(broker.host, broker.port)
+    client.subscribe(topic, qos=1)
+    client.loop_start()
+    try:
+        arrived.wait(3.0)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got[0] if got else None
+
+
 @pytest.mark.mosquitto
 def test_plain_broker_accepts_anonymous_clients_and_restarts_on_its_port(tmp_path: Path) -> None:
     require_or_skip_mosquitto()
@@ -76,6 +99,7 @@ def test_plain_broker_accepts_anonymous_clients_and_restarts_on_its_port(tmp_pat
 
         broker.restart()
         assert broker.port == port and broker.running
+        assert _retained(broker, "t/retained") == b"kept"  # the persistence dir was kept
 
         broker.kill()
         assert not broker.running

@@ -103,11 +103,23 @@ def plain_config(*, port: int, host: str = "127.0.0.1",
     ]
     if persistence_dir is not None:
         lines += ["persistence true", f"persistence_location {persistence_dir}/"]
+    lines += _stay_root()
     return "\n".join(lines) + "\n"
 
 
-#: directive → what the tests put in its place; every one must occur in the shipped file
+#: the directives the tests rewrite; each must occur exactly once in the shipped file
 _REWRITTEN = ("listener", "password_file", "acl_file", "persistence_location")
+
+
+def _stay_root() -> list[str]:
+    """``user root`` when the tests run as root, else nothing.
+
+    Started as root, Mosquitto 2 switches to the ``mosquitto`` user *before* it reads the
+    password and ACL files and writes its persistence file, which would then be out of
+    reach in a root-owned temporary directory. Test containers and CI often run as root;
+    in production the broker container runs as uid 1883 from the start.
+    """
+    return ["user root"] if os.geteuid() == 0 else []
 
 
 def production_config(*, port: int, password_file: Path, persistence_dir: Path,
@@ -141,12 +153,7 @@ def production_config(*, port: int, password_file: Path, persistence_dir: Path,
         msg = (f"{source}: expected each of {', '.join(_REWRITTEN)} exactly once, found "
                + ", ".join(f"{key} {n} time(s)" for key, n in wrong.items()))
         raise MosquittoError(msg)
-    if os.geteuid() == 0:
-        # Started as root, Mosquitto 2 drops to the "mosquitto" user *before* it reads the
-        # password and ACL files, which would then be unreadable in a root-owned temporary
-        # directory. Test containers often run as root; in production the container runs as
-        # uid 1883 and this line is not needed.
-        out.append("user root")
+    out += _stay_root()
     return "\n".join(out) + "\n"
 
 
