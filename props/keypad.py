@@ -110,28 +110,9 @@ class Keypad(Prop, CompositeDevice):
         self._deadline: float | None = None
         self._test_keys: queue.SimpleQueue[str] | None = None
 
-        keymap = KEYMAPS.get(layout)
-        if keymap is None:
-            msg = f"keypad layout is one of {sorted(KEYMAPS)}, not {layout!r}"
-            raise PropConfigError(msg)
-        if len(rows) != len(keymap) or len(cols) != len(keymap[0]):
-            msg = (f"a {layout} keypad has {len(keymap)} row and {len(keymap[0])} column "
-                   f"pins, got {len(rows)} and {len(cols)}")
-            raise PropConfigError(msg)
-        keys = "".join(keymap)
-        for what, key in (("enter_key", enter_key), ("clear_key", clear_key)):
-            if key and (len(key) != 1 or key not in keys):
-                msg = f"{what} {key!r} is not a key of the {layout} layout ({keys})"
-                raise PropConfigError(msg)
-        if enter_key and enter_key == clear_key:
-            msg = f"enter_key and clear_key are both {enter_key!r}"
-            raise PropConfigError(msg)
-        if code_length is not None and code_length < 1:
-            msg = f"code_length must be at least 1, got {code_length}"
-            raise PropConfigError(msg)
-        if debounce < 0 or entry_timeout <= 0:
-            msg = f"need debounce >= 0 and entry_timeout > 0, got {debounce}, {entry_timeout}"
-            raise PropConfigError(msg)
+        keymap = _checked_keymap(layout=layout, rows=rows, cols=cols, code_length=code_length,
+                                 enter_key=enter_key, clear_key=clear_key,
+                                 entry_timeout=entry_timeout, debounce=debounce)
         self.layout = layout
         self.keymap = keymap
         self.code_length = code_length
@@ -140,37 +121,16 @@ class Keypad(Prop, CompositeDevice):
         self.entry_timeout = float(entry_timeout)
         self.debounce = float(debounce)
 
-        built: list[Device] = []
+        children = _build_children(rows=rows, cols=cols, led=led, buzzer=buzzer,
+                                   pin_factory=pin_factory)
         try:
-            for pin in rows:
-                # NOTE: rows start low: the idle state, so a key held at boot is seen.
-                built.append(DigitalOutputDevice(pin, active_high=True, initial_value=False,
-                                                 pin_factory=pin_factory))
-            row_devices = tuple(built)
-            for pin in cols:
-                built.append(DigitalInputDevice(pin, pull_up=True, bounce_time=None,
-                                                pin_factory=pin_factory))
-            col_devices = tuple(built[len(row_devices):])
-            children: dict[str, Device] = {
-                "rows": CompositeDevice(*row_devices, pin_factory=pin_factory),
-                "cols": CompositeDevice(*col_devices, pin_factory=pin_factory),
-            }
-            built.extend(children.values())
-            if led is not None:
-                children["led"] = SafeLED(led, active_high=True, initial_value=False,
-                                          pin_factory=pin_factory)
-                built.append(children["led"])
-            if buzzer is not None:
-                children["buzzer"] = SafeBuzzer(buzzer, active_high=True, initial_value=False,
-                                                pin_factory=pin_factory)
-                built.append(children["buzzer"])
             super().__init__(pin_factory=pin_factory, _order=list(children), **children)
         except BaseException:
-            for device in reversed(built):
+            for device in children.values():
                 device.close()
             raise
-        self._rows = row_devices
-        self._cols = col_devices
+        self._rows = tuple(children["rows"])  # type: ignore[call-overload]
+        self._cols = tuple(children["cols"])  # type: ignore[call-overload]
         self._led = children.get("led")  # type: ignore[assignment]
         self._buzzer = children.get("buzzer")  # type: ignore[assignment]
         self._positions = {key: (r, c) for r, line in enumerate(keymap)
@@ -439,3 +399,67 @@ class Keypad(Prop, CompositeDevice):
         for device in (self._buzzer, self._led):
             if device is not None:
                 device.blink(on_time=on_time, off_time=off_time, n=n, background=True)
+
+
+def _checked_keymap(*, layout: str, rows: Sequence[int | str], cols: Sequence[int | str],
+                    code_length: int | None, enter_key: str, clear_key: str,
+                    entry_timeout: float, debounce: float) -> tuple[str, ...]:
+    """The key map of *layout*, once the rest of the settings fit it."""
+    keymap = KEYMAPS.get(layout)
+    if keymap is None:
+        msg = f"keypad layout is one of {sorted(KEYMAPS)}, not {layout!r}"
+        raise PropConfigError(msg)
+    if len(rows) != len(keymap) or len(cols) != len(keymap[0]):
+        msg = (f"a {layout} keypad has {len(keymap)} row and {len(keymap[0])} column "
+               f"pins, got {len(rows)} and {len(cols)}")
+        raise PropConfigError(msg)
+    keys = "".join(keymap)
+    for what, key in (("enter_key", enter_key), ("clear_key", clear_key)):
+        if key and (len(key) != 1 or key not in keys):
+            msg = f"{what} {key!r} is not a key of the {layout} layout ({keys})"
+            raise PropConfigError(msg)
+    if enter_key and enter_key == clear_key:
+        msg = f"enter_key and clear_key are both {enter_key!r}"
+        raise PropConfigError(msg)
+    if code_length is not None and code_length < 1:
+        msg = f"code_length must be at least 1, got {code_length}"
+        raise PropConfigError(msg)
+    if debounce < 0 or entry_timeout <= 0:
+        msg = f"need debounce >= 0 and entry_timeout > 0, got {debounce}, {entry_timeout}"
+        raise PropConfigError(msg)
+    return keymap
+
+
+def _build_children(*, rows: Sequence[int | str], cols: Sequence[int | str],
+                    led: int | str | None, buzzer: int | str | None,
+                    pin_factory: Factory | None) -> dict[str, Device]:
+    """Claim the keypad's pins; if one is refused, release those already claimed."""
+    built: list[Device] = []
+    try:
+        for pin in rows:
+            # NOTE: rows start low: the idle state, so a key held at boot is seen.
+            built.append(DigitalOutputDevice(pin, active_high=True, initial_value=False,
+                                             pin_factory=pin_factory))
+        row_devices = tuple(built)
+        for pin in cols:
+            built.append(DigitalInputDevice(pin, pull_up=True, bounce_time=None,
+                                            pin_factory=pin_factory))
+        col_devices = tuple(built[len(row_devices):])
+        children: dict[str, Device] = {
+            "rows": CompositeDevice(*row_devices, pin_factory=pin_factory),
+            "cols": CompositeDevice(*col_devices, pin_factory=pin_factory),
+        }
+        built.extend(children.values())
+        if led is not None:
+            children["led"] = SafeLED(led, active_high=True, initial_value=False,
+                                      pin_factory=pin_factory)
+            built.append(children["led"])
+        if buzzer is not None:
+            children["buzzer"] = SafeBuzzer(buzzer, active_high=True, initial_value=False,
+                                            pin_factory=pin_factory)
+            built.append(children["buzzer"])
+    except BaseException:
+        for device in reversed(built):
+            device.close()
+        raise
+    return children

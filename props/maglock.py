@@ -256,7 +256,7 @@ class Maglock(Prop, CompositeDevice):
     def _door_changed(self) -> None:
         door = self._read_door()
         with self._lock:
-            if door == self._last_door or door == "unknown":
+            if door in (self._last_door, "unknown"):
                 return
             self._last_door = door
         log.info("%s: door %s", self.name or self, door)

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Mapping
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self
 
 from gpiozero import Device, DigitalOutputDevice, InputDevice, OutputDevice, SPIDevice
 from gpiozero.exc import DeviceClosed
@@ -156,6 +156,10 @@ def version_label(version: int | None) -> str:
         return "no chip"
     name = GENUINE_VERSIONS.get(version) or KNOWN_CLONE_VERSIONS.get(version)
     return f"0x{version:02x} ({name})" if name else f"0x{version:02x} (unknown)"
+
+
+class _ChipLost(RFIDError):
+    """The MFRC522 itself stopped answering (unplugged, MISO stuck), not the card."""
 
 
 class _Answer(NamedTuple):
@@ -364,9 +368,7 @@ class MFRC522Reader(Prop, SPIDevice):
             raise
 
     @classmethod
-    def from_config(
-        cls, config: MFRC522Config, *, pin_factory: Factory | None = None
-    ) -> MFRC522Reader:
+    def from_config(cls, config: MFRC522Config, *, pin_factory: Factory | None = None) -> Self:
         """Build the reader a game's YAML describes (see :class:`props.models.MFRC522Config`)."""
         return cls(
             clock_pin=config.spi.clock,
@@ -389,17 +391,18 @@ class MFRC522Reader(Prop, SPIDevice):
             # NOTE: a listener may close the reader from the poll thread itself.
             if thread is not threading.current_thread():
                 thread.join(5)
-        if getattr(self, "_spi", None) is not None and getattr(self, "_version", None) is not None:
-            try:
-                with self._chip_lock:
+        chip_lock = getattr(self, "_chip_lock", None) or threading.RLock()
+        with chip_lock:  # not in the middle of someone's self-test
+            if getattr(self, "_spi", None) is not None and getattr(self, "_version", None):
+                try:
                     self._clear_bits(Reg.TX_CONTROL, 0x03)  # antenna off: no RF left on
-            except Exception:  # a dying bus must not stop close()
-                log.debug("could not switch the antenna off", exc_info=True)
-        reset_line = getattr(self, "_reset_line", None)
-        if reset_line is not None:
-            self._reset_line = None
-            reset_line.close()
-        super().close()  # SPIDevice closes the SPI interface
+                except Exception:  # a dying bus must not stop close()
+                    log.debug("could not switch the antenna off", exc_info=True)
+            reset_line = getattr(self, "_reset_line", None)
+            if reset_line is not None:
+                self._reset_line = None
+                reset_line.close()
+            super().close()  # SPIDevice closes the SPI interface
         cond = getattr(self, "_tag_presented", None)
         if cond is not None:
             with cond:
@@ -475,55 +478,48 @@ class MFRC522Reader(Prop, SPIDevice):
 
     def self_test(self, *, timeout: float = 10.0) -> SelfTestResult:
         """Check the chip answers on SPI and its CRC coprocessor works; never raises."""
+        if self.closed:
+            return SelfTestResult(passed=False, message="reader closed")
         steps: list[str] = []
         try:
-            self._check_open()
             with self._chip_lock:
-                if self._version is None:
-                    self.init_chip()  # the technician may just have fixed the wiring
-                version = self._read(Reg.VERSION)
-                steps.append(f"VersionReg = {version_label(version)}")
-                if version in _NOT_WIRED:
-                    return SelfTestResult(
-                        passed=False,
-                        steps=tuple(steps),
-                        message=(
-                            f"no MFRC522 answers (VersionReg reads 0x{version:02x}): check 3V3 "
-                            "and GND, SCK/MOSI/MISO/SDA wiring, and that SPI is enabled"
-                        ),
-                    )
-                if version not in GENUINE_VERSIONS and version not in KNOWN_CLONE_VERSIONS:
-                    return SelfTestResult(
-                        passed=False,
-                        steps=tuple(steps),
-                        message=f"unexpected VersionReg 0x{version:02x}: not an MFRC522, or a noisy bus",
-                    )
-                crc = self._calc_crc(_CRC_TEST_DATA)
-                steps.append(f"CRC coprocessor: CRC_A(00 00) = {crc.hex()}")
-                if crc != _CRC_TEST_RESULT:
-                    return SelfTestResult(
-                        passed=False,
-                        steps=tuple(steps),
-                        message=f"CRC coprocessor gave {crc.hex()}, expected {_CRC_TEST_RESULT.hex()}",
-                    )
-                antenna = self._read(Reg.TX_CONTROL) & 0x03
-                steps.append(f"antenna drivers {'on' if antenna == 0x03 else 'OFF'}")
-                if antenna != 0x03:
-                    return SelfTestResult(
-                        passed=False, steps=tuple(steps), message="the antenna is switched off"
-                    )
-            steps.append(f"tag on the reader: {self._tag or 'none'}")
+                failure = self._check_chip(steps)
         except Exception as exc:  # a self-test reports, it never raises
             log.exception("self-test of %s failed", self.name or self)
             return SelfTestResult(passed=False, steps=tuple(steps), message=str(exc))
+        if failure:
+            return SelfTestResult(passed=False, steps=tuple(steps), message=failure)
+        steps.append(f"tag on the reader: {self._tag or 'none'}")
+        version = self._version
         note = "" if version in GENUINE_VERSIONS else f" (works, but {version_label(version)})"
         return SelfTestResult(passed=True, steps=tuple(steps), message=f"reader OK{note}")
+
+    def _check_chip(self, steps: list[str]) -> str | None:
+        """The self-test's checks; appends what it saw to *steps*, returns what failed."""
+        if self._version is None:
+            self.init_chip()  # the technician may just have fixed the wiring
+        version = self._read(Reg.VERSION)
+        steps.append(f"VersionReg = {version_label(version)}")
+        if version in _NOT_WIRED:
+            return (f"no MFRC522 answers (VersionReg reads 0x{version:02x}): check 3V3 and "
+                    "GND, SCK/MOSI/MISO/SDA wiring, and that SPI is enabled")
+        if version not in GENUINE_VERSIONS and version not in KNOWN_CLONE_VERSIONS:
+            return f"unexpected VersionReg 0x{version:02x}: not an MFRC522, or a noisy bus"
+        crc = self._calc_crc(_CRC_TEST_DATA)
+        steps.append(f"CRC coprocessor: CRC_A(00 00) = {crc.hex()}")
+        if crc != _CRC_TEST_RESULT:
+            return f"CRC coprocessor gave {crc.hex()}, expected {_CRC_TEST_RESULT.hex()}"
+        antenna = self._read(Reg.TX_CONTROL) & 0x03
+        steps.append(f"antenna drivers {'on' if antenna == 0x03 else 'OFF'}")
+        if antenna != 0x03:
+            return "the antenna is switched off"
+        return None
 
     # -- polling ----------------------------------------------------------------------
     def _run(self) -> None:
         thread = threading.current_thread()
         stopping = thread.stopping if isinstance(thread, GPIOThread) else threading.Event()
-        assert self._poll_interval is not None
+        interval = self._poll_interval or 0.1
         while not stopping.is_set():
             try:
                 self.poll()
@@ -532,7 +528,7 @@ class MFRC522Reader(Prop, SPIDevice):
             except Exception:
                 # NOTE: a flaky bus must not kill the thread; the next poll tries again.
                 log.exception("polling %s failed", self.name or self)
-            stopping.wait(self._poll_interval)
+            stopping.wait(interval)
 
     def poll(self) -> str | None:
         """Look for a tag once, emit events if that changed anything; return the UID seen.
@@ -551,6 +547,16 @@ class MFRC522Reader(Prop, SPIDevice):
                 # Retry only while a tag is believed present: an empty reader then
                 # costs one timer period per poll, not two.
                 uid = self.read_uid(retry=self._tag is not None)
+            except _ChipLost as exc:
+                # A loose wire mid-game: say it once, show it in the state (version
+                # None), and try to set the chip up again every few seconds. The tag
+                # stays as last seen: nothing was seen to leave.
+                log.warning("%s: the MFRC522 stopped answering (%s); retrying every %.0f s",
+                            self.name or self, exc, _REINIT_INTERVAL)
+                self._version = None
+                self._next_init = time.monotonic() + _REINIT_INTERVAL
+                self._state_changed()
+                return None
             except RFIDError as exc:
                 # Inconclusive: something is in the field but the frame was bad. Neither
                 # a read nor a miss, so a noisy tag does not flicker away.
@@ -694,6 +700,9 @@ class MFRC522Reader(Prop, SPIDevice):
             return None  # the chip's timer ran out: no card answered
         # One SPI transaction for three registers (address bytes may follow each other).
         error, level, control = self._read_many(Reg.ERROR, Reg.FIFO_LEVEL, Reg.CONTROL)
+        if error == 0xFF:  # bit 5 is reserved and reads 0: this is MISO stuck high
+            msg = "ErrorReg reads 0xff: MISO stuck high"
+            raise _ChipLost(msg)
         if error & _ERR_FATAL:
             msg = f"ErrorReg 0x{error:02x} after {data.hex()}"
             raise RFIDError(msg)
@@ -729,7 +738,7 @@ class MFRC522Reader(Prop, SPIDevice):
                 return irq
             if time.monotonic() > deadline:
                 msg = f"the MFRC522 did not finish the {what} (IRQ register 0x{irq:02x})"
-                raise RFIDError(msg)
+                raise _ChipLost(msg)
             # Answers take ~0.5 ms; sleeping this long between reads spares the CPU
             # while waiting out the 5 ms timer of an empty poll.
             time.sleep(0.0005)

@@ -69,7 +69,7 @@ _VERSION = 0x37
 # Reset values of the registers that have a non-zero one (datasheet section 9.3)
 _RESET_VALUES = {
     _COMMAND: 0x20, 0x02: 0x80, _COM_IRQ: 0x14, 0x07: 0x21, 0x0B: 0x08, _CONTROL: 0x10,
-    _COLL: 0x80, _MODE: 0x3F, 0x13: 0x00, _TX_CONTROL: 0x80, 0x16: 0x10, 0x17: 0x84,
+    _COLL: 0x80, _MODE: 0x3F, _TX_CONTROL: 0x80, 0x16: 0x10, 0x17: 0x84,
     0x18: 0x84, 0x19: 0x4D, 0x1A: 0x21, 0x1C: 0x62, _CRC_RESULT_H: 0xFF,
     _CRC_RESULT_L: 0xFF, 0x24: 0x26, 0x26: 0x48, 0x27: 0x88, 0x28: 0x20, 0x29: 0x20,
 }
@@ -96,6 +96,7 @@ _READ_ONLY = frozenset({_ERROR, 0x07, _FIFO_LEVEL, _CONTROL, _CRC_RESULT_H, _CRC
                         _VERSION})
 _WRITE_ONLY_BIT7 = frozenset({_COM_IRQ, _DIV_IRQ, _BIT_FRAMING})
 _FIFO_SIZE = 64
+_FRAMES_KEPT = 256
 _CLOCK_HZ = 13_560_000
 
 # ISO/IEC 14443-3 type A
@@ -248,18 +249,26 @@ class SimulatedMFRC522(MockSPIDevice):
     ) -> None:
         super().__init__(clock_pin, mosi_pin, miso_pin, select_pin, pin_factory=pin_factory)
         self._lock = threading.RLock()
+        self._frame_received = threading.Condition(self._lock)
         self._version = version
         self._realtime_timer = realtime_timer
         self._card: _Card | None = None
         self._corrupt = 0
+        self._corrupt_skip = 0
         self._regs = bytearray(64)
         self._fifo = bytearray()
         self._timer_deadline: float | None = None
         self._first_byte = True
         self._reading = False
         self._address = 0
-        #: every frame the card received, for tests: (bytes, valid bits of the last)
+        #: the last frames the card received, for tests: (bytes, valid bits of the last)
         self.frames: list[tuple[bytes, int]] = []
+        #: how many frames the card received in all
+        self.frames_received = 0
+        #: SPI transactions (chip select asserted) addressed to this chip
+        self.transactions = 0
+        #: transactions during which another chip on the bus was selected too
+        self.bus_conflicts = 0
         self._soft_reset()
 
     # -- test / simulation API --------------------------------------------------------
@@ -274,14 +283,25 @@ class SimulatedMFRC522(MockSPIDevice):
         with self._lock:
             self._card = None
 
-    def corrupt_next(self, n: int = 1) -> None:
-        """Damage the card's next *n* answers, as RF noise would.
+    def corrupt_next(self, n: int = 1, *, skip: int = 0) -> None:
+        """Damage the card's next *n* answers, after *skip* good ones, as RF noise would.
 
         An ATQA arrives with a parity error (ErrorReg ParityErr), an anticollision
-        answer with a wrong BCC, a SAK with a wrong CRC_A.
+        answer with a wrong BCC, a SAK with a wrong CRC_A. In one activation the
+        answers come in that order, so ``skip=1`` damages a BCC, ``skip=2`` a CRC.
         """
         with self._lock:
             self._corrupt += n
+            self._corrupt_skip = skip
+
+    def wait_frames(self, count: int, timeout: float | None = None) -> bool:
+        """Wait until the card has received *count* frames in all (see :attr:`frames_received`).
+
+        A poll with a card in the field sends it 4 frames or more (WUPA, ANTICOLLISION,
+        SELECT, HLTA); tests wait on this rather than sleep.
+        """
+        with self._frame_received:
+            return self._frame_received.wait_for(lambda: self.frames_received >= count, timeout)
 
     @property
     def card_uid(self) -> str | None:
@@ -303,6 +323,19 @@ class SimulatedMFRC522(MockSPIDevice):
     def on_start(self) -> None:
         super().on_start()
         self._first_byte = True
+        self.transactions += 1
+        # Two chips selected at once both drive MISO: on the real bus that garbles
+        # every read. Count it, so tests can prove the driver never lets it happen.
+        for other in self.clock_pin.spi_devices:
+            if (
+                other is not self
+                and getattr(other, "select_pin", None) is not None
+                and other.select_pin.state == other.select_high
+            ):
+                self.bus_conflicts += 1
+                if self.bus_conflicts == 1:  # once: a miswired bus would flood the log
+                    log.warning("simulated MFRC522 on %s selected together with %s",
+                                self.select_pin.info.name, other.select_pin.info.name)
         # NOTE: MockPin records every level change; a chip polled for hours would
         # grow those lists without end. The bus pins' history is of no use to anyone.
         for pin in (self.clock_pin, self.mosi_pin, self.miso_pin, self.select_pin):
@@ -410,6 +443,9 @@ class SimulatedMFRC522(MockSPIDevice):
         # A card needs the field (TX1/TX2 on) and 100 % ASK to hear type A at all.
         if self._card is not None and self.antenna_on and self._regs[_TX_ASK] & 0x40:
             self.frames.append((frame, last_bits))
+            del self.frames[:-_FRAMES_KEPT]
+            self.frames_received += 1
+            self._frame_received.notify_all()
             answer = self._card.receive(frame, last_bits)
         if transmit_only:
             self._regs[_COMMAND] &= 0xF0  # Transmit ends by itself
@@ -419,7 +455,9 @@ class SimulatedMFRC522(MockSPIDevice):
             self._start_timer()
             return
         parity_error = False
-        if self._corrupt:
+        if self._corrupt and self._corrupt_skip:
+            self._corrupt_skip -= 1
+        elif self._corrupt:
             self._corrupt -= 1
             answer, parity_error = self._damage(answer)
         self._fifo.extend(answer)

@@ -57,6 +57,7 @@ class _OffOnClose:
         _LIVE.add(self)
 
     def close(self) -> None:
+        """Switch off, then release the pin (as gpiozero's ``close()``)."""
         try:
             if not self.closed:  # type: ignore[attr-defined]
                 self.off()  # type: ignore[attr-defined]
@@ -136,6 +137,13 @@ def int_param(params: Mapping[str, Any] | None, key: str, default: int | None, *
         raise BadActionParams(msg)
     return value
 
+
+#: what :meth:`Output.self_test` plays, by kind: (seconds on, seconds off, count)
+SELF_TEST_PATTERNS: Mapping[str, tuple[float, float, int]] = {
+    "led": (0.15, 0.15, 2),
+    "relay": (0.3, 0.0, 1),
+    "buzzer": BEEPS["short"],
+}
 
 _DEVICE_CLASSES: Mapping[str, type[DigitalOutputDevice]] = {
     "led": SafeLED,
@@ -283,8 +291,7 @@ class Output(Prop, CompositeDevice):
         """Blink, pulse or beep briefly, then restore the previous on/off state."""
         try:
             was_on = self._active
-            on_time, off_time, n = {"led": (0.15, 0.15, 2), "relay": (0.3, 0.0, 1),
-                                    "buzzer": BEEPS["short"]}[self.kind]
+            on_time, off_time, n = SELF_TEST_PATTERNS[self.kind]
             with self._lock:
                 self._cancel()
             self._dev.blink(on_time=on_time, off_time=off_time, n=n, background=False)
@@ -292,7 +299,7 @@ class Output(Prop, CompositeDevice):
                 self.on()
             else:
                 self.off()
-            what = {"led": "blinked twice", "relay": f"pulsed {on_time} s",
+            what = {"led": f"blinked {n} times", "relay": f"pulsed {on_time} s",
                     "buzzer": "beeped"}[self.kind]
             return SelfTestResult(passed=True, steps=(what, "restored " + ("on" if was_on
                                                                            else "off")))
@@ -302,6 +309,7 @@ class Output(Prop, CompositeDevice):
 
     # -- gpiozero Device ---------------------------------------------------------------
     def close(self) -> None:
+        """Stop any pattern, switch off, release the pin. Harmless when called twice."""
         lock = getattr(self, "_lock", None)
         if lock is not None:
             with lock:

@@ -47,8 +47,8 @@ _READ_TIMEOUT = 0.05
 def em4100_frame(tag_id: str) -> bytes:
     """The RDM6300 frame for a 10-hex-digit EM4100 id (version byte + 4-byte tag).
 
-        >>> em4100_frame("0a001b2c3d")
-        b'\\x020A001B2C3D0B\\x03'
+        >>> em4100_frame("1a00c3f2b7")
+        b'\\x021A00C3F2B79C\\x03'
     """
     data = bytes.fromhex(tag_id)
     if len(data) != 5:
@@ -66,8 +66,8 @@ class EM4100FrameParser:
     between frames is one error, not one per byte.
 
         >>> parser = EM4100FrameParser()
-        >>> list(parser.feed(b"\\x020A001B2C3D0B\\x03"))
-        ['0a001b2c3d']
+        >>> list(parser.feed(b"\\x021A00C3F2B79C\\x03"))
+        ['1a00c3f2b7']
     """
 
     def __init__(self) -> None:
@@ -120,9 +120,9 @@ class RDM6300Reader(Prop, Device):
 
         from props.rdm6300 import RDM6300Reader
 
-        reader = RDM6300Reader(port="/dev/serial0", tags={"0a001b2c3d": "badge gardien"})
-        reader.when_event = lambda kind, tag: print(kind, tag)   # tag 0a001b2c3d
-        print(reader.state)  # {'tag': '0a001b2c3d', 'tag_name': 'badge gardien', ...}
+        reader = RDM6300Reader(port="/dev/serial0", tags={"1a00c3f2b7": "badge gardien"})
+        reader.when_event = lambda kind, tag: print(kind, tag)   # tag 1a00c3f2b7
+        print(reader.state)  # {'tag': '1a00c3f2b7', 'tag_name': 'badge gardien', ...}
 
     :param port: the serial device (``/dev/serial0`` is the Pi's primary UART).
     :param removal_timeout: seconds without a frame before the tag counts as removed.

@@ -40,7 +40,7 @@ class SimulatedRDM6300:
 
         module = SimulatedRDM6300()
         reader = RDM6300Reader(port=module.port)
-        module.present("0a001b2c3d")   # frames every 50 ms: one ("tag", "0a001b2c3d")
+        module.present("1a00c3f2b7")   # frames every 50 ms: one ("tag", "1a00c3f2b7")
         module.remove()                # frames stop: ("removed", ...) after the timeout
         module.send_raw(b"noise")      # anything, e.g. a frame with a bad checksum
 
@@ -61,10 +61,12 @@ class SimulatedRDM6300:
             self._close_fds()
             raise
         self._lock = threading.Lock()
+        self._sent = threading.Condition(self._lock)
         self._tag: str | None = None
         self._wake = threading.Event()
         self._closed = False
-        self.frames_sent = 0
+        #: writes to the line so far (repeated frames and raw data)
+        self.writes = 0
         self._thread = threading.Thread(target=self._run, name="sim-rdm6300", daemon=True)
         self._thread.start()
 
@@ -89,11 +91,18 @@ class SimulatedRDM6300:
     def tag(self) -> str | None:
         return self._tag
 
+    def wait_writes(self, count: int, timeout: float | None = None) -> bool:
+        """Wait until :attr:`writes` reaches *count*; False on timeout."""
+        with self._sent:
+            return self._sent.wait_for(lambda: self.writes >= count or self._closed, timeout)
+
     def close(self) -> None:
         """Unplug the module: the port goes away. Harmless twice."""
         if self._closed:
             return
-        self._closed = True
+        with self._sent:
+            self._closed = True
+            self._sent.notify_all()
         self._wake.set()
         if self._thread is not threading.current_thread():
             self._thread.join(2)
@@ -117,12 +126,16 @@ class SimulatedRDM6300:
     def _write(self, data: bytes) -> None:
         try:
             os.write(self._master, data)
-            self.frames_sent += 1
         except BlockingIOError:
             log.debug("simulated RDM6300: nobody reads the port, frame dropped")
+            return
         except OSError:
             if not self._closed:
                 log.debug("simulated RDM6300: write failed", exc_info=True)
+            return
+        with self._sent:
+            self.writes += 1
+            self._sent.notify_all()
 
 
 class RDM6300Simulator(Simulator):
@@ -133,7 +146,7 @@ class RDM6300Simulator(Simulator):
 
         sim = prepare_rdm6300(config, factory)
         reader = build_prop(sim.config, pin_factory=factory)
-        sim.perform("present", "0a001b2c3d")
+        sim.perform("present", "1a00c3f2b7")
     """
 
     gestures = frozenset({"present", "remove"})

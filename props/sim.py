@@ -81,6 +81,9 @@ class Simulator:
         return {use.pin: bool(self.factory.pin(use.pin).state)
                 for use in self.config.pin_uses()}
 
+    def close(self) -> None:
+        """Release what the simulation holds (a base simulator holds nothing)."""
+
     def _perform(self, gesture: str, value: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -94,14 +97,14 @@ def prepare(config: PropConfig, factory: MockFactory) -> Simulator:
         msg = f"simulated props need a gpiozero MockFactory, not {type(factory).__name__}"
         raise PropConfigError(msg)
     kind = config.kind
-    if kind == "keypad":
-        return KeypadSimulator(config, factory)
-    if kind == "maglock":
-        return MaglockSimulator(config, factory)
-    if kind in ("button", "reed_switch", "pressure_mat"):
-        return ContactSimulator(config, factory)
-    if kind in ("led", "relay", "buzzer"):
-        return Simulator(config, factory)
+    simple: dict[str, Callable[[Any, MockFactory], Simulator]] = {
+        "keypad": KeypadSimulator, "maglock": MaglockSimulator,
+        "button": ContactSimulator, "reed_switch": ContactSimulator,
+        "pressure_mat": ContactSimulator,
+        "led": Simulator, "relay": Simulator, "buzzer": Simulator,
+    }
+    if kind in simple:
+        return simple[kind](config, factory)
     if kind == "mfrc522":
         from props.mfrc522_sim import prepare_mfrc522
 

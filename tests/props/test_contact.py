@@ -55,7 +55,7 @@ def test_button_press_and_release(make_contact: MakeContact) -> None:
 
 
 def test_button_held_reports_the_seconds_held_once(make_contact: MakeContact) -> None:
-    button, sim, log = make_contact(kind="button", hold_time=0.05)
+    _, sim, log = make_contact(kind="button", hold_time=0.05)
 
     sim.perform("hold", 0.2)
 

@@ -49,7 +49,7 @@ def test_output_starts_at_its_configured_level(make_output: MakeOutput, kind: st
 
     assert pin.state is level
     assert output.state == {"on": initial_value}
-    assert pin.levels() == [level]  # no blip on the way
+    assert set(pin.levels()[1:]) <= {level}  # from the floating input: no blip on the way
 
 
 def test_output_on_off_and_reset(make_output: MakeOutput) -> None:
@@ -149,6 +149,8 @@ def test_output_rejects_actions_it_cannot_do(make_output: MakeOutput, kind: str,
 def test_output_self_test_restores_the_state(make_output: MakeOutput,
                                              monkeypatch: pytest.MonkeyPatch,
                                              kind: str) -> None:
+    monkeypatch.setattr("props.outputs.SELF_TEST_PATTERNS", {
+        "led": (0.01, 0.01, 2), "relay": (0.02, 0.0, 1), "buzzer": (0.01, 0.01, 1)})
     output, pin, _ = make_output(kind=kind)
     output.on()
     pin.clear_states()

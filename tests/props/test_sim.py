@@ -1,0 +1,207 @@
+"""The simulated wiring: pins behave like the real circuit, gestures and their errors."""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+import pytest
+from gpiozero import Button, DigitalInputDevice, DigitalOutputDevice
+from gpiozero.pins.mock import MockFactory
+
+from props.exc import BadActionParams, PropConfigError, UnknownAction
+from props.models import (
+    ButtonConfig,
+    KeypadConfig,
+    MaglockConfig,
+    MFRC522Config,
+    OutputConfig,
+    RDM6300Config,
+    SortingConfig,
+)
+from props.sim import (
+    ContactSimulator,
+    KeypadSimulator,
+    MaglockSimulator,
+    Simulator,
+    SwitchPin,
+    prepare,
+)
+
+ROWS, COLS = [5, 6, 13, 19], [12, 16, 20]
+
+
+def keypad_sim(factory: MockFactory, **fields: Any) -> KeypadSimulator:
+    sim = prepare(KeypadConfig(id="k", rows=ROWS, cols=COLS, **fields), factory)
+    assert isinstance(sim, KeypadSimulator)
+    return sim
+
+
+def test_keypad_matrix_joins_a_row_to_a_column_only_through_a_pressed_key(
+        mock_factory: MockFactory) -> None:
+    # plain gpiozero devices on the simulated matrix: no Keypad class involved
+    sim = keypad_sim(mock_factory)
+    rows = [DigitalOutputDevice(p, initial_value=True, pin_factory=mock_factory) for p in ROWS]
+    cols = [DigitalInputDevice(p, pull_up=True, pin_factory=mock_factory) for p in COLS]
+    edges: list[int] = []
+    cols[2].when_activated = lambda: edges.append(2)
+    try:
+        sim.down("6")  # row 1, column 2
+        assert not any(c.is_active for c in cols)  # every row high: nothing reads low
+
+        rows[0].off()
+        assert not any(c.is_active for c in cols)
+        rows[1].off()  # the key's row goes low: its column follows, with an edge
+        assert [c.is_active for c in cols] == [False, False, True]
+        assert edges == [2]
+
+        sim.up("6")
+        assert not any(c.is_active for c in cols)
+        assert sim.pressed == frozenset()
+    finally:
+        for device in [*rows, *cols]:
+            device.close()
+
+
+def test_keypad_sim_pin_levels_show_rows_and_columns(mock_factory: MockFactory) -> None:
+    sim = keypad_sim(mock_factory, led=26)
+    assert set(sim.pin_levels()) == {*ROWS, *COLS, 26}
+
+
+def test_keypad_sim_gives_up_when_no_keypad_reads_it(mock_factory: MockFactory) -> None:
+    sim = keypad_sim(mock_factory)
+    sim.timeout = 0.05
+    assert sim.press("1") is False
+    assert sim.pressed == frozenset()
+
+
+@pytest.mark.parametrize(("gesture", "value"), [
+    ("press", "X"), ("press", None), ("type", ""), ("type", 1234), ("type", "12X"),
+    ("down", "D"),  # a 3x4 keypad has no D
+])
+def test_keypad_sim_rejects_keys_it_does_not_have(mock_factory: MockFactory, gesture: str,
+                                                  value: Any) -> None:
+    sim = keypad_sim(mock_factory)
+    with pytest.raises(BadActionParams):
+        sim.perform(gesture, value)
+    assert sim.pressed == frozenset()
+
+
+def test_unknown_gesture_is_refused(mock_factory: MockFactory) -> None:
+    sim = keypad_sim(mock_factory)
+    with pytest.raises(UnknownAction):
+        sim.perform("smash")
+
+
+def test_prepare_after_the_pin_was_claimed_is_refused(mock_factory: MockFactory) -> None:
+    DigitalOutputDevice(ROWS[0], pin_factory=mock_factory).close()  # a plain MockPin now
+    with pytest.raises(PropConfigError, match="before building"):
+        keypad_sim(mock_factory)
+
+
+def test_prepare_twice_on_one_factory_rewires(mock_factory: MockFactory) -> None:
+    keypad_sim(mock_factory)
+    second = keypad_sim(mock_factory)
+    assert second.matrix.rows[0].matrix is second.matrix
+
+
+def test_prepare_needs_a_mock_factory() -> None:
+    with pytest.raises(PropConfigError, match="MockFactory"):
+        prepare(OutputConfig(id="o", pin=23), object())  # type: ignore[arg-type]
+
+
+def test_contact_sim_is_a_switch_to_ground(mock_factory: MockFactory) -> None:
+    sim = prepare(ButtonConfig(id="b", pin=22), mock_factory)
+    assert isinstance(sim, ContactSimulator)
+    assert sim.gestures == {"press", "release", "hold"}
+    with Button(22, pull_up=True, pin_factory=mock_factory) as button:
+        sim.perform("press")
+        assert mock_factory.pin(22).state is False
+        assert button.is_pressed
+        assert sim.pressed
+        sim.perform("release")
+        assert sim.pin_levels() == {22: True}
+
+
+def test_contact_sim_pressed_before_the_device_exists(mock_factory: MockFactory) -> None:
+    sim = prepare(ButtonConfig(id="b", pin=22), mock_factory)
+    sim.perform("press")
+    with Button(22, pull_up=True, pin_factory=mock_factory) as button:
+        assert button.is_pressed  # the pull-up loses against the closed switch
+
+
+@pytest.mark.parametrize("value", [-1, "long", True, 61])
+def test_contact_sim_hold_needs_sane_seconds(mock_factory: MockFactory, value: Any) -> None:
+    sim = prepare(ButtonConfig(id="b", pin=22), mock_factory)
+    with pytest.raises(BadActionParams):
+        sim.perform("hold", value)
+    assert not sim.pressed
+
+
+@pytest.mark.parametrize(("level", "closed_pin", "open_pin"), [("low", False, True),
+                                                                ("high", True, False)])
+def test_maglock_sim_door_starts_closed(mock_factory: MockFactory, level: str,
+                                       closed_pin: bool, open_pin: bool) -> None:
+    sim = prepare(MaglockConfig(id="m", relay=17, door=27, door_closed_level=level),
+                  mock_factory)
+    assert isinstance(sim, MaglockSimulator)
+    with DigitalInputDevice(27, pull_up=True, pin_factory=mock_factory):
+        assert sim.door_closed is True
+        assert mock_factory.pin(27).state is closed_pin
+        sim.perform("open_door")
+        assert sim.door_closed is False
+        assert sim.pin_levels()[27] is open_pin
+
+
+def test_maglock_sim_without_a_door_has_no_gesture(mock_factory: MockFactory) -> None:
+    sim = prepare(MaglockConfig(id="m", relay=17), mock_factory)
+    assert isinstance(sim, MaglockSimulator)
+    assert sim.door_closed is None
+    with pytest.raises(UnknownAction):
+        sim.perform("open_door")
+
+
+@pytest.mark.parametrize("kind", ["led", "relay", "buzzer"])
+def test_output_sim_only_shows_the_pin(mock_factory: MockFactory, kind: str) -> None:
+    sim = prepare(OutputConfig(id="o", kind=kind, pin=23), mock_factory)
+    assert type(sim) is Simulator
+    assert sim.gestures == frozenset()
+    with DigitalOutputDevice(23, initial_value=True, pin_factory=mock_factory):
+        assert sim.pin_levels() == {23: True}
+    assert "23" in repr(sim)
+
+
+def test_switch_pin_with_pull_down_switch_to_3v3(mock_factory: MockFactory) -> None:
+    pin = mock_factory.pin(24, pin_class=SwitchPin)
+    pin.switch_level = True
+    with Button(24, pull_up=False, pin_factory=mock_factory) as button:
+        pin.set_switch(True)
+        assert button.is_pressed
+        pin.set_switch(False)
+        assert not button.is_pressed
+
+
+def test_rfid_kinds_are_prepared_by_their_own_modules(mock_factory: MockFactory,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def fake(name: str) -> Any:
+        def prepare_kind(config: Any, factory: MockFactory) -> Simulator:
+            calls.append(name)
+            return Simulator(config, factory)
+        return prepare_kind
+
+    mfrc522_sim = types.ModuleType("props.mfrc522_sim")
+    mfrc522_sim.prepare_mfrc522 = fake("mfrc522")  # type: ignore[attr-defined]
+    mfrc522_sim.prepare_sorting = fake("sorting")  # type: ignore[attr-defined]
+    rdm6300 = types.ModuleType("props.rdm6300")
+    rdm6300.prepare_rdm6300 = fake("rdm6300")  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "props.mfrc522_sim", mfrc522_sim)
+    monkeypatch.setitem(sys.modules, "props.rdm6300", rdm6300)
+
+    prepare(MFRC522Config(id="a"), mock_factory)
+    prepare(SortingConfig(id="b", bins={"glass": 7}), mock_factory)
+    prepare(RDM6300Config(id="c"), mock_factory)
+
+    assert calls == ["mfrc522", "sorting", "rdm6300"]
