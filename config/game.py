@@ -196,9 +196,27 @@ Action = Annotated[
 ]
 
 
+class TextPerParcours(_Model):
+    """A text that differs per parcours; each may be a plain French string or ``{fr, en}``."""
+
+    primo: Text
+    locataire: Text
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = {k: _as_text(v) if k in PARCOURS else v for k, v in data.items()}
+        return data
+
+
 class Clue(_Model):
-    text: Text | PerParcours = Field(union_mode="left_to_right")
-    cost: int = Field(default=0, ge=0, description="euros taken from the budget when sent")
+    """A pre-written clue the game master can send to a room screen."""
+
+    text: Text | TextPerParcours = Field(union_mode="left_to_right")
+    cost: int = Field(default=0, ge=0, description="euros taken from the budget when sent (if it counts)")
+    parcours: list[Parcours] = Field(default_factory=lambda: list(PARCOURS),
+                                     description="the parcours this clue is for")
 
     @model_validator(mode="before")
     @classmethod
@@ -208,6 +226,12 @@ class Clue(_Model):
         if isinstance(data, dict) and isinstance(data.get("text"), str):
             data = {**data, "text": {"fr": data["text"]}}
         return data
+
+    def text_for(self, parcours: str) -> Text:
+        """The clue's text in *parcours*."""
+        if isinstance(self.text, TextPerParcours):
+            return getattr(self.text, parcours)
+        return self.text
 
 
 class Requires(_Model):

@@ -99,7 +99,7 @@ def _clean_loc(loc: tuple[Any, ...]) -> Path_:
 _UNION_TAGS = frozenset({
     "keypad", "maglock", "button", "reed_switch", "pressure_mat", "led", "relay", "buzzer",
     "mfrc522", "rdm6300", "sorting", "event", "all", "sequence", "lock", "unlock", "command",
-    "budget", "message", "timer", "end_game", "Text", "PerParcours", "int", "str",
+    "budget", "message", "timer", "end_game", "Text", "PerParcours", "TextPerParcours", "int", "str",
     "list[str]", "Requires", "list[constrained-str]", "EventCondition", "Condition",
 })
 

@@ -173,7 +173,7 @@ class SwitchPin(MockPin):
 
 
 class ContactSimulator(Simulator):
-    """A finger on a button, a magnet by a reed switch, a foot on a mat."""
+    """A finger on a button, a magnet by a reed switch (starts closed), a foot on a mat."""
 
     def __init__(self, config: ButtonConfig, factory: MockFactory) -> None:
         super().__init__(config, factory)
@@ -181,7 +181,9 @@ class ContactSimulator(Simulator):
         self.pin: SwitchPin = _special_pin(factory, config.pin, SwitchPin)
         # NOTE: a pull-up contact switches to GND, a pull-down one to 3V3.
         self.pin.switch_level = not config.pull_up
-        self.pin.set_switch(False)
+        # NOTE: a reed switch watches a window or door, and those start closed (magnet by the
+        # reed, contact closed); buttons and mats start released.
+        self.pin.set_switch(config.kind == "reed_switch")
         extra = {"reed_switch": {"close": "press", "open": "release"},
                  "pressure_mat": {"step_on": "press", "step_off": "release"}}
         self._aliases: dict[str, str] = extra.get(config.kind, {})

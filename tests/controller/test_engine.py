@@ -6,6 +6,7 @@ import pytest
 
 from config.loader import SHIPPED_GAME, load_game
 from controller.engine import Engine, EngineError, Phase, PropCommand, ScreenMessage
+from tests.solutions import FINAL_BUDGET, events
 
 
 class FakeClock:
@@ -29,7 +30,9 @@ def engine(clock: FakeClock) -> Engine:
 def test_start_locks_every_maglock(engine: Engine):
     effects = engine.start(parcours="primo", players=4)
     locks = {(e.node, e.prop) for e in effects if isinstance(e, PropCommand) and e.action == "lock"}
-    assert locks == {("hall", "mailbox_lock"), ("entree", "door_lock"), ("cuisine", "cupboard_lock")}
+    every_maglock = {(n.id, p.id) for n in engine.game.nodes for p in n.props if p.kind == "maglock"}
+    assert locks == every_maglock
+    assert len(locks) == 7
     assert engine.phase == Phase.RUNNING
     assert engine.budget == 1450
 
@@ -63,17 +66,28 @@ def test_puzzle_not_available_ignores_input_and_says_so(engine: Engine):
     assert any(entry["kind"] == "ignored" for entry in engine.log)
 
 
-def test_final_puzzle_wins_and_opens_every_lock(engine: Engine):
-    engine.start(parcours="primo", players=4)
-    engine.on_event("hall", "mailbox_keypad", "code", "0412")
-    engine.on_event("entree", "door_keypad", "code", "3179")
-    effects = engine.on_event("cuisine", "fan_switch", "held", 2.1)
+@pytest.mark.parametrize("parcours", ["primo", "locataire"])
+def test_play_through_wins_with_the_expected_budget_and_opens_every_lock(engine: Engine, parcours: str):
+    engine.start(parcours=parcours, players=4)
+    effects = []
+    for node, prop, event, value in events(parcours):
+        assert engine.phase == Phase.RUNNING, f"ended early at {node}.{prop}"
+        effects = engine.on_event(node, prop, event, value)
     assert engine.phase == Phase.WON
+    assert all(p.status == "solved" for p in engine.puzzles.values())
     unlocked = {(e.node, e.prop) for e in effects if isinstance(e, PropCommand) and e.action == "unlock"}
-    assert {("hall", "mailbox_lock"), ("entree", "door_lock"), ("cuisine", "cupboard_lock")} <= unlocked
-    assert engine.budget == 1450 - 520 + 15
-    assert [b.label for b in engine.budget_history] == ["Loyer payé (après aide au logement)",
-                                                       "Humidité évitée, moins de chauffage"]
+    assert unlocked == {(n.id, p.id) for n in engine.game.nodes for p in n.props if p.kind == "maglock"}
+    assert engine.budget == FINAL_BUDGET[parcours]
+    assert engine.budget_history[0].label == "Loyer payé"
+
+
+def test_ingredients_in_the_wrong_order_do_not_make_the_product(engine: Engine):
+    engine.start(parcours="primo", players=4)
+    for node, prop, event, value in events("primo")[:4]:  # up to the kitchen hood
+        engine.on_event(node, prop, event, value)
+    for uid in ("04b2c3d4", "04a1b2c3", "04c3d4e5"):
+        engine.on_event("cuisine", "ingredients", "tag", uid)
+    assert engine.puzzles["cleaning_product"].status == "available"
 
 
 def test_time_up_loses_and_opens_every_lock(engine: Engine, clock: FakeClock):

@@ -92,8 +92,9 @@ def test_credentials_command_writes_private_files(tmp_path: Path) -> None:
     assert run_cli("broker", "credentials", "--config", str(SHIPPED_GAME), "--out", str(out),
                    "--broker", "192.168.1.10:1883") == 0
     names = {p.name for p in out.iterdir()}
-    assert names == {"passwd", "hall.env", "entree.env", "cuisine.env", "controller.env",
-                     "healthcheck.env"}
+    nodes = {f"{n.id}.env" for n in load_game(SHIPPED_GAME).nodes}
+    assert names == {"passwd", "controller.env", "healthcheck.env", *nodes}
+    assert len(nodes) == 7
     assert mode(out) == 0o700
     assert all(mode(p) == 0o600 for p in out.iterdir())
 
@@ -105,7 +106,7 @@ def test_credentials_command_writes_private_files(tmp_path: Path) -> None:
     assert "ESCAPE_BROKER" not in controller  # compose passes --broker mosquitto:1883
 
     lines = dict(line.split(":", 1) for line in (out / "passwd").read_text().splitlines())
-    assert set(lines) == {"hall", "entree", "cuisine", "controller", "healthcheck"}
+    assert set(lines) == {"controller", "healthcheck", *(n.id for n in load_game(SHIPPED_GAME).nodes)}
     for user, encoded in lines.items():
         password = read_env_file(out / f"{user}.env")["ESCAPE_MQTT_PASSWORD"]
         assert verify_password(password, encoded)

@@ -306,7 +306,7 @@ def test_controller_reads_and_writes_the_whole_tree(peer: OpenPeer) -> None:
     controller, watcher = peer("controller"), peer("controller")
     watcher.subscribe("escape/#")
     topics = [T.prop_set("entree", "door_lock"), T.game_state, T.controller_status,
-              T.prop_state("cuisine", "fan_switch"), T.node_status("hall")]
+              T.prop_state("cuisine", "hood_switch"), T.node_status("hall")]
     sent = {topic: marker(topic) for topic in topics}
     for topic, payload in sent.items():
         controller.publish(topic, payload)

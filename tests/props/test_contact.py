@@ -73,13 +73,13 @@ def test_reed_switch_closes_and_opens_without_held(make_contact: MakeContact) ->
     reed, sim, log = make_contact(kind="reed_switch", hold_time=0.02)
     assert sim.gestures == {"press", "release", "hold", "close", "open"}
 
-    sim.perform("close")
+    # The simulated window starts closed, as windows and doors do before a game.
     assert reed.state == {"closed": True}
     assert reed.is_closed
-    sim.perform("hold", 0.1)  # still closed, then opened: no "held" for a reed switch
     sim.perform("open")
+    sim.perform("hold", 0.1)  # closed a while, then opened: no "held" for a reed switch
 
-    assert log.events == [("closed", None), ("opened", None)]
+    assert log.events == [("opened", None), ("closed", None), ("opened", None)]
     assert reed.state == {"closed": False}
 
 
@@ -115,8 +115,8 @@ def test_contact_keeps_gpiozero_callbacks(make_contact: MakeContact) -> None:
     reed.when_closed = closed.set
     reed.when_opened = opened.set
 
-    sim.perform("close")
     sim.perform("open")
+    sim.perform("close")
 
     assert closed.is_set()
     assert opened.is_set()
