@@ -30,8 +30,8 @@ def test_full_play_through_wins_with_expected_budget_and_every_lock_open(make_ap
         apt.gesture(node, prop, gesture, value)
         if gesture == "present":
             # a tag must be seen by the reader (next poll) before it is taken away
-            wait_for(lambda n=node, p=prop: apt.service.registry.props[(n, p)].last_event is not None
-                     and apt.service.registry.props[(n, p)].last_event["value"] == value,
+            wait_for(lambda n=node, p=prop, v=value: apt.service.registry.props[(n, p)].last_event is not None
+                     and apt.service.registry.props[(n, p)].last_event["value"] == v,
                      timeout=5, what=f"{node}.{prop} to report {value}")
     wait_for(lambda: apt.service.engine.phase == "won", timeout=10, what="the game to be won")
     elapsed = time.perf_counter() - started
