@@ -374,13 +374,11 @@ class NodeAgent:
                 outcome = prop.self_test(timeout=request.timeout)
                 ok, result, message = outcome.passed, list(outcome.steps), outcome.message
             elif request.action == "enroll":
-                wait = getattr(prop, "wait_for_tag", None)
-                if wait is None:
-                    message = f"{request.prop} is not an RFID reader"
-                else:
-                    uid = wait(request.timeout)
-                    ok, result = uid is not None, uid
-                    message = "" if ok else "no tag presented in time"
+                from nodes.tools import wait_next_tag
+
+                uid = wait_next_tag(prop, request.timeout)
+                ok, result = uid is not None, uid
+                message = "" if ok else "no tag presented in time"
         except Exception as exc:
             log.exception("tech request %s failed", request.action)
             message = str(exc)

@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction, common: Callable[[argparse.Argumen
     enroll.add_argument("--timeout", type=float, default=30.0)
     enroll.add_argument("--simulate-tag", default=None,
                         help="with --simulate: present this UID on the simulated reader")
+    enroll.add_argument("--bin", default=None, help="with a sorting station and --simulate-tag: the bin")
     enroll.set_defaults(func=cmd_enroll)
 
 
@@ -99,7 +100,7 @@ def _simulated_hand(prop: Any, sim: Any) -> threading.Thread | None:
     """With --simulate, a simulated technician presses/presents while the self-test waits."""
     if sim is None:
         return None
-    gesture = {"keypad": ("press", "5"), "button": ("press", None), "reed_switch": ("press", None),
+    gesture = {"keypad": ("press", "5"), "button": ("press", None), "reed_switch": ("open", None),
                "pressure_mat": ("press", None), "mfrc522": ("present", "04a1b2c3"),
                "rdm6300": ("present", "0a00112233")}.get(prop.kind)
     if gesture is None or gesture[0] not in sim.gestures:
@@ -114,24 +115,57 @@ def _simulated_hand(prop: Any, sim: Any) -> threading.Thread | None:
     return thread
 
 
+def wait_next_tag(prop: Any, timeout: float) -> str | None:
+    """The UID of the next tag presented to an RFID prop (any reader kind), or None.
+
+    It listens to the prop's own events (``tag`` for a reader, ``placed`` for a sorting
+    station), chaining whatever listener was there, so it works on a running node too.
+    """
+    if prop.kind not in ("mfrc522", "rdm6300", "sorting"):
+        msg = f"{prop.name or prop} is a {prop.kind}, not an RFID reader"
+        raise ValueError(msg)
+    seen: list[str] = []
+    got = threading.Event()
+    previous = prop.when_event
+
+    def listen(event_type: str, value: Any) -> None:
+        if event_type == "tag" and isinstance(value, str):
+            seen.append(value)
+            got.set()
+        elif event_type == "placed" and isinstance(value, dict):
+            seen.append(str(value.get("uid")))
+            got.set()
+        if previous is not None:
+            previous(event_type, value)
+
+    prop.when_event = listen
+    try:
+        return seen[0] if got.wait(timeout) else None
+    finally:
+        prop.when_event = previous
+
+
 def cmd_enroll(args: argparse.Namespace) -> int:
     _node, props, sims = _build(args, args.prop)
     prop = props[args.prop]
     try:
-        wait = getattr(prop, "wait_for_tag", None)
-        if wait is None:
+        if prop.kind not in ("mfrc522", "rdm6300", "sorting"):
             print(f"{args.prop} is a {prop.kind}, not an RFID reader")
             return 2
         if args.simulate and args.simulate_tag:
             sim = sims[args.prop]
-            threading.Timer(0.3, sim.perform, ("present", args.simulate_tag)).start()
+            value: Any = args.simulate_tag
+            if prop.kind == "sorting":
+                first_bin = next(iter(sim.config.bins))
+                value = {"bin": args.bin or first_bin, "uid": args.simulate_tag}
+            threading.Timer(0.3, sim.perform, ("present", value)).start()
         print(f"Présentez le badge sur {args.prop} … ({args.timeout:.0f} s)", flush=True)
-        uid = wait(args.timeout)
+        uid = wait_next_tag(prop, args.timeout)
         if uid is None:
             print("aucun badge présenté à temps")
             return 1
         print(uid)
-        print(f"\nÀ coller dans la configuration :\n  tags:\n    \"{uid}\": nom_du_badge")
+        print(f"\nÀ coller dans la configuration de {args.prop} :\n  tags:\n    \"{uid}\": nom_du_badge")
         return 0
     finally:
         for p in props.values():

@@ -83,6 +83,7 @@ class Contact(Prop, Button):
             w for w in (words.on, words.off, words.held) if w)
         self._words = words
         self._activation: threading.Event | None = None
+        self._deactivation: threading.Event | None = None
         super().__init__(pin, pull_up=bool(pull_up), bounce_time=bounce_time or None,
                          hold_time=hold_time, hold_repeat=False, pin_factory=pin_factory)
 
@@ -111,17 +112,26 @@ class Contact(Prop, Button):
         return {self._words.state: active}
 
     def self_test(self, *, timeout: float = 10.0) -> SelfTestResult:
-        """Wait up to *timeout* seconds for someone to press, close or step on it."""
+        """Wait up to *timeout* seconds for someone to press, close or step on it.
+
+        A contact that is already active (a reed switch on a closed window) waits for the
+        opposite change instead: the technician opens the window.
+        """
         try:
-            was = "active" if self.is_active else "inactive"
+            active = bool(self.is_active)
+            was = "active" if active else "inactive"
+            word = self._words.off if active else self._words.on
             event = threading.Event()
-            self._activation = event
+            if active:
+                self._deactivation = event
+            else:
+                self._activation = event
             try:
                 seen = event.wait(timeout)
             finally:
-                self._activation = None
-            steps = (f"{was} at start", f"{self._words.on} seen" if seen
-                     else f"no {self._words.on} within {timeout:g} s")
+                self._activation = self._deactivation = None
+            steps = (f"{was} at start", f"{word} seen" if seen
+                     else f"no {word} within {timeout:g} s")
             return SelfTestResult(passed=seen, steps=steps,
                                   message="" if seen else "no activation")
         except Exception as exc:
@@ -149,6 +159,9 @@ class Contact(Prop, Button):
     def _fire_deactivated(self) -> None:
         self._emit(self._words.off)
         self._state_changed()
+        event = self._deactivation
+        if event is not None:
+            event.set()
         super()._fire_deactivated()
 
     def _fire_held(self) -> None:

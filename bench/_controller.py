@@ -1,0 +1,178 @@
+"""Bench runner: the controller (``create_app`` under uvicorn) with a probe for the benches.
+
+    python -m bench._controller --game FILE --broker 127.0.0.1:1883 --port 8081
+
+This is the production app (``controller.main.create_app``, run by uvicorn with its
+default event loop, as ``escape-apartment controller`` does), plus:
+
+* a hook on ``GameService.on_handled`` that records, for every message the service has
+  handled, when (``time.monotonic_ns()``) and, for events, how late (``time.time()``
+  minus the event's ``ts``);
+* read-only routes under ``/bench`` to fetch those records.
+
+Prints ``{"kind": "ready", "pid": …}`` once the app serves and its MQTT client is
+connected; stops when stdin closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from bench._runner import Output, wait_for_stdin_eof
+from config.loader import load_game
+from controller.main import create_app
+from controller.mqtt import Connection, Incoming
+from nodes.contract import NodeStatus, PropEvent, PropState
+from nodes.mqtt import BrokerAddress
+
+log = logging.getLogger(__name__)
+_KEPT = 200_000
+
+
+class Probe:
+    """Records what the service handled (called on the event loop, after each message)."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.latencies_s: list[float] = []
+        self.first_ns: int | None = None
+        self.last_ns: int | None = None
+        self.event_log: deque[tuple[int, str, str, str, int]] = deque(maxlen=_KEPT)
+        self.statuses: deque[dict[str, Any]] = deque(maxlen=10_000)
+        self.states: deque[dict[str, Any]] = deque(maxlen=10_000)
+        self.connections: deque[dict[str, Any]] = deque(maxlen=1_000)
+
+    def reset(self) -> None:
+        self.events, self.latencies_s, self.first_ns, self.last_ns = 0, [], None, None
+
+    def __call__(self, item: Any) -> None:
+        t = time.monotonic_ns()
+        if isinstance(item, Incoming):
+            payload, parts = item.payload, item.parts
+            if isinstance(payload, PropEvent):
+                self.events += 1
+                if len(self.latencies_s) < 2_000_000:
+                    self.latencies_s.append(time.time() - payload.ts)
+                if self.first_ns is None:
+                    self.first_ns = t
+                self.last_ns = t
+                self.event_log.append((t, parts.node or "", parts.prop or "", payload.type,
+                                       payload.seq))
+            elif isinstance(payload, NodeStatus):
+                self.statuses.append({"t": t, "node": parts.node, "online": payload.online,
+                                      "boot_id": payload.boot_id, "ts": payload.ts,
+                                      "retained": item.retained})
+            elif isinstance(payload, PropState):
+                self.states.append({"t": t, "node": parts.node, "prop": parts.prop,
+                                    "ts": payload.ts, "fields": payload.fields,
+                                    "retained": item.retained})
+        elif isinstance(item, Connection):
+            self.connections.append({"t": t, "up": item.up})
+
+
+def add_bench_routes(app: FastAPI, probe: Probe) -> None:
+    @app.post("/bench/reset", include_in_schema=False)
+    def reset() -> dict[str, Any]:
+        probe.reset()
+        return {"ok": True}
+
+    @app.get("/bench/events", include_in_schema=False)
+    def events() -> dict[str, Any]:
+        service = app.state.service
+        lat = sorted(probe.latencies_s)
+
+        def pct(p: float) -> float | None:
+            if not lat:
+                return None
+            return round(1000 * lat[min(len(lat) - 1, max(0, int(p / 100 * len(lat) + 0.999999) - 1))], 4)
+
+        return {"events": probe.events, "first_ns": probe.first_ns, "last_ns": probe.last_ns,
+                "latency_ms": {"n": len(lat), "p50": pct(50), "p90": pct(90), "p99": pct(99),
+                               "max": round(1000 * lat[-1], 4) if lat else None},
+                "events_seen": service.events_seen, "queue": service.bridge.queue.qsize(),
+                "metrics": dict(service.bridge.metrics)}
+
+    @app.get("/bench/records", include_in_schema=False)
+    def records(since: int = 0, events: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "statuses": [r for r in probe.statuses if r["t"] > since],
+            "states": [r for r in probe.states if r["t"] > since],
+            "connections": [r for r in probe.connections if r["t"] > since],
+            "now_ns": time.monotonic_ns(),
+        }
+        if events:
+            out["events"] = [r for r in probe.event_log if r[0] > since]
+        return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--game", required=True)
+    parser.add_argument("--broker", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--loop", default="auto", help="uvicorn event loop (auto, asyncio, uvloop)")
+    parser.add_argument("--ready-timeout", type=float, default=15.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("amqtt", "transitions"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    out = Output()
+    probe = Probe()
+    game = load_game(args.game)
+    app = create_app(game=game, broker=BrokerAddress.parse(args.broker))
+    add_bench_routes(app, probe)
+    original = app.router.lifespan_context
+
+    async def announce_ready() -> None:
+        service = app.state.service
+        deadline = time.monotonic() + args.ready_timeout
+        while not (service.bridge.connected and server.started):
+            if time.monotonic() > deadline:
+                out.emit("error", error=f"the controller did not connect to {args.broker}")
+                return
+            await asyncio.sleep(0.005)
+        loop = asyncio.get_running_loop()
+        out.emit("ready", pid=os.getpid(), loop=f"{type(loop).__module__}.{type(loop).__name__}")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
+        async with original(app_) as state:
+            app_.state.service.on_handled = probe
+            # NOTE: the server accepts connections only after the lifespan has started.
+            task = asyncio.get_running_loop().call_later(
+                0.05, lambda: asyncio.ensure_future(announce_ready()))
+            try:
+                yield state
+            finally:
+                task.cancel()
+
+    app.router.lifespan_context = lifespan
+    config = uvicorn.Config(app, host="127.0.0.1", port=args.port, loop=args.loop,
+                            log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+
+    def stop_on_eof() -> None:
+        wait_for_stdin_eof()
+        server.should_exit = True
+
+    threading.Thread(target=stop_on_eof, name="bench-stdin", daemon=True).start()
+    server.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,122 @@
+"""Bench runner: one simulated room node that publishes prop events as fast as asked.
+
+    python -m bench._publisher --broker 127.0.0.1:1883 --apartment bench --node room_1 \\
+        --props p1,p2,…
+
+A bare paho client made by ``nodes.mqtt.make_client`` (as a node's), which says it is
+born (retained ``NodeStatus``) and then, on ``{"cmd": "run", "rate": 500, "seconds": 3}``,
+publishes valid ``PropEvent`` payloads (QoS 1, ``seq`` +1 each, ``ts`` = now) round-robin
+over its props at *rate* events/s, or as fast as it can with ``rate`` 0, and answers
+``{"kind": "done", "sent": n, "seconds": wall}``. At most ``--window`` events are
+unacknowledged at any time, so "as fast as it can" is paced by the broker's PUBACKs
+instead of piling up in paho's queue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from bench._runner import Output, serve
+from nodes.contract import NodeStatus, PropInfo, Topics, new_id
+from nodes.mqtt import BrokerAddress, make_client
+
+TICK_S = 0.001
+
+
+class Publisher:
+    def __init__(self, args: argparse.Namespace, out: Output) -> None:
+        self.out = out
+        self.topics = Topics(args.apartment)
+        self.node = args.node
+        self.props = args.props.split(",")
+        self.event_topics = [self.topics.prop_event(self.node, p) for p in self.props]
+        self.boot_id = new_id()
+        self.seq = 0
+        self.window = threading.BoundedSemaphore(args.window)
+        self.connected = threading.Event()
+        broker = BrokerAddress.parse(args.broker)
+        self.client = make_client(f"bench-pub-{self.node}-{os.getpid()}", broker)
+        self.client.max_queued_messages_set(0)  # bounded by the window instead
+        self.client.on_connect = self._on_connect
+        self.client.on_publish = self._on_publish
+        self.client.connect_async(broker.host, broker.port, keepalive=30)
+        self.client.loop_start()
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            self.out.emit("error", error=f"connect refused: {reason}")
+            return
+        birth = NodeStatus(online=True, boot_id=self.boot_id, version="bench",
+                           props=[PropInfo(id=p, kind="button") for p in self.props],
+                           simulated=True, ts=time.time())
+        client.publish(self.topics.node_status(self.node), birth.to_bytes(), qos=1, retain=True)
+        self.connected.set()
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, _mid: int, _rc: Any, _p: Any) -> None:
+        self.window.release()
+
+    def _publish_one(self) -> None:
+        self.window.acquire(timeout=5)
+        self.seq += 1
+        payload = json.dumps({"v": 1, "boot_id": self.boot_id, "seq": self.seq, "type": "pressed",
+                              "value": None, "ts": time.time()}).encode()
+        self.client.publish(self.event_topics[self.seq % len(self.event_topics)], payload, qos=1)
+
+    def run(self, rate: float, seconds: float) -> None:
+        sent = 0
+        start = time.monotonic()
+        end = start + seconds
+        if rate <= 0:
+            while time.monotonic() < end:
+                self._publish_one()
+                sent += 1
+        else:
+            # NOTE: publish what is due every tick: a sleep per event would cap the rate
+            # at the scheduler's resolution instead of *rate*.
+            now = start
+            while now < end:
+                due = int((now - start) * rate) + 1
+                while sent < due:
+                    self._publish_one()
+                    sent += 1
+                time.sleep(TICK_S)
+                now = time.monotonic()
+        self.out.emit("done", sent=sent, seconds=round(time.monotonic() - start, 4))
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--broker", required=True)
+    parser.add_argument("--apartment", required=True)
+    parser.add_argument("--node", required=True)
+    parser.add_argument("--props", required=True, help="comma-separated prop ids")
+    parser.add_argument("--window", type=int, default=100, help="unacknowledged events at most")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    out = Output()
+    publisher = Publisher(args, out)
+    try:
+        if not publisher.connected.wait(15):
+            out.emit("error", error=f"{args.node} did not connect to {args.broker}")
+            return 1
+        out.emit("ready", pid=os.getpid())
+        serve({"run": publisher.run}, out)
+    finally:
+        publisher.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,247 @@
+"""End-to-end latency: a key pressed on node A's keypad → node B's maglock relay released.
+
+Everything is a separate process, over a real broker (Mosquitto with
+``set_tcp_nodelay true``, then the embedded amqtt one):
+
+    controller (bench._controller: create_app under uvicorn)
+    node_a     (bench._node: NodeAgent + simulated 3×4 keypad, code_length 4)
+    node_b     (bench._node: NodeAgent + maglock on GPIO17, its relay pin timed)
+
+A trial starts the game (``POST /api/game/start``: the engine locks node B), types the
+code on node A's simulated keypad matrix, and measures from the moment the **last key
+pulls its column pin low** (timed in node A's process) to the moment **node B's relay
+pin drops** (timed in node B's process). Both are ``time.monotonic_ns()``, one clock
+for the whole machine on Linux. The keypad's debounce is 0 in this game, so the figure
+is the system's own latency; a real keypad adds its debounce (20 ms by default) on
+purpose. Each trial is also split at the keypad's ``code`` event (node A) and at the
+moment the controller has handled it (controller process).
+
+In the same run, with the same broker:
+
+* **transport floor** — bare paho clients (``bench._transport``) over the same four hops
+  (A → broker → echo → broker → B), this project's client settings (TCP_NODELAY), QoS 1;
+* **naive stack** — paho defaults (Nagle on), QoS 2, Mosquitto *without*
+  ``set_tcp_nodelay``, same four hops.
+
+    .venv/bin/python -m bench.e2e [--quick] [--trials N] [--brokers mosquitto,amqtt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    Broker,
+    BenchError,
+    Http,
+    Proc,
+    broker,
+    free_port,
+    mosquitto,
+    mosquitto_available,
+    python_argv,
+    ratio,
+    start_all,
+    summarize_ns,
+    wait_until,
+    write_game,
+)
+from bench.results_model import Section
+
+CODE = "0412"
+RELAY = 17
+GAME = f"""\
+apartment: {{id: bench, name: Banc d'essai}}
+nodes:
+  - id: node_a
+    label: Nœud A
+    props:
+      - {{id: keypad, kind: keypad, rows: [5, 6, 13, 19], cols: [12, 16, 20], code_length: 4,
+          debounce: 0}}
+  - id: node_b
+    label: Nœud B
+    props:
+      - {{id: door, kind: maglock, relay: {RELAY}, door: 27}}
+puzzles:
+  - id: door_code
+    label: Code de la porte
+    theme: rights
+    room: node_a
+    solve: {{when: event, prop: node_a.keypad, event: code, equals: "{CODE}"}}
+    actions: [{{do: unlock, target: node_b.door}}]
+    final: true
+"""
+WARMUP = 3
+
+
+def default_brokers() -> list[str]:
+    return ["mosquitto", "amqtt"] if mosquitto_available() else ["amqtt"]
+
+
+def _wait_pin(node: Proc, *, state: bool, timeout: float) -> int:
+    """Time (ns) of node's next reported change of the relay pin to *state*."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            msg = f"{node.name}: relay did not go {'high' if state else 'low'} within {timeout} s"
+            raise BenchError(msg)
+        event = node.expect("pin", remaining)
+        if event["pin"] == RELAY and event["state"] is state:
+            return int(event["t"])
+
+
+def system_latency(b: Broker, game: Path, trials: int, workdir: Path) -> dict[str, Any]:
+    """Key on node A → relay on node B, *trials* times, over broker *b*."""
+    with contextlib.ExitStack() as stack:
+        port = free_port()
+        ctl = Proc(f"e2e-controller-{b.kind}", python_argv(
+            "bench._controller", "--game", str(game), "--broker", b.address, "--port", str(port)),
+            workdir=workdir)
+        node_a = Proc(f"e2e-node_a-{b.kind}", python_argv(
+            "bench._node", "--game", str(game), "--node", "node_a", "--broker", b.address),
+            workdir=workdir)
+        node_b = Proc(f"e2e-node_b-{b.kind}", python_argv(
+            "bench._node", "--game", str(game), "--node", "node_b", "--broker", b.address,
+            "--watch", str(RELAY)), workdir=workdir)
+        ready = start_all(stack, [ctl, node_a, node_b])
+        http = Http(port)
+        stack.callback(http.close)
+        wait_until(lambda: all(n["online"] for n in http.get("/api/state")["nodes"]),
+                   timeout=10, what="the controller to see both nodes online")
+        t_begin = time.monotonic_ns()
+        rows: list[dict[str, int]] = []
+        failures = 0
+        for i in range(WARMUP + trials):
+            node_b.drain("pin")
+            http.post("/api/game/start", {"parcours": "primo", "players": 2})
+            _wait_pin(node_b, state=True, timeout=5)
+            typed = node_a.request("typed", 10, cmd="type", prop="keypad", keys=CODE)
+            t_relay = _wait_pin(node_b, state=False, timeout=5)
+            if not typed["ok"] or typed["t_pin"] is None:
+                failures += 1
+                continue
+            if i >= WARMUP:
+                rows.append({"t_pin": typed["t_pin"], "t_code": typed["t_code"] or 0,
+                             "t_relay": t_relay})
+        records = http.get(f"/bench/records?since={t_begin}&events=true")
+        codes = sorted(t for t, node, prop, kind, _seq in records["events"]
+                       if (node, prop, kind) == ("node_a", "keypad", "code"))
+        node_a_status = node_a.request("status", 5, cmd="status")
+        node_b_status = node_b.request("status", 5, cmd="status")
+    total = [r["t_relay"] - r["t_pin"] for r in rows]
+    keypad = [r["t_code"] - r["t_pin"] for r in rows if r["t_code"]]
+    to_controller, to_relay = [], []
+    for r in rows:
+        handled = next((t for t in codes if r["t_code"] <= t <= r["t_relay"]), None)
+        if handled is not None and r["t_code"]:
+            to_controller.append(handled - r["t_code"])
+            to_relay.append(r["t_relay"] - handled)
+    return {
+        "trials": len(rows), "failed_trials": failures,
+        "controller_loop": ready[0].get("loop"),
+        "pin_to_relay": summarize_ns(total),
+        "parts": {
+            "node_a_pin_to_code_event": summarize_ns(keypad),
+            "code_event_to_controller_handled": summarize_ns(to_controller),
+            "controller_handled_to_node_b_relay": summarize_ns(to_relay),
+        },
+        "node_metrics": {"node_a": node_a_status.get("metrics"),
+                         "node_b": node_b_status.get("metrics")},
+    }
+
+
+def transport_latency(b: Broker, trials: int, workdir: Path, *, client: str, qos: int,
+                      label: str) -> dict[str, Any]:
+    """Bare paho source → echo → sink over broker *b*."""
+    topic = f"bench/{label}"
+    common = ["--broker", b.address, "--qos", str(qos), "--client", client, "--topic", topic]
+    with contextlib.ExitStack() as stack:
+        procs = [Proc(f"{label}-{role}-{b.kind}", python_argv("bench._transport", "--role", role,
+                                                               *common), workdir=workdir)
+                 for role in ("echo", "sink", "source")]
+        start_all(stack, procs)
+        _echo, sink, source = procs
+        samples: list[int] = []
+        lost = 0
+        for i in range(WARMUP + trials):
+            sent = source.request("sent", 5, cmd="send", id=i)
+            try:
+                got = sink.expect("recv", 5)
+            except BenchError:
+                lost += 1
+                continue
+            if got["id"] != i:
+                lost += 1
+                continue
+            if i >= WARMUP:
+                samples.append(int(got["t"]) - int(sent["t"]))
+    return {"trials": len(samples), "lost": lost, "client": client, "qos": qos,
+            "broker": b.kind, "latency": summarize_ns(samples)}
+
+
+def run(*, quick: bool, workdir: Path, trials: int | None = None,
+        brokers: Sequence[str] | None = None, naive: bool = True) -> Section:
+    n = trials or (30 if quick else 1000)
+    n_naive = max(5, n // 2) if trials else (15 if quick else 1000)
+    section = Section()
+    section.details.update({"trials": n, "warmup_trials": WARMUP, "code": CODE,
+                            "keypad_debounce_s": 0})
+    game = write_game(workdir, "e2e", GAME)
+    kinds = list(brokers or default_brokers())
+    for kind in kinds:
+        with broker(kind, workdir) as b:
+            system = system_latency(b, game, n, workdir)
+            floor = transport_latency(b, n, workdir, client="tuned", qos=1, label="floor")
+        section.details[kind] = {"system": system, "floor": floor}
+        sp99, fp99 = system["pin_to_relay"].get("p99_ms"), floor["latency"].get("p99_ms")
+        section.metric(f"e2e.{kind}.p50_ms", system["pin_to_relay"].get("p50_ms"), "ms")
+        section.metric(f"e2e.{kind}.p99_ms", sp99, "ms")
+        section.metric(f"e2e.{kind}.max_ms", system["pin_to_relay"].get("max_ms"), "ms")
+        section.metric(f"e2e.{kind}.floor_p50_ms", floor["latency"].get("p50_ms"), "ms")
+        section.metric(f"e2e.{kind}.floor_p99_ms", fp99, "ms")
+        section.metric(f"e2e.{kind}.p99_over_floor_p99", ratio(sp99, fp99), "×")
+        section.target(f"e2e.{kind}.p99_over_floor_p99",
+                       target=f"end-to-end p99 ≤ 2× transport floor p99 ({kind})",
+                       measured=ratio(sp99, fp99), limit=2.0, unit="×")
+    if naive and "mosquitto" in kinds:
+        with mosquitto(workdir, nodelay=False, name="mosquitto-naive") as nb:
+            slow = transport_latency(nb, n_naive, workdir, client="naive", qos=2, label="naive")
+        section.details["naive"] = slow
+        np99 = slow["latency"].get("p99_ms")
+        sp99 = section.details["mosquitto"]["system"]["pin_to_relay"].get("p99_ms")
+        section.metric("e2e.naive.p50_ms", slow["latency"].get("p50_ms"), "ms")
+        section.metric("e2e.naive.p99_ms", np99, "ms")
+        section.metric("e2e.naive_p99_over_e2e_p99", ratio(np99, sp99), "×", better="higher")
+        section.target("e2e.naive_p99_over_e2e_p99",
+                       target="naive stack p99 ≥ 30× end-to-end p99 (Mosquitto)",
+                       measured=ratio(np99, sp99), limit=30.0, at_most=False, unit="×")
+    elif naive:
+        section.notes.append("naive stack skipped: it is defined on Mosquitto, not installed here")
+    return section
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--trials", type=int)
+    parser.add_argument("--brokers", default=None)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
+        section = run(quick=args.quick, workdir=Path(tmp), trials=args.trials,
+                      brokers=args.brokers.split(",") if args.brokers else None)
+    json.dump(section.as_dict(), sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,170 @@
+"""Controller throughput: 10 rooms × 8 props publishing events into one controller.
+
+Ten ``bench._publisher`` processes (one per room, one paho client each, like a node)
+publish valid ``PropEvent`` payloads on the contract's event topics, QoS 1, at fixed
+total rates (100, 1,000 and 5,000 events/s) and then as fast as they can. The
+controller is ``bench._controller`` (the production app under uvicorn) with a game of
+10 rooms × 8 buttons and one puzzle per room, running (so every event goes through the
+registry and the engine).
+
+For each rate: events/s the controller handled (its ``on_handled`` hook, first to last
+event), latency from the event's ``ts`` (set by the publisher just before publishing)
+to the moment the service has handled it (p50/p99), events lost, and the CPU of the
+controller process (and of the broker and the publishers, for context).
+
+    .venv/bin/python -m bench.throughput [--quick] [--seconds 5] [--broker mosquitto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    Http,
+    Proc,
+    broker,
+    cpu_percent,
+    free_port,
+    mosquitto_available,
+    proc_sample,
+    python_argv,
+    start_all,
+    wait_until,
+    write_game,
+)
+from bench.results_model import Section
+
+ROOMS = 10
+PROPS_PER_ROOM = 8
+PINS = [4, 5, 6, 12, 13, 16, 19, 20]
+RATES = [100, 1000, 5000, 0]   # 0: as fast as the publishers can
+
+
+def game_text() -> str:
+    lines = ["apartment: {id: bench, name: Débit}", "nodes:"]
+    for r in range(1, ROOMS + 1):
+        lines += [f"  - id: room_{r:02d}", f"    label: Pièce {r}", "    props:"]
+        lines += [f"      - {{id: p{p}, kind: button, pin: {PINS[p - 1]}}}"
+                  for p in range(1, PROPS_PER_ROOM + 1)]
+    lines.append("puzzles:")
+    for r in range(1, ROOMS + 1):
+        lines += [f"  - id: puzzle_{r:02d}", f"    label: Énigme {r}", "    theme: budget",
+                  f"    room: room_{r:02d}",
+                  f"    solve: {{when: event, prop: room_{r:02d}.p1, event: held, min_value: 1000000}}"]
+    return "\n".join(lines) + "\n"
+
+
+def measure_rate(ctl: Proc, http: Http, publishers: list[Proc], others: list[int], *,
+                 rate: int, seconds: float) -> dict[str, Any]:
+    http.post("/bench/reset")
+    before = proc_sample(ctl.pid)
+    others_before = [proc_sample(pid) for pid in others]
+    start = time.monotonic()
+    for pub in publishers:
+        pub.send(cmd="run", rate=rate / len(publishers), seconds=seconds)
+    done = [pub.expect("done", seconds + 30) for pub in publishers]
+    sent = sum(d["sent"] for d in done)
+    publish_wall = max(d["seconds"] for d in done)
+    # Let the controller drain what is queued (bounded), then read its counters.
+    last = -1
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        stats = http.get("/bench/events")
+        if stats["events"] >= sent or stats["events"] == last:
+            break
+        last = stats["events"]
+        time.sleep(0.2)
+    stats = http.get("/bench/events")
+    after = proc_sample(ctl.pid)
+    others_after = [proc_sample(pid) for pid in others]
+    handled = stats["events"]
+    span_s = ((stats["last_ns"] or 0) - (stats["first_ns"] or 0)) / 1e9
+    return {
+        "rate_asked": rate or "max",
+        "sent": sent,
+        "offered_per_s": round(sent / publish_wall, 1) if publish_wall else None,
+        "handled": handled,
+        "lost": sent - handled,
+        "handled_per_s": round(handled / span_s, 1) if span_s > 0 else None,
+        "latency_ms": stats["latency_ms"],
+        "controller_cpu_percent": cpu_percent(before, after),
+        "controller_rss_mb": round(after.rss_kb / 1024, 1),
+        "others_cpu_percent": round(sum(cpu_percent(b, a) for b, a in
+                                        zip(others_before, others_after, strict=True)), 1),
+        "wall_s": round(time.monotonic() - start, 2),
+        "metrics": stats["metrics"],
+    }
+
+
+def run(*, quick: bool, workdir: Path, seconds: float | None = None,
+        broker_kind: str | None = None) -> Section:
+    seconds = seconds or (1.5 if quick else 10.0)
+    kind = broker_kind or ("mosquitto" if mosquitto_available() else "amqtt")
+    section = Section()
+    section.details.update({"rooms": ROOMS, "props_per_room": PROPS_PER_ROOM, "seconds": seconds,
+                            "broker": kind, "publisher_processes": ROOMS, "qos": 1})
+    game = write_game(workdir, "throughput", game_text())
+    rows = []
+    with broker(kind, workdir) as b, contextlib.ExitStack() as stack:
+        port = free_port()
+        ctl = Proc("tp-controller", python_argv(
+            "bench._controller", "--game", str(game), "--broker", b.address, "--port", str(port)),
+            workdir=workdir)
+        start_all(stack, [ctl])
+        http = Http(port, timeout=30)
+        stack.callback(http.close)
+        props = ",".join(f"p{p}" for p in range(1, PROPS_PER_ROOM + 1))
+        publishers = [Proc(f"tp-room_{r:02d}", python_argv(
+            "bench._publisher", "--broker", b.address, "--apartment", "bench",
+            "--node", f"room_{r:02d}", "--props", props), workdir=workdir)
+            for r in range(1, ROOMS + 1)]
+        start_all(stack, publishers)
+        wait_until(lambda: all(n["online"] for n in http.get("/api/state")["nodes"]),
+                   timeout=10, what="the controller to see every room online")
+        http.post("/api/game/start", {"parcours": "primo", "players": 4})
+        others = [p.pid for p in publishers] + ([b.pid] if b.pid else [])
+        for rate in RATES:
+            rows.append(measure_rate(ctl, http, publishers, others, rate=rate, seconds=seconds))
+    section.details["rates"] = rows
+    for row in rows:
+        name = f"throughput.{row['rate_asked']}"
+        section.metric(f"{name}.handled_per_s", row["handled_per_s"], "events/s", better="higher")
+        section.metric(f"{name}.p99_ms", row["latency_ms"]["p99"], "ms")
+        section.metric(f"{name}.controller_cpu_percent", row["controller_cpu_percent"], "% core")
+        section.metric(f"{name}.lost", row["lost"], "events")
+    at_1000 = next(r for r in rows if r["rate_asked"] == 1000)
+    at_max = next(r for r in rows if r["rate_asked"] == "max")
+    best = max((r["handled_per_s"] or 0) for r in rows)
+    section.metric("throughput.best_handled_per_s", best, "events/s", better="higher")
+    section.target("throughput.max", target="≥ 5,000 events/s into the controller",
+                   measured=best, limit=5000, at_most=False, unit="events/s")
+    section.target("throughput.1000.p99_ms", target="p99 ≤ 10 ms at 1,000 events/s",
+                   measured=at_1000["latency_ms"]["p99"], limit=10.0, unit="ms")
+    if at_max["lost"]:
+        section.notes.append(f"{at_max['lost']} events lost at full speed")
+    return section
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seconds", type=float)
+    parser.add_argument("--broker", choices=("mosquitto", "amqtt"))
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-tp-") as tmp:
+        section = run(quick=args.quick, workdir=Path(tmp), seconds=args.seconds,
+                      broker_kind=args.broker)
+    json.dump(section.as_dict(), sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
