@@ -58,6 +58,7 @@ def game_text() -> str:
         lines += [f"  - id: puzzle_{r:02d}", f"    label: Énigme {r}", "    theme: budget",
                   f"    room: room_{r:02d}",
                   f"    solve: {{when: event, prop: room_{r:02d}.p1, event: held, min_value: 1000000}}"]
+    lines.append("    final: true")
     return "\n".join(lines) + "\n"
 
 
