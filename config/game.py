@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
@@ -27,6 +27,16 @@ PropRef = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}\.[a-z][a-z0-9_]{0
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: fields a technician may write as a plain string, meaning French text
+    _text_fields: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_strings_are_french(cls, data: Any) -> Any:
+        if isinstance(data, dict) and cls._text_fields:
+            data = {k: _as_text(v) if k in cls._text_fields else v for k, v in data.items()}
+        return data
 
 
 class Text(_Model):
@@ -59,12 +69,7 @@ class Budget(_Model):
     currency: str = "EUR"
     label: Text = Field(default_factory=lambda: Text(fr="Budget du foyer", en="Household budget"))
 
-    @model_validator(mode="before")
-    @classmethod
-    def _text(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "label" in data:
-            data = {**data, "label": _as_text(data["label"])}
-        return data
+    _text_fields: ClassVar[tuple[str, ...]] = ("label",)
 
 
 class Apartment(_Model):
@@ -79,12 +84,7 @@ class Apartment(_Model):
         default=20, gt=0, description="a node runs its local puzzles after this long without the controller"
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _text(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "name" in data:
-            data = {**data, "name": _as_text(data["name"])}
-        return data
+    _text_fields: ClassVar[tuple[str, ...]] = ("name",)
 
 
 class EmergencyInput(_Model):
@@ -102,12 +102,7 @@ class Node(_Model):
     props: list[PropConfig] = Field(default_factory=list)
     emergency: EmergencyInput | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _text(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "label" in data:
-            data = {**data, "label": _as_text(data["label"])}
-        return data
+    _text_fields: ClassVar[tuple[str, ...]] = ("label",)
 
     def prop(self, prop_id: str) -> PropConfig | None:
         return next((p for p in self.props if p.id == prop_id), None)
@@ -158,12 +153,7 @@ class BudgetAction(_Model):
     amount: int | PerParcours = Field(union_mode="left_to_right")
     label: Text
 
-    @model_validator(mode="before")
-    @classmethod
-    def _text(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "label" in data:
-            data = {**data, "label": _as_text(data["label"])}
-        return data
+    _text_fields: ClassVar[tuple[str, ...]] = ("label",)
 
 
 class MessageAction(_Model):
@@ -172,12 +162,7 @@ class MessageAction(_Model):
     room: Id | None = Field(default=None, description="node id of the room screen; none = all")
     sound: str | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _text(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "text" in data:
-            data = {**data, "text": _as_text(data["text"])}
-        return data
+    _text_fields: ClassVar[tuple[str, ...]] = ("text",)
 
 
 class TimerAction(_Model):
@@ -255,12 +240,7 @@ class Puzzle(_Model):
         "when the controller is away",
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _text(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "label" in data:
-            data = {**data, "label": _as_text(data["label"])}
-        return data
+    _text_fields: ClassVar[tuple[str, ...]] = ("label",)
 
     def required_ids(self) -> list[str]:
         return list(self.requires.any if isinstance(self.requires, Requires) else self.requires)
