@@ -19,12 +19,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -53,6 +55,17 @@ class Probe:
         self.statuses: deque[dict[str, Any]] = deque(maxlen=10_000)
         self.states: deque[dict[str, Any]] = deque(maxlen=10_000)
         self.connections: deque[dict[str, Any]] = deque(maxlen=1_000)
+        self.commands: deque[tuple[int, str, str, str]] = deque(maxlen=_KEPT)
+
+    def watch_commands(self, bridge: Any) -> None:
+        """Time every command as the service hands it to the MQTT client."""
+        send = bridge.send_command
+
+        def send_command(node: str, prop: str, command: Any) -> None:
+            self.commands.append((time.monotonic_ns(), node, prop, command.action))
+            send(node, prop, command)
+
+        bridge.send_command = send_command
 
     def reset(self) -> None:
         self.events, self.latencies_s, self.first_ns, self.last_ns = 0, [], None, None
@@ -80,6 +93,47 @@ class Probe:
                                     "retained": item.retained})
         elif isinstance(item, Connection):
             self.connections.append({"t": t, "up": item.up})
+
+
+def quiet_game_state() -> None:
+    """Experiment ``quiet-game-state``: the fix proposed in docs/performance.md, patched in.
+
+    ``GameService._execute`` publishes the whole game state (an engine snapshot, JSON,
+    one retained MQTT message) after *every* event while a game runs, even when the event
+    changed nothing. Patched here: (1) an ``_execute`` with no effect publishes nothing
+    (the 1 s ticker still publishes the timer), (2) the remaining publishes are coalesced
+    to one per event-loop turn. Only for measuring what the fix would give.
+    """
+    from controller.service import GameService
+
+    execute, publish = GameService._execute, GameService.publish_game_state
+
+    def _execute(self: Any, effects: Any) -> None:
+        effects = list(effects)
+        if effects:
+            execute(self, effects)
+
+    def publish_game_state(self: Any) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            publish(self)
+            return
+        if getattr(self, "_bench_game_state_due", False):
+            return
+        self._bench_game_state_due = True
+
+        def now() -> None:
+            self._bench_game_state_due = False
+            publish(self)
+
+        loop.call_soon(now)
+
+    GameService._execute = _execute  # type: ignore[method-assign]
+    GameService.publish_game_state = publish_game_state  # type: ignore[method-assign]
+
+
+EXPERIMENTS = {"quiet-game-state": quiet_game_state}
 
 
 def add_bench_routes(app: FastAPI, probe: Probe) -> None:
@@ -114,6 +168,7 @@ def add_bench_routes(app: FastAPI, probe: Probe) -> None:
         }
         if events:
             out["events"] = [r for r in probe.event_log if r[0] > since]
+            out["commands"] = [r for r in probe.commands if r[0] > since]
         return out
 
 
@@ -122,18 +177,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--game", required=True)
     parser.add_argument("--broker", required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--data-dir", help="where the controller keeps its session store")
     parser.add_argument("--loop", default="auto", help="uvicorn event loop (auto, asyncio, uvloop)")
     parser.add_argument("--ready-timeout", type=float, default=15.0)
+    parser.add_argument("--no-ws-deflate", action="store_true",
+                        help="uvicorn ws_per_message_deflate=False (default: uvicorn's, on)")
+    parser.add_argument("--experiment", action="append", default=[], choices=sorted(EXPERIMENTS),
+                        help="patch in a proposed fix (for measuring it only)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("amqtt", "transitions"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
+    for name in args.experiment:
+        EXPERIMENTS[name]()
     out = Output()
     probe = Probe()
     game = load_game(args.game)
-    app = create_app(game=game, broker=BrokerAddress.parse(args.broker))
+    extra: dict[str, Any] = {}
+    if args.data_dir and "db_path" in inspect.signature(create_app).parameters:
+        extra["db_path"] = Path(args.data_dir) / "controller.db"
+    # NOTE: no auth argument: access control off, as create_app allows for benches.
+    app = create_app(game=game, broker=BrokerAddress.parse(args.broker), **extra)
     add_bench_routes(app, probe)
     original = app.router.lifespan_context
 
@@ -152,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
         async with original(app_) as state:
             app_.state.service.on_handled = probe
+            probe.watch_commands(app_.state.service.bridge)
             # NOTE: the server accepts connections only after the lifespan has started.
             task = asyncio.get_running_loop().call_later(
                 0.05, lambda: asyncio.ensure_future(announce_ready()))
@@ -162,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
 
     app.router.lifespan_context = lifespan
     config = uvicorn.Config(app, host="127.0.0.1", port=args.port, loop=args.loop,
-                            log_level="warning", access_log=False, lifespan="on")
+                            log_level="warning", access_log=False, lifespan="on",
+                            ws_per_message_deflate=not args.no_ws_deflate)
     server = uvicorn.Server(config)
 
     def stop_on_eof() -> None:

@@ -47,8 +47,8 @@ class Output:
 
 def commands() -> Iterator[dict[str, Any]]:
     """Commands from stdin, until EOF."""
-    for line in sys.stdin:
-        line = line.strip()
+    for raw in sys.stdin:
+        line = raw.strip()
         if not line:
             continue
         try:

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         out.emit("ready", pid=os.getpid())
 
-        def send(id: int) -> None:  # noqa: A002 - the message id
+        def send(id: int) -> None:
             t = time.monotonic_ns()
             client.publish(ping, str(id).encode(), qos=args.qos)
             out.emit("sent", id=id, t=t)

@@ -88,6 +88,21 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def _maybe_profiled(name: str, argv: list[str], workdir: Path) -> list[str]:
+    """Run *argv* under py-spy when ``BENCH_PYSPY`` names it and ``BENCH_PROFILE`` matches.
+
+    ``BENCH_PROFILE`` is a comma-separated list of process name prefixes
+    (``tp-controller,e2e-node_b``); the raw flame graph lands beside the process's log.
+    """
+    spy = os.environ.get("BENCH_PYSPY")
+    wanted = [p for p in os.environ.get("BENCH_PROFILE", "").split(",") if p]
+    if not spy or not any(name.startswith(p) for p in wanted):
+        return argv
+    out = workdir / f"{name}.pyspy.txt"
+    return [spy, "record", "--format", "raw", "--rate", "250", "--threads", "--output", str(out),
+            "--", *argv]
+
+
 class Proc:
     """A child process: JSON lines in and out, stderr to a log file, always killed.
 
@@ -99,12 +114,13 @@ class Proc:
     def __init__(self, name: str, argv: Sequence[str], *, workdir: Path,
                  env: dict[str, str] | None = None) -> None:
         self.name = name
-        self.argv = list(argv)
+        self.argv = _maybe_profiled(name, list(argv), workdir)
         self.log_path = workdir / f"{name}.log"
         self._log = self.log_path.open("wb")
         self._queues: dict[str, queue.Queue[dict[str, Any]]] = {}
         self._queues_lock = threading.Lock()
         self.noise: list[str] = []
+        self.ready_pid: int | None = None
         self.popen = subprocess.Popen(
             self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
             cwd=ROOT, env=child_env(env),
@@ -114,7 +130,8 @@ class Proc:
 
     @property
     def pid(self) -> int:
-        return self.popen.pid
+        """The child's pid (the Python process's own, as it said when ready, if profiled)."""
+        return self.ready_pid or self.popen.pid
 
     def _queue(self, kind: str) -> queue.Queue[dict[str, Any]]:
         with self._queues_lock:
@@ -131,6 +148,8 @@ class Proc:
                 del self.noise[:-50]
                 continue
             if isinstance(msg, dict):
+                if msg.get("kind") == "ready" and isinstance(msg.get("pid"), int):
+                    self.ready_pid = msg["pid"]
                 self._queue(str(msg.get("kind"))).put(msg)
         self._queue("__eof__").put({"kind": "__eof__"})
 
@@ -222,6 +241,20 @@ def start_all(stack: contextlib.ExitStack, procs: Sequence[Proc], *, timeout: fl
     return [proc.expect(kind, timeout) for proc in procs]
 
 
+def controller_proc(name: str, *, game: Path, broker: Broker, workdir: Path,
+                    extra: Sequence[str] = ()) -> tuple[Proc, int]:
+    """A ``bench._controller`` process on a free port, with a fresh session store."""
+    port = free_port()
+    data = workdir / f"{name}-data"
+    data.mkdir(parents=True, exist_ok=True)
+    for old in data.glob("controller.db*"):
+        old.unlink()
+    proc = Proc(name, python_argv("bench._controller", "--game", str(game), "--broker",
+                                  broker.address, "--port", str(port), "--data-dir", str(data),
+                                  *extra), workdir=workdir, env={"ESCAPE_DATA_DIR": str(data)})
+    return proc, port
+
+
 # -- /proc ------------------------------------------------------------------------------
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -297,7 +330,8 @@ class Http:
         return self.call("GET", path)
 
     def post(self, path: str, body: Any = None) -> Any:
-        return self.call("POST", path, body)
+        # NOTE: the app wants a JSON body on every state-changing request.
+        return self.call("POST", path, {} if body is None else body)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -390,6 +424,21 @@ def broker(kind: str, workdir: Path) -> Iterator[Broker]:
     else:
         msg = f"unknown broker kind {kind!r}"
         raise ValueError(msg)
+
+
+@contextlib.contextmanager
+def workdir_for(prefix: str) -> Iterator[Path]:
+    """A scratch directory for logs and game files: ``$BENCH_WORKDIR`` (kept) or a temporary one."""
+    kept = os.environ.get("BENCH_WORKDIR")
+    if kept:
+        path = Path(kept) / prefix.strip("-")
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield Path(tmp)
 
 
 # -- game files -------------------------------------------------------------------------

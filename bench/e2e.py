@@ -32,19 +32,18 @@ import argparse
 import contextlib
 import json
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bench.common import (
-    Broker,
     BenchError,
+    Broker,
     Http,
     Proc,
     broker,
-    free_port,
+    controller_proc,
     mosquitto,
     mosquitto_available,
     python_argv,
@@ -52,6 +51,7 @@ from bench.common import (
     start_all,
     summarize_ns,
     wait_until,
+    workdir_for,
     write_game,
 )
 from bench.results_model import Section
@@ -102,10 +102,7 @@ def _wait_pin(node: Proc, *, state: bool, timeout: float) -> int:
 def system_latency(b: Broker, game: Path, trials: int, workdir: Path) -> dict[str, Any]:
     """Key on node A → relay on node B, *trials* times, over broker *b*."""
     with contextlib.ExitStack() as stack:
-        port = free_port()
-        ctl = Proc(f"e2e-controller-{b.kind}", python_argv(
-            "bench._controller", "--game", str(game), "--broker", b.address, "--port", str(port)),
-            workdir=workdir)
+        ctl, port = controller_proc(f"e2e-controller-{b.kind}", game=game, broker=b, workdir=workdir)
         node_a = Proc(f"e2e-node_a-{b.kind}", python_argv(
             "bench._node", "--game", str(game), "--node", "node_a", "--broker", b.address),
             workdir=workdir)
@@ -135,24 +132,32 @@ def system_latency(b: Broker, game: Path, trials: int, workdir: Path) -> dict[st
         records = http.get(f"/bench/records?since={t_begin}&events=true")
         codes = sorted(t for t, node, prop, kind, _seq in records["events"]
                        if (node, prop, kind) == ("node_a", "keypad", "code"))
+        unlocks = sorted(t for t, node, prop, action in records["commands"]
+                         if (node, prop, action) == ("node_b", "door", "unlock"))
         node_a_status = node_a.request("status", 5, cmd="status")
         node_b_status = node_b.request("status", 5, cmd="status")
     total = [r["t_relay"] - r["t_pin"] for r in rows]
     keypad = [r["t_code"] - r["t_pin"] for r in rows if r["t_code"]]
-    to_controller, to_relay = [], []
+    to_command, to_relay, to_handled = [], [], []
     for r in rows:
-        handled = next((t for t in codes if r["t_code"] <= t <= r["t_relay"]), None)
-        if handled is not None and r["t_code"]:
-            to_controller.append(handled - r["t_code"])
-            to_relay.append(r["t_relay"] - handled)
+        if not r["t_code"]:
+            continue
+        sent = next((t for t in unlocks if r["t_code"] <= t <= r["t_relay"]), None)
+        if sent is not None:
+            to_command.append(sent - r["t_code"])
+            to_relay.append(r["t_relay"] - sent)
+        handled = next((t for t in codes if t >= r["t_code"]), None)
+        if handled is not None:
+            to_handled.append(handled - r["t_code"])
     return {
         "trials": len(rows), "failed_trials": failures,
         "controller_loop": ready[0].get("loop"),
         "pin_to_relay": summarize_ns(total),
         "parts": {
             "node_a_pin_to_code_event": summarize_ns(keypad),
-            "code_event_to_controller_handled": summarize_ns(to_controller),
-            "controller_handled_to_node_b_relay": summarize_ns(to_relay),
+            "code_event_to_unlock_command_sent": summarize_ns(to_command),
+            "unlock_command_sent_to_node_b_relay": summarize_ns(to_relay),
+            "code_event_to_controller_done_handling": summarize_ns(to_handled),
         },
         "node_metrics": {"node_a": node_a_status.get("metrics"),
                          "node_b": node_b_status.get("metrics")},
@@ -234,10 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--trials", type=int)
     parser.add_argument("--brokers", default=None)
+    parser.add_argument("--no-naive", action="store_true")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
+    with workdir_for("bench-e2e-") as tmp:
         section = run(quick=args.quick, workdir=Path(tmp), trials=args.trials,
-                      brokers=args.brokers.split(",") if args.brokers else None)
+                      brokers=args.brokers.split(",") if args.brokers else None,
+                      naive=not args.no_naive)
     json.dump(section.as_dict(), sys.stdout, indent=2)
     print()
     return 0

@@ -13,7 +13,10 @@ NOTE: under MockFactory the simulated chip runs in the caller's thread (its call
 fire on every clock edge), so "CPU" includes the chip's own work; on a Pi the bus is
 hardware SPI and the chip is silicon. Read these numbers as an upper bound.
 
-    .venv/bin/python bench/rfid_poll.py [--seconds 2] [--cpu-seconds 5]
+    .venv/bin/python bench/rfid_poll.py [--seconds 2] [--cpu-seconds 5] [--output FILE]
+
+``python -m bench`` runs it too (shorter with ``--quick``) and folds its figures into the
+suite's table.
 """
 
 from __future__ import annotations
@@ -115,12 +118,13 @@ def spi_transfer_cost(seconds: float) -> float:
         factory.reset()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="per poll-rate run")
     parser.add_argument("--cpu-seconds", type=float, default=5.0, help="per CPU run")
     parser.add_argument("--poll-interval", type=float, default=0.1)
-    args = parser.parse_args()
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
 
     saved = Device.pin_factory
     try:
@@ -147,8 +151,8 @@ def main() -> None:
         print(f"{names[row['tag']]:<16}{row['cpu_percent_of_one_core']:>17}"
               f"{row['spi_transactions_per_s']:>13}")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpus": os.cpu_count()},
         "bus": "gpiozero MockFactory software SPI + props.mfrc522_sim.SimulatedMFRC522",
@@ -156,7 +160,7 @@ def main() -> None:
         "poll_rates": rates,
         "background_cpu": cpu,
     }, indent=2) + "\n")
-    print(f"\nwrote {RESULTS}")
+    print(f"\nwrote {args.output}")
 
 
 if __name__ == "__main__":

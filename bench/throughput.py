@@ -21,8 +21,8 @@ import argparse
 import contextlib
 import json
 import sys
-import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,14 @@ from bench.common import (
     Http,
     Proc,
     broker,
+    controller_proc,
     cpu_percent,
-    free_port,
     mosquitto_available,
     proc_sample,
     python_argv,
     start_all,
     wait_until,
+    workdir_for,
     write_game,
 )
 from bench.results_model import Section
@@ -105,19 +106,18 @@ def measure_rate(ctl: Proc, http: Http, publishers: list[Proc], others: list[int
 
 
 def run(*, quick: bool, workdir: Path, seconds: float | None = None,
-        broker_kind: str | None = None) -> Section:
+        broker_kind: str | None = None, experiments: Sequence[str] = ()) -> Section:
     seconds = seconds or (1.5 if quick else 10.0)
     kind = broker_kind or ("mosquitto" if mosquitto_available() else "amqtt")
     section = Section()
     section.details.update({"rooms": ROOMS, "props_per_room": PROPS_PER_ROOM, "seconds": seconds,
-                            "broker": kind, "publisher_processes": ROOMS, "qos": 1})
+                            "broker": kind, "publisher_processes": ROOMS, "qos": 1,
+                            "experiments": list(experiments)})
     game = write_game(workdir, "throughput", game_text())
     rows = []
     with broker(kind, workdir) as b, contextlib.ExitStack() as stack:
-        port = free_port()
-        ctl = Proc("tp-controller", python_argv(
-            "bench._controller", "--game", str(game), "--broker", b.address, "--port", str(port)),
-            workdir=workdir)
+        ctl, port = controller_proc("tp-controller", game=game, broker=b, workdir=workdir,
+                                    extra=[f"--experiment={e}" for e in experiments])
         start_all(stack, [ctl])
         http = Http(port, timeout=30)
         stack.callback(http.close)
@@ -158,10 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--broker", choices=("mosquitto", "amqtt"))
+    parser.add_argument("--experiment", action="append", default=[],
+                        help="run the controller with a proposed fix patched in (bench._controller)")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-tp-") as tmp:
+    with workdir_for("bench-tp-") as tmp:
         section = run(quick=args.quick, workdir=Path(tmp), seconds=args.seconds,
-                      broker_kind=args.broker)
+                      broker_kind=args.broker, experiments=args.experiment)
     json.dump(section.as_dict(), sys.stdout, indent=2)
     print()
     return 0

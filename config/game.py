@@ -279,6 +279,9 @@ class ConfigIssue:
     severity: Literal["error", "warning"] = "error"
 
 
+#: the prop id of node-level events (``nodes.contract.NODE_PROP``); no prop may take it
+RESERVED_PROP = "node"
+
 # NOTE: BCM 2/3 have hard-wired 1.8 kΩ pull-ups and 4-8 default high at boot: a relay
 # there may click (and a maglock engage) while the Pi boots, before our code runs.
 HIGH_AT_BOOT = frozenset({2, 3, 4, 5, 6, 7, 8})
@@ -438,6 +441,10 @@ def semantic_issues(game: Game) -> list[ConfigIssue]:
             if prop.id in seen_props:
                 issues.append(ConfigIssue(("nodes", n_index, "props", p_index, "id"),
                                           f"duplicate prop id {prop.id!r} in node {node.id!r}"))
+            if prop.id == RESERVED_PROP:
+                issues.append(ConfigIssue(("nodes", n_index, "props", p_index, "id"),
+                                          f"prop id {RESERVED_PROP!r} is reserved for the node's own "
+                                          "events (emergency input, puzzles solved on its own)"))
             seen_props.add(prop.id)
         issues.extend(_pin_issues(n_index, node))
     issues.extend(_ref_issues(game))

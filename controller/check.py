@@ -86,7 +86,8 @@ def start_action(config: PropConfig) -> str | None:
     return None
 
 
-def assess(node: str, config: PropConfig, *, online: bool, reported: dict[str, Any],
+# one return per status, read top to bottom
+def assess(node: str, config: PropConfig, *, online: bool, reported: dict[str, Any],  # noqa: PLR0911
            ack: str | None, desired_action: str | None, reset_id: str | None) -> PropCheck:
     """Where one prop stands against its start state.
 

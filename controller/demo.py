@@ -11,6 +11,7 @@ import logging
 import sys
 
 from config.loader import SHIPPED_GAME, GameConfigError, load_game
+from controller.api.auth import AuthSettings
 from controller.broker import EmbeddedBroker
 from nodes.mqtt import BrokerAddress
 
@@ -35,13 +36,21 @@ def run_demo(*, config: str | None, http_port: int, mqtt_port: int, host: str = 
                         simulate=True) for node in game.nodes]
     for agent in agents:
         agent.start()
-    app = create_app(game=game, broker=address, demo=True)
+    # -- access control (issue "Web pages"): ESCAPE_GM_PASSWORD & co, or random ones --
+    auth = AuthSettings.from_env(demo=True)
+    app = create_app(game=game, broker=address, demo=True, auth=auth)
     url = f"http://{host}:{http_port}/"
     print(f"\n  Démo de l'appartement témoin : {url}\n"
           f"  MQTT (amqtt embarqué) : mqtt://127.0.0.1:{broker.port}  "
           f"(mosquitto_sub -h 127.0.0.1 -p {broker.port} -v -t 'escape/#')\n"
           f"  {len(agents)} nœuds simulés : {', '.join(a.node.id for a in agents)}\n"
-          "  Ctrl+C pour arrêter.\n", flush=True)
+          f"  Console du maître du jeu : {url}console  mot de passe : {auth.gm_password}\n"
+          f"  Page technicien : {url}tech  mot de passe : {auth.tech_password}\n"
+          f"  Répétition (appartement simulé) : {url}rehearsal\n"
+          + "".join(f"  Écran {n.id} : {url}screen/{n.id}?token="
+                    f"{auth.screen_token(n.id)}\n"
+                    for n in game.nodes)
+          + "  Ctrl+C pour arrêter.\n", flush=True)
     try:
         uvicorn.run(app, host=host, port=http_port, log_level="warning")
     finally:

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from config.game import Game
+from controller.api import auth as auth_api
+from controller.api.auth import AuthConfigError, AuthMiddleware, AuthSettings
+from controller.api.routes import clues as clue_routes
 from controller.api.routes import game as game_routes
+from controller.api.routes import history as history_routes
+from controller.api.routes import pages as page_routes
 from controller.api.routes import props as prop_routes
 from controller.api.routes import sim as sim_routes
 from controller.api.routes import ws as ws_routes
 from controller.core.config import Settings
 from controller.mqtt import MqttBridge
 from controller.service import GameService
+from controller.store import Store, default_path
 from nodes import contract
 from nodes.contract import Topics
 from nodes.mqtt import BrokerAddress, read_secret_file
@@ -27,33 +33,50 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "dashboard" / "static"
 
 
-def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False) -> FastAPI:
-    """The app: one MQTT client and one game service for its whole life (lifespan)."""
+def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path: Path | None = None,
+               clock: Callable[[], float] = time.monotonic,
+               wall: Callable[[], float] = time.time,
+               auth: AuthSettings | None = None) -> FastAPI:
+    """The app: one MQTT client, one session store and one game service for its whole life.
+
+    *db_path* is the SQLite file of the sessions (default: ``Settings().DATA_DIR /
+    "escape.db"``); a controller started on the file of one killed mid-game resumes that
+    game. *clock* (monotonic, for the timer) and *wall* (for records) are for tests.
+    *auth* holds the credentials (:mod:`controller.api.auth`); ``None`` turns access control
+    off, for benches and unit tests only: :func:`run_controller` and the demo always pass one.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(db_path if db_path is not None else default_path(Settings().DATA_DIR))
         bridge = MqttBridge(topics=Topics(game.apartment.id), broker=broker,
                             boot_id=contract.new_id())
-        service = GameService(game=game, bridge=bridge, demo=demo)
+        service = GameService(game=game, bridge=bridge, store=store, demo=demo, clock=clock, wall=wall)
         app.state.service = service
-        await service.start()
         try:
+            await service.start()
             yield
         finally:
-            await service.stop()
+            try:
+                await service.stop()
+            finally:
+                store.close()
 
     app = FastAPI(title="Escape apartment controller", lifespan=lifespan)
+    # -- access control (issue "Web pages"): one ASGI middleware for HTTP and WebSocket --
+    app.state.auth = auth or AuthSettings.disabled()
+    app.add_middleware(AuthMiddleware, settings=app.state.auth)
+    app.include_router(auth_api.router)
+    app.include_router(page_routes.router)
+    # -- end access control --
     app.include_router(game_routes.router)
     app.include_router(prop_routes.router)
+    app.include_router(clue_routes.router)
+    app.include_router(history_routes.router)
     app.include_router(ws_routes.router)
     if demo:
         app.include_router(sim_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-
-    @app.get("/", include_in_schema=False)
-    def index() -> RedirectResponse:
-        return RedirectResponse("/static/index.html")
-
     return app
 
 
@@ -78,7 +101,13 @@ def run_controller(*, config: str | None, broker: str | None, host: str | None,
     except GameConfigError as exc:
         log.error("the game file has errors; controller not started:\n%s", exc)
         return 2
-    app = create_app(game=game, broker=broker_from_settings(settings, broker), demo=settings.DEMO)
+    try:   # access control (issue "Web pages"): refuse to start without credentials
+        auth = AuthSettings.from_env(demo=settings.DEMO)
+    except (AuthConfigError, OSError) as exc:
+        log.error("access control not configured; controller not started: %s", exc)
+        return 2
+    app = create_app(game=game, broker=broker_from_settings(settings, broker), demo=settings.DEMO,
+                     db_path=default_path(settings.DATA_DIR), auth=auth)
     uvicorn.run(app, host=host or settings.HTTP_HOST, port=port or settings.HTTP_PORT,
                 log_level="info")
     return 0

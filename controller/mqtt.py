@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,9 +54,17 @@ class Connection:
 
 
 class MqttBridge:
-    """Connects the controller to the broker and to its asyncio loop."""
+    """Connects the controller to the broker and to its asyncio loop.
 
-    def __init__(self, *, topics: Topics, broker: BrokerAddress, boot_id: str) -> None:
+    While connected it republishes its retained status every :attr:`heartbeat_s` (and
+    at once when a node is born, so a node that just subscribed hears a live controller
+    without waiting): nodes tell a live controller from a retained leftover by it, learn
+    the game they may play on their own, and which of their events were handled
+    (:attr:`status_source` supplies ``parcours``, ``solved`` and ``acks``).
+    """
+
+    def __init__(self, *, topics: Topics, broker: BrokerAddress, boot_id: str,
+                 heartbeat_s: float = contract.MAX_HEARTBEAT_S, keepalive: int = 5) -> None:
         self.topics = topics
         self.broker = broker
         self.boot_id = boot_id
@@ -64,6 +74,13 @@ class MqttBridge:
         self.connected = False
         self.session: str | None = None
         self.running = False
+        self.heartbeat_s = heartbeat_s
+        self.keepalive = keepalive
+        #: called on the loop: extra ``ControllerStatus`` fields (parcours, solved, acks)
+        self.status_source: Callable[[], dict[str, Any]] | None = None
+        self._status_extra: dict[str, Any] = {}
+        self._status_lock = threading.Lock()
+        self._beat: asyncio.TimerHandle | None = None
         will = ControllerStatus(online=False, boot_id=boot_id).to_bytes()
         self.client = make_client(f"{topics.apartment_id}-controller-{boot_id}", broker,
                                   will_topic=topics.controller_status, will_payload=will)
@@ -73,10 +90,24 @@ class MqttBridge:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.client.connect_async(self.broker.host, self.broker.port, keepalive=5)
+        self.client.connect_async(self.broker.host, self.broker.port, keepalive=self.keepalive)
         self.client.loop_start()
+        self._beat = self._loop.call_later(self.heartbeat_s, self._heartbeat)
+
+    def _heartbeat(self) -> None:
+        # NOTE: call_later rather than a task: nothing is left pending when the loop closes.
+        try:
+            if self.connected:
+                self.publish_status()
+        except Exception:
+            log.exception("controller heartbeat failed")
+        if self._loop is not None and not self._loop.is_closed():
+            self._beat = self._loop.call_later(self.heartbeat_s, self._heartbeat)
 
     def stop(self) -> None:
+        if self._beat is not None:
+            self._beat.cancel()
+            self._beat = None
         if self.client.is_connected():
             info = self.client.publish(self.topics.controller_status,
                                        ControllerStatus(online=False, boot_id=self.boot_id).to_bytes(),
@@ -89,10 +120,20 @@ class MqttBridge:
         self.client.loop_stop()
 
     # -- outgoing ---------------------------------------------------------------------
-    def publish_status(self) -> None:
+    def publish_status(self, *, refresh: bool = True) -> None:
+        """Publish the retained online status; *refresh* (on the loop only) asks the source."""
+        extra = self._status_extra
+        if refresh and self.status_source is not None:
+            try:
+                extra = self._status_extra = dict(self.status_source())
+            except Exception:
+                log.exception("controller status fields failed; last ones reused")
         status = ControllerStatus(online=True, boot_id=self.boot_id, session=self.session,
-                                  running=self.running, ts=contract.now())
-        self.client.publish(self.topics.controller_status, status.to_bytes(), qos=1, retain=True)
+                                  running=self.running, ts=contract.now(),
+                                  heartbeat=self.heartbeat_s, **extra)
+        # A lock keeps two publishers (loop, paho thread) from interleaving ts and content.
+        with self._status_lock:
+            self.client.publish(self.topics.controller_status, status.to_bytes(), qos=1, retain=True)
 
     def send_command(self, node: str, prop: str, command: Command) -> None:
         # NOTE: commands are never retained: a stale "unlock" must never replay.
@@ -115,6 +156,11 @@ class MqttBridge:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
             self.metrics["queue_full"] += 1
+        if isinstance(item, Incoming) and isinstance(item.payload, NodeStatus) \
+                and item.payload.online and not item.retained and self.connected:
+            # A node just (re)connected: its first controller status was the retained one,
+            # which proves nothing; a fresh one now lets it deliver its events at once.
+            self.publish_status()
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
                     _properties: Any) -> None:
@@ -123,7 +169,7 @@ class MqttBridge:
             return
         client.subscribe([(t, contract.QOS) for t in self.topics.controller_subscriptions()])
         self.connected = True
-        self.publish_status()
+        self.publish_status(refresh=False)   # paho thread: the fields of the last heartbeat
         log.info("controller connected to %s:%s", self.broker.host, self.broker.port)
         self._hand_over(Connection(up=True))
 

@@ -1,7 +1,9 @@
-"""The running controller: engine + registry + MQTT + WebSocket hub, on one asyncio loop.
+"""The running controller: engine + registry + MQTT + WebSocket hub + store, on one loop.
 
-Everything that changes game state runs on the loop, one message at a time: MQTT
-messages from the bridge's queue, HTTP orders from the routes, the timer tick.
+Everything that changes game state runs on the asyncio loop, one message at a time: MQTT
+messages from the bridge's queue, HTTP orders from the routes (``async def``), the timer
+tick. Every change that matters (phase, solve, budget, clue, override) is written through
+to the store at once, so a controller killed mid-game resumes the same game.
 """
 
 from __future__ import annotations
@@ -10,15 +12,33 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 import time
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from config.game import Game
-from controller.engine import Effect, Engine, EngineError, Phase, PropCommand, ScreenMessage
+from controller.autonomy import local_solve, status_fields
+from controller.check import CHECK_LABELS, RESET_BY_COMMAND, CheckStatus, PropCheck, assess, start_action
+from controller.engine import (
+    ENDED,
+    GAME_MASTER,
+    PLAYING,
+    PREPARING,
+    Effect,
+    Engine,
+    EngineError,
+    Phase,
+    PropCommand,
+    ScreenMessage,
+    SentClue,
+)
 from controller.hub import Hub
 from controller.mqtt import Connection, Incoming, MqttBridge
 from controller.registry import EventVerdict, Registry
+from controller.store import Store, StoreError
 from nodes import contract
 from nodes.contract import Command, Gesture, NodeStatus, PropEvent, PropState, Resync, TechReply
 from props.models import MaglockConfig
@@ -29,9 +49,13 @@ log = logging.getLogger(__name__)
 COMMAND_TTL_S = 30.0
 #: resend a command whose effect is not reported after this long
 RESEND_AFTER_S = 1.0
+#: during the pre-game check, resend a keypad's or reader's reset after this long
+RECHECK_AFTER_S = 2.0
 #: reported fields that show an output is in the desired state
 _REACHED = {"lock": ("engaged", True), "unlock": ("engaged", False), "on": ("on", True),
             "off": ("on", False)}
+#: who the controller itself is in the audit log
+CONTROLLER = "controller"
 
 
 @dataclass(slots=True)
@@ -46,26 +70,42 @@ class Desired:
 
 
 class GameService:
-    def __init__(self, *, game: Game, bridge: MqttBridge, demo: bool = False) -> None:
+    """Glues the engine, the registry, the MQTT bridge, the hub and the store."""
+
+    def __init__(self, *, game: Game, bridge: MqttBridge, store: Store, demo: bool = False,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
         self.game = game
         self.bridge = bridge
+        self.store = store
         self.demo = demo
-        self.engine = Engine(game)
+        self.clock = clock
+        self.wall = wall
+        self.engine = Engine(game, clock=clock, wall=wall)
         self.registry = Registry(game)
         self.hub = Hub()
         self.desired: dict[tuple[str, str], Desired] = {}
+        #: ``reset`` commands sent to keypads and readers during the check: id, when
+        self.check_resets: dict[tuple[str, str], tuple[str, float]] = {}
         self.events_seen = 0
+        self.resumed: dict[str, Any] | None = None
         self.tech_replies: dict[str, TechReply] = {}
         self.tech_waiters: dict[str, asyncio.Future[TechReply]] = {}
         self._push_scheduled = False
+        self._stopping = False
+        self._last_alert: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._maglocks = {(n.id, p.id): p for n in game.nodes for p in n.props
-                          if isinstance(p, MaglockConfig)}
+        self._configs = {(n.id, p.id): p for n in game.nodes for p in n.props}
+        self._maglocks = {key: p for key, p in self._configs.items() if isinstance(p, MaglockConfig)}
         #: called after each incoming MQTT message is handled (benchmarks and tests)
         self.on_handled: Any = None
+        # -- node autonomy (issue "Reliability"): what the status heartbeat tells nodes --
+        bridge.heartbeat_s = contract.heartbeat_interval(game.apartment.autonomy_after_s)
+        bridge.status_source = lambda: status_fields(engine=self.engine, registry=self.registry)
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
+        self.resume()
         self.bridge.start()
         self._tasks = [
             asyncio.create_task(self._consume(), name="mqtt-consumer"),
@@ -73,8 +113,14 @@ class GameService:
         ]
 
     async def stop(self) -> None:
-        # NOTE: a clean controller stop opens every lock before it goes.
+        # NOTE: a clean controller stop opens every lock before it goes. The release is
+        # not written as the desired state: a restart resumes the game's locks (see resume).
+        self._stopping = True
+        self.engine.audit("controller_stop", who=CONTROLLER, detail="toutes les serrures ouvertes")
         self._execute(self.engine.release_all())
+        self._save()
+        with contextlib.suppress(sqlite3.Error, StoreError):
+            self.store.set_meta("clean_stop", "1")
         await asyncio.sleep(0.1)
         for task in self._tasks:
             task.cancel()
@@ -82,6 +128,46 @@ class GameService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.bridge.stop()
+
+    def resume(self) -> None:
+        """Take up where the last controller left: desired output states, open session.
+
+        After a crash (``kill -9``) the nodes still hold their locks: the desired states
+        are re-sent as they were. After a clean stop the locks were opened on the way out:
+        as after a node reboot, only those whose config allows it are locked again; the
+        others wait for the game master (``relock_pending``).
+        """
+        clean = self.store.get_meta("clean_stop", "1") == "1"
+        self.store.set_meta("clean_stop", "0")
+        for row in self.store.load_desired():
+            key = (row["node"], row["prop"])
+            if key not in self._configs:
+                continue
+            want = Desired(row["action"], row["params"], contract.new_id(), 0.0, row["relock_pending"])
+            cfg = self._maglocks.get(key)
+            if clean and cfg and want.action == "lock" and not cfg.relock_after_restart:
+                want.action, want.relock_pending = "unlock", True
+                self._persist_desired(key, want)
+            self.desired[key] = want
+        record = self.store.open_session()
+        if record is None:
+            return
+        try:
+            engine = Engine.from_record(self.game, record, clock=self.clock, wall=self.wall)
+        except (ValueError, KeyError, TypeError):
+            log.exception("cannot resume session %s: starting idle", record.get("session"))
+            self.store.close_session(record.get("session") or "", result="aborted")
+            return
+        notes, audits = self.store.recent_journal(engine.session_id or "")
+        engine.log, engine.audit_log = notes, audits
+        how = "après un arrêt propre" if clean else "après un arrêt brutal"
+        engine.audit("resume", who=CONTROLLER, detail=f"partie reprise {how}")
+        self.engine = engine
+        self.resumed = {"session": engine.session_id, "clean": clean, "phase": str(engine.phase)}
+        log.warning("resumed session %s (%s, %.0f s left) %s", engine.session_id, engine.phase,
+                    engine.remaining(), how)
+        self._save()
+        self._sync_bridge(publish=False)
 
     async def _consume(self) -> None:
         while True:
@@ -105,11 +191,7 @@ class GameService:
         while True:
             await asyncio.sleep(0.2)
             try:
-                effects = self.engine.tick()
-                if effects:
-                    self._execute(effects)
-                    self.changed()
-                self._reconcile()
+                self.tick()
                 now = time.monotonic()
                 if self.engine.phase == Phase.RUNNING and now - last_push >= 1.0:
                     last_push = now
@@ -117,6 +199,26 @@ class GameService:
                     self.changed()
             except Exception:
                 log.exception("timer tick failed")
+
+    def tick(self) -> None:
+        """Timer (time up), inactivity alert, check resends, reconcile: every 0.2 s."""
+        effects = self.engine.tick()
+        if effects:
+            self._execute(effects)
+            self._sync_bridge()
+            self._save()
+            self.changed()
+        alert = self.engine.alert()
+        if alert != self._last_alert:
+            self._last_alert = alert
+            if alert is not None:
+                self.engine._note("inactivity", f"{alert}: {self.engine.idle_seconds():.0f} s sans action")
+                self._save()
+            self.publish_game_state()
+            self.changed()
+        if self.engine.phase == Phase.CHECK:
+            self._check_tick()
+        self._reconcile()
 
     # -- incoming ---------------------------------------------------------------------
     def _handle(self, item: Incoming) -> None:
@@ -148,6 +250,7 @@ class GameService:
                 cfg = self._maglocks.get((n, p))
                 if n == node and cfg and want.action == "lock" and not cfg.relock_after_restart:
                     want.action, want.relock_pending = "unlock", True
+                    self._persist_desired((n, p), want)
                     log.warning("%s.%s opened by a reboot of %s: waits for the game master", n, p, n)
         if kind in ("birth", "reboot"):
             for (n, _p), want in self.desired.items():
@@ -155,6 +258,10 @@ class GameService:
                     want.sent_at = 0.0   # resend what differs at the next reconcile
 
     def _on_event(self, node: str, prop: str, event: PropEvent) -> None:
+        if prop != contract.NODE_PROP and (node, prop) not in self.registry.props:
+            # Before the registry: an event of an unknown prop must not move seq or boot.
+            self.bridge.metrics["unknown_prop"] += 1
+            return
         verdict = self.registry.on_event(node, event)
         if verdict == EventVerdict.DUPLICATE:
             self.bridge.metrics["duplicate_events"] += 1
@@ -170,16 +277,55 @@ class GameService:
         if prop == "node" and event.type == "emergency":
             self.emergency(who=f"node {node} (emergency input)")
             return
+        if prop == contract.NODE_PROP and event.type == "solved_locally":
+            self._on_solved_locally(node, event)
+            return
         if info is None:
             self.bridge.metrics["unknown_prop"] += 1
             return
-        self._execute(self.engine.on_event(node, prop, event.type, event.value))
+        was_running = self.engine.phase == Phase.RUNNING
+        effects = self.engine.on_event(node, prop, event.type, event.value)
+        self._execute(effects)   # first the doors, then the books
+        if self.engine.session_id is not None:
+            self._record_event(node, prop, event)
+        if was_running:
+            if self.engine.phase != Phase.RUNNING:
+                self._sync_bridge()
+            self._save()
+
+    def _on_solved_locally(self, node: str, event: PropEvent) -> None:
+        """Node autonomy: *node* solved a local puzzle while we were away (controller/autonomy.py)."""
+        try:
+            effects, done = local_solve(self.engine, node=node, puzzle_id=event.value)
+        except EngineError as exc:
+            self.bridge.metrics["refused_local_solves"] += 1
+            log.warning("node %s solved %r on its own: not applied here: %s", node, event.value, exc)
+            return
+        for cmd in done:   # the node did these itself: the desired state now, not resent
+            want = Desired(cmd.action, dict(cmd.params), "", time.monotonic())
+            self.desired[(cmd.node, cmd.prop)] = want
+            self._persist_desired((cmd.node, cmd.prop), want)
+        self._execute(effects)
+        if self.engine.phase not in PLAYING:
+            self._sync_bridge()   # that puzzle won the game
+        self._save()
+
+    def _record_event(self, node: str, prop: str, event: PropEvent) -> None:
+        try:
+            self.store.add_event(self.engine.session_id, node=node, prop=prop, type_=event.type,
+                                 value=event.value, at=event.ts or self.wall(),
+                                 elapsed_s=round(self.engine.elapsed(), 3))
+        except (sqlite3.Error, StoreError):
+            self.bridge.metrics["store_errors"] += 1
+            log.exception("recording an event failed")
 
     # -- outgoing ---------------------------------------------------------------------
-    def _execute(self, effects: list[Effect]) -> None:
+    def _execute(self, effects: Iterable[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, PropCommand):
-                self.command(effect.node, effect.prop, effect.action, effect.params)
+                command_id = self.command(effect.node, effect.prop, effect.action, effect.params)
+                if effect.action == "reset":
+                    self.check_resets[(effect.node, effect.prop)] = (command_id, time.monotonic())
             elif isinstance(effect, ScreenMessage):
                 self.publish_game_state()
         if self.engine.phase != Phase.IDLE:
@@ -191,9 +337,19 @@ class GameService:
         command = Command(id=contract.new_id(), action=action, params=params,
                           session=self.engine.session_id, expires=contract.now() + COMMAND_TTL_S)
         if action in _REACHED:
-            self.desired[(node, prop)] = Desired(action, params, command.id, time.monotonic())
+            want = Desired(action, params, command.id, time.monotonic())
+            self.desired[(node, prop)] = want
+            if not self._stopping:
+                self._persist_desired((node, prop), want)
         self.bridge.send_command(node, prop, command)
         return command.id
+
+    def _persist_desired(self, key: tuple[str, str], want: Desired) -> None:
+        try:
+            self.store.save_desired(key[0], key[1], want.action, want.params, want.relock_pending)
+        except (sqlite3.Error, StoreError):
+            self.bridge.metrics["store_errors"] += 1
+            log.exception("saving the desired state of %s.%s failed", *key)
 
     def _reconcile(self) -> None:
         now = time.monotonic()
@@ -211,58 +367,249 @@ class GameService:
                 session=self.engine.session_id, expires=contract.now() + COMMAND_TTL_S))
 
     def publish_game_state(self) -> None:
-        snap = self.engine.snapshot()
-        state = {"v": 1, "phase": snap["phase"], "session": snap["session"],
-                 "parcours": snap["parcours"], "remaining_s": snap["remaining_s"],
-                 "budget": snap["budget"], "messages": snap["messages"][-3:], "ts": contract.now()}
-        self.bridge.session = self.engine.session_id
-        self.bridge.running = self.engine.phase in (Phase.RUNNING, Phase.PAUSED)
+        """The retained ``game/state``: what room screens and monitoring read."""
+        engine = self.engine
+        state = {"v": 1, "phase": str(engine.phase), "session": engine.session_id,
+                 "parcours": engine.parcours, "remaining_s": round(engine.remaining(), 3),
+                 "duration_s": engine.duration, "budget": engine.budget,
+                 "messages": [{"text": m.text, "text_en": m.text_en, "room": m.room}
+                              for m in engine.messages[-3:]],
+                 "clues": [{"id": c.id, "text": c.text, "text_en": c.text_en, "room": c.room,
+                            "status": c.status} for c in engine.clues[-5:]],
+                 "clue_count": engine.clue_count, "alert": engine.alert(), "ts": contract.now()}
+        self.bridge.session = engine.session_id
+        self.bridge.running = engine.phase in PLAYING
         self.bridge.publish(self.bridge.topics.game_state, json.dumps(state).encode(), retain=True)
 
-    # -- game master's orders ----------------------------------------------------------
-    def start_game(self, *, parcours: str, players: int, children: bool) -> None:
-        if self.engine.phase in (Phase.WON, Phase.LOST, Phase.ABORTED):
-            self.engine.reset()
-        effects = self.engine.start(parcours=parcours, players=players, children=children)
+    def _sync_bridge(self, *, publish: bool = True) -> None:
+        """Tell the nodes (controller status) which session is current and if it runs."""
         self.bridge.session = self.engine.session_id
-        self.bridge.running = True
-        self.bridge.publish_status()
-        self._execute(effects)
+        self.bridge.running = self.engine.phase in PLAYING
+        if publish:
+            self.bridge.publish_status()
+
+    def _save(self) -> None:
+        """Write the session through to the store (and the journal: notes, audit)."""
+        journal = self.engine.take_journal()
+        try:
+            if self.engine.session_id is not None:
+                self.store.save_session(self.engine.to_record(), self.engine.history_rows(), journal)
+            else:
+                self.store.add_journal(journal)
+        except (sqlite3.Error, StoreError):
+            # NOTE: a full disk must not stop a game in progress: the game goes on.
+            self.bridge.metrics["store_errors"] += 1
+            log.exception("saving the session failed")
+
+    def _done(self) -> None:
+        """After a game master's order: save, publish, push."""
+        self._save()
+        if self.engine.phase != Phase.IDLE:
+            self.publish_game_state()
         self.changed()
 
-    def stop_game(self) -> None:
-        self._execute(self.engine.abort())
-        self.bridge.running = False
-        self.bridge.publish_status()
+    # -- pre-game check ---------------------------------------------------------------
+    def check_report(self) -> dict[str, Any]:
+        """Where every prop stands against its start state (see :mod:`controller.check`)."""
+        checks: list[PropCheck] = []
+        for (node, prop), cfg in self._configs.items():
+            info = self.registry.props[(node, prop)]
+            want = self.desired.get((node, prop))
+            reset = self.check_resets.get((node, prop))
+            checks.append(assess(node, cfg, online=self.registry.nodes[node].online,
+                                 reported=info.reported, ack=info.ack,
+                                 desired_action=want.action if want else None,
+                                 reset_id=reset[0] if reset else None))
+        counts = Counter(str(c.status) for c in checks)
+        not_ready = [f"{c.ref} ({CHECK_LABELS[c.status]}{' : ' + c.detail if c.detail else ''})"
+                     for c in checks if c.status != CheckStatus.READY]
+        return {"ready": not not_ready, "counts": {str(s): counts.get(str(s), 0) for s in CheckStatus},
+                "not_ready": not_ready, "props": [c.public() for c in checks]}
+
+    def begin_check(self, *, parcours: str | None = None, players: int | None = None,
+                    children: bool | None = None, who: str = GAME_MASTER) -> dict[str, Any]:
+        """Open a session and check the apartment; again in check: resend what is not ready
+        (and correct the group with what is given)."""
+        if self.engine.phase == Phase.CHECK:
+            self.engine.configure(parcours=parcours, players=players, children=children)
+            self.engine.audit("recheck", who=who)
+            self._resend_start_state(only_not_ready=True)
+            self._done()
+            return self.check_report()
+        if self.engine.phase in ENDED or self.engine.phase == Phase.DEBRIEF:
+            self.reset_game(who=who)
+        effects = self.engine.prepare(parcours=parcours or "primo", players=players or 4,
+                                      children=bool(children), who=who)
+        self.check_resets.clear()
+        self._sync_bridge()
+        self._execute(effects)
+        self._done()
+        return self.check_report()
+
+    def _resend_start_state(self, *, only_not_ready: bool) -> None:
+        report = {(p["node"], p["prop"]): p["status"] for p in self.check_report()["props"]}
+        for (node, prop), cfg in self._configs.items():
+            if only_not_ready and report[(node, prop)] == CheckStatus.READY:
+                continue
+            action = start_action(cfg) or ("reset" if isinstance(cfg, RESET_BY_COMMAND) else None)
+            if action is not None:
+                self._execute([PropCommand(node, prop, action)])
+
+    def _check_tick(self) -> None:
+        """During the check, a keypad or reader that drifted off its start state (a key
+        pressed after its reset) gets another reset."""
+        now = time.monotonic()
+        for prop in self.check_report()["props"]:
+            key = (prop["node"], prop["prop"])
+            if prop["status"] != CheckStatus.NEEDS_RESET or not isinstance(self._configs[key],
+                                                                            RESET_BY_COMMAND):
+                continue
+            sent = self.check_resets.get(key)
+            if sent is None or now - sent[1] >= RECHECK_AFTER_S:
+                self._execute([PropCommand(key[0], key[1], "reset")])
+                self.changed()
+
+    def brief(self, *, override: str | None = None, who: str = GAME_MASTER,
+              parcours: str | None = None, players: int | None = None,
+              children: bool | None = None) -> None:
+        """Check → briefing: needs every prop ready, or an override with a reason."""
+        if self.engine.phase == Phase.CHECK:
+            self.engine.configure(parcours=parcours, players=players, children=children)
+        self.engine.brief(not_ready=self.check_report()["not_ready"], override=override, who=who)
+        self._done()
+
+    # -- game master's orders ----------------------------------------------------------
+    def start_game(self, *, parcours: str | None = None, players: int | None = None,
+                   children: bool | None = None, override: str | None = None,
+                   who: str = GAME_MASTER) -> None:
+        """Start the run: from briefing; from check (ready, or override); from idle or a
+        finished game at once (the check is then overridden, and recorded as such)."""
+        if self.engine.phase in ENDED or self.engine.phase == Phase.DEBRIEF:
+            self.reset_game(who=who)
+        from_idle = self.engine.phase == Phase.IDLE
+        not_ready = self.check_report()["not_ready"] if self.engine.phase == Phase.CHECK else []
+        effects = self.engine.start(parcours=parcours, players=players, children=children,
+                                    not_ready=not_ready, override=override, who=who)
+        if from_idle:
+            self.check_resets.clear()
+        self._sync_bridge()
+        self._execute(effects)
+        self._done()
+
+    def stop_game(self, *, who: str = GAME_MASTER) -> None:
+        """Abort a run, or cancel a session still in check or briefing."""
+        if self.engine.phase in PREPARING:
+            session = self.engine.session_id or ""
+            effects = self.engine.cancel(who=who)
+            self._sync_bridge()
+            self._execute(effects)
+            self._close(session, result="cancelled")
+        else:
+            effects = self.engine.abort(who=who)
+            self._sync_bridge()
+            self._execute(effects)
+            self._done()
         self.changed()
+
+    def pause(self, *, who: str = GAME_MASTER) -> None:
+        self.engine.pause(who=who)
+        self._done()
+
+    def resume_game(self, *, who: str = GAME_MASTER) -> None:
+        self.engine.resume(who=who)
+        self._done()
+
+    def add_time(self, seconds: int, *, who: str = GAME_MASTER) -> None:
+        self.engine.add_time(seconds, who=who)
+        self._done()
+
+    def debrief(self, *, who: str = GAME_MASTER) -> None:
+        self.engine.debrief(who=who)
+        self._done()
+
+    def reset_game(self, *, who: str = GAME_MASTER) -> None:
+        """Back to idle: the session is closed (it stays in the history)."""
+        session = self.engine.session_id
+        if session is not None and self.engine.phase != Phase.IDLE:
+            self._save()
+        self.engine.reset(who=who)
+        self.check_resets.clear()
+        self._sync_bridge()
+        if session is not None:
+            self._close(session)
+        self.publish_game_state()
+        self.changed()
+
+    def _close(self, session: str, *, result: str | None = None) -> None:
+        try:
+            self.store.close_session(session, result=result, journal=self.engine.take_journal())
+        except (sqlite3.Error, StoreError):
+            self.bridge.metrics["store_errors"] += 1
+            log.exception("closing session %s failed", session)
 
     def emergency(self, *, who: str) -> None:
         """Open every lock of the apartment at once; pause a running game."""
         log.warning("EMERGENCY RELEASE by %s", who)
         self._execute(self.engine.release_all())
-        for want in self.desired.values():
-            want.relock_pending = False
+        for key, want in self.desired.items():
+            if want.relock_pending:
+                want.relock_pending = False
+                self._persist_desired(key, want)
         if self.engine.phase == Phase.RUNNING:
-            self.engine.pause()
-        self.engine._note("emergency", f"every lock released by {who}")
+            self.engine.pause(who=who)
+        self.engine.audit("emergency", who=who, detail="toutes les serrures ouvertes")
+        self._save()
         self.publish_game_state()
         self.changed()
 
-    def prop_order(self, node: str, prop: str, action: str, params: dict[str, Any]) -> str:
+    def prop_order(self, node: str, prop: str, action: str, params: dict[str, Any], *,
+                   who: str = GAME_MASTER) -> str:
+        """The game master's hand on any lock or output (audited)."""
         if (node, prop) not in self.registry.props:
-            msg = f"unknown prop {node}.{prop}"
+            msg = f"accessoire inconnu {node}.{prop}"
             raise LookupError(msg)
         if action in ("lock", "unlock") and (node, prop) not in self._maglocks:
-            msg = f"{node}.{prop} is not a lock"
+            msg = f"{node}.{prop} n'est pas une serrure"
             raise EngineError(msg)
         command_id = self.command(node, prop, action, params)
-        self.engine._note("override", f"{action} {node}.{prop}")
-        self.changed()
+        if action == "reset":
+            self.check_resets[(node, prop)] = (command_id, time.monotonic())
+        detail = action + (f" {json.dumps(params, ensure_ascii=False)}" if params else "")
+        self.engine.audit("prop", who=who, target=f"{node}.{prop}", detail=detail)
+        self._done()
         return command_id
+
+    def force_solve(self, puzzle: str, *, who: str = GAME_MASTER) -> None:
+        self._execute(self.engine.force_solve(puzzle, who=who))
+        self._after_puzzle_order()
+
+    def reset_puzzle(self, puzzle: str, *, who: str = GAME_MASTER) -> None:
+        self._execute(self.engine.reset_puzzle(puzzle, who=who))
+        self._after_puzzle_order()
+
+    def skip_to(self, puzzle: str, *, who: str = GAME_MASTER) -> None:
+        self._execute(self.engine.skip_to(puzzle, who=who))
+        self._after_puzzle_order()
+
+    def _after_puzzle_order(self) -> None:
+        if self.engine.phase not in PLAYING:
+            self._sync_bridge()   # that order won the game
+        self._done()
+
+    def send_clue(self, **order: Any) -> SentClue:
+        clue, effects = self.engine.send_clue(**order)
+        self._execute(effects)
+        self._done()
+        return clue
+
+    def clue_shown(self, clue_id: str) -> SentClue:
+        clue = self.engine.clue_shown(clue_id)
+        self._done()
+        return clue
 
     def simulate(self, node: str, prop: str, gesture: str, value: Any) -> str:
         if (node, prop) not in self.registry.props:
-            msg = f"unknown prop {node}.{prop}"
+            msg = f"accessoire inconnu {node}.{prop}"
             raise LookupError(msg)
         g = Gesture(id=contract.new_id(), gesture=gesture, value=value)
         self.bridge.publish(self.bridge.topics.prop_simulate(node, prop), g.to_bytes())
@@ -277,10 +624,11 @@ class GameService:
                 "action": want.action, "command_id": want.command_id,
                 "done": prop["ack"] == want.command_id or self._reached(prop["reported"], want),
                 "relock_pending": want.relock_pending}
-        return {"game": self.engine.snapshot(), **reg, "mqtt": {
-            "connected": self.bridge.connected, "metrics": dict(self.bridge.metrics)},
-            "apartment": {"id": self.game.apartment.id, "name": self.game.apartment.name.fr},
-            "demo": self.demo, "ts": contract.now()}
+        return {"game": self.engine.snapshot(), **reg, "check": self.check_report(),
+                "resumed": self.resumed, "mqtt": {
+                    "connected": self.bridge.connected, "metrics": dict(self.bridge.metrics)},
+                "apartment": {"id": self.game.apartment.id, "name": self.game.apartment.name.fr},
+                "demo": self.demo, "ts": contract.now()}
 
     @staticmethod
     def _reached(reported: dict[str, Any], want: Desired) -> bool:

@@ -10,10 +10,25 @@ states over MQTT, applies the controller's commands, and keeps its doors safe on
 * commands are applied at most once (id remembered), dropped when expired or for another
   session; nothing received is ever trusted: bad payloads are counted and dropped;
 * an emergency input (if configured) opens this node's locks locally before telling
-  anyone; it needs neither broker nor controller.
+  anyone; it needs neither broker nor controller;
+* events wait in an on-disk outbox (``nodes/outbox.py``) until the controller
+  acknowledges them: while the broker or the controller is away they are queued, and
+  delivered in order, marked ``replayed``, once a *live* controller is back;
+* when the controller has been silent for ``apartment.autonomy_after_s`` during a game,
+  the node solves its local puzzles itself (``nodes/autonomy.py``) and opens their locks.
+
+Delivery rule: an event is published at once only when the broker is connected and the
+controller has shown it is alive on this connection (a status received after our
+subscription, not a retained leftover, and heartbeats not overdue). Otherwise it waits.
+A lock the node opened on its own (emergency input, local puzzle) is *held* open: the
+node refuses to lock it again until the controller has acknowledged the event that says
+why it opened — so a controller that comes back and reconciles an old desired state
+cannot relock a door before it has heard of the emergency.
 
 The paho network thread only decodes messages and hands them to a worker thread
-(``_inbox``); props call back from gpiozero threads and only publish.
+(``_inbox``); props call back from gpiozero threads. Events, the outbox, holds and
+commands share one lock (``_events_lock``), so seq order is wire order and a command can
+never slip between an emergency release and its hold.
 """
 
 from __future__ import annotations
@@ -21,9 +36,14 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import shutil
+import tempfile
 import threading
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -31,10 +51,13 @@ from gpiozero import Button, Factory
 
 from config.game import Game
 from nodes import contract
+from nodes.autonomy import GameView, LocalPuzzles
 from nodes.contract import (
+    NODE_PROP,
     Command,
     ContractError,
     ControllerStatus,
+    EventAck,
     Gesture,
     NodeStatus,
     PropEvent,
@@ -46,6 +69,7 @@ from nodes.contract import (
     Topics,
 )
 from nodes.mqtt import BrokerAddress, make_client
+from nodes.outbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Outbox
 from props.base import Prop
 from props.exc import PropError
 from props.factory import build_prop
@@ -54,6 +78,37 @@ log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 _APPLIED_IDS_KEPT = 1024
+#: heartbeats missed before the node stops trusting the controller to be listening
+_HEARTBEATS_MISSED = 3
+
+
+@dataclass(frozen=True, slots=True)
+class _Inbound:
+    """A validated message, as the paho thread hands it to the worker."""
+
+    parts: contract.TopicParts
+    payload: Any
+    retained: bool
+    epoch: int            # which connection it came in on (1 = the first)
+
+
+#: put in the inbox by ``_on_connect``: a new connection is up
+_CONNECTED = "connected"
+
+
+@dataclass(slots=True)
+class _ControllerLink:
+    """What the node knows of the controller (worker thread, under ``_events_lock``)."""
+
+    started_at: float
+    seen: bool = False                  # any status ever: else there is nobody to wait for
+    boot_id: str | None = None
+    heartbeat: float | None = None
+    acks_supported: bool = False
+    last_heard: float | None = None     # monotonic time of the last *live* status
+    resend_due: bool = False            # send every unacknowledged event again
+    status_epoch: int = 0               # the connection of the last status seen
+    confirmed_epoch: int = 0            # the connection on which everything was last resent
 
 
 class NodeAgent:
@@ -67,7 +122,9 @@ class NodeAgent:
 
     def __init__(self, *, game: Game, node_id: str, broker: BrokerAddress,
                  pin_factory: Factory | None = None, simulate: bool = False,
-                 keepalive: int = 5) -> None:
+                 keepalive: int = 5, data_dir: Path | str | None = None,
+                 outbox_max_events: int = DEFAULT_MAX_EVENTS,
+                 outbox_max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         node = game.node(node_id)
         if node is None:
             known = ", ".join(n.id for n in game.nodes)
@@ -87,11 +144,27 @@ class NodeAgent:
         self.session: str | None = None
         self.controller_online = False
         self.connected = threading.Event()
+        self.autonomy_after_s = game.apartment.autonomy_after_s
+        self.local = LocalPuzzles(game=game, node_id=node_id)
+        self.view = GameView()
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self._outbox_limits = (outbox_max_events, outbox_max_bytes)
+        self.outbox: Outbox | None = None
+        self._own_tmp_dir: Path | None = None
         self._acks: dict[str, str] = {}
         self._applied: OrderedDict[str, None] = OrderedDict()
         self._seq = 0
-        self._seq_lock = threading.Lock()
-        self._inbox: queue.Queue[tuple[contract.TopicParts, Any] | None] = queue.Queue(maxsize=10_000)
+        # RLock: a prop may emit an event while it applies a command we hold the lock for.
+        self._events_lock = threading.RLock()
+        self._inbox: queue.Queue[_Inbound | str | None] = queue.Queue(maxsize=10_000)
+        self._ctl = _ControllerLink(started_at=time.monotonic())
+        self._autonomous = False
+        self._holds: dict[str, int] = {}   # maglock -> seq that must be acknowledged first
+        self._previous_boots: set[str] = set()
+        # -- the connection (paho thread writes, under _conn_lock) --
+        self._conn_lock = threading.Lock()
+        self._epoch = 0
+        self._confirmed = False
         self._worker: threading.Thread | None = None
         self._emergency: Button | None = None
         self._client: mqtt.Client | None = None
@@ -103,6 +176,7 @@ class NodeAgent:
     def start(self) -> None:
         """Build the props and connect (in the background: works with no broker yet)."""
         self._build_props()
+        self._open_outbox()
         self._worker = threading.Thread(target=self._work, name=f"node-{self.node.id}-worker",
                                         daemon=True)
         self._worker.start()
@@ -137,6 +211,11 @@ class NodeAgent:
         if self._worker is not None:
             self._worker.join(timeout=2)
         self._close_props()
+        with self._events_lock:
+            if self.outbox is not None:
+                self.outbox.close()
+        if self._own_tmp_dir is not None:
+            shutil.rmtree(self._own_tmp_dir, ignore_errors=True)
 
     def __enter__(self) -> NodeAgent:
         self.start()
@@ -169,6 +248,41 @@ class NodeAgent:
             self._close_props()
             raise
 
+    def _open_outbox(self) -> None:
+        """Open the outbox; queue what an earlier run left there as events of this boot."""
+        if self.data_dir is None:
+            # NOTE: a temporary outbox survives broker and controller outages, not a restart
+            # of the agent; production nodes get a data dir (ESCAPE_DATA_DIR, systemd's
+            # StateDirectory).
+            self._own_tmp_dir = Path(tempfile.mkdtemp(prefix=f"escape-node-{self.node.id}-"))
+            if not self.simulate:
+                log.warning("node %s: no data dir; events queued in %s are lost if the agent "
+                            "restarts", self.node.id, self._own_tmp_dir)
+        directory = self.data_dir or self._own_tmp_dir
+        assert directory is not None
+        max_events, max_bytes = self._outbox_limits
+        box = Outbox(path=directory / f"{self.game.apartment.id}-{self.node.id}.outbox.jsonl",
+                     max_events=max_events, max_bytes=max_bytes)
+        leftovers = box.take_leftovers()
+        with self._events_lock:
+            self.outbox = box
+            # Events an earlier run could not deliver: same order, re-stamped with this
+            # boot's seq (the controller dedups per boot), marked replayed. What the
+            # controller acknowledged for the old boot is pruned at its first status.
+            for prop_id, event, _older_origin in leftovers:
+                # The boot it was last stamped with is the one a controller may have acked.
+                self._seq += 1
+                self._previous_boots.add(event.boot_id)
+                box.append(prop_id, event.model_copy(update={
+                    "boot_id": self.boot_id, "seq": self._seq, "replayed": True}),
+                    sent=False, origin=(event.boot_id, event.seq))
+        if leftovers:
+            self.metrics["leftover_events"] += len(leftovers)
+            log.warning("node %s: %d events left by an earlier run will be delivered",
+                        self.node.id, len(leftovers))
+        if box.corrupt_lines:
+            self.metrics["outbox_corrupt_lines"] += box.corrupt_lines
+
     def _close_props(self) -> None:
         for prop in self.props.values():
             try:
@@ -192,7 +306,15 @@ class NodeAgent:
         self.release_locks()  # first the doors, then the news
         log.warning("emergency input pressed on node %s: locks released", self.node.id)
         self.metrics["emergency"] += 1
-        self._publish_event("node", "emergency", True)
+        with self._events_lock:
+            seq = self._emit(NODE_PROP, "emergency", True)
+            # Held open until the controller has handled this event (and released every
+            # lock of the apartment): a relock it sends meanwhile is refused.
+            for prop_id, prop in self.props.items():
+                if prop.kind == "maglock":
+                    self._holds[prop_id] = seq
+            # A lock command applied between the first release and the holds is undone here.
+            self.release_locks()
 
     # -- prop callbacks (gpiozero threads) --------------------------------------------
     def _event_callback(self, prop_id: str) -> Callable[[str, Any], None]:
@@ -206,18 +328,128 @@ class NodeAgent:
         return on_state
 
     def _publish_event(self, prop_id: str, event_type: str, value: Any) -> None:
-        with self._seq_lock:
+        with self._events_lock:
+            if self.local and self._check_autonomy():
+                for puzzle in self.local.on_event(prop=prop_id, event=event_type, value=value,
+                                                  view=self.view):
+                    self._solve_locally(puzzle)
+            self._emit(prop_id, event_type, value)
+
+    def _emit(self, prop_id: str, event_type: str, value: Any) -> int:
+        """Number, queue and (if the controller listens) publish one event; return its seq."""
+        with self._events_lock:
             self._seq += 1
             event = PropEvent(boot_id=self.boot_id, seq=self._seq, type=event_type, value=value,
                               ts=contract.now(), session=self.session)
-            # NOTE: publish under the lock so seq order is the order on the wire.
-            self._publish(self.topics.prop_event(self.node.id, prop_id), event.to_bytes())
-        self.metrics["events"] += 1
+            box = self.outbox
+            # NOTE: published under the lock, and only behind an empty backlog, so seq
+            # order is the order on the wire.
+            if box is None or (self._deliverable() and not box.has_unsent()):
+                if box is not None and self._ctl.acks_supported:
+                    box.append(prop_id, event, sent=True)  # until the controller acknowledges it
+                self._publish(self.topics.prop_event(self.node.id, prop_id), event.to_bytes())
+            else:
+                box.append(prop_id, event, sent=False)
+                self.metrics["queued_events"] += 1
+            self.metrics["events"] += 1
+            return self._seq
 
+    def _deliverable(self) -> bool:
+        """May an event go on the wire now? (Under ``_events_lock``.)"""
+        if not self.connected.is_set():
+            return False
+        if not self._ctl.seen:
+            return True   # no controller has ever spoken: nobody to wait for (tools, benches)
+        if not (self._confirmed and self.controller_online):
+            return False
+        heartbeat, heard = self._ctl.heartbeat, self._ctl.last_heard
+        if heartbeat is not None and heard is not None and \
+                time.monotonic() - heard > max(_HEARTBEATS_MISSED * heartbeat, heartbeat + 1.0):
+            # The controller may be hung or cut off while its will is not out yet: keep
+            # events here, and send the unacknowledged ones again once it speaks.
+            self._ctl.resend_due = True
+            return False
+        return True
+
+    def _flush(self) -> None:
+        """Publish the backlog in order, marked replayed. (Under ``_events_lock``.)"""
+        box = self.outbox
+        if box is None or not self._deliverable():
+            return
+        if self._ctl.resend_due:
+            box.mark_all_unsent()
+            self._ctl.resend_due = False
+        for entry in box.unsent():
+            event = entry.event if entry.event.replayed else entry.event.model_copy(
+                update={"replayed": True})
+            rc = self._publish(self.topics.prop_event(self.node.id, entry.prop), event.to_bytes())
+            if rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+                break  # paho's queue is full: the rest goes at the next status
+            entry.sent = True
+            self.metrics["replayed_events"] += 1
+        if not self._ctl.acks_supported:
+            box.discard(lambda e: e.sent)
+
+    # -- autonomy ---------------------------------------------------------------------
+    def _check_autonomy(self) -> bool:
+        """Is the node on its own: a game runs and the controller has been silent too long?"""
+        heard = self._ctl.last_heard if self._ctl.last_heard is not None else self._ctl.started_at
+        autonomous = self.view.running and time.monotonic() - heard > self.autonomy_after_s
+        if autonomous and not self._autonomous:
+            self.metrics["autonomy"] += 1
+            self.local.restart()
+            log.warning("node %s: no word from the controller for %.0f s during a game: "
+                        "running local puzzles on its own (%s)", self.node.id,
+                        time.monotonic() - heard, ", ".join(p.id for p in self.local.puzzles))
+        self._autonomous = autonomous
+        return autonomous
+
+    @property
+    def autonomous(self) -> bool:
+        """True while the node runs its local puzzles on its own."""
+        with self._events_lock:
+            return bool(self.local) and self._check_autonomy()
+
+    def _solve_locally(self, puzzle: Any) -> None:
+        """Do what a local puzzle does to this node's props, then say so. (Under the lock.)"""
+        opened: list[str] = []
+        for action in self.local.prop_actions(puzzle):
+            prop_id = action.target.partition(".")[2]
+            prop = self.props.get(prop_id)
+            if prop is None:
+                continue
+            if action.do == "lock":
+                # NOTE: never lock anything on our own: with the controller away, only the
+                # emergency input could open it again.
+                self.metrics["local_locks_skipped"] += 1
+                log.warning("node %s: %s would lock %s; not done while the controller is away",
+                            self.node.id, puzzle.id, prop_id)
+                continue
+            name = action.action if action.do == "command" else action.do
+            try:
+                if name == "reset":
+                    prop.reset()
+                else:
+                    prop.apply(name or "", dict(action.params))
+            except PropError as exc:
+                log.warning("node %s: %s refused %s: %s", self.node.id, prop_id, name, exc)
+                continue
+            if prop.kind == "maglock":
+                opened.append(prop_id)
+        seq = self._emit(NODE_PROP, "solved_locally", puzzle.id)
+        for prop_id in opened:
+            self._holds[prop_id] = seq   # not relocked before the controller knows why
+        self.metrics["local_solves"] += 1
+        log.warning("node %s solved %s on its own (controller away)", self.node.id, puzzle.id)
+
+    # -- states -----------------------------------------------------------------------
     def publish_state(self, prop_id: str) -> None:
         prop = self.props.get(prop_id)
         if prop is None:
             return
+        client = self._client
+        if client is None or not client.is_connected():
+            return  # every state is published again on connect; no stale queue of them
         try:
             fields = dict(prop.state)
         except Exception:
@@ -231,11 +463,11 @@ class NodeAgent:
         for prop_id in self.props:
             self.publish_state(prop_id)
 
-    def _publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+    def _publish(self, topic: str, payload: bytes, *, retain: bool = False) -> int:
         client = self._client
         if client is None:
-            return
-        client.publish(topic, payload, qos=contract.QOS, retain=retain)
+            return mqtt.MQTT_ERR_NO_CONN
+        return client.publish(topic, payload, qos=contract.QOS, retain=retain).rc
 
     # -- MQTT callbacks (paho thread: decode and hand over only) ------------------------
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any,
@@ -243,6 +475,9 @@ class NodeAgent:
         if reason_code.is_failure:
             log.error("node %s: broker refused the connection: %s", self.node.id, reason_code)
             return
+        with self._conn_lock:
+            self._epoch += 1          # statuses of this connection carry the new epoch
+            self._confirmed = False   # until the controller speaks live on it
         client.subscribe([(t, contract.QOS) for t in self.topics.node_subscriptions(self.node.id)])
         birth = NodeStatus(online=True, boot_id=self.boot_id, version=VERSION,
                            props=[PropInfo(id=p.id, kind=p.kind) for p in self.node.props],
@@ -250,12 +485,15 @@ class NodeAgent:
         client.publish(self.topics.node_status(self.node.id), birth.to_bytes(), qos=1, retain=True)
         self.publish_all_states()
         self.connected.set()
+        self._inbox.put(_CONNECTED)
         log.info("node %s connected to %s:%s (boot %s)", self.node.id, self.broker.host,
                  self.broker.port, self.boot_id)
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
                        reason_code: Any, _properties: Any) -> None:
         self.connected.clear()
+        with self._conn_lock:
+            self._confirmed = False
         if not self._stopped.is_set():
             log.warning("node %s lost the broker (%s); reconnecting", self.node.id, reason_code)
 
@@ -276,7 +514,7 @@ class NodeAgent:
             log.warning("node %s dropped a message on %s: %s", self.node.id, message.topic, exc)
             return
         try:
-            self._inbox.put_nowait((parts, payload))
+            self._inbox.put_nowait(_Inbound(parts, payload, bool(message.retain), self._epoch))
         except queue.Full:
             self.metrics["inbox_full"] += 1
 
@@ -286,9 +524,18 @@ class NodeAgent:
             item = self._inbox.get()
             if item is None:
                 return
-            parts, payload = item
+            if item == _CONNECTED:
+                with self._events_lock:
+                    if not self._ctl.seen:
+                        self._flush()   # no controller to wait for: send what waited
+                continue
+            assert isinstance(item, _Inbound)
+            parts, payload = item.parts, item.payload
             try:
-                self._handle(parts, payload)
+                if isinstance(payload, ControllerStatus):
+                    self._on_controller_status(payload, retained=item.retained, epoch=item.epoch)
+                else:
+                    self._handle(parts, payload)
             except Exception:
                 # NOTE: nothing a message does may kill the node.
                 self.metrics["handler_errors"] += 1
@@ -300,9 +547,7 @@ class NodeAgent:
         if isinstance(payload, Command):
             self._apply_command(parts.prop or "", payload)
         elif isinstance(payload, ControllerStatus):
-            self.controller_online = payload.online
-            if payload.online:
-                self.session = payload.session
+            self._on_controller_status(payload, retained=False, epoch=self._epoch)
         elif isinstance(payload, Resync):
             self.metrics["resyncs"] += 1
             self.publish_all_states()
@@ -312,7 +557,72 @@ class NodeAgent:
             threading.Thread(target=self._tech, args=(payload,), daemon=True,
                              name=f"node-{self.node.id}-tech").start()
 
+    def _on_controller_status(self, status: ControllerStatus, *, retained: bool, epoch: int) -> None:
+        """The controller's birth, heartbeat or will: who listens, what to resend, what to forget."""
+        # The first status after we subscribe may be a retained leftover (after a broker
+        # restart with persistence, it can say "online" for a controller that is not
+        # connected yet): it updates what we know of the game, but proves nobody listens.
+        first_on_connection = epoch != self._ctl.status_epoch
+        self._ctl.status_epoch = epoch
+        live = not (retained and first_on_connection)
+        with self._events_lock:
+            self._ctl.seen = True
+            self.controller_online = status.online
+            if not status.online:
+                self._ctl.resend_due = True   # what it did not acknowledge went nowhere
+                log.warning("node %s: the controller is offline", self.node.id)
+                return
+            if self._ctl.boot_id not in (None, status.boot_id):
+                self._ctl.resend_due = True   # a new controller knows nothing of our events
+            self._ctl.boot_id = status.boot_id
+            self._ctl.heartbeat = status.heartbeat
+            self._ctl.acks_supported = status.acks is not None
+            self.session = status.session
+            self.local.new_session(status.session)
+            self.view = GameView(running=bool(status.running), session=status.session,
+                                 parcours=status.parcours, solved=frozenset(status.solved or ()))
+            if status.acks is not None:
+                self._acknowledged(status.acks.get(self.node.id))
+            if not live:
+                return
+            self._ctl.last_heard = time.monotonic()
+            if self._autonomous:
+                self._autonomous = False
+                log.warning("node %s: the controller is back; local puzzles handed back",
+                            self.node.id)
+            with self._conn_lock:
+                current = epoch == self._epoch and self.connected.is_set()
+                if current:
+                    self._confirmed = True
+            if not current:
+                return
+            if self._ctl.confirmed_epoch != epoch:
+                # A new connection: nothing unacknowledged is known to have arrived.
+                self._ctl.confirmed_epoch = epoch
+                self._ctl.resend_due = True
+            if self._ctl.resend_due or (self.outbox is not None and self.outbox.has_unsent()):
+                self._flush()
+
+    def _acknowledged(self, ack: EventAck | None) -> None:
+        """The controller handled our events up to ``ack.seq``: forget them, lift holds."""
+        box = self.outbox
+        if ack is None or box is None:
+            return
+        if ack.boot_id == self.boot_id:
+            box.ack(boot_id=ack.boot_id, seq=ack.seq)
+            self._holds = {p: seq for p, seq in self._holds.items() if seq > ack.seq}
+        elif ack.boot_id in self._previous_boots:
+            # Leftovers of an earlier run that its controller had handled after all.
+            self._previous_boots.discard(ack.boot_id)
+            pruned = box.discard(lambda e: e.origin is not None and not e.sent
+                                 and e.origin[0] == ack.boot_id and e.origin[1] <= ack.seq)
+            self.metrics["leftover_events_already_handled"] += pruned
+
     def _apply_command(self, prop_id: str, command: Command) -> None:
+        with self._events_lock:
+            self._apply_command_locked(prop_id, command)
+
+    def _apply_command_locked(self, prop_id: str, command: Command) -> None:
         prop = self.props.get(prop_id)
         if prop is None:
             self.metrics["unknown_prop"] += 1
@@ -331,6 +641,15 @@ class NodeAgent:
             self.metrics["foreign_session"] += 1
             log.warning("node %s: command %s is for session %s, not %s", self.node.id,
                         command.id, command.session, self.session)
+            return
+        if prop_id in self._holds and command.action != "unlock":
+            # Opened here (emergency input, local puzzle) and the controller has not
+            # acknowledged why yet: its relock may come from a desired state of before.
+            self.metrics["held_commands"] += 1
+            log.warning("node %s: %s is held open until the controller acknowledges event %d; "
+                        "%s %s refused", self.node.id, prop_id, self._holds[prop_id],
+                        command.action, command.id)
+            self.publish_state(prop_id)
             return
         self._applied[command.id] = None
         while len(self._applied) > _APPLIED_IDS_KEPT:
@@ -387,8 +706,13 @@ class NodeAgent:
 
     def status(self) -> dict[str, Any]:
         """What this node knows, for logs and the technician."""
+        with self._events_lock:
+            outbox = {"events": len(self.outbox), "bytes": self.outbox.nbytes,
+                      "dropped": self.outbox.dropped} if self.outbox is not None else None
+            holds = dict(self._holds)
         return {"node": self.node.id, "boot_id": self.boot_id, "connected": self.connected.is_set(),
                 "controller_online": self.controller_online, "session": self.session,
+                "autonomous": self.autonomous, "outbox": outbox, "holds": holds,
                 "metrics": dict(self.metrics),
                 "props": {pid: json.loads(json.dumps(p.state, default=str))
                           for pid, p in self.props.items()}}

@@ -17,6 +17,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(parser)
     parser.add_argument("--broker", default=os.environ.get("ESCAPE_BROKER", "127.0.0.1:1883"),
                         help="MQTT broker host[:port] (env ESCAPE_BROKER)")
+    parser.add_argument("--keepalive", type=_keepalive, default=os.environ.get("ESCAPE_MQTT_KEEPALIVE", "5"),
+                        help="MQTT keepalive in seconds, 2 to 60: the broker declares the node "
+                             "offline (last will) 1.5 times this after it went silent "
+                             "(env ESCAPE_MQTT_KEEPALIVE, default 5)")
+    parser.add_argument("--data-dir", default=os.environ.get("ESCAPE_DATA_DIR"),
+                        help="where the node keeps its outbox of undelivered events "
+                             "(env ESCAPE_DATA_DIR; default: a temporary directory)")
     parser.set_defaults(func=cmd_run)
     sub = parser.add_subparsers(dest="node_cmd")
     try:
@@ -24,6 +31,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     except ImportError:  # pragma: no cover - only while the tools are being written
         return
     tools.register(sub, _common)
+
+
+def _keepalive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 2 <= value <= 60:
+        msg = f"keepalive must be a whole number of seconds from 2 to 60, not {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +91,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     username, password = credentials_from_env()
     broker = BrokerAddress.parse(args.broker, username=username, password=password)
     agent = NodeAgent(game=game, node_id=args.node_id, broker=broker,
-                      pin_factory=pin_factory_for(args.simulate), simulate=args.simulate)
+                      pin_factory=pin_factory_for(args.simulate), simulate=args.simulate,
+                      keepalive=args.keepalive, data_dir=args.data_dir)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

@@ -19,7 +19,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
@@ -30,6 +30,10 @@ ID_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 _ID = re.compile(ID_PATTERN)
 #: the largest payload either side accepts; anything larger is dropped unread
 MAX_PAYLOAD_BYTES = 64 * 1024
+#: the prop id of node-level events (``emergency``, ``solved_locally``); no prop may use it
+NODE_PROP = "node"
+#: the controller's heartbeat never gets slower than this (seconds)
+MAX_HEARTBEAT_S = 2.0
 
 TopicKind = Literal[
     "status", "state", "event", "set", "resync", "simulate", "tech", "tech_reply",
@@ -49,6 +53,13 @@ def new_id() -> str:
 def now() -> float:
     """Wall-clock time stamp carried in payloads (seconds since the epoch)."""
     return time.time()
+
+
+def heartbeat_interval(autonomy_after_s: float) -> float:
+    """How often the controller republishes its status: at most 2 s, and at least four
+    times within the autonomy threshold, so a node never mistakes one late heartbeat for
+    a controller that is gone."""
+    return min(MAX_HEARTBEAT_S, autonomy_after_s / 4)
 
 
 def check_id(value: str, what: str = "id") -> str:
@@ -178,14 +189,37 @@ class NodeStatus(_Payload):
     ts: float | None = None
 
 
+class EventAck(BaseModel):
+    """The last event of one node the controller has handled: ``(boot_id, seq)``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    boot_id: str = Field(min_length=1, max_length=40)
+    seq: int = Field(ge=0)
+
+
 class ControllerStatus(_Payload):
-    """Retained birth or last will of the controller."""
+    """Retained birth, heartbeat or last will of the controller.
+
+    While online the controller publishes it again every ``heartbeat`` seconds (see
+    :func:`heartbeat_interval`), so a node can tell a live controller from a retained
+    leftover, knows what it may solve on its own (``parcours``, ``solved``) and which of
+    its queued events it may forget (``acks``).
+    """
 
     online: bool
     boot_id: str = Field(min_length=1, max_length=40)
     session: str | None = Field(default=None, max_length=40)
-    running: bool | None = Field(default=None, description="a game is running now")
+    running: bool | None = Field(default=None, description="a game is running (or paused) now")
     ts: float | None = None
+    heartbeat: float | None = Field(default=None, gt=0, le=3600,
+                                    description="seconds between two statuses while online")
+    parcours: str | None = Field(default=None, pattern=ID_PATTERN,
+                                 description="parcours of the current game")
+    solved: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = Field(
+        default=None, max_length=1000, description="puzzles solved in the current game")
+    acks: dict[Annotated[str, Field(pattern=ID_PATTERN)], EventAck] | None = Field(
+        default=None, max_length=500, description="per node: the last event handled")
 
 
 class PropState(BaseModel):

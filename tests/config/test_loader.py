@@ -65,6 +65,13 @@ def test_puzzle_naming_unknown_prop_is_an_error():
     assert errors == ["game.yaml:13: error: puzzles[0].solve.prop: unknown prop 'hall.nope'"]
 
 
+def test_prop_named_node_is_refused_it_names_the_nodes_own_events():
+    text = GOOD.replace("{id: lock, kind: maglock", "{id: node, kind: maglock").replace(
+        "target: hall.lock", "target: hall.node")
+    errors = errors_of(text)
+    assert len(errors) == 1 and "prop id 'node' is reserved" in errors[0]
+
+
 def test_dependency_cycle_is_an_error():
     text = GOOD.replace("    final: true\n", "    requires: [b]\n") + """\
   - id: b

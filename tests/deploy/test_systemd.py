@@ -70,6 +70,19 @@ def test_unit_gives_lgpio_a_writable_working_directory() -> None:
     assert service["WorkingDirectory"] == f"/run/{runtime}"
 
 
+def test_unit_keeps_the_event_outbox_in_a_state_directory_of_its_own() -> None:
+    # ProtectSystem=strict: the outbox (nodes/outbox.py) needs a writable, persistent place
+    service = load_unit()["Service"]
+    state = service["StateDirectory"]
+    assert state == "escape-apartment/%i"
+    assert service["Environment"] == f"ESCAPE_DATA_DIR=/var/lib/{state}"
+    args = build_parser().parse_args(["node", "--id", "hall", "--data-dir", "/var/lib/x",
+                                      "--keepalive", "3"])
+    assert (args.data_dir, args.keepalive) == ("/var/lib/x", 3)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["node", "--id", "hall", "--keepalive", "1"])
+
+
 def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:

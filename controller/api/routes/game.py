@@ -1,24 +1,88 @@
-"""Game routes: read the state, start, stop, emergency release."""
+"""Game routes: state, pre-game check, briefing, start, pause, time, stop, overrides.
+
+Every order is ``async def``: it runs on the event loop, like MQTT messages and the timer,
+so the game's state changes one order at a time. Every order takes an optional ``who``
+(default ``"game master"``) for the session's audit log.
+
+``POST /api/game/start`` works from every phase that can lead to a run: from briefing it
+starts; from check it briefs first (every prop ready, or ``override_reason``); from idle,
+or after a finished game, it opens a session and starts at once — the check is then
+overridden with the reason « démarrage direct, sans vérification préalable » (or the one
+given), recorded in the audit log.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from controller.api.deps import ServiceDep
-from controller.engine import EngineError
+from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, http_errors
+from controller.engine import PREPARING
 
 router = APIRouter(prefix="/api", tags=["game"])
+Parcours = Literal["primo", "locataire"]
+_GROUP = ("parcours", "players", "children")
 
 
-class GameStart(BaseModel):
+class _Order(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    parcours: Literal["primo", "locataire"] = "primo"
+    who: Who = DEFAULT_WHO
+
+
+class Order(_Order):
+    """An order with nothing but who gives it."""
+
+
+class GameCheck(_Order):
+    parcours: Parcours = "primo"
     players: int = Field(default=4, ge=1, le=12)
     children: bool = False
+
+
+class Override(BaseModel):
+    override_reason: str | None = Field(
+        default=None, max_length=300,
+        description="why the game may start although some props are not ready (recorded)")
+
+    @field_validator("override_reason")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+
+class GameBriefing(_Order, Override):
+    parcours: Parcours | None = None
+    players: int | None = Field(default=None, ge=1, le=12)
+    children: bool | None = None
+
+
+class GameStart(_Order, Override):
+    parcours: Parcours = "primo"
+    players: int = Field(default=4, ge=1, le=12)
+    children: bool = False
+
+
+class TimeChange(_Order):
+    seconds: int = Field(ge=-3600, le=3600, description="seconds to add (negative: to remove)")
+
+    @field_validator("seconds")
+    @classmethod
+    def _not_zero(cls, value: int) -> int:
+        if value == 0:
+            msg = "seconds must not be 0"
+            raise ValueError(msg)
+        return value
+
+
+def _group(body: BaseModel, service: Any) -> dict[str, Any]:
+    """The group fields to apply: all of them when a session opens, only those given when
+    the session is already being prepared."""
+    if service.engine.phase in PREPARING:
+        return {k: getattr(body, k) for k in _GROUP if k in body.model_fields_set}
+    return {k: getattr(body, k) for k in _GROUP}
 
 
 @router.get("/health")
@@ -27,30 +91,106 @@ def health(service: ServiceDep) -> dict[str, Any]:
 
 
 @router.get("/state")
-def state(service: ServiceDep) -> dict[str, Any]:
+async def state(service: ServiceDep) -> dict[str, Any]:
     return service.snapshot()
 
 
+@router.get("/game/check")
+async def check_report(service: ServiceDep) -> dict[str, Any]:
+    """Where every prop stands against its start state."""
+    return {"phase": str(service.engine.phase), **service.check_report()}
+
+
+@router.post("/game/check")
+async def check(service: ServiceDep, body: GameCheck | None = None) -> dict[str, Any]:
+    """Open a session and check the apartment: every prop is sent its start state (locks
+    engaged, outputs at rest, keypads cleared, readers emptied). In check already: the
+    props not ready yet are sent it again."""
+    body = body or GameCheck()
+    with http_errors():
+        report = service.begin_check(**_group(body, service), who=body.who)
+    return {"phase": str(service.engine.phase), **report}
+
+
+@router.post("/game/briefing")
+async def briefing(service: ServiceDep, body: GameBriefing | None = None) -> dict[str, Any]:
+    """Check → briefing: every prop ready, or an ``override_reason``."""
+    body = body or GameBriefing()
+    with http_errors():
+        service.brief(override=body.override_reason, who=body.who, **_group(body, service))
+    return service.engine.snapshot()
+
+
 @router.post("/game/start")
-def start(body: GameStart, service: ServiceDep) -> dict[str, Any]:
-    try:
-        service.start_game(parcours=body.parcours, players=body.players, children=body.children)
-    except EngineError as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from exc
+async def start(body: GameStart, service: ServiceDep) -> dict[str, Any]:
+    with http_errors():
+        service.start_game(**_group(body, service), override=body.override_reason, who=body.who)
+    return service.engine.snapshot()
+
+
+@router.post("/game/pause")
+async def pause(service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
+    with http_errors():
+        service.pause(who=(body or Order()).who)
+    return service.engine.snapshot()
+
+
+@router.post("/game/resume")
+async def resume(service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
+    with http_errors():
+        service.resume_game(who=(body or Order()).who)
+    return service.engine.snapshot()
+
+
+@router.post("/game/time")
+async def change_time(body: TimeChange, service: ServiceDep) -> dict[str, Any]:
+    """Add time (``{"seconds": 300}``) or remove some (``{"seconds": -120}``)."""
+    with http_errors():
+        service.add_time(body.seconds, who=body.who)
     return service.engine.snapshot()
 
 
 @router.post("/game/stop")
-def stop(service: ServiceDep) -> dict[str, Any]:
-    try:
-        service.stop_game()
-    except EngineError as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from exc
+async def stop(service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
+    """Abort the run (every lock opens), or cancel a session still in check or briefing."""
+    with http_errors():
+        service.stop_game(who=(body or Order()).who)
+    return service.engine.snapshot()
+
+
+@router.post("/game/debrief")
+async def debrief(service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
+    with http_errors():
+        service.debrief(who=(body or Order()).who)
+    return service.engine.snapshot()
+
+
+@router.post("/game/reset")
+async def reset(service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
+    """Close the session (it stays in the history) and go back to idle."""
+    with http_errors():
+        service.reset_game(who=(body or Order()).who)
+    return service.engine.snapshot()
+
+
+@router.post("/game/puzzles/{puzzle}/{action}")
+async def puzzle_order(puzzle: str, action: Literal["solve", "reset", "skip"], service: ServiceDep,
+                       body: Order | None = None) -> dict[str, Any]:
+    """Force-solve a puzzle, reset it (players do it again), or skip to it (force-solve
+    what it requires)."""
+    who = (body or Order()).who
+    with http_errors():
+        if action == "solve":
+            service.force_solve(puzzle, who=who)
+        elif action == "reset":
+            service.reset_puzzle(puzzle, who=who)
+        else:
+            service.skip_to(puzzle, who=who)
     return service.engine.snapshot()
 
 
 @router.post("/emergency")
-def emergency(service: ServiceDep) -> dict[str, Any]:
+async def emergency(service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     """Open every lock of the apartment at once. No confirmation, always allowed."""
-    service.emergency(who="game master (API)")
+    service.emergency(who=(body or Order()).who)
     return {"released": [f"{n}.{p}" for n, p in service._maglocks]}

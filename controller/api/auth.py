@@ -1,0 +1,331 @@
+"""Access control for the HTTP API, the WebSocket and the web pages.
+
+Roles
+    ``gm``      game master: the console, the rehearsal page, every order.
+    ``tech``    technician: everything the game master can, and the technician page.
+    ``screen``  an in-room screen: read-only, one room, identified by a token in its URL
+                (``/screen/<room>?token=<room>.<mac>``); it may only acknowledge a clue.
+
+How
+    The game master and the technician log in with a password on ``/login``
+    (``POST /api/login`` with JSON ``{"password": …}``); the controller answers with an
+    HttpOnly, SameSite=Strict session cookie signed with HMAC-SHA256 (stdlib ``hmac``, no
+    extra dependency). A room screen carries its token in the query string (``?token=``)
+    or the ``X-Screen-Token`` header. The token is ``<room>.<HMAC(secret, "screen:<room>")>``,
+    so it can be printed once, stuck in the screen's kiosk URL, and revoked for every room
+    by changing ``ESCAPE_SCREEN_TOKEN_SECRET``.
+
+    One pure ASGI middleware checks every request, HTTP and WebSocket alike, so a route
+    added later is protected without a line of its own:
+
+    * no or wrong credentials: HTTP 401 (pages redirect to ``/login``), WebSocket close 1008;
+    * a WebSocket handshake whose ``Origin`` is not this host: close 1008 (browsers always
+      send Origin; a client without one, e.g. a script, still needs credentials);
+    * a state-changing request (POST/PUT/PATCH/DELETE) without ``Content-Type:
+      application/json``: 415 — a cross-site HTML form cannot send that type without a
+      CORS preflight, which this app never grants;
+    * the ``screen`` role: 403 on anything but reading the state and ``POST
+      /api/clues/{id}/shown``; the ``gm`` role: 403 on the technician's routes.
+
+Credentials come from the environment, never from the repository:
+``ESCAPE_GM_PASSWORD``, ``ESCAPE_TECH_PASSWORD``, ``ESCAPE_SCREEN_TOKEN_SECRET`` (or the
+same names with ``_FILE`` pointing at a ``chmod 600`` file), optional
+``ESCAPE_SESSION_SECRET`` (random per start when unset: sessions then end with a restart).
+The demo generates random ones and prints them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from typing import Any, Literal
+from urllib.parse import parse_qs, quote, urlsplit
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from nodes.mqtt import read_secret_file
+
+log = logging.getLogger(__name__)
+
+Role = Literal["gm", "tech", "screen"]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+COOKIE = "escape_session"
+SESSION_S = 12 * 3600
+#: paths anyone may reach: the login, the health probe, the assets (no data in them)
+PUBLIC = re.compile(r"^/(login|api/login|api/logout|api/health|static/.*|favicon\.ico)$")
+#: pages that need a logged-in game master or technician (they redirect to /login)
+STAFF_PAGES = re.compile(r"^/(|console|rehearsal|tech|history)$")
+#: what a room screen may do besides reading
+SCREEN_POSTS = re.compile(r"^/api/clues/[^/]+/shown$")
+SCREEN_READS = re.compile(r"^/(ws|api/me|api/state|screen/[^/]+)$")
+TECH_ONLY = re.compile(r"^/(tech|api/tech/.*)$")
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+WS_POLICY_VIOLATION = 1008
+
+
+class AuthConfigError(RuntimeError):
+    """Credentials are missing or unusable outside demo mode."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking: a role, and the room for a screen."""
+
+    role: Role
+    room: str | None = None
+
+    @property
+    def who(self) -> str:
+        """The name written in the audit log."""
+        return {"gm": "game master", "tech": "technician"}.get(self.role, f"screen {self.room}")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """The secrets of one controller process. ``enabled=False`` lets everyone in as ``tech``
+    (the default of :func:`controller.main.create_app`, for benches and unit tests only)."""
+
+    gm_password: str = ""
+    tech_password: str = ""
+    screen_secret: str = ""
+    session_secret: str = field(default_factory=lambda: secrets.token_hex(32))
+    enabled: bool = True
+
+    @classmethod
+    def disabled(cls) -> AuthSettings:
+        return cls(enabled=False)
+
+    @classmethod
+    def generate(cls) -> AuthSettings:
+        """Random credentials, for the demo (printed on its console)."""
+        return cls(gm_password=secrets.token_urlsafe(9), tech_password=secrets.token_urlsafe(9),
+                   screen_secret=secrets.token_hex(32))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, demo: bool = False) -> AuthSettings:
+        """Read ``ESCAPE_GM_PASSWORD`` & co (or ``…_FILE``); in demo mode generate what is
+        missing, otherwise refuse to start without them."""
+        env = os.environ if environ is None else environ
+
+        def secret(name: str) -> str:
+            value = env.get(f"ESCAPE_{name}", "")
+            if not value and env.get(f"ESCAPE_{name}_FILE"):
+                value = read_secret_file(env[f"ESCAPE_{name}_FILE"])
+            return value
+
+        made = cls.generate()
+        values = {"gm_password": secret("GM_PASSWORD"), "tech_password": secret("TECH_PASSWORD"),
+                  "screen_secret": secret("SCREEN_TOKEN_SECRET")}
+        missing = [k for k, v in values.items() if not v]
+        if missing and not demo:
+            msg = ("set ESCAPE_GM_PASSWORD, ESCAPE_TECH_PASSWORD and ESCAPE_SCREEN_TOKEN_SECRET "
+                   f"(or their _FILE variants); missing: {', '.join(missing)}")
+            raise AuthConfigError(msg)
+        for key in missing:
+            values[key] = getattr(made, key)
+        for key in ("gm_password", "tech_password"):
+            if not demo and len(values[key]) < 8:
+                msg = f"{key} is shorter than 8 characters"
+                raise AuthConfigError(msg)
+        session = secret("SESSION_SECRET") or made.session_secret
+        return cls(session_secret=session, **values)
+
+    # -- room screens ---------------------------------------------------------------
+    def screen_token(self, room: str) -> str:
+        mac = hmac.new(self.screen_secret.encode(), f"screen:{room}".encode(), hashlib.sha256)
+        return f"{room}.{mac.hexdigest()[:32]}"
+
+    def check_screen_token(self, token: str) -> Principal | None:
+        room, _, _mac = token.partition(".")
+        if not room or not self.screen_secret:
+            return None
+        if hmac.compare_digest(token.encode(), self.screen_token(room).encode()):
+            return Principal("screen", room)
+        return None
+
+    # -- sessions -------------------------------------------------------------------
+    def login(self, password: str) -> Principal | None:
+        # NOTE: both compared every time, in constant time, so timing tells nothing.
+        tech = hmac.compare_digest(password.encode(), self.tech_password.encode())
+        gm = hmac.compare_digest(password.encode(), self.gm_password.encode())
+        if tech and self.tech_password:
+            return Principal("tech")
+        if gm and self.gm_password:
+            return Principal("gm")
+        return None
+
+    def _mac(self, body: str) -> str:
+        return hmac.new(self.session_secret.encode(), body.encode(), hashlib.sha256).hexdigest()
+
+    def session_cookie(self, principal: Principal, *, now: float | None = None) -> str:
+        payload = json.dumps({"r": principal.role, "exp": int((now or time.time()) + SESSION_S)})
+        body = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+        return f"{body}.{self._mac(body)}"
+
+    def check_cookie(self, value: str, *, now: float | None = None) -> Principal | None:
+        body, _, mac = value.partition(".")
+        if not body or not hmac.compare_digest(mac.encode(), self._mac(body).encode()):
+            return None
+        try:
+            data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        except ValueError:
+            return None
+        if data.get("r") not in ("gm", "tech") or data.get("exp", 0) < (now or time.time()):
+            return None
+        return Principal(data["r"])
+
+
+# -- the middleware ---------------------------------------------------------------------
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def identify(settings: AuthSettings, scope: Scope) -> Principal | None:
+    """The principal a request or handshake speaks for, or None."""
+    if not settings.enabled:
+        return Principal("tech")
+    headers = _headers(scope)
+    cookie = SimpleCookie()
+    try:
+        cookie.load(headers.get("cookie", ""))
+    except Exception:   # a malformed Cookie header only means "no credentials"
+        cookie = SimpleCookie()
+    if COOKIE in cookie and (who := settings.check_cookie(cookie[COOKIE].value)):
+        return who
+    token = headers.get("x-screen-token") or _query(scope).get("token", "")
+    return settings.check_screen_token(token) if token else None
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    raw = scope.get("query_string", b"").decode("latin-1")
+    return {k: v[0] for k, v in parse_qs(raw).items()}
+
+
+def same_origin(scope: Scope) -> bool:
+    headers = _headers(scope)
+    origin = headers.get("origin")
+    if origin is None:
+        return True   # not a browser: cannot be a cross-site page; credentials still needed
+    return urlsplit(origin).netloc.lower() == headers.get("host", "").lower()
+
+
+def decide(settings: AuthSettings, scope: Scope) -> tuple[int, str] | Principal:  # noqa: PLR0911 - one return per rule reads as the policy table
+    """Either the principal allowed to go on, or (status, reason) to refuse with."""
+    path: str = scope["path"]
+    method: str = scope.get("method", "GET").upper()
+    json_body = _headers(scope).get("content-type", "").split(";")[0].strip() == "application/json"
+    if scope["type"] == "http" and method in UNSAFE and not json_body:
+        return 415, "state-changing requests need Content-Type: application/json"
+    if scope["type"] == "websocket" and not same_origin(scope):
+        return 403, "WebSocket from a foreign origin"
+    if scope["type"] == "http" and PUBLIC.match(path):
+        return Principal("tech") if not settings.enabled else Principal("screen", None)
+    who = identify(settings, scope)
+    if who is None:
+        return 401, "login required"
+    if who.role == "screen":
+        if method in UNSAFE and not SCREEN_POSTS.match(path):
+            return 403, "a room screen may only acknowledge a clue"
+        if method not in UNSAFE and not SCREEN_READS.match(path):
+            return 403, "a room screen may only read"
+        screen_page = re.match(r"^/screen/([^/]+)$", path)
+        if screen_page and screen_page.group(1) != who.room:
+            return 403, "this token is for another room"
+    elif who.role == "gm" and TECH_ONLY.match(path):
+        return 403, "technician only"
+    return who
+
+
+class AuthMiddleware:
+    """Pure ASGI middleware: HTTP and WebSocket go through the same :func:`decide`."""
+
+    def __init__(self, app: ASGIApp, *, settings: AuthSettings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        verdict = decide(self.settings, scope)
+        if isinstance(verdict, Principal):
+            scope.setdefault("state", {})["principal"] = verdict
+            await self.app(scope, receive, send)
+            return
+        status, reason = verdict
+        if scope["type"] == "websocket":
+            log.warning("WebSocket refused (%s): %s", reason, scope["path"])
+            await receive()   # websocket.connect
+            await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": reason})
+            return
+        if status == 401 and scope.get("method") == "GET" and STAFF_PAGES.match(scope["path"]):
+            target = quote(scope["path"] or "/")
+            await _respond(send, 303, b"", [(b"location", f"/login?next={target}".encode())])
+            return
+        body = json.dumps({"detail": reason}).encode()
+        await _respond(send, status, body, [(b"content-type", b"application/json")])
+
+
+async def _respond(send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+# -- login routes -----------------------------------------------------------------------
+router = APIRouter(prefix="/api", tags=["auth"])
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(min_length=1, max_length=200)
+
+
+def _settings(request: Request) -> AuthSettings:
+    return request.app.state.auth
+
+
+@router.post("/login")
+def login(body: LoginIn, request: Request, response: Response) -> dict[str, Any]:
+    settings = _settings(request)
+    who = settings.login(body.password) if settings.enabled else Principal("tech")
+    if who is None:
+        log.warning("failed login from %s", request.client.host if request.client else "?")
+        raise HTTPException(status_code=401, detail="mot de passe incorrect")
+    response.set_cookie(COOKIE, settings.session_cookie(who), max_age=SESSION_S, httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https", path="/")
+    return {"role": who.role}
+
+
+@router.post("/logout")
+def logout(response: Response) -> dict[str, bool]:
+    response.delete_cookie(COOKIE, path="/")
+    return {"ok": True}
+
+
+@router.get("/me")
+def me(request: Request) -> dict[str, Any]:
+    who: Principal = request.state.principal
+    return {"role": who.role, "room": who.room}
+
+
+def principal(request: Request) -> Principal:
+    """The caller (set by :class:`AuthMiddleware`), for routes that write the audit log."""
+    return getattr(request.state, "principal", Principal("gm"))

@@ -1,0 +1,75 @@
+"""History routes: every session played, statistics, and CSV exports for the organisers.
+
+Only sessions whose run started count (a session cancelled during its check does not).
+CSV files are UTF-8 with a BOM and ``;`` between fields (what a French-locale spreadsheet
+expects); ``?sep=,`` gives commas.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import Response
+
+from controller.api.deps import StoreDep
+
+router = APIRouter(prefix="/api/history", tags=["history"])
+
+DateFrom = Annotated[dt.date | None, Query(alias="from", description="first day (YYYY-MM-DD)")]
+DateTo = Annotated[dt.date | None, Query(alias="to", description="last day (YYYY-MM-DD)")]
+ParcoursQ = Annotated[Literal["primo", "locataire"] | None, Query()]
+Sep = Annotated[Literal[";", ","], Query(description="field separator")]
+
+
+def _filters(date_from: dt.date | None, date_to: dt.date | None, parcours: str | None) -> dict[str, Any]:
+    if date_from and date_to and date_from > date_to:
+        raise HTTPException(status_code=422, detail="la date de début est après la date de fin")
+    return {"date_from": date_from.isoformat() if date_from else None,
+            "date_to": date_to.isoformat() if date_to else None, "parcours": parcours}
+
+
+def _csv(text: str, name: str) -> Response:
+    return Response(text, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/sessions")
+async def sessions(*, store: StoreDep, date_from: DateFrom = None, date_to: DateTo = None,
+                   parcours: ParcoursQ = None,
+                   limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                   offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    """Played sessions, newest first."""
+    rows = store.sessions(limit=limit, offset=offset, **_filters(date_from, date_to, parcours))
+    return {"sessions": rows, "limit": limit, "offset": offset}
+
+
+@router.get("/sessions.csv")
+async def sessions_csv(*, store: StoreDep, date_from: DateFrom = None, date_to: DateTo = None,
+                       parcours: ParcoursQ = None, sep: Sep = ";") -> Response:
+    """One line per session: date, parcours, players, result, time used, clues, budget."""
+    return _csv(store.sessions_csv(sep=sep, **_filters(date_from, date_to, parcours)), "sessions.csv")
+
+
+@router.get("/puzzles.csv")
+async def puzzles_csv(*, store: StoreDep, date_from: DateFrom = None, date_to: DateTo = None,
+                      parcours: ParcoursQ = None, sep: Sep = ";") -> Response:
+    """One line per session and puzzle: when available, when solved, by whom, clues."""
+    return _csv(store.puzzles_csv(sep=sep, **_filters(date_from, date_to, parcours)), "enigmes.csv")
+
+
+@router.get("/stats")
+async def stats(*, store: StoreDep, date_from: DateFrom = None, date_to: DateTo = None,
+                parcours: ParcoursQ = None) -> dict[str, Any]:
+    """Sessions, participants, success rate, average time, per-puzzle time and clues."""
+    return store.stats(**_filters(date_from, date_to, parcours))
+
+
+@router.get("/sessions/{session_id}")
+async def session(session_id: str, store: StoreDep) -> dict[str, Any]:
+    """One session with its puzzles, budget lines, clues and audit log."""
+    row = store.session(session_id)
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"session inconnue {session_id!r}")
+    return row

@@ -1,0 +1,557 @@
+"""Sessions on disk: SQLite (stdlib ``sqlite3``), written through on every change.
+
+One file (``Settings.DATA_DIR / "escape.db"``) holds:
+
+* ``sessions``: one row per session (date, parcours, players, result, time used, clues,
+  budget) and, in ``state``, the engine's record (:meth:`Engine.to_record`) that a
+  restarted controller resumes from;
+* ``puzzle_results``: per session and puzzle, when it became available, when it was
+  solved, by whom, how many clues;
+* ``budget_lines``, ``clues``: per session;
+* ``events``: the event log (prop events and the engine's notes);
+* ``audit``: every order of the game master, with who and when;
+* ``desired``: the state the controller wants each output in (re-sent after a restart);
+* ``meta``: small key/values (was the last stop clean?).
+
+Durability: WAL journal with ``synchronous=NORMAL``. In WAL mode a commit is a single
+append to the ``-wal`` file; NORMAL skips the fsync at each commit (it syncs at
+checkpoints). A killed controller (``kill -9``, a crash) loses nothing that was committed:
+the data is in the file, the OS writes it out. Only a power cut or kernel crash may roll
+back the last commits, and never corrupts the file. FULL would fsync on every commit: on
+the controller's SD card or eMMC that is milliseconds to tens of milliseconds *on the
+event loop*, on the path between a keypad code and its lock. A lost second of game state
+after a power cut is a smaller harm (the game master force-solves) than a lagging room.
+
+Every method runs one short transaction; a lock makes the store safe to share between
+the event loop and FastAPI's thread pool. (Queries built with f-strings only splice in
+``WHERE`` clauses made of constants; every value is a bound parameter: hence the S608
+``noqa``.)
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "escape.db"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    apartment TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    date TEXT NOT NULL,
+    parcours TEXT NOT NULL,
+    players INTEGER NOT NULL,
+    children INTEGER NOT NULL DEFAULT 0,
+    started_at REAL,
+    ended_at REAL,
+    result TEXT,
+    phase TEXT NOT NULL,
+    closed INTEGER NOT NULL DEFAULT 0,
+    duration_s REAL,
+    time_used_s REAL,
+    clues INTEGER NOT NULL DEFAULT 0,
+    clues_sent INTEGER NOT NULL DEFAULT 0,
+    budget_start INTEGER,
+    final_budget INTEGER,
+    check_override TEXT,
+    state TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_open ON sessions (closed, updated_at);
+CREATE TABLE IF NOT EXISTS puzzle_results (
+    session_id TEXT NOT NULL REFERENCES sessions (id),
+    puzzle_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    theme TEXT,
+    room TEXT,
+    status TEXT NOT NULL,
+    available_at_s REAL,
+    solved_at_s REAL,
+    duration_s REAL,
+    solved_by TEXT,
+    clues INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (session_id, puzzle_id)
+);
+CREATE TABLE IF NOT EXISTS budget_lines (
+    session_id TEXT NOT NULL REFERENCES sessions (id),
+    seq INTEGER NOT NULL,
+    at_s REAL NOT NULL,
+    amount INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    puzzle TEXT,
+    PRIMARY KEY (session_id, seq)
+);
+CREATE TABLE IF NOT EXISTS clues (
+    session_id TEXT NOT NULL REFERENCES sessions (id),
+    id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    puzzle TEXT,
+    idx INTEGER,
+    text TEXT NOT NULL,
+    room TEXT,
+    counts INTEGER NOT NULL,
+    cost INTEGER NOT NULL,
+    who TEXT,
+    sent_at_s REAL NOT NULL,
+    sent_wall REAL NOT NULL,
+    shown_wall REAL,
+    PRIMARY KEY (session_id, id)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    session_id TEXT,
+    at REAL NOT NULL,
+    elapsed_s REAL,
+    kind TEXT NOT NULL,
+    node TEXT,
+    prop TEXT,
+    type TEXT,
+    value TEXT,
+    text TEXT
+);
+CREATE INDEX IF NOT EXISTS events_session ON events (session_id, id);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    session_id TEXT,
+    at REAL NOT NULL,
+    elapsed_s REAL,
+    who TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_session ON audit (session_id, id);
+CREATE TABLE IF NOT EXISTS desired (
+    node TEXT NOT NULL,
+    prop TEXT NOT NULL,
+    action TEXT NOT NULL,
+    params TEXT NOT NULL,
+    relock_pending INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (node, prop)
+);
+"""
+
+SESSION_CSV_COLUMNS = (
+    ("session", "id"), ("date", "date"), ("parcours", "parcours"), ("joueurs", "players"),
+    ("enfants", "children"), ("debut", "started"), ("fin", "ended"), ("resultat", "result"),
+    ("temps_utilise_s", "time_used_s"), ("temps_utilise", "time_used"),
+    ("duree_prevue_s", "duration_s"), ("indices", "clues"), ("budget_depart", "budget_start"),
+    ("budget_final", "final_budget"), ("enigmes_resolues", "puzzles_solved"),
+    ("enigmes", "puzzles"), ("verification_forcee", "check_override"),
+)
+PUZZLE_CSV_COLUMNS = (
+    ("session", "session_id"), ("date", "date"), ("parcours", "parcours"),
+    ("ordre", "position"), ("enigme", "puzzle_id"), ("libelle", "label"), ("theme", "theme"),
+    ("piece", "room"), ("statut", "status"), ("disponible_a_s", "available_at_s"),
+    ("resolue_a_s", "solved_at_s"), ("temps_passe_s", "duration_s"), ("resolue_par", "solved_by"),
+    ("indices", "clues"),
+)
+RESULT_LABELS = {"won": "gagné", "lost": "perdu", "aborted": "interrompu", "cancelled": "annulé",
+                 None: "en cours"}
+
+
+class StoreError(RuntimeError):
+    """The session database cannot be used."""
+
+
+def default_path(data_dir: Path) -> Path:
+    return Path(data_dir) / DB_NAME
+
+
+def _local_date(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts).date().isoformat()
+
+
+def _local_time(ts: float | None) -> str:
+    return "" if ts is None else dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _mmss(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    total = round(seconds)
+    return f"{total // 60}:{total % 60:02d}"
+
+
+class Store:
+    """The controller's SQLite database.
+
+    >>> store = Store(tmp_path / "escape.db")
+    >>> store.save_session(engine.to_record(), engine.history_rows(), engine.take_journal())
+    >>> store.open_session()["session"] == engine.session_id
+    True
+    """
+
+    def __init__(self, path: Path | str, *, synchronous: str = "NORMAL") -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            msg = f"synchronous must be NORMAL or FULL, not {synchronous!r}"
+            raise ValueError(msg)
+        self.path = Path(path) if str(path) != ":memory:" else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None,
+                                       timeout=5.0)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            elif version != SCHEMA_VERSION:
+                msg = f"{path}: database schema version {version}, this controller knows {SCHEMA_VERSION}"
+                raise StoreError(msg)
+        except sqlite3.Error as exc:
+            msg = f"cannot open the session database {path}: {exc}"
+            raise StoreError(msg) from exc
+
+    def close(self) -> None:
+        """Close the database (safe to call twice)."""
+        with self._lock:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                log.exception("closing the session database failed")
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def pragma(self, name: str) -> Any:
+        with self._lock:
+            return self._db.execute(f"PRAGMA {name}").fetchone()[0]
+
+    # -- meta ---------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+    # -- writing a session ----------------------------------------------------------------
+    def save_session(self, record: dict[str, Any], rows: dict[str, Any],
+                     journal: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
+        """Write the whole session (upserts) and the new journal entries, in one transaction."""
+        s = rows["session"]
+        if not s["id"]:
+            msg = "no session to save"
+            raise ValueError(msg)
+        now = time.time()
+        created = s["created_at"] or now
+        with self._tx() as db:
+            db.execute(
+                """INSERT INTO sessions (id, apartment, created_at, date, parcours, players, children,
+                       started_at, ended_at, result, phase, duration_s, time_used_s, clues, clues_sent,
+                       budget_start, final_budget, check_override, state, updated_at)
+                   VALUES (:id, :apartment, :created_at, :date, :parcours, :players, :children,
+                       :started_at, :ended_at, :result, :phase, :duration_s, :time_used_s, :clues,
+                       :clues_sent, :budget_start, :final_budget, :check_override, :state, :updated_at)
+                   ON CONFLICT (id) DO UPDATE SET parcours = excluded.parcours,
+                       players = excluded.players, children = excluded.children,
+                       started_at = excluded.started_at, ended_at = excluded.ended_at,
+                       result = excluded.result, phase = excluded.phase,
+                       duration_s = excluded.duration_s, time_used_s = excluded.time_used_s,
+                       clues = excluded.clues, clues_sent = excluded.clues_sent,
+                       budget_start = excluded.budget_start, final_budget = excluded.final_budget,
+                       check_override = excluded.check_override, state = excluded.state,
+                       updated_at = excluded.updated_at""",
+                {**s, "created_at": created, "date": _local_date(s["started_at"] or created),
+                 "state": json.dumps(record), "updated_at": now})
+            db.executemany(
+                """INSERT OR REPLACE INTO puzzle_results (session_id, puzzle_id, position, label, theme,
+                       room, status, available_at_s, solved_at_s, duration_s, solved_by, clues)
+                   VALUES (:session_id, :puzzle_id, :position, :label, :theme, :room, :status,
+                       :available_at_s, :solved_at_s, :duration_s, :solved_by, :clues)""",
+                [{**p, "session_id": s["id"], "position": i} for i, p in enumerate(rows["puzzles"])])
+            db.execute("DELETE FROM budget_lines WHERE session_id = ? AND seq >= ?",
+                       (s["id"], len(rows["budget"])))
+            db.executemany(
+                "INSERT OR REPLACE INTO budget_lines (session_id, seq, at_s, amount, label, puzzle) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(s["id"], i, b["at"], b["amount"], b["label"], b["puzzle"])
+                 for i, b in enumerate(rows["budget"])])
+            db.executemany(
+                """INSERT OR REPLACE INTO clues (session_id, id, seq, puzzle, idx, text, room, counts,
+                       cost, who, sent_at_s, sent_wall, shown_wall)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [(s["id"], c["id"], i, c["puzzle"], c["index"], c["text"], c["room"], int(c["counts"]),
+                  c["cost"], c["who"], c["sent_at"], c["sent_wall"], c["shown_wall"])
+                 for i, c in enumerate(rows["clues"])])
+            self._write_journal(db, journal)
+
+    def add_journal(self, journal: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Write notes and audit entries (e.g. orders given outside a session)."""
+        if journal:
+            with self._tx() as db:
+                self._write_journal(db, journal)
+
+    @staticmethod
+    def _write_journal(db: sqlite3.Connection, journal: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        notes = [e for kind, e in journal if kind == "note"]
+        audits = [e for kind, e in journal if kind == "audit"]
+        db.executemany("INSERT INTO events (session_id, at, elapsed_s, kind, text) VALUES (?, ?, ?, ?, ?)",
+                       [(e["session"], e["wall"], e["at"], e["kind"], e["text"]) for e in notes])
+        db.executemany("INSERT INTO audit (session_id, at, elapsed_s, who, action, target, detail) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       [(e["session"], e["at"], e["elapsed"], e["who"], e["action"], e["target"],
+                         e["detail"]) for e in audits])
+
+    def add_event(self, session_id: str | None, *, node: str, prop: str, type_: str, value: Any,
+                  at: float, elapsed_s: float | None) -> None:
+        """One prop event in the event log."""
+        with self._tx() as db:
+            db.execute("INSERT INTO events (session_id, at, elapsed_s, kind, node, prop, type, value) "
+                       "VALUES (?, ?, ?, 'prop', ?, ?, ?, ?)",
+                       (session_id, at, elapsed_s, node, prop, type_, json.dumps(value, default=str)))
+
+    def close_session(self, session_id: str, *, result: str | None = None,
+                      journal: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
+        """The session is over for the controller (reset or cancelled): never resumed again."""
+        with self._tx() as db:
+            if result is None:
+                db.execute("UPDATE sessions SET closed = 1, updated_at = ? WHERE id = ?",
+                           (time.time(), session_id))
+            else:
+                db.execute("UPDATE sessions SET closed = 1, result = ?, phase = ?, updated_at = ? "
+                           "WHERE id = ?", (result, result, time.time(), session_id))
+            self._write_journal(db, journal)
+
+    def open_session(self) -> dict[str, Any] | None:
+        """The engine record of the session to resume (the newest not closed), if any."""
+        with self._lock:
+            row = self._db.execute("SELECT state FROM sessions WHERE closed = 0 "
+                                   "ORDER BY updated_at DESC LIMIT 1").fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def recent_journal(self, session_id: str, limit: int = 50) -> tuple[list[dict[str, Any]],
+                                                                        list[dict[str, Any]]]:
+        """The last notes and audit entries of a session, oldest first (for a resumed engine)."""
+        with self._lock:
+            notes = self._db.execute(
+                "SELECT elapsed_s AS at, kind, text, at AS wall, session_id AS session FROM events "
+                "WHERE session_id = ? AND kind != 'prop' ORDER BY id DESC LIMIT ?",
+                (session_id, limit)).fetchall()
+            audits = self._db.execute(
+                "SELECT at, elapsed_s AS elapsed, who, action, target, detail, session_id AS session "
+                "FROM audit WHERE session_id = ? ORDER BY id DESC LIMIT ?", (session_id, limit)).fetchall()
+        return [dict(r) for r in reversed(notes)], [dict(r) for r in reversed(audits)]
+
+    # -- desired output states ------------------------------------------------------------
+    def save_desired(self, node: str, prop: str, action: str, params: dict[str, Any],
+                     relock_pending: bool) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO desired (node, prop, action, params, relock_pending) "
+                       "VALUES (?, ?, ?, ?, ?)",
+                       (node, prop, action, json.dumps(params), int(relock_pending)))
+
+    def load_desired(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT node, prop, action, params, relock_pending FROM desired").fetchall()
+        return [{"node": r["node"], "prop": r["prop"], "action": r["action"],
+                 "params": json.loads(r["params"]), "relock_pending": bool(r["relock_pending"])}
+                for r in rows]
+
+    # -- history --------------------------------------------------------------------------
+    def _session_rows(self, where: str, args: Sequence[Any], limit: int | None = None,
+                      offset: int = 0) -> list[dict[str, Any]]:
+        sql = (f"""SELECT s.*, (SELECT COUNT(*) FROM puzzle_results p WHERE p.session_id = s.id
+                                AND p.status = 'solved') AS puzzles_solved,
+                               (SELECT COUNT(*) FROM puzzle_results p WHERE p.session_id = s.id) AS puzzles
+                   FROM sessions s WHERE {where} ORDER BY s.started_at DESC, s.created_at DESC""")  # noqa: S608
+        params = list(args)
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params += [limit, offset]
+        with self._lock:
+            rows = self._db.execute(sql, params).fetchall()
+        out = []
+        for r in rows:
+            d = {k: r[k] for k in r.keys() if k != "state"}  # noqa: SIM118 - sqlite3.Row
+            d["children"] = bool(d["children"])
+            d["closed"] = bool(d["closed"])
+            d["result_label"] = RESULT_LABELS.get(d["result"], d["result"])
+            d["started"], d["ended"] = _local_time(d["started_at"]), _local_time(d["ended_at"])
+            d["time_used"] = _mmss(d["time_used_s"])
+            out.append(d)
+        return out
+
+    @staticmethod
+    def _filters(date_from: str | None, date_to: str | None, parcours: str | None,
+                 table: str = "") -> tuple[str, list[Any]]:
+        t = f"{table}." if table else ""
+        where, args = [f"{t}started_at IS NOT NULL"], []
+        if date_from:
+            where.append(f"{t}date >= ?")
+            args.append(date_from)
+        if date_to:
+            where.append(f"{t}date <= ?")
+            args.append(date_to)
+        if parcours:
+            where.append(f"{t}parcours = ?")
+            args.append(parcours)
+        return " AND ".join(where), args
+
+    def sessions(self, *, limit: int = 100, offset: int = 0, date_from: str | None = None,
+                 date_to: str | None = None, parcours: str | None = None) -> list[dict[str, Any]]:
+        """Played sessions (their run started), newest first."""
+        where, args = self._filters(date_from, date_to, parcours)
+        return self._session_rows(where, args, limit, offset)
+
+    def session(self, session_id: str) -> dict[str, Any] | None:
+        """One session with its puzzles, budget lines, clues and audit log."""
+        rows = self._session_rows("s.id = ?", [session_id])
+        if not rows:
+            return None
+        out = rows[0]
+        with self._lock:
+            out["puzzles_detail"] = [dict(r) for r in self._db.execute(
+                "SELECT * FROM puzzle_results WHERE session_id = ? ORDER BY position", (session_id,))]
+            out["budget_lines"] = [dict(r) for r in self._db.execute(
+                "SELECT seq, at_s, amount, label, puzzle FROM budget_lines WHERE session_id = ? "
+                "ORDER BY seq", (session_id,))]
+            out["clues_detail"] = [dict(r) for r in self._db.execute(
+                "SELECT * FROM clues WHERE session_id = ? ORDER BY seq", (session_id,))]
+            out["audit"] = [dict(r) for r in self._db.execute(
+                "SELECT at, elapsed_s, who, action, target, detail FROM audit WHERE session_id = ? "
+                "ORDER BY id", (session_id,))]
+            out["events"] = self._db.execute("SELECT COUNT(*) FROM events WHERE session_id = ?",
+                                             (session_id,)).fetchone()[0]
+        for clue in out["clues_detail"]:
+            clue["counts"] = bool(clue["counts"])
+        return out
+
+    def stats(self, *, date_from: str | None = None, date_to: str | None = None,
+              parcours: str | None = None) -> dict[str, Any]:
+        """What the organisers report: sessions, participants, success, times, clues."""
+        where, args = self._filters(date_from, date_to, parcours)
+        joined, _ = self._filters(date_from, date_to, parcours, "s")
+        with self._lock:
+            s = self._db.execute(
+                f"""SELECT COUNT(*) AS sessions, COALESCE(SUM(players), 0) AS participants,
+                        COALESCE(SUM(children), 0) AS with_children,
+                        SUM(result = 'won') AS won, SUM(result = 'lost') AS lost,
+                        SUM(result = 'aborted') AS aborted, SUM(result IS NULL) AS in_progress,
+                        AVG(CASE WHEN result IN ('won', 'lost', 'aborted') THEN time_used_s END)
+                            AS average_time_s,
+                        AVG(CASE WHEN result = 'won' THEN time_used_s END) AS average_time_won_s,
+                        AVG(CASE WHEN result IN ('won', 'lost', 'aborted') THEN clues END)
+                            AS average_clues,
+                        AVG(CASE WHEN result IN ('won', 'lost', 'aborted') THEN final_budget END)
+                            AS average_final_budget
+                    FROM sessions WHERE {where}""", args).fetchone()  # noqa: S608
+            per_parcours = self._db.execute(
+                f"""SELECT parcours, COUNT(*) AS sessions, COALESCE(SUM(players), 0) AS participants,
+                        SUM(result = 'won') AS won
+                    FROM sessions WHERE {where} GROUP BY parcours ORDER BY parcours""",  # noqa: S608
+                args).fetchall()
+            puzzles = self._db.execute(
+                f"""SELECT p.puzzle_id, MIN(p.position) AS position, MAX(p.label) AS label,
+                        MAX(p.theme) AS theme, COUNT(*) AS sessions,
+                        SUM(p.status = 'solved') AS solved,
+                        SUM(p.status = 'solved' AND p.solved_by = 'players') AS solved_by_players,
+                        AVG(CASE WHEN p.solved_by = 'players' THEN p.duration_s END) AS average_time_s,
+                        AVG(p.clues) AS average_clues, SUM(p.clues) AS clues
+                    FROM puzzle_results p JOIN sessions s ON s.id = p.session_id
+                    WHERE {joined}
+                    GROUP BY p.puzzle_id ORDER BY position, p.puzzle_id""", args).fetchall()  # noqa: S608
+        won, lost = s["won"] or 0, s["lost"] or 0
+        return {
+            "sessions": s["sessions"], "participants": s["participants"],
+            "sessions_with_children": s["with_children"],
+            "results": {"won": won, "lost": lost, "aborted": s["aborted"] or 0,
+                        "in_progress": s["in_progress"] or 0},
+            # NOTE: an aborted session (emergency, a fire drill) says nothing of the players.
+            "success_rate": round(won / (won + lost), 3) if won + lost else None,
+            "average_time_s": _round(s["average_time_s"]),
+            "average_time_won_s": _round(s["average_time_won_s"]),
+            "average_clues": _round(s["average_clues"], 2),
+            "average_final_budget": _round(s["average_final_budget"]),
+            "per_parcours": [dict(r) for r in per_parcours],
+            "puzzles": [{"id": r["puzzle_id"], "label": r["label"], "theme": r["theme"],
+                         "sessions": r["sessions"], "solved": r["solved"],
+                         "solved_by_players": r["solved_by_players"],
+                         "average_time_s": _round(r["average_time_s"]),
+                         "average_clues": _round(r["average_clues"], 2), "clues": r["clues"]}
+                        for r in puzzles],
+        }
+
+    def sessions_csv(self, *, sep: str = ";", **filters: Any) -> str:
+        """One line per played session, for a spreadsheet (UTF-8 with BOM, French headers)."""
+        rows = self.sessions(limit=1_000_000, **filters)
+        for r in rows:
+            r["result"] = r["result_label"]
+            r["children"] = "oui" if r["children"] else "non"
+            r["check_override"] = r["check_override"] or ""
+        return _csv(SESSION_CSV_COLUMNS, rows, sep)
+
+    def puzzles_csv(self, *, sep: str = ";", **filters: Any) -> str:
+        """One line per session and puzzle."""
+        where, args = self._filters(filters.get("date_from"), filters.get("date_to"),
+                                    filters.get("parcours"), "s")
+        with self._lock:
+            rows = [dict(r) for r in self._db.execute(
+                f"""SELECT p.*, s.date, s.parcours FROM puzzle_results p
+                    JOIN sessions s ON s.id = p.session_id WHERE {where}
+                    ORDER BY s.started_at, p.position""", args)]  # noqa: S608
+        for r in rows:
+            r["status"] = {"solved": "résolue", "available": "en cours", "locked": "pas atteinte"}.get(
+                r["status"], r["status"])
+            for key in ("available_at_s", "solved_at_s", "duration_s"):
+                r[key] = "" if r[key] is None else round(r[key])
+        return _csv(PUZZLE_CSV_COLUMNS, rows, sep)
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _csv(columns: Sequence[tuple[str, str]], rows: list[dict[str, Any]], sep: str) -> str:
+    out = io.StringIO()
+    # NOTE: the BOM makes spreadsheet programs read the accents as UTF-8; ';' is what a
+    # French-locale spreadsheet splits on.
+    out.write("\ufeff")
+    writer = csv.writer(out, delimiter=sep, lineterminator="\r\n")
+    writer.writerow([header for header, _ in columns])
+    for row in rows:
+        writer.writerow(["" if row.get(key) is None else _cell(row.get(key)) for _, key in columns])
+    return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value)
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value  # NOTE: no formula injection from a free-text field
+    return value

@@ -1,0 +1,107 @@
+// Shared by every page: i18n, API calls, the live WebSocket (auto-reconnect), formatting.
+"use strict";
+const App = (() => {
+  const params = new URLSearchParams(location.search);
+  const token = params.get("token");
+  let texts = {};
+  let lang = localStorage.getItem("lang") || "fr";
+
+  async function loadTexts() {
+    const res = await fetch(`/static/i18n/${lang}.json`);
+    texts = await res.json();
+    document.documentElement.lang = lang;
+    for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+    for (const el of document.querySelectorAll("[data-i18n-title]")) el.title = t(el.dataset.i18nTitle);
+  }
+  function t(key, vars) {
+    let s = texts[key] ?? key;
+    for (const [k, v] of Object.entries(vars || {})) s = s.replace(`{${k}}`, v);
+    return s;
+  }
+  function setLang(l) { lang = l; localStorage.setItem("lang", l); return loadTexts(); }
+
+  function withToken(url) {
+    return token ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : url;
+  }
+  async function api(method, url, body) {
+    const opts = {method, headers: {"Content-Type": "application/json"}, credentials: "same-origin"};
+    if (method !== "GET") opts.body = JSON.stringify(body || {});
+    const res = await fetch(withToken(url), opts);
+    if (res.status === 401 && !token) { location.href = `/login?next=${encodeURIComponent(location.pathname)}`; }
+    let data = null;
+    try { data = await res.json(); } catch (_e) { data = null; }
+    if (!res.ok) {
+      const msg = (data && (typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail))) || res.statusText;
+      toast(`${t("error")} ${res.status} : ${msg}`, true);
+    }
+    return {ok: res.ok, status: res.status, data};
+  }
+  const post = (url, body) => api("POST", url, body);
+
+  function toast(text, bad) {
+    let box = document.getElementById("toast");
+    if (!box) { box = document.createElement("div"); box.id = "toast"; box.setAttribute("role", "alert"); document.body.append(box); }
+    box.textContent = (bad ? "⚠ " : "✔ ") + text;
+    box.className = bad ? "bad show" : "show";
+    clearTimeout(box._timer);
+    box._timer = setTimeout(() => { box.className = ""; }, 4000);
+  }
+
+  // The live feed: a snapshot on connect and on every change; reconnects with backoff.
+  function live(onSnapshot, onLink) {
+    let delay = 500;
+    let ws = null;
+    function connect() {
+      ws = new WebSocket(withToken(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`));
+      ws.onopen = () => { delay = 500; onLink(true); };
+      ws.onclose = () => { onLink(false); setTimeout(connect, delay); delay = Math.min(delay * 2, 8000); };
+      ws.onmessage = (msg) => {
+        const t0 = performance.now();
+        const frame = JSON.parse(msg.data);
+        if (frame.type === "snapshot") {
+          onSnapshot(frame.data);
+          window.__lastRender = {received: t0, rendered: performance.now(), ts: frame.data.ts};
+        }
+      };
+    }
+    setInterval(() => { if (ws && ws.readyState === 1) ws.send("ping"); }, 20000);
+    connect();
+  }
+  function linkBadge(el) {
+    return (up) => { el.textContent = up ? `● ${t("live")}` : `○ ${t("offline")}`; el.className = up ? "badge ok" : "badge off"; };
+  }
+
+  function fmt(seconds) {
+    const s = Math.max(0, Math.round(seconds || 0));
+    return `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+  }
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "onclick") e.onclick = v;
+      else if (k === "dataset") Object.assign(e.dataset, v);
+      else if (k === "class") e.className = v;
+      else e.setAttribute(k, v);
+    }
+    for (const c of children) if (c !== null && c !== undefined) e.append(c);
+    return e;
+  }
+  function lockText(p) {
+    const r = p.reported || {};
+    if (p.kind !== "maglock") {
+      if ("on" in r) return r.on ? `💡 ${t("on")}` : `${t("off")}`;
+      if ("pressed" in r) return r.pressed ? t("pressed") : t("released");
+      return Object.entries(r).filter(([k]) => !["v", "ack"].includes(k)).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
+    }
+    const lock = r.locked ? `🔒 ${t("locked")}` : (r.engaged ? `⚠ ${t("engaged_open")}` : `🔓 ${t("unlocked")}`);
+    const door = r.door === "open" ? `🚪 ${t("door_open")}` : r.door === "closed" ? `▮ ${t("door_closed")}` : "";
+    return door ? `${lock} · ${door}` : lock;
+  }
+  function setupLangSwitch() {
+    const b = document.getElementById("lang");
+    if (b) b.onclick = () => setLang(lang === "fr" ? "en" : "fr").then(() => { if (window.render) window.render(); });
+  }
+  return {t, loadTexts, setLang, api, post, live, linkBadge, fmt, el, lockText, toast, token, setupLangSwitch,
+          get lang() { return lang; }};
+})();

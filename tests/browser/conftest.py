@@ -1,0 +1,104 @@
+"""Browser fixtures: a real uvicorn server (thread) + embedded broker + simulated nodes,
+and headless Debian Chromium driven by Playwright (sync API)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from config.loader import SHIPPED_GAME, load_game
+from controller.api.auth import AuthSettings
+from controller.broker import EmbeddedBroker
+from controller.main import create_app
+from nodes.agent import NodeAgent
+from nodes.mqtt import BrokerAddress
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+GM_PASSWORD = "gm-browser-password"
+TECH_PASSWORD = "tech-browser-password"
+
+
+def _require_chromium() -> None:
+    if Path(CHROMIUM).exists():
+        return
+    if os.environ.get("ESCAPE_REQUIRE_CHROMIUM") == "1":
+        pytest.fail(f"{CHROMIUM} is missing and ESCAPE_REQUIRE_CHROMIUM=1")
+    pytest.skip(f"{CHROMIUM} is missing")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    auth: AuthSettings
+    app: object
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    import uvicorn
+
+    _require_chromium()
+    game = load_game(SHIPPED_GAME)
+    auth = AuthSettings(gm_password=GM_PASSWORD, tech_password=TECH_PASSWORD,
+                        screen_secret="browser-screen-secret")
+    with EmbeddedBroker(port=0) as broker:
+        address = BrokerAddress("127.0.0.1", broker.port)
+        agents = [NodeAgent(game=game, node_id=n.id, broker=address, pin_factory=MockFactory(),
+                            simulate=True) for n in game.nodes]
+        for agent in agents:
+            agent.start()
+        app = create_app(game=game, broker=address, demo=True, auth=auth,
+                         db_path=tmp_path_factory.mktemp("db") / "escape.db")
+        port = _free_port()
+        uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=uv.run, name="uvicorn", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 15
+        while not uv.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        service = app.state.service
+        while not all(n.online for n in service.registry.nodes.values()):
+            assert time.monotonic() < deadline, "nodes did not come online"
+            time.sleep(0.05)
+        try:
+            yield Server(f"http://127.0.0.1:{port}", auth, app)
+        finally:
+            uv.should_exit = True
+            thread.join(timeout=10)
+            for agent in agents:
+                agent.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(server: Server) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def shot(page: object, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

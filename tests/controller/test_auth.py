@@ -1,0 +1,125 @@
+"""Access control: one ASGI middleware for HTTP and WebSocket (controller/api/auth.py)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI, WebSocket
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from controller.api import auth as auth_api
+from controller.api.auth import COOKIE, AuthConfigError, AuthMiddleware, AuthSettings
+
+SETTINGS = AuthSettings(gm_password="gm-password", tech_password="tech-password",
+                        screen_secret="s" * 32)
+
+
+@pytest.fixture
+def client() -> TestClient:
+    app = FastAPI()
+    app.state.auth = SETTINGS
+    app.add_middleware(AuthMiddleware, settings=SETTINGS)
+    app.include_router(auth_api.router)
+
+    @app.get("/api/state")
+    def state() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.post("/api/emergency")
+    def emergency() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.post("/api/clues/{clue_id}/shown")
+    def shown(clue_id: str) -> dict[str, str]:
+        return {"id": clue_id}
+
+    @app.get("/api/tech/wiring/{node}")
+    def wiring(node: str) -> dict[str, str]:
+        return {"node": node}
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("hello")
+        await websocket.close()
+
+    return TestClient(app, base_url="http://testserver")
+
+
+def login(client: TestClient, password: str) -> int:
+    return client.post("/api/login", json={"password": password}).status_code
+
+
+def test_no_credentials_is_refused_on_http_and_websocket(client: TestClient) -> None:
+    assert client.get("/api/state").status_code == 401
+    with pytest.raises(WebSocketDisconnect) as exc, client.websocket_connect("/ws") as ws:
+        ws.receive_text()
+    assert exc.value.code == 1008
+
+
+def test_wrong_password_sets_no_cookie(client: TestClient) -> None:
+    assert login(client, "nope") == 401
+    assert COOKIE not in client.cookies
+    assert client.get("/api/state").status_code == 401
+
+
+def test_game_master_session_cookie_is_httponly_and_opens_the_api(client: TestClient) -> None:
+    reply = client.post("/api/login", json={"password": "gm-password"})
+    assert reply.json() == {"role": "gm"}
+    assert "httponly" in reply.headers["set-cookie"].lower()
+    assert client.get("/api/state").status_code == 200
+    assert client.post("/api/emergency", json={}).status_code == 200
+    assert client.get("/api/tech/wiring/hall").status_code == 403
+    with client.websocket_connect("/ws") as ws:
+        assert ws.receive_text() == "hello"
+
+
+def test_technician_reaches_technician_routes(client: TestClient) -> None:
+    assert login(client, "tech-password") == 200
+    assert client.get("/api/me").json()["role"] == "tech"
+    assert client.get("/api/tech/wiring/hall").status_code == 200
+
+
+def test_forged_cookie_is_refused(client: TestClient) -> None:
+    assert login(client, "gm-password") == 200
+    good = client.cookies[COOKIE]
+    client.cookies.set(COOKIE, good[:-2] + ("00" if not good.endswith("00") else "11"))
+    assert client.get("/api/state").status_code == 401
+
+
+def test_state_change_without_json_content_type_is_415(client: TestClient) -> None:
+    assert login(client, "gm-password") == 200
+    assert client.post("/api/emergency").status_code == 415
+    assert client.post("/api/emergency", content=b"a=b",
+                       headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 415
+    assert client.post("/api/login", data={"password": "gm-password"}).status_code == 415
+
+
+def test_room_screen_token_reads_and_acknowledges_only(client: TestClient) -> None:
+    token = SETTINGS.screen_token("cuisine")
+    assert client.get(f"/api/state?token={token}").status_code == 200
+    assert client.post(f"/api/emergency?token={token}", json={}).status_code == 403
+    assert client.post(f"/api/clues/abc/shown?token={token}", json={}).status_code == 200
+    with client.websocket_connect(f"/ws?token={token}") as ws:
+        assert ws.receive_text() == "hello"
+    assert client.get(f"/api/state?token={token[:-1]}x").status_code == 401
+
+
+def test_websocket_from_a_foreign_origin_is_closed_1008(client: TestClient) -> None:
+    assert login(client, "gm-password") == 200
+    with pytest.raises(WebSocketDisconnect) as exc, client.websocket_connect(
+            "/ws", headers={"Origin": "http://evil.example"}) as ws:
+        ws.receive_text()
+    assert exc.value.code == 1008
+    with client.websocket_connect("/ws", headers={"Origin": "http://testserver"}) as ws:
+        assert ws.receive_text() == "hello"
+
+
+def test_settings_from_env_refuse_missing_secrets_outside_demo() -> None:
+    with pytest.raises(AuthConfigError):
+        AuthSettings.from_env({})
+    demo = AuthSettings.from_env({}, demo=True)
+    assert demo.gm_password and demo.tech_password and demo.screen_secret
+    env = {"ESCAPE_GM_PASSWORD": "g" * 10, "ESCAPE_TECH_PASSWORD": "t" * 10,
+           "ESCAPE_SCREEN_TOKEN_SECRET": "x" * 32}
+    assert AuthSettings.from_env(env).login("g" * 10).role == "gm"
