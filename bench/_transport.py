@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -68,7 +69,13 @@ def main(argv: list[str] | None = None) -> int:
             c.publish(pong, message.payload, qos=args.qos)
         else:
             t = time.monotonic_ns()
-            out.later("recv", id=int(message.payload), t=t)
+            try:
+                trial = int(message.payload)
+            except ValueError:
+                print(f"unexpected message on {message.topic}: {message.payload[:200]!r}",
+                      file=sys.stderr)
+                return
+            out.later("recv", id=trial, t=t)
 
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe

