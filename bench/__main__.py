@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, machine, workdir_for
+from bench.common import ROOT, cpu_times, machine, machine_busy_percent, workdir_for
 from bench.results_model import Section
 
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -94,7 +95,9 @@ def _fmt(value: Any) -> str:
 def print_table(report: dict[str, Any]) -> None:
     print(f"\n{'metric':<48} {'value':>12}  unit")
     for name, bench in report["benches"].items():
-        print(f"-- {name} ({bench.get('duration_s', '?')} s)")
+        load = bench.get("machine_load", {})
+        print(f"-- {name} ({bench.get('duration_s', '?')} s; machine load {load.get('load_1m_before')} "
+              f"before, all CPUs {load.get('busy_percent_all_cpus')} % busy during)")
         if "error" in bench:
             print(f"   ERROR: {bench['error']}")
             continue
@@ -161,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     stamp = datetime.now(UTC)
+    load = os.getloadavg()
+    if load[0] > 0.5 * (os.cpu_count() or 1):
+        print(f"warning: the machine is busy (load {load[0]:.2f} on {os.cpu_count()} CPUs): "
+              "latencies will be noisy", flush=True)
     report: dict[str, Any] = {
         "suite": "escape-apartment-bench", "schema": SCHEMA, "name": args.name or (
             "quick" if args.quick else "full"),
@@ -170,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for name in names:
         print(f"running {name} …", flush=True)
-        t0 = time.monotonic()
+        t0, cpu0, load0 = time.monotonic(), cpu_times(), os.getloadavg()[0]
         try:
             with workdir_for(f"bench-{name}-") as workdir:
                 entry: dict[str, Any] = BENCHES[name](args, workdir).as_dict()
@@ -180,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
             entry = {"error": f"{type(exc).__name__}: {exc}"[:2000], "metrics": {}, "targets": [],
                      "details": {}, "notes": []}
         entry["duration_s"] = round(time.monotonic() - t0, 1)
+        # NOTE: what else ran on the machine matters: the benches share its cores.
+        entry["machine_load"] = {"load_1m_before": round(load0, 2),
+                                 "busy_percent_all_cpus": machine_busy_percent(cpu0, cpu_times())}
         report["benches"][name] = entry
     report["duration_s"] = round(time.monotonic() - started, 1)
 

@@ -22,6 +22,7 @@ import contextlib
 import inspect
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -56,6 +57,31 @@ class Probe:
         self.states: deque[dict[str, Any]] = deque(maxlen=10_000)
         self.connections: deque[dict[str, Any]] = deque(maxlen=1_000)
         self.commands: deque[tuple[int, str, str, str]] = deque(maxlen=_KEPT)
+        #: (start, snapshot+JSON done, every WebSocket written) of each push, ns
+        self.pushes: deque[tuple[int, int, int]] = deque(maxlen=10_000)
+
+    def watch_pushes(self, service: Any) -> None:
+        """Time each WebSocket push: snapshot + JSON, then the broadcast to every client."""
+        hub = service.hub
+        broadcast = hub.broadcast
+        started: dict[str, tuple[int, int]] = {}
+
+        async def timed_broadcast(text: str) -> None:
+            t_built = time.monotonic_ns()
+            await broadcast(text)
+            t0 = started.pop("push", (t_built, t_built))[0]
+            self.pushes.append((t0, t_built, time.monotonic_ns()))
+
+        push = getattr(service, "_push", None)
+        if push is None:
+            return
+
+        def timed_push() -> None:
+            started["push"] = (time.monotonic_ns(), 0)
+            push()
+
+        hub.broadcast = timed_broadcast
+        service._push = timed_push
 
     def watch_commands(self, bridge: Any) -> None:
         """Time every command as the service hands it to the MQTT client."""
@@ -95,45 +121,103 @@ class Probe:
             self.connections.append({"t": t, "up": item.up})
 
 
-def quiet_game_state() -> None:
-    """Experiment ``quiet-game-state``: the fix proposed in docs/performance.md, patched in.
+def _on_next_turn(self: Any, flag: str, work: Any) -> None:
+    """Run *work* once at the end of this event-loop turn, however often it is asked for."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not on the loop (start-up, shutdown): at once
+        work()
+        return
+    if getattr(self, flag, False):
+        return
+    setattr(self, flag, True)
 
-    ``GameService._execute`` publishes the whole game state (an engine snapshot, JSON,
-    one retained MQTT message) after *every* event while a game runs, even when the event
-    changed nothing. Patched here: (1) an ``_execute`` with no effect publishes nothing
-    (the 1 s ticker still publishes the timer), (2) the remaining publishes are coalesced
-    to one per event-loop turn. Only for measuring what the fix would give.
+    def run() -> None:
+        setattr(self, flag, False)
+        work()
+
+    loop.call_soon(run)
+
+
+def _patch(cls: Any, name: str, make: Any) -> None:
+    original = getattr(cls, name, None)
+    if original is None:
+        print(f"bench experiment: {cls.__name__}.{name} does not exist; not patched", file=sys.stderr)
+        return
+    setattr(cls, name, make(original))
+
+
+def quiet_game_state() -> None:
+    """Experiment ``quiet-game-state`` (a fix proposed in docs/performance.md, patched in).
+
+    ``GameService._execute`` publishes the whole game state (JSON, one retained MQTT
+    message) after *every* event while a game runs, even when the event changed nothing.
+    Patched: an ``_execute`` with no effect publishes nothing (the 1 s ticker still
+    publishes the timer), and the other publishes are coalesced to one per loop turn.
     """
     from controller.service import GameService
 
-    execute, publish = GameService._execute, GameService.publish_game_state
+    def execute(original: Any) -> Any:
+        def _execute(self: Any, effects: Any) -> None:
+            effects = list(effects)
+            if effects:
+                original(self, effects)
+        return _execute
 
-    def _execute(self: Any, effects: Any) -> None:
-        effects = list(effects)
-        if effects:
-            execute(self, effects)
+    def publish(original: Any) -> Any:
+        def publish_game_state(self: Any) -> None:
+            _on_next_turn(self, "_bench_game_state_due", lambda: original(self))
+        return publish_game_state
 
-    def publish_game_state(self: Any) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            publish(self)
-            return
-        if getattr(self, "_bench_game_state_due", False):
-            return
-        self._bench_game_state_due = True
-
-        def now() -> None:
-            self._bench_game_state_due = False
-            publish(self)
-
-        loop.call_soon(now)
-
-    GameService._execute = _execute  # type: ignore[method-assign]
-    GameService.publish_game_state = publish_game_state  # type: ignore[method-assign]
+    _patch(GameService, "_execute", execute)
+    _patch(GameService, "publish_game_state", publish)
 
 
-EXPERIMENTS = {"quiet-game-state": quiet_game_state}
+def deferred_writes() -> None:
+    """Experiment ``deferred-writes`` (a fix proposed in docs/performance.md, patched in).
+
+    The service writes the session through to SQLite after every event (the event row,
+    then the whole session), on the event loop, before it takes the next message: a key
+    press delays the code typed right after it, and the store caps the event rate.
+    Patched: the session write is coalesced to one per loop turn, and event rows are
+    written after the messages already queued have been handled (still one by one).
+    """
+    from controller.service import GameService
+
+    def save(original: Any) -> Any:
+        def _save(self: Any) -> None:
+            _on_next_turn(self, "_bench_save_due", lambda: original(self))
+        return _save
+
+    def record(original: Any) -> Any:
+        def _record_event(self: Any, *args: Any, **kwargs: Any) -> None:
+            pending = self.__dict__.setdefault("_bench_events", [])
+            pending.append((args, kwargs))
+
+            def flush() -> None:
+                rows, self._bench_events = self._bench_events, []
+                for a, k in rows:
+                    original(self, *a, **k)
+
+            _on_next_turn(self, "_bench_events_due", flush)
+        return _record_event
+
+    _patch(GameService, "_save", save)
+    _patch(GameService, "_record_event", record)
+
+
+def short_switch_interval() -> None:
+    """Experiment ``switch-interval``: ``sys.setswitchinterval(0.0005)`` (default 5 ms).
+
+    The paho network thread needs the GIL to write a command the event loop has just
+    queued; if the loop thread goes on with Python work, the write waits for the loop to
+    block or for the interpreter's switch interval.
+    """
+    sys.setswitchinterval(0.0005)
+
+
+EXPERIMENTS = {"quiet-game-state": quiet_game_state, "deferred-writes": deferred_writes,
+               "switch-interval": short_switch_interval}
 
 
 def add_bench_routes(app: FastAPI, probe: Probe) -> None:
@@ -157,6 +241,19 @@ def add_bench_routes(app: FastAPI, probe: Probe) -> None:
                                "max": round(1000 * lat[-1], 4) if lat else None},
                 "events_seen": service.events_seen, "queue": service.bridge.queue.qsize(),
                 "metrics": dict(service.bridge.metrics)}
+
+    @app.get("/bench/pushes", include_in_schema=False)
+    def pushes() -> dict[str, Any]:
+        rows = list(probe.pushes)
+        build = sorted(b - a for a, b, _c in rows)
+        send = sorted(c - b for _a, b, c in rows)
+
+        def pct(xs: list[int], p: float) -> float | None:
+            return round(xs[min(len(xs) - 1, int(p / 100 * len(xs)))] / 1e6, 4) if xs else None
+
+        return {"n": len(rows), "snapshot_json_ms": {"p50": pct(build, 50), "p99": pct(build, 99)},
+                "broadcast_ms": {"p50": pct(send, 50), "p99": pct(send, 99)},
+                "clients": app.state.service.hub.count()}
 
     @app.get("/bench/records", include_in_schema=False)
     def records(since: int = 0, events: bool = False) -> dict[str, Any]:
@@ -219,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         async with original(app_) as state:
             app_.state.service.on_handled = probe
             probe.watch_commands(app_.state.service.bridge)
+            probe.watch_pushes(app_.state.service)
             # NOTE: the server accepts connections only after the lifespan has started.
             task = asyncio.get_running_loop().call_later(
                 0.05, lambda: asyncio.ensure_future(announce_ready()))

@@ -9,6 +9,8 @@ the props claim them unchanged:
 * every pin given with ``--watch`` is a :class:`TimedPin`: each change of level is
   reported as ``{"kind": "pin", "pin": 17, "state": false, "t": <monotonic ns>}``, timed
   in the thread that changed it (the agent's worker applying a command);
+* with ``--watch``, each command (``…/set``) is also reported as
+  ``{"kind": "rx", "topic": …, "t": ns}`` as the node's paho thread receives it;
 * the column pins of every keypad are :class:`TimedColumnPin`: ``type`` times the
   moment the last key's press pulls its column low (the electrical event a real keypad
   sees), and the moment the keypad emits its ``code`` event.
@@ -112,6 +114,20 @@ class Runner:
             column.armed = False
         self.out.emit("typed", ok=ok, t_pin=t_pin, t_code=self.t_code.get(prop))
 
+    def watch_commands(self) -> None:
+        """Time each command as the node's paho thread receives it (before decoding)."""
+        client = getattr(self.agent, "_client", None)
+        if client is None:
+            return
+        forward = client.on_message
+
+        def on_message(c: Any, userdata: Any, message: Any) -> None:
+            if message.topic.endswith("/set"):
+                self.out.later("rx", topic=message.topic, t=time.monotonic_ns())
+            forward(c, userdata, message)
+
+        client.on_message = on_message
+
     def status(self) -> None:
         self.out.emit("status", **self.agent.status())
 
@@ -147,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     agent.start()
     try:
         runner.spy_codes()
+        if args.watch:
+            runner.watch_commands()
         if not agent.connected.wait(args.connect_timeout):
             out.emit("error", error=f"node {args.node} did not connect to {args.broker}")
             return 1

@@ -112,8 +112,10 @@ class Proc:
     """
 
     def __init__(self, name: str, argv: Sequence[str], *, workdir: Path,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, stops_on_eof: bool = True) -> None:
         self.name = name
+        #: a bench runner exits when its stdin closes; other programs get SIGTERM at once
+        self.stops_on_eof = stops_on_eof
         self.argv = _maybe_profiled(name, list(argv), workdir)
         self.log_path = workdir / f"{name}.log"
         self._log = self.log_path.open("wb")
@@ -204,6 +206,17 @@ class Proc:
         if self.popen.poll() is None:
             self.popen.send_signal(sig)
 
+    def ask_to_stop(self) -> None:
+        """Close stdin (a runner exits on EOF) or send SIGTERM; do not wait."""
+        if self.popen.poll() is not None:
+            return
+        if self.stops_on_eof:
+            with contextlib.suppress(OSError, ValueError):
+                if self.popen.stdin is not None:
+                    self.popen.stdin.close()
+        else:
+            self.popen.terminate()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Close stdin (runners exit on EOF), then SIGTERM, then SIGKILL. Idempotent."""
         try:
@@ -212,6 +225,8 @@ class Proc:
                     if self.popen.stdin is not None:
                         self.popen.stdin.close()
                 try:
+                    if not self.stops_on_eof:
+                        raise subprocess.TimeoutExpired(self.argv, 0)
                     self.popen.wait(timeout=timeout / 2)
                 except subprocess.TimeoutExpired:
                     self.popen.terminate()
@@ -233,11 +248,18 @@ class Proc:
         self.stop()
 
 
+def stop_all(procs: Sequence[Proc]) -> None:
+    """Ask every process to stop at once, then wait for (or kill) each."""
+    for proc in procs:
+        proc.ask_to_stop()
+    for proc in procs:
+        proc.stop()
+
+
 def start_all(stack: contextlib.ExitStack, procs: Sequence[Proc], *, timeout: float = 20.0,
               kind: str = "ready") -> list[dict[str, Any]]:
-    """Register *procs* for stopping, then wait until each says *kind*."""
-    for proc in procs:
-        stack.callback(proc.stop)
+    """Register *procs* for stopping (together), then wait until each says *kind*."""
+    stack.callback(stop_all, list(procs))
     return [proc.expect(kind, timeout) for proc in procs]
 
 
@@ -450,6 +472,19 @@ def write_game(workdir: Path, name: str, text: str) -> Path:
     path = workdir / f"{name}.yaml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text(encoding="ascii").split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def machine_busy_percent(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """How busy every CPU of the machine was between two :func:`cpu_times`, in %."""
+    total = after[1] - before[1]
+    return round(100 * (after[0] - before[0]) / total, 1) if total > 0 else None
 
 
 def machine() -> dict[str, Any]:

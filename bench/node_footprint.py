@@ -100,7 +100,8 @@ class Watcher:
         self.client.loop_stop()
 
 
-def measure(b: Broker, workdir: Path, *, reader: bool, idle_s: float, keys: int) -> dict[str, Any]:
+def measure(b: Broker, workdir: Path, *, reader: bool, idle_s: float, keys: int,
+            settle_s: float) -> dict[str, Any]:
     name = "keypad+mfrc522" if reader else "keypad"
     game = write_game(workdir, f"footprint-{'reader' if reader else 'keypad'}",
                       game_text(reader=reader))
@@ -109,13 +110,13 @@ def measure(b: Broker, workdir: Path, *, reader: bool, idle_s: float, keys: int)
         stack.callback(watcher.close)
         node = Proc(f"fp-node-{'reader' if reader else 'keypad'}", python_argv(
             "controller.cli", "node", "--simulate", "--config", str(game), "--id", NODE,
-            "--broker", b.address), workdir=workdir)
+            "--broker", b.address), workdir=workdir, stops_on_eof=False)
         stack.callback(node.stop)
         if not watcher.online.wait(20):
             msg = f"the node did not come online; {node.tail()}"
             raise BenchError(msg)
         started = proc_sample(node.pid)
-        time.sleep(2.0)  # first polls, lazy imports, thread start-up
+        time.sleep(settle_s)  # first polls, lazy imports, thread start-up
         before = proc_sample(node.pid)
         time.sleep(idle_s)
         idle = proc_sample(node.pid)
@@ -149,18 +150,20 @@ def measure(b: Broker, workdir: Path, *, reader: bool, idle_s: float, keys: int)
 
 def run(*, quick: bool, workdir: Path, idle_s: float | None = None, keys: int | None = None,
         variants: bool | None = None, broker_kind: str | None = None) -> Section:
-    idle_s = idle_s or (4.0 if quick else 30.0)
-    keys = keys or (12 if quick else 40)
+    idle_s = idle_s or (3.0 if quick else 30.0)
+    keys = keys or (8 if quick else 40)
+    settle_s = 1.0 if quick else 3.0
     variants = (not quick) if variants is None else variants
     kind = broker_kind or ("mosquitto" if mosquitto_available() else "amqtt")
     section = Section()
     section.details.update({"broker": kind, "idle_s": idle_s, "keys": keys,
                             "node": "python -m controller.cli node --simulate"})
     with broker(kind, workdir) as b:
-        main = measure(b, workdir, reader=True, idle_s=idle_s, keys=keys)
+        main = measure(b, workdir, reader=True, idle_s=idle_s, keys=keys, settle_s=settle_s)
         rows = [main]
         if variants:
-            rows.append(measure(b, workdir, reader=False, idle_s=idle_s, keys=keys))
+            rows.append(measure(b, workdir, reader=False, idle_s=idle_s, keys=keys,
+                                settle_s=settle_s))
     section.details["rooms"] = rows
     section.metric("node.rss_mb", main["rss_mb_idle_end"], "MB")
     section.metric("node.rss_peak_mb", main["rss_mb_peak"], "MB")

@@ -35,10 +35,10 @@ def _run(module: str, args: list[str], output: Path, workdir: Path, timeout: flo
 def run(*, quick: bool, workdir: Path) -> Section:
     section = Section()
     keypad = _run("bench.keypad_idle",
-                  ["--seconds", "2" if quick else "10", "--presses", "12" if quick else "100"],
+                  ["--seconds", "1" if quick else "10", "--presses", "8" if quick else "100"],
                   workdir / "keypad_idle.json", workdir, timeout=120)
     rfid = _run("bench.rfid_poll",
-                ["--seconds", "0.3" if quick else "2", "--cpu-seconds", "1" if quick else "5"],
+                ["--seconds", "0.2" if quick else "2", "--cpu-seconds", "0.6" if quick else "5"],
                 workdir / "rfid_poll.json", workdir, timeout=180)
     section.details["keypad_idle"] = keypad
     section.details["rfid_poll"] = rfid

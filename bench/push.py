@@ -66,6 +66,7 @@ def measure(*, workdir: Path, kind: str, clients: int, trials: int, deflate: boo
         start_all(stack, [ws], timeout=30)
         result = ws.expect("result", timeout=trials * 4 + 30)
         snapshot: dict[str, Any] = http.get("/api/state")
+        details["controller_push_timings"] = http.get("/bench/pushes")
     details["latency"] = summarize_ns(result["samples_ns"])
     details["missed"] = result["missed"]
     details["snapshot_bytes"] = len(json.dumps({"type": "snapshot", "data": snapshot}, default=str))
@@ -73,8 +74,9 @@ def measure(*, workdir: Path, kind: str, clients: int, trials: int, deflate: boo
 
 
 def run(*, quick: bool, workdir: Path, trials: int | None = None, clients: int = 20,
-        broker_kind: str | None = None, variants: bool = True) -> Section:
-    trials = trials or (40 if quick else 300)
+        broker_kind: str | None = None, variants: bool | None = None) -> Section:
+    trials = trials or (30 if quick else 300)
+    variants = (not quick) if variants is None else variants
     kind = broker_kind or ("mosquitto" if mosquitto_available() else "amqtt")
     section = Section()
     section.details.update({"clients": clients, "trials": trials, "broker": kind,
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with workdir_for("bench-push-") as tmp:
         section = run(quick=args.quick, workdir=tmp, trials=args.trials, clients=args.clients,
-                      broker_kind=args.broker, variants=not args.no_variants)
+                      broker_kind=args.broker, variants=False if args.no_variants else None)
     json.dump(section.as_dict(), sys.stdout, indent=2)
     print()
     return 0

@@ -42,6 +42,7 @@ from bench.common import (
     mosquitto_available,
     python_argv,
     start_all,
+    stop_all,
     summarize_ns,
     wait_until,
     workdir_for,
@@ -151,7 +152,7 @@ def offline_detection(node: Proc, node_id: str, http: Http, sig: signal.Signals,
 
 def run(*, quick: bool, workdir: Path, restarts: int | None = None,
         hung: bool | None = None) -> Section:
-    restarts = restarts or (2 if quick else 6)
+    restarts = restarts or (1 if quick else 6)
     hung = (not quick) if hung is None else hung
     section = Section()
     if not mosquitto_available():
@@ -169,9 +170,8 @@ def run(*, quick: bool, workdir: Path, restarts: int | None = None,
         stack.callback(http.close)
         nodes = {f"node_{n}": Proc(f"rec-node_{n}", python_argv(
             "controller.cli", "node", "--simulate", "--config", str(game), "--id", f"node_{n}",
-            "--broker", b.address), workdir=workdir) for n in range(1, NODES + 1)}
-        for proc in nodes.values():
-            stack.callback(proc.stop)
+            "--broker", b.address), workdir=workdir, stops_on_eof=False) for n in range(1, NODES + 1)}
+        stack.callback(stop_all, list(nodes.values()))
         wait_until(lambda: all(n["online"] for n in http.get("/api/state")["nodes"]),
                    timeout=20, what="every node online")
         http.post("/api/game/start", {"parcours": "primo", "players": 4})

@@ -284,14 +284,26 @@ class GameService:
             self.bridge.metrics["unknown_prop"] += 1
             return
         was_running = self.engine.phase == Phase.RUNNING
+        before = self._fingerprint()
         effects = self.engine.on_event(node, prop, event.type, event.value)
         self._execute(effects)   # first the doors, then the books
-        if self.engine.session_id is not None:
+        if was_running and self.engine.phase != Phase.RUNNING:
+            self._sync_bridge()
+        if self.engine.session_id is None:
+            return
+        if was_running and self._fingerprint() != before:
             self._record_event(node, prop, event)
-        if was_running:
-            if self.engine.phase != Phase.RUNNING:
-                self._sync_bridge()
             self._save()
+        else:
+            # NOTE: most events (keys, wrong codes) change no history row: one light write
+            # (the event, and the resume record for the inactivity clock) keeps them cheap.
+            self._record_event(node, prop, event, light=was_running)
+
+    def _fingerprint(self) -> tuple[Any, ...]:
+        """What an event may change in the history rows (see :meth:`_on_event`)."""
+        engine = self.engine
+        return (engine.phase, engine.budget, len(engine.budget_history), len(engine.messages),
+                tuple((st.status, len(st.progress)) for st in engine.puzzles.values()))
 
     def _on_solved_locally(self, node: str, event: PropEvent) -> None:
         """Node autonomy: *node* solved a local puzzle while we were away (controller/autonomy.py)."""
@@ -310,11 +322,13 @@ class GameService:
             self._sync_bridge()   # that puzzle won the game
         self._save()
 
-    def _record_event(self, node: str, prop: str, event: PropEvent) -> None:
+    def _record_event(self, node: str, prop: str, event: PropEvent, *, light: bool = False) -> None:
         try:
             self.store.add_event(self.engine.session_id, node=node, prop=prop, type_=event.type,
                                  value=event.value, at=event.ts or self.wall(),
-                                 elapsed_s=round(self.engine.elapsed(), 3))
+                                 elapsed_s=round(self.engine.elapsed(), 3),
+                                 record=self.engine.to_record() if light else None,
+                                 journal=self.engine.take_journal() if light else ())
         except (sqlite3.Error, StoreError):
             self.bridge.metrics["store_errors"] += 1
             log.exception("recording an event failed")

@@ -328,12 +328,19 @@ class Store:
                          e["detail"]) for e in audits])
 
     def add_event(self, session_id: str | None, *, node: str, prop: str, type_: str, value: Any,
-                  at: float, elapsed_s: float | None) -> None:
-        """One prop event in the event log."""
+                  at: float, elapsed_s: float | None, record: dict[str, Any] | None = None,
+                  journal: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
+        """One prop event in the event log; with *record*, also the session's resume record
+        (the light write of an event that changed no history row: one transaction)."""
         with self._tx() as db:
             db.execute("INSERT INTO events (session_id, at, elapsed_s, kind, node, prop, type, value) "
                        "VALUES (?, ?, ?, 'prop', ?, ?, ?, ?)",
                        (session_id, at, elapsed_s, node, prop, type_, json.dumps(value, default=str)))
+            if record is not None and session_id is not None:
+                db.execute("UPDATE sessions SET state = ?, time_used_s = ?, updated_at = ? WHERE id = ?",
+                           (json.dumps(record), round(record["elapsed"], 3) if record.get("started_wall")
+                            else None, time.time(), session_id))
+            self._write_journal(db, journal)
 
     def close_session(self, session_id: str, *, result: str | None = None,
                       journal: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
@@ -430,7 +437,8 @@ class Store:
         return self._session_rows(where, args, limit, offset)
 
     def session(self, session_id: str) -> dict[str, Any] | None:
-        """One session with its puzzles, budget lines, clues and audit log."""
+        """One session with its puzzles, budget lines, clues, audit log, and how many prop
+        events it had."""
         rows = self._session_rows("s.id = ?", [session_id])
         if not rows:
             return None
@@ -446,10 +454,25 @@ class Store:
             out["audit"] = [dict(r) for r in self._db.execute(
                 "SELECT at, elapsed_s, who, action, target, detail FROM audit WHERE session_id = ? "
                 "ORDER BY id", (session_id,))]
-            out["events"] = self._db.execute("SELECT COUNT(*) FROM events WHERE session_id = ?",
-                                             (session_id,)).fetchone()[0]
+            out["events"] = self._db.execute(
+                "SELECT COUNT(*) FROM events WHERE session_id = ? AND kind = 'prop'",
+                (session_id,)).fetchone()[0]
         for clue in out["clues_detail"]:
             clue["counts"] = bool(clue["counts"])
+        return out
+
+    def events(self, session_id: str, *, limit: int = 10_000) -> list[dict[str, Any]]:
+        """The event log of a session, oldest first: prop events and the engine's notes."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT at, elapsed_s, kind, node, prop, type, value, text FROM events "
+                "WHERE session_id = ? ORDER BY id LIMIT ?", (session_id, limit)).fetchall()
+        out = []
+        for r in rows:
+            d = dict(r)
+            if d["value"] is not None:
+                d["value"] = json.loads(d["value"])
+            out.append(d)
         return out
 
     def stats(self, *, date_from: str | None = None, date_to: str | None = None,

@@ -322,6 +322,8 @@ def test_history_after_a_game(client: TestClient, clocks: FakeClocks):
     assert client.get("/api/history/puzzles.csv").text.count(session) == 4
     detail = client.get(f"/api/history/sessions/{session}").json()
     assert [a["action"] for a in detail["audit"]][-2:] == ["skip_to", "force_solve"]
+    log = client.get(f"/api/history/sessions/{session}/events").json()["events"]
+    assert any(e["kind"] == "solved" and e["text"].startswith("final") for e in log)
     today = detail["date"]
     assert client.get(f"/api/history/stats?from={today}&to={today}").json()["sessions"] == 1
     assert client.get("/api/history/stats?from=2001-01-01&to=2001-12-31").json()["sessions"] == 0
@@ -329,6 +331,7 @@ def test_history_after_a_game(client: TestClient, clocks: FakeClocks):
 
 BAD_HISTORY = [
     ("/api/history/sessions/nope", 404),
+    ("/api/history/sessions/nope/events", 404),
     ("/api/history/stats?from=hier", 422),
     ("/api/history/stats?from=2025-02-01&to=2025-01-01", 422),
     ("/api/history/sessions?limit=0", 422),

@@ -227,3 +227,20 @@ def test_csv_cells_never_start_a_formula(store: Store, game: Game, clocks: FakeC
     engine.start()
     save(store, engine)
     assert "'=HYPERLINK" in store.sessions_csv()
+
+
+def test_light_event_write_keeps_the_resume_record_current(store: Store, game: Game, clocks: FakeClocks):
+    engine = Engine(game, clock=clocks.monotonic, wall=clocks.wall)
+    engine.start(parcours="primo", players=4)
+    save(store, engine)
+    clocks.advance(200)
+    engine.on_event("hall", "keypad", "code", "0000")    # a wrong code: activity, no history row
+    store.add_event(engine.session_id, node="hall", prop="keypad", type_="code", value="0000",
+                    at=clocks.now, elapsed_s=200.0, record=engine.to_record(), journal=engine.take_journal())
+    record = store.open_session()
+    assert record["last_activity"] == pytest.approx(200)
+    assert store.session(engine.session_id)["events"] == 1
+    prop_events = [e for e in store.events(engine.session_id) if e["kind"] == "prop"]
+    assert prop_events == [{"at": clocks.now, "elapsed_s": 200.0, "kind": "prop", "node": "hall",
+                            "prop": "keypad", "type": "code", "value": "0000", "text": None}]
+    assert store.sessions()[0]["time_used_s"] == pytest.approx(200)

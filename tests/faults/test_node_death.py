@@ -21,8 +21,8 @@ from gpiozero.pins.mock import MockFactory
 
 from controller.mqtt import Incoming
 from nodes.agent import NodeAgent
-from nodes.mqtt import BrokerAddress
 from nodes.contract import NodeStatus, TechReply
+from nodes.mqtt import BrokerAddress
 from tests.faults.conftest import Rig, fault_game, game_file, wait_for
 from tests.support.netfault import TcpProxy
 

@@ -73,3 +73,12 @@ async def session(session_id: str, store: StoreDep) -> dict[str, Any]:
     if row is None:
         raise HTTPException(status_code=404, detail=f"session inconnue {session_id!r}")
     return row
+
+
+@router.get("/sessions/{session_id}/events")
+async def session_events(session_id: str, store: StoreDep,
+                         limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000) -> dict[str, Any]:
+    """The event log of a session: every prop event and the engine's notes, oldest first."""
+    if store.session(session_id) is None:
+        raise HTTPException(status_code=404, detail=f"session inconnue {session_id!r}")
+    return {"session": session_id, "events": store.events(session_id, limit=limit)}
