@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, cpu_times, machine, machine_busy_percent, workdir_for
+from bench.common import ROOT, cpu_times, git_state, machine, machine_busy_percent, workdir_for
 from bench.results_model import Section
 
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         "suite": "escape-apartment-bench", "schema": SCHEMA, "name": args.name or (
             "quick" if args.quick else "full"),
         "timestamp": stamp.isoformat(timespec="seconds"), "quick": args.quick,
-        "machine": machine(), "argv": sys.argv[1:] if argv is None else list(argv), "benches": {},
+        "machine": machine(), "git": git_state(),
+        "argv": sys.argv[1:] if argv is None else list(argv), "benches": {},
     }
     failed = False
     for name in names:

@@ -487,6 +487,20 @@ def machine_busy_percent(before: tuple[int, int], after: tuple[int, int]) -> flo
     return round(100 * (after[0] - before[0]) / total, 1) if total > 0 else None
 
 
+def git_state() -> dict[str, Any]:
+    """The commit measured, and whether the working tree had changes on top of it."""
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    return {"commit": git("rev-parse", "--short", "HEAD") or None,
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
 def machine() -> dict[str, Any]:
     import platform
 

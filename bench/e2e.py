@@ -273,6 +273,11 @@ def run(*, quick: bool, workdir: Path, trials: int | None = None,
         section.metric(f"e2e.{kind}.p50_ms", system["pin_to_relay"].get("p50_ms"), "ms")
         section.metric(f"e2e.{kind}.p99_ms", sp99, "ms")
         section.metric(f"e2e.{kind}.max_ms", system["pin_to_relay"].get("max_ms"), "ms")
+        parts = system["parts"]
+        for part, label in (("node_a_pin_to_code_event", "keypad_scan"),
+                            ("code_event_to_unlock_command_sent", "to_controller_command"),
+                            ("unlock_command_sent_to_node_b_relay", "command_to_relay")):
+            section.metric(f"e2e.{kind}.{label}_p50_ms", parts[part].get("p50_ms"), "ms")
         section.metric(f"e2e.{kind}.floor_p50_ms", floor["latency"].get("p50_ms"), "ms")
         section.metric(f"e2e.{kind}.floor_p99_ms", fp99, "ms")
         section.metric(f"e2e.{kind}.p99_over_floor_p99", ratio(sp99, fp99), "×")

@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +38,20 @@ from bench.results_model import Section
 
 
 def measure(*, workdir: Path, kind: str, clients: int, trials: int, deflate: bool,
-            section: Section) -> dict[str, Any]:
+            section: Section, experiments: Sequence[str] = ()) -> dict[str, Any]:
     """One controller, *clients* WebSockets, *trials* events; per-message deflate or not."""
     from config.loader import SHIPPED_GAME, load_game
 
     game = load_game(SHIPPED_GAME)
     node = game.nodes[0]
     prop = node.props[0]
-    label = "deflate" if deflate else "no-deflate"
-    details: dict[str, Any] = {"event_on": f"{node.id}.{prop.id}", "ws_per_message_deflate": deflate}
+    label = ("deflate" if deflate else "no-deflate") + "".join(f"-{e}" for e in experiments)
+    details: dict[str, Any] = {"event_on": f"{node.id}.{prop.id}", "ws_per_message_deflate": deflate,
+                               "experiments": list(experiments)}
     with broker(kind, workdir) as b, contextlib.ExitStack() as stack:
         ctl, port = controller_proc(f"push-controller-{label}", game=Path(SHIPPED_GAME), broker=b,
-                                    workdir=workdir, extra=[] if deflate else ["--no-ws-deflate"])
+                                    workdir=workdir, extra=([] if deflate else ["--no-ws-deflate"])
+                                    + [f"--experiment={e}" for e in experiments])
         start_all(stack, [ctl])
         http = Http(port)
         stack.callback(http.close)
@@ -74,7 +77,8 @@ def measure(*, workdir: Path, kind: str, clients: int, trials: int, deflate: boo
 
 
 def run(*, quick: bool, workdir: Path, trials: int | None = None, clients: int = 20,
-        broker_kind: str | None = None, variants: bool | None = None) -> Section:
+        broker_kind: str | None = None, variants: bool | None = None,
+        experiments: Sequence[str] = ()) -> Section:
     trials = trials or (30 if quick else 300)
     variants = (not quick) if variants is None else variants
     kind = broker_kind or ("mosquitto" if mosquitto_available() else "amqtt")
@@ -84,13 +88,13 @@ def run(*, quick: bool, workdir: Path, trials: int | None = None, clients: int =
     # As shipped: uvicorn's default, permessage-deflate negotiated with every client that
     # offers it (browsers always do; so does the websockets client used here).
     shipped = measure(workdir=workdir, kind=kind, clients=clients, trials=trials, deflate=True,
-                      section=section)
+                      section=section, experiments=experiments)
     section.details["shipped"] = shipped
     summary = shipped["latency"]
     result = {"missed": shipped["missed"]}
     if variants:
         fix = measure(workdir=workdir, kind=kind, clients=clients, trials=trials, deflate=False,
-                      section=section)
+                      section=section, experiments=experiments)
         section.details["without_deflate"] = fix
         section.metric("push.no_deflate.p50_ms", fix["latency"].get("p50_ms"), "ms")
         section.metric("push.no_deflate.p99_ms", fix["latency"].get("p99_ms"), "ms")
@@ -111,10 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", choices=("mosquitto", "amqtt"))
     parser.add_argument("--no-variants", action="store_true",
                         help="only the shipped configuration (not the one without deflate)")
+    parser.add_argument("--experiment", action="append", default=[],
+                        help="run the controller with a change patched in (bench._controller)")
     args = parser.parse_args(argv)
     with workdir_for("bench-push-") as tmp:
         section = run(quick=args.quick, workdir=tmp, trials=args.trials, clients=args.clients,
-                      broker_kind=args.broker, variants=False if args.no_variants else None)
+                      broker_kind=args.broker, variants=False if args.no_variants else None,
+                      experiments=args.experiment)
     json.dump(section.as_dict(), sys.stdout, indent=2)
     print()
     return 0

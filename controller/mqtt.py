@@ -122,7 +122,9 @@ class MqttBridge:
     # -- outgoing ---------------------------------------------------------------------
     def publish_status(self, *, refresh: bool = True) -> None:
         """Publish the retained online status; *refresh* (on the loop only) asks the source."""
-        extra = self._status_extra
+        # Before the first refresh: "acks supported, nothing handled yet" (a new controller
+        # must not look like one that forgets nothing: nodes would stop keeping events).
+        extra = self._status_extra or ({"acks": {}} if self.status_source is not None else {})
         if refresh and self.status_source is not None:
             try:
                 extra = self._status_extra = dict(self.status_source())

@@ -258,7 +258,8 @@ class GameService:
                     want.sent_at = 0.0   # resend what differs at the next reconcile
 
     def _on_event(self, node: str, prop: str, event: PropEvent) -> None:
-        if prop != contract.NODE_PROP and (node, prop) not in self.registry.props:
+        if (node, prop) not in self.registry.props and not (
+                prop == contract.NODE_PROP and event.type in contract.NODE_EVENTS):
             # Before the registry: an event of an unknown prop must not move seq or boot.
             self.bridge.metrics["unknown_prop"] += 1
             return

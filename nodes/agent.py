@@ -49,7 +49,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from gpiozero import Button, Factory
 
-from config.game import Game
+from config.game import Game, Puzzle
 from nodes import contract
 from nodes.autonomy import GameView, LocalPuzzles
 from nodes.contract import (
@@ -115,9 +115,13 @@ class NodeAgent:
     """Runs one room: props on gpiozero, MQTT to the controller.
 
     >>> agent = NodeAgent(game=game, node_id="hall", broker=BrokerAddress("127.0.0.1", 1883),
-    ...                   pin_factory=MockFactory(), simulate=True)
+    ...                   pin_factory=MockFactory(), simulate=True, data_dir="/var/lib/escape/hall")
     >>> agent.start()        # builds the props (relays start unlocked) and connects
     >>> agent.stop()         # unlocks, says offline, disconnects
+
+    *data_dir* holds the outbox of events not yet acknowledged (default: a temporary
+    directory, removed at :meth:`stop`); *keepalive* is the MQTT keepalive: the broker
+    publishes our last will 1.5 times that after we went silent.
     """
 
     def __init__(self, *, game: Game, node_id: str, broker: BrokerAddress,
@@ -250,16 +254,15 @@ class NodeAgent:
 
     def _open_outbox(self) -> None:
         """Open the outbox; queue what an earlier run left there as events of this boot."""
-        if self.data_dir is None:
+        directory = self.data_dir
+        if directory is None:
             # NOTE: a temporary outbox survives broker and controller outages, not a restart
             # of the agent; production nodes get a data dir (ESCAPE_DATA_DIR, systemd's
             # StateDirectory).
-            self._own_tmp_dir = Path(tempfile.mkdtemp(prefix=f"escape-node-{self.node.id}-"))
+            directory = self._own_tmp_dir = Path(tempfile.mkdtemp(prefix=f"escape-node-{self.node.id}-"))
             if not self.simulate:
                 log.warning("node %s: no data dir; events queued in %s are lost if the agent "
-                            "restarts", self.node.id, self._own_tmp_dir)
-        directory = self.data_dir or self._own_tmp_dir
-        assert directory is not None
+                            "restarts", self.node.id, directory)
         max_events, max_bytes = self._outbox_limits
         box = Outbox(path=directory / f"{self.game.apartment.id}-{self.node.id}.outbox.jsonl",
                      max_events=max_events, max_bytes=max_bytes)
@@ -410,7 +413,7 @@ class NodeAgent:
         with self._events_lock:
             return bool(self.local) and self._check_autonomy()
 
-    def _solve_locally(self, puzzle: Any) -> None:
+    def _solve_locally(self, puzzle: Puzzle) -> None:
         """Do what a local puzzle does to this node's props, then say so. (Under the lock.)"""
         opened: list[str] = []
         for action in self.local.prop_actions(puzzle):
@@ -529,7 +532,8 @@ class NodeAgent:
                     if not self._ctl.seen:
                         self._flush()   # no controller to wait for: send what waited
                 continue
-            assert isinstance(item, _Inbound)
+            if not isinstance(item, _Inbound):
+                continue
             parts, payload = item.parts, item.payload
             try:
                 if isinstance(payload, ControllerStatus):

@@ -32,6 +32,8 @@ _ID = re.compile(ID_PATTERN)
 MAX_PAYLOAD_BYTES = 64 * 1024
 #: the prop id of node-level events (``emergency``, ``solved_locally``); no prop may use it
 NODE_PROP = "node"
+#: the events a node reports about itself, on the ``NODE_PROP`` topic
+NODE_EVENTS = frozenset({"emergency", "solved_locally"})
 #: the controller's heartbeat never gets slower than this (seconds)
 MAX_HEARTBEAT_S = 2.0
 

@@ -225,6 +225,7 @@ class Rig:
         wait_for(lambda: all(self.relay_driven(n, RELAY) for n in self.agents),
                  what="every lock to engage at the start")
         wait_for(self.reconciled, what="the controller to see every lock engaged")
+        wait_for(self.settled, what="every start command to be acknowledged")
 
     # -- reading the hardware and the game master's view ---------------------------------
     def relay_driven(self, node: str, pin: int = RELAY) -> bool:
@@ -244,6 +245,14 @@ class Rig:
             if not GameService._reached(reported, want):
                 return False
         return True
+
+    def settled(self) -> bool:
+        """Every command the controller has in flight is acknowledged (``ack`` in the state)."""
+        service = self.service
+        sent = {key: want.command_id for key, want in list(service.desired.items())}
+        sent.update({key: command_id for key, (command_id, _at) in list(service.check_resets.items())})
+        return all(service.registry.props[key].ack == command_id
+                   for key, command_id in sent.items() if key[0] in self.agents and command_id)
 
     def puzzle(self, puzzle_id: str) -> dict[str, Any]:
         return next(p for p in self.service.engine.snapshot()["puzzles"] if p["id"] == puzzle_id)

@@ -41,7 +41,7 @@ def test_emergency_button_with_the_broker_stopped_opens_the_room_at_once(make_ri
     mosquitto.start()
     wait_for(lambda: not rig.relay_driven("entree"), timeout=5,
              what="the controller to release every lock of the apartment")
-    assert rig.service.engine.phase == "paused"
+    wait_for(lambda: rig.service.engine.phase == "paused", what="the game to be paused")
     audit = [a for a in rig.service.engine.audit_log if a["action"] == "emergency"]
     assert audit and audit[-1]["who"] == "node hall (emergency input)"
     wait_for(lambda: len(hall.outbox) == 0 and not hall.status()["holds"], timeout=5,

@@ -41,9 +41,12 @@ class NodeProcess:
         env = {**os.environ, "ESCAPE_MQTT_KEEPALIVE": str(keepalive)}
         env.pop("ESCAPE_DATA_DIR", None)
         self.log = log
+        # the installed console script, as systemd runs it (python -m where it is missing)
+        script = Path(sys.executable).with_name("escape-apartment")
+        command = [str(script)] if script.exists() else [sys.executable, "-m", "controller.cli"]
         with log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "controller.cli", "node", "--id", node_id, "--simulate",
+                [*command, "node", "--id", node_id, "--simulate",
                  "--config", str(game), "--broker", broker, "--data-dir", str(data_dir)],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
 
