@@ -230,8 +230,8 @@ def node_state(rig: Rig) -> dict[str, Any]:
 def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """What differs, one level down: for the assertion message."""
     out: dict[str, Any] = {}
-    for key in before:
-        b, a = before[key], after[key]
+    for key, b in before.items():
+        a = after[key]
         if isinstance(b, dict) and isinstance(a, dict):
             out.update({f"{key}.{k}": (b.get(k), a.get(k)) for k in b.keys() | a.keys() if b.get(k) != a.get(k)})
         elif b != a:
