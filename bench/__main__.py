@@ -25,7 +25,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, cpu_times, git_state, machine, machine_busy_percent, workdir_for
+from bench.common import (
+    ROOT,
+    cpu_times,
+    foreign_cpu_percent,
+    git_state,
+    machine,
+    machine_busy_percent,
+    own_cpu_s,
+    workdir_for,
+)
 from bench.results_model import Section
 
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -96,8 +105,8 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"\n{'metric':<48} {'value':>12}  unit")
     for name, bench in report["benches"].items():
         load = bench.get("machine_load", {})
-        print(f"-- {name} ({bench.get('duration_s', '?')} s; machine load {load.get('load_1m_before')} "
-              f"before, all CPUs {load.get('busy_percent_all_cpus')} % busy during)")
+        print(f"-- {name} ({bench.get('duration_s', '?')} s; other programs used "
+              f"{load.get('other_programs_cpu_percent')} % of a core meanwhile)")
         if "error" in bench:
             print(f"   ERROR: {bench['error']}")
             continue
@@ -178,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for name in names:
         print(f"running {name} …", flush=True)
-        t0, cpu0, load0 = time.monotonic(), cpu_times(), os.getloadavg()[0]
+        t0, cpu0, own0, load0 = time.monotonic(), cpu_times(), own_cpu_s(), os.getloadavg()[0]
         try:
             with workdir_for(f"bench-{name}-") as workdir:
                 entry: dict[str, Any] = BENCHES[name](args, workdir).as_dict()
@@ -187,10 +196,13 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             entry = {"error": f"{type(exc).__name__}: {exc}"[:2000], "metrics": {}, "targets": [],
                      "details": {}, "notes": []}
-        entry["duration_s"] = round(time.monotonic() - t0, 1)
+        wall, cpu1 = time.monotonic() - t0, cpu_times()
+        entry["duration_s"] = round(wall, 1)
         # NOTE: what else ran on the machine matters: the benches share its cores.
-        entry["machine_load"] = {"load_1m_before": round(load0, 2),
-                                 "busy_percent_all_cpus": machine_busy_percent(cpu0, cpu_times())}
+        entry["machine_load"] = {
+            "load_1m_before": round(load0, 2),
+            "busy_percent_all_cpus": machine_busy_percent(cpu0, cpu1),
+            "other_programs_cpu_percent": foreign_cpu_percent(cpu0, cpu1, own_cpu_s() - own0, wall)}
         report["benches"][name] = entry
     report["duration_s"] = round(time.monotonic() - started, 1)
 

@@ -206,6 +206,43 @@ def deferred_writes() -> None:
     _patch(GameService, "_record_event", record)
 
 
+def batched_event_rows() -> None:
+    """Experiment ``batched-event-rows`` (with ``deferred-writes``): the event rows of one
+    loop turn in one transaction (``executemany``) instead of one transaction each.
+
+    Patches ``GameService._record_event`` to buffer ``(session, node, prop, type, value,
+    at, elapsed)`` and write them with the store's own connection at the end of the turn,
+    then the session once (``_save``) if a "light" write asked for the resume record.
+    Bench-only: it writes the SQL of ``Store.add_event`` itself.
+    """
+    import json as _json
+
+    from controller.service import GameService
+
+    def record(_original: Any) -> Any:
+        def _record_event(self: Any, node: str, prop: str, event: Any, *, light: bool = False) -> None:
+            rows = self.__dict__.setdefault("_bench_rows", [])
+            rows.append((self.engine.session_id, event.ts or time.time(),
+                         round(self.engine.elapsed(), 3), node, prop, event.type,
+                         _json.dumps(event.value, default=str)))
+            self._bench_rows_resume = getattr(self, "_bench_rows_resume", False) or light
+
+            def flush() -> None:
+                batch, self._bench_rows = self._bench_rows, []
+                resume, self._bench_rows_resume = self._bench_rows_resume, False
+                with self.store._tx() as db:
+                    db.executemany(
+                        "INSERT INTO events (session_id, at, elapsed_s, kind, node, prop, type, value) "
+                        "VALUES (?, ?, ?, 'prop', ?, ?, ?, ?)", batch)
+                if resume:  # the resume record (inactivity clock): once per turn, not per event
+                    self._save()
+
+            _on_next_turn(self, "_bench_rows_due", flush)
+        return _record_event
+
+    _patch(GameService, "_record_event", record)
+
+
 def short_switch_interval() -> None:
     """Experiment ``switch-interval``: ``sys.setswitchinterval(0.0005)`` (default 5 ms).
 
@@ -246,7 +283,8 @@ def batched_handover() -> None:
 
 
 EXPERIMENTS = {"quiet-game-state": quiet_game_state, "deferred-writes": deferred_writes,
-               "switch-interval": short_switch_interval, "batched-handover": batched_handover}
+               "switch-interval": short_switch_interval, "batched-handover": batched_handover,
+               "batched-event-rows": batched_event_rows}
 
 
 def add_bench_routes(app: FastAPI, probe: Probe) -> None:

@@ -123,10 +123,14 @@ class Proc:
         self._queues_lock = threading.Lock()
         self.noise: list[str] = []
         self.ready_pid: int | None = None
-        self.popen = subprocess.Popen(
-            self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-            cwd=ROOT, env=child_env(env),
-        )
+        try:
+            self.popen = subprocess.Popen(
+                self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+                cwd=ROOT, env=child_env(env),
+            )
+        except BaseException:
+            self._log.close()
+            raise
         self._reader = threading.Thread(target=self._read, name=f"bench-{name}-reader", daemon=True)
         self._reader.start()
 
@@ -399,8 +403,11 @@ def mosquitto_available() -> bool:
 
 @contextlib.contextmanager
 def mosquitto(workdir: Path, *, nodelay: bool = True, persistence: bool = False,
-              name: str = "mosquitto") -> Iterator[Broker]:
-    """Mosquitto on a free port, ``set_tcp_nodelay true`` unless *nodelay* is False."""
+              name: str = "mosquitto", options: Sequence[str] = ()) -> Iterator[Broker]:
+    """Mosquitto on a free port, ``set_tcp_nodelay true`` unless *nodelay* is False.
+
+    *options* are extra lines for its config (``max_inflight_messages 100``).
+    """
     from tests.support.mosquitto import Mosquitto, plain_config
 
     directory = workdir / name
@@ -413,7 +420,8 @@ def mosquitto(workdir: Path, *, nodelay: bool = True, persistence: bool = False,
             text = text.replace("set_tcp_nodelay true\n", "")
         # NOTE: per-connection log lines cost the broker a write each; keep the defaults
         # of a production log level.
-        return text.replace("connection_messages true\n", "connection_messages false\n")
+        text = text.replace("connection_messages true\n", "connection_messages false\n")
+        return text + "".join(f"{line}\n" for line in options)
 
     broker = Mosquitto(workdir=directory, render=render, host=HOST)
     broker.start()
@@ -436,12 +444,12 @@ def amqtt(workdir: Path) -> Iterator[Broker]:
 
 
 @contextlib.contextmanager
-def broker(kind: str, workdir: Path) -> Iterator[Broker]:
+def broker(kind: str, workdir: Path, *, options: Sequence[str] = ()) -> Iterator[Broker]:
     if kind == "amqtt":
         with amqtt(workdir) as b:
             yield b
     elif kind == "mosquitto":
-        with mosquitto(workdir) as b:
+        with mosquitto(workdir, options=options) as b:
             yield b
     else:
         msg = f"unknown broker kind {kind!r}"
@@ -485,6 +493,22 @@ def machine_busy_percent(before: tuple[int, int], after: tuple[int, int]) -> flo
     """How busy every CPU of the machine was between two :func:`cpu_times`, in %."""
     total = after[1] - before[1]
     return round(100 * (after[0] - before[0]) / total, 1) if total > 0 else None
+
+
+def own_cpu_s() -> float:
+    """CPU seconds used by this process and its children that have been waited for."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def foreign_cpu_percent(before: tuple[int, int], after: tuple[int, int], own_s: float,
+                        wall_s: float) -> float | None:
+    """CPU other programs used meanwhile, in % of one core: the machine's busy time minus
+    this bench's own (and its reaped children's). Above a few %, latencies are noisy."""
+    if wall_s <= 0:
+        return None
+    busy_s = (after[0] - before[0]) / _TICKS
+    return round(max(0.0, 100 * (busy_s - own_s) / wall_s), 1)
 
 
 def git_state() -> dict[str, Any]:

@@ -110,7 +110,7 @@ class Trial:
 
     def __init__(self, http: Http, node_a: Proc, node_b: Proc) -> None:
         self.http, self.node_a, self.node_b = http, node_a, node_b
-        self.resets_keypad = True
+        self.resets_keypad, self.checked_reset = True, False
 
     def run(self, i: int) -> dict[str, int]:
         http, node_a, node_b = self.http, self.node_a, self.node_b
@@ -121,10 +121,13 @@ class Trial:
             # NOTE: a game start resets node A's keypad (pre-game check); a key typed
             # before the reset lands would be wiped by it. Wait for its acknowledgement.
             try:
-                wait_until(lambda: _keypad_ack(http) != ack, timeout=2,
+                wait_until(lambda: _keypad_ack(http) != ack, timeout=5,
                            what="node A to acknowledge the keypad's reset", interval=0.002)
             except BenchError:
-                self.resets_keypad = i > 0  # this controller does not reset keypads at start
+                if self.checked_reset:
+                    raise
+                self.resets_keypad = False  # this controller does not reset keypads at start
+            self.checked_reset = True
         try:
             _wait_pin(node_b, state=True, timeout=5)
         except BenchError as exc:

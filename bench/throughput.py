@@ -108,16 +108,18 @@ def measure_rate(ctl: Proc, http: Http, publishers: list[Proc], others: list[int
 
 
 def run(*, quick: bool, workdir: Path, seconds: float | None = None,
-        broker_kind: str | None = None, experiments: Sequence[str] = ()) -> Section:
+        broker_kind: str | None = None, experiments: Sequence[str] = (),
+        broker_options: Sequence[str] = ()) -> Section:
     seconds = seconds or (1.0 if quick else 10.0)
     kind = broker_kind or ("mosquitto" if mosquitto_available() else "amqtt")
     section = Section()
     section.details.update({"rooms": ROOMS, "props_per_room": PROPS_PER_ROOM, "seconds": seconds,
                             "broker": kind, "publisher_processes": ROOMS, "qos": 1,
-                            "experiments": list(experiments)})
+                            "experiments": list(experiments),
+                            "broker_options": list(broker_options)})
     game = write_game(workdir, "throughput", game_text())
     rows = []
-    with broker(kind, workdir) as b, contextlib.ExitStack() as stack:
+    with broker(kind, workdir, options=broker_options) as b, contextlib.ExitStack() as stack:
         ctl, port = controller_proc("tp-controller", game=game, broker=b, workdir=workdir,
                                     extra=[f"--experiment={e}" for e in experiments])
         start_all(stack, [ctl])
@@ -164,10 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", choices=("mosquitto", "amqtt"))
     parser.add_argument("--experiment", action="append", default=[],
                         help="run the controller with a proposed fix patched in (bench._controller)")
+    parser.add_argument("--broker-option", action="append", default=[],
+                        help='an extra Mosquitto config line, e.g. "max_inflight_messages 1000"')
     args = parser.parse_args(argv)
     with workdir_for("bench-tp-") as tmp:
         section = run(quick=args.quick, workdir=Path(tmp), seconds=args.seconds,
-                      broker_kind=args.broker, experiments=args.experiment)
+                      broker_kind=args.broker, experiments=args.experiment,
+                      broker_options=args.broker_option)
     json.dump(section.as_dict(), sys.stdout, indent=2)
     print()
     return 0
