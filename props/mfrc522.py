@@ -29,6 +29,7 @@ from gpiozero.threads import GPIOThread
 
 from props.base import Prop, SelfTestResult
 from props.exc import RFIDError
+from props.tags import TagEvents, TagMemory
 
 if TYPE_CHECKING:
     from gpiozero import Factory
@@ -274,7 +275,7 @@ def open_spi(
 
 
 # -- the reader -------------------------------------------------------------------------
-class MFRC522Reader(Prop, SPIDevice):
+class MFRC522Reader(TagMemory, Prop, SPIDevice):
     """An MFRC522 RFID reader (the blue "RC522" module) on SPI.
 
     Polls for a tag every *poll_interval* seconds in a background thread and emits one
@@ -331,19 +332,14 @@ class MFRC522Reader(Prop, SPIDevice):
         self._reset_line: DigitalOutputDevice | None = None
         self._poll_thread: GPIOThread | None = None
         self._chip_lock = threading.RLock()  # one chip transaction at a time
-        self._state_lock = threading.Lock()
-        self._tag_presented = threading.Condition(self._state_lock)
+        self._init_tags(tags)
         self._pins = (clock_pin, mosi_pin, miso_pin, select_pin)
         self._poll_interval = poll_interval
-        self._tags = {uid.lower(): name for uid, name in (tags or {}).items()}
         self._version: int | None = None
         self._halt_crc: bytes | None = None
         self._next_init = 0.0
-        self._tag: str | None = None
         self._misses = 0
         self._errors = 0
-        self._presentations = 0
-        self._last_presented: str | None = None
         Device.__init__(self, pin_factory=pin_factory)
         try:
             if reset_pin is not None:
@@ -403,18 +399,8 @@ class MFRC522Reader(Prop, SPIDevice):
                 self._reset_line = None
                 reset_line.close()
             super().close()  # SPIDevice closes the SPI interface
-        cond = getattr(self, "_tag_presented", None)
-        if cond is not None:
-            with cond:
-                cond.notify_all()  # wake wait_for_tag() callers
-
-    @property
-    def value(self) -> str | None:
-        """The UID of the tag on the reader, or :data:`None`."""
-        return self._tag
-
-    #: the room's word for :attr:`value`
-    tag = value
+        if getattr(self, "_tag_presented", None) is not None:
+            self._wake_waiters()
 
     @property
     def version(self) -> int | None:
@@ -441,40 +427,15 @@ class MFRC522Reader(Prop, SPIDevice):
     # -- prop interface ---------------------------------------------------------------
     @property
     def state(self) -> dict[str, Any]:
-        with self._state_lock:
-            tag = self._tag
+        with self._tag_lock:
             return {
-                "tag": tag,
-                "tag_name": self._tags.get(tag) if tag is not None else None,
+                **self._tag_state(),
                 "version": None if self._version is None else f"0x{self._version:02x}",
                 "errors": self._errors,
             }
 
-    def tag_name(self, uid: str | None) -> str | None:
-        """The configured name of *uid*, or :data:`None` for an unknown tag."""
-        return None if uid is None else self._tags.get(uid)
-
-    def reset(self) -> None:
-        """Forget the current tag: if it is still on the reader, it is reported again."""
-        with self._state_lock:
-            changed = self._tag is not None
-            self._tag = None
-            self._misses = 0
-        if changed:
-            self._state_changed()
-
-    def wait_for_tag(self, timeout: float | None = None) -> str | None:
-        """Wait for the next tag presented and return its UID (:data:`None` on timeout).
-
-        A tag already lying on the reader does not count: lift it and show it again.
-        This is the technician's "enroll" helper.
-        """
-        with self._tag_presented:
-            before = self._presentations
-            self._tag_presented.wait_for(
-                lambda: self._presentations != before or self.closed, timeout
-            )
-            return self._last_presented if self._presentations != before else None
+    def _forget(self) -> None:
+        self._misses = 0
 
     def self_test(self, *, timeout: float = 10.0) -> SelfTestResult:
         """Check the chip answers on SPI and its CRC coprocessor works; never raises."""
@@ -561,7 +522,7 @@ class MFRC522Reader(Prop, SPIDevice):
                 # Inconclusive: something is in the field but the frame was bad. Neither
                 # a read nor a miss, so a noisy tag does not flicker away.
                 log.debug("%s: dropped a corrupt frame: %s", self.name or self, exc)
-                with self._state_lock:
+                with self._tag_lock:
                     self._errors += 1
                 self._state_changed()
                 return None
@@ -569,30 +530,18 @@ class MFRC522Reader(Prop, SPIDevice):
         return uid
 
     def _update(self, uid: str | None) -> None:
-        events: list[tuple[str, str]] = []
-        with self._state_lock:
-            if uid is None:
-                if self._tag is not None:
-                    self._misses += 1
-                    if self._misses >= MISSES_BEFORE_REMOVAL:
-                        events.append(("removed", self._tag))
-                        self._tag = None
-                        self._misses = 0
-            else:
+        events: TagEvents = []
+        with self._tag_lock:
+            if uid is not None:
                 self._misses = 0
-                if uid != self._tag:
-                    if self._tag is not None:  # swapped faster than two polls
-                        events.append(("removed", self._tag))
-                    events.append(("tag", uid))
-                    self._tag = uid
-                    self._presentations += 1
-                    self._last_presented = uid
-                    self._tag_presented.notify_all()
-        # Listeners run outside the locks: they may read state or call reset().
-        for event_type, value in events:
-            self._emit(event_type, value)
-        if events:
-            self._state_changed()
+                self._present(uid, events)
+            elif self._tag is not None:
+                self._misses += 1
+                if self._misses >= MISSES_BEFORE_REMOVAL:
+                    events.append(("removed", self._tag))
+                    self._tag = None
+                    self._misses = 0
+        self._emit_all(events)
 
     # -- ISO/IEC 14443-3 type A -------------------------------------------------------
     def read_uid(self, *, wake: bool = True, retry: bool = False) -> str | None:

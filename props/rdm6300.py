@@ -24,6 +24,7 @@ from gpiozero.threads import GPIOThread
 
 from props.base import Prop, SelfTestResult
 from props.exc import RFIDError
+from props.tags import TagEvents, TagMemory
 
 if TYPE_CHECKING:
     from gpiozero import Factory
@@ -106,7 +107,7 @@ class EM4100FrameParser:
         return body[:10].decode().lower()
 
 
-class RDM6300Reader(Prop, Device):
+class RDM6300Reader(TagMemory, Prop, Device):
     """An RDM6300 125 kHz reader for EM4100 tags, on a serial port.
 
     A background thread reads the port; one ``tag`` event (value: the 10-hex-digit id,
@@ -153,16 +154,11 @@ class RDM6300Reader(Prop, Device):
         self._port = port
         self._removal_timeout = removal_timeout
         self._retry_interval = retry_interval
-        self._tags = {tag.lower(): name for tag, name in (tags or {}).items()}
+        self._init_tags(tags)
         self._parser = EM4100FrameParser()
-        self._lock = threading.Lock()
-        self._tag_presented = threading.Condition(self._lock)
-        self._tag: str | None = None
         self._last_frame = 0.0
         self._errors = 0
         self._connected = False
-        self._presentations = 0
-        self._last_presented: str | None = None
         self._port_warned = False
         # NOTE: a serial device needs no pins: do not make gpiozero load a default pin
         # factory (Device.__init__ would) on a machine that has none.
@@ -206,21 +202,12 @@ class RDM6300Reader(Prop, Device):
             if thread is not threading.current_thread():
                 thread.join(5)
         self._close_port()
-        with self._tag_presented:
-            self._tag_presented.notify_all()  # wake wait_for_tag() callers
+        self._wake_waiters()
         super().close()
 
     @property
     def closed(self) -> bool:
         return getattr(self, "_closed", True)
-
-    @property
-    def value(self) -> str | None:
-        """The id of the tag in the field, or :data:`None`."""
-        return self._tag
-
-    #: the room's word for :attr:`value`
-    tag = value
 
     @property
     def connected(self) -> bool:
@@ -247,34 +234,12 @@ class RDM6300Reader(Prop, Device):
     # -- prop interface ---------------------------------------------------------------
     @property
     def state(self) -> dict[str, Any]:
-        with self._lock:
-            tag = self._tag
+        with self._tag_lock:
             return {
-                "tag": tag,
-                "tag_name": self._tags.get(tag) if tag is not None else None,
+                **self._tag_state(),
                 "connected": self._connected,
                 "errors": self._errors,
             }
-
-    def reset(self) -> None:
-        """Forget the current tag: if it is still in the field, it is reported again."""
-        with self._lock:
-            changed = self._tag is not None
-            self._tag = None
-        if changed:
-            self._state_changed()
-
-    def wait_for_tag(self, timeout: float | None = None) -> str | None:
-        """Wait for the next tag presented and return its id (:data:`None` on timeout).
-
-        A tag already in the field does not count. The technician's "enroll" helper.
-        """
-        with self._tag_presented:
-            before = self._presentations
-            self._tag_presented.wait_for(
-                lambda: self._presentations != before or self.closed, timeout
-            )
-            return self._last_presented if self._presentations != before else None
 
     def self_test(self, *, timeout: float = 10.0) -> SelfTestResult:
         """Check the serial port is open. The module itself says nothing without a tag."""
@@ -363,7 +328,7 @@ class RDM6300Reader(Prop, Device):
         self._set_connected(False)
 
     def _set_connected(self, connected: bool) -> None:
-        with self._lock:
+        with self._tag_lock:
             changed = connected != self._connected
             self._connected = connected
         if changed:
@@ -373,40 +338,26 @@ class RDM6300Reader(Prop, Device):
         for item in self._parser.feed(data):
             if isinstance(item, RFIDError):
                 log.debug("%s: dropped: %s", self.name or self, item)
-                with self._lock:
+                with self._tag_lock:
                     self._errors += 1
                 self._state_changed()
             else:
                 self._seen(item)
 
     def _seen(self, tag: str) -> None:
-        events: list[tuple[str, str]] = []
-        with self._lock:
+        events: TagEvents = []
+        with self._tag_lock:
             self._last_frame = time.monotonic()
-            if tag != self._tag:
-                if self._tag is not None:  # swapped faster than the removal timeout
-                    events.append(("removed", self._tag))
-                events.append(("tag", tag))
-                self._tag = tag
-                self._presentations += 1
-                self._last_presented = tag
-                self._tag_presented.notify_all()
+            self._present(tag, events)
         self._emit_all(events)
 
     def _check_removal(self) -> None:
-        with self._lock:
+        with self._tag_lock:
             tag = self._tag
             if tag is None or time.monotonic() - self._last_frame < self._removal_timeout:
                 return
             self._tag = None
         self._emit_all([("removed", tag)])
-
-    def _emit_all(self, events: list[tuple[str, str]]) -> None:
-        # Listeners run outside the lock: they may read state or call reset().
-        for event_type, value in events:
-            self._emit(event_type, value)
-        if events:
-            self._state_changed()
 
 
 def prepare_rdm6300(config: RDM6300Config, factory: Any) -> Simulator:
