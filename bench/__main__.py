@@ -52,7 +52,9 @@ def _e2e(args: argparse.Namespace, workdir: Path) -> Section:
 def _throughput(args: argparse.Namespace, workdir: Path) -> Section:
     from bench import throughput
 
-    return throughput.run(quick=args.quick, workdir=workdir)
+    # NOTE: pinned (controller on a CPU of its own, broker and the 10 simulated rooms on the
+    # others): the publishers stand for ten Pis, which do not share the controller's CPU.
+    return throughput.run(quick=args.quick, workdir=workdir, pin=True)
 
 
 def _push(args: argparse.Namespace, workdir: Path) -> Section:

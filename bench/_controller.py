@@ -35,7 +35,7 @@ from fastapi import FastAPI
 
 from bench._runner import Output, wait_for_stdin_eof
 from config.loader import load_game
-from controller.main import create_app
+from controller.main import WS_PER_MESSAGE_DEFLATE, create_app
 from controller.mqtt import Connection, Incoming
 from nodes.contract import NodeStatus, PropEvent, PropState
 from nodes.mqtt import BrokerAddress
@@ -121,126 +121,12 @@ class Probe:
             self.connections.append({"t": t, "up": item.up})
 
 
-def _on_next_turn(self: Any, flag: str, work: Any) -> None:
-    """Run *work* once at the end of this event-loop turn, however often it is asked for."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # not on the loop (start-up, shutdown): at once
-        work()
-        return
-    if getattr(self, flag, False):
-        return
-    setattr(self, flag, True)
-
-    def run() -> None:
-        setattr(self, flag, False)
-        work()
-
-    loop.call_soon(run)
-
-
 def _patch(cls: Any, name: str, make: Any) -> None:
     original = getattr(cls, name, None)
     if original is None:
         print(f"bench experiment: {cls.__name__}.{name} does not exist; not patched", file=sys.stderr)
         return
     setattr(cls, name, make(original))
-
-
-def quiet_game_state() -> None:
-    """Experiment ``quiet-game-state`` (a fix proposed in docs/performance.md, patched in).
-
-    ``GameService._execute`` publishes the whole game state (JSON, one retained MQTT
-    message) after *every* event while a game runs, even when the event changed nothing.
-    Patched: an ``_execute`` with no effect publishes nothing (the 1 s ticker still
-    publishes the timer), and the other publishes are coalesced to one per loop turn.
-    """
-    from controller.service import GameService
-
-    def execute(original: Any) -> Any:
-        def _execute(self: Any, effects: Any) -> None:
-            effects = list(effects)
-            if effects:
-                original(self, effects)
-        return _execute
-
-    def publish(original: Any) -> Any:
-        def publish_game_state(self: Any) -> None:
-            _on_next_turn(self, "_bench_game_state_due", lambda: original(self))
-        return publish_game_state
-
-    _patch(GameService, "_execute", execute)
-    _patch(GameService, "publish_game_state", publish)
-
-
-def deferred_writes() -> None:
-    """Experiment ``deferred-writes`` (a fix proposed in docs/performance.md, patched in).
-
-    The service writes the session through to SQLite after every event (the event row,
-    then the whole session), on the event loop, before it takes the next message: a key
-    press delays the code typed right after it, and the store caps the event rate.
-    Patched: the session write is coalesced to one per loop turn, and event rows are
-    written after the messages already queued have been handled (still one by one).
-    """
-    from controller.service import GameService
-
-    def save(original: Any) -> Any:
-        def _save(self: Any) -> None:
-            _on_next_turn(self, "_bench_save_due", lambda: original(self))
-        return _save
-
-    def record(original: Any) -> Any:
-        def _record_event(self: Any, *args: Any, **kwargs: Any) -> None:
-            pending = self.__dict__.setdefault("_bench_events", [])
-            pending.append((args, kwargs))
-
-            def flush() -> None:
-                rows, self._bench_events = self._bench_events, []
-                for a, k in rows:
-                    original(self, *a, **k)
-
-            _on_next_turn(self, "_bench_events_due", flush)
-        return _record_event
-
-    _patch(GameService, "_save", save)
-    _patch(GameService, "_record_event", record)
-
-
-def batched_event_rows() -> None:
-    """Experiment ``batched-event-rows`` (with ``deferred-writes``): the event rows of one
-    loop turn in one transaction (``executemany``) instead of one transaction each.
-
-    Patches ``GameService._record_event`` to buffer ``(session, node, prop, type, value,
-    at, elapsed)`` and write them with the store's own connection at the end of the turn,
-    then the session once (``_save``) if a "light" write asked for the resume record.
-    Bench-only: it writes the SQL of ``Store.add_event`` itself.
-    """
-    import json as _json
-
-    from controller.service import GameService
-
-    def record(_original: Any) -> Any:
-        def _record_event(self: Any, node: str, prop: str, event: Any, *, light: bool = False) -> None:
-            rows = self.__dict__.setdefault("_bench_rows", [])
-            rows.append((self.engine.session_id, event.ts or time.time(),
-                         round(self.engine.elapsed(), 3), node, prop, event.type,
-                         _json.dumps(event.value, default=str)))
-            self._bench_rows_resume = getattr(self, "_bench_rows_resume", False) or light
-
-            def flush() -> None:
-                batch, self._bench_rows = self._bench_rows, []
-                resume, self._bench_rows_resume = self._bench_rows_resume, False
-                with self.store._tx() as db:
-                    db.executemany(
-                        "INSERT INTO events (session_id, at, elapsed_s, kind, node, prop, type, value) "
-                        "VALUES (?, ?, ?, 'prop', ?, ?, ?, ?)", batch)
-                if resume:  # the resume record (inactivity clock): once per turn, not per event
-                    self._save()
-
-            _on_next_turn(self, "_bench_rows_due", flush)
-        return _record_event
-
-    _patch(GameService, "_record_event", record)
 
 
 def short_switch_interval() -> None:
@@ -253,38 +139,10 @@ def short_switch_interval() -> None:
     sys.setswitchinterval(0.0005)
 
 
-def batched_handover() -> None:
-    """Experiment ``batched-handover``: one wake-up of the event loop per burst of messages.
-
-    ``MqttBridge._hand_over`` calls ``loop.call_soon_threadsafe`` for every message (a
-    write on the loop's self-pipe and a wake-up each). Patched: the paho thread appends to
-    a deque and wakes the loop only when the deque was empty; the loop takes them all.
-    """
-    from collections import deque as _deque
-
-    from controller.mqtt import MqttBridge
-
-    def hand_over(_original: Any) -> Any:
-        def _hand_over(self: Any, item: Any) -> None:
-            loop = self._loop
-            if loop is None or loop.is_closed():
-                return
-            pending = self.__dict__.setdefault("_bench_pending", _deque())
-            pending.append(item)
-            if len(pending) == 1:
-                def drain() -> None:
-                    while pending:
-                        self._put(pending.popleft())
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(drain)
-        return _hand_over
-
-    _patch(MqttBridge, "_hand_over", hand_over)
-
-
-EXPERIMENTS = {"quiet-game-state": quiet_game_state, "deferred-writes": deferred_writes,
-               "switch-interval": short_switch_interval, "batched-handover": batched_handover,
-               "batched-event-rows": batched_event_rows}
+#: candidate fixes, patched in by ``--experiment NAME`` to measure them before they are made.
+#: Made since (docs/performance.md, "Fixes made"): quiet-game-state, deferred-writes,
+#: batched-event-rows, batched-handover — now the controller's own behaviour.
+EXPERIMENTS = {"switch-interval": short_switch_interval}
 
 
 def add_bench_routes(app: FastAPI, probe: Probe) -> None:
@@ -343,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", help="where the controller keeps its session store")
     parser.add_argument("--loop", default="auto", help="uvicorn event loop (auto, asyncio, uvloop)")
     parser.add_argument("--ready-timeout", type=float, default=15.0)
-    parser.add_argument("--no-ws-deflate", action="store_true",
-                        help="uvicorn ws_per_message_deflate=False (default: uvicorn's, on)")
+    parser.add_argument("--ws-deflate", choices=("shipped", "on", "off"), default="shipped",
+                        help="uvicorn ws_per_message_deflate: as the controller ships it "
+                             "(controller.main.WS_PER_MESSAGE_DEFLATE), or forced on/off")
     parser.add_argument("--experiment", action="append", default=[], choices=sorted(EXPERIMENTS),
                         help="patch in a proposed fix (for measuring it only)")
     args = parser.parse_args(argv)
@@ -394,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     app.router.lifespan_context = lifespan
     config = uvicorn.Config(app, host="127.0.0.1", port=args.port, loop=args.loop,
                             log_level="warning", access_log=False, lifespan="on",
-                            ws_per_message_deflate=not args.no_ws_deflate)
+                            ws_per_message_deflate={"on": True, "off": False}.get(
+                                args.ws_deflate, WS_PER_MESSAGE_DEFLATE))
     server = uvicorn.Server(config)
 
     def stop_on_eof() -> None:

@@ -401,6 +401,18 @@ def mosquitto_available() -> bool:
     return available()
 
 
+#: the throughput lines of the shipped broker config, which the bench's brokers use too
+TUNING_DIRECTIVES = ("max_inflight_messages", "max_queued_messages", "max_queued_bytes")
+
+
+def shipped_tuning() -> list[str]:
+    """The ``max_inflight_messages`` / ``max_queued_messages`` lines of
+    ``config/mosquitto/mosquitto.conf`` (the bench measures the shipped tuning)."""
+    conf = ROOT / "config" / "mosquitto" / "mosquitto.conf"
+    return [line.strip() for line in conf.read_text(encoding="utf-8").splitlines()
+            if line.split(" ", 1)[0] in TUNING_DIRECTIVES]
+
+
 @contextlib.contextmanager
 def mosquitto(workdir: Path, *, nodelay: bool = True, persistence: bool = False,
               name: str = "mosquitto", options: Sequence[str] = ()) -> Iterator[Broker]:
@@ -421,7 +433,7 @@ def mosquitto(workdir: Path, *, nodelay: bool = True, persistence: bool = False,
         # NOTE: per-connection log lines cost the broker a write each; keep the defaults
         # of a production log level.
         text = text.replace("connection_messages true\n", "connection_messages false\n")
-        return text + "".join(f"{line}\n" for line in options)
+        return text + "".join(f"{line}\n" for line in (*(shipped_tuning() if nodelay else ()), *options))
 
     broker = Mosquitto(workdir=directory, render=render, host=HOST)
     broker.start()

@@ -22,7 +22,7 @@ def run_demo(*, config: str | None, http_port: int, mqtt_port: int, host: str = 
     import uvicorn
     from gpiozero.pins.mock import MockFactory
 
-    from controller.main import create_app
+    from controller.main import WS_PER_MESSAGE_DEFLATE, create_app
     from nodes.agent import NodeAgent
 
     try:
@@ -52,7 +52,8 @@ def run_demo(*, config: str | None, http_port: int, mqtt_port: int, host: str = 
                     for n in game.nodes)
           + "  Ctrl+C pour arrêter.\n", flush=True)
     try:
-        uvicorn.run(app, host=host, port=http_port, log_level="warning")
+        uvicorn.run(app, host=host, port=http_port, log_level="warning",
+                    ws_per_message_deflate=WS_PER_MESSAGE_DEFLATE)
     finally:
         for agent in agents:
             agent.stop()

@@ -207,6 +207,8 @@ class Engine:
         self.log: list[dict[str, Any]] = []
         self.audit_log: list[dict[str, Any]] = []
         self._journal: list[tuple[str, dict[str, Any]]] = []
+        self._trigger_game: Game | None = None
+        self._trigger_index: dict[tuple[str, str], list[tuple[Puzzle, list[EventCondition]]]] = {}
         self._clear_session()
 
     def _clear_session(self) -> None:
@@ -503,14 +505,9 @@ class Engine:
             return []
         self.last_activity = self.elapsed()
         effects: list[Effect] = []
-        for puzzle in self.game.puzzles:
+        for puzzle, conditions in self._triggers().get((f"{node}.{prop}", event), ()):
             state = self.puzzles[puzzle.id]
             if not self.in_parcours(puzzle) or state.status == PuzzleStatus.SOLVED:
-                continue
-            conditions = puzzle.conditions()
-            relevant = [i for i, c in enumerate(conditions)
-                        if c.prop == f"{node}.{prop}" and c.event == event]
-            if not relevant:
                 continue
             if state.status == PuzzleStatus.LOCKED:
                 self._note("ignored", f"{node}.{prop} {event}={value!r}: puzzle {puzzle.id} "
@@ -520,6 +517,18 @@ class Engine:
                              value=value):
                 effects += self._solve(puzzle, by="players")
         return effects
+
+    def _triggers(self) -> dict[tuple[str, str], list[tuple[Puzzle, list[EventCondition]]]]:
+        """``(node.prop, event)`` → the puzzles with a condition on it (in game order) and
+        their conditions: :meth:`on_event` looks at those only (built once per game)."""
+        if self._trigger_game is not self.game:
+            index: dict[tuple[str, str], list[tuple[Puzzle, list[EventCondition]]]] = {}
+            for puzzle in self.game.puzzles:
+                conditions = puzzle.conditions()
+                for key in dict.fromkeys((c.prop, c.event) for c in conditions):
+                    index.setdefault(key, []).append((puzzle, conditions))
+            self._trigger_index, self._trigger_game = index, self.game
+        return self._trigger_index
 
     def _advance(self, puzzle: Puzzle, state: PuzzleState, conditions: list[EventCondition],
                  *, node: str, prop: str, event: str, value: Any) -> bool:

@@ -35,12 +35,22 @@ from controller.engine import (
     ScreenMessage,
     SentClue,
 )
-from controller.hub import Hub
+from controller.hub import STAFF, Hub
 from controller.mqtt import Connection, Incoming, MqttBridge
 from controller.registry import EventVerdict, Registry
 from controller.store import Store, StoreError
 from nodes import contract
-from nodes.contract import Command, Gesture, NodeStatus, PropEvent, PropState, Resync, TechReply
+from nodes.contract import (
+    Command,
+    Gesture,
+    NodeHeartbeat,
+    NodeStatus,
+    PropEvent,
+    PropState,
+    Resync,
+    TechReply,
+    TechRequest,
+)
 from props.models import MaglockConfig
 
 log = logging.getLogger(__name__)
@@ -56,6 +66,30 @@ _REACHED = {"lock": ("engaged", True), "unlock": ("engaged", False), "on": ("on"
             "off": ("on", False)}
 #: who the controller itself is in the audit log
 CONTROLLER = "controller"
+#: technician's requests (issue "Web pages"): kinds that read RFID tags (enroll) and kinds
+#: whose self-test moves something (a lock clicks open): those are refused during a game
+RFID_KINDS = frozenset({"mfrc522", "rdm6300", "sorting"})
+ACTUATOR_KINDS = frozenset({"maglock", "relay", "led", "buzzer"})
+#: how much longer than the node's own timeout the controller waits for its reply
+TECH_MARGIN_S = 5.0
+#: store meta key of the tags enrolled from the technician page
+ENROLLED_META = "tech_enrolled"
+
+
+class NodeUnavailable(RuntimeError):
+    """The node of a technician's request is offline."""
+
+
+class NodeTimeout(TimeoutError):
+    """The node did not answer a technician's request in time."""
+
+
+#: at most this many queued MQTT messages are handled in one event-loop turn
+_BATCH = 100
+#: prop events that change nothing but the log are written at most this late, in one
+#: transaction (or at once when this many are waiting): docs/performance.md, durability
+FLUSH_AFTER_S = 0.05
+FLUSH_ROWS = 500
 
 
 @dataclass(slots=True)
@@ -92,9 +126,17 @@ class GameService:
         self.tech_replies: dict[str, TechReply] = {}
         self.tech_waiters: dict[str, asyncio.Future[TechReply]] = {}
         self._push_scheduled = False
+        # -- hot path (issue "Performance", docs/performance.md) --
+        #: prop events and journal entries not yet written (see _flush: one transaction)
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._activity_due = False   # the inactivity clock moved since the last write
+        self._flush_due = False
+        self._game_state_due = False
         self._stopping = False
         self._last_alert: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # NOTE: what is derived from the game here is rebuilt by controller/reload.py
+        # (replace_game) when the game file is reloaded: keep the two in step.
         self._configs = {(n.id, p.id): p for n in game.nodes for p in n.props}
         self._maglocks = {key: p for key, p in self._configs.items() if isinstance(p, MaglockConfig)}
         #: called after each incoming MQTT message is handled (benchmarks and tests)
@@ -170,12 +212,26 @@ class GameService:
         self._sync_bridge(publish=False)
 
     async def _consume(self) -> None:
+        in_turn = 0
         while True:
+            # NOTE: get() does not yield while the queue holds messages: a burst is handled
+            # in one loop turn (its event rows written once, after it), but never more than
+            # _BATCH in a row, so HTTP and pushes are not starved.
+            if self.bridge.queue.empty():
+                in_turn = 0   # get() waits: the loop turns
+            elif in_turn >= _BATCH:
+                in_turn = 0
+                await asyncio.sleep(0)
             item = await self.bridge.queue.get()
+            in_turn += 1
             try:
                 if isinstance(item, Connection):
                     if item.up:
                         self.publish_game_state()
+                elif isinstance(item.payload, NodeHeartbeat):
+                    if self._on_heartbeat(item):   # pushed only if the console's view changed
+                        self.changed()
+                    continue
                 else:
                     self._handle(item)
             except Exception:
@@ -218,7 +274,44 @@ class GameService:
             self.changed()
         if self.engine.phase == Phase.CHECK:
             self._check_tick()
+        self._watch_nodes()
         self._reconcile()
+
+    # -- node liveness (issue "Reliability"): heartbeats, silence, returns ---------------
+    def _on_heartbeat(self, item: Incoming) -> bool:
+        node = item.parts.node or ""
+        if node not in self.registry.nodes:
+            self.bridge.metrics["unknown_node"] += 1
+            return False
+        self.bridge.metrics["heartbeats"] += 1
+        changed = self.registry.on_heartbeat(node, item.payload)
+        if self.registry.returned:
+            self._watch_nodes()
+        return changed
+
+    def _watch_nodes(self) -> None:
+        """Declare silent nodes offline (like a last will); resync the ones back without a
+        birth (what they reported meanwhile may not have reached us); reconcile at once."""
+        if self.bridge.connected and self.bridge.queue.empty():
+            # NOTE: with messages still queued we are late, not the nodes: no verdict then.
+            gone, late = self.registry.check_silence(time.monotonic(),
+                                                     listening_since=self.bridge.connected_at)
+            for node in gone:
+                self.bridge.metrics["silent_nodes"] += 1
+                log.warning("node %s: nothing heard for %.1f s: offline", node,
+                            time.monotonic() - (self.registry.nodes[node].heard_at or 0.0))
+            if gone or late:
+                self.changed()
+        while self.registry.returned:
+            node = self.registry.returned.pop()
+            self.bridge.metrics["silent_returns"] += 1
+            log.warning("node %s: heard again after its silence (same boot): resync", node)
+            self.bridge.publish(self.bridge.topics.node_resync(node),
+                                Resync(reason="back after silence").to_bytes())
+            for (n, _p), want in self.desired.items():
+                if n == node:
+                    want.sent_at = 0.0
+            self.changed()
 
     # -- incoming ---------------------------------------------------------------------
     def _handle(self, item: Incoming) -> None:
@@ -285,23 +378,30 @@ class GameService:
             self.bridge.metrics["unknown_prop"] += 1
             return
         was_running = self.engine.phase == Phase.RUNNING
-        before = self._fingerprint()
+        before = self._fingerprint() if was_running else None
         effects = self.engine.on_event(node, prop, event.type, event.value)
         self._execute(effects)   # first the doors, then the books
+        if any(isinstance(e, PropCommand) for e in effects):
+            self.bridge.let_out()   # the doors really first: on the wire before the books
         if was_running and self.engine.phase != Phase.RUNNING:
             self._sync_bridge()
         if self.engine.session_id is None:
             return
-        if was_running and self._fingerprint() != before:
-            self._record_event(node, prop, event)
+        self._record_event(node, prop, event, activity=was_running)
+        after = self._fingerprint() if was_running else None
+        if after != before:
+            # A solve, a step of a puzzle, a budget or phase change: durable now, before
+            # the next message is read (its commands are already on their way), and the
+            # game state shows it (at the end of this loop turn).
             self._save()
-        else:
-            # NOTE: most events (keys, wrong codes) change no history row: one light write
-            # (the event, and the resume record for the inactivity clock) keeps them cheap.
-            self._record_event(node, prop, event, light=was_running)
+            if after[:4] != before[:4]:   # type: ignore[index]
+                self.publish_game_state()
+        # NOTE: most events (keys, wrong codes) change nothing but the inactivity clock:
+        # their rows are written together, a little later (see _flush); nothing is published.
 
     def _fingerprint(self) -> tuple[Any, ...]:
-        """What an event may change in the history rows (see :meth:`_on_event`)."""
+        """What an event may change in the resume record and the history rows, besides the
+        inactivity clock; the first four items are what the game state shows."""
         engine = self.engine
         return (engine.phase, engine.budget, len(engine.budget_history), len(engine.messages),
                 tuple((st.status, len(st.progress)) for st in engine.puzzles.values()))
@@ -322,20 +422,61 @@ class GameService:
         if self.engine.phase not in PLAYING:
             self._sync_bridge()   # that puzzle won the game
         self._save()
+        self.publish_game_state()   # the budget and the puzzles moved (even with no command)
 
-    def _record_event(self, node: str, prop: str, event: PropEvent, *, light: bool = False) -> None:
+    def _record_event(self, node: str, prop: str, event: PropEvent, *, activity: bool = False) -> None:
+        """Queue the event's row (and the engine's notes about it) for :meth:`_flush`.
+
+        *activity*: the event moved the inactivity clock (the game runs), which the resume
+        record keeps.
+        """
+        self._pending.append(("prop", {
+            "session": self.engine.session_id, "wall": event.ts or self.wall(),
+            "at": round(self.engine.elapsed(), 3), "node": node, "prop": prop,
+            "type": event.type, "value": event.value}))
+        self._pending += self.engine.take_journal()
+        self._activity_due = self._activity_due or activity
+        if len(self._pending) >= FLUSH_ROWS:
+            self._flush()
+            return
+        if self._flush_due:
+            return
         try:
-            self.store.add_event(self.engine.session_id, node=node, prop=prop, type_=event.type,
-                                 value=event.value, at=event.ts or self.wall(),
-                                 elapsed_s=round(self.engine.elapsed(), 3),
-                                 record=self.engine.to_record() if light else None,
-                                 journal=self.engine.take_journal() if light else ())
+            loop = asyncio.get_running_loop()
+        except RuntimeError:   # not on the loop (tests, start-up): at once
+            self._flush()
+            return
+        self._flush_due = True
+        loop.call_later(FLUSH_AFTER_S, self._flush)
+
+    def _flush(self) -> None:
+        """Write the queued event rows and notes, and the inactivity clock, in one transaction.
+
+        Durability (docs/performance.md): these events changed nothing but the log and the
+        inactivity clock; they are written at most :data:`FLUSH_AFTER_S` late (a ``kill -9``
+        may lose that much of the log). A solve, a step of a puzzle, a phase or budget change
+        is written at once by :meth:`_save`, with the rows queued before it.
+        """
+        self._flush_due = False
+        pending = self._take_journal()
+        activity = None
+        if self._activity_due and self.engine.session_id is not None:
+            activity = (self.engine.session_id, self.engine.last_activity,
+                        round(self.engine.elapsed(), 3))
+        self._activity_due = False
+        if not pending and activity is None:
+            return
+        try:
+            self.store.add_journal(pending, activity=activity)
         except (sqlite3.Error, StoreError):
             self.bridge.metrics["store_errors"] += 1
-            log.exception("recording an event failed")
+            log.exception("recording %d events failed", len(pending))
 
     # -- outgoing ---------------------------------------------------------------------
     def _execute(self, effects: Iterable[Effect]) -> None:
+        """Send the commands now; the game state is published (once, at the end of the loop
+        turn) only when there was something to do: an order publishes it in :meth:`_done`."""
+        acted = False
         for effect in effects:
             if isinstance(effect, PropCommand):
                 command_id = self.command(effect.node, effect.prop, effect.action, effect.params)
@@ -343,7 +484,8 @@ class GameService:
                     self.check_resets[(effect.node, effect.prop)] = (command_id, time.monotonic())
             elif isinstance(effect, ScreenMessage):
                 self.publish_game_state()
-        if self.engine.phase != Phase.IDLE:
+            acted = True
+        if acted and self.engine.phase != Phase.IDLE:
             self.publish_game_state()
 
     def command(self, node: str, prop: str, action: str, params: dict[str, Any] | None = None) -> str:
@@ -351,12 +493,14 @@ class GameService:
         params = dict(params or {})
         command = Command(id=contract.new_id(), action=action, params=params,
                           session=self.engine.session_id, expires=contract.now() + COMMAND_TTL_S)
+        want = None
         if action in _REACHED:
             want = Desired(action, params, command.id, time.monotonic())
             self.desired[(node, prop)] = want
-            if not self._stopping:
-                self._persist_desired((node, prop), want)
+        # NOTE: the door first, then the books (as for the session: see _on_event).
         self.bridge.send_command(node, prop, command)
+        if want is not None and not self._stopping:
+            self._persist_desired((node, prop), want)
         return command.id
 
     def _persist_desired(self, key: tuple[str, str], want: Desired) -> None:
@@ -382,7 +526,24 @@ class GameService:
                 session=self.engine.session_id, expires=contract.now() + COMMAND_TTL_S))
 
     def publish_game_state(self) -> None:
-        """The retained ``game/state``: what room screens and monitoring read."""
+        """The retained ``game/state``: what room screens and monitoring read.
+
+        On the loop, published once at the end of the loop turn however often it is asked
+        for (after the commands of that turn); elsewhere at once.
+        """
+        self.bridge.session = self.engine.session_id
+        self.bridge.running = self.engine.phase in PLAYING
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._publish_game_state()
+            return
+        if not self._game_state_due:
+            self._game_state_due = True
+            loop.call_soon(self._publish_game_state)
+
+    def _publish_game_state(self) -> None:
+        self._game_state_due = False
         engine = self.engine
         state = {"v": 1, "phase": str(engine.phase), "session": engine.session_id,
                  "parcours": engine.parcours, "remaining_s": round(engine.remaining(), 3),
@@ -405,7 +566,8 @@ class GameService:
 
     def _save(self) -> None:
         """Write the session through to the store (and the journal: notes, audit)."""
-        journal = self.engine.take_journal()
+        journal = self._take_journal()
+        self._activity_due = False   # the record below holds the inactivity clock
         try:
             if self.engine.session_id is not None:
                 self.store.save_session(self.engine.to_record(), self.engine.history_rows(), journal)
@@ -415,6 +577,12 @@ class GameService:
             # NOTE: a full disk must not stop a game in progress: the game goes on.
             self.bridge.metrics["store_errors"] += 1
             log.exception("saving the session failed")
+
+    def _take_journal(self) -> list[tuple[str, dict[str, Any]]]:
+        """The queued event rows and every note and audit entry since, in order."""
+        journal, self._pending = self._pending, []
+        journal += self.engine.take_journal()
+        return journal
 
     def _done(self) -> None:
         """After a game master's order: save, publish, push."""
@@ -557,7 +725,7 @@ class GameService:
 
     def _close(self, session: str, *, result: str | None = None) -> None:
         try:
-            self.store.close_session(session, result=result, journal=self.engine.take_journal())
+            self.store.close_session(session, result=result, journal=self._take_journal())
         except (sqlite3.Error, StoreError):
             self.bridge.metrics["store_errors"] += 1
             log.exception("closing session %s failed", session)
@@ -630,6 +798,72 @@ class GameService:
         self.bridge.publish(self.bridge.topics.prop_simulate(node, prop), g.to_bytes())
         return g.id
 
+    # -- technician (issue "Web pages") -------------------------------------------------
+    async def tech_request(self, node: str, prop: str, action: str, *, timeout: float = 10.0,
+                           who: str = GAME_MASTER) -> TechReply:
+        """Ask *node* to self-test *prop* (``self_test``) or to read the next tag presented
+        to it (``enroll``), and wait for its :class:`TechReply` (audited).
+
+        Raises LookupError (unknown node or prop), EngineError (not an RFID reader; a
+        self-test that moves something while a game is played), :class:`NodeUnavailable`
+        (node offline), :class:`NodeTimeout` (no answer within *timeout* + a margin).
+        """
+        if node not in self.registry.nodes:
+            msg = f"nœud inconnu {node!r}"
+            raise LookupError(msg)
+        info = self.registry.props.get((node, prop))
+        if info is None:
+            msg = f"accessoire inconnu {node}.{prop}"
+            raise LookupError(msg)
+        if action == "enroll" and info.kind not in RFID_KINDS:
+            msg = f"{node}.{prop} ({info.kind}) n'est pas un lecteur RFID"
+            raise EngineError(msg)
+        if action == "self_test" and info.kind in ACTUATOR_KINDS and self.engine.phase in PLAYING:
+            msg = (f"partie en cours : le test de {node}.{prop} ({info.kind}) la ferait bouger ; "
+                   "arrêtez la partie d'abord")
+            raise EngineError(msg)
+        if not self.registry.nodes[node].online:
+            msg = f"le nœud {node} est hors ligne"
+            raise NodeUnavailable(msg)
+        request = TechRequest(id=contract.new_id(), action=action, prop=prop, timeout=timeout)
+        waiter: asyncio.Future[TechReply] = asyncio.get_running_loop().create_future()
+        self.tech_waiters[request.id] = waiter
+        self.bridge.publish(self.bridge.topics.node_tech(node), request.to_bytes())
+        label = {"self_test": "test", "enroll": "enrôlement"}.get(action, action)
+        try:
+            reply = await asyncio.wait_for(waiter, timeout + TECH_MARGIN_S)
+        except TimeoutError:
+            self.engine.audit("tech", who=who, target=f"{node}.{prop}", detail=f"{label} : sans réponse")
+            self._save()
+            msg = f"le nœud {node} n'a pas répondu en {timeout + TECH_MARGIN_S:.0f} s"
+            raise NodeTimeout(msg) from None
+        finally:
+            self.tech_waiters.pop(request.id, None)
+        outcome = "réussi" if reply.ok else f"échec{' : ' + reply.message if reply.message else ''}"
+        self.engine.audit("tech", who=who, target=f"{node}.{prop}", detail=f"{label} {outcome}")
+        self._save()
+        self.changed()
+        return reply
+
+    def enrolled_tags(self) -> list[dict[str, Any]]:
+        """The tags enrolled from the technician page (newest last)."""
+        try:
+            return json.loads(self.store.get_meta(ENROLLED_META) or "[]")
+        except (sqlite3.Error, StoreError, ValueError):
+            log.exception("reading the enrolled tags failed")
+            return []
+
+    def remember_tag(self, node: str, prop: str, uid: str, name: str, *, who: str) -> dict[str, Any]:
+        """Keep *uid* under *name* for *node.prop* (replacing an earlier name of that uid)."""
+        entry = {"node": node, "prop": prop, "uid": uid, "name": name, "at": self.wall(), "who": who}
+        tags = [t for t in self.enrolled_tags()
+                if (t.get("node"), t.get("prop"), t.get("uid")) != (node, prop, uid)]
+        tags.append(entry)
+        self.store.set_meta(ENROLLED_META, json.dumps(tags[-200:], ensure_ascii=False))
+        self.engine.audit("tech", who=who, target=f"{node}.{prop}", detail=f"badge {uid} enrôlé : {name}")
+        self._save()
+        return entry
+
     # -- views ------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         reg = self.registry.snapshot()
@@ -650,15 +884,54 @@ class GameService:
         key, value = _REACHED[want.action]
         return reported.get(key) == value
 
+    def view(self, who: Any) -> dict[str, Any]:
+        """What *who* (a :class:`controller.api.auth.Principal`) may see: the full snapshot
+        for the game master and the technician, the screen view for a room screen."""
+        if getattr(who, "role", None) == "screen":
+            return self.screen_view(who.room)
+        return self.snapshot()
+
+    def screen_view(self, room: str | None) -> dict[str, Any]:
+        """What a room screen shows and nothing more (no props, audit log, check, metrics):
+        phase, time, budget, and the messages and clues for *room* or for every room."""
+        engine = self.engine
+
+        def mine(target: str | None) -> bool:
+            return target is None or room is None or target == room
+
+        node = self.registry.nodes.get(room or "")
+        clues = [{"id": c.id, "text": c.text, "text_en": c.text_en, "room": c.room,
+                  "status": c.status} for c in engine.clues if mine(c.room)]
+        return {"screen": True, "room": room,
+                "game": {"phase": str(engine.phase), "remaining_s": round(engine.remaining(), 3),
+                         "duration_s": engine.duration, "budget": engine.budget,
+                         "budget_start": engine.budget_start,
+                         "messages": [{"text": m.text, "text_en": m.text_en, "room": m.room,
+                                       "sound": m.sound}
+                                      for m in engine.messages[-10:] if mine(m.room)],
+                         "clues": clues[-10:]},
+                "nodes": [{"id": node.id, "label": node.label}] if node else [],
+                "apartment": {"name": self.game.apartment.name.fr}, "ts": contract.now()}
+
     def changed(self) -> None:
-        """Schedule one push of the snapshot to every WebSocket (coalesced per loop turn)."""
+        """Schedule one push to every WebSocket, each its audience's view (coalesced per
+        loop turn)."""
         if self._push_scheduled or not self.hub.count():
             return
         self._push_scheduled = True
         asyncio.get_running_loop().call_soon(self._push)
 
     def _push(self) -> None:
+        # One JSON text per audience present (staff: the snapshot; each room screen: its
+        # screen view), never one per client.
         self._push_scheduled = False
-        text = json.dumps(Hub.frame("snapshot", self.snapshot()), default=str)
-        task = asyncio.ensure_future(self.hub.broadcast(text))
+        texts: dict[str, str] = {}
+        for audience in self.hub.audiences():
+            if audience == STAFF:
+                data = self.snapshot()
+            else:
+                room = audience.partition(":")[2]
+                data = self.screen_view(None if room == "*" else room)
+            texts[audience] = json.dumps(Hub.frame("snapshot", data), default=str)
+        task = asyncio.ensure_future(self.hub.broadcast(texts))
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)

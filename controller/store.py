@@ -22,10 +22,12 @@ the controller's SD card or eMMC that is milliseconds to tens of milliseconds *o
 event loop*, on the path between a keypad code and its lock. A lost second of game state
 after a power cut is a smaller harm (the game master force-solves) than a lagging room.
 
-Every method runs one short transaction; a lock makes the store safe to share between
-the event loop and FastAPI's thread pool. (Queries built with f-strings only splice in
-``WHERE`` clauses made of constants; every value is a bound parameter: hence the S608
-``noqa``.)
+What is written when (docs/engine.md, "Write-through"): a solve, a phase or budget change
+at once; plain prop events batched by the service (:meth:`Store.add_journal`, one
+transaction for many rows). Every method runs one short transaction; a lock makes the
+store safe to share between the event loop and FastAPI's thread pool. (Queries built
+with f-strings only splice in ``WHERE`` clauses made of constants; every value is a bound
+parameter: hence the S608 ``noqa``.)
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import io
 import json
 import logging
 import sqlite3
+import statistics
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -310,18 +313,37 @@ class Store:
                  for i, c in enumerate(rows["clues"])])
             self._write_journal(db, journal)
 
-    def add_journal(self, journal: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Write notes and audit entries (e.g. orders given outside a session)."""
-        if journal:
-            with self._tx() as db:
-                self._write_journal(db, journal)
+    def add_journal(self, journal: Sequence[tuple[str, dict[str, Any]]], *,
+                    activity: tuple[str, float, float] | None = None) -> None:
+        """Write prop events, notes and audit entries in one transaction (the controller
+        batches the events of one event-loop turn: docs/performance.md).
+
+        *activity* ``(session, last_activity, time_used_s)``: the session's inactivity
+        clock moved; only that field of its resume record is rewritten (``json_set``), not
+        the whole record: nothing else in it changed (else :meth:`save_session`).
+        """
+        if not journal and activity is None:
+            return
+        with self._tx() as db:
+            self._write_journal(db, journal)
+            if activity is not None:
+                session_id, last_activity, time_used = activity
+                db.execute("UPDATE sessions SET state = json_set(state, '$.last_activity', ?), "
+                           "time_used_s = ?, updated_at = ? WHERE id = ?",
+                           (last_activity, time_used, time.time(), session_id))
 
     @staticmethod
     def _write_journal(db: sqlite3.Connection, journal: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        notes = [e for kind, e in journal if kind == "note"]
+        """Journal entries: ``("prop", {session, wall, at, node, prop, type, value})`` and
+        ``("note", …)`` rows of the event log, in order; ``("audit", …)`` rows."""
+        db.executemany(
+            "INSERT INTO events (session_id, at, elapsed_s, kind, node, prop, type, value, text) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(e["session"], e["wall"], e["at"], "prop", e["node"], e["prop"], e["type"],
+              json.dumps(e["value"], default=str), None) if kind == "prop" else
+             (e["session"], e["wall"], e["at"], e["kind"], None, None, None, None, e["text"])
+             for kind, e in journal if kind != "audit"])
         audits = [e for kind, e in journal if kind == "audit"]
-        db.executemany("INSERT INTO events (session_id, at, elapsed_s, kind, text) VALUES (?, ?, ?, ?, ?)",
-                       [(e["session"], e["wall"], e["at"], e["kind"], e["text"]) for e in notes])
         db.executemany("INSERT INTO audit (session_id, at, elapsed_s, who, action, target, detail) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
                        [(e["session"], e["at"], e["elapsed"], e["who"], e["action"], e["target"],
@@ -509,6 +531,13 @@ class Store:
                     FROM puzzle_results p JOIN sessions s ON s.id = p.session_id
                     WHERE {joined}
                     GROUP BY p.puzzle_id ORDER BY position, p.puzzle_id""", args).fetchall()  # noqa: S608
+            times: dict[str, list[float]] = {}
+            for r in self._db.execute(
+                    f"""SELECT p.puzzle_id, p.duration_s FROM puzzle_results p
+                        JOIN sessions s ON s.id = p.session_id
+                        WHERE {joined} AND p.solved_by = 'players' AND p.duration_s IS NOT NULL""",  # noqa: S608
+                    args):
+                times.setdefault(r["puzzle_id"], []).append(r["duration_s"])
         won, lost = s["won"] or 0, s["lost"] or 0
         return {
             "sessions": s["sessions"], "participants": s["participants"],
@@ -525,7 +554,10 @@ class Store:
             "puzzles": [{"id": r["puzzle_id"], "label": r["label"], "theme": r["theme"],
                          "sessions": r["sessions"], "solved": r["solved"],
                          "solved_by_players": r["solved_by_players"],
+                         "solve_rate": round(r["solved"] / r["sessions"], 3) if r["sessions"] else None,
                          "average_time_s": _round(r["average_time_s"]),
+                         "median_time_s": _round(statistics.median(times[r["puzzle_id"]]))
+                         if r["puzzle_id"] in times else None,
                          "average_clues": _round(r["average_clues"], 2), "clues": r["clues"]}
                         for r in puzzles],
         }

@@ -15,7 +15,12 @@ states over MQTT, applies the controller's commands, and keeps its doors safe on
   acknowledges them: while the broker or the controller is away they are queued, and
   delivered in order, marked ``replayed``, once a *live* controller is back;
 * when the controller has been silent for ``apartment.autonomy_after_s`` during a game,
-  the node solves its local puzzles itself (``nodes/autonomy.py``) and opens their locks.
+  the node solves its local puzzles itself (``nodes/autonomy.py``) and opens their locks;
+  the last game view the controller gave is kept on disk, so a node rebooted while the
+  controller is away still knows a game runs;
+* a heartbeat (QoS 0) every keepalive / 3 lets the controller see a hung or cut-off node
+  offline within 1.2 × keepalive, and tells the console whether the node plays alone and
+  how many events wait in its outbox.
 
 Delivery rule: an event is published at once only when the broker is connected and the
 controller has shown it is alive on this connection (a status received after our
@@ -51,7 +56,7 @@ from gpiozero import Button, Factory
 
 from config.game import Game, Puzzle
 from nodes import contract
-from nodes.autonomy import GameView, LocalPuzzles
+from nodes.autonomy import GameView, LocalPuzzles, SavedView
 from nodes.contract import (
     NODE_PROP,
     Command,
@@ -59,6 +64,7 @@ from nodes.contract import (
     ControllerStatus,
     EventAck,
     Gesture,
+    NodeHeartbeat,
     NodeStatus,
     PropEvent,
     PropInfo,
@@ -154,6 +160,8 @@ class NodeAgent:
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self._outbox_limits = (outbox_max_events, outbox_max_bytes)
         self.outbox: Outbox | None = None
+        #: the last game view the controller gave, kept on disk for a reboot without it
+        self.saved_view: SavedView | None = None
         self._own_tmp_dir: Path | None = None
         self._acks: dict[str, str] = {}
         self._applied: OrderedDict[str, None] = OrderedDict()
@@ -184,6 +192,7 @@ class NodeAgent:
         self._worker = threading.Thread(target=self._work, name=f"node-{self.node.id}-worker",
                                         daemon=True)
         self._worker.start()
+        threading.Thread(target=self._beat, name=f"node-{self.node.id}-heartbeat", daemon=True).start()
         will = NodeStatus(online=False, boot_id=self.boot_id).to_bytes()
         client = make_client(f"{self.game.apartment.id}-{self.node.id}-{self.boot_id}", self.broker,
                              will_topic=self.topics.node_status(self.node.id), will_payload=will)
@@ -267,7 +276,19 @@ class NodeAgent:
         box = Outbox(path=directory / f"{self.game.apartment.id}-{self.node.id}.outbox.jsonl",
                      max_events=max_events, max_bytes=max_bytes)
         leftovers = box.take_leftovers()
+        saved = SavedView(directory / f"{self.game.apartment.id}-{self.node.id}.game.json")
+        # A game the controller said was running, if recent: a node rebooted while the
+        # controller is away still plays its local puzzles (the controller's will says nothing
+        # of the game). A game lasts at most duration_min; the view is refreshed every minute.
+        view = saved.load(max_age_s=self.game.apartment.duration_min * 60)
         with self._events_lock:
+            self.saved_view = saved
+            if view is not None:
+                self.view, self.session = view, view.session
+                self.local.new_session(view.session)
+                self.metrics["game_view_restored"] += 1
+                log.warning("node %s: a game was running when the controller was last heard "
+                            "(session %s): local puzzles stay playable", self.node.id, view.session)
             self.outbox = box
             # Events an earlier run could not deliver: same order, re-stamped with this
             # boot's seq (the controller dedups per boot), marked replayed. What the
@@ -472,6 +493,31 @@ class NodeAgent:
             return mqtt.MQTT_ERR_NO_CONN
         return client.publish(topic, payload, qos=contract.QOS, retain=retain).rc
 
+    def _beat(self) -> None:
+        """Heartbeat thread: a small QoS 0 sign of life every keepalive / 3 while connected.
+
+        The controller declares the node offline when it has heard nothing from it for
+        1.2 × the keepalive announced in the birth (``contract.node_silence_limit``): a node
+        frozen or cut off is seen long before the broker's keepalive sweep would.
+        """
+        interval = contract.node_heartbeat_interval(self.keepalive)
+        topic = self.topics.node_heartbeat(self.node.id)
+        while not self._stopped.wait(interval):
+            client = self._client
+            if client is None or not self.connected.is_set():
+                continue
+            try:
+                with self._events_lock:
+                    autonomous = bool(self.local) and self._check_autonomy()
+                    outbox = len(self.outbox) if self.outbox is not None else None
+                beat = NodeHeartbeat(boot_id=self.boot_id, ts=contract.now(),
+                                     autonomous=autonomous, outbox=outbox)
+                client.publish(topic, beat.to_bytes(), qos=0, retain=False)
+                self.metrics["heartbeats"] += 1
+            except Exception:
+                # NOTE: the heartbeat thread must outlive any error: its silence means "dead".
+                log.exception("node %s: heartbeat failed", self.node.id)
+
     # -- MQTT callbacks (paho thread: decode and hand over only) ------------------------
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any,
                     reason_code: Any, _properties: Any) -> None:
@@ -484,7 +530,8 @@ class NodeAgent:
         client.subscribe([(t, contract.QOS) for t in self.topics.node_subscriptions(self.node.id)])
         birth = NodeStatus(online=True, boot_id=self.boot_id, version=VERSION,
                            props=[PropInfo(id=p.id, kind=p.kind) for p in self.node.props],
-                           simulated=self.simulate, ts=contract.now())
+                           simulated=self.simulate, ts=contract.now(), keepalive=self.keepalive,
+                           heartbeat=contract.node_heartbeat_interval(self.keepalive))
         client.publish(self.topics.node_status(self.node.id), birth.to_bytes(), qos=1, retain=True)
         self.publish_all_states()
         self.connected.set()
@@ -585,6 +632,8 @@ class NodeAgent:
             self.local.new_session(status.session)
             self.view = GameView(running=bool(status.running), session=status.session,
                                  parcours=status.parcours, solved=frozenset(status.solved or ()))
+            if self.saved_view is not None:
+                self.saved_view.save(self.view, controller_boot=status.boot_id)
             if status.acks is not None:
                 self._acknowledged(status.acks.get(self.node.id))
             if not live:

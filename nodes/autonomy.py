@@ -22,7 +22,13 @@ node's ``solved_locally`` event when it is back.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import os
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from config.game import PARCOURS, Condition, EventCondition, Game, PerParcours, PropAction, Puzzle, Requires
@@ -36,6 +42,75 @@ class GameView:
     session: str | None = None
     parcours: str | None = None
     solved: frozenset[str] = field(default_factory=frozenset)
+
+
+log = logging.getLogger(__name__)
+#: while a game runs, the saved view is refreshed this often (its age bounds the trust)
+VIEW_REFRESH_S = 60.0
+
+
+class SavedView:
+    """The last game view the controller gave, kept in the node's data dir.
+
+    A node that reboots while the controller is away (a controller crash leaves a last
+    will that says nothing of the game) reads it back, so it still knows a game runs and
+    plays its local puzzles. The file is written atomically (temporary file, fsync,
+    rename) only when the view changes, and at most every :data:`VIEW_REFRESH_S` while a
+    game runs (so its age says when the controller was last heard). :meth:`load` trusts
+    it only if it is younger than *max_age_s* (a game's length: a controller gone longer
+    than that cannot have a game running) and not from the future (a Pi with no RTC and
+    no time sync yet).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._written: tuple[Any, ...] | None = None
+        self._written_at = 0.0
+
+    def save(self, view: GameView, *, controller_boot: str | None, wall: float | None = None) -> bool:
+        """Write *view* if it changed (or is due a refresh); return True if written."""
+        key = (view.running, view.session, view.parcours, tuple(sorted(view.solved)))
+        now = time.monotonic()
+        if key == self._written and not (view.running and now - self._written_at >= VIEW_REFRESH_S):
+            return False
+        data = {"v": 1, "running": view.running, "session": view.session,
+                "parcours": view.parcours, "solved": sorted(view.solved),
+                "controller_boot": controller_boot, "heard_at": wall if wall is not None else time.time()}
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            with tmp.open("w", encoding="utf-8") as out:
+                json.dump(data, out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except OSError:
+            log.exception("saving the game view to %s failed", self.path)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            return False
+        self._written, self._written_at = key, now
+        return True
+
+    def load(self, *, max_age_s: float, wall: float | None = None) -> GameView | None:
+        """The saved view if it says a game runs and is recent enough; else None."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            age = (wall if wall is not None else time.time()) - float(data["heard_at"])
+            view = GameView(running=bool(data["running"]), session=data.get("session"),
+                            parcours=data.get("parcours"),
+                            solved=frozenset(str(s) for s in data.get("solved") or ()))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("saved game view %s unreadable: %s", self.path, exc)
+            return None
+        if not view.running:
+            return None
+        if not 0 <= age <= max_age_s:
+            log.warning("saved game view %s not trusted: heard %.0f s ago (limit %.0f s)",
+                        self.path, age, max_age_s)
+            return None
+        return view
 
 
 class LocalPuzzles:

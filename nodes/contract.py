@@ -36,9 +36,13 @@ NODE_PROP = "node"
 NODE_EVENTS = frozenset({"emergency", "solved_locally"})
 #: the controller's heartbeat never gets slower than this (seconds)
 MAX_HEARTBEAT_S = 2.0
+#: a node's heartbeat: this many per MQTT keepalive
+NODE_HEARTBEATS_PER_KEEPALIVE = 3
+#: the controller declares a node silent after this many keepalives without a word from it
+NODE_SILENCE_KEEPALIVES = 1.2
 
 TopicKind = Literal[
-    "status", "state", "event", "set", "resync", "simulate", "tech", "tech_reply",
+    "status", "heartbeat", "state", "event", "set", "resync", "simulate", "tech", "tech_reply",
     "controller_status", "game_state",
 ]
 
@@ -62,6 +66,21 @@ def heartbeat_interval(autonomy_after_s: float) -> float:
     times within the autonomy threshold, so a node never mistakes one late heartbeat for
     a controller that is gone."""
     return min(MAX_HEARTBEAT_S, autonomy_after_s / 4)
+
+
+def node_heartbeat_interval(keepalive: float) -> float:
+    """How often a node publishes its heartbeat: three times per keepalive."""
+    return keepalive / NODE_HEARTBEATS_PER_KEEPALIVE
+
+
+def node_silence_limit(*, keepalive: float, heartbeat: float | None = None) -> float:
+    """After how long without a word (heartbeat, event, state) the controller declares a
+    node offline: 1.2 × its keepalive — before the broker's own 1.5 × keepalive (which
+    Mosquitto 2.0 only checks every ~5 s) — and never less than three heartbeats."""
+    limit = NODE_SILENCE_KEEPALIVES * keepalive
+    if heartbeat is not None:
+        limit = max(limit, 3 * heartbeat)
+    return limit
 
 
 def check_id(value: str, what: str = "id") -> str:
@@ -107,6 +126,9 @@ class Topics:
     def prop_simulate(self, node: str, prop: str) -> str:
         return self._prop(node, prop, "simulate")
 
+    def node_heartbeat(self, node: str) -> str:
+        return f"{self.root}/nodes/{check_id(node, 'node id')}/heartbeat"
+
     def node_resync(self, node: str) -> str:
         return f"{self.root}/nodes/{check_id(node, 'node id')}/resync"
 
@@ -133,7 +155,8 @@ class Topics:
 
     def controller_subscriptions(self) -> list[str]:
         """What the controller subscribes to."""
-        return [f"{self.root}/nodes/+/status", f"{self.root}/nodes/+/props/+/state",
+        return [f"{self.root}/nodes/+/status", f"{self.root}/nodes/+/heartbeat",
+                f"{self.root}/nodes/+/props/+/state",
                 f"{self.root}/nodes/+/props/+/event", f"{self.root}/nodes/+/tech/reply"]
 
     # -- parser -------------------------------------------------------------------
@@ -149,7 +172,7 @@ class Topics:
                 return TopicParts("controller_status")
             case ["game", "state"]:
                 return TopicParts("game_state")
-            case ["nodes", node, ("status" | "resync" | "tech") as leaf] if _ID.match(node):
+            case ["nodes", node, ("status" | "heartbeat" | "resync" | "tech") as leaf] if _ID.match(node):
                 return TopicParts(leaf, node)
             case ["nodes", node, "tech", "reply"] if _ID.match(node):
                 return TopicParts("tech_reply", node)
@@ -189,6 +212,24 @@ class NodeStatus(_Payload):
     props: list[PropInfo] | None = None
     simulated: bool | None = None
     ts: float | None = None
+    keepalive: float | None = Field(default=None, gt=0, le=3600,
+                                    description="the node's MQTT keepalive (seconds)")
+    heartbeat: float | None = Field(default=None, gt=0, le=3600,
+                                    description="seconds between two heartbeats of the node")
+
+
+class NodeHeartbeat(_Payload):
+    """A node's sign of life (QoS 0, not retained), every ``heartbeat`` s of its birth.
+
+    The controller declares a node offline when it has heard nothing from it (heartbeat,
+    event or state) for :func:`node_silence_limit`; the heartbeat also tells the console
+    whether the node plays its local puzzles alone and how many events wait in its outbox.
+    """
+
+    boot_id: str = Field(min_length=1, max_length=40)
+    ts: float | None = None
+    autonomous: bool | None = Field(default=None, description="runs its local puzzles alone")
+    outbox: int | None = Field(default=None, ge=0, description="events not acknowledged yet")
 
 
 class EventAck(BaseModel):

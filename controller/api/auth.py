@@ -25,7 +25,10 @@ How
       application/json``: 415 — a cross-site HTML form cannot send that type without a
       CORS preflight, which this app never grants;
     * the ``screen`` role: 403 on anything but reading the state and ``POST
-      /api/clues/{id}/shown``; the ``gm`` role: 403 on the technician's routes.
+      /api/clues/{id}/shown``; the ``gm`` role: 403 on the technician's routes;
+    * 5 wrong passwords (``POST /api/login``) or 5 wrong screen tokens within a minute from
+      one client address: HTTP 429 with ``Retry-After`` (WebSocket: close 1008) until the
+      oldest of them is a minute old (:class:`FailureLimiter`).
 
 Credentials come from the environment, never from the repository:
 ``ESCAPE_GM_PASSWORD``, ``ESCAPE_TECH_PASSWORD``, ``ESCAPE_SCREEN_TOKEN_SECRET`` (or the
@@ -45,6 +48,7 @@ import os
 import re
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -53,6 +57,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import HTTPConnection
 
 from nodes.mqtt import read_secret_file
 
@@ -70,13 +75,16 @@ SESSION_S = 12 * 3600
 #: paths anyone may reach: the login, the health probe, the assets (no data in them)
 PUBLIC = re.compile(r"^/(login|api/login|api/logout|api/health|static/.*|favicon\.ico)$")
 #: pages that need a logged-in game master or technician (they redirect to /login)
-STAFF_PAGES = re.compile(r"^/(|console|rehearsal|tech|history)$")
+STAFF_PAGES = re.compile(r"^/(|console|rehearsal|tech|history|debrief)$")
 #: what a room screen may do besides reading
 SCREEN_POSTS = re.compile(r"^/api/clues/[^/]+/shown$")
 SCREEN_READS = re.compile(r"^/(ws|api/me|api/state|screen/[^/]+)$")
-TECH_ONLY = re.compile(r"^/(tech|api/tech/.*)$")
+TECH_ONLY = re.compile(r"^/(tech|api/tech/.*|api/config/.*)$")
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 WS_POLICY_VIOLATION = 1008
+#: wrong passwords (or screen tokens) allowed per client address within FAILURE_WINDOW_S
+MAX_FAILURES = 5
+FAILURE_WINDOW_S = 60.0
 
 
 class AuthConfigError(RuntimeError):
@@ -191,13 +199,68 @@ class AuthSettings:
         return Principal(data["r"])
 
 
+class FailureLimiter:
+    """Counts failed attempts per client address: more than *limit* within *window_s*
+    seconds and that address is refused (``retry_after`` > 0) until the oldest failure is
+    *window_s* old. Other addresses are not affected. Memory stays bounded."""
+
+    MAX_KEYS = 10_000
+
+    def __init__(self, limit: int = MAX_FAILURES, window_s: float = FAILURE_WINDOW_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window_s, self.clock = limit, window_s, clock
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str) -> deque[float] | None:
+        failures = self._failures.get(key)
+        if failures is None:
+            return None
+        horizon = self.clock() - self.window_s
+        while failures and failures[0] <= horizon:
+            failures.popleft()
+        if not failures:
+            del self._failures[key]
+            return None
+        return failures
+
+    def retry_after(self, key: str) -> int:
+        """Seconds before *key* may try again (0: it may now)."""
+        failures = self._recent(key)
+        if failures is None or len(failures) < self.limit:
+            return 0
+        return max(1, int(failures[0] + self.window_s - self.clock() + 0.999))
+
+    def fail(self, key: str) -> None:
+        if len(self._failures) >= self.MAX_KEYS:
+            for old in list(self._failures):
+                self._recent(old)
+            if len(self._failures) >= self.MAX_KEYS:   # still full: forget the oldest address
+                self._failures.pop(next(iter(self._failures)))
+        self._failures.setdefault(key, deque(maxlen=self.limit)).append(self.clock())
+
+    def clear(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+
+def client_address(scope: Scope) -> str:
+    """The peer's address (behind a reverse proxy: run uvicorn with ``--proxy-headers``)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "?"
+
+
+def throttled_message(seconds: int) -> str:
+    return f"trop d'essais incorrects : réessayez dans {seconds} s"
+
+
 # -- the middleware ---------------------------------------------------------------------
 def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
-def identify(settings: AuthSettings, scope: Scope) -> Principal | None:
-    """The principal a request or handshake speaks for, or None."""
+def identify(settings: AuthSettings, scope: Scope, *,
+             tokens: FailureLimiter | None = None) -> Principal | None:
+    """The principal a request or handshake speaks for, or None (a wrong screen token is
+    counted in *tokens*)."""
     if not settings.enabled:
         return Principal("tech")
     headers = _headers(scope)
@@ -209,7 +272,12 @@ def identify(settings: AuthSettings, scope: Scope) -> Principal | None:
     if COOKIE in cookie and (who := settings.check_cookie(cookie[COOKIE].value)):
         return who
     token = headers.get("x-screen-token") or _query(scope).get("token", "")
-    return settings.check_screen_token(token) if token else None
+    if not token:
+        return None
+    who = settings.check_screen_token(token)
+    if who is None and tokens is not None:
+        tokens.fail(client_address(scope))
+    return who
 
 
 def _query(scope: Scope) -> dict[str, str]:
@@ -225,7 +293,8 @@ def same_origin(scope: Scope) -> bool:
     return urlsplit(origin).netloc.lower() == headers.get("host", "").lower()
 
 
-def decide(settings: AuthSettings, scope: Scope) -> tuple[int, str] | Principal:  # noqa: PLR0911 - one return per rule reads as the policy table
+def decide(settings: AuthSettings, scope: Scope,  # noqa: PLR0911 - one return per rule reads as the policy table
+           tokens: FailureLimiter | None = None) -> tuple[int, str] | Principal:
     """Either the principal allowed to go on, or (status, reason) to refuse with."""
     path: str = scope["path"]
     method: str = scope.get("method", "GET").upper()
@@ -236,7 +305,11 @@ def decide(settings: AuthSettings, scope: Scope) -> tuple[int, str] | Principal:
         return 403, "WebSocket from a foreign origin"
     if scope["type"] == "http" and PUBLIC.match(path):
         return Principal("tech") if not settings.enabled else Principal("screen", None)
-    who = identify(settings, scope)
+    if tokens is not None and (wait := tokens.retry_after(client_address(scope))):
+        headers = _headers(scope)
+        if "x-screen-token" in headers or "token" in _query(scope):
+            return 429, throttled_message(wait)
+    who = identify(settings, scope, tokens=tokens)
     if who is None:
         return 401, "login required"
     if who.role == "screen":
@@ -258,12 +331,14 @@ class AuthMiddleware:
     def __init__(self, app: ASGIApp, *, settings: AuthSettings) -> None:
         self.app = app
         self.settings = settings
+        #: wrong screen tokens per client address (a token is an HMAC: this only cuts noise)
+        self.tokens = FailureLimiter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        verdict = decide(self.settings, scope)
+        verdict = decide(self.settings, scope, self.tokens)
         if isinstance(verdict, Principal):
             scope.setdefault("state", {})["principal"] = verdict
             await self.app(scope, receive, send)
@@ -279,7 +354,11 @@ class AuthMiddleware:
             await _respond(send, 303, b"", [(b"location", f"/login?next={target}".encode())])
             return
         body = json.dumps({"detail": reason}).encode()
-        await _respond(send, status, body, [(b"content-type", b"application/json")])
+        headers = [(b"content-type", b"application/json")]
+        if status == 429:
+            wait = self.tokens.retry_after(client_address(scope))
+            headers.append((b"retry-after", str(max(wait, 1)).encode()))
+        await _respond(send, status, body, headers)
 
 
 async def _respond(send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]]) -> None:
@@ -302,13 +381,29 @@ def _settings(request: Request) -> AuthSettings:
     return request.app.state.auth
 
 
+def _login_limiter(request: Request) -> FailureLimiter:
+    limiter = getattr(request.app.state, "login_limiter", None)
+    if limiter is None:
+        limiter = request.app.state.login_limiter = FailureLimiter()
+    return limiter
+
+
 @router.post("/login")
 def login(body: LoginIn, request: Request, response: Response) -> dict[str, Any]:
+    """Log in; after 5 wrong passwords within a minute from one address, that address gets
+    429 (with ``Retry-After``) even with the right one, until the minute has passed."""
     settings = _settings(request)
+    limiter, address = _login_limiter(request), client_address(request.scope)
+    if wait := limiter.retry_after(address):
+        log.warning("login from %s refused: too many wrong passwords", address)
+        raise HTTPException(status_code=429, detail=throttled_message(wait),
+                            headers={"Retry-After": str(wait)})
     who = settings.login(body.password) if settings.enabled else Principal("tech")
     if who is None:
-        log.warning("failed login from %s", request.client.host if request.client else "?")
+        limiter.fail(address)
+        log.warning("failed login from %s", address)
         raise HTTPException(status_code=401, detail="mot de passe incorrect")
+    limiter.clear(address)
     response.set_cookie(COOKIE, settings.session_cookie(who), max_age=SESSION_S, httponly=True,
                         samesite="strict", secure=request.url.scheme == "https", path="/")
     return {"role": who.role}
@@ -326,6 +421,6 @@ def me(request: Request) -> dict[str, Any]:
     return {"role": who.role, "room": who.room}
 
 
-def principal(request: Request) -> Principal:
-    """The caller (set by :class:`AuthMiddleware`), for routes that write the audit log."""
+def principal(request: HTTPConnection) -> Principal:
+    """The caller (set by :class:`AuthMiddleware`) of a request or a WebSocket."""
     return getattr(request.state, "principal", Principal("gm"))

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from pydantic import Field
 
+from controller.api.auth import principal
 from controller.engine import GAME_MASTER, EngineError, NotFoundError
 from controller.service import GameService
 from controller.store import Store
@@ -24,9 +25,21 @@ def get_store(request: Request) -> Store:
 
 ServiceDep = Annotated[GameService, Depends(get_service)]
 StoreDep = Annotated[Store, Depends(get_store)]
-#: who gives an order, for the audit log (a role or a name; authentication comes later)
-Who = Annotated[str, Field(min_length=1, max_length=60, description="who gives the order (audit log)")]
+#: the ``who`` of a request body: still accepted (older pages send it) but not trusted
+Who = Annotated[str, Field(min_length=1, max_length=60,
+                           description="ignored when access control is on: the audit log "
+                                       "records the logged-in role")]
 DEFAULT_WHO = GAME_MASTER
+
+
+def actor(request: Request, claimed: str | None = None) -> str:
+    """Who the audit log records for an order: the authenticated principal (``game master``,
+    ``technician``). A ``who`` sent in the body is ignored — anyone could write anything
+    there; only with access control off (benches, unit tests) is it taken as given."""
+    settings = getattr(request.app.state, "auth", None)
+    if settings is not None and settings.enabled:
+        return principal(request).who
+    return claimed or DEFAULT_WHO
 
 
 @contextmanager

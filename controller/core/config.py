@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     MQTT_USERNAME: str | None = None
     MQTT_PASSWORD: str | None = None
     MQTT_PASSWORD_FILE: Path | None = None
+    #: MQTT keepalive of the controller's connection (seconds): the broker publishes the
+    #: controller's last will 1.5 × this after it went silent, and nodes then queue events
+    MQTT_KEEPALIVE: int = Field(default=5, ge=2, le=60)
     HTTP_HOST: str = "127.0.0.1"
     HTTP_PORT: int = Field(default=8000, gt=0, lt=65536)
     DATA_DIR: Path = Path("data")

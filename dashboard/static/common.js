@@ -12,6 +12,7 @@ const App = (() => {
     document.documentElement.lang = lang;
     for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
     for (const el of document.querySelectorAll("[data-i18n-title]")) el.title = t(el.dataset.i18nTitle);
+    for (const badge of badges) badge.draw();
   }
   function t(key, vars) {
     let s = texts[key] ?? key;
@@ -67,10 +68,31 @@ const App = (() => {
     setInterval(() => { if (ws && ws.readyState === 1) ws.send("ping"); }, 20000);
     connect();
   }
+  // a badge drawn before the texts are loaded is drawn again once they are (see loadTexts)
+  const badges = [];
   function linkBadge(el) {
-    return (up) => { el.textContent = up ? `● ${t("live")}` : `○ ${t("offline")}`; el.className = up ? "badge ok" : "badge off"; };
+    const badge = {up: null, draw() {
+      if (badge.up === null) return;
+      el.textContent = badge.up ? `● ${t("live")}` : `○ ${t("offline")}`;
+      el.className = badge.up ? "badge ok" : "badge off";
+    }};
+    badges.push(badge);
+    return (up) => { badge.up = up; badge.draw(); };
   }
 
+  // who gave an order, as the audit log records it (English identifiers) → the page's language
+  const ACTORS = [
+    [/^game master$/, "actor_gm"], [/^technician$/, "actor_tech"], [/^controller$/, "actor_controller"],
+    [/^node (\S+) \(offline\)$/, "actor_node_offline"], [/^node (\S+) \(emergency input\)$/, "actor_node_emergency"],
+    [/^puzzle (\S+)$/, "actor_puzzle"], [/^screen (\S+)$/, "actor_screen"],
+  ];
+  function actor(who) {
+    for (const [re, key] of ACTORS) {
+      const m = re.exec(who || "");
+      if (m) return t(key, {id: m[1] || ""});
+    }
+    return who || "";
+  }
   function fmt(seconds) {
     const s = Math.max(0, Math.round(seconds || 0));
     return `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
@@ -102,6 +124,6 @@ const App = (() => {
     const b = document.getElementById("lang");
     if (b) b.onclick = () => setLang(lang === "fr" ? "en" : "fr").then(() => { if (window.render) window.render(); });
   }
-  return {t, loadTexts, setLang, api, post, live, linkBadge, fmt, el, lockText, toast, token, setupLangSwitch,
+  return {t, actor, loadTexts, setLang, api, post, live, linkBadge, fmt, el, lockText, toast, token, setupLangSwitch,
           get lang() { return lang; }};
 })();

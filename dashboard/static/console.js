@@ -11,6 +11,59 @@ function statusText(s) {
   return {solved: t("solved"), available: t("available"), locked: t("locked_puzzle"), skipped: t("skipped")}[s] || s;
 }
 
+const PREPARING = ["check", "briefing"];
+const ENDED = ["won", "lost", "aborted"];
+const STEP = {check: "check", briefing: "briefing", running: "run", paused: "run", won: "run", lost: "run",
+              aborted: "run", debrief: "debrief"};
+
+// Phase flow (check → briefing → run → debrief), inactivity alert, end of the game.
+function renderFlow(g) {
+  const steps = ["check", "briefing", "run", "debrief"];
+  const at = steps.indexOf(STEP[g.phase]);
+  for (const li of $("flow").children) {
+    const i = steps.indexOf(li.dataset.step);
+    if (i === at) li.setAttribute("aria-current", "step"); else li.removeAttribute("aria-current");
+    li.classList.toggle("done", at >= 0 && (i < at || (i === at && ENDED.includes(g.phase))));
+  }
+  const alert = $("alert");
+  const level = ["running", "paused"].includes(g.phase) ? g.alert : null;
+  alert.classList.toggle("hidden", !level);
+  if (level) {
+    alert.className = `alert level-${level}`;
+    alert.dataset.level = level;
+    alert.textContent = t(level === "alert" ? "alert_alert" : "alert_warning", {min: Math.floor((g.idle_s || 0) / 60)});
+  }
+  const ended = ENDED.includes(g.phase) || g.phase === "debrief";
+  $("end-panel").classList.toggle("hidden", !ended);
+  $("end-panel").dataset.phase = g.phase;
+  if (ended) {
+    const result = g.result ? t(`result_${g.result}`) : "";
+    $("end-result").textContent = g.phase === "debrief" ? `${t("debrief_phase")} — ${result}` : `${t("game_over")} — ${result}`;
+    $("to-debrief").disabled = g.phase === "debrief";
+    $("open-debrief").href = g.session ? `/debrief?session=${encodeURIComponent(g.session)}` : "/debrief";
+  }
+}
+
+// Pre-game check: every prop against its start state, in words and symbol.
+function renderCheck(g, check) {
+  const show = g.phase === "idle" || PREPARING.includes(g.phase);
+  $("check-panel").classList.toggle("hidden", !show || !check);
+  if (!show || !check) return;
+  const notReady = check.props.filter((p) => p.status !== "ready").length;
+  const summary = $("check-summary");
+  summary.textContent = notReady ? t("check_not_ready", {n: notReady}) : t("check_ready");
+  summary.className = notReady ? "warn" : "";
+  summary.dataset.ready = String(!notReady);
+  $("to-briefing").disabled = g.phase !== "check";
+  $("start-run").disabled = !PREPARING.includes(g.phase);
+  $("override-reason").placeholder = t("override_reason");
+  const names = Object.fromEntries((snap.nodes || []).map((n) => [n.id, n.label]));
+  $("check-list").replaceChildren(...check.props.map((p) => el("li", {dataset: {prop: `${p.node}.${p.prop}`, status: p.status}},
+    el("span", {class: "st"}, t(`check_status_${p.status}`)),
+    el("span", {class: "name"}, `${names[p.node] || p.node} · ${p.label}`),
+    p.detail ? el("span", {class: "detail"}, p.detail) : null)));
+}
+
 function renderGame(g) {
   $("remaining").textContent = fmt(g.remaining_s);
   $("phase").textContent = App.lang === "fr" ? (g.phase_label || g.phase) : g.phase;
@@ -32,7 +85,7 @@ function renderGame(g) {
   $("budget-history").replaceChildren(...[...(g.budget_history || [])].reverse().map((b) =>
     el("tr", {}, el("td", {}, fmt(b.at)), el("td", {}, `${b.amount > 0 ? "+" : ""}${b.amount} €`), el("td", {}, b.label || ""))));
   $("audit").replaceChildren(...[...(g.audit || [])].reverse().map((a) =>
-    el("tr", {}, el("td", {}, new Date(a.at * 1000).toLocaleTimeString()), el("td", {}, a.who),
+    el("tr", {}, el("td", {}, new Date(a.at * 1000).toLocaleTimeString()), el("td", {}, App.actor(a.who)),
        el("td", {}, a.action), el("td", {}, [a.target, a.detail].filter(Boolean).join(" — ")))));
   $("clues-sent").replaceChildren(...(g.clues || []).map((c) =>
     el("li", {dataset: {clue: c.id, status: c.status}}, el("strong", {}, c.status === "shown" ? t("shown") : t("sent")),
@@ -58,7 +111,10 @@ function renderRooms() {
   }));
 }
 
-window.render = () => { if (!snap) return; renderGame(snap.game); renderRooms(); };
+window.render = () => {
+  if (!snap) return;
+  renderGame(snap.game); renderFlow(snap.game); renderCheck(snap.game, snap.check); renderRooms();
+};
 
 async function loadClues() {
   const res = await fetch("/api/clues", {headers: {"Content-Type": "application/json"}});
@@ -81,6 +137,7 @@ App.live((data) => {
   if (!sel.options.length) {
     sel.append(el("option", {value: "all"}, t("all_rooms")), ...snap.nodes.map((n) => el("option", {value: n.id}, n.label)));
   }
+  sel.options[0].textContent = t("all_rooms");   // the texts may load after the first snapshot
   $("nav-rehearsal").classList.toggle("hidden", !snap.demo);
   window.render();
 }, App.linkBadge($("link")));
@@ -90,11 +147,20 @@ $("emergency").onclick = async () => {
   if (r.ok) App.toast(t("emergency_done"));
 };
 $("open-start").onclick = () => $("start-dialog").showModal();
+const group = () => ({parcours: $("start-parcours").value, players: Number($("start-players").value),
+                      children: $("start-children").checked});
 $("start-form").onsubmit = (ev) => {
-  if (ev.submitter && ev.submitter.value !== "start") return;
-  post("/api/game/start", {parcours: $("start-parcours").value, players: Number($("start-players").value),
-                           children: $("start-children").checked, who: WHO()});
+  const action = ev.submitter && ev.submitter.value;
+  if (action === "start") post("/api/game/start", {...group(), who: WHO()});
+  else if (action === "check") post("/api/game/check", {...group(), who: WHO()});
 };
+const override = () => ($("override-reason").value.trim() ? {override_reason: $("override-reason").value.trim()} : {});
+// in idle it opens the check (every prop sent its start state); in check it resends to every prop not ready
+$("reset-all").onclick = () => post("/api/game/check", snap && snap.game.phase === "idle" ? {...group(), who: WHO()} : {who: WHO()});
+$("to-briefing").onclick = () => post("/api/game/briefing", {...override(), who: WHO()});
+$("start-run").onclick = () => post("/api/game/start", {...override(), who: WHO()});
+// the debrief phase; the debrief screen itself opens from the link beside (a TV, a tablet)
+$("to-debrief").onclick = () => post("/api/game/debrief", {who: WHO()});
 $("pause").onclick = () => post("/api/game/pause", {who: WHO()});
 $("resume").onclick = () => post("/api/game/resume", {who: WHO()});
 $("plus5").onclick = () => post("/api/game/time", {seconds: 300, who: WHO()});

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from controller.api import auth as auth_api
-from controller.api.auth import COOKIE, AuthConfigError, AuthMiddleware, AuthSettings
+from controller.api.auth import COOKIE, AuthConfigError, AuthMiddleware, AuthSettings, FailureLimiter
 
 SETTINGS = AuthSettings(gm_password="gm-password", tech_password="tech-password",
                         screen_secret="s" * 32)
@@ -123,3 +123,45 @@ def test_settings_from_env_refuse_missing_secrets_outside_demo() -> None:
     env = {"ESCAPE_GM_PASSWORD": "g" * 10, "ESCAPE_TECH_PASSWORD": "t" * 10,
            "ESCAPE_SCREEN_TOKEN_SECRET": "x" * 32}
     assert AuthSettings.from_env(env).login("g" * 10).role == "gm"
+
+
+def test_repeated_wrong_passwords_are_throttled_per_address(client: TestClient) -> None:
+    for _ in range(5):
+        assert login(client, "nope") == 401
+    reply = client.post("/api/login", json={"password": "gm-password"})   # even the right one
+    assert reply.status_code == 429
+    assert 1 <= int(reply.headers["retry-after"]) <= 60
+    assert "trop d'essais" in reply.json()["detail"]
+    assert COOKIE not in client.cookies
+    other = TestClient(client.app, base_url="http://testserver", client=("10.0.0.2", 40000))
+    assert login(other, "gm-password") == 200                              # another address
+
+
+def test_failure_limiter_forgets_after_its_window() -> None:
+    now = [100.0]
+    limiter = FailureLimiter(limit=3, window_s=60, clock=lambda: now[0])
+    for _ in range(3):
+        assert limiter.retry_after("1.2.3.4") == 0
+        limiter.fail("1.2.3.4")
+        now[0] += 10
+    assert limiter.retry_after("1.2.3.4") == 30          # the first failure was 30 s ago
+    assert limiter.retry_after("5.6.7.8") == 0
+    now[0] += 30
+    assert limiter.retry_after("1.2.3.4") == 0
+    limiter.fail("1.2.3.4")
+    limiter.clear("1.2.3.4")
+    assert limiter.retry_after("1.2.3.4") == 0
+
+
+def test_repeated_wrong_screen_tokens_are_throttled(client: TestClient) -> None:
+    bad = "cuisine." + "0" * 32
+    for _ in range(5):
+        assert client.get(f"/api/state?token={bad}").status_code == 401
+    reply = client.get(f"/api/state?token={SETTINGS.screen_token('cuisine')}")
+    assert reply.status_code == 429 and int(reply.headers["retry-after"]) >= 1
+    with pytest.raises(WebSocketDisconnect) as exc, client.websocket_connect(f"/ws?token={bad}") as ws:
+        ws.receive_text()
+    assert exc.value.code == 1008
+    assert login(client, "gm-password") == 200           # a password login is another matter
+    other = TestClient(client.app, base_url="http://testserver", client=("10.0.0.3", 40000))
+    assert other.get(f"/api/state?token={SETTINGS.screen_token('cuisine')}").status_code == 200

@@ -198,7 +198,7 @@ def test_every_generated_user_can_log_in(peer: OpenPeer) -> None:
 def test_node_publishes_its_own_topics_to_the_controller(peer: OpenPeer) -> None:
     controller, hall = peer("controller"), peer("hall")
     controller.subscribe(*T.controller_subscriptions())
-    own = [T.node_status("hall"), T.prop_state("hall", "mailbox_lock"),
+    own = [T.node_status("hall"), T.node_heartbeat("hall"), T.prop_state("hall", "mailbox_lock"),
            T.prop_event("hall", "mailbox_keypad"), T.node_tech_reply("hall")]
     sent = {topic: marker(topic) for topic in own}
     for topic, payload in sent.items():
@@ -216,6 +216,7 @@ def test_node_cannot_publish_as_another_node_or_as_the_controller(peer: OpenPeer
         T.prop_set("hall", "mailbox_lock"),       # commands come from the controller only
         T.prop_event("entree", "door_keypad"),    # solve another room's puzzle
         T.node_status("entree"),
+        T.node_heartbeat("entree"),               # keep a dead room looking alive
         T.node_resync("entree"),
         T.controller_status,
         T.game_state,

@@ -7,6 +7,12 @@ Every wait is bounded and waits on a condition (``wait_for``), never on a bare s
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -272,3 +278,109 @@ def wire(mosquitto: Mosquitto) -> Iterator[Wire]:
     peer = Wire(mosquitto)
     yield peer
     peer.close()
+
+
+# -- processes: what kill -9, SIGSTOP and SIGHUP need ---------------------------------------
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def console_command() -> list[str]:
+    """The installed console script, as systemd runs it (python -m where it is missing)."""
+    script = Path(sys.executable).with_name("escape-apartment")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "controller.cli"]
+
+
+class _Process:
+    process: subprocess.Popen[bytes]
+
+    def signal(self, sig: int) -> None:
+        self.process.send_signal(sig)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=5)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)   # a stopped process cannot terminate
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+class NodeProcess(_Process):
+    """``escape-apartment node --simulate`` in a process of its own (its MockFactory dies with it)."""
+
+    def __init__(self, *, node_id: str, game: Path, broker: str, data_dir: Path, log: Path,
+                 keepalive: int = 5) -> None:
+        env = {**os.environ, "ESCAPE_MQTT_KEEPALIVE": str(keepalive)}
+        env.pop("ESCAPE_DATA_DIR", None)
+        self.log = log
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [*console_command(), "node", "--id", node_id, "--simulate",
+                 "--config", str(game), "--broker", broker, "--data-dir", str(data_dir)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+
+
+_CONTROLLER = textwrap.dedent("""
+    import logging, sys
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[1])
+    import uvicorn
+    from config.loader import load_game
+    from controller.main import create_app
+    from nodes.mqtt import BrokerAddress
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    game_file, db, broker_host, broker_port, http_port = sys.argv[2:7]
+    app = create_app(game=load_game(game_file), broker=BrokerAddress(broker_host, int(broker_port)),
+                     db_path=Path(db), config_path=Path(game_file))
+    uvicorn.run(app, host="127.0.0.1", port=int(http_port), log_level="warning")
+""")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ControllerProcess(_Process):
+    """The controller under uvicorn in a process of its own (access control off), on the
+    game file *game* (which ``SIGHUP`` reloads) and the session database *db*."""
+
+    def __init__(self, *, game: Path, db: Path, broker: Mosquitto, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _CONTROLLER, str(ROOT), str(game), str(db), broker.host,
+                 str(broker.port), str(self.port)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def state(self) -> dict[str, Any] | None:
+        import httpx
+
+        try:
+            return httpx.get(f"{self.url}/api/state", timeout=2).json()  # type: ignore[no-any-return]
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        import httpx
+
+        return httpx.post(f"{self.url}{path}", json=body or {}, timeout=5)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[_Process]]:
+    """Every process a test starts: stopped (SIGCONT first) at the end, whatever happened."""
+    started: list[_Process] = []
+    yield started
+    for proc in reversed(started):
+        proc.stop()

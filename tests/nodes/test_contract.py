@@ -9,12 +9,14 @@ import pytest
 from nodes.contract import (
     Command,
     ContractError,
+    NodeHeartbeat,
     NodeStatus,
     PropEvent,
     PropState,
     TopicParts,
     Topics,
     decode,
+    node_heartbeat_interval,
 )
 
 T = Topics("temoin")
@@ -25,6 +27,8 @@ def test_topics_round_trip():
     assert T.parse(T.prop_set("hall", "lock")) == TopicParts("set", "hall", "lock")
     assert T.parse(T.node_status("hall")) == TopicParts("status", "hall")
     assert T.parse(T.node_resync("hall")) == TopicParts("resync", "hall")
+    assert T.parse(T.node_heartbeat("hall")) == TopicParts("heartbeat", "hall")
+    assert "escape/temoin/nodes/+/heartbeat" in T.controller_subscriptions()
     assert T.parse(T.controller_status) == TopicParts("controller_status")
     assert T.parse(T.game_state) == TopicParts("game_state")
     assert T.parse(T.node_tech_reply("hall")) == TopicParts("tech_reply", "hall")
@@ -71,3 +75,13 @@ def test_bad_payloads_raise_contract_error(raw: bytes):
 def test_event_requires_boot_seq_type_ts():
     with pytest.raises(ContractError, match="boot_id"):
         decode(b'{"v":1,"seq":1,"type":"code","ts":1}', PropEvent)
+
+
+def test_birth_announces_keepalive_and_heartbeat_and_the_heartbeat_is_small():
+    birth = NodeStatus(online=True, boot_id="b1", keepalive=5, heartbeat=node_heartbeat_interval(5))
+    assert decode(birth.to_bytes(), NodeStatus).heartbeat == pytest.approx(5 / 3)
+    beat = NodeHeartbeat(boot_id="b1", ts=1.0, autonomous=False, outbox=0)
+    assert len(beat.to_bytes()) < 100
+    assert decode(beat.to_bytes(), NodeHeartbeat) == beat
+    with pytest.raises(ContractError):
+        decode(b'{"v":1,"boot_id":"b1","outbox":-1}', NodeHeartbeat)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, http_errors
+from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, actor, http_errors
 
 router = APIRouter(prefix="/api/clues", tags=["clues"])
 
@@ -43,13 +43,14 @@ async def clues(service: ServiceDep) -> dict[str, Any]:
 
 
 @router.post("")
-async def send(body: ClueOrder, service: ServiceDep) -> dict[str, Any]:
+async def send(request: Request, body: ClueOrder, service: ServiceDep) -> dict[str, Any]:
     room_given = "room" in body.model_fields_set
     room = None if body.room == "all" else body.room
     with http_errors():
         clue = service.send_clue(puzzle=body.puzzle, index=body.index, text=body.text,
                                  text_en=body.text_en, room=room, room_given=room_given,
-                                 counts=body.counts, cost=body.cost, who=body.who)
+                                 counts=body.counts, cost=body.cost,
+                                 who=actor(request, body.who))
     return {"clue": clue.public(), "clue_count": service.engine.clue_count,
             "budget": service.engine.budget}
 

@@ -1,8 +1,9 @@
 """Game routes: state, pre-game check, briefing, start, pause, time, stop, overrides.
 
 Every order is ``async def``: it runs on the event loop, like MQTT messages and the timer,
-so the game's state changes one order at a time. Every order takes an optional ``who``
-(default ``"game master"``) for the session's audit log.
+so the game's state changes one order at a time. The session's audit log records who
+gave each order from the logged-in principal (``game master`` or ``technician``); a ``who``
+in the body is still accepted but ignored (see :func:`controller.api.deps.actor`).
 
 ``POST /api/game/start`` works from every phase that can lead to a run: from briefing it
 starts; from check it briefs first (every prop ready, or ``override_reason``); from idle,
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, http_errors
+from controller.api.auth import principal
+from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, actor, http_errors
+from controller.debrief import debrief as build_debrief
 from controller.engine import PREPARING
 
 router = APIRouter(prefix="/api", tags=["game"])
@@ -91,8 +94,9 @@ def health(service: ServiceDep) -> dict[str, Any]:
 
 
 @router.get("/state")
-async def state(service: ServiceDep) -> dict[str, Any]:
-    return service.snapshot()
+async def state(request: Request, service: ServiceDep) -> dict[str, Any]:
+    """The whole state for the staff; a room screen gets only its screen view."""
+    return service.view(principal(request))
 
 
 @router.get("/game/check")
@@ -102,83 +106,97 @@ async def check_report(service: ServiceDep) -> dict[str, Any]:
 
 
 @router.post("/game/check")
-async def check(service: ServiceDep, body: GameCheck | None = None) -> dict[str, Any]:
+async def check(request: Request, service: ServiceDep, body: GameCheck | None = None) -> dict[str, Any]:
     """Open a session and check the apartment: every prop is sent its start state (locks
     engaged, outputs at rest, keypads cleared, readers emptied). In check already: the
     props not ready yet are sent it again."""
     body = body or GameCheck()
     with http_errors():
-        report = service.begin_check(**_group(body, service), who=body.who)
+        report = service.begin_check(**_group(body, service), who=actor(request, body.who))
     return {"phase": str(service.engine.phase), **report}
 
 
 @router.post("/game/briefing")
-async def briefing(service: ServiceDep, body: GameBriefing | None = None) -> dict[str, Any]:
+async def briefing(request: Request, service: ServiceDep, body: GameBriefing | None = None) -> dict[str, Any]:
     """Check → briefing: every prop ready, or an ``override_reason``."""
     body = body or GameBriefing()
     with http_errors():
-        service.brief(override=body.override_reason, who=body.who, **_group(body, service))
+        service.brief(override=body.override_reason, who=actor(request, body.who), **_group(body, service))
     return service.engine.snapshot()
 
 
 @router.post("/game/start")
-async def start(body: GameStart, service: ServiceDep) -> dict[str, Any]:
+async def start(request: Request, body: GameStart, service: ServiceDep) -> dict[str, Any]:
     with http_errors():
-        service.start_game(**_group(body, service), override=body.override_reason, who=body.who)
+        service.start_game(**_group(body, service), override=body.override_reason,
+                           who=actor(request, body.who))
     return service.engine.snapshot()
 
 
 @router.post("/game/pause")
-async def pause(service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
+async def pause(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     with http_errors():
-        service.pause(who=(body or Order()).who)
+        service.pause(who=actor(request, (body or Order()).who))
     return service.engine.snapshot()
 
 
 @router.post("/game/resume")
-async def resume(service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
+async def resume(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     with http_errors():
-        service.resume_game(who=(body or Order()).who)
+        service.resume_game(who=actor(request, (body or Order()).who))
     return service.engine.snapshot()
 
 
 @router.post("/game/time")
-async def change_time(body: TimeChange, service: ServiceDep) -> dict[str, Any]:
+async def change_time(request: Request, body: TimeChange, service: ServiceDep) -> dict[str, Any]:
     """Add time (``{"seconds": 300}``) or remove some (``{"seconds": -120}``)."""
     with http_errors():
-        service.add_time(body.seconds, who=body.who)
+        service.add_time(body.seconds, who=actor(request, body.who))
     return service.engine.snapshot()
 
 
 @router.post("/game/stop")
-async def stop(service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
+async def stop(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     """Abort the run (every lock opens), or cancel a session still in check or briefing."""
     with http_errors():
-        service.stop_game(who=(body or Order()).who)
+        service.stop_game(who=actor(request, (body or Order()).who))
     return service.engine.snapshot()
 
 
 @router.post("/game/debrief")
-async def debrief(service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
+async def debrief(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     with http_errors():
-        service.debrief(who=(body or Order()).who)
+        service.debrief(who=actor(request, (body or Order()).who))
     return service.engine.snapshot()
 
 
+@router.get("/game/debrief")
+async def current_debrief(service: ServiceDep) -> dict[str, Any]:
+    """The debrief of the current session, or of the last one played when none is open."""
+    session_id = service.engine.session_id
+    if session_id is None:
+        last = service.store.sessions(limit=1)
+        session_id = last[0]["id"] if last else None
+    row = service.store.session(session_id) if session_id else None
+    if row is None:
+        raise HTTPException(status_code=404, detail="aucune session jouée")
+    return build_debrief(row, service.game)
+
+
 @router.post("/game/reset")
-async def reset(service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
+async def reset(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     """Close the session (it stays in the history) and go back to idle."""
     with http_errors():
-        service.reset_game(who=(body or Order()).who)
+        service.reset_game(who=actor(request, (body or Order()).who))
     return service.engine.snapshot()
 
 
 @router.post("/game/puzzles/{puzzle}/{action}")
-async def puzzle_order(puzzle: str, action: Literal["solve", "reset", "skip"], service: ServiceDep,
-                       body: Order | None = None) -> dict[str, Any]:
+async def puzzle_order(request: Request, puzzle: str, action: Literal["solve", "reset", "skip"],
+                       service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     """Force-solve a puzzle, reset it (players do it again), or skip to it (force-solve
     what it requires)."""
-    who = (body or Order()).who
+    who = actor(request, (body or Order()).who)
     with http_errors():
         if action == "solve":
             service.force_solve(puzzle, who=who)
@@ -190,7 +208,7 @@ async def puzzle_order(puzzle: str, action: Literal["solve", "reset", "skip"], s
 
 
 @router.post("/emergency")
-async def emergency(service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
+async def emergency(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     """Open every lock of the apartment at once. No confirmation, always allowed."""
-    service.emergency(who=(body or Order()).who)
+    service.emergency(who=actor(request, (body or Order()).who))
     return {"released": [f"{n}.{p}" for n, p in service._maglocks]}

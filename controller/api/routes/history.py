@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
-from controller.api.deps import StoreDep
+from controller.api.deps import ServiceDep, StoreDep
+from controller.debrief import debrief
 
 router = APIRouter(prefix="/api/history", tags=["history"])
 
@@ -73,6 +74,15 @@ async def session(session_id: str, store: StoreDep) -> dict[str, Any]:
     if row is None:
         raise HTTPException(status_code=404, detail=f"session inconnue {session_id!r}")
     return row
+
+
+@router.get("/sessions/{session_id}/debrief")
+async def session_debrief(session_id: str, store: StoreDep, service: ServiceDep) -> dict[str, Any]:
+    """The debrief of a session: per theme what the group did, clues, budget history."""
+    row = store.session(session_id)
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"session inconnue {session_id!r}")
+    return debrief(row, service.game)
 
 
 @router.get("/sessions/{session_id}/events")

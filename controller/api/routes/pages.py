@@ -1,6 +1,7 @@
 """The web pages (HTML from dashboard/static) and the read-only data they need.
 
-``/console`` game master, ``/rehearsal`` simulated apartment (demo), ``/tech`` technician,
+``/console`` game master, ``/debrief`` debrief of a session, ``/history`` past sessions,
+``/rehearsal`` simulated apartment (demo), ``/tech`` technician,
 ``/screen/<room>?token=…`` in-room screen, ``/login``. Access is checked by
 :mod:`controller.api.auth` before any of these run.
 """
@@ -18,7 +19,7 @@ from controller.api.deps import ServiceDep
 
 STATIC_DIR = Path(__file__).resolve().parents[3] / "dashboard" / "static"
 PAGES = {"console": "console.html", "rehearsal": "rehearsal.html", "tech": "tech.html",
-         "login": "login.html"}
+         "login": "login.html", "debrief": "debrief.html", "history": "history.html"}
 
 router = APIRouter(tags=["pages"])
 
@@ -50,6 +51,17 @@ def rehearsal_page() -> FileResponse:
 @router.get("/tech", include_in_schema=False)
 def tech_page() -> FileResponse:
     return _page(PAGES["tech"])
+
+
+@router.get("/debrief", include_in_schema=False)
+def debrief_page() -> FileResponse:
+    """The debrief of the current (or last) session; ``?session=<id>`` for a past one."""
+    return _page(PAGES["debrief"])
+
+
+@router.get("/history", include_in_schema=False)
+def history_page() -> FileResponse:
+    return _page(PAGES["history"])
 
 
 @router.get("/screen/{room}", include_in_schema=False)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, http_errors
+from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, actor, http_errors
 
 router = APIRouter(prefix="/api/props", tags=["props"])
 
@@ -22,12 +22,13 @@ class PropOrder(BaseModel):
 
 
 @router.post("/{node}/{prop}/{action}")
-async def order(node: str, prop: str, action: str, service: ServiceDep,
+async def order(request: Request, node: str, prop: str, action: str, *, service: ServiceDep,
                 body: PropOrder | None = None) -> dict[str, Any]:
     """Lock, unlock, or command a prop (``on``, ``off``, ``blink``, ``pulse``, ``reset``)."""
     if action not in ACTIONS:
         raise HTTPException(status_code=422, detail=f"action inconnue {action!r} : {', '.join(ACTIONS)}")
     body = body or PropOrder()
     with http_errors():
-        command_id = service.prop_order(node, prop, action, dict(body.params), who=body.who)
+        command_id = service.prop_order(node, prop, action, dict(body.params),
+                                        who=actor(request, body.who))
     return {"command_id": command_id}

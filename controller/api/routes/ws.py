@@ -1,4 +1,8 @@
-"""The live WebSocket: a snapshot on connect, then one on every change."""
+"""The live WebSocket: a snapshot on connect, then one on every change.
+
+Game master and technician get the full snapshot; a room screen only its screen view
+(:meth:`controller.service.GameService.screen_view`): no props, audit log or metrics.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import logging
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from controller.hub import Hub
+from controller.api.auth import principal
+from controller.hub import STAFF, Hub, screen_audience
 
 router = APIRouter(tags=["live"])
 log = logging.getLogger(__name__)
@@ -16,10 +21,11 @@ log = logging.getLogger(__name__)
 @router.websocket("/ws")
 async def live(ws: WebSocket) -> None:
     service = ws.app.state.service
+    who = principal(ws)
     await ws.accept()
-    service.hub.add(ws)
+    service.hub.add(ws, screen_audience(who.room) if who.role == "screen" else STAFF)
     try:
-        await ws.send_text(json.dumps(Hub.frame("snapshot", service.snapshot()), default=str))
+        await ws.send_text(json.dumps(Hub.frame("snapshot", service.view(who)), default=str))
         while True:
             await ws.receive_text()  # pings from the page; nothing else is accepted
     except WebSocketDisconnect:

@@ -1,0 +1,114 @@
+"""Reloading the game file (controller/reload.py, ``POST /api/config/reload``): a bad file
+changes nothing, a running game keeps its game, a valid file is taken between sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from controller.api.auth import TECH_ONLY, AuthSettings
+from controller.main import create_app
+from nodes.mqtt import BrokerAddress
+from tests.controller.conftest import GAME, make_game
+
+APARTMENT = "reload_test"
+#: no broker: the controller runs without one (paho retries in the background)
+NOWHERE = BrokerAddress("127.0.0.1", 9)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def game_path(tmp_path: Path) -> Path:
+    return write(tmp_path / "game.yaml", GAME.format(apartment_id=APARTMENT))
+
+
+@pytest.fixture
+def client(tmp_path: Path, game_path: Path) -> Iterator[TestClient]:
+    app = create_app(game=make_game(APARTMENT), broker=NOWHERE, db_path=tmp_path / "escape.db",
+                     config_path=game_path)
+    with TestClient(app, headers={"Content-Type": "application/json"}) as c:
+        yield c
+
+
+def reload(client: TestClient):
+    return client.post("/api/config/reload", json={})
+
+
+def test_an_unchanged_file_is_a_no_op(client: TestClient) -> None:
+    reply = reload(client)
+    assert reply.status_code == 200 and reply.json()["status"] == "unchanged"
+
+
+def test_a_bad_file_changes_nothing_and_says_every_error_with_its_line(client: TestClient,
+                                                                         game_path: Path) -> None:
+    service = client.app.state.service
+    assert client.post("/api/game/start", json={"parcours": "primo", "players": 3}).status_code == 200
+    before = (service.game, service.engine, service.engine.session_id)
+    write(game_path, GAME.format(apartment_id=APARTMENT).replace("code_length: 4", "code_length: four"))
+    reply = reload(client)
+    assert reply.status_code == 422
+    detail = reply.json()["detail"]
+    assert "conservé" in detail["message"]
+    assert [e for e in detail["errors"] if e.startswith(f"{game_path}:13:") and "code_length" in e], \
+        detail["errors"]
+    assert (service.game, service.engine, service.engine.session_id) == before
+    assert client.get("/api/state").json()["game"]["phase"] == "running"
+    assert service.bridge.metrics["config_reload_refused"] == 1
+
+
+def test_a_valid_change_waits_for_the_end_of_the_session(client: TestClient, game_path: Path) -> None:
+    service = client.app.state.service
+    assert client.post("/api/game/start", json={"parcours": "primo", "players": 3}).status_code == 200
+    old_game = service.game
+    write(game_path, GAME.format(apartment_id=APARTMENT).replace("label: Hall", "label: Hall d'entrée"))
+    reply = reload(client)
+    assert reply.status_code == 409 and "session" in reply.json()["detail"]["message"]
+    assert service.game is old_game
+
+    assert client.post("/api/game/stop", json={}).status_code == 200
+    assert client.post("/api/game/reset", json={}).status_code == 200
+    reply = reload(client)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["status"] == "reloaded"
+    assert reply.json()["restart_nodes"] == ["hall"], "the hall's Pi reads its own copy"
+    assert service.game is not old_game
+    hall = next(n for n in client.get("/api/state").json()["nodes"] if n["id"] == "hall")
+    assert hall["label"] == "Hall d'entrée"
+    assert service.bridge.metrics["config_reloads"] == 1
+    # and a game runs on the new file
+    assert client.post("/api/game/start", json={"parcours": "primo", "players": 3}).status_code == 200
+
+
+def test_a_new_apartment_id_needs_a_restart(client: TestClient, game_path: Path) -> None:
+    write(game_path, GAME.format(apartment_id="other_flat"))
+    reply = reload(client)
+    assert reply.status_code == 409 and "redémarrez" in reply.json()["detail"]["message"]
+    assert client.app.state.service.game.apartment.id == APARTMENT
+
+
+def test_without_a_game_file_there_is_nothing_to_reload(tmp_path: Path) -> None:
+    app = create_app(game=make_game(APARTMENT), broker=NOWHERE, db_path=tmp_path / "escape.db")
+    with TestClient(app) as client:
+        assert client.post("/api/config/reload", json={}).status_code == 409
+
+
+def test_only_the_technician_may_reload(tmp_path: Path, game_path: Path) -> None:
+    assert TECH_ONLY.match("/api/config/reload")
+    auth = AuthSettings(gm_password="gm-password", tech_password="tech-password", screen_secret="s" * 32)
+    app = create_app(game=make_game(APARTMENT), broker=NOWHERE, db_path=tmp_path / "escape.db",
+                     auth=auth, config_path=game_path)
+    with TestClient(app, base_url="http://testserver") as client:
+        assert client.post("/api/config/reload", json={}).status_code == 401
+        assert client.post("/api/login", json={"password": "gm-password"}).status_code == 200
+        assert client.post("/api/config/reload", json={}).status_code == 403
+        client.cookies.clear()
+        assert client.post("/api/login", json={"password": "tech-password"}).status_code == 200
+        reply = client.post("/api/config/reload", json={})
+        assert reply.status_code == 200 and reply.json()["status"] == "unchanged"
