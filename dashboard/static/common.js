@@ -114,6 +114,17 @@ const App = (() => {
     if (p.kind !== "maglock") {
       if ("on" in r) return r.on ? `💡 ${t("on")}` : `${t("off")}`;
       if ("pressed" in r) return r.pressed ? t("pressed") : t("released");
+      if ("buffer_length" in r) return `⌨ ${t("keys_typed", {n: r.buffer_length})}`;
+      if ("occupied" in r) return r.occupied ? `⬤ ${t("mat_occupied")}` : `○ ${t("mat_free")}`;
+      if ("closed" in r) return r.closed ? `▮ ${t("contact_closed")}` : `◻ ${t("contact_open")}`;
+      if ("bins" in r) {
+        return Object.entries(r.bins || {}).map(([bin, uid]) =>
+          `${bin} : ${uid ? ((r.names || {})[bin] || uid) : t("bin_empty")}`).join(" · ");
+      }
+      if ("tag" in r || p.kind === "mfrc522" || p.kind === "rdm6300") {
+        const tag = r.tag ? `🏷 ${r.tag_name || r.tag}` : t("no_tag");
+        return r.connected === false || r.version === null ? `${tag} · ⚠ ${t("reader_not_answering")}` : tag;
+      }
       return Object.entries(r).filter(([k]) => !["v", "ack"].includes(k)).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
     }
     const lock = r.locked ? `🔒 ${t("locked")}` : (r.engaged ? `⚠ ${t("engaged_open")}` : `🔓 ${t("unlocked")}`);

@@ -85,8 +85,8 @@ function renderGame(g) {
   $("budget-history").replaceChildren(...[...(g.budget_history || [])].reverse().map((b) =>
     el("tr", {}, el("td", {}, fmt(b.at)), el("td", {}, `${b.amount > 0 ? "+" : ""}${b.amount} €`), el("td", {}, b.label || ""))));
   $("audit").replaceChildren(...[...(g.audit || [])].reverse().map((a) =>
-    el("tr", {}, el("td", {}, new Date(a.at * 1000).toLocaleTimeString()), el("td", {}, App.actor(a.who)),
-       el("td", {}, a.action), el("td", {}, [a.target, a.detail].filter(Boolean).join(" — ")))));
+    el("tr", {}, el("td", {}, new Date(a.at * 1000).toLocaleTimeString(App.lang)), el("td", {}, App.actor(a.who)),
+       el("td", {}, App.t(`audit_${a.action}`) === `audit_${a.action}` ? a.action : App.t(`audit_${a.action}`)), el("td", {}, [a.target, a.detail].filter(Boolean).join(" — ")))));
   $("clues-sent").replaceChildren(...(g.clues || []).map((c) =>
     el("li", {dataset: {clue: c.id, status: c.status}}, el("strong", {}, c.status === "shown" ? t("shown") : t("sent")),
        ` · ${c.room || t("all_rooms")} · ${c.text}`)));

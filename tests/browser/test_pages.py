@@ -83,6 +83,12 @@ def test_game_master_plays_from_the_rehearsal_page(browser: object, server: Serv
     console.wait_for_selector('.prop[data-prop="entree.door_lock"][data-locked="false"]')
     shot(rehearsal, "rehearsal")
     shot(console, "console-running")
+    # what the game master reads is French words, not the controller's identifiers
+    audit = console.text_content("#audit")
+    assert "départ du chrono" in audit and "maître du jeu" in audit, audit
+    assert "game master" not in audit
+    keypad = console.text_content('.prop[data-prop="hall.mailbox_keypad"] .state')
+    assert "touche(s) saisie(s)" in keypad, keypad
     rehearsal.close()
     console.context.close()
 
