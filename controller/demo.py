@@ -47,6 +47,7 @@ def run_demo(*, config: str | None, http_port: int, mqtt_port: int, host: str = 
           f"  Console du maître du jeu : {url}console  mot de passe : {auth.gm_password}\n"
           f"  Page technicien : {url}tech  mot de passe : {auth.tech_password}\n"
           f"  Répétition (appartement simulé) : {url}rehearsal\n"
+          f"  Historique : {url}history   Débrief : {url}debrief\n"
           + "".join(f"  Écran {n.id} : {url}screen/{n.id}?token="
                     f"{auth.screen_token(n.id)}\n"
                     for n in game.nodes)
