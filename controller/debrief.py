@@ -105,6 +105,7 @@ def debrief(session: dict[str, Any], game: Game | None = None) -> dict[str, Any]
                    "history": history},
         "themes": themes,
         "puzzles": puzzles,
+        "evaluation": session.get("evaluation"),
     }
 
 

@@ -149,6 +149,14 @@ CREATE TABLE IF NOT EXISTS desired (
     relock_pending INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (node, prop)
 );
+CREATE TABLE IF NOT EXISTS evaluations (
+    session_id TEXT PRIMARY KEY REFERENCES sessions(id),
+    rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
+    learned TEXT NOT NULL,
+    comment TEXT NOT NULL DEFAULT '',
+    who TEXT NOT NULL,
+    at REAL NOT NULL
+);
 """
 
 SESSION_CSV_COLUMNS = (
@@ -158,6 +166,7 @@ SESSION_CSV_COLUMNS = (
     ("duree_prevue_s", "duration_s"), ("indices", "clues"), ("budget_depart", "budget_start"),
     ("budget_final", "final_budget"), ("enigmes_resolues", "puzzles_solved"),
     ("enigmes", "puzzles"), ("verification_forcee", "check_override"),
+    ("note_groupe", "rating"), ("themes_retenus", "learned_csv"), ("commentaire", "comment"),
 )
 PUZZLE_CSV_COLUMNS = (
     ("session", "session_id"), ("date", "date"), ("parcours", "parcours"),
@@ -172,6 +181,10 @@ RESULT_LABELS = {"won": "gagné", "lost": "perdu", "aborted": "interrompu", "can
 
 class StoreError(RuntimeError):
     """The session database cannot be used."""
+
+
+class SessionNotEnded(ValueError):
+    """An order that needs a finished session (an evaluation) on one still open."""
 
 
 def default_path(data_dir: Path) -> Path:
@@ -417,8 +430,10 @@ class Store:
                       offset: int = 0) -> list[dict[str, Any]]:
         sql = (f"""SELECT s.*, (SELECT COUNT(*) FROM puzzle_results p WHERE p.session_id = s.id
                                 AND p.status = 'solved') AS puzzles_solved,
-                               (SELECT COUNT(*) FROM puzzle_results p WHERE p.session_id = s.id) AS puzzles
-                   FROM sessions s WHERE {where} ORDER BY s.started_at DESC, s.created_at DESC""")  # noqa: S608
+                               (SELECT COUNT(*) FROM puzzle_results p WHERE p.session_id = s.id) AS puzzles,
+                               e.rating AS rating, e.learned AS learned, e.comment AS comment
+                   FROM sessions s LEFT JOIN evaluations e ON e.session_id = s.id
+                   WHERE {where} ORDER BY s.started_at DESC, s.created_at DESC""")  # noqa: S608
         params = list(args)
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
@@ -433,6 +448,7 @@ class Store:
             d["result_label"] = RESULT_LABELS.get(d["result"], d["result"])
             d["started"], d["ended"] = _local_time(d["started_at"]), _local_time(d["ended_at"])
             d["time_used"] = _mmss(d["time_used_s"])
+            d["learned"] = json.loads(d["learned"]) if d["learned"] is not None else None
             out.append(d)
         return out
 
@@ -476,12 +492,45 @@ class Store:
             out["audit"] = [dict(r) for r in self._db.execute(
                 "SELECT at, elapsed_s, who, action, target, detail FROM audit WHERE session_id = ? "
                 "ORDER BY id", (session_id,))]
+            evaluation = self._db.execute(
+                "SELECT rating, learned, comment, who, at FROM evaluations WHERE session_id = ?",
+                (session_id,)).fetchone()
             out["events"] = self._db.execute(
                 "SELECT COUNT(*) FROM events WHERE session_id = ? AND kind = 'prop'",
                 (session_id,)).fetchone()[0]
         for clue in out["clues_detail"]:
             clue["counts"] = bool(clue["counts"])
+        out["evaluation"] = None if evaluation is None else {
+            **dict(evaluation), "learned": json.loads(evaluation["learned"])}
         return out
+
+    def save_evaluation(self, session_id: str, *, rating: int, learned: Sequence[str], comment: str,
+                        who: str, at: float | None = None) -> dict[str, Any]:
+        """Record (or correct) how the group judged a finished session: a 1–5 rating, the
+        themes the participants say they learned something about, a comment.
+
+        :raises LookupError: no such session, or it has not ended (nothing to judge yet).
+        """
+        at = time.time() if at is None else at
+        with self._tx() as db:
+            row = db.execute("SELECT result FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            if row is None:
+                msg = f"session inconnue {session_id!r}"
+                raise LookupError(msg)
+            if row["result"] not in ("won", "lost", "aborted"):
+                msg = f"la session {session_id} n'est pas terminée : rien à évaluer encore"
+                raise SessionNotEnded(msg)
+            db.execute(
+                """INSERT INTO evaluations (session_id, rating, learned, comment, who, at)
+                   VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (session_id) DO UPDATE SET rating = excluded.rating,
+                       learned = excluded.learned, comment = excluded.comment, who = excluded.who,
+                       at = excluded.at""",
+                (session_id, rating, json.dumps(list(learned)), comment, who, at))
+            db.execute("INSERT INTO audit (session_id, at, elapsed_s, who, action, target, detail) "
+                       "VALUES (?, ?, NULL, ?, 'evaluation', ?, ?)",
+                       (session_id, at, who, session_id, f"note {rating}/5"))
+        return {"rating": rating, "learned": list(learned), "comment": comment, "who": who, "at": at}
 
     def events(self, session_id: str, *, limit: int = 10_000) -> list[dict[str, Any]]:
         """The event log of a session, oldest first: prop events and the engine's notes."""
@@ -531,6 +580,9 @@ class Store:
                     FROM puzzle_results p JOIN sessions s ON s.id = p.session_id
                     WHERE {joined}
                     GROUP BY p.puzzle_id ORDER BY position, p.puzzle_id""", args).fetchall()  # noqa: S608
+            evaluations = self._db.execute(
+                f"""SELECT e.rating, e.learned FROM evaluations e JOIN sessions s ON s.id = e.session_id
+                    WHERE {joined}""", args).fetchall()  # noqa: S608
             times: dict[str, list[float]] = {}
             for r in self._db.execute(
                     f"""SELECT p.puzzle_id, p.duration_s FROM puzzle_results p
@@ -539,6 +591,10 @@ class Store:
                     args):
                 times.setdefault(r["puzzle_id"], []).append(r["duration_s"])
         won, lost = s["won"] or 0, s["lost"] or 0
+        learned: dict[str, int] = {}
+        for e in evaluations:
+            for theme in json.loads(e["learned"]):
+                learned[theme] = learned.get(theme, 0) + 1
         return {
             "sessions": s["sessions"], "participants": s["participants"],
             "sessions_with_children": s["with_children"],
@@ -551,6 +607,11 @@ class Store:
             "average_clues": _round(s["average_clues"], 2),
             "average_final_budget": _round(s["average_final_budget"]),
             "per_parcours": [dict(r) for r in per_parcours],
+            # how the groups judged their sessions (the debrief's evaluation form)
+            "evaluations": {"count": len(evaluations),
+                            "average_rating": _round(statistics.fmean(e["rating"] for e in evaluations), 2)
+                            if evaluations else None,
+                            "learned": learned},
             "puzzles": [{"id": r["puzzle_id"], "label": r["label"], "theme": r["theme"],
                          "sessions": r["sessions"], "solved": r["solved"],
                          "solved_by_players": r["solved_by_players"],
@@ -569,6 +630,8 @@ class Store:
             r["result"] = r["result_label"]
             r["children"] = "oui" if r["children"] else "non"
             r["check_override"] = r["check_override"] or ""
+            r["learned_csv"] = ",".join(r["learned"] or [])
+            r["comment"] = r["comment"] or ""
         return _csv(SESSION_CSV_COLUMNS, rows, sep)
 
     def puzzles_csv(self, *, sep: str = ";", **filters: Any) -> str:

@@ -66,7 +66,39 @@ function render() {
     el("td", {}, t("budget_end")), el("td", {class: "num"}, ""), el("td", {class: "num", id: "budget-end"}, `${euros(b.final)} €`)));
   document.querySelector("#budget-lines tbody").replaceChildren(...rows);
   drawChart(b);
+  renderEvaluation(s);
 }
+
+// The group's evaluation of a finished session: a rating, what they learned, their words.
+// The form is filled from the server only while the game master has not started editing.
+const RATINGS = [1, 2, 3, 4, 5];
+let evalDirty = false;
+function renderEvaluation(s) {
+  const ended = ["won", "lost", "aborted"].includes(s.result);
+  $("evaluation").classList.toggle("hidden", !ended);
+  if (!ended || evalDirty) return;
+  const saved = data.evaluation;
+  $("eval-ratings").replaceChildren(...RATINGS.map((n) => el("label", {class: "choice"},
+    el("input", {type: "radio", name: "rating", value: String(n), checked: saved && saved.rating === n ? "" : null}),
+    ` ${n} — ${t(`eval_rating_${n}`)}`)));
+  const themes = data.themes.map((th) => th.theme).filter((th) => th !== "story");
+  $("eval-themes").replaceChildren(...themes.map((th) => el("label", {class: "choice"},
+    el("input", {type: "checkbox", name: "learned", value: th, checked: saved && saved.learned.includes(th) ? "" : null}),
+    ` ${t(`theme_${th}`)}`)));
+  $("eval-comment").value = saved ? saved.comment : "";
+  $("eval-status").textContent = saved
+    ? `✔ ${t("eval_saved_by", {who: App.actor(saved.who), at: new Date(saved.at * 1000).toLocaleString(App.lang)})}` : "";
+}
+$("eval-form").oninput = () => { evalDirty = true; $("eval-status").textContent = `✎ ${t("eval_unsaved")}`; };
+$("eval-form").onsubmit = async (ev) => {
+  ev.preventDefault();
+  const rating = document.querySelector('input[name="rating"]:checked');
+  if (!rating) { $("eval-status").textContent = `⚠ ${t("eval_need_rating")}`; return; }
+  const body = {rating: Number(rating.value), comment: $("eval-comment").value,
+                learned: [...document.querySelectorAll('input[name="learned"]:checked')].map((i) => i.value)};
+  const r = await App.api("PUT", `/api/history/sessions/${encodeURIComponent(data.session.id)}/evaluation`, body);
+  if (r.ok) { evalDirty = false; data.evaluation = r.data; renderEvaluation(data.session); }
+};
 
 // The balance after each line, as a step line (the table beside it says the same in words).
 function drawChart(b) {

@@ -26,11 +26,14 @@ function render() {
     el("td", {class: "num"}, s.time_used_s === null ? "—" : fmt(s.time_used_s)),
     el("td", {class: "num"}, String(s.clues)),
     el("td", {class: "num"}, s.final_budget === null ? "—" : `${s.final_budget} €`),
+    el("td", {class: "num rating"}, s.rating ? `${s.rating} / 5` : "—"),
     el("td", {}, el("a", {class: "button", href: `/debrief?session=${encodeURIComponent(s.id)}`}, t("open_debrief"))))));
   $("no-sessions").classList.toggle("hidden", sessions.length > 0);
   if (!stats) return;
   $("summary").textContent = t("stats_summary", {sessions: stats.sessions, participants: stats.participants,
-                                                 rate: pct(stats.success_rate)});
+                                                 rate: pct(stats.success_rate)})
+    + (stats.evaluations && stats.evaluations.count
+      ? ` · ${t("stats_evaluations", {n: stats.evaluations.count, avg: stats.evaluations.average_rating})}` : "");
   $("puzzle-stats").tBodies[0].replaceChildren(...stats.puzzles.map((p) => el("tr", {dataset: {puzzle: p.id}},
     el("td", {}, p.label), el("td", {}, t(`theme_${p.theme}`)), el("td", {class: "num"}, String(p.sessions)),
     el("td", {class: "num"}, pct(p.solve_rate)),

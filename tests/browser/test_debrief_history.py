@@ -155,6 +155,17 @@ def test_a_game_ends_in_its_debrief_and_shows_in_the_history(browser: object, se
     screen.wait_for_selector(f'body[data-session="{session}"] #content:not(.hidden)')
     assert screen.text_content("#final-budget") == "847"
     assert screen.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    # the group's evaluation, noted by the game master at the end of the conversation
+    screen.wait_for_selector("#evaluation:not(.hidden)")
+    screen.click('input[name="rating"][value="4"]')
+    screen.check('input[name="learned"][value="budget"]')
+    screen.check('input[name="learned"][value="waste"]')
+    screen.fill("#eval-comment", "Ils refont le budget du mois à la maison.")
+    assert "non enregistrées" in screen.text_content("#eval-status")
+    screen.click("#eval-save")
+    screen.wait_for_function("document.getElementById('eval-status').textContent.includes('avis enregistré par maître du jeu')")
+    saved = api(screen, "GET", f"/api/history/sessions/{session}")["data"]["evaluation"]
+    assert (saved["rating"], saved["learned"], saved["who"]) == (4, ["waste", "budget"], "game master")
     shot(screen, "debrief-tablet")
     tv.close()
 
@@ -165,7 +176,8 @@ def test_a_game_ends_in_its_debrief_and_shows_in_the_history(browser: object, se
     row = f'#sessions tr[data-session="{session}"]'
     page.wait_for_selector(row)
     cells = page.locator(f"{row} td").all_text_contents()
-    assert "Primo-accédant" in cells and "5" in cells and "847 €" in cells
+    assert "Primo-accédant" in cells and "5" in cells and "847 €" in cells and "4 / 5" in cells
+    assert "1 avis, note moyenne 4 / 5" in page.text_content("#summary")
     assert any("Gagné" in c for c in cells)
     assert page.locator('#puzzle-stats tr[data-puzzle="mailbox"]').count() == 1
     assert "%" in page.text_content('#puzzle-stats tr[data-puzzle="mailbox"]')
@@ -185,6 +197,7 @@ def test_a_game_ends_in_its_debrief_and_shows_in_the_history(browser: object, se
     text = path.read_text(encoding="utf-8-sig")
     rows = {r["session"]: r for r in csv.DictReader(io.StringIO(text), delimiter=";")}
     assert rows[session]["budget_final"] == "847" and rows[session]["resultat"] == "gagné"
+    assert (rows[session]["note_groupe"], rows[session]["themes_retenus"]) == ("4", "waste,budget")
     page.click(f"{row} a")
     page.wait_for_url(f"**/debrief?session={session}")
     page.wait_for_selector(f'body[data-session="{session}"] #content:not(.hidden)')

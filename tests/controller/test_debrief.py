@@ -153,3 +153,46 @@ def test_median_time_per_puzzle(store: Store, game: Game, clocks: FakeClocks):
     assert mailbox["median_time_s"] == pytest.approx(240) and mailbox["solve_rate"] == 1.0
     bell = next(p for p in store.stats()["puzzles"] if p["id"] == "bell")
     assert bell["solve_rate"] == 0.0 and bell["median_time_s"] is None
+
+
+# -- the group's evaluation ("every session is counted and can be evaluated") --------------
+def test_an_ended_session_takes_an_evaluation_shown_in_history_stats_and_csv(
+        client: TestClient, clocks: FakeClocks):
+    session = client.post("/api/game/start", json={"parcours": "locataire", "players": 4}).json()["session"]
+    url = f"/api/history/sessions/{session}/evaluation"
+    body = {"rating": 4, "learned": ["budget", "waste"], "comment": "Le tri ; « enfin » clair"}
+    # not over yet: nothing to evaluate, and nothing recorded
+    assert client.put(url, json=body).status_code == 409
+    assert client.post("/api/game/stop", json={}).status_code == 200
+
+    assert client.put(url, json=body).status_code == 200
+    # corrected later: one evaluation per session, the last one counts
+    body["rating"] = 5
+    saved = client.put(url, json=body).json()
+    assert saved["rating"] == 5 and saved["learned"] == ["waste", "budget"]   # the game's order
+
+    assert client.get(f"/api/history/sessions/{session}/debrief").json()["evaluation"]["rating"] == 5
+    row = client.get("/api/history/sessions").json()["sessions"][0]
+    assert (row["id"], row["rating"], row["learned"]) == (session, 5, ["waste", "budget"])
+    stats = client.get("/api/history/stats").json()["evaluations"]
+    assert stats == {"count": 1, "average_rating": 5.0, "learned": {"budget": 1, "waste": 1}}
+    csv_text = client.get("/api/history/sessions.csv").text
+    header, line = csv_text.lstrip("\ufeff").splitlines()[:2]
+    assert header.endswith("note_groupe;themes_retenus;commentaire")
+    assert line.endswith('5;waste,budget;"Le tri ; « enfin » clair"')
+    audit = client.get(f"/api/history/sessions/{session}").json()["audit"]
+    assert [a["detail"] for a in audit if a["action"] == "evaluation"] == ["note 4/5", "note 5/5"]
+
+
+@pytest.mark.parametrize("bad", [
+    {"rating": 0}, {"rating": 6}, {"rating": "5"}, {"rating": 3, "learned": ["cooking"]},
+    {"rating": 3, "learned": ["budget", "budget"]}, {"rating": 3, "comment": "x" * 2001},
+    {"rating": 3, "who": "someone"}, {},
+])
+def test_a_bad_evaluation_is_refused_and_changes_nothing(client: TestClient, bad: dict[str, object]):
+    session = client.post("/api/game/start", json={"parcours": "primo", "players": 2}).json()["session"]
+    assert client.post("/api/game/stop", json={}).status_code == 200
+    reply = client.put(f"/api/history/sessions/{session}/evaluation", json=bad)
+    assert reply.status_code == 422, reply.text
+    assert client.get(f"/api/history/sessions/{session}").json()["evaluation"] is None
+    assert client.put("/api/history/sessions/nope/evaluation", json={"rating": 3}).status_code == 404

@@ -8,13 +8,16 @@ expects); ``?sep=,`` gives commas.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from controller.api.deps import ServiceDep, StoreDep
+from config.game import Theme
+from controller.api.deps import ServiceDep, StoreDep, actor
 from controller.debrief import debrief
+from controller.store import SessionNotEnded
 
 router = APIRouter(prefix="/api/history", tags=["history"])
 
@@ -22,6 +25,29 @@ DateFrom = Annotated[dt.date | None, Query(alias="from", description="first day 
 DateTo = Annotated[dt.date | None, Query(alias="to", description="last day (YYYY-MM-DD)")]
 ParcoursQ = Annotated[Literal["primo", "locataire"] | None, Query()]
 Sep = Annotated[Literal[";", ","], Query(description="field separator")]
+
+
+THEME_ORDER: tuple[str, ...] = get_args(Theme)
+
+
+class Evaluation(BaseModel):
+    """How the group judged its session, as the game master notes it at the debrief."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rating: int = Field(ge=1, le=5, strict=True,
+                        description="the group's overall rating, 1 (not useful) to 5 (very useful)")
+    learned: list[Theme] = Field(default_factory=list, max_length=6,
+                                 description="themes the participants say they learned something about")
+    comment: str = Field(default="", max_length=2000, description="what the group said, in its words")
+
+    @field_validator("learned")
+    @classmethod
+    def _each_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            msg = "chaque thème une seule fois"
+            raise ValueError(msg)
+        return sorted(value, key=THEME_ORDER.index)   # the game's order, whatever the page sent
 
 
 def _filters(date_from: dt.date | None, date_to: dt.date | None, parcours: str | None) -> dict[str, Any]:
@@ -83,6 +109,18 @@ async def session_debrief(session_id: str, store: StoreDep, service: ServiceDep)
     if row is None:
         raise HTTPException(status_code=404, detail=f"session inconnue {session_id!r}")
     return debrief(row, service.game)
+
+
+@router.put("/sessions/{session_id}/evaluation")
+async def evaluate(session_id: str, body: Evaluation, request: Request, store: StoreDep) -> dict[str, Any]:
+    """Record (or correct) the group's evaluation of a finished session (audited)."""
+    try:
+        return store.save_evaluation(session_id, rating=body.rating, learned=body.learned,
+                                     comment=body.comment.strip(), who=actor(request))
+    except SessionNotEnded as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    except LookupError as exc:
+        raise HTTPException(status_code=404, detail=str(exc).strip("'\"")) from exc
 
 
 @router.get("/sessions/{session_id}/events")
