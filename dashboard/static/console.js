@@ -96,7 +96,11 @@ function renderRooms() {
   $("rooms").replaceChildren(...snap.nodes.map((n) => {
     const props = snap.props.filter((p) => p.node === n.id);
     return el("div", {class: `room ${n.online ? "" : "offline"}`, dataset: {node: n.id}},
-      el("h3", {}, n.label, el("span", {class: n.online ? "badge ok" : "badge off"}, n.online ? t("online") : t("node_offline"))),
+      el("h3", {}, n.label, el("span", {class: n.online ? "badge ok" : "badge off"},
+        n.online ? t("online") : (n.offline_reason === "silent" ? t("node_silent") : t("node_offline"))),
+        // the room plays its local puzzles on its own (controller away) / events it still has to deliver
+        n.autonomous ? el("span", {class: "badge warn", dataset: {autonomous: "true"}}, t("node_autonomous")) : "",
+        n.outbox ? el("span", {class: "badge warn", dataset: {outbox: String(n.outbox)}}, t("node_outbox", {n: n.outbox})) : ""),
       ...props.filter((p) => ["maglock", "keypad", "mfrc522", "rdm6300", "sorting", "button", "reed_switch"].includes(p.kind) || p.kind === "relay").map((p) => {
         const row = el("div", {class: "prop", dataset: {prop: `${n.id}.${p.id}`, locked: String(!!(p.reported || {}).locked)}},
           el("span", {class: "name"}, p.label), el("span", {class: "state"}, App.lockText(p)));

@@ -163,3 +163,33 @@ def test_websocket_from_a_foreign_origin_is_refused(browser: object, server: Ser
     assert code != "open"
     assert code != "timeout"
     page.context.close()
+
+
+def test_console_shows_a_room_playing_alone_and_its_queued_events(browser: object, server: Server) -> None:
+    """What a node says in its heartbeat reaches the game master's room card: a heartbeat
+    saying "playing alone, 3 events queued" (as a node whose controller link was down
+    sends), then the node's own next heartbeat clears it."""
+    from nodes.contract import NodeHeartbeat
+    from nodes.mqtt import make_client
+
+    service = server.app.state.service
+    console = login(browser, server)
+    room = '.room[data-node="hall"]'
+    console.wait_for_selector(f"{room} .badge.ok")
+    client = make_client("test-heartbeat", service.bridge.broker)
+    client.connect(service.bridge.broker.host, service.bridge.broker.port)
+    client.loop_start()
+    try:
+        beat = NodeHeartbeat(boot_id=service.registry.nodes["hall"].boot_id, autonomous=True, outbox=3)
+        client.publish(service.bridge.topics.node_heartbeat("hall"), beat.to_bytes(), qos=1).wait_for_publish(5)
+        console.wait_for_selector(f'{room} [data-autonomous="true"]')
+        assert console.text_content(f'{room} [data-outbox="3"]') == "✉ 3 en attente"
+        assert console.text_content(f"{room} [data-autonomous]") == "⚙ joue seul"
+        shot(console, "console-room-alone")
+        # the real node's next heartbeat (every keepalive / 3) says it is back to normal
+        console.wait_for_selector(f"{room} [data-autonomous]", state="detached")
+        assert console.locator(f"{room} [data-outbox]").count() == 0
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    console.context.close()
