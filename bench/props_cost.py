@@ -48,6 +48,11 @@ def run(*, quick: bool, workdir: Path) -> Section:
     section.metric("keypad.burst_wall_ms_per_key", rows["burst"]["wall_ms_per_key"], "ms", better="info")
     no_tag = next(r for r in rfid["background_cpu"] if r["tag"] is None)
     section.metric("rfid.idle_poller_cpu_percent", no_tag["cpu_percent_of_one_core"], "% core")
+    # the driver's own share, and the simulation's (software SPI on MockPins + chip model)
+    section.metric("rfid.idle_poller_driver_cpu_percent", no_tag["driver_cpu_percent"], "% core")
+    section.metric("rfid.idle_poller_sim_cpu_percent", no_tag["sim_bus_cpu_percent"], "% core")
+    section.metric("rfid.no_tag.spi_transactions_per_poll", no_tag["spi_transactions_per_poll"],
+                   "transactions")
     section.metric("rfid.spi_read_us", rfid["spi_read_us"], "µs")
     realtime = [r for r in rfid["poll_rates"] if r["chip_timer"] == "real time"]
     for row in realtime:

@@ -5,9 +5,11 @@ Runs the real driver (props.mfrc522.MFRC522Reader) against the simulated chip
 
 * back-to-back polls per second, with no tag (WUPA, then the chip's timer runs out)
   and with a tag (WUPA, anticollision and SELECT per cascade level, HLTA), with the
-  chip's 5 ms timer simulated in real time and without it (driver + bus alone);
+  chip's 1 ms timer simulated in real time and without it (driver + bus alone);
 * SPI transactions per poll (what a hardware-SPI Pi pays per poll, plus the timer);
-* CPU used by the background poller at the default poll_interval (0.1 s).
+* CPU used by the background poller at the default poll_interval (0.1 s), split into
+  the driver's share and the simulation's (time inside ``spi.transfer()``: the software
+  SPI bit-banging on MockPins and the simulated chip, which a Pi does not run).
 
 NOTE: under MockFactory the simulated chip runs in the caller's thread (its callbacks
 fire on every clock edge), so "CPU" includes the chip's own work; on a Pi the bus is
@@ -81,18 +83,52 @@ def poll_rate(uid: str | None, *, realtime_timer: bool, seconds: float) -> dict:
 
 
 def background_cpu(uid: str | None, *, poll_interval: float, seconds: float) -> dict:
-    factory, chip, reader = rig(uid=uid, poll_interval=poll_interval)
+    """CPU of the background poller, split into the driver's and the simulation's share.
+
+    The simulation's share is the CPU spent inside ``spi.transfer()`` (timed with the
+    poll thread's ``thread_time``): gpiozero's bit-banged software SPI on MockPins and the
+    simulated chip answering it, which a Pi with hardware SPI and a real chip does not run
+    (there each transfer is one ``spidev`` ioctl). The driver's share is the rest: the
+    driver's own Python, its sleeps' wake-ups, the poll thread (and the timing wrapper).
+    """
+    factory, chip, reader = rig(uid=uid, poll_interval=poll_interval)  # its own thread
+    spi = reader._spi
+    inner_transfer, inner_poll = spi.transfer, reader.poll
+    in_transfer = [0.0]
+    polls = [0]
+
+    def timed_transfer(data):  # runs in the poll thread: thread_time is the poller's
+        t = time.thread_time()
+        try:
+            return inner_transfer(data)
+        finally:
+            in_transfer[0] += time.thread_time() - t
+
+    def counted_poll():
+        polls[0] += 1
+        return inner_poll()
+
     try:
-        done = threading.Event()
-        transactions = chip.transactions
+        with reader._chip_lock:  # not in the middle of a transfer while swapping
+            spi.transfer = timed_transfer
+            reader.poll = counted_poll
+        transactions, polls0, sim0 = chip.transactions, polls[0], in_transfer[0]
         cpu0, t0 = time.process_time(), time.perf_counter()
-        done.wait(seconds)  # the main thread sleeps: process CPU is the poller's
+        threading.Event().wait(seconds)  # the main thread sleeps: process CPU is the poller's
         cpu = time.process_time() - cpu0
         wall = time.perf_counter() - t0
+        sim, n = in_transfer[0] - sim0, max(1, polls[0] - polls0)
         return {
             "tag": uid,
             "poll_interval_s": poll_interval,
+            "polls": n,
             "cpu_percent_of_one_core": round(100 * cpu / wall, 2),
+            "driver_cpu_percent": round(100 * (cpu - sim) / wall, 2),
+            "sim_bus_cpu_percent": round(100 * sim / wall, 2),
+            "cpu_ms_per_poll": round(1000 * cpu / n, 3),
+            "driver_cpu_ms_per_poll": round(1000 * (cpu - sim) / n, 3),
+            "sim_bus_cpu_ms_per_poll": round(1000 * sim / n, 3),
+            "spi_transactions_per_poll": round((chip.transactions - transactions) / n, 2),
             "spi_transactions_per_s": round((chip.transactions - transactions) / wall, 1),
             "state_tag": reader.state["tag"],
         }
@@ -146,10 +182,12 @@ def main(argv: list[str] | None = None) -> None:
               f"{row['spi_transactions_per_poll']:>16}")
     print(f"\nbackground poller at poll_interval={args.poll_interval} s, "
           f"{args.cpu_seconds} s each (includes the simulated chip's work):")
-    print(f"{'tag':<16}{'CPU % of a core':>17}{'SPI xfers/s':>13}")
+    print(f"{'tag':<16}{'CPU % of a core':>17}{'driver %':>10}{'sim bus+chip %':>16}"
+          f"{'SPI xfers/poll':>16}")
     for row in cpu:
         print(f"{names[row['tag']]:<16}{row['cpu_percent_of_one_core']:>17}"
-              f"{row['spi_transactions_per_s']:>13}")
+              f"{row['driver_cpu_percent']:>10}{row['sim_bus_cpu_percent']:>16}"
+              f"{row['spi_transactions_per_poll']:>16}")
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({

@@ -131,12 +131,22 @@ KNOWN_CLONE_VERSIONS: Mapping[int, str] = {
 _NOT_WIRED = (0x00, 0xFF)  # MISO stuck low or high: nothing answers
 
 # Timer: TPrescaler = 0xA9 → 13.56 MHz / (2 × 169 + 1) = 40 kHz, one tick = 25 µs.
-# TReload = 199 → 200 ticks = 5 ms. A card answers REQA, anticollision and SELECT
-# within ~0.5 ms (FDT ≈ 90 µs plus at most 5 bytes at 106 kbit/s); the 25 ms of the
-# Arduino libraries covers MIFARE authentication and block reads, which we never do,
-# and would make every empty poll five times slower.
+# TReload = 39 → 40 ticks = 1 ms. With TAuto the timer starts at the end of our frame and,
+# RxMultiple being 0, stops at the 5th bit of the card's answer (datasheet, TModeReg), so it
+# only has to outlast the frame delay time: REQA/WUPA, anticollision and SELECT are all
+# answered after FDT = 1172/fc or 1236/fc ≈ 86–91 µs (ISO/IEC 14443-3 §6.2.1.1), plus 5
+# bits (≈ 47 µs): 1 ms is seven times that. (The 25 ms of the Arduino libraries covers
+# MIFARE authentication and block reads, which we never do; 5 ms until 2026-11.)
 _T_PRESCALER = 0xA9
-_T_RELOAD = 199
+_T_RELOAD = 39
+#: the timer period those two settings give, in seconds
+_TIMER_S = (_T_RELOAD + 1) * (2 * _T_PRESCALER + 1) / 13_560_000
+#: seconds per bit on the air at 106 kbit/s (fc / 128)
+_BIT_S = 128 / 13_560_000
+#: frame delay time: from the end of our frame to the card's answer (1236/fc, rounded up)
+_FDT_S = 0.0001
+#: between two reads of an IRQ register that showed nothing yet
+_IRQ_POLL_S = 0.0005
 #: how long the driver waits for the chip itself before calling it not wired
 _CHIP_TIMEOUT = 0.05
 #: how often a reader whose chip did not answer at start-up is tried again
@@ -157,6 +167,14 @@ def version_label(version: int | None) -> str:
         return "no chip"
     name = GENUINE_VERSIONS.get(version) or KNOWN_CLONE_VERSIONS.get(version)
     return f"0x{version:02x} ({name})" if name else f"0x{version:02x} (unknown)"
+
+
+def _air_time(n_bytes: int, last_bits: int = 0) -> float:
+    """Seconds a frame of *n_bytes* (the last one *last_bits* long, 0 = whole) takes on
+    the air at 106 kbit/s: start of frame, 8 bits and a parity bit per byte, end of frame,
+    plus 0.1 ms for the SPI write that started it and the sleep's own jitter."""
+    bits = n_bytes * 9 - ((8 - last_bits) if last_bits else 0) + 2
+    return bits * _BIT_S + 0.0001
 
 
 class _ChipLost(RFIDError):
@@ -580,7 +598,7 @@ class MFRC522Reader(TagMemory, Prop, SPIDevice):
         """Anticollision and SELECT for each cascade level; return the full UID."""
         uid = bytearray()
         for sel in _SEL_CODES:
-            answer = self._transceive(bytes((sel, _NVB_ANTICOLL)))
+            answer = self._transceive(bytes((sel, _NVB_ANTICOLL)), answer_bytes=5)
             if answer is None:
                 msg = f"no answer to anticollision 0x{sel:02x} (tag left?)"
                 raise RFIDError(msg)
@@ -608,7 +626,7 @@ class MFRC522Reader(TagMemory, Prop, SPIDevice):
 
     def _select(self, sel: int, part: bytes) -> int:
         frame = bytes((sel, _NVB_SELECT)) + part
-        answer = self._transceive(frame + self._calc_crc(frame))
+        answer = self._transceive(frame + self._calc_crc(frame), answer_bytes=3)
         if answer is None:
             msg = f"no answer to SELECT 0x{sel:02x} (tag left?)"
             raise RFIDError(msg)
@@ -630,20 +648,33 @@ class MFRC522Reader(TagMemory, Prop, SPIDevice):
         self._write(Reg.FIFO_DATA, *_HLTA_FRAME, *self._halt_crc)
         self._write(Reg.BIT_FRAMING, 0)
         self._write(Reg.COMMAND, _Cmd.TRANSMIT)
-        self._wait_irq(Reg.COM_IRQ, _IRQ_IDLE | _IRQ_TX, what="HLTA transmission")
+        self._wait_irq(Reg.COM_IRQ, _IRQ_IDLE | _IRQ_TX, what="HLTA transmission",
+                       first_after=_air_time(len(_HLTA_FRAME) + 2))
 
     # -- chip commands ----------------------------------------------------------------
-    def _transceive(self, data: bytes, *, tx_last_bits: int = 0) -> _Answer | None:
-        """Send *data* to the card and return its answer; :data:`None` on timeout."""
-        self._write(Reg.COMMAND, _Cmd.IDLE)  # stop whatever still runs
+    def _transceive(self, data: bytes, *, tx_last_bits: int = 0,
+                    answer_bytes: int | None = None) -> _Answer | None:
+        """Send *data* to the card and return its answer; :data:`None` on timeout.
+
+        *answer_bytes*: the length of the answer a card in the middle of an activation
+        owes us (it answered the request): look for it as soon as it can be complete
+        rather than after the chip's timer. A request (REQA/WUPA) usually finds nobody.
+        """
+        # Six writes and (usually) one read: this is all an empty poll costs on the bus.
+        self._write(Reg.COMMAND, _Cmd.IDLE)  # stop whatever still runs (a receiver waiting)
         self._write(Reg.COM_IRQ, _IRQ_CLEAR_ALL)
         self._write(Reg.FIFO_LEVEL, _FIFO_FLUSH)
         self._write(Reg.FIFO_DATA, *data)
-        self._write(Reg.BIT_FRAMING, tx_last_bits)
         self._write(Reg.COMMAND, _Cmd.TRANSCEIVE)
+        # TxLastBits and StartSend in one write: the whole register is written, so there
+        # is no need to set the bit count first and then read-modify-write StartSend.
         self._write(Reg.BIT_FRAMING, _BIT_FRAMING_START_SEND | tx_last_bits)
+        # Nothing can be there before our frame has left and the card's answer (or the
+        # chip's timer, which starts when the frame has left) has come: look only then.
         irq = self._wait_irq(
-            Reg.COM_IRQ, _IRQ_RX | _IRQ_IDLE, also=_IRQ_TIMER, what="transceive"
+            Reg.COM_IRQ, _IRQ_RX | _IRQ_IDLE, also=_IRQ_TIMER, what="transceive",
+            first_after=_air_time(len(data), tx_last_bits) + (
+                _TIMER_S if answer_bytes is None else _FDT_S + _air_time(answer_bytes)),
         )
         if not irq & (_IRQ_RX | _IRQ_IDLE):
             return None  # the chip's timer ran out: no card answered
@@ -674,13 +705,20 @@ class MFRC522Reader(TagMemory, Prop, SPIDevice):
         low, high = self._read_many(Reg.CRC_RESULT_L, Reg.CRC_RESULT_H)
         return bytes((low, high))
 
-    def _wait_irq(self, reg: Reg, done: int, *, also: int = 0, what: str) -> int:
+    def _wait_irq(self, reg: Reg, done: int, *, also: int = 0, what: str,
+                  first_after: float = 0.0) -> int:
         """Poll an IRQ register until a *done* (or *also*) bit is set; return its value.
+
+        *first_after* is how long the chip needs at the least (the frame on the air, the
+        card's answer or the chip's timer): the register is first read after that, so a
+        poll that nobody answers costs one read, not one per 0.5 ms of the timer.
 
         The chip's own timer bounds card exchanges; this deadline only catches a chip
         that does not answer at all (unplugged, or MISO stuck low).
         """
         deadline = time.monotonic() + _CHIP_TIMEOUT
+        if first_after:
+            time.sleep(first_after)
         while True:
             irq = self._read(reg)
             if irq & (done | also):
@@ -688,9 +726,7 @@ class MFRC522Reader(TagMemory, Prop, SPIDevice):
             if time.monotonic() > deadline:
                 msg = f"the MFRC522 did not finish the {what} (IRQ register 0x{irq:02x})"
                 raise _ChipLost(msg)
-            # Answers take ~0.5 ms; sleeping this long between reads spares the CPU
-            # while waiting out the 5 ms timer of an empty poll.
-            time.sleep(0.0005)
+            time.sleep(_IRQ_POLL_S)
 
     def init_chip(self) -> bool:
         """Soft reset and configure the chip; False if nothing answers.

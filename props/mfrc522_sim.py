@@ -232,7 +232,7 @@ class SimulatedMFRC522(MockSPIDevice):
 
     :param version: what VersionReg reads (0x92 = MFRC522 v2.0).
     :param realtime_timer: raise TimerIRq only when the chip's timer would have
-        expired (5 ms with the driver's settings), as the real chip does; False raises
+        expired (1 ms with the driver's settings), as the real chip does; False raises
         it at once, which measures the driver and the bus alone.
     """
 

@@ -100,6 +100,30 @@ def test_tag_present_gives_one_event_across_many_polls(
     assert reader.tag == reader.value == UID
 
 
+def test_empty_poll_costs_seven_spi_transactions(
+        reader: MFRC522Reader, chip: SimulatedMFRC522) -> None:
+    # Six writes (Idle, clear IRQs, flush, FIFO, Transceive, StartSend) and one read of
+    # ComIrqReg once the chip's timer has run out: what a Pi pays per empty poll.
+    reader.poll()
+    before = chip.transactions
+    poll(reader, 5)
+    assert reader.tag is None
+    assert chip.transactions - before == 5 * 7
+
+
+@pytest.mark.usefixtures("reader")
+def test_chip_timer_outlasts_a_card_answer_by_far(chip: SimulatedMFRC522) -> None:
+    # TPrescaler/TReload as the driver leaves them: 1 ms, against an ISO 14443-3 frame
+    # delay time of ≈ 91 µs plus 5 bits (≈ 47 µs) before the timer stops.
+    regs = chip._regs  # the simulated chip's register file
+    prescaler = ((regs[0x2A] & 0x0F) << 8) | regs[0x2B]
+    reload = (regs[0x2C] << 8) | regs[0x2D]
+    period = (reload + 1) * (2 * prescaler + 1) / 13_560_000
+    assert regs[0x2A] & 0x80  # TAuto: starts when our frame has left
+    assert 0.0009 <= period <= 0.0011
+    assert period > 5 * (1236 + 5 * 128) / 13_560_000
+
+
 def test_removed_event_after_two_empty_polls(
         reader: MFRC522Reader, chip: SimulatedMFRC522) -> None:
     chip.present(UID)
