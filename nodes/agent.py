@@ -79,6 +79,7 @@ from nodes.outbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Outbox
 from props.base import Prop
 from props.exc import PropError
 from props.factory import build_prop
+from props.maglock import Maglock
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,8 @@ class _Inbound:
 
 #: put in the inbox by ``_on_connect``: a new connection is up
 _CONNECTED = "connected"
+#: commands applied in paho's thread, not handed to the worker (see NodeAgent._command_now)
+_COMMANDS_NOW = frozenset({"lock", "unlock"})
 
 
 @dataclass(slots=True)
@@ -181,7 +184,8 @@ class NodeAgent:
         self._emergency: Button | None = None
         self._client: mqtt.Client | None = None
         self._stopped = threading.Event()
-        #: called (from the worker thread) after each message is handled; for tests and tools
+        #: called after each message is handled (from the worker thread, or paho's for a
+        #: lock command applied at once: _command_now); for tests and tools
         self.on_handled: Callable[[contract.TopicParts, Any], None] | None = None
 
     # -- life cycle ------------------------------------------------------------------
@@ -563,36 +567,68 @@ class NodeAgent:
             self.metrics["bad_payloads"] += 1
             log.warning("node %s dropped a message on %s: %s", self.node.id, message.topic, exc)
             return
+        if isinstance(payload, Command) and self._command_now(parts.prop or "", payload):
+            return
         try:
             self._inbox.put_nowait(_Inbound(parts, payload, bool(message.retain), self._epoch))
         except queue.Full:
             self.metrics["inbox_full"] += 1
 
+    def _command_now(self, prop_id: str, command: Command) -> bool:
+        """Lock or unlock a maglock here, in paho's thread, instead of in the worker.
+
+        A relay is one pin write (safe, idempotent, fail-safe): handing it to the worker
+        thread only added a thread switch, and a wait behind whatever the worker was doing
+        (docs/performance.md, fix 9). Only when the worker has nothing queued or in hand,
+        so commands keep their order with what came before them (a controller status
+        that changes the session first, for instance); the same checks apply (at most
+        once, expiry, session, holds) and the state is published as from the worker.
+        """
+        if command.action not in _COMMANDS_NOW or not isinstance(self.props.get(prop_id), Maglock):
+            return False
+        if self._inbox.unfinished_tasks or self._stopped.is_set():
+            return False   # (paho's thread is the one that adds messages to it: no race)
+        try:
+            self._apply_command(prop_id, command)
+        except Exception:
+            self.metrics["handler_errors"] += 1
+            log.exception("node %s failed to apply %s to %s", self.node.id, command.action, prop_id)
+        self.metrics["commands_now"] += 1
+        if self.on_handled is not None:
+            self.on_handled(contract.TopicParts("set", self.node.id, prop_id), command)
+        return True
+
     # -- worker thread ----------------------------------------------------------------
     def _work(self) -> None:
         while True:
             item = self._inbox.get()
-            if item is None:
-                return
-            if item == _CONNECTED:
-                with self._events_lock:
-                    if not self._ctl.seen:
-                        self._flush()   # no controller to wait for: send what waited
-                continue
-            if not isinstance(item, _Inbound):
-                continue
-            parts, payload = item.parts, item.payload
             try:
-                if isinstance(payload, ControllerStatus):
-                    self._on_controller_status(payload, retained=item.retained, epoch=item.epoch)
-                else:
-                    self._handle(parts, payload)
-            except Exception:
-                # NOTE: nothing a message does may kill the node.
-                self.metrics["handler_errors"] += 1
-                log.exception("node %s failed to handle %s", self.node.id, parts)
-            if self.on_handled is not None:
-                self.on_handled(parts, payload)
+                if item is None:
+                    return
+                self._work_on(item)
+            finally:
+                self._inbox.task_done()   # _command_now: nothing in hand any more
+
+    def _work_on(self, item: _Inbound | str) -> None:
+        if item == _CONNECTED:
+            with self._events_lock:
+                if not self._ctl.seen:
+                    self._flush()   # no controller to wait for: send what waited
+            return
+        if not isinstance(item, _Inbound):
+            return
+        parts, payload = item.parts, item.payload
+        try:
+            if isinstance(payload, ControllerStatus):
+                self._on_controller_status(payload, retained=item.retained, epoch=item.epoch)
+            else:
+                self._handle(parts, payload)
+        except Exception:
+            # NOTE: nothing a message does may kill the node.
+            self.metrics["handler_errors"] += 1
+            log.exception("node %s failed to handle %s", self.node.id, parts)
+        if self.on_handled is not None:
+            self.on_handled(parts, payload)
 
     def _handle(self, parts: contract.TopicParts, payload: Any) -> None:
         if isinstance(payload, Command):

@@ -20,6 +20,11 @@ import paho.mqtt.client as mqtt
 
 log = logging.getLogger(__name__)
 
+#: reconnection back-off (s): the first retry after the minimum, then doubling up to the
+#: maximum (paho's ``reconnect_delay_set``; the controller's bridge uses the same numbers)
+RECONNECT_MIN_S = 0.5
+RECONNECT_MAX_S = 1.0
+
 
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
@@ -53,7 +58,7 @@ def read_secret_file(path: str | Path) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
-def _set_nodelay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+def set_nodelay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except (OSError, AttributeError):  # a websocket or a unix socket: nothing to do
@@ -69,10 +74,10 @@ def make_client(client_id: str, broker: BrokerAddress, *, will_topic: str | None
         protocol=mqtt.MQTTv311,
         clean_session=True,
     )
-    client.on_socket_open = _set_nodelay
+    client.on_socket_open = set_nodelay
     # NOTE: retry every 0.5 s, then every 1 s: back within a second of the broker (the
     # fault suite measures it); a handful of nodes retrying each second costs the broker nothing.
-    client.reconnect_delay_set(min_delay=0.5, max_delay=1)  # type: ignore[arg-type]  # floats work
+    client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)  # type: ignore[arg-type]  # floats work
     # Keep many QoS 1 messages in flight: events burst when a code is typed quickly.
     client.max_inflight_messages_set(100)
     client.max_queued_messages_set(10_000)

@@ -5,13 +5,14 @@
   clock of the resume record (no whole record);
 * a solve is durable at once — after its commands, before the next message is read;
 * the game state is published once per loop turn, and only when something it shows moved;
-* the MQTT bridge wakes the loop once per burst.
+* the MQTT bridge runs paho on the loop: no thread hand-off, a command written at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,10 @@ from typing import Any
 import pytest
 
 from config.game import Game
-from controller.mqtt import Incoming, MqttBridge
+from controller.mqtt import Connection, Incoming, MqttBridge
 from controller.service import FLUSH_AFTER_S, GameService
 from controller.store import Store
-from nodes.contract import NodeStatus, PropEvent, TopicParts, Topics
+from nodes.contract import Command, NodeStatus, PropEvent, TopicParts, Topics
 from nodes.mqtt import BrokerAddress
 from tests.controller.conftest import FakeClocks
 
@@ -136,32 +137,101 @@ def test_game_state_is_published_once_per_loop_turn(service: GameService):
     assert asyncio.run(orders()) == ["game_state"]
 
 
-def test_the_bridge_wakes_the_loop_once_per_burst(game: Game):
-    bridge = MqttBridge(topics=Topics(game.apartment.id), broker=BrokerAddress("127.0.0.1", 9),
-                        boot_id="ctl")
+class _FakeBroker:
+    """Just enough of a broker for one client: CONNACK, SUBACK, and raw bytes both ways."""
 
-    async def main() -> tuple[int, list[int]]:
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.conn: socket.socket | None = None
+
+    def accept(self) -> socket.socket:
+        self.server.settimeout(5)
+        self.conn, _ = self.server.accept()
+        self.conn.settimeout(5)
+        return self.conn
+
+    def packet(self) -> tuple[int, bytes]:
+        """One MQTT packet: (type, body)."""
+        assert self.conn is not None
+        head = self.conn.recv(1)
+        length, mult = 0, 1
+        while True:
+            byte = self.conn.recv(1)[0]
+            length += (byte & 0x7F) * mult
+            mult *= 128
+            if not byte & 0x80:
+                break
+        body = b""
+        while len(body) < length:
+            body += self.conn.recv(length - len(body))
+        return head[0] >> 4, body
+
+    def close(self) -> None:
+        for sock in (self.conn, self.server):
+            if sock is not None:
+                sock.close()
+
+
+def _publish_packet(topic: str, payload: bytes) -> bytes:
+    body = len(topic).to_bytes(2, "big") + topic.encode() + payload   # QoS 0: no packet id
+    assert len(body) < 128
+    return bytes([0x30, len(body)]) + body
+
+
+def test_paho_runs_on_the_loop_and_a_command_is_on_the_wire_when_send_returns(game: Game):
+    """No paho thread: a message is decoded on the loop's thread and queued; a command is
+    written to the socket inside send_command (docs/performance.md, fix 8)."""
+    broker = _FakeBroker()
+    topics = Topics(game.apartment.id)
+    bridge = MqttBridge(topics=topics, broker=BrokerAddress("127.0.0.1", broker.port), boot_id="ctl")
+    threads: list[int] = []
+    on_message = bridge.client.on_message
+
+    def spy(*args: Any) -> None:
+        threads.append(threading.get_ident())
+        on_message(*args)   # type: ignore[misc]
+
+    bridge.client.on_message = spy
+
+    async def main() -> None:
         loop = asyncio.get_running_loop()
-        bridge._loop = loop
-        wakeups = 0
-        original = loop.call_soon_threadsafe
+        bridge.start()
+        conn = await asyncio.to_thread(broker.accept)
+        kind, _ = await asyncio.to_thread(broker.packet)
+        assert kind == 1, "CONNECT first"
+        conn.sendall(b"\x20\x02\x00\x00")                       # CONNACK, accepted
+        kind, sub = await asyncio.to_thread(broker.packet)
+        assert kind == 8, "then SUBSCRIBE"
+        conn.sendall(bytes([0x90, 2 + 5]) + sub[:2] + b"\x01" * 5)  # SUBACK
+        for _ in range(200):
+            if bridge.connected:
+                break
+            await asyncio.sleep(0.01)
+        assert bridge.connected
+        assert bridge.client._thread is None, "no paho network thread"
+        assert (await asyncio.wait_for(bridge.queue.get(), 5)) == Connection(up=True)
+        kind, _ = await asyncio.to_thread(broker.packet)
+        assert kind == 3, "the retained online status"
 
-        def counting(*args: Any) -> Any:
-            nonlocal wakeups
-            wakeups += 1
-            return original(*args)
+        event = PropEvent(boot_id="b", seq=1, type="key", value="1", ts=1.0)
+        conn.sendall(_publish_packet(topics.prop_event("hall", "keypad"), event.to_bytes()))
+        item = await asyncio.wait_for(bridge.queue.get(), 5)
+        assert isinstance(item, Incoming) and item.payload == event
+        assert threads == [threading.get_ident()], "decoded on the loop's thread"
 
-        loop.call_soon_threadsafe = counting   # type: ignore[method-assign]
-        items = [event(i, "key", str(i % 10)) for i in range(1, 201)]
-        paho = threading.Thread(target=lambda: [bridge._hand_over(it) for it in items])
-        paho.start()
-        paho.join()
-        got = [(await asyncio.wait_for(bridge.queue.get(), 5)).payload.seq for _ in items]
-        return wakeups, got
+        conn.setblocking(False)
+        bridge.send_command("hall", "door", Command(id="c1", action="unlock"))
+        data = conn.recv(4096)   # no await in between: written before send_command returned
+        conn.setblocking(True)
+        assert data[0] >> 4 == 3 and topics.prop_set("hall", "door").encode() in data
+        assert loop.is_running()
+        bridge.stop()
 
-    wakeups, seqs = asyncio.run(main())
-    assert seqs == list(range(1, 201)), "every message, in order"
-    assert wakeups == 1, "the thread handed the burst over before the loop ran: one wake-up"
+    try:
+        asyncio.run(main())
+    finally:
+        broker.close()
 
 
 def test_store_batch_keeps_the_order_and_patches_only_the_inactivity_clock(tmp_path: Path,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 
+import paho.mqtt.client as mqtt
 from gpiozero.pins.mock import MockFactory
 
 from config.loader import SHIPPED_GAME, load_game
@@ -75,5 +78,49 @@ def test_unknown_prop_and_bad_action_change_nothing():
         assert not factory.pin(17).state
         assert agent.metrics["unknown_prop"] == 1
         assert agent.metrics["rejected_commands"] == 1
+    finally:
+        agent.stop()
+
+
+def _message(topic: str, payload: bytes) -> mqtt.MQTTMessage:
+    message = mqtt.MQTTMessage(topic=topic.encode())
+    message.payload = payload
+    return message
+
+
+def test_a_lock_command_is_applied_in_pahos_callback_unless_the_worker_is_busy():
+    """docs/performance.md, fix 9: no hand-off to the worker for a lock or unlock, but never
+    ahead of a message the worker has not finished (a status changing the session)."""
+    agent, factory = make_agent()
+    agent.start()
+    try:
+        topic = agent.topics.prop_set("hall", "mailbox_lock")
+        seen: list[tuple[str, int]] = []
+        agent.on_handled = lambda _parts, payload: seen.append((payload.id, threading.get_ident()))
+        agent._on_message(None, None, _message(topic, Command(id="n1", action="lock").to_bytes()))
+        assert factory.pin(17).state, "applied before _on_message returned"
+        assert seen == [("n1", threading.get_ident())] and agent.metrics["commands_now"] == 1
+        # at most once, as from the worker
+        agent._on_message(None, None, _message(topic, Command(id="n1", action="lock").to_bytes()))
+        assert agent.metrics["duplicate_commands"] == 1
+        # the worker has a message in hand: the command waits behind it, in order
+        release = threading.Event()
+        agent.on_handled = None
+        busy = agent._work_on
+
+        def slow(item: object) -> None:
+            if item == "blocker":
+                release.wait(5)
+            busy(item)   # type: ignore[arg-type]
+
+        agent._work_on = slow   # type: ignore[method-assign]
+        agent._inbox.put("blocker")
+        agent._on_message(None, None, _message(topic, Command(id="n2", action="unlock").to_bytes()))
+        assert factory.pin(17).state, "queued behind the worker's message, not applied yet"
+        release.set()
+        deadline = time.monotonic() + 5
+        while factory.pin(17).state and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert not factory.pin(17).state and agent.metrics["commands_now"] == 2
     finally:
         agent.stop()
