@@ -15,8 +15,9 @@ running, so every lock is desired ``lock``.
 * **node killed** — SIGKILL of a node process: time until the controller handles the
   node's last will (the kernel closes the socket, the broker publishes the will at once).
 * **node hung** (``--hung``, on by default in full mode) — SIGSTOP of a node process: the
-  socket stays open, as with a Pi that froze or lost its cable; the broker notices after
-  1.5 × keepalive (5 s in ``nodes/agent.py``).
+  socket stays open, as with a Pi that froze or lost its cable. The controller judges it
+  silent after 1.2 × its keepalive (5 s) without a heartbeat (``controller/registry.py``);
+  the broker would publish its will only after 1.5 × keepalive plus up to 5 s.
 
     .venv/bin/python -m bench.recovery [--quick] [--restarts 5] [--hung]
 """
@@ -137,7 +138,10 @@ def restart_once(b: Broker, http: Http, *, flip: tuple[str, str] | None, timeout
 
 def offline_detection(node: Proc, node_id: str, http: Http, sig: signal.Signals,
                       timeout: float) -> float:
-    """ms from *sig* sent to the node until the controller handled its last will."""
+    """ms from *sig* sent to the node until the controller has it offline: its last will
+    handled (the probe's record, exact), or its silence judged by the controller's own
+    heartbeat watch (a frozen node's will comes only when Mosquitto notices, later),
+    seen in ``/api/state`` (polled every 10 ms: up to ~10 ms late)."""
     t0 = time.monotonic_ns()
     node.signal(sig)
     deadline = time.monotonic() + timeout
@@ -145,6 +149,9 @@ def offline_detection(node: Proc, node_id: str, http: Http, sig: signal.Signals,
         for r in http.get(f"/bench/records?since={t0}")["statuses"]:
             if r["node"] == node_id and not r["online"]:
                 return round((r["t"] - t0) / 1e6, 1)
+        seen = time.monotonic_ns()
+        if not next(n for n in http.get("/api/state")["nodes"] if n["id"] == node_id)["online"]:
+            return round((seen - t0) / 1e6, 1)
         time.sleep(0.01)
     msg = f"the controller did not see {node_id} go offline within {timeout} s"
     raise BenchError(msg)
