@@ -316,6 +316,8 @@ class KeypadMatrix:
         # row r), (seq, None) when all rows went low (the keypad went idle)
         self._log: deque[tuple[int, int | None]] = deque(maxlen=256)
         self._seq = 0
+        self._row_index = {id(pin): r for r, pin in enumerate(self.rows)}
+        self._col_index = {id(pin): c for c, pin in enumerate(self.cols)}
         for pin in self.rows:
             pin.matrix = self
         for pin in self.cols:
@@ -330,14 +332,19 @@ class KeypadMatrix:
 
     def column_shorted_low(self, column: KeypadColumnPin) -> bool:
         with self._cond:
-            c = self.cols.index(column)
+            c = self._col_index[id(column)]
             return any(self.rows[r].driven_low for key in self._pressed
                        for r, kc in (self.positions[key],) if kc == c)
 
     def row_changed(self, row: KeypadRowPin) -> None:
         with self._cond:
-            for col in self.cols:
-                col.settle()
+            # NOTE: a row reaches a column only through a pressed key: with no key down on
+            # this row no column can change (a scan writes a row a dozen times per key).
+            r = self._row_index.get(id(row))
+            for key in self._pressed:
+                kr, kc = self.positions[key]
+                if r is None or kr == r:
+                    self.cols[kc].settle()
             low = [r for r, pin in enumerate(self.rows) if pin.driven_low]
             if len(low) == len(self.rows):
                 if not self._log or self._log[-1][1] is not None:
