@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,35 +34,16 @@ def index() -> RedirectResponse:
     return RedirectResponse("/console")
 
 
-@router.get("/login", include_in_schema=False)
-def login_page() -> FileResponse:
-    return _page(PAGES["login"])
+def _page_route(name: str) -> Callable[[], FileResponse]:
+    def page() -> FileResponse:
+        return _page(PAGES[name])
+    page.__name__ = f"{name}_page"
+    return page
 
 
-@router.get("/console", include_in_schema=False)
-def console_page() -> FileResponse:
-    return _page(PAGES["console"])
-
-
-@router.get("/rehearsal", include_in_schema=False)
-def rehearsal_page() -> FileResponse:
-    return _page(PAGES["rehearsal"])
-
-
-@router.get("/tech", include_in_schema=False)
-def tech_page() -> FileResponse:
-    return _page(PAGES["tech"])
-
-
-@router.get("/debrief", include_in_schema=False)
-def debrief_page() -> FileResponse:
-    """The debrief of the current (or last) session; ``?session=<id>`` for a past one."""
-    return _page(PAGES["debrief"])
-
-
-@router.get("/history", include_in_schema=False)
-def history_page() -> FileResponse:
-    return _page(PAGES["history"])
+# /login, /console, /rehearsal, /tech, /debrief (``?session=<id>`` for a past one), /history
+for _name in PAGES:
+    router.add_api_route(f"/{_name}", _page_route(_name), methods=["GET"], include_in_schema=False)
 
 
 @router.get("/screen/{room}", include_in_schema=False)
