@@ -101,4 +101,7 @@ def browser(server: Server) -> Iterator[object]:
 
 def shot(page: object, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    # NOTE: a full-page capture scrolls the page: a sticky header would be drawn where the
+    # viewport happened to be, in the middle of the image.
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True,
+                    style="header { position: static !important; }")
