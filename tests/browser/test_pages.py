@@ -95,8 +95,16 @@ def test_game_master_plays_from_the_rehearsal_page(browser: object, server: Serv
 
 def test_clue_reaches_the_room_screen_and_comes_back_shown(browser: object, server: Server) -> None:
     console = login(browser, server)
-    if console.evaluate("fetch('/api/clues').then(r => r.status)") == 404:
-        pytest.skip("no clue routes yet")
+    # clues are sent during a game: start one unless an earlier test left one running
+    started = console.evaluate("""async () => {
+      const h = {"Content-Type": "application/json"};
+      const state = await (await fetch('/api/state', {headers: h})).json();
+      if (['running', 'paused'].includes(state.game.phase)) return true;
+      const r = await fetch('/api/game/start', {method: 'POST', headers: h,
+                                                body: JSON.stringify({parcours: 'primo', players: 3})});
+      return r.ok; }""")
+    assert started
+    assert console.evaluate("fetch('/api/clues').then(r => r.status)") == 200
     console.wait_for_selector("#clue-panel:not(.hidden)")
     token = server.auth.screen_token("cuisine")
     screen = console.context.browser.new_page()
