@@ -57,6 +57,8 @@ class Probe:
         self.states: deque[dict[str, Any]] = deque(maxlen=10_000)
         self.connections: deque[dict[str, Any]] = deque(maxlen=1_000)
         self.commands: deque[tuple[int, str, str, str]] = deque(maxlen=_KEPT)
+        #: when paho handed each ``code`` event to the bridge (``on_message``), ns
+        self.code_reads: deque[int] = deque(maxlen=_KEPT)
         #: (start, snapshot+JSON done, every WebSocket written) of each push, ns
         self.pushes: deque[tuple[int, int, int]] = deque(maxlen=10_000)
 
@@ -92,6 +94,19 @@ class Probe:
             send(node, prop, command)
 
         bridge.send_command = send_command
+
+    def watch_reads(self, bridge: Any) -> None:
+        """Time each keypad ``code`` event as paho hands it to the bridge (before decoding)."""
+        client = bridge.client
+        forward = client.on_message
+
+        def on_message(c: Any, userdata: Any, message: Any) -> None:
+            if b'"type":"code"' in message.payload:
+                self.code_reads.append(time.monotonic_ns())
+
+            forward(c, userdata, message)
+
+        client.on_message = on_message
 
     def reset(self) -> None:
         self.events, self.latencies_s, self.first_ns, self.last_ns = 0, [], None, None
@@ -190,6 +205,7 @@ def add_bench_routes(app: FastAPI, probe: Probe) -> None:
         if events:
             out["events"] = [r for r in probe.event_log if r[0] > since]
             out["commands"] = [r for r in probe.commands if r[0] > since]
+            out["code_reads"] = [t for t in probe.code_reads if t > since]
         return out
 
 
@@ -221,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_dir and "db_path" in inspect.signature(create_app).parameters:
         extra["db_path"] = Path(args.data_dir) / "controller.db"
     # NOTE: no auth argument: access control off, as create_app allows for benches.
-    app = create_app(game=game, broker=BrokerAddress.parse(args.broker), **extra)
+    app = create_app(game=game, broker=BrokerAddress.parse(args.broker), freeze_gc=True, **extra)
     add_bench_routes(app, probe)
     original = app.router.lifespan_context
 
@@ -241,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         async with original(app_) as state:
             app_.state.service.on_handled = probe
             probe.watch_commands(app_.state.service.bridge)
+            probe.watch_reads(app_.state.service.bridge)
             probe.watch_pushes(app_.state.service)
             # NOTE: the server accepts connections only after the lifespan has started.
             task = asyncio.get_running_loop().call_later(

@@ -18,13 +18,16 @@ the props claim them unchanged:
 Commands (JSON lines on stdin):
 
 * ``{"cmd": "type", "prop": "keypad", "keys": "0412"}`` →
-  ``{"kind": "typed", "ok": true, "t_pin": ns, "t_code": ns}``
+  ``{"kind": "typed", "ok": true, "t_pin": ns, "t_code": ns, "t_code_wire": ns}``; the
+  last key stays down until
+* ``{"cmd": "release", "prop": "keypad"}`` → ``{"kind": "released", "ok": true}``
 * ``{"cmd": "status"}`` → ``{"kind": "status", ...NodeAgent.status()}``
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import threading
@@ -84,7 +87,11 @@ class Runner:
         self.columns = columns
         self.out = out
         self.t_code: dict[str, int | None] = {}
+        #: when node A's paho wrote the bytes of the last ``code`` event to its socket
+        self.t_code_wire: int | None = None
         self._code_seen = threading.Event()
+        #: the key left down by type(), per keypad
+        self.held: dict[str, str] = {}
 
     def spy_codes(self) -> None:
         """Time each ``code`` event as the keypad emits it (before the agent publishes it)."""
@@ -102,17 +109,48 @@ class Runner:
             prop.when_event = spy
 
     def type(self, prop: str, keys: str) -> None:
+        """Type *keys*; the last one stays down (a finger rests ≈ 100 ms on a key) until
+        :meth:`release`, so the simulated hand's let-go is not timed with the system."""
         simulator = self.agent.simulators[prop]
         assert isinstance(simulator, KeypadSimulator)
         ok = simulator.type(keys[:-1]) if len(keys) > 1 else True
         self.t_code[prop] = None
+        self.t_code_wire = None
         for column in self.columns[prop]:
             column.arm()
-        ok = simulator.press(keys[-1]) and ok
+        last = keys[-1]
+        mark = simulator.down(last)
+        self.held[prop] = last
+        ok = simulator.wait_registered(last, mark) and ok
         t_pin = next((c.t_low for c in self.columns[prop] if c.t_low is not None), None)
         for column in self.columns[prop]:
             column.armed = False
-        self.out.emit("typed", ok=ok, t_pin=t_pin, t_code=self.t_code.get(prop))
+        self.out.emit("typed", ok=ok, t_pin=t_pin, t_code=self.t_code.get(prop),
+                      t_code_wire=self.t_code_wire)
+
+    def release(self, prop: str) -> None:
+        """Let go of the key :meth:`type` left down; wait until the keypad is idle."""
+        simulator = self.agent.simulators[prop]
+        assert isinstance(simulator, KeypadSimulator)
+        key = self.held.pop(prop, None)
+        ok = True
+        if key is not None:
+            ok = simulator.wait_idle(simulator.up(key))
+        self.out.emit("released", ok=ok)
+
+    def spy_wire(self) -> None:
+        """Time the moment paho writes a ``code`` event's bytes to the socket."""
+        client = getattr(self.agent, "_client", None)
+        send = getattr(client, "_sock_send", None)
+        if client is None or send is None:
+            return
+
+        def sock_send(buf: bytes) -> int:
+            if self.t_code_wire is None and b'"type":"code"' in buf:
+                self.t_code_wire = time.monotonic_ns()   # as the bytes go: before send()
+            return send(buf)
+
+        client._sock_send = sock_send  # type: ignore[method-assign]
 
     def watch_commands(self) -> None:
         """Time each command as the node's paho thread receives it (before decoding)."""
@@ -163,13 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     agent.start()
     try:
         runner.spy_codes()
+        runner.spy_wire()
         if args.watch:
             runner.watch_commands()
         if not agent.connected.wait(args.connect_timeout):
             out.emit("error", error=f"node {args.node} did not connect to {args.broker}")
             return 1
+        gc.collect()   # as the node program does (nodes/cli.py)
+        gc.freeze()
         out.emit("ready", pid=os.getpid(), boot_id=agent.boot_id)
-        serve({"type": runner.type, "status": runner.status}, out)
+        serve({"type": runner.type, "release": runner.release, "status": runner.status}, out)
     finally:
         agent.stop()
     return 0

@@ -140,16 +140,22 @@ class Trial:
         try:
             t_relay = _wait_pin(node_b, state=False, timeout=5)
         except BenchError as exc:
+            with contextlib.suppress(BenchError):
+                node_a.request("released", 10, cmd="release", prop="keypad")
             state = http.get("/api/state")
             keypad = next((p for p in state["props"] if p["id"] == "keypad"), None)
             status = node_a.request("status", 5, cmd="status")
             msg = (f"trial {i}: the code did not open node B: {exc}; typed {typed}; controller: "
                    f"phase {state['game'].get('phase')}, keypad {keypad}; node A: {status}")
             raise BenchError(msg) from exc
-        if not typed["ok"] or typed["t_pin"] is None:
+        # NOTE: the finger leaves the last key only now, as a player's does (≈ 100 ms on a
+        # key): the simulated hand's let-go must not share the CPU with what is timed.
+        released = node_a.request("released", 10, cmd="release", prop="keypad")
+        if not typed["ok"] or typed["t_pin"] is None or not released["ok"]:
             msg = f"trial {i}: the simulated hand was not read by the keypad: {typed}"
             raise BenchError(msg)
-        return {"t_pin": typed["t_pin"], "t_code": typed["t_code"] or 0, "t_relay": t_relay}
+        return {"t_pin": typed["t_pin"], "t_code": typed["t_code"] or 0,
+                "t_code_wire": typed.get("t_code_wire") or 0, "t_relay": t_relay}
 
 
 def system_latency(b: Broker, game: Path, trials: int, workdir: Path,
@@ -191,16 +197,25 @@ def system_latency(b: Broker, game: Path, trials: int, workdir: Path,
                        if (node, prop, kind) == ("node_a", "keypad", "code"))
         unlocks = sorted(t for t, node, prop, action in records["commands"]
                          if (node, prop, action) == ("node_b", "door", "unlock"))
+        reads = sorted(int(t) for t in records.get("code_reads", []))
         received = sorted(int(m["t"]) for m in node_b.drain("rx") if m["topic"].endswith("/door/set"))
         node_a_status = node_a.request("status", 5, cmd="status")
         node_b_status = node_b.request("status", 5, cmd="status")
     total = [r["t_relay"] - r["t_pin"] for r in rows]
     keypad = [r["t_code"] - r["t_pin"] for r in rows if r["t_code"]]
     to_command, to_relay, to_handled, to_rx, rx_to_relay = [], [], [], [], []
+    to_wire, wire_to_read, read_to_command = [], [], []
     for r in rows:
         if not r["t_code"]:
             continue
         sent = next((t for t in unlocks if r["t_code"] <= t <= r["t_relay"]), None)
+        read = next((t for t in reads if r["t_code"] <= t <= r["t_relay"]), None)
+        if r["t_code_wire"]:
+            to_wire.append(r["t_code_wire"] - r["t_code"])
+            if read is not None:
+                wire_to_read.append(read - r["t_code_wire"])
+        if read is not None and sent is not None:
+            read_to_command.append(sent - read)
         if sent is not None:
             to_command.append(sent - r["t_code"])
             to_relay.append(r["t_relay"] - sent)
@@ -218,6 +233,9 @@ def system_latency(b: Broker, game: Path, trials: int, workdir: Path,
         "parts": {
             "node_a_pin_to_code_event": summarize_ns(keypad),
             "code_event_to_unlock_command_sent": summarize_ns(to_command),
+            "code_event_to_node_a_socket_write": summarize_ns(to_wire),
+            "node_a_socket_write_to_controller_read": summarize_ns(wire_to_read),
+            "controller_read_to_unlock_command_sent": summarize_ns(read_to_command),
             "unlock_command_sent_to_node_b_relay": summarize_ns(to_relay),
             "unlock_command_sent_to_node_b_received": summarize_ns(to_rx),
             "node_b_received_to_relay": summarize_ns(rx_to_relay),

@@ -38,7 +38,7 @@ def run_demo(*, config: str | None, http_port: int, mqtt_port: int, host: str = 
         agent.start()
     # -- access control (issue "Web pages"): ESCAPE_GM_PASSWORD & co, or random ones --
     auth = AuthSettings.from_env(demo=True)
-    app = create_app(game=game, broker=address, demo=True, auth=auth)
+    app = create_app(game=game, broker=address, demo=True, auth=auth, freeze_gc=True)
     url = f"http://{host}:{http_port}/"
     print(f"\n  Démo de l'appartement témoin : {url}\n"
           f"  MQTT (amqtt embarqué) : mqtt://127.0.0.1:{broker.port}  "

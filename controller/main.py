@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -43,7 +44,8 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "dashboard" / "static"
 def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path: Path | None = None,
                clock: Callable[[], float] = time.monotonic,
                wall: Callable[[], float] = time.time,
-               auth: AuthSettings | None = None, config_path: Path | None = None) -> FastAPI:
+               auth: AuthSettings | None = None, config_path: Path | None = None,
+               freeze_gc: bool = False) -> FastAPI:
     """The app: one MQTT client, one session store and one game service for its whole life.
 
     *db_path* is the SQLite file of the sessions (default: ``Settings().DATA_DIR /
@@ -53,6 +55,9 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
     off, for benches and unit tests only: :func:`run_controller` and the demo always pass one.
     *config_path* is the game file that ``SIGHUP`` and ``POST /api/config/reload`` load again
     (``controller/reload.py``); ``None``: no reload.
+    *freeze_gc*: once started, move every object so far out of the garbage collector's
+    sight (``gc.freeze()``, for the programs: :func:`run_controller`, the demo, the bench;
+    not for tests, which build many apps in one process).
     """
 
     @asynccontextmanager
@@ -67,6 +72,8 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
             await service.start()
             if config_path is not None:
                 install_sighup(service, config_path)
+            if freeze_gc:
+                freeze_startup_objects()
             yield
         finally:
             try:
@@ -93,6 +100,15 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
         app.include_router(sim_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def freeze_startup_objects() -> None:
+    """``gc.collect()`` then ``gc.freeze()``: what start-up built (modules, models, routes,
+    the game) lives as long as the process; the collector stops walking it on every full
+    collection, which was a few ms in the middle of a key → lock path now and then
+    (docs/performance.md, fix 13). Objects made later are collected as usual."""
+    gc.collect()
+    gc.freeze()
 
 
 def broker_from_settings(settings: Settings, override: str | None = None) -> BrokerAddress:
@@ -123,7 +139,8 @@ def run_controller(*, config: str | None, broker: str | None, host: str | None,
         log.error("access control not configured; controller not started: %s", exc)
         return 2
     app = create_app(game=game, broker=broker_from_settings(settings, broker), demo=settings.DEMO,
-                     db_path=default_path(settings.DATA_DIR), auth=auth, config_path=config_path)
+                     db_path=default_path(settings.DATA_DIR), auth=auth, config_path=config_path,
+                     freeze_gc=True)
     uvicorn.run(app, host=host or settings.HTTP_HOST, port=port or settings.HTTP_PORT,
                 log_level="info", ws_per_message_deflate=WS_PER_MESSAGE_DEFLATE)
     return 0

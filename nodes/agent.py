@@ -74,7 +74,7 @@ from nodes.contract import (
     TechRequest,
     Topics,
 )
-from nodes.mqtt import BrokerAddress, make_client
+from nodes.mqtt import BrokerAddress, NetworkThread, make_client
 from nodes.outbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Outbox
 from props.base import Prop
 from props.exc import PropError
@@ -183,6 +183,7 @@ class NodeAgent:
         self._worker: threading.Thread | None = None
         self._emergency: Button | None = None
         self._client: mqtt.Client | None = None
+        self._net: NetworkThread | None = None
         self._stopped = threading.Event()
         #: called after each message is handled (from the worker thread, or paho's for a
         #: lock command applied at once: _command_now); for tests and tools
@@ -205,7 +206,10 @@ class NodeAgent:
         client.on_message = self._on_message
         self._client = client
         client.connect_async(self.broker.host, self.broker.port, keepalive=self.keepalive)
-        client.loop_start()
+        # NOTE: not loop_start(): a publish is written by the thread that makes it (a
+        # keypad's code is on the wire before emit returns: docs/performance.md, fix 11).
+        self._net = NetworkThread(client, name=f"node-{self.node.id}-mqtt")
+        self._net.start()
 
     def stop(self) -> None:
         """Open the locks, say offline, disconnect; safe to call twice."""
@@ -213,18 +217,17 @@ class NodeAgent:
             return
         self._stopped.set()
         self._inbox.put(None)
-        client = self._client
-        if client is not None and client.is_connected():
-            info = client.publish(self.topics.node_status(self.node.id),
-                                  NodeStatus(online=False, boot_id=self.boot_id).to_bytes(),
-                                  qos=1, retain=True)
+        client, net = self._client, self._net
+        if client is not None and net is not None and client.is_connected():
+            info = net.publish(self.topics.node_status(self.node.id),
+                               NodeStatus(online=False, boot_id=self.boot_id).to_bytes(),
+                               qos=1, retain=True)
             try:
                 info.wait_for_publish(timeout=1.0)
             except (RuntimeError, ValueError):
                 log.warning("offline status of %s not confirmed", self.node.id)
-            client.disconnect()
-        if client is not None:
-            client.loop_stop()
+        if net is not None:
+            net.stop()   # DISCONNECT (the broker keeps the will to itself), thread ended
         if self._worker is not None:
             self._worker.join(timeout=2)
         self._close_props()
@@ -373,9 +376,11 @@ class NodeAgent:
             # NOTE: published under the lock, and only behind an empty backlog, so seq
             # order is the order on the wire.
             if box is None or (self._deliverable() and not box.has_unsent()):
+                # NOTE: on the wire first, then in the file (an acknowledgement cannot come
+                # in between: it is handled under this lock too).
+                self._publish(self.topics.prop_event(self.node.id, prop_id), event.to_bytes())
                 if box is not None and self._ctl.acks_supported:
                     box.append(prop_id, event, sent=True)  # until the controller acknowledges it
-                self._publish(self.topics.prop_event(self.node.id, prop_id), event.to_bytes())
             else:
                 box.append(prop_id, event, sent=False)
                 self.metrics["queued_events"] += 1
@@ -492,10 +497,10 @@ class NodeAgent:
             self.publish_state(prop_id)
 
     def _publish(self, topic: str, payload: bytes, *, retain: bool = False) -> int:
-        client = self._client
-        if client is None:
+        net = self._net
+        if net is None:
             return mqtt.MQTT_ERR_NO_CONN
-        return client.publish(topic, payload, qos=contract.QOS, retain=retain).rc
+        return net.publish(topic, payload, qos=contract.QOS, retain=retain).rc
 
     def _beat(self) -> None:
         """Heartbeat thread: a small QoS 0 sign of life every keepalive / 3 while connected.
@@ -507,8 +512,8 @@ class NodeAgent:
         interval = contract.node_heartbeat_interval(self.keepalive)
         topic = self.topics.node_heartbeat(self.node.id)
         while not self._stopped.wait(interval):
-            client = self._client
-            if client is None or not self.connected.is_set():
+            net = self._net
+            if net is None or not self.connected.is_set():
                 continue
             try:
                 with self._events_lock:
@@ -516,7 +521,7 @@ class NodeAgent:
                     outbox = len(self.outbox) if self.outbox is not None else None
                 beat = NodeHeartbeat(boot_id=self.boot_id, ts=contract.now(),
                                      autonomous=autonomous, outbox=outbox)
-                client.publish(topic, beat.to_bytes(), qos=0, retain=False)
+                net.publish(topic, beat.to_bytes(), qos=0, retain=False)
                 self.metrics["heartbeats"] += 1
             except Exception:
                 # NOTE: the heartbeat thread must outlive any error: its silence means "dead".

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -97,6 +98,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     agent.start()
+    # NOTE: start-up objects live as long as the process: out of the collector's sight,
+    # full collections stop pausing the props' threads (docs/performance.md, fix 13).
+    gc.collect()
+    gc.freeze()
     log.info("node %s running (%s)", args.node_id, "simulated pins" if args.simulate else "GPIO")
     try:
         from nodes.sdnotify import notify

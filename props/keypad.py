@@ -350,6 +350,8 @@ class Keypad(Prop, CompositeDevice):
 
     # -- what a key means --------------------------------------------------------------
     def _register(self, key: str) -> None:
+        # NOTE: a key that completes a code gives ``code`` first, then its own ``key``:
+        # the code is what opens a door, so it leaves first (docs/performance.md, fix 12).
         events: list[tuple[str, Any]] = [("key", key)]
         with self._lock:
             self._held = key
@@ -359,12 +361,12 @@ class Keypad(Prop, CompositeDevice):
                 events.append(("cleared", None))
             elif key == self.enter_key:
                 if self._buffer:
-                    events.append(("code", self._buffer))
+                    events.insert(0, ("code", self._buffer))
                 self._buffer = ""
             else:
                 self._buffer = (self._buffer + key)[-MAX_BUFFER:]
                 if self.code_length is not None and len(self._buffer) >= self.code_length:
-                    events.append(("code", self._buffer))
+                    events.insert(0, ("code", self._buffer))
                     self._buffer = ""
             self._deadline = (time.monotonic() + self.entry_timeout if self._buffer
                               else None)

@@ -48,8 +48,9 @@ def test_right_code_on_node_a_opens_node_b_lock_and_wrong_code_changes_nothing(m
 
     seen = apt.service.events_seen
     apt.gesture("node_a", "keypad", "type", "9999")
-    wait_for(lambda: any(e for e in [apt.service.registry.props[("node_a", "keypad")].last_event]
-                         if e and e["type"] == "code" and e["value"] == "9999"),
+    session = apt.service.engine.session_id
+    wait_for(lambda: any(e["type"] == "code" and e["value"] == "9999"
+                         for e in apt.service.store.events(session) if e["kind"] == "prop"),
              what="the controller to receive the wrong code")
     assert apt.service.events_seen > seen
     assert apt.relay_driven("node_b", RELAY), "a wrong code must leave the lock locked"

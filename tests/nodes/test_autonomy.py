@@ -133,9 +133,10 @@ def test_alone_too_long_during_a_game_the_node_opens_its_own_box(agent):
     assert relay.state
     agent.simulators["keypad"].perform("type", "1")
     assert not relay.state, "the local puzzle opened its lock"
-    kinds = [(e.prop, e.event.type, e.event.value) for e in agent.outbox][-2:]
-    assert kinds == [("node", "solved_locally", "code"), ("keypad", "code", "1")]
-    assert agent.status()["holds"] == {"box": agent.outbox.unsent()[-2].event.seq}
+    kinds = [(e.prop, e.event.type, e.event.value) for e in agent.outbox][-3:]
+    assert kinds == [("node", "solved_locally", "code"), ("keypad", "code", "1"),
+                     ("keypad", "key", "1")]
+    assert agent.status()["holds"] == {"box": agent.outbox.unsent()[-3].event.seq}
     # a relock sent by a controller that has not heard of it yet is refused...
     lock(agent)
     assert not relay.state and agent.metrics["held_commands"] == 1
