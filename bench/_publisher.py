@@ -8,7 +8,8 @@ which announces its birth (retained ``NodeStatus``) and then, on
 ``{"cmd": "run", "rate": 500, "seconds": 3}``, publishes valid ``PropEvent`` payloads on
 the contract's event topics (``seq`` +1 each, ``ts`` = now) round-robin over its props
 at *rate* events/s, or as fast as it can with ``rate`` 0, and answers
-``{"kind": "done", "sent": n, "seconds": wall}``.
+``{"kind": "done", "sent": n, "seconds": wall}``; with ``"count": n`` it stops after n
+events.
 
 The client runs its network loop in this one thread (no ``loop_start``): a publish
 writes to the socket at once instead of waking paho's thread, so the load generator
@@ -82,15 +83,18 @@ class Publisher:
         self.inflight += 1
         self.client.publish(self.event_topics[self.seq % len(self.event_topics)], payload, qos=1)
 
-    def run(self, rate: float, seconds: float) -> None:
+    def run(self, rate: float, seconds: float, count: int | None = None) -> None:
+        """Publish at *rate* events/s (0: flat out) for *seconds*, or until *count* are sent."""
         sent = 0
         start = time.monotonic()
         end = start + seconds
         now = start
-        while now < end:
+        while now < end and (count is None or sent < count):
             # NOTE: publish what is due, then wait on the socket until the next tick: a
             # sleep per event would cap the rate at the scheduler's resolution.
             due = int((now - start) * rate) + 1 if rate > 0 else sent + self.window
+            if count is not None:
+                due = min(due, count)
             while sent < due and self.inflight < self.window:
                 self._publish_one()
                 sent += 1
