@@ -281,6 +281,25 @@ def controller_proc(name: str, *, game: Path, broker: Broker, workdir: Path,
     return proc, port
 
 
+def pin_groups(groups: dict[str, Sequence[int]]) -> dict[str, Any] | None:
+    """Pin each group of processes (every thread of each) to CPUs of its own: the last
+    group gets the last CPU, the one before the one before, …; the first group gets what
+    is left. Linux only; None if there are fewer CPUs than groups."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    names = list(groups)
+    if len(cpus) < len(names):
+        return None
+    tail = len(names) - 1
+    where = {name: ({cpus[len(cpus) - tail + i - 1]} if i else set(cpus[:len(cpus) - tail]))
+             for i, name in enumerate(names)}
+    for name, pids in groups.items():
+        for pid in pids:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(int(task.name), where[name])
+    return {name: sorted(cpu) for name, cpu in where.items()}
+
+
 # -- /proc ------------------------------------------------------------------------------
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 

@@ -46,6 +46,7 @@ from bench.common import (
     controller_proc,
     mosquitto,
     mosquitto_available,
+    pin_groups,
     python_argv,
     ratio,
     start_all,
@@ -159,7 +160,7 @@ class Trial:
 
 
 def system_latency(b: Broker, game: Path, trials: int, workdir: Path,
-                   experiments: Sequence[str] = ()) -> dict[str, Any]:
+                   experiments: Sequence[str] = (), pin: bool = False) -> dict[str, Any]:
     """Key on node A → relay on node B, *trials* times, over broker *b*."""
     with contextlib.ExitStack() as stack:
         ctl, port = controller_proc(f"e2e-controller-{b.kind}", game=game, broker=b, workdir=workdir,
@@ -171,6 +172,9 @@ def system_latency(b: Broker, game: Path, trials: int, workdir: Path,
             "bench._node", "--game", str(game), "--node", "node_b", "--broker", b.address,
             "--watch", str(RELAY)), workdir=workdir)
         ready = start_all(stack, [ctl, node_a, node_b])
+        pinned = pin_groups({"nodes": [node_a.pid, node_b.pid],
+                             "controller_and_broker": [ctl.pid, *([b.pid] if b.pid else [])]}
+                            ) if pin else None
         http = Http(port)
         stack.callback(http.close)
         wait_until(lambda: all(n["online"] for n in http.get("/api/state")["nodes"]),
@@ -228,7 +232,7 @@ def system_latency(b: Broker, game: Path, trials: int, workdir: Path,
             to_handled.append(handled - r["t_code"])
     return {
         "trials": len(rows), "failed_trials": len(errors), "errors": errors[:3],
-        "controller_loop": ready[0].get("loop"),
+        "controller_loop": ready[0].get("loop"), "pinned": pinned,
         "pin_to_relay": summarize_ns(total),
         "parts": {
             "node_a_pin_to_code_event": summarize_ns(keypad),
@@ -247,7 +251,7 @@ def system_latency(b: Broker, game: Path, trials: int, workdir: Path,
 
 
 def transport_latency(b: Broker, trials: int, workdir: Path, *, client: str, qos: int,
-                      label: str) -> dict[str, Any]:
+                      label: str, pin: bool = False) -> dict[str, Any]:
     """Bare paho source → echo → sink over broker *b*."""
     topic = f"bench/{label}"
     common = ["--broker", b.address, "--qos", str(qos), "--client", client, "--topic", topic]
@@ -256,7 +260,10 @@ def transport_latency(b: Broker, trials: int, workdir: Path, *, client: str, qos
                                                                *common), workdir=workdir)
                  for role in ("echo", "sink", "source")]
         start_all(stack, procs)
-        _echo, sink, source = procs
+        echo, sink, source = procs
+        if pin:   # as the system's: the two ends where the nodes are, the echo with the broker
+            pin_groups({"ends": [source.pid, sink.pid],
+                        "echo_and_broker": [echo.pid, *([b.pid] if b.pid else [])]})
         samples: list[int] = []
         lost = 0
         for i in range(WARMUP + trials):
@@ -277,18 +284,19 @@ def transport_latency(b: Broker, trials: int, workdir: Path, *, client: str, qos
 
 def run(*, quick: bool, workdir: Path, trials: int | None = None,
         brokers: Sequence[str] | None = None, naive: bool = True,
-        experiments: Sequence[str] = ()) -> Section:
+        experiments: Sequence[str] = (), pin: bool = False) -> Section:
     n = trials or (15 if quick else 1000)
     n_naive = max(5, n // 2) if trials else (10 if quick else 1000)
     section = Section()
     section.details.update({"trials": n, "warmup_trials": WARMUP, "code": CODE,
-                            "keypad_debounce_s": 0, "experiments": list(experiments)})
+                            "keypad_debounce_s": 0, "experiments": list(experiments),
+                            "pinned": pin})
     game = write_game(workdir, "e2e", GAME)
     kinds = list(brokers or default_brokers())
     for kind in kinds:
         with broker(kind, workdir) as b:
-            system = system_latency(b, game, n, workdir, experiments)
-            floor = transport_latency(b, n, workdir, client="tuned", qos=1, label="floor")
+            system = system_latency(b, game, n, workdir, experiments, pin=pin)
+            floor = transport_latency(b, n, workdir, client="tuned", qos=1, label="floor", pin=pin)
         section.details[kind] = {"system": system, "floor": floor}
         sp99, fp99 = system["pin_to_relay"].get("p99_ms"), floor["latency"].get("p99_ms")
         section.metric(f"e2e.{kind}.p50_ms", system["pin_to_relay"].get("p50_ms"), "ms")
@@ -330,11 +338,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-naive", action="store_true")
     parser.add_argument("--experiment", action="append", default=[],
                         help="run the controller with a proposed fix patched in (bench._controller)")
+    parser.add_argument("--pin", action="store_true",
+                        help="the two nodes on one CPU, the controller and the broker on the "
+                             "other (the floor's clients likewise): node A's work after the "
+                             "code no longer competes with the broker, as on separate Pis")
     args = parser.parse_args(argv)
     with workdir_for("bench-e2e-") as tmp:
         section = run(quick=args.quick, workdir=Path(tmp), trials=args.trials,
                       brokers=args.brokers.split(",") if args.brokers else None,
-                      naive=not args.no_naive, experiments=args.experiment)
+                      naive=not args.no_naive, experiments=args.experiment, pin=args.pin)
     json.dump(section.as_dict(), sys.stdout, indent=2)
     print()
     return 0

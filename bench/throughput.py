@@ -35,6 +35,7 @@ from bench.common import (
     controller_proc,
     cpu_percent,
     mosquitto_available,
+    pin_groups,
     proc_sample,
     python_argv,
     start_all,
@@ -162,15 +163,7 @@ def pin_cpus(controller: int, others: Sequence[int]) -> dict[str, Any] | None:
     """Give the controller the last CPU to itself and the broker and publishers the others
     (every thread of each process): what the controller sustains on a core of its own,
     which a shared 2-core machine cannot otherwise show. Linux only; None if not possible."""
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if len(cpus) < 2:
-        return None
-    mine, rest = {cpus[-1]}, set(cpus[:-1])
-    for pid, where in [(controller, mine), *((p, rest) for p in others)]:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                os.sched_setaffinity(int(task.name), where)
-    return {"controller": sorted(mine), "broker_and_publishers": sorted(rest)}
+    return pin_groups({"broker_and_publishers": list(others), "controller": [controller]})
 
 
 def run(*, quick: bool, workdir: Path, seconds: float | None = None,
