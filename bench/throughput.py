@@ -67,6 +67,20 @@ def game_text() -> str:
     return "\n".join(lines) + "\n"
 
 
+def drained(http: Http, sent: int, drain_s: float) -> dict[str, Any]:
+    """Let the controller work through what is queued (bounded), then read its counters:
+    stop when all *sent* is handled, or nothing moved for 0.3 s, or after *drain_s*."""
+    last = -1
+    deadline = time.monotonic() + drain_s
+    while time.monotonic() < deadline:
+        stats = http.get("/bench/events")
+        if stats["events"] >= sent or stats["events"] == last:
+            break
+        last = stats["events"]
+        time.sleep(0.3)
+    return http.get("/bench/events")
+
+
 def measure_rate(ctl: Proc, http: Http, publishers: list[Proc], others: list[int], *,
                  rate: int, seconds: float, drain_s: float) -> dict[str, Any]:
     http.post("/bench/reset")
@@ -78,17 +92,7 @@ def measure_rate(ctl: Proc, http: Http, publishers: list[Proc], others: list[int
     done = [pub.expect("done", seconds + 30) for pub in publishers]
     sent = sum(d["sent"] for d in done)
     publish_wall = max(d["seconds"] for d in done)
-    # Let the controller work through what is queued (bounded), then read its counters:
-    # stop when all is handled, or nothing moved for 0.3 s, or after drain_s.
-    last = -1
-    deadline = time.monotonic() + drain_s
-    while time.monotonic() < deadline:
-        stats = http.get("/bench/events")
-        if stats["events"] >= sent or stats["events"] == last:
-            break
-        last = stats["events"]
-        time.sleep(0.3)
-    stats = http.get("/bench/events")
+    stats = drained(http, sent, drain_s)
     after = proc_sample(ctl.pid)
     others_after = [proc_sample(pid) for pid in others]
     handled = stats["events"]
@@ -137,14 +141,7 @@ def measure_backlog(ctl: Proc, http: Http, publishers: list[Proc], *, events: in
         before = proc_sample(ctl.pid)
         os.kill(ctl.pid, signal.SIGCONT)
     sent = sum(d["sent"] for d in done)
-    deadline, last = time.monotonic() + 20, -1
-    while time.monotonic() < deadline:
-        stats = http.get("/bench/events")
-        if stats["events"] >= sent or stats["events"] == last:
-            break
-        last = stats["events"]
-        time.sleep(0.3)
-    stats = http.get("/bench/events")
+    stats = drained(http, sent, 20)
     after = proc_sample(ctl.pid)
     handled = stats["events"]
     span_s = ((stats["last_ns"] or 0) - (stats["first_ns"] or 0)) / 1e9
@@ -201,7 +198,7 @@ def run(*, quick: bool, workdir: Path, seconds: float | None = None,
             rows.append(measure_rate(ctl, http, publishers, others, rate=rate, seconds=seconds,
                                      drain_s=3 if quick else 30))
         if backlog:
-            backlog_row = measure_backlog(ctl, http, publishers, events=2_000 if quick else 9_000)
+            backlog_row = measure_backlog(ctl, http, publishers, events=9_000)
     section.details["rates"] = rows
     if backlog:
         section.details["backlog"] = backlog_row
