@@ -377,10 +377,12 @@ class NodeAgent:
             # order is the order on the wire.
             if box is None or (self._deliverable() and not box.has_unsent()):
                 # NOTE: on the wire first, then in the file (an acknowledgement cannot come
-                # in between: it is handled under this lock too).
-                self._publish(self.topics.prop_event(self.node.id, prop_id), event.to_bytes())
-                if box is not None and self._ctl.acks_supported:
-                    box.append(prop_id, event, sent=True)  # until the controller acknowledges it
+                # in between: it is handled under this lock too); kept even if paho raised.
+                try:
+                    self._publish(self.topics.prop_event(self.node.id, prop_id), event.to_bytes())
+                finally:
+                    if box is not None and self._ctl.acks_supported:
+                        box.append(prop_id, event, sent=True)  # until the controller acknowledges it
             else:
                 box.append(prop_id, event, sent=False)
                 self.metrics["queued_events"] += 1
