@@ -1,6 +1,7 @@
 """Controller throughput: 10 rooms × 8 props publishing events into one controller.
 
-Ten ``bench._publisher`` processes (one per room, one paho client each, like a node)
+Ten rooms, one paho client each (like a node), driven by ``bench._publisher`` (one
+process and one thread for all ten by default, ``--publisher-processes`` for more),
 publish valid ``PropEvent`` payloads on the contract's event topics, QoS 1, at fixed
 total rates (100, 1,000 and 5,000 events/s) and then as fast as they can. The
 controller is ``bench._controller`` (the production app under uvicorn) with a game of
@@ -166,12 +167,12 @@ def pin_cpus(controller: int, others: Sequence[int]) -> dict[str, Any] | None:
 def run(*, quick: bool, workdir: Path, seconds: float | None = None,
         broker_kind: str | None = None, experiments: Sequence[str] = (),
         broker_options: Sequence[str] = (), rates: Sequence[int] = (),
-        pin: bool = False, backlog: bool = True) -> Section:
+        pin: bool = False, backlog: bool = True, publisher_processes: int = 1) -> Section:
     seconds = seconds or (1.0 if quick else 10.0)
     kind = broker_kind or ("mosquitto" if mosquitto_available() else "amqtt")
     section = Section()
     section.details.update({"rooms": ROOMS, "props_per_room": PROPS_PER_ROOM, "seconds": seconds,
-                            "broker": kind, "publisher_processes": ROOMS, "qos": 1,
+                            "broker": kind, "publisher_processes": publisher_processes, "qos": 1,
                             "experiments": list(experiments),
                             "broker_options": list(broker_options), "pinned": None})
     game = write_game(workdir, "throughput", game_text())
@@ -183,10 +184,12 @@ def run(*, quick: bool, workdir: Path, seconds: float | None = None,
         http = Http(port, timeout=30)
         stack.callback(http.close)
         props = ",".join(f"p{p}" for p in range(1, PROPS_PER_ROOM + 1))
-        publishers = [Proc(f"tp-room_{r:02d}", python_argv(
-            "bench._publisher", "--broker", b.address, "--apartment", "bench",
-            "--node", f"room_{r:02d}", "--props", props), workdir=workdir)
-            for r in range(1, ROOMS + 1)]
+        groups = [list(range(1, ROOMS + 1))[i::publisher_processes]
+                  for i in range(publisher_processes)]
+        publishers = [Proc(f"tp-publisher-{i}", python_argv(
+            "bench._publisher", "--broker", b.address, "--apartment", "bench", "--props", props,
+            *(arg for r in rooms for arg in ("--node", f"room_{r:02d}"))), workdir=workdir)
+            for i, rooms in enumerate(groups)]
         start_all(stack, publishers)
         wait_until(lambda: all(n["online"] for n in http.get("/api/state")["nodes"]),
                    timeout=10, what="the controller to see every room online")
@@ -243,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
                                         "default 100,1000,5000,0 (quick: without 0)")
     parser.add_argument("--pin", action="store_true",
                         help="controller on a CPU of its own, broker and publishers on the others")
+    parser.add_argument("--publisher-processes", type=int, default=1, choices=range(1, ROOMS + 1),
+                        metavar=f"1..{ROOMS}",
+                        help="processes sharing the rooms' clients (default 1: one select "
+                             "loop for all, the cheapest load generator)")
     parser.add_argument("--no-backlog", action="store_true",
                         help="skip the backlog run (controller stopped, events queued, drained)")
     args = parser.parse_args(argv)
@@ -251,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         section = run(quick=args.quick, workdir=Path(tmp), seconds=args.seconds,
                       broker_kind=args.broker, experiments=args.experiment,
                       broker_options=args.broker_option, rates=rates, pin=args.pin,
-                      backlog=not args.no_backlog)
+                      backlog=not args.no_backlog,
+                      publisher_processes=args.publisher_processes)
     json.dump(section.as_dict(), sys.stdout, indent=2)
     print()
     return 0
