@@ -9,9 +9,11 @@ the test needs to see the bytes.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -51,36 +53,41 @@ def _subscriber(broker: BrokerHandle, topic: str) -> tuple[mqtt.Client, list[byt
     return sub, got
 
 
-def test_a_publish_is_written_by_its_caller_before_it_returns(broker: BrokerHandle) -> None:
-    client, net = _started("direct", broker)
-    writers: list[int] = []
-    send = client._sock_send
-
-    def spy(buf: bytes) -> int:
-        writers.append(threading.get_ident())
-        return send(buf)
-
-    client._sock_send = spy  # type: ignore[method-assign]
-    sub, got = _subscriber(broker, "test/direct")
+@contextlib.contextmanager
+def _node_and_listener(broker: BrokerHandle, name: str, topic: str
+                       ) -> Iterator[tuple[mqtt.Client, NetworkThread, list[bytes]]]:
+    """A client run by a NetworkThread, and a plain subscriber to *topic*; both stopped after."""
+    client, net = _started(name, broker)
+    sub, got = _subscriber(broker, topic)
     try:
-        writers.clear()
-        info = net.publish("test/direct", b"hello", qos=1)
-        assert writers == [threading.get_ident()], "written here, not by the network thread"
-        assert info.is_published() or info.rc == mqtt.MQTT_ERR_SUCCESS
-        assert _wait(lambda: got == [b"hello"])
-        assert _wait(info.is_published), "the PUBACK was read by the network thread"
-        assert client._thread is None, "no paho thread: ours"
+        yield client, net, got
     finally:
         net.stop()
         sub.loop_stop()
         sub.disconnect()
 
 
+def test_a_publish_is_written_by_its_caller_before_it_returns(broker: BrokerHandle) -> None:
+    with _node_and_listener(broker, "direct", "test/direct") as (client, net, got):
+        writers: list[int] = []
+        send = client._sock_send
+
+        def spy(buf: bytes) -> int:
+            writers.append(threading.get_ident())
+            return send(buf)
+
+        client._sock_send = spy  # type: ignore[method-assign]
+        info = net.publish("test/direct", b"hello", qos=1)
+        assert writers == [threading.get_ident()], "written here, not by the network thread"
+        assert info.is_published() or info.rc == mqtt.MQTT_ERR_SUCCESS
+        assert _wait(lambda: got == [b"hello"])
+        assert _wait(info.is_published), "the PUBACK was read by the network thread"
+        assert client._thread is None, "no paho thread: ours"
+
+
 def test_threads_publishing_at_once_never_interleave_their_packets(broker: BrokerHandle) -> None:
-    client, net = _started("many", broker)
-    sub, got = _subscriber(broker, "test/many/#")
     per_thread, n_threads = 300, 4
-    try:
+    with _node_and_listener(broker, "many", "test/many/#") as (client, net, got):
         def burst(t: int) -> None:
             for i in range(per_thread):
                 net.publish(f"test/many/{t}", f"{t}:{i}:".encode() + b"x" * (i % 200), qos=1)
@@ -95,33 +102,22 @@ def test_threads_publishing_at_once_never_interleave_their_packets(broker: Broke
         for t in range(n_threads):
             mine = [int(p.split(b":")[1]) for p in got if p.startswith(f"{t}:".encode())]
             assert mine == list(range(per_thread)), f"thread {t}'s messages in order"
-    finally:
-        net.stop()
-        sub.loop_stop()
-        sub.disconnect()
 
 
 def test_a_callback_may_publish_and_its_packet_leaves_at_once(broker: BrokerHandle) -> None:
-    client, net = _started("echo", broker)
-    sub, got = _subscriber(broker, "test/echo/out")
+    with _node_and_listener(broker, "echo", "test/echo/out") as (client, net, got):
+        def echo(_c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+            net.publish("test/echo/out", message.payload, qos=1)   # on the network thread
 
-    def echo(_c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
-        net.publish("test/echo/out", message.payload, qos=1)   # on the network thread
-
-    client.on_message = echo
-    subscribed = threading.Event()
-    client.on_subscribe = lambda *_a: subscribed.set()
-    client.subscribe("test/echo/in", qos=1)   # not through net: the network thread writes it
-    assert subscribed.wait(5)
-    try:
+        client.on_message = echo
+        subscribed = threading.Event()
+        client.on_subscribe = lambda *_a: subscribed.set()
+        client.subscribe("test/echo/in", qos=1)   # not through net: the network thread writes it
+        assert subscribed.wait(5)
         for i in range(50):
             net.publish("test/echo/in", str(i).encode(), qos=1)
         assert _wait(lambda: len(got) == 50), f"{len(got)} echoed"
         assert got == [str(i).encode() for i in range(50)]
-    finally:
-        net.stop()
-        sub.loop_stop()
-        sub.disconnect()
 
 
 class _BareBroker:
