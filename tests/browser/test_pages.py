@@ -190,9 +190,15 @@ def test_console_shows_a_room_playing_alone_and_its_queued_events(browser: objec
     try:
         beat = NodeHeartbeat(boot_id=service.registry.nodes["hall"].boot_id, autonomous=True, outbox=3)
         client.publish(service.bridge.topics.node_heartbeat("hall"), beat.to_bytes(), qos=1).wait_for_publish(5)
-        console.wait_for_selector(f'{room} [data-autonomous="true"]')
-        assert console.text_content(f'{room} [data-outbox="3"]') == "✉ 3 en attente"
-        assert console.text_content(f"{room} [data-autonomous]") == "⚙ joue seul"
+        # NOTE: both badges read in one go, as soon as they show: the real node's own
+        # heartbeat may clear them any moment after (reading them one by one raced it).
+        texts = console.wait_for_function("""(room) => {
+            const card = document.querySelector(room);
+            const alone = card && card.querySelector('[data-autonomous="true"]');
+            const queued = card && card.querySelector('[data-outbox="3"]');
+            return alone && queued ? [alone.textContent, queued.textContent] : null;
+        }""", arg=room).json_value()
+        assert texts == ["⚙ joue seul", "✉ 3 en attente"]
         shot(console, "console-room-alone")
         # the real node's next heartbeat (every keepalive / 3) says it is back to normal
         console.wait_for_selector(f"{room} [data-autonomous]", state="detached")
