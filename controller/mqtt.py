@@ -88,6 +88,9 @@ class MqttBridge:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self.connected = False
+        #: the start of this controller boot on the monotonic clock: commands and statuses
+        #: are dated from it (nodes measure a command's age on it, not on wall clocks)
+        self.started = time.monotonic()
         #: monotonic time of the last (re)connection: node silence counts from there at most
         self.connected_at = 0.0
         self.session: str | None = None
@@ -365,9 +368,20 @@ class MqttBridge:
             except Exception:
                 log.exception("controller status fields failed; last ones reused")
         status = ControllerStatus(online=True, boot_id=self.boot_id, session=self.session,
-                                  running=self.running, ts=contract.now(),
+                                  running=self.running, ts=contract.now(), uptime=self.uptime(),
                                   heartbeat=self.heartbeat_s, **extra)
         self._publish(self.topics.controller_status, status.to_bytes(), retain=True)
+
+    def uptime(self) -> float:
+        """Seconds since this controller boot, on the monotonic clock."""
+        return time.monotonic() - self.started
+
+    def new_command(self, action: str, params: dict[str, Any] | None = None, *,
+                    session: str | None = None, command_id: str | None = None) -> Command:
+        """A command dated on this controller's uptime (see ``contract.ControllerClock``)."""
+        return Command(id=command_id or contract.new_id(), action=action, params=dict(params or {}),
+                       session=session, controller=self.boot_id, issued=self.uptime(),
+                       ttl=contract.COMMAND_TTL_S)
 
     def send_command(self, node: str, prop: str, command: Command) -> None:
         """Publish a command; on the loop it is written to the socket before this returns."""

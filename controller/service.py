@@ -41,7 +41,6 @@ from controller.registry import EventVerdict, Registry
 from controller.store import Store, StoreError
 from nodes import contract
 from nodes.contract import (
-    Command,
     Gesture,
     NodeHeartbeat,
     NodeStatus,
@@ -55,8 +54,6 @@ from props.models import MaglockConfig
 
 log = logging.getLogger(__name__)
 
-#: a command not applied by then is dropped by the node (a stale order is worse than none)
-COMMAND_TTL_S = 30.0
 #: resend a command whose effect is not reported after this long
 RESEND_AFTER_S = 1.0
 #: during the pre-game check, resend a keypad's or reader's reset after this long
@@ -491,8 +488,7 @@ class GameService:
     def command(self, node: str, prop: str, action: str, params: dict[str, Any] | None = None) -> str:
         """Send a command to a prop now; remember it as desired if it is a steady state."""
         params = dict(params or {})
-        command = Command(id=contract.new_id(), action=action, params=params,
-                          session=self.engine.session_id, expires=contract.now() + COMMAND_TTL_S)
+        command = self.bridge.new_command(action, params, session=self.engine.session_id)
         want = None
         if action in _REACHED:
             want = Desired(action, params, command.id, time.monotonic())
@@ -521,9 +517,8 @@ class GameService:
                 continue
             want.command_id, want.sent_at = contract.new_id(), now
             self.bridge.metrics["resent_commands"] += 1
-            self.bridge.send_command(node, prop, Command(
-                id=want.command_id, action=want.action, params=want.params,
-                session=self.engine.session_id, expires=contract.now() + COMMAND_TTL_S))
+            self.bridge.send_command(node, prop, self.bridge.new_command(
+                want.action, want.params, session=self.engine.session_id, command_id=want.command_id))
 
     def publish_game_state(self) -> None:
         """The retained ``game/state``: what room screens and monitoring read.

@@ -62,6 +62,7 @@ from nodes.contract import (
     Command,
     ContractError,
     ControllerStatus,
+    Emergency,
     EventAck,
     Gesture,
     NodeHeartbeat,
@@ -173,6 +174,7 @@ class NodeAgent:
         self._events_lock = threading.RLock()
         self._inbox: queue.Queue[_Inbound | str | None] = queue.Queue(maxsize=10_000)
         self._ctl = _ControllerLink(started_at=time.monotonic())
+        self._controller_clock = contract.ControllerClock()
         self._autonomous = False
         self._holds: dict[str, int] = {}   # maglock -> seq that must be acknowledged first
         self._previous_boots: set[str] = set()
@@ -563,16 +565,22 @@ class NodeAgent:
             parts = self.topics.parse(message.topic)
             model = {
                 "set": Command, "simulate": Gesture, "resync": Resync, "tech": TechRequest,
-                "controller_status": ControllerStatus,
+                "controller_status": ControllerStatus, "status": NodeStatus, "emergency": Emergency,
             }.get(parts.kind)
             if model is None or (parts.node not in (None, self.node.id)):
                 raise ContractError(f"unexpected topic {message.topic!r}")
-            if not message.payload and parts.kind == "controller_status":
-                return  # a cleared retained status
+            if not message.payload and parts.kind in ("controller_status", "status", "emergency"):
+                return  # a cleared retained message
             payload = contract.decode(message.payload, model)
         except ContractError as exc:
             self.metrics["bad_payloads"] += 1
             log.warning("node %s dropped a message on %s: %s", self.node.id, message.topic, exc)
+            return
+        if isinstance(payload, NodeStatus):
+            return  # our own status, read back
+        if isinstance(payload, Emergency):
+            if payload.active:
+                self.release_locks()   # at once, in this thread, before anything queued
             return
         if isinstance(payload, Command) and self._command_now(parts.prop or "", payload):
             return
@@ -669,6 +677,9 @@ class NodeAgent:
             if self._ctl.boot_id not in (None, status.boot_id):
                 self._ctl.resend_due = True   # a new controller knows nothing of our events
             self._ctl.boot_id = status.boot_id
+            if live:
+                self._controller_clock.observe(status.boot_id, uptime=status.uptime,
+                                               local=time.monotonic())
             self._ctl.heartbeat = status.heartbeat
             self._ctl.acks_supported = status.acks is not None
             self.session = status.session
@@ -728,10 +739,12 @@ class NodeAgent:
             self.metrics["duplicate_commands"] += 1
             self.publish_state(prop_id)  # the ack may have been lost: say it again
             return
-        if command.expires is not None and command.expires < contract.now():
+        age = self._controller_clock.age(controller=command.controller, issued=command.issued,
+                                         local=time.monotonic())
+        if command.ttl is not None and age is not None and age > command.ttl:
             self.metrics["expired_commands"] += 1
-            log.warning("node %s: command %s (%s) expired; not applied", self.node.id,
-                        command.id, command.action)
+            log.warning("node %s: command %s (%s) is %.0f s old; not applied", self.node.id,
+                        command.id, command.action, age)
             return
         if command.session and self.session and command.session != self.session:
             self.metrics["foreign_session"] += 1

@@ -40,10 +40,15 @@ MAX_HEARTBEAT_S = 2.0
 NODE_HEARTBEATS_PER_KEEPALIVE = 3
 #: the controller declares a node silent after this many keepalives without a word from it
 NODE_SILENCE_KEEPALIVES = 1.2
+#: a command that is not a release is dropped by the node when older than this (seconds),
+#: its age measured on the node against the controller's own uptime (see ControllerClock)
+COMMAND_TTL_S = 30.0
+#: the one action no filter may ever refuse (releasing a maglock twice is harmless)
+RELEASE = "unlock"
 
 TopicKind = Literal[
     "status", "heartbeat", "state", "event", "set", "resync", "simulate", "tech", "tech_reply",
-    "controller_status", "game_state",
+    "controller_status", "game_state", "emergency",
 ]
 
 
@@ -57,8 +62,17 @@ def new_id() -> str:
 
 
 def now() -> float:
-    """Wall-clock time stamp carried in payloads (seconds since the epoch)."""
+    """Wall-clock time stamp carried in payloads (seconds since the epoch).
+
+    For people and logs only: no decision compares two machines' wall clocks (a Pi has no
+    RTC and the flat may have no time server). Freshness is measured by the receiver.
+    """
     return time.time()
+
+
+def is_release(action: str) -> bool:
+    """True for the action that no filter (expiry, session, hold, duplicate id) may refuse."""
+    return action == RELEASE
 
 
 def heartbeat_interval(autonomy_after_s: float) -> float:
@@ -146,12 +160,17 @@ class Topics:
     def game_state(self) -> str:
         return f"{self.root}/game/state"
 
+    @property
+    def emergency(self) -> str:
+        """The apartment-wide emergency release: retained, from the controller, read by every node."""
+        return f"{self.root}/emergency"
+
     # -- subscriptions ------------------------------------------------------------
     def node_subscriptions(self, node: str) -> list[str]:
         """What a node subscribes to: its commands, resync, tech, and the controller."""
         base = f"{self.root}/nodes/{check_id(node, 'node id')}"
-        return [f"{base}/props/+/set", f"{base}/props/+/simulate", f"{base}/resync",
-                f"{base}/tech", self.controller_status]
+        return [self.emergency, f"{base}/props/+/set", f"{base}/props/+/simulate",
+                f"{base}/resync", f"{base}/tech", f"{base}/status", self.controller_status]
 
     def controller_subscriptions(self) -> list[str]:
         """What the controller subscribes to."""
@@ -172,6 +191,8 @@ class Topics:
                 return TopicParts("controller_status")
             case ["game", "state"]:
                 return TopicParts("game_state")
+            case ["emergency"]:
+                return TopicParts("emergency")
             case ["nodes", node, ("status" | "heartbeat" | "resync" | "tech") as leaf] if _ID.match(node):
                 return TopicParts(leaf, node)
             case ["nodes", node, "tech", "reply"] if _ID.match(node):
@@ -186,7 +207,9 @@ class Topics:
 
 # -- payloads ---------------------------------------------------------------------
 class _Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NOTE: NaN and infinities are refused here, at the door: one of them in a number once
+    # froze the console (invalid JSON pushed) and sank a batch of session-log rows.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     v: Literal[1] = VERSION
 
@@ -204,10 +227,16 @@ class PropInfo(BaseModel):
 
 
 class NodeStatus(_Payload):
-    """Retained birth (online) or last will (offline) of a node."""
+    """Retained birth (online) or last will (offline) of a node.
+
+    A will names the birth it belongs to (``boot_id``, ``boot_n``: Sparkplug's bdSeq), so
+    births and wills of old and new boots may arrive in any order.
+    """
 
     online: bool
     boot_id: str = Field(min_length=1, max_length=40)
+    boot_n: int | None = Field(default=None, ge=1, description=(
+        "the node's boot counter, kept on its disk: a higher one is a later boot"))
     version: str | None = Field(default=None, max_length=40)
     props: list[PropInfo] | None = None
     simulated: bool | None = None
@@ -227,7 +256,9 @@ class NodeHeartbeat(_Payload):
     """
 
     boot_id: str = Field(min_length=1, max_length=40)
-    ts: float | None = None
+    boot_n: int | None = Field(default=None, ge=1, description="the boot counter of its birth")
+    ts: float | None = Field(default=None, description=(
+        "the node's wall clock: the controller shows its offset, and decides nothing by it"))
     autonomous: bool | None = Field(default=None, description="runs its local puzzles alone")
     outbox: int | None = Field(default=None, ge=0, description="events not acknowledged yet")
 
@@ -255,6 +286,8 @@ class ControllerStatus(_Payload):
     session: str | None = Field(default=None, max_length=40)
     running: bool | None = Field(default=None, description="a game is running (or paused) now")
     ts: float | None = None
+    uptime: float | None = Field(default=None, ge=0, description=(
+        "seconds since this controller boot, on its monotonic clock: commands are dated on it"))
     heartbeat: float | None = Field(default=None, gt=0, le=3600,
                                     description="seconds between two statuses while online")
     parcours: str | None = Field(default=None, pattern=ID_PATTERN,
@@ -268,7 +301,7 @@ class ControllerStatus(_Payload):
 class PropState(BaseModel):
     """A prop's retained reported state: ``v``, ``ack``, ``boot_id``, ``ts`` plus its fields."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
 
     v: Literal[1] = VERSION
     boot_id: str | None = Field(default=None, max_length=40)
@@ -288,7 +321,7 @@ class PropEvent(_Payload):
     """Something a player did to a prop (a code typed, a tag presented)."""
 
     boot_id: str = Field(min_length=1, max_length=40)
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=1, description="1 for the first event of a boot, +1 per event")
     type: str = Field(min_length=1, max_length=40)
     value: JsonValue = None
     ts: float
@@ -298,13 +331,37 @@ class PropEvent(_Payload):
 
 
 class Command(_Payload):
-    """A command to a prop (``set`` topic); never retained; acknowledged in state ``ack``."""
+    """A command to a prop (``set`` topic); never retained; acknowledged in state ``ack``.
+
+    Dated on the controller's own monotonic clock (``controller``, ``issued``): the node
+    measures its age against the controller's heartbeat (:class:`ControllerClock`), never
+    against its own wall clock. An ``unlock`` is applied whatever its age, session or id.
+    """
 
     id: str = Field(min_length=1, max_length=40)
     action: str = Field(min_length=1, max_length=40)
     params: dict[str, JsonValue] = Field(default_factory=dict)
     session: str | None = Field(default=None, max_length=40)
-    expires: float | None = Field(default=None, description="epoch seconds after which it is dropped")
+    controller: str | None = Field(default=None, max_length=40,
+                                   description="boot id of the controller that issued it")
+    issued: float | None = Field(default=None, ge=0,
+                                 description="the controller's uptime when issued (s)")
+    ttl: float | None = Field(default=None, gt=0, le=3600,
+                              description="dropped (unless a release) when older than this (s)")
+
+
+class Emergency(_Payload):
+    """The apartment-wide emergency release (topic ``<root>/emergency``, retained).
+
+    While ``active`` every node releases every maglock it drives, at once and before
+    anything queued, refuses any lock, and releases again on each (re)connection (the
+    retained message comes first). Only the game master clears it; clearing relocks nothing.
+    """
+
+    active: bool
+    id: str = Field(min_length=1, max_length=40)
+    who: str | None = Field(default=None, max_length=200)
+    ts: float | None = None
 
 
 class Resync(_Payload):
@@ -339,14 +396,59 @@ class TechReply(_Payload):
     message: str = ""
 
 
+class ControllerClock:
+    """A node's view of the controller's clock, from the controller's heartbeats.
+
+    Each live :class:`ControllerStatus` says the controller's ``uptime``; the node notes it
+    with its own monotonic time of receipt. A command's age is then the controller's
+    uptime now (as the node estimates it) minus the command's ``issued``: both on the
+    controller's monotonic clock, so neither machine's wall clock matters, and a step of
+    either changes nothing. The estimate errs young by the heartbeat's transit time.
+
+    >>> clock = ControllerClock()
+    >>> clock.observe("c1", uptime=100.0, local=5000.0)
+    >>> clock.age(controller="c1", issued=90.0, local=5002.0)
+    12.0
+    >>> clock.age(controller="c2", issued=90.0, local=5002.0) is None   # another boot
+    True
+    """
+
+    __slots__ = ("_boot", "_offset")
+
+    def __init__(self) -> None:
+        self._boot: str | None = None
+        self._offset = 0.0
+
+    def observe(self, boot_id: str, *, uptime: float | None, local: float) -> None:
+        if uptime is not None:
+            self._boot, self._offset = boot_id, uptime - local
+
+    def age(self, *, controller: str | None, issued: float | None, local: float) -> float | None:
+        """Seconds since the command was issued, or None when it cannot be told (a command
+        of a controller boot not heard yet, or not dated)."""
+        if controller is None or issued is None or controller != self._boot:
+            return None
+        return local + self._offset - issued
+
+
+def _refuse_constant(name: str) -> Any:
+    msg = f"{name} is not a number this contract accepts"
+    raise ValueError(msg)
+
+
+def dumps(value: Any) -> str:
+    """JSON text of *value* for anyone to read: never NaN or Infinity (invalid JSON)."""
+    return json.dumps(value, allow_nan=False, default=str, ensure_ascii=False)
+
+
 def decode(payload: bytes, model: type[_Payload] | type[PropState]) -> Any:
     """Decode and validate *payload* as *model*; raise :class:`ContractError` if bad."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         msg = f"payload of {len(payload)} bytes is over the {MAX_PAYLOAD_BYTES}-byte limit"
         raise ContractError(msg)
     try:
-        data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        data = json.loads(payload, parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
         msg = f"payload is not UTF-8 JSON: {exc}"
         raise ContractError(msg) from exc
     if not isinstance(data, dict):

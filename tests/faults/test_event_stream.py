@@ -42,7 +42,7 @@ def test_a_lost_event_makes_the_controller_ask_the_room_for_all_its_states_again
     assert rig.service.events_seen == seen + 1, "the event after the gap is still applied, once"
 
 
-def test_a_lock_command_delivered_twice_clicks_once_and_a_stale_one_does_nothing(make_rig, wire):
+def test_a_lock_command_delivered_twice_clicks_once_and_a_stale_lock_does_nothing(make_rig, wire):
     rig: Rig = make_rig(fault_game(), nodes=("hall",))
     hall = rig.agents["hall"]
     topic = rig.topics.prop_set("hall", "mailbox_lock")
@@ -51,18 +51,23 @@ def test_a_lock_command_delivered_twice_clicks_once_and_a_stale_one_does_nothing
     handled: list[object] = []
     hall.on_handled = lambda _parts, payload: handled.append(payload)
 
-    lock = Command(id=new_id(), action="lock", expires=now() + 30).to_bytes()
+    controller = rig.service.bridge
+    lock = controller.new_command("lock").to_bytes()
     wire.publish(topic, lock)
     wire.publish(topic, lock)               # QoS 1 redelivery, or a replay: same id
-    stale = Command(id=new_id(), action="unlock", expires=now() - 1)
-    wire.publish(topic, stale.to_bytes())   # held up somewhere past its time
+    # A lock this controller issued at its start (dated on its own uptime) and meant to
+    # live 0.1 s, held up somewhere past its time: dropped. A stale unlock is applied.
+    wait_for(lambda: controller.uptime() > 0.5, what="the controller to be up for 0.5 s")
+    stale = Command(id=new_id(), action="lock", controller=controller.boot_id, issued=0.0, ttl=0.1)
+    wire.publish(topic, Command(id=new_id(), action="unlock").to_bytes())
+    wire.publish(topic, stale.to_bytes())
     fence = Resync(reason="fence")
     wire.publish(rig.topics.node_resync("hall"), fence.to_bytes())
     wait_for(lambda: fence in handled, what="the hall to handle everything up to the fence")
 
-    assert rig.relay_driven("hall"), "locked once, and the stale unlock was not applied"
-    assert [s.state for s in relay.states] == [False, True], "one click, no chatter"
+    assert not rig.relay_driven("hall"), "locked once, unlocked, and the stale lock was not applied"
+    assert [s.state for s in relay.states] == [False, True, False], "no chatter"
     assert hall.metrics["duplicate_commands"] == 1
     assert hall.metrics["expired_commands"] == 1
-    wait_for(lambda: rig.service.registry.props[("hall", "mailbox_lock")].reported.get("engaged") is True,
-             what="the controller to see the lock engaged")
+    wait_for(lambda: rig.service.registry.props[("hall", "mailbox_lock")].reported.get("engaged") is False,
+             what="the controller to see the lock released")

@@ -33,6 +33,7 @@ from nodes.contract import (
     Command,
     ContractError,
     ControllerStatus,
+    Emergency,
     Gesture,
     NodeStatus,
     PropEvent,
@@ -56,7 +57,8 @@ PROPS = {"hall": ("mailbox_keypad", "mailbox_lock", "bell"),
 CONTROLLER_MODELS: dict[str, Any] = {"status": NodeStatus, "state": PropState, "event": PropEvent,
                                      "tech_reply": TechReply}
 NODE_MODELS: dict[str, Any] = {"set": Command, "simulate": Gesture, "resync": Resync,
-                               "tech": TechRequest, "controller_status": ControllerStatus}
+                               "tech": TechRequest, "controller_status": ControllerStatus,
+                               "status": NodeStatus, "emergency": Emergency}
 
 # -- strategies ---------------------------------------------------------------------------
 json_leaf = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
@@ -91,7 +93,7 @@ TEMPLATES = [
     {"v": 1, "online": True, "boot_id": "b1", "version": "0.1.0", "props": [], "ts": 1.0},
     {"v": 1, "boot_id": "b1", "seq": 3, "type": "code", "value": "0412", "ts": 1.0},
     {"v": 1, "locked": True, "engaged": True, "door": "closed", "ack": "c1", "ts": 1.0},
-    {"v": 1, "id": "c1", "action": "unlock", "params": {}, "expires": 9e9},
+    {"v": 1, "id": "c1", "action": "unlock", "params": {}, "issued": 9e9, "ttl": 30},
     {"v": 1, "id": "g1", "gesture": "type", "value": "0412"},
     {"v": 1, "online": True, "boot_id": "k1", "session": "s1", "running": True, "heartbeat": 2.0,
      "acks": {"hall": {"boot_id": "b1", "seq": 1}}},
@@ -282,7 +284,11 @@ def test_thousands_of_malformed_messages_change_nothing_and_are_all_counted(make
     assert hall.metrics["handler_errors"] == metrics_n["handler_errors"]
     # every message counted where it belongs
     want_c = Counter(counter for _t, _p, counter in to_controller)
+    # the hall reads its own status topic too: what the controller's corpus sent there
+    also_n = [(t, p) for t, p, _c in to_controller
+              if any(mqtt.topic_matches_sub(sub, t) for sub in SUBSCRIBED["hall"])]
     want_n = Counter(counter for _t, _p, counter in to_node)
+    want_n.update(node_verdict(t, p) for t, p in also_n)
     got_c = Counter({k: rig.service.bridge.metrics[k] - metrics_c[k] for k in want_c})
     got_n = Counter({k: hall.metrics[k] - metrics_n[k] for k in want_n})
     assert got_c == want_c

@@ -12,7 +12,7 @@ from gpiozero.pins.mock import MockFactory
 
 from config.loader import SHIPPED_GAME, load_game
 from nodes.agent import NodeAgent
-from nodes.contract import Command, TopicParts
+from nodes.contract import Command, ControllerStatus, TopicParts
 from nodes.mqtt import BrokerAddress
 
 
@@ -56,8 +56,11 @@ def test_expired_and_foreign_session_commands_are_not_applied():
     agent, factory = make_agent()
     agent.start()
     try:
+        # The controller says its uptime is 100 s; a lock it issued at 60 s is 40 s old.
+        agent._on_controller_status(ControllerStatus(online=True, boot_id="c1", uptime=100.0),
+                                    retained=False, epoch=agent._epoch)
         agent._handle(TopicParts("set", "hall", "mailbox_lock"),
-                      Command(id="old", action="lock", expires=1.0))
+                      Command(id="old", action="lock", controller="c1", issued=60.0, ttl=30))
         assert not factory.pin(17).state
         agent.session = "s1"
         agent._handle(TopicParts("set", "hall", "mailbox_lock"),
