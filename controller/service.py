@@ -41,6 +41,8 @@ from controller.registry import EventVerdict, Registry
 from controller.store import Store, StoreError
 from nodes import contract
 from nodes.contract import (
+    ContractError,
+    Emergency,
     Gesture,
     NodeHeartbeat,
     NodeStatus,
@@ -54,13 +56,23 @@ from props.models import MaglockConfig
 
 log = logging.getLogger(__name__)
 
-#: resend a command whose effect is not reported after this long
+#: resend a command whose effect is not reported after this long; then twice as long each
+#: time, up to RESEND_MAX_S (never given up: an unlock is resent for as long as it is wanted)
 RESEND_AFTER_S = 1.0
+RESEND_MAX_S = 5.0
+#: a lock order not confirmed by its node's reported state within this long is an alert on
+#: the console; ``POST /api/emergency`` and lock/unlock orders wait this long for it
+CONFIRM_WITHIN_S = 1.0
 #: during the pre-game check, resend a keypad's or reader's reset after this long
 RECHECK_AFTER_S = 2.0
 #: reported fields that show an output is in the desired state
 _REACHED = {"lock": ("engaged", True), "unlock": ("engaged", False), "on": ("on", True),
             "off": ("on", False)}
+#: actions that leave a maglock engaged (a pulse relocks, a reset is a lock)
+_LOCKING = frozenset({"lock", "pulse", "reset"})
+#: an order in words, and "confirmed" agreed with it
+_ORDER_WORDS = {"lock": ("verrouillage", "confirmé"), "unlock": ("ouverture", "confirmée"),
+                "on": ("allumage", "confirmé"), "off": ("extinction", "confirmée")}
 #: who the controller itself is in the audit log
 CONTROLLER = "controller"
 #: technician's requests (issue "Web pages"): kinds that read RFID tags (enroll) and kinds
@@ -71,6 +83,46 @@ ACTUATOR_KINDS = frozenset({"maglock", "relay", "led", "buzzer"})
 TECH_MARGIN_S = 5.0
 #: store meta key of the tags enrolled from the technician page
 ENROLLED_META = "tech_enrolled"
+#: store meta key of the last emergency message (``contract.Emergency`` as JSON)
+EMERGENCY_META = "emergency"
+#: what the game master is told to do when a lock did not confirm its release
+RELEASE_BY_HAND = ("faites-la ouvrir sur place : bouton d'urgence de la pièce, "
+                   "ou déverrouillage manuel (bris de glace)")
+
+
+class EmergencyActive(EngineError):
+    """An order that would lock something, given while the emergency alert is active."""
+
+
+_WHY = {"broker": "liaison coupée avec les salles", "offline": "salle hors ligne",
+        "no_answer": f"pas de réponse de la salle en {CONFIRM_WITHIN_S:.0f} s"}
+
+
+def release_message(report: dict[str, Any]) -> str:
+    """The emergency's answer, in plain French: what the relays confirmed, and nothing more."""
+    done, left = report["confirmed"], report["unconfirmed"]
+    total = len(done) + len(left)
+    if not left:
+        slowest = max((e["ms"] for e in done), default=0)
+        return (f"Toutes les ventouses sont ouvertes : {total} sur {total}, confirmées par les "
+                f"salles (la plus lente en {slowest} ms).")
+    names = " ; ".join(f"{e['name']} ({_WHY[e['reason']]})" for e in left)
+    head = ("AUCUNE ouverture n'est confirmée" + (" : liaison coupée avec les salles"
+                                                  if not report["mqtt"] else "")
+            if not done else f"{len(done)} ventouse(s) sur {total} confirmée(s) ouverte(s)")
+    return (f"{head}. NON confirmées : {names}. L'ordre est renvoyé jusqu'à confirmation ; "
+            f"en attendant, {RELEASE_BY_HAND.replace('faites-la', 'faites-les')}.")
+
+
+def order_message(action: str, report: dict[str, Any]) -> str:
+    """A lock or unlock order's answer: confirmed (in how long), or still pending and why."""
+    entry = (report["confirmed"] or report["unconfirmed"])[0]
+    word, agreed = _ORDER_WORDS[action]
+    if report["confirmed"]:
+        return f"{entry['name']} : {word} {agreed} par la salle en {entry['ms']} ms."
+    advice = RELEASE_BY_HAND if action == "unlock" else "vérifiez la salle"
+    return (f"{entry['name']} : {word} NON {agreed} ({_WHY[entry['reason']]}) ; l'ordre est "
+            f"renvoyé jusqu'à confirmation. En attendant, {advice}.")
 
 
 class NodeUnavailable(RuntimeError):
@@ -91,13 +143,37 @@ FLUSH_ROWS = 500
 
 @dataclass(slots=True)
 class Desired:
-    """The state the controller wants an output in, and the command that asks for it."""
+    """The state the controller wants an output in, and the command that asks for it.
+
+    *ordered_at* is when this state was last ordered (monotonic), *confirmed_at* when the
+    node's reported state first showed it on the current broker connection (None: still
+    pending); *attempts* counts the resends since the order (the resend back-off).
+    """
 
     action: str
     params: dict[str, Any]
     command_id: str
     sent_at: float = 0.0
     relock_pending: bool = False   # opened by a node reboot; waits for the game master
+    ordered_at: float = 0.0
+    confirmed_at: float | None = None
+    attempts: int = 0
+
+    def resend_due(self, now: float) -> bool:
+        """1 s after the last send, then 2, 4… up to RESEND_MAX_S between two resends."""
+        return now - self.sent_at >= min(RESEND_AFTER_S * 2 ** self.attempts, RESEND_MAX_S)
+
+    def resend_now(self) -> None:
+        """At the next reconcile, and the back-off starts again (a node is back)."""
+        self.sent_at, self.attempts = 0.0, 0
+
+    def reorder(self, now: float) -> None:
+        """The desired state changed in place (a reboot opened a lock): pending again."""
+        self.ordered_at, self.confirmed_at, self.attempts = now, None, 0
+
+    def pending_for(self, now: float) -> float | None:
+        """Seconds since the order, while it is not confirmed; None once it is."""
+        return None if self.confirmed_at is not None else now - self.ordered_at
 
 
 class GameService:
@@ -132,6 +208,15 @@ class GameService:
         self._stopping = False
         self._last_alert: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # -- lock orders confirmed by the nodes (the console never claims what a relay did not do)
+        #: the last emergency message (active or ended), as published retained and stored
+        self.emergency_state: Emergency | None = None
+        #: monotonic receipt time of each prop's last reported state
+        self._state_at: dict[tuple[str, str], float] = {}
+        #: awaiting a confirmation (see wait_confirmed): woken by each one
+        self._confirm_waiters: list[asyncio.Future[None]] = []
+        #: maglock orders not confirmed within CONFIRM_WITHIN_S, as last shown
+        self._overdue: frozenset[tuple[str, str]] = frozenset()
         # NOTE: what is derived from the game here is rebuilt by controller/reload.py
         # (replace_game) when the game file is reloaded: keep the two in step.
         self._configs = {(n.id, p.id): p for n in game.nodes for p in n.props}
@@ -178,14 +263,20 @@ class GameService:
         """
         clean = self.store.get_meta("clean_stop", "1") == "1"
         self.store.set_meta("clean_stop", "0")
+        self.emergency_state = self._stored_emergency()
+        now = time.monotonic()
         for row in self.store.load_desired():
             key = (row["node"], row["prop"])
             if key not in self._configs:
                 continue
-            want = Desired(row["action"], row["params"], contract.new_id(), 0.0, row["relock_pending"])
+            want = Desired(row["action"], row["params"], contract.new_id(), 0.0, row["relock_pending"],
+                           ordered_at=now)
             cfg = self._maglocks.get(key)
             if clean and cfg and want.action == "lock" and not cfg.relock_after_restart:
                 want.action, want.relock_pending = "unlock", True
+                self._persist_desired(key, want)
+            if cfg and want.action == "lock" and self.emergency_active:
+                want.action = "unlock"   # nothing locks while the alert lasts
                 self._persist_desired(key, want)
             self.desired[key] = want
         record = self.store.open_session()
@@ -224,6 +315,7 @@ class GameService:
             try:
                 if isinstance(item, Connection):
                     if item.up:
+                        self._on_connected()
                         self.publish_game_state()
                 elif isinstance(item.payload, NodeHeartbeat):
                     if self._on_heartbeat(item):   # pushed only if the console's view changed
@@ -273,6 +365,7 @@ class GameService:
             self._check_tick()
         self._watch_nodes()
         self._reconcile()
+        self._watch_confirmations()
 
     # -- node liveness (issue "Reliability"): heartbeats, silence, returns ---------------
     def _on_heartbeat(self, item: Incoming) -> bool:
@@ -307,7 +400,7 @@ class GameService:
                                 Resync(reason="back after silence").to_bytes())
             for (n, _p), want in self.desired.items():
                 if n == node:
-                    want.sent_at = 0.0
+                    want.resend_now()
             self.changed()
 
     # -- incoming ---------------------------------------------------------------------
@@ -323,6 +416,10 @@ class GameService:
         elif isinstance(payload, PropState):
             if self.registry.on_state(node, parts.prop or "", payload) is None:
                 self.bridge.metrics["unknown_prop"] += 1
+            else:
+                key = (node, parts.prop or "")
+                self._state_at[key] = time.monotonic()
+                self._confirm(key)
         elif isinstance(payload, PropEvent):
             self._on_event(node, parts.prop or "", payload)
         elif isinstance(payload, TechReply):
@@ -340,12 +437,14 @@ class GameService:
                 cfg = self._maglocks.get((n, p))
                 if n == node and cfg and want.action == "lock" and not cfg.relock_after_restart:
                     want.action, want.relock_pending = "unlock", True
+                    want.reorder(time.monotonic())
                     self._persist_desired((n, p), want)
                     log.warning("%s.%s opened by a reboot of %s: waits for the game master", n, p, n)
         if kind in ("birth", "reboot"):
-            for (n, _p), want in self.desired.items():
+            for (n, p), want in self.desired.items():
                 if n == node:
-                    want.sent_at = 0.0   # resend what differs at the next reconcile
+                    want.resend_now()   # resend what differs at the next reconcile
+                    self._confirm((n, p))
 
     def _on_event(self, node: str, prop: str, event: PropEvent) -> None:
         if (node, prop) not in self.registry.props and not (
@@ -412,7 +511,8 @@ class GameService:
             log.warning("node %s solved %r on its own: not applied here: %s", node, event.value, exc)
             return
         for cmd in done:   # the node did these itself: the desired state now, not resent
-            want = Desired(cmd.action, dict(cmd.params), "", time.monotonic())
+            now = time.monotonic()
+            want = Desired(cmd.action, dict(cmd.params), "", now, ordered_at=now)
             self.desired[(cmd.node, cmd.prop)] = want
             self._persist_desired((cmd.node, cmd.prop), want)
         self._execute(effects)
@@ -486,17 +586,31 @@ class GameService:
             self.publish_game_state()
 
     def command(self, node: str, prop: str, action: str, params: dict[str, Any] | None = None) -> str:
-        """Send a command to a prop now; remember it as desired if it is a steady state."""
+        """Send a command to a prop now; remember it as desired if it is a steady state.
+
+        While the emergency alert lasts nothing locks a maglock: such a command (a puzzle
+        reset while paused, say) is not sent, and the journal says so (the game master's
+        own orders are refused before: :meth:`_refuse_locking`). Returns the command id
+        ("" when not sent).
+        """
         params = dict(params or {})
+        if self.emergency_active and self._would_lock(node, prop, action):
+            self.bridge.metrics["locks_withheld"] += 1
+            self.engine._note("emergency", f"{self._lock_name((node, prop))} : {action} non envoyé "
+                                           "(alerte d'urgence en cours)")
+            return ""
         command = self.bridge.new_command(action, params, session=self.engine.session_id)
         want = None
         if action in _REACHED:
-            want = Desired(action, params, command.id, time.monotonic())
+            now = time.monotonic()
+            want = Desired(action, params, command.id, now, ordered_at=now)
             self.desired[(node, prop)] = want
         # NOTE: the door first, then the books (as for the session: see _on_event).
         self.bridge.send_command(node, prop, command)
-        if want is not None and not self._stopping:
-            self._persist_desired((node, prop), want)
+        if want is not None:
+            self._confirm((node, prop))   # already so, and reported on this connection
+            if not self._stopping:
+                self._persist_desired((node, prop), want)
         return command.id
 
     def _persist_desired(self, key: tuple[str, str], want: Desired) -> None:
@@ -507,18 +621,126 @@ class GameService:
             log.exception("saving the desired state of %s.%s failed", *key)
 
     def _reconcile(self) -> None:
+        """Resend what no node has confirmed yet: 1 s after the order, then less often
+        (``Desired.resend_due``), for as long as it is wanted. Nothing is resent while the
+        broker is away (the MQTT client would queue every resend; the order itself is
+        queued already) nor to a node that is offline (its birth resends at once)."""
+        if not self.bridge.connected:
+            return
         now = time.monotonic()
         for (node, prop), want in self.desired.items():
-            if not self.registry.nodes[node].online or now - want.sent_at < RESEND_AFTER_S:
-                continue
-            reported = self.registry.props[(node, prop)].reported
-            key, value = _REACHED[want.action]
-            if reported.get(key) == value:
+            self._confirm((node, prop))
+            if want.confirmed_at is not None or not self.registry.nodes[node].online \
+                    or not want.resend_due(now):
                 continue
             want.command_id, want.sent_at = contract.new_id(), now
+            want.attempts += 1
             self.bridge.metrics["resent_commands"] += 1
             self.bridge.send_command(node, prop, self.bridge.new_command(
                 want.action, want.params, session=self.engine.session_id, command_id=want.command_id))
+            if (node, prop) in self._overdue:
+                self.changed()   # the console shows how often it was sent
+
+    # -- confirmation: what the nodes report, not what was ordered ------------------------
+    def _confirm(self, key: tuple[str, str]) -> None:
+        """Mark *key*'s desired state confirmed when its node reports it on this broker
+        connection (and is online); pending again when a report contradicts it."""
+        want = self.desired.get(key)
+        if want is None:
+            return
+        reached = self._reached(self.registry.props[key].reported, want)
+        if not reached:
+            if want.confirmed_at is not None:
+                want.reorder(time.monotonic())
+            return
+        if want.confirmed_at is not None or not self._fresh(key):
+            return
+        want.confirmed_at = time.monotonic()
+        waiters, self._confirm_waiters = self._confirm_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _fresh(self, key: tuple[str, str]) -> bool:
+        """*key*'s reported state is current: broker connected, node online, and reported
+        on this connection (the registry keeps what it heard before an outage)."""
+        return (self.bridge.connected and self.registry.nodes[key[0]].online
+                and self._state_at.get(key, -1.0) >= self.bridge.connected_at)
+
+    def _watch_confirmations(self) -> None:
+        """Push (and log) when a lock order becomes overdue or is confirmed at last."""
+        now = time.monotonic()
+        overdue = frozenset(key for key, want in self.desired.items() if key in self._maglocks
+                            and (want.pending_for(now) or 0.0) > CONFIRM_WITHIN_S)
+        if overdue == self._overdue:
+            return
+        for key in sorted(overdue - self._overdue):
+            want = self.desired[key]
+            log.warning("%s.%s: %s not confirmed after %.1f s (%s)", *key, want.action,
+                        now - want.ordered_at, self._unconfirmed_reason(key))
+            word, agreed = _ORDER_WORDS[want.action]
+            self.engine._note("unconfirmed", f"{self._lock_name(key)} : {word} non {agreed} "
+                                             f"en {CONFIRM_WITHIN_S:.0f} s")
+        self._overdue = overdue
+        self.changed()
+
+    async def wait_confirmed(self, keys: Iterable[tuple[str, str]],
+                             timeout: float = CONFIRM_WITHIN_S) -> None:
+        """Wait (on the loop, never blocking it) until every one of *keys* is confirmed, or
+        *timeout* s."""
+        keys = list(keys)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+
+        def pending() -> bool:
+            return any((w := self.desired.get(k)) is None or w.confirmed_at is None for k in keys)
+
+        while pending():
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._confirm_waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, left)
+            except TimeoutError:
+                return
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._confirm_waiters.remove(waiter)
+
+    def _lock_name(self, key: tuple[str, str]) -> str:
+        """« Ventouse de l'armoire (Chambre) »: what the game master reads, never ids."""
+        return f"{self.registry.props[key].label} ({self.registry.nodes[key[0]].label})"
+
+    def _unconfirmed_reason(self, key: tuple[str, str]) -> str:
+        if not self.bridge.connected:
+            return "broker"
+        if not self.registry.nodes[key[0]].online:
+            return "offline"
+        return "no_answer"
+
+    def lock_report(self, keys: Iterable[tuple[str, str]]) -> dict[str, Any]:
+        """Which of *keys* (maglocks) are confirmed in their desired state, which are not."""
+        now = time.monotonic()
+        confirmed: list[dict[str, Any]] = []
+        unconfirmed: list[dict[str, Any]] = []
+        for key in keys:
+            want = self.desired.get(key)
+            entry: dict[str, Any] = {"node": key[0], "prop": key[1], "name": self._lock_name(key),
+                                     "label": self.registry.props[key].label,
+                                     "room": self.registry.nodes[key[0]].label,
+                                     "action": want.action if want else None}
+            if want is not None and want.confirmed_at is not None:
+                entry["ms"] = round(max(0.0, want.confirmed_at - want.ordered_at) * 1000)
+                confirmed.append(entry)
+            else:
+                entry["reason"] = self._unconfirmed_reason(key)
+                entry["pending_s"] = round(want.pending_for(now) or 0.0, 3) if want else None
+                entry["attempts"] = want.attempts if want else 0
+                unconfirmed.append(entry)
+        return {"confirmed": confirmed, "unconfirmed": unconfirmed,
+                "all_confirmed": not unconfirmed, "mqtt": self.bridge.connected}
 
     def publish_game_state(self) -> None:
         """The retained ``game/state``: what room screens and monitoring read.
@@ -608,6 +830,7 @@ class GameService:
                     children: bool | None = None, who: str = GAME_MASTER) -> dict[str, Any]:
         """Open a session and check the apartment; again in check: resend what is not ready
         (and correct the group with what is given)."""
+        self._refuse_locking("lancer la vérification (elle verrouille les ventouses)")
         if self.engine.phase == Phase.CHECK:
             self.engine.configure(parcours=parcours, players=players, children=children)
             self.engine.audit("recheck", who=who)
@@ -662,6 +885,7 @@ class GameService:
                    who: str = GAME_MASTER) -> None:
         """Start the run: from briefing; from check (ready, or override); from idle or a
         finished game at once (the check is then overridden, and recorded as such)."""
+        self._refuse_locking("démarrer la partie (elle verrouille les ventouses)")
         if self.engine.phase in ENDED or self.engine.phase == Phase.DEBRIEF:
             self.reset_game(who=who)
         from_idle = self.engine.phase == Phase.IDLE
@@ -694,6 +918,7 @@ class GameService:
         self._done()
 
     def resume_game(self, *, who: str = GAME_MASTER) -> None:
+        self._refuse_locking("reprendre la partie")
         self.engine.resume(who=who)
         self._done()
 
@@ -725,10 +950,27 @@ class GameService:
             self.bridge.metrics["store_errors"] += 1
             log.exception("closing session %s failed", session)
 
-    def emergency(self, *, who: str) -> None:
-        """Open every lock of the apartment at once; pause a running game."""
+    # -- the emergency: a first-class message, not an ordinary command ------------------
+    @property
+    def emergency_active(self) -> bool:
+        return self.emergency_state is not None and self.emergency_state.active
+
+    def emergency(self, *, who: str) -> list[tuple[str, str]]:
+        """Open every lock of the apartment at once; pause a running game; raise the alert.
+
+        Never refused: any phase, any caller, the broker down (then the retained
+        ``Emergency`` and the unlocks wait in the MQTT client's queue and leave the moment
+        the broker is back; reconciliation resends every unconfirmed unlock). While the
+        alert lasts nothing is locked (see :meth:`_refuse_locking`), and every node that
+        (re)connects reads the retained message and releases at once. Returns the locks
+        ordered open.
+        """
         log.warning("EMERGENCY RELEASE by %s", who)
+        self.emergency_state = Emergency(active=True, id=contract.new_id(), who=who, ts=contract.now())
+        self._publish_emergency()   # first: every node releases on it, before anything queued
         self._execute(self.engine.release_all())
+        self.bridge.let_out()
+        self._store_emergency()
         for key, want in self.desired.items():
             if want.relock_pending:
                 want.relock_pending = False
@@ -739,6 +981,63 @@ class GameService:
         self._save()
         self.publish_game_state()
         self.changed()
+        return list(self._maglocks)
+
+    def end_emergency(self, *, who: str = GAME_MASTER) -> None:
+        """« Fin de l'alerte »: the retained message says so; nothing is locked again."""
+        state = self.emergency_state
+        if state is None or not state.active:
+            msg = "aucune alerte d'urgence en cours"
+            raise EngineError(msg)
+        self.emergency_state = Emergency(active=False, id=state.id, who=who, ts=contract.now())
+        self._publish_emergency()
+        self._store_emergency()
+        log.warning("emergency alert ended by %s", who)
+        self.engine.audit("emergency_end", who=who, detail="fin de l'alerte : rien n'est reverrouillé")
+        self._done()
+
+    def _refuse_locking(self, what: str) -> None:
+        """While the alert lasts, an order that would lock something is refused, clearly."""
+        if self.emergency_active:
+            msg = (f"impossible de {what} : alerte d'urgence en cours, les ventouses restent "
+                   "ouvertes. Appuyez d'abord sur « Fin de l'alerte ».")
+            raise EmergencyActive(msg)
+
+    def _would_lock(self, node: str, prop: str, action: str) -> bool:
+        return (node, prop) in self._maglocks and action in _LOCKING
+
+    def _publish_emergency(self) -> None:
+        if self.emergency_state is not None:
+            self.bridge.publish(self.bridge.topics.emergency, self.emergency_state.to_bytes(),
+                                retain=True)
+
+    def _store_emergency(self) -> None:
+        if self.emergency_state is None:
+            return
+        try:
+            self.store.set_meta(EMERGENCY_META, self.emergency_state.to_bytes().decode())
+        except (sqlite3.Error, StoreError):
+            # NOTE: the alert is on the wire already; a restart would then not republish it.
+            self.bridge.metrics["store_errors"] += 1
+            log.exception("saving the emergency state failed")
+
+    def _stored_emergency(self) -> Emergency | None:
+        raw = self.store.get_meta(EMERGENCY_META)
+        if not raw:
+            return None
+        try:
+            return contract.decode(raw.encode(), Emergency)
+        except ContractError:
+            log.exception("the stored emergency state is unreadable: ignored")
+            return None
+
+    def _on_connected(self) -> None:
+        """The broker is (back) up: the emergency message again (a broker without
+        persistence lost it), and the resend back-off starts over."""
+        self._publish_emergency()
+        now = time.monotonic()
+        for want in self.desired.values():
+            want.sent_at, want.attempts = now, 0
 
     def prop_order(self, node: str, prop: str, action: str, params: dict[str, Any], *,
                    who: str = GAME_MASTER) -> str:
@@ -749,6 +1048,8 @@ class GameService:
         if action in ("lock", "unlock") and (node, prop) not in self._maglocks:
             msg = f"{node}.{prop} n'est pas une serrure"
             raise EngineError(msg)
+        if self._would_lock(node, prop, action):
+            self._refuse_locking(f"verrouiller « {self.registry.props[(node, prop)].label} »")
         command_id = self.command(node, prop, action, params)
         if action == "reset":
             self.check_resets[(node, prop)] = (command_id, time.monotonic())
@@ -862,17 +1163,30 @@ class GameService:
     # -- views ------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         reg = self.registry.snapshot()
+        now = time.monotonic()
         for prop in reg["props"]:
             want = self.desired.get((prop["node"], prop["id"]))
+            pending = None if want is None else want.pending_for(now)
             prop["desired"] = None if want is None else {
                 "action": want.action, "command_id": want.command_id,
-                "done": prop["ack"] == want.command_id or self._reached(prop["reported"], want),
-                "relock_pending": want.relock_pending}
+                # confirmed: the node reported it on this connection (not: it was sent)
+                "confirmed": pending is None, "pending_s": None if pending is None else round(pending, 3),
+                "overdue": pending is not None and pending > CONFIRM_WITHIN_S,
+                "attempts": want.attempts, "relock_pending": want.relock_pending}
         return {"game": self.engine.snapshot(), **reg, "check": self.check_report(),
+                "emergency": self.snapshot_emergency(),
+                # lock orders not confirmed within CONFIRM_WITHIN_S: a red alert on the console
+                "lock_alerts": self.lock_report(sorted(self._overdue))["unconfirmed"],
                 "resumed": self.resumed, "mqtt": {
                     "connected": self.bridge.connected, "metrics": dict(self.bridge.metrics)},
                 "apartment": {"id": self.game.apartment.id, "name": self.game.apartment.name.fr},
                 "demo": self.demo, "ts": contract.now()}
+
+    def snapshot_emergency(self) -> dict[str, Any] | None:
+        """The emergency alert as the console shows it (None: there never was one)."""
+        state = self.emergency_state
+        return None if state is None else {"active": state.active, "id": state.id,
+                                           "who": state.who, "ts": state.ts}
 
     @staticmethod
     def _reached(reported: dict[str, Any], want: Desired) -> bool:

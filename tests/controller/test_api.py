@@ -251,7 +251,9 @@ def test_overrides_are_in_the_audit_log_with_who(client: TestClient):
     assert [p["status"] for p in state["puzzles"]] == ["solved", "solved", "available", "available"]
     post(client, "/api/game/puzzles/bell/reset", {"who": "Léo"})
     assert post(client, "/api/props/salon/lamp/on", {"who": "Léo"}).status_code == 200
-    assert post(client, "/api/props/salon/door_lock/lock", WHO).status_code == 200
+    # no node runs here: the lock is sent, never confirmed (202, pending)
+    locked = post(client, "/api/props/salon/door_lock/lock", WHO)
+    assert (locked.status_code, locked.json()["confirmed"]) == (202, False)
     post(client, "/api/emergency", {"who": "Awa"})
     audit = game_state(client)["audit"]
     tail = [(a["action"], a["who"], a["target"]) for a in audit[-6:]]
@@ -265,8 +267,12 @@ def test_overrides_are_in_the_audit_log_with_who(client: TestClient):
 def test_emergency_without_a_body_still_works(client: TestClient):
     start(client)
     reply = client.post("/api/emergency", json={})
-    assert reply.status_code == 200
-    assert set(reply.json()["released"]) == {"hall.box_lock", "salon.door_lock"}
+    # accepted (202), but no node runs here: nothing is confirmed open, and it says so
+    assert reply.status_code == 202
+    assert {(e["node"], e["prop"]) for e in reply.json()["unconfirmed"]} == {
+        ("hall", "box_lock"), ("salon", "door_lock")}
+    assert reply.json()["confirmed"] == []
+    assert reply.json()["message"].startswith("AUCUNE ouverture n'est confirmée")
     assert game_state(client)["phase"] == "paused"
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from controller.api.auth import principal
 from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, actor, http_errors
 from controller.debrief import debrief as build_debrief
 from controller.engine import PREPARING
+from controller.service import release_message
 
 router = APIRouter(prefix="/api", tags=["game"])
 Parcours = Literal["primo", "locataire"]
@@ -207,8 +208,32 @@ async def puzzle_order(request: Request, puzzle: str, action: Literal["solve", "
     return service.engine.snapshot()
 
 
-@router.post("/emergency")
-async def emergency(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
-    """Open every lock of the apartment at once. No confirmation, always allowed."""
-    service.emergency(who=actor(request, (body or Order()).who))
-    return {"released": [f"{n}.{p}" for n, p in service._maglocks]}
+@router.post("/emergency", responses={202: {"description": "some locks are not confirmed open yet"}})
+async def emergency(request: Request, response: Response, service: ServiceDep,
+                    body: Order | None = None) -> dict[str, Any]:
+    """Open every lock of the apartment at once and raise the alert (retained ``Emergency``
+    message: a node that reconnects releases at once). No confirmation, always accepted.
+
+    Waits up to 1 s (without holding anything else up) for the nodes to report their relays
+    open, then answers which locks are **confirmed** open (with the milliseconds it took)
+    and which are **not** (with why: broker unreachable, room offline, no answer), and a
+    French ``message`` that says plainly when nothing was confirmed. 200: every lock
+    confirmed open; 202: accepted, some not confirmed (they are resent until they are).
+    """
+    keys = service.emergency(who=actor(request, (body or Order()).who))
+    await service.wait_confirmed(keys)
+    report = service.lock_report(keys)
+    if not report["all_confirmed"]:
+        response.status_code = 202
+    return {**report, "message": release_message(report),
+            "emergency": service.snapshot_emergency()}
+
+
+@router.post("/emergency/end")
+async def end_emergency(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
+    """« Fin de l'alerte »: clears the retained emergency (audited). Nothing is locked
+    again: the locks stay open until the game master locks them or a game starts."""
+    with http_errors():
+        service.end_emergency(who=actor(request, (body or Order()).who))
+    return {"emergency": service.snapshot_emergency(),
+            "message": "Fin de l'alerte : les ventouses restent ouvertes, rien n'est reverrouillé."}
