@@ -131,10 +131,28 @@ const App = (() => {
     const door = r.door === "open" ? `🚪 ${t("door_open")}` : r.door === "closed" ? `▮ ${t("door_closed")}` : "";
     return door ? `${lock} · ${door}` : lock;
   }
+  // « Ventouse de l'armoire (Chambre) »: a lock as the game master reads it, never its id
+  const lockName = (e) => `${e.label} (${e.room})`;
+  // The emergency button of every staff page: the toast says what the relays confirmed, no more.
+  async function emergency(who) {
+    const r = await post("/api/emergency", {who});
+    if (!r.ok || !r.data) return r;
+    const d = r.data;
+    if (d.all_confirmed) {
+      toast(t("emergency_confirmed", {n: d.confirmed.length, ms: Math.max(0, ...d.confirmed.map((e) => e.ms))}));
+    } else if (!d.confirmed.length) {
+      toast(t("emergency_none", {why: d.mqtt ? "" : ` (${t("why_broker")})`}), true);
+    } else {
+      toast(t("emergency_some", {n: d.confirmed.length, total: d.confirmed.length + d.unconfirmed.length,
+                                 names: d.unconfirmed.map(lockName).join(", ")}), true);
+    }
+    return r;
+  }
   function setupLangSwitch() {
     const b = document.getElementById("lang");
     if (b) b.onclick = () => setLang(lang === "fr" ? "en" : "fr").then(() => { if (window.render) window.render(); });
   }
-  return {t, actor, loadTexts, setLang, api, post, live, linkBadge, fmt, el, lockText, toast, token, setupLangSwitch,
+  return {t, actor, loadTexts, setLang, api, post, live, linkBadge, fmt, el, lockText, lockName, emergency, toast, token,
+          setupLangSwitch,
           get lang() { return lang; }};
 })();

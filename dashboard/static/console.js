@@ -55,7 +55,8 @@ function renderCheck(g, check) {
   summary.className = notReady ? "warn" : "";
   summary.dataset.ready = String(!notReady);
   $("to-briefing").disabled = g.phase !== "check";
-  $("start-run").disabled = !PREPARING.includes(g.phase);
+  $("start-run").disabled = !PREPARING.includes(g.phase) || emergencyOn();
+  $("reset-all").disabled = emergencyOn();
   $("override-reason").placeholder = t("override_reason");
   const names = Object.fromEntries((snap.nodes || []).map((n) => [n.id, n.label]));
   $("check-list").replaceChildren(...check.props.map((p) => el("li", {dataset: {prop: `${p.node}.${p.prop}`, status: p.status}},
@@ -64,17 +65,47 @@ function renderCheck(g, check) {
     p.detail ? el("span", {class: "detail"}, p.detail) : null)));
 }
 
+// What the relays did not confirm, the broker link, the emergency alert: in the sticky header.
+const emergencyOn = () => !!(snap && snap.emergency && snap.emergency.active);
+const lockName = App.lockName;
+const clock = (ts) => new Date(ts * 1000).toLocaleTimeString(App.lang);
+
+function renderBanners() {
+  $("mqtt-banner").classList.toggle("hidden", !(snap.mqtt && snap.mqtt.connected === false));
+  const em = snap.emergency;
+  $("emergency-banner").classList.toggle("hidden", !emergencyOn());
+  if (emergencyOn()) {
+    $("emergency-text").textContent = t("emergency_active", {time: em.ts ? clock(em.ts) : "—", who: App.actor(em.who)});
+  }
+  const alerts = snap.lock_alerts || [];
+  $("lock-alerts").classList.toggle("hidden", !alerts.length);
+  // "since" as a time of day: right without a push every second
+  $("lock-alerts").replaceChildren(...alerts.map((a) => el("li", {dataset: {prop: `${a.node}.${a.prop}`, reason: a.reason}},
+    t(a.action === "lock" ? "lock_alert_lock" : "lock_alert_unlock", {
+      name: lockName(a), since: clock(snap.ts - (a.pending_s || 0)), why: t(`why_${a.reason}`), n: (a.attempts || 0) + 1}))));
+}
+
+// The answer of a lock/unlock order: what the node confirmed, in words.
+function toastOrder(action, r) {
+  if (!r.ok || !r.data) return;
+  const d = r.data;
+  if (d.confirmed) App.toast(t(`order_confirmed_${action}`, {name: lockName(d), ms: d.ms}));
+  else App.toast(t(`order_pending_${action}`, {name: lockName(d), why: t(`why_${d.reason}`)}), true);
+}
+
 function renderGame(g) {
   $("remaining").textContent = fmt(g.remaining_s);
   $("phase").textContent = App.lang === "fr" ? (g.phase_label || g.phase) : g.phase;
   $("parcours").textContent = g.parcours ? t(g.parcours) : "—";
   $("budget").textContent = g.budget ?? "—";
   const running = g.phase === "running", paused = g.phase === "paused";
+  const alertOn = emergencyOn();   // nothing that locks while the alert lasts
   $("pause").disabled = !running;
-  $("resume").disabled = !paused;
+  $("resume").disabled = !paused || alertOn;
   $("plus5").disabled = $("minus2").disabled = !(running || paused);
   $("stop").disabled = !(running || paused || g.phase === "check" || g.phase === "briefing");
-  $("open-start").disabled = running || paused;
+  $("open-start").disabled = running || paused || alertOn;
+  for (const id of ["resume", "open-start"]) $(id).title = alertOn ? t("blocked_by_emergency") : "";
   const ol = $("puzzles");
   ol.replaceChildren(...g.puzzles.filter((p) => p.in_parcours).map((p) => el("li",
     {class: p.status, dataset: {puzzle: p.id, status: p.status}},
@@ -106,8 +137,17 @@ function renderRooms() {
           el("span", {class: "name"}, p.label), el("span", {class: "state"}, App.lockText(p)));
         if (p.desired && p.desired.relock_pending) row.append(el("span", {class: "warn"}, t("relock_pending")));
         if (p.kind === "maglock") {
+          // an order the node has not reported yet: pending, never shown as done
+          const d = p.desired;
+          row.dataset.confirmed = String(!d || !!d.confirmed);
+          if (d && !d.confirmed && ["lock", "unlock"].includes(d.action)) {
+            row.append(el("span", {class: "pending", dataset: {overdue: String(!!d.overdue)}},
+              t(`${d.overdue ? "overdue" : "pending"}_${d.action}`)));
+          }
           for (const action of ["lock", "unlock"]) {
-            row.append(el("button", {dataset: {action}, onclick: () => post(`/api/props/${n.id}/${p.id}/${action}`)}, t(action)));
+            const blocked = action === "lock" && emergencyOn();
+            row.append(el("button", {dataset: {action}, disabled: blocked ? "" : null, title: blocked ? t("blocked_by_emergency") : null,
+              onclick: () => post(`/api/props/${n.id}/${p.id}/${action}`).then((r) => toastOrder(action, r))}, t(action)));
           }
         }
         return row;
@@ -117,7 +157,7 @@ function renderRooms() {
 
 window.render = () => {
   if (!snap) return;
-  renderGame(snap.game); renderFlow(snap.game); renderCheck(snap.game, snap.check); renderRooms();
+  renderBanners(); renderGame(snap.game); renderFlow(snap.game); renderCheck(snap.game, snap.check); renderRooms();
 };
 
 async function loadClues() {
@@ -146,9 +186,10 @@ App.live((data) => {
   window.render();
 }, App.linkBadge($("link")));
 
-$("emergency").onclick = async () => {
-  const r = await post("/api/emergency", {who: WHO()});
-  if (r.ok) App.toast(t("emergency_done"));
+$("emergency").onclick = () => App.emergency(WHO());
+$("end-emergency").onclick = async () => {
+  const r = await post("/api/emergency/end", {who: WHO()});
+  if (r.ok) App.toast(t("emergency_ended"));
 };
 $("open-start").onclick = () => $("start-dialog").showModal();
 const group = () => ({parcours: $("start-parcours").value, players: Number($("start-players").value),

@@ -134,10 +134,7 @@ async function load() {
   render();
 }
 
-$("emergency").onclick = async () => {
-  const r = await App.post("/api/emergency", {who: "maître du jeu"});
-  if (r.ok) App.toast(t("emergency_done"));
-};
+$("emergency").onclick = () => App.emergency("maître du jeu");
 App.loadTexts().then(async () => {
   App.setupLangSwitch();
   await load();

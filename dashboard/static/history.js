@@ -56,10 +56,7 @@ async function load() {
 }
 
 $("filters").onsubmit = (ev) => { ev.preventDefault(); load(); };
-$("emergency").onclick = async () => {
-  const r = await App.post("/api/emergency", {who: "maître du jeu"});
-  if (r.ok) App.toast(t("emergency_done"));
-};
+$("emergency").onclick = () => App.emergency("maître du jeu");
 App.loadTexts().then(() => {
   const q = new URLSearchParams(location.search);
   $("from").value = q.get("from") || "";

@@ -128,7 +128,12 @@ def test_emergency_opens_every_lock(browser: object, server: Server) -> None:
     console.wait_for_function("""() => { const l = [...document.querySelectorAll('.prop[data-locked]')]
         .filter(e => e.querySelector('[data-action]'));
         return l.length > 0 && l.every(e => e.dataset.locked === 'false'); }""")
+    console.wait_for_selector("#emergency-banner:not(.hidden)")
     shot(console, "console-emergency")
+    # the alert lasts until the game master ends it; ending it locks nothing again
+    console.click("#end-emergency")
+    console.wait_for_selector("#emergency-banner.hidden", state="attached")
+    assert console.eval_on_selector_all(".prop[data-locked]", "l => l.every(e => e.dataset.locked === 'false')")
     console.context.close()
 
 
