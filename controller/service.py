@@ -1118,6 +1118,8 @@ class GameService:
             msg = (f"partie en cours : le test de {node}.{prop} ({info.kind}) la ferait bouger ; "
                    "arrêtez la partie d'abord")
             raise EngineError(msg)
+        if action == "self_test" and info.kind == "maglock":
+            self._refuse_locking(f"tester « {info.label} » (le test la verrouille un instant)")
         if not self.registry.nodes[node].online:
             msg = f"le nœud {node} est hors ligne"
             raise NodeUnavailable(msg)
@@ -1176,7 +1178,8 @@ class GameService:
         return {"game": self.engine.snapshot(), **reg, "check": self.check_report(),
                 "emergency": self.snapshot_emergency(),
                 # lock orders not confirmed within CONFIRM_WITHIN_S: a red alert on the console
-                "lock_alerts": self.lock_report(sorted(self._overdue))["unconfirmed"],
+                "lock_alerts": self.lock_report(sorted(k for k in self._overdue
+                                                       if k in self._maglocks))["unconfirmed"],
                 "resumed": self.resumed, "mqtt": {
                     "connected": self.bridge.connected, "metrics": dict(self.bridge.metrics)},
                 "apartment": {"id": self.game.apartment.id, "name": self.game.apartment.name.fr},

@@ -85,6 +85,7 @@ def test_emergency_with_the_broker_down_confirms_nothing_then_releases_when_it_i
     rig.start_game()
     mosquitto.stop()
     wait_for(lambda: not rig.service.bridge.connected, what="the controller to lose the broker")
+    resent_before = state(rig)["mqtt"]["metrics"].get("resent_commands", 0)
 
     reply = rig.client.post("/api/emergency", json={})
     body = reply.json()
@@ -106,6 +107,10 @@ def test_emergency_with_the_broker_down_confirms_nothing_then_releases_when_it_i
     assert snap["mqtt"]["connected"] is False
     wait_for(lambda: set(lock_alerts(rig)) == set(LOCKS), what="every lock in the console's red alert")
     assert {a["reason"] for a in lock_alerts(rig).values()} == {"broker"}
+    # the orders wait in the MQTT client's queue; resends would only pile up behind them
+    wait_for(lambda: min(a["pending_s"] for a in lock_alerts(rig).values()) > 2.5, timeout=5,
+             what="every lock pending for more than two resend intervals")
+    assert state(rig)["mqtt"]["metrics"].get("resent_commands", 0) == resent_before
 
     mosquitto.start()
     back = time.monotonic()
