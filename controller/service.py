@@ -687,7 +687,8 @@ class GameService:
     async def wait_confirmed(self, keys: Iterable[tuple[str, str]],
                              timeout: float = CONFIRM_WITHIN_S) -> None:
         """Wait (on the loop, never blocking it) until every one of *keys* is confirmed, or
-        *timeout* s."""
+        *timeout* s; at once while the broker is away (nothing can be confirmed: the game
+        master had better know now)."""
         keys = list(keys)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -695,7 +696,7 @@ class GameService:
         def pending() -> bool:
             return any((w := self.desired.get(k)) is None or w.confirmed_at is None for k in keys)
 
-        while pending():
+        while pending() and self.bridge.connected:
             left = deadline - loop.time()
             if left <= 0:
                 return
