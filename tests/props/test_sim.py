@@ -114,9 +114,9 @@ def test_prepare_needs_a_mock_factory() -> None:
 def test_contact_sim_is_a_switch_to_ground(mock_factory: MockFactory) -> None:
     sim = prepare(ButtonConfig(id="b", pin=22), mock_factory)
     assert isinstance(sim, ContactSimulator)
-    assert sim.gestures == {"press", "release", "hold"}
+    assert sim.gestures == {"press", "hold", "down", "release"}
     with Button(22, pull_up=True, pin_factory=mock_factory) as button:
-        sim.perform("press")
+        sim.perform("down")
         assert mock_factory.pin(22).state is False
         assert button.is_pressed
         assert sim.pressed
@@ -124,9 +124,20 @@ def test_contact_sim_is_a_switch_to_ground(mock_factory: MockFactory) -> None:
         assert sim.pin_levels() == {22: True}
 
 
+def test_contact_sim_press_is_a_whole_gesture(mock_factory: MockFactory) -> None:
+    sim = prepare(ButtonConfig(id="b", pin=22), mock_factory)
+    with Button(22, pull_up=True, pin_factory=mock_factory) as button:
+        presses: list[str] = []
+        button.when_pressed = lambda: presses.append("press")
+        button.when_released = lambda: presses.append("release")
+        sim.perform("press")
+        assert presses == ["press", "release"]
+        assert not button.is_pressed and not sim.pressed
+
+
 def test_contact_sim_pressed_before_the_device_exists(mock_factory: MockFactory) -> None:
     sim = prepare(ButtonConfig(id="b", pin=22), mock_factory)
-    sim.perform("press")
+    sim.perform("down")
     with Button(22, pull_up=True, pin_factory=mock_factory) as button:
         assert button.is_pressed  # the pull-up loses against the closed switch
 
