@@ -10,6 +10,7 @@ with the list of those it has, and nothing reaches the broker.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -158,3 +159,17 @@ def test_an_unknown_gesture_is_refused_with_the_known_ones_and_nothing_is_publis
     assert events == ["press", "release"]
     wait_for(lambda: reported(rig, MUSIC).get("pressed") is False, what="the button reported released")
     assert rig.agents["chambre"].metrics["bad_gestures"] == 0
+
+
+def test_a_hand_holding_a_button_does_not_hold_up_the_room_s_commands(make_rig):
+    rig: Rig = make_rig(GAME)
+    rig.client.post("/api/props/sdb/cabinet_lock/lock", json={})
+    wait_for(lambda: rig.relay_driven("sdb"), what="the cabinet to lock")
+    button = rig.factories["sdb"].pin(23)
+    assert sim(rig, ("sdb", "vmc_button"), "hold", 3).status_code == 200
+    wait_for(lambda: not button.state, what="the simulated finger on the VMC button")
+    started = time.monotonic()
+    assert rig.client.post("/api/props/sdb/cabinet_lock/unlock", json={}).status_code == 200
+    wait_for(lambda: not rig.relay_driven("sdb"), timeout=2, what="the cabinet to open")
+    assert time.monotonic() - started < 1.0 and not button.state, "opened while the button is still held"
+    wait_for(lambda: button.state, timeout=5, what="the finger to let go after its 3 s")
