@@ -38,7 +38,7 @@ from config.game import (
     Requires,
     TimerAction,
 )
-from props.models import MaglockConfig
+from props.models import MaglockConfig, OutputConfig
 from props.start import one_shot, start_command
 
 log = logging.getLogger(__name__)
@@ -580,8 +580,10 @@ class Engine:
                 cfg = found[1] if found else None
                 if action.do == "unlock" and not (isinstance(cfg, MaglockConfig) and cfg.exit_door):
                     effects.append(PropCommand(node, prop, "lock"))
-                elif action.do == "command" and action.action in ("on", "blink"):
-                    effects.append(PropCommand(node, prop, "off"))
+                elif action.do == "command" and isinstance(cfg, OutputConfig):
+                    back = start_command(cfg)   # its start state: the music plays again
+                    if back is not None:
+                        effects.append(PropCommand(node, prop, back))
         for ref in {c.prop for c in puzzle.conditions()}:
             found = self.game.prop(ref)
             if found and one_shot(found[1]):
