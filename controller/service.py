@@ -784,13 +784,23 @@ class GameService:
 
     def simulate(self, node: str, prop: str, gesture: str, value: Any) -> str:
         """Send a rehearsal gesture to a simulated prop, once it is known to be one the prop
-        has, with a value it takes: raises LookupError, :class:`props.sim.UnknownGesture`,
-        BadActionParams (French messages) and publishes nothing then."""
+        has, with a value it takes, to a node that can perform it. Raises LookupError,
+        :class:`props.sim.UnknownGesture`, BadActionParams, :class:`NodeUnavailable`
+        (offline: the gesture would be lost), EngineError (a node not simulated would drop
+        it), in French, and publishes nothing then."""
         config = self._configs.get((node, prop))
         if config is None:
             msg = f"accessoire inconnu {node}.{prop}"
             raise LookupError(msg)
         check_gesture(config, gesture, value)
+        room = self.registry.nodes[node]
+        if not room.online:
+            msg = f"le nœud {room.label} est hors ligne : le geste n'arriverait pas"
+            raise NodeUnavailable(msg)
+        if room.simulated is False:
+            msg = (f"le nœud {room.label} pilote du vrai matériel (lancé sans --simulate) : "
+                   "un geste de répétition n'y ferait rien")
+            raise EngineError(msg)
         g = Gesture(id=contract.new_id(), gesture=gesture, value=value)
         self.bridge.publish(self.bridge.topics.prop_simulate(node, prop), g.to_bytes())
         return g.id

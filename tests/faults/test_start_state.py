@@ -14,8 +14,10 @@ import time
 from typing import Any
 
 import pytest
+from gpiozero.pins.mock import MockFactory
 
 from config.loader import parse_game
+from nodes.agent import NodeAgent
 from tests.faults.conftest import Rig, Wire, wait_for
 
 pytestmark = pytest.mark.mosquitto
@@ -173,3 +175,29 @@ def test_a_hand_holding_a_button_does_not_hold_up_the_room_s_commands(make_rig):
     wait_for(lambda: not rig.relay_driven("sdb"), timeout=2, what="the cabinet to open")
     assert time.monotonic() - started < 1.0 and not button.state, "opened while the button is still held"
     wait_for(lambda: button.state, timeout=5, what="the finger to let go after its 3 s")
+
+
+def test_a_gesture_for_a_node_offline_or_on_real_hardware_is_refused_not_lost(make_rig, wire: Wire):
+    rig: Rig = make_rig(GAME)
+    wire.subscribe(f"{rig.topics.root}/nodes/+/props/+/simulate")
+    rig.agents["chambre"].stop()
+    wait_for(lambda: not rig.service.registry.nodes["chambre"].online, what="the bedroom offline")
+    offline = sim(rig, MUSIC, "press")
+    assert offline.status_code == 503
+    assert offline.json()["detail"] == "le nœud Chambre est hors ligne : le geste n'arriverait pas"
+
+    # the same room, now driving (mock) hardware without --simulate: it would drop a gesture
+    real = NodeAgent(game=GAME, node_id="chambre", broker=rig.address, pin_factory=MockFactory(),
+                     simulate=False, data_dir=rig.tmp_path / "nodes" / "chambre-real")
+    real.start()
+    try:
+        wait_for(lambda: rig.service.registry.nodes["chambre"].online
+                 and rig.service.registry.nodes["chambre"].simulated is False,
+                 what="the bedroom back, not simulated")
+        refused = sim(rig, MUSIC, "press")
+        assert refused.status_code == 409 and "sans --simulate" in refused.json()["detail"]
+    finally:
+        real.stop()
+    assert sim(rig, WINDOW, "open").status_code == 200     # the bathroom still rehearses
+    wait_for(lambda: wire.received(rig.topics.prop_simulate(*WINDOW)), what="the window gesture")
+    assert [m.topic for m in wire.seen if m.topic.endswith("/simulate")] == [rig.topics.prop_simulate(*WINDOW)]
