@@ -5,7 +5,8 @@ The node is the shipped program, ``escape-apartment node --simulate`` (run as
 on a column edge) and an MFRC522 reader (polled every 0.1 s over SPI), connected to a
 real broker. CPU and memory are read from ``/proc/<pid>`` (utime + stime of every
 thread; VmRSS, VmHWM). The key presses of the burst are rehearsal gestures sent over
-MQTT (``…/props/keypad/simulate``): the node's own worker drives its MockFactory pins.
+MQTT (``…/props/keypad/simulate``): the node's simulated hand (a thread of its own)
+drives its MockFactory pins.
 
 NOTE: in simulation the MFRC522 is a Python model of the chip answering a bit-banged
 MockFactory SPI bus in the node's own process, so "idle CPU" includes the chip's and

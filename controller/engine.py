@@ -38,14 +38,8 @@ from config.game import (
     Requires,
     TimerAction,
 )
-from props.models import (
-    KeypadConfig,
-    MaglockConfig,
-    MFRC522Config,
-    OutputConfig,
-    RDM6300Config,
-    SortingConfig,
-)
+from props.models import MaglockConfig, OutputConfig
+from props.start import one_shot, start_command
 
 log = logging.getLogger(__name__)
 
@@ -275,19 +269,12 @@ class Engine:
         self.audit("check", who=who, detail=f"{parcours}, {players} joueurs")
         return self.start_state()
 
-    def start_state(self) -> list[Effect]:
-        """Effects that put every prop in its pre-game state: locks engaged, outputs at
-        rest, keypads cleared, readers emptied."""
-        effects: list[Effect] = []
-        for node in self.game.nodes:
-            for prop in node.props:
-                if isinstance(prop, MaglockConfig):
-                    effects.append(PropCommand(node.id, prop.id, "lock"))
-                elif isinstance(prop, OutputConfig):
-                    effects.append(PropCommand(node.id, prop.id, "on" if prop.initial_value else "off"))
-                elif isinstance(prop, KeypadConfig | MFRC522Config | RDM6300Config | SortingConfig):
-                    effects.append(PropCommand(node.id, prop.id, "reset"))
-        return effects
+    def start_state(self) -> list[PropCommand]:
+        """The commands that put every prop in its pre-game state (props/start.py): locks
+        engaged, outputs at rest, keypads cleared, readers emptied. Contacts have none: a
+        window left open needs a hand, which the check asks for."""
+        return [PropCommand(node.id, prop.id, action) for node in self.game.nodes
+                for prop in node.props if (action := start_command(prop)) is not None]
 
     def configure(self, *, parcours: str | None = None, players: int | None = None,
                   children: bool | None = None) -> None:
@@ -593,11 +580,13 @@ class Engine:
                 cfg = found[1] if found else None
                 if action.do == "unlock" and not (isinstance(cfg, MaglockConfig) and cfg.exit_door):
                     effects.append(PropCommand(node, prop, "lock"))
-                elif action.do == "command" and action.action in ("on", "blink"):
-                    effects.append(PropCommand(node, prop, "off"))
+                elif action.do == "command" and isinstance(cfg, OutputConfig):
+                    back = start_command(cfg)   # its start state: the music plays again
+                    if back is not None:
+                        effects.append(PropCommand(node, prop, back))
         for ref in {c.prop for c in puzzle.conditions()}:
             found = self.game.prop(ref)
-            if found and isinstance(found[1], KeypadConfig | MFRC522Config | RDM6300Config | SortingConfig):
+            if found and one_shot(found[1]):
                 effects.append(PropCommand(found[0].id, found[1].id, "reset"))
         self._refresh_availability()
         self.audit("reset_puzzle", who=who, target=puzzle_id)

@@ -21,7 +21,7 @@ from typing import Any
 
 from config.game import Game
 from controller.autonomy import local_solve, status_fields
-from controller.check import CHECK_LABELS, RESET_BY_COMMAND, CheckStatus, PropCheck, assess, start_action
+from controller.check import CheckStatus, PropCheck, assess
 from controller.engine import (
     ENDED,
     GAME_MASTER,
@@ -53,6 +53,8 @@ from nodes.contract import (
     TechRequest,
 )
 from props.models import MaglockConfig
+from props.sim import check_gesture
+from props.start import one_shot
 
 log = logging.getLogger(__name__)
 
@@ -820,10 +822,10 @@ class GameService:
             checks.append(assess(node, cfg, online=self.registry.nodes[node].online,
                                  reported=info.reported, ack=info.ack,
                                  desired_action=want.action if want else None,
-                                 reset_id=reset[0] if reset else None))
+                                 reset_id=reset[0] if reset else None,
+                                 node_label=self.registry.nodes[node].label))
         counts = Counter(str(c.status) for c in checks)
-        not_ready = [f"{c.ref} ({CHECK_LABELS[c.status]}{' : ' + c.detail if c.detail else ''})"
-                     for c in checks if c.status != CheckStatus.READY]
+        not_ready = [c.summary() for c in checks if c.status != CheckStatus.READY]
         return {"ready": not not_ready, "counts": {str(s): counts.get(str(s), 0) for s in CheckStatus},
                 "not_ready": not_ready, "props": [c.public() for c in checks]}
 
@@ -850,12 +852,8 @@ class GameService:
 
     def _resend_start_state(self, *, only_not_ready: bool) -> None:
         report = {(p["node"], p["prop"]): p["status"] for p in self.check_report()["props"]}
-        for (node, prop), cfg in self._configs.items():
-            if only_not_ready and report[(node, prop)] == CheckStatus.READY:
-                continue
-            action = start_action(cfg) or ("reset" if isinstance(cfg, RESET_BY_COMMAND) else None)
-            if action is not None:
-                self._execute([PropCommand(node, prop, action)])
+        self._execute(command for command in self.engine.start_state()
+                      if not (only_not_ready and report[(command.node, command.prop)] == CheckStatus.READY))
 
     def _check_tick(self) -> None:
         """During the check, a keypad or reader that drifted off its start state (a key
@@ -863,8 +861,7 @@ class GameService:
         now = time.monotonic()
         for prop in self.check_report()["props"]:
             key = (prop["node"], prop["prop"])
-            if prop["status"] != CheckStatus.NEEDS_RESET or not isinstance(self._configs[key],
-                                                                            RESET_BY_COMMAND):
+            if prop["status"] != CheckStatus.NEEDS_RESET or not one_shot(self._configs[key]):
                 continue
             sent = self.check_resets.get(key)
             if sent is None or now - sent[1] >= RECHECK_AFTER_S:
@@ -1088,9 +1085,24 @@ class GameService:
         return clue
 
     def simulate(self, node: str, prop: str, gesture: str, value: Any) -> str:
-        if (node, prop) not in self.registry.props:
+        """Send a rehearsal gesture to a simulated prop, once it is known to be one the prop
+        has, with a value it takes, to a node that can perform it. Raises LookupError,
+        :class:`props.sim.UnknownGesture`, BadActionParams, :class:`NodeUnavailable`
+        (offline: the gesture would be lost), EngineError (a node not simulated would drop
+        it), in French, and publishes nothing then."""
+        config = self._configs.get((node, prop))
+        if config is None:
             msg = f"accessoire inconnu {node}.{prop}"
             raise LookupError(msg)
+        check_gesture(config, gesture, value)
+        room = self.registry.nodes[node]
+        if not room.online:
+            msg = f"le nœud {room.label} est hors ligne : le geste n'arriverait pas"
+            raise NodeUnavailable(msg)
+        if room.simulated is False:
+            msg = (f"le nœud {room.label} pilote du vrai matériel (lancé sans --simulate) : "
+                   "un geste de répétition n'y ferait rien")
+            raise EngineError(msg)
         g = Gesture(id=contract.new_id(), gesture=gesture, value=value)
         self.bridge.publish(self.bridge.topics.prop_simulate(node, prop), g.to_bytes())
         return g.id

@@ -47,6 +47,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,9 @@ class NodeAgent:
         self.boot_id = contract.new_id()
         self.props: dict[str, Prop] = {}
         self.simulators: dict[str, Any] = {}
+        #: the simulated hand (simulate mode): a gesture takes time (a button held 2 s, a
+        #: code typed key by key) and must not hold up the commands queued behind it
+        self._hand: ThreadPoolExecutor | None = None
         self.metrics: Counter[str] = Counter()
         self.session: str | None = None
         self.controller_online = False
@@ -232,6 +236,8 @@ class NodeAgent:
             net.stop()   # DISCONNECT (the broker keeps the will to itself), thread ended
         if self._worker is not None:
             self._worker.join(timeout=2)
+        if self._hand is not None:
+            self._hand.shutdown(wait=False, cancel_futures=True)
         self._close_props()
         with self._events_lock:
             if self.outbox is not None:
@@ -781,12 +787,20 @@ class NodeAgent:
             log.warning("node %s: no simulated prop %r (simulate mode is %s)", self.node.id,
                         prop_id, self.simulate)
             return
+        if self._hand is None:
+            self._hand = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"node-{self.node.id}-hand")
+        self._hand.submit(self._perform, prop_id, simulator, gesture)
+
+    def _perform(self, prop_id: str, simulator: Any, gesture: Gesture) -> None:
         try:
             simulator.perform(gesture.gesture, gesture.value)
         except PropError as exc:
             self.metrics["bad_gestures"] += 1
             log.warning("node %s: gesture %s on %s refused: %s", self.node.id, gesture.gesture,
                         prop_id, exc)
+        except Exception:
+            self.metrics["handler_errors"] += 1
+            log.exception("node %s: gesture %s on %s failed", self.node.id, gesture.gesture, prop_id)
 
     def _tech(self, request: TechRequest) -> None:
         ok, result, message = False, None, ""

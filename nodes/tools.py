@@ -101,7 +101,7 @@ def _simulated_hand(prop: Any, sim: Any) -> threading.Thread | None:
     if sim is None:
         return None
     gesture = {"keypad": ("press", "5"), "button": ("press", None), "reed_switch": ("open", None),
-               "pressure_mat": ("press", None), "mfrc522": ("present", "04a1b2c3"),
+               "pressure_mat": ("step", None), "mfrc522": ("present", "04a1b2c3"),
                "rdm6300": ("present", "0a00112233")}.get(prop.kind)
     if gesture is None or gesture[0] not in sim.gestures:
         return None

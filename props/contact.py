@@ -32,17 +32,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class _Words(NamedTuple):
+class Words(NamedTuple):
+    """A contact kind's words: its events (active, inactive, held) and its state key."""
+
     on: str
     off: str
     held: str | None
     state: str
 
 
-_WORDS: dict[str, _Words] = {
-    "button": _Words("press", "release", "held", "pressed"),
-    "reed_switch": _Words("closed", "opened", None, "closed"),
-    "pressure_mat": _Words("stepped_on", "stepped_off", "held", "occupied"),
+#: each contact kind's words (the start-state check reads the state key: props/start.py)
+WORDS: dict[str, Words] = {
+    "button": Words("press", "release", "held", "pressed"),
+    "reed_switch": Words("closed", "opened", None, "closed"),
+    "pressure_mat": Words("stepped_on", "stepped_off", "held", "occupied"),
 }
 
 
@@ -73,10 +76,10 @@ class Contact(Prop, Button):
     def __init__(self, *, pin: int | str, kind: str = "button", pull_up: bool = True,
                  bounce_time: float | None = 0.02, hold_time: float = 1.0,
                  pin_factory: Factory | None = None) -> None:
-        if kind not in _WORDS:
-            msg = f"a contact is one of {sorted(_WORDS)}, not {kind!r}"
+        if kind not in WORDS:
+            msg = f"a contact is one of {sorted(WORDS)}, not {kind!r}"
             raise PropConfigError(msg)
-        words = _WORDS[kind]
+        words = WORDS[kind]
         # NOTE: one class serves three kinds; the instance says which one it is.
         self.kind = kind  # type: ignore[misc]
         self.event_types = frozenset(  # type: ignore[misc]

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from gpiozero.pins.mock import MockSPIDevice
 
-from props.exc import BadActionParams
 from props.sim import Simulator
 
 if TYPE_CHECKING:
@@ -488,13 +487,6 @@ class SimulatedMFRC522(MockSPIDevice):
 
 
 # -- simulators for the dispatcher (props.sim) ------------------------------------------
-def _check_uid(value: Any) -> str:
-    try:
-        return parse_uid(value).hex()
-    except (TypeError, ValueError) as exc:
-        raise BadActionParams(str(exc)) from None
-
-
 class MFRC522Simulator(Simulator):
     """The simulated wiring of one :class:`~props.mfrc522.MFRC522Reader`: its chip.
 
@@ -504,8 +496,6 @@ class MFRC522Simulator(Simulator):
         reader = build_prop(sim.config, pin_factory=factory)
         sim.perform("present", "04a1b2c3")
     """
-
-    gestures = frozenset({"present", "remove"})
 
     def __init__(self, config: MFRC522Config, factory: MockFactory) -> None:
         super().__init__(config, factory)
@@ -520,7 +510,7 @@ class MFRC522Simulator(Simulator):
 
     def _perform(self, gesture: str, value: Any) -> None:
         if gesture == "present":
-            self.chip.present(_check_uid(value))
+            self.chip.present(value)
         else:
             self.chip.remove()
 
@@ -540,8 +530,6 @@ class SortingSimulator(Simulator):
         sim.perform("present", {"bin": "jaune", "uid": "04a1b2c3"})
     """
 
-    gestures = frozenset({"present", "remove"})
-
     def __init__(self, config: SortingConfig, factory: MockFactory) -> None:
         super().__init__(config, factory)
         self.chips: dict[str, SimulatedMFRC522] = {}
@@ -558,20 +546,10 @@ class SortingSimulator(Simulator):
             self.close()
             raise
 
-    def _chip(self, value: Any) -> SimulatedMFRC522:
-        if not isinstance(value, dict) or "bin" not in value:
-            msg = f"expected {{'bin': name, ...}}, got {value!r}"
-            raise BadActionParams(msg)
-        chip = self.chips.get(value["bin"]) if isinstance(value["bin"], str) else None
-        if chip is None:
-            msg = f"no bin {value['bin']!r}; the bins are {sorted(self.chips)}"
-            raise BadActionParams(msg)
-        return chip
-
     def _perform(self, gesture: str, value: Any) -> None:
-        chip = self._chip(value)
+        chip = self.chips[value["bin"]]
         if gesture == "present":
-            chip.present(_check_uid(value.get("uid")))
+            chip.present(value["uid"])
         else:
             chip.remove()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 #: BCM GPIO numbers usable on the 40-pin header
 BcmPin = Annotated[int, Field(ge=2, le=27, description="BCM GPIO number (2–27)")]
@@ -107,6 +107,17 @@ class MaglockConfig(_PropBase):
         return uses
 
 
+#: the start state a contact may be declared in, per kind (the first is the default): a
+#: button released, a window or door shut (its reed closed), nobody on a mat
+CONTACT_STARTS: dict[str, tuple[str, str]] = {
+    "button": ("released", "pressed"),
+    "reed_switch": ("closed", "open"),
+    "pressure_mat": ("free", "occupied"),
+}
+#: the start states in which the contact is active (gpiozero's ``is_active``)
+_ACTIVE_STARTS = frozenset({"pressed", "closed", "occupied"})
+
+
 class ButtonConfig(_PropBase):
     """Push button, reed switch or pressure mat: one debounced contact to ground."""
 
@@ -115,6 +126,32 @@ class ButtonConfig(_PropBase):
     pull_up: bool = True
     bounce_time: float | None = Field(default=0.02, ge=0, le=1)
     hold_time: float = Field(default=1.0, gt=0, le=60)
+    start: Literal["released", "pressed", "closed", "open", "free", "occupied"] | None = Field(
+        default=None,
+        description="the state the pre-game check expects: button released (default) or "
+        "pressed; reed switch closed (default: window or door shut) or open; pressure mat "
+        "free (default) or occupied",
+    )
+
+    @field_validator("start")
+    @classmethod
+    def _start_fits_kind(cls, start: str | None, info: ValidationInfo) -> str | None:
+        # NOTE: a field validator, so that the error points at the ``start`` key itself
+        allowed = CONTACT_STARTS.get(info.data.get("kind", ""), ())
+        if start is not None and allowed and start not in allowed:
+            msg = f"a {info.data['kind']} starts {' or '.join(allowed)}, not {start}"
+            raise ValueError(msg)
+        return start
+
+    @property
+    def start_state(self) -> str:
+        """The declared start state, or its kind's default."""
+        return self.start or CONTACT_STARTS[self.kind][0]
+
+    @property
+    def start_active(self) -> bool:
+        """Whether the contact is active (pressed, closed, occupied) in its start state."""
+        return self.start_state in _ACTIVE_STARTS
 
     def pin_uses(self) -> list[PinUse]:
         what = {"button": "push button", "reed_switch": "reed switch", "pressure_mat": "pressure mat"}

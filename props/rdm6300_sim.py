@@ -15,7 +15,6 @@ import threading
 import tty
 from typing import TYPE_CHECKING, Any
 
-from props.exc import BadActionParams
 from props.rdm6300 import em4100_frame
 from props.sim import Simulator
 
@@ -149,19 +148,13 @@ class RDM6300Simulator(Simulator):
         sim.perform("present", "1a00c3f2b7")
     """
 
-    gestures = frozenset({"present", "remove"})
-
     def __init__(self, config: RDM6300Config, factory: MockFactory) -> None:
         self.module = SimulatedRDM6300()
         super().__init__(config.model_copy(update={"port": self.module.port}), factory)
 
     def _perform(self, gesture: str, value: Any) -> None:
         if gesture == "present":
-            try:
-                self.module.present(value)
-            except (TypeError, ValueError, AttributeError) as exc:
-                msg = f"present takes a 10-hex-digit EM4100 id, got {value!r}: {exc}"
-                raise BadActionParams(msg) from None
+            self.module.present(value)
         else:
             self.module.remove()
 

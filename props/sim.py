@@ -17,28 +17,38 @@ and the prop reacts through gpiozero as it would on a Pi. Call :func:`prepare` *
     >>> keypad.state["last_key"]
     '#'
 
-Gestures by kind:
+Gestures by kind (:data:`GESTURES`, the one list the node and the controller both read: the
+controller refuses an unknown gesture or a bad value before it publishes anything):
 
 =============================== ==============================================================
 kind                            gestures (value)
 =============================== ==============================================================
-keypad                          ``press`` (key), ``type`` (keys), ``down`` / ``up`` (key)
+keypad                          ``press`` (key: down, read, up), ``type`` (keys),
+                                ``down`` / ``up`` (key)
 maglock with a door sensor      ``open_door``, ``close_door``
-button                          ``press``, ``release``, ``hold`` (seconds)
-reed_switch                     the same, and ``close`` / ``open``
-pressure_mat                    the same, and ``step_on`` / ``step_off``
+button                          ``press`` (down then up), ``hold`` (seconds, then up),
+                                ``down`` (stays pressed), ``release``
+reed_switch                     ``open``, ``close`` (a window stays where it is left)
+pressure_mat                    ``step`` (on then off), ``hold`` (seconds), ``step_on``,
+                                ``step_off``
 led, relay, buzzer              none: :meth:`Simulator.pin_levels` shows them
-mfrc522, sorting, rdm6300       see :mod:`props.mfrc522_sim` and :mod:`props.rdm6300`
+mfrc522, rdm6300                ``present`` (UID hex), ``remove``
+sorting                         ``present`` (``{"bin", "uid"}``), ``remove`` (``{"bin"}``)
 =============================== ==============================================================
+
+A gesture is whole: ``press`` on a button ends with the button released, as a finger
+does; only ``down`` leaves it pressed, for a test of what a button held down does.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gpiozero.pins.mock import MockFactory, MockPin
@@ -52,6 +62,150 @@ log = logging.getLogger(__name__)
 
 #: seconds a gesture waits for a prop's reaction before giving up (with a warning)
 REACTION_TIMEOUT = 2.0
+#: the longest a simulated hand holds a contact down
+MAX_HOLD_S = 60.0
+
+
+# -- the gestures of each kind, and their values ------------------------------------------
+class UnknownGesture(UnknownAction):
+    """A gesture the prop does not have; :attr:`known` lists those it has."""
+
+    def __init__(self, message: str, known: Sequence[GestureSpec]) -> None:
+        super().__init__(message)
+        self.known = tuple(known)
+
+
+@dataclass(frozen=True, slots=True)
+class GestureSpec:
+    """A gesture a simulated hand can make on a kind of prop.
+
+    *french* names it for the game master (« appuyer »); *value* checks the gesture's value
+    for one prop and returns it as the simulator uses it, or raises BadActionParams.
+    """
+
+    name: str
+    french: str
+    value: Callable[[Any, Any], Any]
+
+    def public(self) -> dict[str, str]:
+        return {"gesture": self.name, "label": self.french}
+
+
+def _none(_config: Any, value: Any) -> None:
+    if value is not None:
+        msg = f"ce geste ne prend pas de valeur (reçu {value!r})"
+        raise BadActionParams(msg)
+
+
+def _key(config: KeypadConfig, value: Any) -> str:
+    from props.keypad import KEYMAPS
+
+    keys = "".join(KEYMAPS[config.layout])
+    if not isinstance(value, str) or len(value) != 1 or value not in keys:
+        msg = f"une touche de ce clavier ({keys}) est attendue, pas {value!r}"
+        raise BadActionParams(msg)
+    return value
+
+
+def _keys(config: KeypadConfig, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        msg = f"les touches à taper sont attendues (« 0412# »), pas {value!r}"
+        raise BadActionParams(msg)
+    for key in value:
+        _key(config, key)
+    return value
+
+
+def _seconds(config: ButtonConfig, value: Any) -> float:
+    if value is None:
+        return config.hold_time + 0.2   # just long enough for ``held``
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_HOLD_S:
+        msg = f"une durée en secondes entre 0 et {MAX_HOLD_S:g} est attendue, pas {value!r}"
+        raise BadActionParams(msg)
+    return float(value)
+
+
+def _mifare_uid(_config: Any, value: Any) -> str:
+    from props.mfrc522_sim import parse_uid
+
+    try:
+        return parse_uid(value).hex()
+    except (TypeError, ValueError):
+        msg = f"l'UID d'un badge en hexadécimal (8, 14 ou 20 chiffres) est attendu, pas {value!r}"
+        raise BadActionParams(msg) from None
+
+
+def _em4100_id(_config: Any, value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{10}", value):
+        msg = f"l'identifiant EM4100 d'un badge (10 chiffres hexadécimaux) est attendu, pas {value!r}"
+        raise BadActionParams(msg)
+    return value.lower()
+
+
+def _bin(config: Any, value: Any) -> dict[str, str]:
+    bins = sorted(config.bins)
+    if not isinstance(value, Mapping) or value.get("bin") not in bins:
+        msg = f"un bac parmi {', '.join(bins)} est attendu ({{\"bin\": …}}), pas {value!r}"
+        raise BadActionParams(msg)
+    return {"bin": value["bin"]}
+
+
+def _bin_and_uid(config: Any, value: Any) -> dict[str, str]:
+    where = _bin(config, value)
+    return {**where, "uid": _mifare_uid(config, value.get("uid"))}
+
+
+_CONTACT = (GestureSpec("hold", "maintenir (secondes, puis relâcher)", _seconds),)
+_TAGS = (GestureSpec("present", "poser un badge (UID)", _mifare_uid),
+         GestureSpec("remove", "retirer le badge", _none))
+
+#: every kind's gestures, in the order the game master reads them
+GESTURES: dict[str, tuple[GestureSpec, ...]] = {
+    "keypad": (GestureSpec("press", "appuyer sur une touche", _key),
+               GestureSpec("type", "taper des touches", _keys),
+               GestureSpec("down", "enfoncer une touche sans la relâcher", _key),
+               GestureSpec("up", "relâcher une touche", _key)),
+    "maglock": (GestureSpec("open_door", "ouvrir la porte", _none),
+                GestureSpec("close_door", "fermer la porte", _none)),
+    "button": (GestureSpec("press", "appuyer (puis relâcher)", _none), *_CONTACT,
+               GestureSpec("down", "enfoncer sans relâcher", _none),
+               GestureSpec("release", "relâcher", _none)),
+    "reed_switch": (GestureSpec("open", "ouvrir", _none),
+                    GestureSpec("close", "fermer", _none)),
+    "pressure_mat": (GestureSpec("step", "passer dessus", _none), *_CONTACT,
+                     GestureSpec("step_on", "monter dessus et y rester", _none),
+                     GestureSpec("step_off", "en descendre", _none)),
+    "led": (), "relay": (), "buzzer": (),
+    "mfrc522": _TAGS,
+    "rdm6300": (GestureSpec("present", "poser un badge (identifiant EM4100)", _em4100_id),
+                _TAGS[1]),
+    "sorting": (GestureSpec("present", "poser un objet dans un bac ({bin, uid})", _bin_and_uid),
+                GestureSpec("remove", "retirer l'objet d'un bac ({bin})", _bin)),
+}
+
+
+def gestures_of(config: PropConfig) -> tuple[GestureSpec, ...]:
+    """The gestures a simulated hand can make on *config*'s prop (a door needs a sensor)."""
+    if config.kind == "maglock" and getattr(config, "door", None) is None:
+        return ()
+    return GESTURES[config.kind]
+
+
+def check_gesture(config: PropConfig, gesture: str, value: Any = None) -> Any:
+    """The value *gesture* is performed with on *config*'s prop; raises
+    :class:`UnknownGesture` (with the known ones) or BadActionParams, in French."""
+    known = gestures_of(config)
+    label = config.label or config.id
+    spec = next((g for g in known if g.name == gesture), None)
+    if spec is None:
+        listed = ", ".join(f"{g.french} ({g.name})" for g in known) or "aucun"
+        msg = f"geste inconnu « {gesture} » pour {label} ; gestes possibles : {listed}"
+        raise UnknownGesture(msg, known)
+    try:
+        return spec.value(config, value)
+    except BadActionParams as exc:
+        msg = f"« {spec.french} » sur {label} : {exc}"
+        raise BadActionParams(msg) from None
 
 
 class Simulator:
@@ -62,19 +216,18 @@ class Simulator:
     uses, for the technician page.
     """
 
-    gestures: frozenset[str] = frozenset()
-
     def __init__(self, config: PropConfig, factory: MockFactory) -> None:
         self.config = config
         self.factory = factory
 
+    @property
+    def gestures(self) -> frozenset[str]:
+        """The names of the gestures this prop accepts (:data:`GESTURES`)."""
+        return frozenset(g.name for g in gestures_of(self.config))
+
     def perform(self, gesture: str, value: Any = None) -> None:
-        """Do *gesture* with the player's hand; raises UnknownAction / BadActionParams."""
-        if gesture not in self.gestures:
-            what = ", ".join(sorted(self.gestures)) or "none"
-            msg = f"{self.config.kind} {self.config.id!r} has no gesture {gesture!r} ({what})"
-            raise UnknownAction(msg)
-        self._perform(gesture, value)
+        """Do *gesture* with the player's hand; raises UnknownGesture / BadActionParams."""
+        self._perform(gesture, check_gesture(self.config, gesture, value))
 
     def pin_levels(self) -> dict[int, bool]:
         """Current level (True = high) of each pin of this prop."""
@@ -173,21 +326,23 @@ class SwitchPin(MockPin):
 
 
 class ContactSimulator(Simulator):
-    """A finger on a button, a magnet by a reed switch (starts closed), a foot on a mat."""
+    """A finger on a button, a magnet by a reed switch (starts closed), a foot on a mat.
+
+    The contact starts in its configured start state (``start``, props/start.py): a button
+    released, a window shut, a mat free, unless the game says otherwise.
+    """
+
+    #: what each gesture does to the switch: close it, open it, close then open it
+    _MOVES: Mapping[str, str] = {"down": "close", "close": "close", "step_on": "close",
+                                 "release": "open", "open": "open", "step_off": "open",
+                                 "press": "click", "step": "click", "hold": "hold"}
 
     def __init__(self, config: ButtonConfig, factory: MockFactory) -> None:
         super().__init__(config, factory)
-        self.hold_time = config.hold_time
         self.pin: SwitchPin = _special_pin(factory, config.pin, SwitchPin)
         # NOTE: a pull-up contact switches to GND, a pull-down one to 3V3.
         self.pin.switch_level = not config.pull_up
-        # NOTE: a reed switch watches a window or door, and those start closed (magnet by the
-        # reed, contact closed); buttons and mats start released.
-        self.pin.set_switch(config.kind == "reed_switch")
-        extra = {"reed_switch": {"close": "press", "open": "release"},
-                 "pressure_mat": {"step_on": "press", "step_off": "release"}}
-        self._aliases: dict[str, str] = extra.get(config.kind, {})
-        self.gestures = frozenset({"press", "release", "hold", *self._aliases})
+        self.pin.set_switch(config.start_active)
 
     @property
     def pressed(self) -> bool:
@@ -195,20 +350,18 @@ class ContactSimulator(Simulator):
         return self.pin.switch_closed
 
     def _perform(self, gesture: str, value: Any) -> None:
-        gesture = self._aliases.get(gesture, gesture)
-        if gesture == "press":
+        move = self._MOVES[gesture]
+        if move == "close":
             self.pin.set_switch(True)
-        elif gesture == "release":
+        elif move == "open":
+            self.pin.set_switch(False)
+        elif move == "click":
+            self.pin.set_switch(True)
             self.pin.set_switch(False)
         else:  # hold
-            seconds = self.hold_time + 0.2 if value is None else value
-            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not (
-                    0 <= seconds <= 60):
-                msg = f"hold takes seconds between 0 and 60, got {value!r}"
-                raise BadActionParams(msg)
             self.pin.set_switch(True)
             try:
-                time.sleep(seconds)  # NOTE: time must pass for gpiozero's hold thread
+                time.sleep(value)  # NOTE: time must pass for gpiozero's hold thread
             finally:
                 self.pin.set_switch(False)
 
@@ -224,7 +377,6 @@ class MaglockSimulator(Simulator):
             self.door_pin.switch_level = False  # reed switch to GND, pin pulled up
             # reed closed by the door magnet iff "door closed" reads low
             self._closed_means_switch = config.door_closed_level == "low"
-            self.gestures = frozenset({"open_door", "close_door"})
             self._set_door(closed=True)
 
     @property
@@ -416,8 +568,6 @@ class KeypadSimulator(Simulator):
     the debounce time. ``down``/``up`` move the finger and return at once.
     """
 
-    gestures = frozenset({"press", "type", "down", "up"})
-
     def __init__(self, config: KeypadConfig, factory: MockFactory) -> None:
         from props.keypad import KEYMAPS
 
@@ -465,22 +615,14 @@ class KeypadSimulator(Simulator):
 
     def type(self, keys: str) -> bool:
         """Press each key of *keys* in turn."""
-        for key in keys:
-            self._check_key(key)
+        _keys(self.config, keys)
         return all([self.press(key) for key in keys])
 
     def _check_key(self, key: Any) -> str:
-        if not isinstance(key, str) or key not in self.matrix.positions:
-            keys = "".join(self.keymap)
-            msg = f"not a key of this keypad ({keys}): {key!r}"
-            raise BadActionParams(msg)
-        return key
+        return _key(self.config, key)
 
     def _perform(self, gesture: str, value: Any) -> None:
         if gesture == "type":
-            if not isinstance(value, str) or not value:
-                msg = f"type needs a string of keys, got {value!r}"
-                raise BadActionParams(msg)
             self.type(value)
         elif gesture == "press":
             self.press(value)

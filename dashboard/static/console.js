@@ -59,10 +59,19 @@ function renderCheck(g, check) {
   $("reset-all").disabled = emergencyOn();
   $("override-reason").placeholder = t("override_reason");
   const names = Object.fromEntries((snap.nodes || []).map((n) => [n.id, n.label]));
-  $("check-list").replaceChildren(...check.props.map((p) => el("li", {dataset: {prop: `${p.node}.${p.prop}`, status: p.status}},
+  // what a human must do first, then what waits, then what is ready (stable within each)
+  const rank = (p) => (p.status === "manual_reset" ? 0 : p.status === "ready" ? 2 : 1);
+  const props = check.props.map((p, i) => [p, i]).sort(([a, i], [b, j]) => rank(a) - rank(b) || i - j).map(([p]) => p);
+  $("check-list").replaceChildren(...props.map((p) => el("li", {dataset: {prop: `${p.node}.${p.prop}`, status: p.status}},
     el("span", {class: "st"}, t(`check_status_${p.status}`)),
     el("span", {class: "name"}, `${names[p.node] || p.node} · ${p.label}`),
-    p.detail ? el("span", {class: "detail"}, p.detail) : null)));
+    p.instruction ? el("span", {class: "detail", dataset: {fix: p.instruction.key}}, instructionText(p.instruction)) : null)));
+}
+
+// the server words it in French; other languages from the key and its values
+function instructionText(fix) {
+  const key = `check_fix_${fix.key}`;
+  return App.lang === "fr" || t(key) === key ? fix.text : t(key, fix.vars);
 }
 
 // What the relays did not confirm, the broker link, the emergency alert: in the sticky header.

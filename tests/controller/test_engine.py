@@ -137,3 +137,14 @@ def test_force_solve_runs_the_puzzle_actions(engine: Engine):
 
 def test_events_outside_a_running_game_are_ignored(engine: Engine):
     assert engine.on_event("hall", "mailbox_keypad", "code", "0412") == []
+
+
+def test_reset_puzzle_puts_an_output_back_to_its_start_state(engine: Engine):
+    # « Le bruit » switches the music off; reset, the music plays again (initial_value: true)
+    engine.start(parcours="primo", players=2)
+    engine.force_solve("noise")
+    effects = engine.reset_puzzle("noise")
+    assert PropCommand("chambre", "speaker", "on") in effects
+    # « Aérer en cuisinant » switches the hood on; reset, it is off again (its start state)
+    engine.force_solve("kitchen_hood")
+    assert PropCommand("cuisine", "hood", "off") in engine.reset_puzzle("kitchen_hood")

@@ -58,9 +58,10 @@ def test_pre_game_check_resets_props_and_waits_for_a_human_to_close_a_door(make_
     wait_for(lambda: all(locked(apt, n, p) for n, p in RELAYS), what="the check to engage every lock")
     report = check_report(apt.client)
     door = next(p for p in report["props"] if p["prop"] == "door_lock")
-    assert (door["status"], door["detail"]) == ("manual_reset", "porte ouverte : fermez-la")
+    # the prop has no label in this game file: its id stands in for it
+    assert (door["status"], door["detail"]) == ("manual_reset", "Fermez la porte : door_lock")
     refused = apt.client.post("/api/game/briefing", json={})
-    assert refused.status_code == 409 and "salon.door_lock" in refused.json()["detail"]
+    assert refused.status_code == 409 and "Fermez la porte : door_lock" in refused.json()["detail"]
 
     apt.gesture("salon", "door_lock", "close_door")
     wait_for(lambda: check_report(apt.client)["ready"], what="every prop to be ready")

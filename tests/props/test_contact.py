@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -45,13 +46,14 @@ def test_button_press_and_release(make_contact: MakeContact) -> None:
     button, sim, log = make_contact(kind="button")
     assert button.state == {"pressed": False}
 
-    sim.perform("press")
+    sim.perform("down")
     assert button.state == {"pressed": True}
     sim.perform("release")
+    sim.perform("press")        # a whole gesture: pressed, then released
 
-    assert log.events == [("press", None), ("release", None)]
+    assert log.events == [("press", None), ("release", None)] * 2
     assert button.state == {"pressed": False}
-    assert log.state_changes == 2
+    assert log.state_changes == 4
 
 
 def test_button_held_reports_the_seconds_held_once(make_contact: MakeContact) -> None:
@@ -71,21 +73,32 @@ def test_button_hold_defaults_to_just_over_hold_time(make_contact: MakeContact) 
 
 def test_reed_switch_closes_and_opens_without_held(make_contact: MakeContact) -> None:
     reed, sim, log = make_contact(kind="reed_switch", hold_time=0.02)
-    assert sim.gestures == {"press", "release", "hold", "close", "open"}
+    assert sim.gestures == {"close", "open"}
 
     # The simulated window starts closed, as windows and doors do before a game.
     assert reed.state == {"closed": True}
     assert reed.is_closed
     sim.perform("open")
-    sim.perform("hold", 0.1)  # closed a while, then opened: no "held" for a reed switch
+    sim.perform("close")
+    # closed past hold_time (gpiozero says it is held): still no "held" for a reed switch
+    deadline = time.monotonic() + 5
+    while not reed.is_held and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert reed.is_held
+    sim.perform("open")
 
     assert log.events == [("opened", None), ("closed", None), ("opened", None)]
     assert reed.state == {"closed": False}
 
 
+def test_a_window_declared_open_at_start_starts_open(make_contact: MakeContact) -> None:
+    reed, _sim, _log = make_contact(kind="reed_switch", start="open")
+    assert reed.state == {"closed": False}
+
+
 def test_pressure_mat_stepped_on_held_and_off(make_contact: MakeContact) -> None:
     mat, sim, log = make_contact(kind="pressure_mat", hold_time=0.05)
-    assert sim.gestures == {"press", "release", "hold", "step_on", "step_off"}
+    assert sim.gestures == {"step", "hold", "step_on", "step_off"}
 
     sim.perform("step_on")
     assert mat.state == {"occupied": True}
@@ -101,7 +114,7 @@ def test_contact_to_3v3_with_pull_down(make_contact: MakeContact, mock_factory: 
     button, sim, log = make_contact(kind="button", pull_up=False)
     assert mock_factory.pin(PIN).state is False
 
-    sim.perform("press")
+    sim.perform("down")
 
     assert mock_factory.pin(PIN).state is True
     assert button.is_pressed

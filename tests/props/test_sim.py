@@ -21,11 +21,15 @@ from props.models import (
     SortingConfig,
 )
 from props.sim import (
+    GESTURES,
     ContactSimulator,
     KeypadSimulator,
     MaglockSimulator,
     Simulator,
     SwitchPin,
+    UnknownGesture,
+    check_gesture,
+    gestures_of,
     prepare,
 )
 
@@ -114,9 +118,9 @@ def test_prepare_needs_a_mock_factory() -> None:
 def test_contact_sim_is_a_switch_to_ground(mock_factory: MockFactory) -> None:
     sim = prepare(ButtonConfig(id="b", pin=22), mock_factory)
     assert isinstance(sim, ContactSimulator)
-    assert sim.gestures == {"press", "release", "hold"}
+    assert sim.gestures == {"press", "hold", "down", "release"}
     with Button(22, pull_up=True, pin_factory=mock_factory) as button:
-        sim.perform("press")
+        sim.perform("down")
         assert mock_factory.pin(22).state is False
         assert button.is_pressed
         assert sim.pressed
@@ -124,9 +128,20 @@ def test_contact_sim_is_a_switch_to_ground(mock_factory: MockFactory) -> None:
         assert sim.pin_levels() == {22: True}
 
 
+def test_contact_sim_press_is_a_whole_gesture(mock_factory: MockFactory) -> None:
+    sim = prepare(ButtonConfig(id="b", pin=22), mock_factory)
+    with Button(22, pull_up=True, pin_factory=mock_factory) as button:
+        presses: list[str] = []
+        button.when_pressed = lambda: presses.append("press")
+        button.when_released = lambda: presses.append("release")
+        sim.perform("press")
+        assert presses == ["press", "release"]
+        assert not button.is_pressed and not sim.pressed
+
+
 def test_contact_sim_pressed_before_the_device_exists(mock_factory: MockFactory) -> None:
     sim = prepare(ButtonConfig(id="b", pin=22), mock_factory)
-    sim.perform("press")
+    sim.perform("down")
     with Button(22, pull_up=True, pin_factory=mock_factory) as button:
         assert button.is_pressed  # the pull-up loses against the closed switch
 
@@ -205,3 +220,55 @@ def test_rfid_kinds_are_prepared_by_their_own_modules(mock_factory: MockFactory,
     prepare(RDM6300Config(id="c"), mock_factory)
 
     assert calls == ["mfrc522", "sorting", "rdm6300"]
+
+
+def test_every_prop_kind_has_its_gestures_listed() -> None:
+    from tests.props.test_start import kinds
+
+    assert set(GESTURES) == kinds()
+
+
+def test_an_unknown_gesture_names_the_known_ones_in_french() -> None:
+    config = ButtonConfig(id="music_button", label="Bouton de la chaîne hi-fi", pin=22)
+    with pytest.raises(UnknownGesture) as caught:
+        check_gesture(config, "tap")
+    assert str(caught.value) == (
+        "geste inconnu « tap » pour Bouton de la chaîne hi-fi ; gestes possibles : "
+        "appuyer (puis relâcher) (press), maintenir (secondes, puis relâcher) (hold), "
+        "enfoncer sans relâcher (down), relâcher (release)")
+    assert [g.name for g in caught.value.known] == ["press", "hold", "down", "release"]
+
+
+@pytest.mark.parametrize(("config", "gesture", "value", "checked"), [
+    (ButtonConfig(id="b", pin=22, hold_time=2), "hold", None, 2.2),
+    (ButtonConfig(id="b", pin=22), "hold", 3, 3.0),
+    (KeypadConfig(id="k", rows=ROWS, cols=COLS), "type", "0412#", "0412#"),
+    (MFRC522Config(id="r"), "present", "04A1B2C3", "04a1b2c3"),
+    (RDM6300Config(id="r"), "present", "1A00C3F2B7", "1a00c3f2b7"),
+    (SortingConfig(id="s", bins={"jaune": 8}), "present", {"bin": "jaune", "uid": "04a1b2c3"},
+     {"bin": "jaune", "uid": "04a1b2c3"}),
+])
+def test_a_gesture_value_is_checked_and_normalised(config: Any, gesture: str, value: Any,
+                                                   checked: Any) -> None:
+    assert check_gesture(config, gesture, value) == checked
+
+
+@pytest.mark.parametrize(("config", "gesture", "value"), [
+    (ButtonConfig(id="b", pin=22), "hold", "long"),
+    (ButtonConfig(id="b", pin=22), "press", 3),
+    (KeypadConfig(id="k", rows=ROWS, cols=COLS), "press", "D"),
+    (MFRC522Config(id="r"), "present", "0411"),
+    (RDM6300Config(id="r"), "present", "1a 00 c3 f2 b7"),
+    (SortingConfig(id="s", bins={"jaune": 8}), "remove", {"bin": "verte"}),
+])
+def test_a_bad_gesture_value_is_refused_in_french(config: Any, gesture: str, value: Any) -> None:
+    with pytest.raises(BadActionParams, match=r"attendu|ne prend pas de valeur"):
+        check_gesture(config, gesture, value)
+
+
+def test_a_door_without_a_sensor_and_an_output_have_no_gesture() -> None:
+    assert gestures_of(MaglockConfig(id="m", relay=17)) == ()
+    assert [g.name for g in gestures_of(MaglockConfig(id="m", relay=17, door=27))] == [
+        "open_door", "close_door"]
+    with pytest.raises(UnknownGesture, match="gestes possibles : aucun"):
+        check_gesture(OutputConfig(id="o", pin=23), "press")

@@ -144,7 +144,7 @@ def test_failing_constructor_closes_what_it_opened(
 
 
 def test_simulator_rejects_bad_gestures(sim: SortingSimulator) -> None:
-    with pytest.raises(BadActionParams, match="no bin"):
+    with pytest.raises(BadActionParams, match="un bac parmi jaune, marron, verte"):
         sim.perform("present", {"bin": "bleue", "uid": BOTTLE})
     with pytest.raises(BadActionParams):
         sim.perform("present", {"bin": "jaune", "uid": "zz"})

@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
 
 from controller.api.auth import AuthSettings
 from controller.api.deps import ServiceDep
+from props.sim import gestures_of
 
 STATIC_DIR = Path(__file__).resolve().parents[3] / "dashboard" / "static"
 PAGES = {"console": "console.html", "rehearsal": "rehearsal.html", "tech": "tech.html",
@@ -55,7 +56,8 @@ def screen_page(room: str, service: ServiceDep) -> FileResponse:
 
 @router.get("/api/layout", tags=["pages"])
 def layout(service: ServiceDep) -> dict[str, Any]:
-    """The apartment as the game file declares it: rooms, props, their known RFID tags."""
+    """The apartment as the game file declares it: rooms, props, their known RFID tags and
+    the gestures the rehearsal can make on each."""
     nodes = []
     for node in service.game.nodes:
         props = []
@@ -63,7 +65,8 @@ def layout(service: ServiceDep) -> dict[str, Any]:
             cfg = prop.model_dump(mode="json")
             props.append({"id": prop.id, "kind": prop.kind, "label": cfg.get("label") or prop.id,
                           "tags": cfg.get("tags") or {}, "bins": sorted(cfg.get("bins") or {}),
-                          "door_sensor": cfg.get("door") is not None})
+                          "door_sensor": cfg.get("door") is not None,
+                          "gestures": [g.name for g in gestures_of(prop)]})
         nodes.append({"id": node.id, "label": node.label.fr, "label_en": node.label.en,
                       "props": props})
     return {"apartment": service.game.apartment.id, "demo": service.demo, "nodes": nodes}
