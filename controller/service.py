@@ -22,6 +22,7 @@ from typing import Any
 from config.game import Game
 from controller.autonomy import local_solve, status_fields
 from controller.check import CHECK_LABELS, RESET_BY_COMMAND, CheckStatus, PropCheck, assess, start_action
+from controller.core.errors import Bilingual, NotFoundError
 from controller.engine import (
     ENDED,
     GAME_MASTER,
@@ -73,11 +74,11 @@ TECH_MARGIN_S = 5.0
 ENROLLED_META = "tech_enrolled"
 
 
-class NodeUnavailable(RuntimeError):
+class NodeUnavailable(Bilingual, RuntimeError):
     """The node of a technician's request is offline."""
 
 
-class NodeTimeout(TimeoutError):
+class NodeTimeout(Bilingual, TimeoutError):
     """The node did not answer a technician's request in time."""
 
 
@@ -745,10 +746,10 @@ class GameService:
         """The game master's hand on any lock or output (audited)."""
         if (node, prop) not in self.registry.props:
             msg = f"accessoire inconnu {node}.{prop}"
-            raise LookupError(msg)
+            raise NotFoundError(msg, en=f"unknown prop {node}.{prop}")
         if action in ("lock", "unlock") and (node, prop) not in self._maglocks:
             msg = f"{node}.{prop} n'est pas une serrure"
-            raise EngineError(msg)
+            raise EngineError(msg, en=f"{node}.{prop} is not a lock")
         command_id = self.command(node, prop, action, params)
         if action == "reset":
             self.check_resets[(node, prop)] = (command_id, time.monotonic())
@@ -788,7 +789,7 @@ class GameService:
     def simulate(self, node: str, prop: str, gesture: str, value: Any) -> str:
         if (node, prop) not in self.registry.props:
             msg = f"accessoire inconnu {node}.{prop}"
-            raise LookupError(msg)
+            raise NotFoundError(msg, en=f"unknown prop {node}.{prop}")
         g = Gesture(id=contract.new_id(), gesture=gesture, value=value)
         self.bridge.publish(self.bridge.topics.prop_simulate(node, prop), g.to_bytes())
         return g.id
@@ -805,21 +806,22 @@ class GameService:
         """
         if node not in self.registry.nodes:
             msg = f"nœud inconnu {node!r}"
-            raise LookupError(msg)
+            raise NotFoundError(msg, en=f"unknown node {node!r}")
         info = self.registry.props.get((node, prop))
         if info is None:
             msg = f"accessoire inconnu {node}.{prop}"
-            raise LookupError(msg)
+            raise NotFoundError(msg, en=f"unknown prop {node}.{prop}")
         if action == "enroll" and info.kind not in RFID_KINDS:
             msg = f"{node}.{prop} ({info.kind}) n'est pas un lecteur RFID"
-            raise EngineError(msg)
+            raise EngineError(msg, en=f"{node}.{prop} ({info.kind}) is not an RFID reader")
         if action == "self_test" and info.kind in ACTUATOR_KINDS and self.engine.phase in PLAYING:
             msg = (f"partie en cours : le test de {node}.{prop} ({info.kind}) la ferait bouger ; "
                    "arrêtez la partie d'abord")
-            raise EngineError(msg)
+            raise EngineError(msg, en=f"a game is running: testing {node}.{prop} ({info.kind}) would "
+                                      "move it; stop the game first")
         if not self.registry.nodes[node].online:
             msg = f"le nœud {node} est hors ligne"
-            raise NodeUnavailable(msg)
+            raise NodeUnavailable(msg, en=f"node {node} is offline")
         request = TechRequest(id=contract.new_id(), action=action, prop=prop, timeout=timeout)
         waiter: asyncio.Future[TechReply] = asyncio.get_running_loop().create_future()
         self.tech_waiters[request.id] = waiter
@@ -831,7 +833,8 @@ class GameService:
             self.engine.audit("tech", who=who, target=f"{node}.{prop}", detail=f"{label} : sans réponse")
             self._save()
             msg = f"le nœud {node} n'a pas répondu en {timeout + TECH_MARGIN_S:.0f} s"
-            raise NodeTimeout(msg) from None
+            raise NodeTimeout(msg, en=f"node {node} did not answer within "
+                                      f"{timeout + TECH_MARGIN_S:.0f} s") from None
         finally:
             self.tech_waiters.pop(request.id, None)
         outcome = "réussi" if reply.ok else f"échec{' : ' + reply.message if reply.message else ''}"

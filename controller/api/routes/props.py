@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, actor, http_errors
+from controller.api.errors import ApiError
 
 router = APIRouter(prefix="/api/props", tags=["props"])
 
@@ -26,7 +27,8 @@ async def order(request: Request, node: str, prop: str, action: str, *, service:
                 body: PropOrder | None = None) -> dict[str, Any]:
     """Lock, unlock, or command a prop (``on``, ``off``, ``blink``, ``pulse``, ``reset``)."""
     if action not in ACTIONS:
-        raise HTTPException(status_code=422, detail=f"action inconnue {action!r} : {', '.join(ACTIONS)}")
+        raise ApiError(422, f"action inconnue {action!r} : {', '.join(ACTIONS)}",
+                       en=f"unknown action {action!r}: {', '.join(ACTIONS)}")
     body = body or PropOrder()
     with http_errors():
         command_id = service.prop_order(node, prop, action, dict(body.params),

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from controller.api.deps import ServiceDep
+from controller.api.errors import ApiError
+from controller.core.errors import NotFoundError
 
 router = APIRouter(prefix="/api/sim", tags=["simulation"])
 
@@ -27,6 +29,6 @@ class GestureIn(BaseModel):
 def gesture(node: str, prop: str, body: GestureIn, service: ServiceDep) -> dict[str, Any]:
     try:
         gesture_id = service.simulate(node, prop, body.gesture, body.value)
-    except LookupError as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    except NotFoundError as exc:
+        raise ApiError.of(404, exc) from exc
     return {"gesture_id": gesture_id}
