@@ -60,6 +60,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 
 from controller.api.errors import ApiError, error_body
+from controller.core.config import (
+    GM_PASSWORD,
+    REQUIRED_SECRETS,
+    SCREEN_TOKEN_SECRET,
+    SESSION_SECRET,
+    TECH_PASSWORD,
+)
 from nodes.mqtt import read_secret_file
 
 log = logging.getLogger(__name__)
@@ -133,18 +140,19 @@ class AuthSettings:
         env = os.environ if environ is None else environ
 
         def secret(name: str) -> str:
-            value = env.get(f"ESCAPE_{name}", "")
-            if not value and env.get(f"ESCAPE_{name}_FILE"):
-                value = read_secret_file(env[f"ESCAPE_{name}_FILE"])
+            value = env.get(name, "")
+            if not value and env.get(f"{name}_FILE"):
+                value = read_secret_file(env[f"{name}_FILE"])
             return value
 
         made = cls.generate()
-        values = {"gm_password": secret("GM_PASSWORD"), "tech_password": secret("TECH_PASSWORD"),
-                  "screen_secret": secret("SCREEN_TOKEN_SECRET")}
+        values = {"gm_password": secret(GM_PASSWORD), "tech_password": secret(TECH_PASSWORD),
+                  "screen_secret": secret(SCREEN_TOKEN_SECRET)}
         missing = [k for k, v in values.items() if not v]
         if missing and not demo:
-            msg = ("set ESCAPE_GM_PASSWORD, ESCAPE_TECH_PASSWORD and ESCAPE_SCREEN_TOKEN_SECRET "
-                   f"(or their _FILE variants); missing: {', '.join(missing)}")
+            msg = (f"set {', '.join(REQUIRED_SECRETS)} (or their _FILE variants; "
+                   "`escape-apartment broker credentials` writes them all into controller.env); "
+                   f"missing: {', '.join(missing)}")
             raise AuthConfigError(msg)
         for key in missing:
             values[key] = getattr(made, key)
@@ -152,7 +160,7 @@ class AuthSettings:
             if not demo and len(values[key]) < 8:
                 msg = f"{key} is shorter than 8 characters"
                 raise AuthConfigError(msg)
-        session = secret("SESSION_SECRET") or made.session_secret
+        session = secret(SESSION_SECRET) or made.session_secret
         return cls(session_secret=session, **values)
 
     # -- room screens ---------------------------------------------------------------
