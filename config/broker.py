@@ -1,20 +1,26 @@
-"""``escape-apartment broker …``: the production Mosquitto broker's files and credentials.
+"""``escape-apartment broker …``: every secret of a game, and the broker's files.
 
 The shipped broker configuration lives in ``config/mosquitto/`` (``mosquitto.conf`` and
 ``acl``); docker-compose.yml mounts those very files, and the tests run them. What is *not*
-shipped are the secrets, which this module generates for one game:
+shipped are the secrets, which ``broker credentials`` generates for one game, all at once:
 
 - one MQTT user per node, whose username is the node id (the ACL's ``%u`` patterns rely on
   it), one ``controller`` user, and one ``healthcheck`` user for the compose health check;
+- the controller's own secrets (``controller/core/config.py``: ``SECRET_VARS``): the game
+  master's and the technician's passwords, the room screens' and the login cookies'
+  signing secrets;
 - ``passwd``: the Mosquitto password file, in Mosquitto 2's own hash format, written by
   :func:`hash_password` so that ``mosquitto_passwd`` need not be installed;
-- ``<user>.env``: ``ESCAPE_MQTT_USERNAME`` / ``ESCAPE_MQTT_PASSWORD`` for that user,
-  readable by systemd's ``EnvironmentFile=`` and by compose's ``env_file:``.
+- ``<user>.env``: ``ESCAPE_MQTT_USERNAME`` / ``ESCAPE_MQTT_PASSWORD`` for that user (and,
+  in ``controller.env``, the controller's secrets), readable by systemd's
+  ``EnvironmentFile=``, by compose's ``env_file:`` and by ``set -a; . file``.
 
 Every file is written 0600 in a 0700 directory, and nothing is overwritten without
-``--force``::
+``--force``. ``broker install`` lays out the files a Mosquitto started as root reads once
+it dropped to its own user (docs/deploy.md)::
 
     $ escape-apartment broker credentials --config config/apartment.yaml --out ~/escape-secrets
+    $ sudo escape-apartment broker install --secrets ~/escape-secrets --dir /srv/escape/broker
     $ escape-apartment broker conf        # where the shipped mosquitto.conf and acl are
 
 >>> encoded = hash_password("s3cret")
@@ -32,6 +38,7 @@ import binascii
 import hashlib
 import hmac
 import os
+import pwd
 import secrets
 import stat
 import sys
@@ -40,6 +47,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from config.loader import CONFIG_DIR, SHIPPED_GAME, GameConfigError, load_game
+from controller.core.config import (
+    GM_PASSWORD,
+    SCREEN_TOKEN_SECRET,
+    SECRET_VARS,
+    SESSION_SECRET,
+    TECH_PASSWORD,
+)
 from nodes.contract import check_id
 
 #: the shipped broker files; docker-compose.yml mounts these and the tests run them
@@ -67,6 +81,12 @@ HASH_BYTES = 64
 #: secrets.token_urlsafe(24): 32 characters of [A-Za-z0-9_-], 192 bits, safe unquoted in
 #: env files, shells and systemd
 PASSWORD_BYTES = 24
+#: a login password is typed on a tablet: 3 groups of 4 of these 31 characters (no 0/o,
+#: 1/l/i), 59 bits, "k7pm-x3qa-9tfe"; login allows 5 wrong tries a minute per address
+LOGIN_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+LOGIN_GROUPS = 3
+#: the Mosquitto user a broker started as root switches to (its `user` option's default)
+BROKER_USER = "mosquitto"
 
 
 class CredentialsError(ValueError):
@@ -114,6 +134,20 @@ def new_password() -> str:
     return secrets.token_urlsafe(PASSWORD_BYTES)
 
 
+def new_login_password() -> str:
+    """A fresh password a person types: ``xxxx-xxxx-xxxx``."""
+    return "-".join("".join(secrets.choice(LOGIN_ALPHABET) for _ in range(4))
+                    for _ in range(LOGIN_GROUPS))
+
+
+def new_controller_secrets() -> dict[str, str]:
+    """Every secret the controller reads besides its MQTT password (``SECRET_VARS``)."""
+    made = {GM_PASSWORD: new_login_password(), TECH_PASSWORD: new_login_password(),
+            SCREEN_TOKEN_SECRET: secrets.token_hex(32), SESSION_SECRET: secrets.token_hex(32)}
+    assert made.keys() == SECRET_VARS.keys(), "a controller secret is not generated"
+    return made
+
+
 # -- credential sets ----------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Credentials:
@@ -123,6 +157,8 @@ class Credentials:
     nodes: tuple[str, ...]
     #: user → plain password; kept out of repr() so a log line or a traceback cannot leak it
     passwords: Mapping[str, str] = field(repr=False)
+    #: the controller's other secrets: environment variable → value
+    controller_secrets: Mapping[str, str] = field(repr=False, default_factory=dict)
 
     @classmethod
     def generate(cls, *, apartment_id: str, nodes: Iterable[str]) -> Credentials:
@@ -138,7 +174,8 @@ class Credentials:
             raise CredentialsError(msg)
         users = (*node_ids, CONTROLLER_USER, HEALTHCHECK_USER)
         return cls(apartment_id=check_id(apartment_id, "apartment id"), nodes=node_ids,
-                   passwords={user: new_password() for user in users})
+                   passwords={user: new_password() for user in users},
+                   controller_secrets=new_controller_secrets())
 
     @property
     def users(self) -> tuple[str, ...]:
@@ -161,6 +198,10 @@ class Credentials:
         if broker is not None and user in self.nodes:
             # the systemd unit passes --broker ${ESCAPE_BROKER}
             lines.append(f"ESCAPE_BROKER={broker}")
+        if user == CONTROLLER_USER:
+            lines.append("# The logins of the console and the signing secrets "
+                         "(escape-apartment controller --help).")
+            lines += [f"{name}={value}" for name, value in self.controller_secrets.items()]
         return "\n".join(lines) + "\n"
 
 
@@ -228,6 +269,130 @@ def _write_private(path: Path, content: str) -> None:
         raise
 
 
+# -- the broker's own files, for a Mosquitto started as root -------------------------------
+#: the directives a rendered mosquitto.conf rewrites; each occurs exactly once in the shipped file
+REWRITTEN = ("listener", "password_file", "acl_file", "persistence_location")
+
+
+def render_mosquitto_conf(*, port: int, password_file: Path, acl_file: Path, persistence_dir: Path,
+                          host: str | None = None, user: str | None = None,
+                          source: Path = MOSQUITTO_CONF) -> str:
+    """The shipped ``mosquitto.conf`` with only its listener, file paths and data directory
+    rewritten (and ``user`` added when given).
+
+    Lines are rewritten by directive, not by string search, and each rewritten directive
+    must occur exactly once, so a change to the shipped file either keeps working here or
+    fails loudly: a broker configured this way can never drift from what compose runs.
+    Comments (the commented-out TLS listener too) are kept as they are.
+    """
+    replacements = {
+        "listener": f"listener {port}" + (f" {host}" if host else ""),
+        "password_file": f"password_file {password_file}",
+        "acl_file": f"acl_file {acl_file}",
+        "persistence_location": f"persistence_location {persistence_dir}/",
+    }
+    seen = dict.fromkeys(REWRITTEN, 0)
+    out: list[str] = []
+    for line in source.read_text(encoding="utf-8").splitlines():
+        words = line.split()
+        key = words[0] if words and not words[0].startswith("#") else None
+        if key in replacements:
+            seen[key] += 1
+            out.append(replacements[key])
+        else:
+            out.append(line)
+    wrong = {key: n for key, n in seen.items() if n != 1}
+    if wrong:
+        msg = (f"{source}: expected each of {', '.join(REWRITTEN)} exactly once, found "
+               + ", ".join(f"{key} {n} time(s)" for key, n in wrong.items()))
+        raise CredentialsError(msg)
+    if user is not None:
+        out += ["", "# Started as root, Mosquitto switches to this user before it reads the",
+                "# password file, the ACL and its data: they belong to it.", f"user {user}"]
+    return "\n".join(out) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerFiles:
+    """What :func:`install_broker` laid out."""
+
+    conf: Path
+    passwd: Path
+    acl: Path
+    data: Path
+    #: the user Mosquitto runs as once started (None: whoever starts it, not root)
+    user: str | None
+
+
+def install_broker(*, secrets_dir: Path, dest: Path, port: int = 1883, host: str | None = None,
+                   user: str | None = None) -> BrokerFiles:
+    """Lay out a bare Mosquitto's files in *dest*: ``mosquitto.conf`` (the shipped one, see
+    :func:`render_mosquitto_conf`), ``passwd`` (from *secrets_dir*), ``acl`` and ``data/``.
+
+    Started as root, Mosquitto 2 switches to its ``user`` (``mosquitto`` by default) right
+    after reading its config, *before* it opens the password file, the ACL and its data
+    (the Debian package's service does just that). Run as root, this gives those files and
+    *dest* to that user (mode 0600 / 0700), and checks it can reach *dest* at all: a
+    ``passwd`` left in the 0700 secrets directory, or owned by root or by the container's
+    uid 1883, is exactly what such a broker cannot open ("Unable to open pwfile"). Run as
+    another user, the files are that user's, who must then start Mosquitto.
+    """
+    source = secrets_dir / PASSWD_FILE
+    if not source.is_file():
+        msg = f"{source} does not exist: run `escape-apartment broker credentials --out {secrets_dir}` first"
+        raise CredentialsError(msg)
+    owner = _broker_owner(user)
+    dest.mkdir(parents=True, exist_ok=True)
+    if owner is not None:
+        _check_reachable(dest.resolve(), owner)
+    data = dest / "data"
+    data.mkdir(exist_ok=True)
+    files = BrokerFiles(conf=dest / "mosquitto.conf", passwd=dest / PASSWD_FILE, acl=dest / "acl",
+                        data=data, user=owner.pw_name if owner else None)
+    _write_private(files.passwd, source.read_text(encoding="utf-8"))
+    _write_private(files.acl, MOSQUITTO_ACL.read_text(encoding="utf-8"))
+    conf = render_mosquitto_conf(port=port, host=host, password_file=files.passwd.resolve(),
+                                 acl_file=files.acl.resolve(), persistence_dir=data.resolve(),
+                                 user=files.user)
+    _write_private(files.conf, conf)
+    for path, mode in ((dest, 0o700), (data, 0o700), (files.passwd, 0o600), (files.acl, 0o600),
+                       (files.conf, 0o644)):
+        path.chmod(mode)
+        if owner is not None and path != files.conf:   # root reads the config, before the switch
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+    return files
+
+
+def _broker_owner(user: str | None) -> pwd.struct_passwd | None:
+    if os.geteuid() != 0:
+        return None
+    name = user or BROKER_USER
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        msg = (f"there is no user {name!r} for Mosquitto to switch to (the mosquitto package "
+               "creates it); install it, or name another one with --user")
+        raise CredentialsError(msg) from None
+
+
+def _check_reachable(directory: Path, owner: pwd.struct_passwd) -> None:
+    """Every directory above *directory* must let *owner* through (search permission)."""
+    groups = set(os.getgrouplist(owner.pw_name, owner.pw_gid))
+    for parent in directory.parents:
+        st = parent.stat()
+        if st.st_uid == owner.pw_uid:
+            allowed = st.st_mode & stat.S_IXUSR
+        elif st.st_gid in groups:
+            allowed = st.st_mode & stat.S_IXGRP
+        else:
+            allowed = st.st_mode & stat.S_IXOTH
+        if not allowed:
+            msg = (f"{owner.pw_name} cannot reach {directory}: {parent} is mode "
+                   f"{stat.filemode(st.st_mode)}; choose a --dir it can reach (e.g. under /srv), "
+                   f"or `chmod o+x {parent}`")
+            raise CredentialsError(msg)
+
+
 # -- command line -------------------------------------------------------------------------
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``broker credentials`` and ``broker conf`` to the ``escape-apartment`` command."""
@@ -236,10 +401,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     cred = sub.add_parser(
         "credentials",
-        help="generate MQTT users (one per node, controller, healthcheck): passwd + env files",
-        description="Generate a random password for every node of the game, the controller and "
-                    "the compose health check; write Mosquitto's password file and one env file "
-                    "per user (mode 0600, directory 0700).",
+        help="generate every secret of a game: MQTT users, logins, signing secrets",
+        description="Generate every secret the controller and the nodes need: a random MQTT "
+                    "password for every node of the game, the controller and the compose health "
+                    "check, and the controller's game-master and technician passwords and "
+                    "screen and session secrets. Writes Mosquitto's password file and one env "
+                    "file per user (mode 0600, directory 0700); the game-master and technician "
+                    "passwords are in controller.env.",
     )
     cred.add_argument("--config", type=Path, default=SHIPPED_GAME,
                       help="game file (default: the shipped one)")
@@ -249,6 +417,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="also write ESCAPE_BROKER=HOST[:PORT] into the nodes' env files")
     cred.add_argument("--force", action="store_true", help="replace existing credential files")
     cred.set_defaults(func=cmd_credentials)
+
+    install = sub.add_parser(
+        "install",
+        help="lay out a Mosquitto's files (config, passwd, acl, data) for the user it runs as",
+        description="Write DIR/mosquitto.conf (the shipped one, with this port and these paths), "
+                    "DIR/passwd, DIR/acl and DIR/data/. Run as root, they belong to the user "
+                    "Mosquitto switches to once started as root (--user, default mosquitto), "
+                    "so `mosquitto -c DIR/mosquitto.conf` can read them; run as another user, "
+                    "they are that user's. Replaces the files of an earlier run; keeps data/.",
+    )
+    install.add_argument("--secrets", type=Path, required=True,
+                         help="the directory `broker credentials` wrote (its passwd is copied)")
+    install.add_argument("--dir", type=Path, required=True, dest="dest",
+                         help="the broker's directory (created)")
+    install.add_argument("--port", type=int, default=1883, help="the listener's port (default 1883)")
+    install.add_argument("--host", default=None,
+                         help="the listener's address (default: every interface)")
+    install.add_argument("--user", default=None,
+                         help=f"the user Mosquitto runs as (default {BROKER_USER}; only as root)")
+    install.set_defaults(func=cmd_install)
 
     conf = sub.add_parser("conf", help="print the paths of the shipped mosquitto.conf and acl")
     conf.set_defaults(func=cmd_conf)
@@ -280,11 +468,27 @@ def cmd_credentials(args: argparse.Namespace) -> int:
     print(f"wrote {len(written)} files (mode 0600) in {args.out}:")
     for path in written:
         print(f"  {path}")
-    print("\nNext steps (docs/deploy.md):\n"
+    print("\nThe game master's and the technician's passwords are in "
+          f"{args.out / (CONTROLLER_USER + '.env')} ({GM_PASSWORD}, {TECH_PASSWORD}).\n"
+          "Next steps (docs/deploy.md):\n"
           f"  docker: sudo chown 1883:1883 {args.out / PASSWD_FILE}   "
           "(the broker container runs as uid 1883)\n"
           f"          ESCAPE_SECRETS_DIR={args.out.resolve()} docker compose up -d\n"
+          f"  no docker: sudo escape-apartment broker install --secrets {args.out} --dir DIR\n"
           "  each Pi: install <node>.env as /etc/escape-apartment/<node>.env, mode 0600")
+    return 0
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    try:
+        files = install_broker(secrets_dir=args.secrets, dest=args.dest, port=args.port,
+                               host=args.host, user=args.user)
+    except (CredentialsError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    owner = f"owned by {files.user}" if files.user else "owned by you: start Mosquitto as yourself"
+    print(f"wrote {files.conf}, {files.passwd}, {files.acl} and {files.data}/ ({owner})\n"
+          f"start the broker: mosquitto -c {files.conf}")
     return 0
 
 

@@ -277,6 +277,23 @@ class ConfigIssue:
     path: tuple[str | int, ...]
     message: str
     severity: Literal["error", "warning"] = "error"
+    #: the BCM pin the issue is about, so the loader can point at the key that names it
+    pin: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unchecked:
+    """What the file names but that failed validation and was left out of *game*: a
+    reference to one of these is not an error of its own (its own errors are reported)."""
+
+    nodes: frozenset[str] = frozenset()
+    props: frozenset[str] = frozenset()     # "node.prop"
+    puzzles: frozenset[str] = frozenset()
+
+    @property
+    def complete(self) -> bool:
+        """True when no puzzle was left out, so the puzzle graph can be judged whole."""
+        return not self.puzzles
 
 
 #: the prop id of node-level events (``nodes.contract.NODE_PROP``); no prop may take it
@@ -306,14 +323,15 @@ def _pin_issues(n_index: int, node: Node) -> Iterator[ConfigIssue]:  # noqa: PLR
             ):
                 other = node.props[owner[0]].id
                 yield ConfigIssue(path, f"pin BCM {use.pin} ({use.role}) is already used by "
-                                        f"prop {other!r} of node {node.id!r}")
+                                        f"prop {other!r} of node {node.id!r}", pin=use.pin)
             elif owner is not None and owner[0] == p_index and use.direction != "bus":
-                yield ConfigIssue(path, f"pin BCM {use.pin} is used twice by prop {prop.id!r}")
+                yield ConfigIssue(path, f"pin BCM {use.pin} is used twice by prop {prop.id!r}",
+                                  pin=use.pin)
             seen.setdefault(use.pin, (p_index, use.direction))
             if use.direction == "out" and prop.kind in ("maglock", "relay") and use.pin in HIGH_AT_BOOT:
                 yield ConfigIssue(path, f"relay on BCM {use.pin}: this pin is high or pulled up "
                                         "while the Pi boots, the relay may click; prefer BCM 17, 22-27",
-                                  "warning")
+                                  "warning", pin=use.pin)
     if node.emergency is not None:
         pin = node.emergency.pin
         if pin in seen:
@@ -328,15 +346,15 @@ def _pin_issues(n_index: int, node: Node) -> Iterator[ConfigIssue]:  # noqa: PLR
                 if prop.kind in ("mfrc522", "sorting") and bus == "SPI0":
                     continue  # chip selects on CE0/CE1 are the bus's own
                 yield ConfigIssue(("nodes", n_index, "props", p_index),
-                                  f"pin BCM {pin} is reserved by the {bus} bus this node uses")
+                                  f"pin BCM {pin} is reserved by the {bus} bus this node uses", pin=pin)
 
 
-def _graph_issues(game: Game) -> Iterator[ConfigIssue]:
+def _graph_issues(game: Game, unchecked: Unchecked) -> Iterator[ConfigIssue]:
     ids = [p.id for p in game.puzzles]
     index = {pid: i for i, pid in enumerate(ids)}
     for i, puzzle in enumerate(game.puzzles):
         for req in puzzle.required_ids():
-            if req not in index:
+            if req not in index and req not in unchecked.puzzles:
                 yield ConfigIssue(("puzzles", i, "requires"), f"requires unknown puzzle {req!r}")
             elif req == puzzle.id:
                 yield ConfigIssue(("puzzles", i, "requires"), "a puzzle cannot require itself")
@@ -364,6 +382,11 @@ def _graph_issues(game: Game) -> Iterator[ConfigIssue]:
                 reported.add(frozenset(cycle))
                 yield ConfigIssue(("puzzles", index[cycle[0]], "requires"),
                                   "dependency cycle: " + " -> ".join(cycle))
+    if unchecked.complete:   # finals and reachability are only judged on the whole graph
+        yield from _completeness_issues(game)
+
+
+def _completeness_issues(game: Game) -> Iterator[ConfigIssue]:
     finals = [p for p in game.puzzles if p.final]
     if not finals:
         yield ConfigIssue(("puzzles",), "no final puzzle: mark the last one with 'final: true'")
@@ -396,38 +419,50 @@ def _reachable(game: Game, parcours: str) -> set[str]:
     return done
 
 
-def _ref_issues(game: Game) -> Iterator[ConfigIssue]:
+def _ref_issues(game: Game, unchecked: Unchecked) -> Iterator[ConfigIssue]:
     node_ids = {n.id for n in game.nodes}
+    rooms = node_ids | unchecked.nodes
     for i, puzzle in enumerate(game.puzzles):
-        if puzzle.room not in node_ids:
+        if puzzle.room not in rooms:
             yield ConfigIssue(("puzzles", i, "room"), f"unknown room {puzzle.room!r}")
         for c_index, cond in enumerate(puzzle.conditions()):
             path: tuple[str | int, ...] = ("puzzles", i, "solve")
             if isinstance(puzzle.solve, Condition):
                 path = (*path, "of", c_index)
             found = game.prop(cond.prop)
-            if found is None:
+            if found is None and cond.prop not in unchecked.props:
                 yield ConfigIssue((*path, "prop"), f"unknown prop {cond.prop!r}")
             if puzzle.local and found and found[0].id != puzzle.room:
                 yield ConfigIssue((*path, "prop"), "a local puzzle's event must come from its own room")
-        for a_index, action in enumerate(puzzle.actions):
-            path = ("puzzles", i, "actions", a_index)
-            if isinstance(action, PropAction):
-                found = game.prop(action.target)
-                if found is None:
+        yield from _action_issues(game, i, puzzle, rooms, unchecked)
+
+
+def _action_issues(game: Game, i: int, puzzle: Puzzle, rooms: set[str],
+                   unchecked: Unchecked) -> Iterator[ConfigIssue]:
+    for a_index, action in enumerate(puzzle.actions):
+        path = ("puzzles", i, "actions", a_index)
+        if isinstance(action, PropAction):
+            found = game.prop(action.target)
+            if found is None:
+                if action.target not in unchecked.props:
                     yield ConfigIssue((*path, "target"), f"unknown prop {action.target!r}")
-                elif action.do in ("lock", "unlock") and found[1].kind != "maglock":
-                    yield ConfigIssue((*path, "target"),
-                                      f"{action.target!r} is a {found[1].kind}, not a maglock")
-                elif puzzle.local and found[0].id != puzzle.room:
-                    yield ConfigIssue((*path, "target"),
-                                      "a local puzzle may only act on its own room's props")
-            if isinstance(action, MessageAction) and action.room and action.room not in node_ids:
-                yield ConfigIssue((*path, "room"), f"unknown room {action.room!r}")
+            elif action.do in ("lock", "unlock") and found[1].kind != "maglock":
+                yield ConfigIssue((*path, "target"),
+                                  f"{action.target!r} is a {found[1].kind}, not a maglock")
+            elif puzzle.local and found[0].id != puzzle.room:
+                yield ConfigIssue((*path, "target"),
+                                  "a local puzzle may only act on its own room's props")
+        if isinstance(action, MessageAction) and action.room and action.room not in rooms:
+            yield ConfigIssue((*path, "room"), f"unknown room {action.room!r}")
 
 
-def semantic_issues(game: Game) -> list[ConfigIssue]:
-    """Every whole-file problem of *game* (errors and warnings)."""
+def semantic_issues(game: Game, unchecked: Unchecked | None = None) -> list[ConfigIssue]:
+    """Every whole-file problem of *game* (errors and warnings).
+
+    *unchecked*: what the file names but *game* lacks because it failed validation (the
+    loader checks the valid parts of a file with errors); references to it are not errors.
+    """
+    unchecked = unchecked or Unchecked()
     issues: list[ConfigIssue] = []
     for kind, items in (("node", game.nodes), ("puzzle", game.puzzles)):
         seen: set[str] = set()
@@ -447,6 +482,6 @@ def semantic_issues(game: Game) -> list[ConfigIssue]:
                                           "events (emergency input, puzzles solved on its own)"))
             seen_props.add(prop.id)
         issues.extend(_pin_issues(n_index, node))
-    issues.extend(_ref_issues(game))
-    issues.extend(_graph_issues(game))
+    issues.extend(_ref_issues(game, unchecked))
+    issues.extend(_graph_issues(game, unchecked))
     return issues

@@ -36,7 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def register_controller(sub: argparse._SubParsersAction) -> None:
-    ctl = sub.add_parser("controller", help="run the game controller (FastAPI + MQTT)")
+    from controller.core.config import environment_help
+
+    ctl = sub.add_parser("controller", help="run the game controller (FastAPI + MQTT)",
+                         epilog=environment_help(),
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     ctl.add_argument("--config", default=None, help="game file (default: the shipped one)")
     ctl.add_argument("--broker", default=None, help="MQTT broker host[:port]")
     ctl.add_argument("--host", default=None, help="HTTP bind address")

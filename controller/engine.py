@@ -38,6 +38,7 @@ from config.game import (
     Requires,
     TimerAction,
 )
+from controller.core.errors import EngineError, NotFoundError
 from props.models import MaglockConfig, OutputConfig
 from props.start import one_shot, start_command
 
@@ -105,12 +106,27 @@ _TRIGGER_WORDS = {
 }
 
 
-class EngineError(ValueError):
-    """An order that the game's current state does not allow (HTTP 409)."""
+#: the same, in English (errors say both: controller/core/errors.py)
+PHASE_LABELS_EN: dict[Phase, str] = {
+    Phase.IDLE: "Waiting", Phase.CHECK: "Pre-game check", Phase.BRIEFING: "Briefing",
+    Phase.RUNNING: "Running", Phase.PAUSED: "Paused", Phase.WON: "Won",
+    Phase.LOST: "Lost: time is up", Phase.ABORTED: "Aborted", Phase.DEBRIEF: "Debrief",
+}
+_TRIGGER_WORDS_EN = {
+    "check": "start the check", "brief": "go to the briefing", "start": "start",
+    "cancel": "cancel the preparation", "pause": "pause", "resume": "resume", "win": "win",
+    "time_up": "end the time", "abort": "stop the game", "debrief": "go to the debrief",
+    "reset": "reset",
+}
+_PLAYING_WORDS_EN = {
+    "résoudre une énigme": "solve a puzzle", "remettre une énigme à zéro": "reset a puzzle",
+    "sauter à une énigme": "skip to a puzzle", "envoyer un indice": "send a clue",
+}
 
 
-class NotFoundError(EngineError, LookupError):
-    """An order about a puzzle, clue or room the game does not have (HTTP 404)."""
+def _impossible(what: str) -> str:
+    """« impossible de … » with the elision French wants before a vowel: « impossible d'envoyer »."""
+    return f"impossible d'{what}" if what[:1] in "aeiouéèêh" else f"impossible de {what}"
 
 
 class PuzzleStatus(StrEnum):
@@ -236,9 +252,10 @@ class Engine:
                 self._note("phase", f"{self.phase} -> {row['dest']}")
                 self.phase = row["dest"]
                 return
-        msg = (f"impossible de {_TRIGGER_WORDS.get(trigger, trigger)} : "
+        msg = (f"{_impossible(_TRIGGER_WORDS.get(trigger, trigger))} : "
                f"la partie est « {PHASE_LABELS[self.phase]} »")
-        raise EngineError(msg)
+        raise EngineError(msg, en=f"cannot {_TRIGGER_WORDS_EN.get(trigger, trigger)}: "
+                                  f"the game is '{PHASE_LABELS_EN[self.phase]}'")
 
     def can(self, trigger: str) -> bool:
         """Whether *trigger* is allowed in the current phase."""
@@ -247,12 +264,11 @@ class Engine:
     def _check_group(self, parcours: str | None, players: int | None) -> None:
         if parcours is not None and parcours not in ("primo", "locataire"):
             msg = f"parcours inconnu {parcours!r} : primo ou locataire"
-            raise EngineError(msg)
+            raise EngineError(msg, en=f"unknown parcours {parcours!r}: primo or locataire")
         if players is not None and not 1 <= players <= self.game.apartment.max_players:
             top = self.game.apartment.max_players
-            # NOTE: the English half is matched by an older test (tests/controller/test_engine.py).
-            msg = f"il faut de 1 à {top} joueurs (players must be 1 to {top})"
-            raise EngineError(msg)
+            msg = f"il faut de 1 à {top} joueurs"
+            raise EngineError(msg, en=f"players must be 1 to {top}")
 
     def prepare(self, *, parcours: str = "primo", players: int = 1, children: bool = False,
                 session_id: str | None = None, who: str = GAME_MASTER) -> list[Effect]:
@@ -281,7 +297,8 @@ class Engine:
         """Correct the group (parcours, players, children) before the run starts."""
         if self.phase not in PREPARING:
             msg = f"le groupe ne peut plus changer : la partie est « {PHASE_LABELS[self.phase]} »"
-            raise EngineError(msg)
+            raise EngineError(msg, en=f"the group can no longer change: the game is "
+                                      f"'{PHASE_LABELS_EN[self.phase]}'")
         self._check_group(parcours, players)
         if parcours is not None:
             self.parcours = parcours
@@ -302,7 +319,8 @@ class Engine:
             shown = ", ".join(missing[:6]) + ("…" if len(missing) > 6 else "")
             msg = (f"{len(missing)} accessoire(s) pas prêt(s) : {shown}. "
                    "Remettez-les en place ou forcez le départ en donnant une raison.")
-            raise EngineError(msg)
+            raise EngineError(msg, en=f"{len(missing)} prop(s) not ready: {shown}. Put them back "
+                                      "or force the start with a reason.")
         self._move("brief")
         if override and override.strip():
             self.check_override = {"who": who, "reason": override.strip(), "not_ready": missing,
@@ -415,11 +433,12 @@ class Engine:
         """Add (or, negative, remove) time; refused when it would end the game at once."""
         if self.phase not in (Phase.BRIEFING, *PLAYING):
             msg = f"impossible de changer le temps : la partie est « {PHASE_LABELS[self.phase]} »"
-            raise EngineError(msg)
+            raise EngineError(msg, en=f"cannot change the time: the game is '{PHASE_LABELS_EN[self.phase]}'")
         if seconds < 0 and self.duration + seconds - self.elapsed() < 1:
             msg = (f"retirer {-seconds} s terminerait la partie (il reste {int(self.remaining())} s) ; "
                    "pour l'arrêter, utilisez Arrêter")
-            raise EngineError(msg)
+            raise EngineError(msg, en=f"removing {-seconds} s would end the game ({int(self.remaining())} s "
+                                      "left); to end it, use Stop")
         self.added_seconds += seconds
         self._note("timer", f"{seconds:+d} s")
         self.audit("time", who=who, detail=f"{seconds:+d} s")
@@ -457,7 +476,7 @@ class Engine:
         puzzle = self.game.puzzle(puzzle_id)
         if puzzle is None:
             msg = f"énigme inconnue {puzzle_id!r}"
-            raise NotFoundError(msg)
+            raise NotFoundError(msg, en=f"unknown puzzle {puzzle_id!r}")
         return puzzle
 
     def _refresh_availability(self) -> None:
@@ -535,13 +554,14 @@ class Engine:
 
     def _check_playing(self, what: str) -> None:
         if self.phase not in PLAYING:
-            msg = f"impossible de {what} : la partie est « {PHASE_LABELS[self.phase]} »"
-            raise EngineError(msg)
+            msg = f"{_impossible(what)} : la partie est « {PHASE_LABELS[self.phase]} »"
+            raise EngineError(msg, en=f"cannot {_PLAYING_WORDS_EN.get(what, what)}: the game is "
+                                      f"'{PHASE_LABELS_EN[self.phase]}'")
 
     def _check_in_parcours(self, puzzle: Puzzle) -> None:
         if not self.in_parcours(puzzle):
             msg = f"l'énigme {puzzle.id!r} n'est pas dans le parcours {self.parcours}"
-            raise EngineError(msg)
+            raise EngineError(msg, en=f"puzzle {puzzle.id!r} is not in parcours {self.parcours}")
 
     def force_solve(self, puzzle_id: str, *, who: str = GAME_MASTER) -> list[Effect]:
         """Solve a puzzle as if the players had: its actions run."""
@@ -602,7 +622,7 @@ class Engine:
         finals = [pid for pid in order if self._puzzle(pid).final]
         if finals:
             msg = f"sauter à {puzzle_id!r} demanderait de résoudre l'énigme finale {finals[0]!r}"
-            raise EngineError(msg)
+            raise EngineError(msg, en=f"skipping to {puzzle_id!r} would solve the final puzzle {finals[0]!r}")
         self.audit("skip_to", who=who, target=puzzle_id, detail=", ".join(order) or None)
         effects: list[Effect] = []
         for pid in order:
@@ -694,18 +714,20 @@ class Engine:
             self._check_in_parcours(target)
         if (index is None) == (text is None or not text.strip()):
             msg = "donnez soit un indice écrit d'avance (puzzle + index), soit un texte libre"
-            raise EngineError(msg)
+            raise EngineError(msg, en="give either a written clue (puzzle + index) or a free text")
         if index is not None:
             if target is None:
                 msg = "un indice écrit d'avance se choisit avec son énigme (puzzle)"
-                raise EngineError(msg)
+                raise EngineError(msg, en="a written clue is chosen with its puzzle (puzzle)")
             if not 0 <= index < len(target.clues):
                 msg = f"l'énigme {target.id!r} a {len(target.clues)} indice(s) : pas d'indice n°{index}"
-                raise NotFoundError(msg)
+                raise NotFoundError(msg, en=f"puzzle {target.id!r} has {len(target.clues)} clue(s): "
+                                            f"no clue #{index}")
             clue = target.clues[index]
             if self.parcours not in clue.parcours:
                 msg = f"l'indice n°{index} de {target.id!r} n'est pas pour le parcours {self.parcours}"
-                raise EngineError(msg)
+                raise EngineError(msg, en=f"clue #{index} of {target.id!r} is not for parcours "
+                                          f"{self.parcours}")
             words = clue.text_for(self.parcours)
             text, text_en = words.fr, words.en
             price = clue.cost if cost is None else cost
@@ -713,7 +735,7 @@ class Engine:
             price = cost or 0
         if room is not None and self.game.node(room) is None:
             msg = f"pièce inconnue {room!r}"
-            raise NotFoundError(msg)
+            raise NotFoundError(msg, en=f"unknown room {room!r}")
         if not room_given and room is None and target is not None:
             room = target.room
         sent = SentClue(id=uuid.uuid4().hex[:12], text=(text or "").strip(), text_en=text_en,
@@ -735,7 +757,7 @@ class Engine:
         clue = next((c for c in self.clues if c.id == clue_id), None)
         if clue is None:
             msg = f"indice inconnu {clue_id!r} dans cette partie"
-            raise NotFoundError(msg)
+            raise NotFoundError(msg, en=f"unknown clue {clue_id!r} in this game")
         if clue.shown_wall is None:
             clue.shown_wall = self.wall()
             self._note("clue_shown", clue_id)

@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from config.game import Game
 from controller.api import auth as auth_api
+from controller.api import errors as api_errors
 from controller.api.auth import AuthConfigError, AuthMiddleware, AuthSettings
 from controller.api.routes import clues as clue_routes
 from controller.api.routes import config as config_routes
@@ -82,6 +83,7 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
                 store.close()
 
     app = FastAPI(title="Escape apartment controller", lifespan=lifespan)
+    api_errors.install(app)   # every error French first: {"detail": …, "detail_en": …}
     # -- access control (issue "Web pages"): one ASGI middleware for HTTP and WebSocket --
     app.state.auth = auth or AuthSettings.disabled()
     app.state.config_path = config_path

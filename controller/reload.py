@@ -23,6 +23,7 @@ from typing import Any
 
 from config.game import Game
 from config.loader import GameConfigError, load_game_file
+from controller.core.errors import Bilingual
 from controller.engine import GAME_MASTER, Engine, Phase
 from controller.registry import Registry
 from nodes import contract
@@ -31,15 +32,14 @@ from props.models import MaglockConfig
 log = logging.getLogger(__name__)
 
 
-class ReloadRefused(Exception):
-    """The reload was refused; nothing changed. ``status``: 422 (file errors), 409 (not now)."""
+class ReloadRefused(Bilingual):
+    """The reload was refused; nothing changed. ``status``: 422 (file errors), 409 (not now);
+    ``errors``: every error of the file, as ``config check`` prints them."""
 
-    def __init__(self, status: int, message: str, errors: list[str] | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, status: int, message: str, errors: list[str] | None = None, *,
+                 en: str | None = None) -> None:
+        super().__init__(message, en=en)
         self.status, self.message, self.errors = status, message, errors or []
-
-    def public(self) -> dict[str, Any]:
-        return {"message": self.message, "errors": self.errors}
 
 
 @dataclass
@@ -66,7 +66,8 @@ def reload_game(service: Any, path: Path | str, *, who: str = GAME_MASTER) -> Re
         log.error("game file %s has errors; the controller keeps its game:\n%s", path, exc)
         service.bridge.metrics["config_reload_refused"] += 1
         raise ReloadRefused(422, "le fichier de jeu a des erreurs : le jeu en cours est conservé",
-                            [str(issue) for issue in exc.issues]) from exc
+                            [str(issue) for issue in exc.issues],
+                            en="the game file has errors: the current game is kept") from exc
     new, old = loaded.game, service.game
     warnings = [str(w) for w in loaded.warnings]
     if new == old:
@@ -74,12 +75,16 @@ def reload_game(service: Any, path: Path | str, *, who: str = GAME_MASTER) -> Re
     if new.apartment.id != old.apartment.id:
         service.bridge.metrics["config_reload_refused"] += 1
         raise ReloadRefused(409, f"l'identifiant de l'appartement a changé ({old.apartment.id} → "
-                                 f"{new.apartment.id}) : redémarrez le contrôleur")
+                                 f"{new.apartment.id}) : redémarrez le contrôleur",
+                            en=f"the apartment id changed ({old.apartment.id} → {new.apartment.id}): "
+                               "restart the controller")
     phase = service.engine.phase
     if phase != Phase.IDLE:
         service.bridge.metrics["config_reload_refused"] += 1
         raise ReloadRefused(409, f"une session est ouverte (phase {phase}) : rechargez le jeu "
-                                 "entre deux sessions ; rien n'a changé")
+                                 "entre deux sessions ; rien n'a changé",
+                            en=f"a session is open (phase {phase}): reload the game between two "
+                               "sessions; nothing changed")
     restart = sorted({n.id for n in new.nodes} ^ {n.id for n in old.nodes}
                      | {n.id for n in new.nodes if (o := old.node(n.id)) is not None and o != n})
     replace_game(service, new)

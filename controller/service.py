@@ -22,6 +22,7 @@ from typing import Any
 from config.game import Game
 from controller.autonomy import local_solve, status_fields
 from controller.check import CheckStatus, PropCheck, assess
+from controller.core.errors import Bilingual, NotFoundError
 from controller.engine import (
     ENDED,
     GAME_MASTER,
@@ -127,11 +128,11 @@ def order_message(action: str, report: dict[str, Any]) -> str:
             f"renvoyé jusqu'à confirmation. En attendant, {advice}.")
 
 
-class NodeUnavailable(RuntimeError):
+class NodeUnavailable(Bilingual, RuntimeError):
     """The node of a technician's request is offline."""
 
 
-class NodeTimeout(TimeoutError):
+class NodeTimeout(Bilingual, TimeoutError):
     """The node did not answer a technician's request in time."""
 
 
@@ -833,7 +834,8 @@ class GameService:
                     children: bool | None = None, who: str = GAME_MASTER) -> dict[str, Any]:
         """Open a session and check the apartment; again in check: resend what is not ready
         (and correct the group with what is given)."""
-        self._refuse_locking("lancer la vérification (elle verrouille les ventouses)")
+        self._refuse_locking("lancer la vérification (elle verrouille les ventouses)",
+                             en="start the check (it locks the maglocks)")
         if self.engine.phase == Phase.CHECK:
             self.engine.configure(parcours=parcours, players=players, children=children)
             self.engine.audit("recheck", who=who)
@@ -883,7 +885,8 @@ class GameService:
                    who: str = GAME_MASTER) -> None:
         """Start the run: from briefing; from check (ready, or override); from idle or a
         finished game at once (the check is then overridden, and recorded as such)."""
-        self._refuse_locking("démarrer la partie (elle verrouille les ventouses)")
+        self._refuse_locking("démarrer la partie (elle verrouille les ventouses)",
+                             en="start the game (it locks the maglocks)")
         if self.engine.phase in ENDED or self.engine.phase == Phase.DEBRIEF:
             self.reset_game(who=who)
         from_idle = self.engine.phase == Phase.IDLE
@@ -916,7 +919,7 @@ class GameService:
         self._done()
 
     def resume_game(self, *, who: str = GAME_MASTER) -> None:
-        self._refuse_locking("reprendre la partie")
+        self._refuse_locking("reprendre la partie", en="resume the game")
         self.engine.resume(who=who)
         self._done()
 
@@ -986,7 +989,7 @@ class GameService:
         state = self.emergency_state
         if state is None or not state.active:
             msg = "aucune alerte d'urgence en cours"
-            raise EngineError(msg)
+            raise EngineError(msg, en="no emergency alert is on")
         self.emergency_state = Emergency(active=False, id=state.id, who=who, ts=contract.now())
         self._publish_emergency()
         self._store_emergency()
@@ -994,12 +997,13 @@ class GameService:
         self.engine.audit("emergency_end", who=who, detail="fin de l'alerte : rien n'est reverrouillé")
         self._done()
 
-    def _refuse_locking(self, what: str) -> None:
+    def _refuse_locking(self, what: str, *, en: str) -> None:
         """While the alert lasts, an order that would lock something is refused, clearly."""
         if self.emergency_active:
             msg = (f"impossible de {what} : alerte d'urgence en cours, les ventouses restent "
                    "ouvertes. Appuyez d'abord sur « Fin de l'alerte ».")
-            raise EmergencyActive(msg)
+            raise EmergencyActive(msg, en=f"cannot {en}: the emergency alert is on, the maglocks "
+                                          "stay open. Press “End of the alert” first.")
 
     def _would_lock(self, node: str, prop: str, action: str) -> bool:
         return (node, prop) in self._maglocks and action in _LOCKING
@@ -1042,12 +1046,13 @@ class GameService:
         """The game master's hand on any lock or output (audited)."""
         if (node, prop) not in self.registry.props:
             msg = f"accessoire inconnu {node}.{prop}"
-            raise LookupError(msg)
+            raise NotFoundError(msg, en=f"unknown prop {node}.{prop}")
         if action in ("lock", "unlock") and (node, prop) not in self._maglocks:
             msg = f"{node}.{prop} n'est pas une serrure"
-            raise EngineError(msg)
+            raise EngineError(msg, en=f"{node}.{prop} is not a lock")
         if self._would_lock(node, prop, action):
-            self._refuse_locking(f"verrouiller « {self.registry.props[(node, prop)].label} »")
+            label = self.registry.props[(node, prop)].label
+            self._refuse_locking(f"verrouiller « {label} »", en=f"lock “{label}”")
         command_id = self.command(node, prop, action, params)
         if action == "reset":
             self.check_resets[(node, prop)] = (command_id, time.monotonic())
@@ -1093,16 +1098,17 @@ class GameService:
         config = self._configs.get((node, prop))
         if config is None:
             msg = f"accessoire inconnu {node}.{prop}"
-            raise LookupError(msg)
+            raise NotFoundError(msg, en=f"unknown prop {node}.{prop}")
         check_gesture(config, gesture, value)
         room = self.registry.nodes[node]
         if not room.online:
             msg = f"le nœud {room.label} est hors ligne : le geste n'arriverait pas"
-            raise NodeUnavailable(msg)
+            raise NodeUnavailable(msg, en=f"node {room.label} is offline: the gesture would be lost")
         if room.simulated is False:
             msg = (f"le nœud {room.label} pilote du vrai matériel (lancé sans --simulate) : "
                    "un geste de répétition n'y ferait rien")
-            raise EngineError(msg)
+            raise EngineError(msg, en=f"node {room.label} drives real hardware (started without "
+                                      "--simulate): a rehearsal gesture would do nothing there")
         g = Gesture(id=contract.new_id(), gesture=gesture, value=value)
         self.bridge.publish(self.bridge.topics.prop_simulate(node, prop), g.to_bytes())
         return g.id
@@ -1119,23 +1125,25 @@ class GameService:
         """
         if node not in self.registry.nodes:
             msg = f"nœud inconnu {node!r}"
-            raise LookupError(msg)
+            raise NotFoundError(msg, en=f"unknown node {node!r}")
         info = self.registry.props.get((node, prop))
         if info is None:
             msg = f"accessoire inconnu {node}.{prop}"
-            raise LookupError(msg)
+            raise NotFoundError(msg, en=f"unknown prop {node}.{prop}")
         if action == "enroll" and info.kind not in RFID_KINDS:
             msg = f"{node}.{prop} ({info.kind}) n'est pas un lecteur RFID"
-            raise EngineError(msg)
+            raise EngineError(msg, en=f"{node}.{prop} ({info.kind}) is not an RFID reader")
         if action == "self_test" and info.kind in ACTUATOR_KINDS and self.engine.phase in PLAYING:
             msg = (f"partie en cours : le test de {node}.{prop} ({info.kind}) la ferait bouger ; "
                    "arrêtez la partie d'abord")
-            raise EngineError(msg)
+            raise EngineError(msg, en=f"a game is running: testing {node}.{prop} ({info.kind}) would "
+                                      "move it; stop the game first")
         if action == "self_test" and info.kind == "maglock":
-            self._refuse_locking(f"tester « {info.label} » (le test la verrouille un instant)")
+            self._refuse_locking(f"tester « {info.label} » (le test la verrouille un instant)",
+                                 en=f"test “{info.label}” (the test locks it for a moment)")
         if not self.registry.nodes[node].online:
             msg = f"le nœud {node} est hors ligne"
-            raise NodeUnavailable(msg)
+            raise NodeUnavailable(msg, en=f"node {node} is offline")
         request = TechRequest(id=contract.new_id(), action=action, prop=prop, timeout=timeout)
         waiter: asyncio.Future[TechReply] = asyncio.get_running_loop().create_future()
         self.tech_waiters[request.id] = waiter
@@ -1147,7 +1155,8 @@ class GameService:
             self.engine.audit("tech", who=who, target=f"{node}.{prop}", detail=f"{label} : sans réponse")
             self._save()
             msg = f"le nœud {node} n'a pas répondu en {timeout + TECH_MARGIN_S:.0f} s"
-            raise NodeTimeout(msg) from None
+            raise NodeTimeout(msg, en=f"node {node} did not answer within "
+                                      f"{timeout + TECH_MARGIN_S:.0f} s") from None
         finally:
             self.tech_waiters.pop(request.id, None)
         outcome = "réussi" if reply.ok else f"échec{' : ' + reply.message if reply.message else ''}"

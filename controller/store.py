@@ -46,6 +46,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from controller.core.errors import Bilingual, NotFoundError
+
 log = logging.getLogger(__name__)
 
 DB_NAME = "escape.db"
@@ -183,7 +185,7 @@ class StoreError(RuntimeError):
     """The session database cannot be used."""
 
 
-class SessionNotEnded(ValueError):
+class SessionNotEnded(Bilingual, ValueError):
     """An order that needs a finished session (an evaluation) on one still open."""
 
 
@@ -516,10 +518,11 @@ class Store:
             row = db.execute("SELECT result FROM sessions WHERE id = ?", (session_id,)).fetchone()
             if row is None:
                 msg = f"session inconnue {session_id!r}"
-                raise LookupError(msg)
+                raise NotFoundError(msg, en=f"unknown session {session_id!r}")
             if row["result"] not in ("won", "lost", "aborted"):
                 msg = f"la session {session_id} n'est pas terminée : rien à évaluer encore"
-                raise SessionNotEnded(msg)
+                raise SessionNotEnded(msg, en=f"session {session_id} has not ended: nothing to "
+                                              "evaluate yet")
             db.execute(
                 """INSERT INTO evaluations (session_id, rating, learned, comment, who, at)
                    VALUES (?, ?, ?, ?, ?, ?)

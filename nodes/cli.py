@@ -12,9 +12,40 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+#: every environment variable a node reads, and what for (``node --help`` lists them)
+NODE_ENV: dict[str, str] = {
+    "ESCAPE_NODE_ID": "the node id, as in the game file (--id wins)",
+    "ESCAPE_CONFIG": "the game file (--config wins)",
+    "ESCAPE_BROKER": "the broker's host[:port] (--broker wins; default 127.0.0.1:1883)",
+    "ESCAPE_MQTT_USERNAME": "this node's MQTT user: its node id",
+    "ESCAPE_MQTT_PASSWORD": "its MQTT password",
+    "ESCAPE_MQTT_PASSWORD_FILE": "a file holding the MQTT password, instead of ESCAPE_MQTT_PASSWORD",
+    "ESCAPE_MQTT_KEEPALIVE": "the MQTT keepalive in seconds (--keepalive wins)",
+    "ESCAPE_DATA_DIR": "where the outbox of undelivered events and the last game view are kept "
+                       "(--data-dir wins)",
+    "GPIOZERO_PIN_FACTORY": "mock: simulated pins, as --simulate",
+    "NOTIFY_SOCKET": "set by systemd (Type=notify): the agent says READY=1 there",
+    "WATCHDOG_USEC": "set by systemd (WatchdogSec=): the agent pings it twice as often",
+    "WATCHDOG_PID": "set by systemd: the process the watchdog watches",
+}
+
+
+def environment_help() -> str:
+    """What ``escape-apartment node --help`` says about the environment."""
+    import textwrap
+
+    lines = ["environment variables (the systemd unit reads /etc/escape-apartment/<node>.env, "
+             "written by `escape-apartment broker credentials`):"]
+    for name, text in NODE_ENV.items():
+        lines += textwrap.wrap(text, width=100, initial_indent=f"  {name:<26} ",
+                               subsequent_indent=" " * 29)
+    return "\n".join(lines)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("node", help="run a room's node agent, or a technician's tool")
+    parser = subparsers.add_parser("node", help="run a room's node agent, or a technician's tool",
+                                   epilog=environment_help(),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(parser)
     parser.add_argument("--broker", default=os.environ.get("ESCAPE_BROKER", "127.0.0.1:1883"),
                         help="MQTT broker host[:port] (env ESCAPE_BROKER)")

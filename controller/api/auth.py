@@ -55,10 +55,18 @@ from http.cookies import SimpleCookie
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, urlsplit
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 
+from controller.api.errors import ApiError, error_body
+from controller.core.config import (
+    GM_PASSWORD,
+    REQUIRED_SECRETS,
+    SCREEN_TOKEN_SECRET,
+    SESSION_SECRET,
+    TECH_PASSWORD,
+)
 from nodes.mqtt import read_secret_file
 
 log = logging.getLogger(__name__)
@@ -132,18 +140,19 @@ class AuthSettings:
         env = os.environ if environ is None else environ
 
         def secret(name: str) -> str:
-            value = env.get(f"ESCAPE_{name}", "")
-            if not value and env.get(f"ESCAPE_{name}_FILE"):
-                value = read_secret_file(env[f"ESCAPE_{name}_FILE"])
+            value = env.get(name, "")
+            if not value and env.get(f"{name}_FILE"):
+                value = read_secret_file(env[f"{name}_FILE"])
             return value
 
         made = cls.generate()
-        values = {"gm_password": secret("GM_PASSWORD"), "tech_password": secret("TECH_PASSWORD"),
-                  "screen_secret": secret("SCREEN_TOKEN_SECRET")}
+        values = {"gm_password": secret(GM_PASSWORD), "tech_password": secret(TECH_PASSWORD),
+                  "screen_secret": secret(SCREEN_TOKEN_SECRET)}
         missing = [k for k, v in values.items() if not v]
         if missing and not demo:
-            msg = ("set ESCAPE_GM_PASSWORD, ESCAPE_TECH_PASSWORD and ESCAPE_SCREEN_TOKEN_SECRET "
-                   f"(or their _FILE variants); missing: {', '.join(missing)}")
+            msg = (f"set {', '.join(REQUIRED_SECRETS)} (or their _FILE variants; "
+                   "`escape-apartment broker credentials` writes them all into controller.env); "
+                   f"missing: {', '.join(missing)}")
             raise AuthConfigError(msg)
         for key in missing:
             values[key] = getattr(made, key)
@@ -151,7 +160,7 @@ class AuthSettings:
             if not demo and len(values[key]) < 8:
                 msg = f"{key} is shorter than 8 characters"
                 raise AuthConfigError(msg)
-        session = secret("SESSION_SECRET") or made.session_secret
+        session = secret(SESSION_SECRET) or made.session_secret
         return cls(session_secret=session, **values)
 
     # -- room screens ---------------------------------------------------------------
@@ -248,8 +257,23 @@ def client_address(scope: Scope) -> str:
     return str(client[0]) if client else "?"
 
 
-def throttled_message(seconds: int) -> str:
-    return f"trop d'essais incorrects : réessayez dans {seconds} s"
+def throttled_message(seconds: int) -> tuple[str, str]:
+    return (f"trop d'essais incorrects : réessayez dans {seconds} s",
+            f"too many wrong attempts: try again in {seconds} s")
+
+
+#: why a request is refused (French, English); the body is controller/api/errors.py's
+NEEDS_JSON = ("une requête qui change quelque chose doit être envoyée en JSON "
+              "(Content-Type: application/json)",
+              "state-changing requests need Content-Type: application/json")
+FOREIGN_ORIGIN = ("connexion WebSocket refusée : elle vient d'un autre site",
+                  "WebSocket from a foreign origin")
+LOGIN_REQUIRED = ("connexion requise : connectez-vous sur /login", "login required: log in on /login")
+SCREEN_ACK_ONLY = ("un écran de salle peut seulement confirmer l'affichage d'un indice",
+                   "a room screen may only acknowledge a clue")
+SCREEN_READ_ONLY = ("un écran de salle peut seulement lire", "a room screen may only read")
+OTHER_ROOM = ("ce jeton est celui d'une autre salle", "this token is for another room")
+TECH_ONLY_TEXT = ("réservé au technicien", "technician only")
 
 
 # -- the middleware ---------------------------------------------------------------------
@@ -294,15 +318,15 @@ def same_origin(scope: Scope) -> bool:
 
 
 def decide(settings: AuthSettings, scope: Scope,  # noqa: PLR0911 - one return per rule reads as the policy table
-           tokens: FailureLimiter | None = None) -> tuple[int, str] | Principal:
-    """Either the principal allowed to go on, or (status, reason) to refuse with."""
+           tokens: FailureLimiter | None = None) -> tuple[int, tuple[str, str]] | Principal:
+    """Either the principal allowed to go on, or (status, (French, English)) to refuse with."""
     path: str = scope["path"]
     method: str = scope.get("method", "GET").upper()
     json_body = _headers(scope).get("content-type", "").split(";")[0].strip() == "application/json"
     if scope["type"] == "http" and method in UNSAFE and not json_body:
-        return 415, "state-changing requests need Content-Type: application/json"
+        return 415, NEEDS_JSON
     if scope["type"] == "websocket" and not same_origin(scope):
-        return 403, "WebSocket from a foreign origin"
+        return 403, FOREIGN_ORIGIN
     if scope["type"] == "http" and PUBLIC.match(path):
         return Principal("tech") if not settings.enabled else Principal("screen", None)
     if tokens is not None and (wait := tokens.retry_after(client_address(scope))):
@@ -311,17 +335,17 @@ def decide(settings: AuthSettings, scope: Scope,  # noqa: PLR0911 - one return p
             return 429, throttled_message(wait)
     who = identify(settings, scope, tokens=tokens)
     if who is None:
-        return 401, "login required"
+        return 401, LOGIN_REQUIRED
     if who.role == "screen":
         if method in UNSAFE and not SCREEN_POSTS.match(path):
-            return 403, "a room screen may only acknowledge a clue"
+            return 403, SCREEN_ACK_ONLY
         if method not in UNSAFE and not SCREEN_READS.match(path):
-            return 403, "a room screen may only read"
+            return 403, SCREEN_READ_ONLY
         screen_page = re.match(r"^/screen/([^/]+)$", path)
         if screen_page and screen_page.group(1) != who.room:
-            return 403, "this token is for another room"
+            return 403, OTHER_ROOM
     elif who.role == "gm" and TECH_ONLY.match(path):
-        return 403, "technician only"
+        return 403, TECH_ONLY_TEXT
     return who
 
 
@@ -343,17 +367,18 @@ class AuthMiddleware:
             scope.setdefault("state", {})["principal"] = verdict
             await self.app(scope, receive, send)
             return
-        status, reason = verdict
+        status, (reason, reason_en) = verdict
         if scope["type"] == "websocket":
-            log.warning("WebSocket refused (%s): %s", reason, scope["path"])
+            log.warning("WebSocket refused (%s): %s", reason_en, scope["path"])
             await receive()   # websocket.connect
+            # a close reason is at most 123 bytes of UTF-8: each of ours fits
             await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": reason})
             return
         if status == 401 and scope.get("method") == "GET" and STAFF_PAGES.match(scope["path"]):
             target = quote(scope["path"] or "/")
             await _respond(send, 303, b"", [(b"location", f"/login?next={target}".encode())])
             return
-        body = json.dumps({"detail": reason}).encode()
+        body = json.dumps(error_body(reason, reason_en)).encode()
         headers = [(b"content-type", b"application/json")]
         if status == 429:
             wait = self.tokens.retry_after(client_address(scope))
@@ -396,13 +421,13 @@ def login(body: LoginIn, request: Request, response: Response) -> dict[str, Any]
     limiter, address = _login_limiter(request), client_address(request.scope)
     if wait := limiter.retry_after(address):
         log.warning("login from %s refused: too many wrong passwords", address)
-        raise HTTPException(status_code=429, detail=throttled_message(wait),
-                            headers={"Retry-After": str(wait)})
+        fr, en = throttled_message(wait)
+        raise ApiError(429, fr, en=en, headers={"Retry-After": str(wait)})
     who = settings.login(body.password) if settings.enabled else Principal("tech")
     if who is None:
         limiter.fail(address)
         log.warning("failed login from %s", address)
-        raise HTTPException(status_code=401, detail="mot de passe incorrect")
+        raise ApiError(401, "mot de passe incorrect", en="wrong password")
     limiter.clear(address)
     response.set_cookie(COOKIE, settings.session_cookie(who), max_age=SESSION_S, httponly=True,
                         samesite="strict", secure=request.url.scheme == "https", path="/")

@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from pydantic import Field
 
 from controller.api.auth import principal
+from controller.api.errors import ApiError
 from controller.engine import GAME_MASTER, EngineError, NotFoundError
 from controller.service import GameService
 from controller.store import Store
@@ -50,7 +51,7 @@ def http_errors() -> Iterator[None]:
     """
     try:
         yield
-    except (NotFoundError, LookupError) as exc:
-        raise HTTPException(status_code=404, detail=str(exc).strip("'\"")) from exc
+    except NotFoundError as exc:
+        raise ApiError.of(404, exc) from exc
     except EngineError as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from exc
+        raise ApiError.of(409, exc) from exc

@@ -31,13 +31,16 @@ const App = (() => {
     if (res.status === 401 && !token) { location.href = `/login?next=${encodeURIComponent(location.pathname)}`; }
     let data = null;
     try { data = await res.json(); } catch (_e) { data = null; }
-    if (!res.ok) {
-      const msg = (data && (typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail))) || res.statusText;
-      toast(`${t("error")} ${res.status} : ${msg}`, true);
-    }
+    if (!res.ok) toast(`${t("error")} ${res.status} : ${errorText(data) || res.statusText}`, true);
     return {ok: res.ok, status: res.status, data};
   }
   const post = (url, body) => api("POST", url, body);
+  // every API error is {detail: French, detail_en: English, …} (controller/api/errors.py)
+  function errorText(data) {
+    if (!data) return "";
+    const text = lang === "en" && data.detail_en ? data.detail_en : data.detail;
+    return typeof text === "string" ? text : JSON.stringify(text);
+  }
 
   function toast(text, bad) {
     let box = document.getElementById("toast");
@@ -152,7 +155,7 @@ const App = (() => {
     const b = document.getElementById("lang");
     if (b) b.onclick = () => setLang(lang === "fr" ? "en" : "fr").then(() => { if (window.render) window.render(); });
   }
-  return {t, actor, loadTexts, setLang, api, post, live, linkBadge, fmt, el, lockText, lockName, emergency, toast, token,
-          setupLangSwitch,
+  return {t, actor, loadTexts, setLang, api, post, errorText, live, linkBadge, fmt, el, lockText, lockName, emergency,
+          toast, token, setupLangSwitch,
           get lang() { return lang; }};
 })();

@@ -56,13 +56,13 @@ def test_good_minimal_game_loads():
 def test_two_props_on_one_pin_is_an_error_with_file_and_line():
     text = GOOD.replace("relay: 17", "relay: 5")
     errors = errors_of(text)
-    assert errors == ["game.yaml:7: error: nodes[0].props[1]: pin BCM 5 (maglock relay) is already "
+    assert errors == ["game.yaml:7:35: error: nodes[0].props[1].relay: pin BCM 5 (maglock relay) is already "
                       "used by prop 'k' of node 'hall'"]
 
 
 def test_puzzle_naming_unknown_prop_is_an_error():
     errors = errors_of(GOOD.replace("prop: hall.k", "prop: hall.nope"))
-    assert errors == ["game.yaml:13: error: puzzles[0].solve.prop: unknown prop 'hall.nope'"]
+    assert errors == ["game.yaml:13:26: error: puzzles[0].solve.prop: unknown prop 'hall.nope'"]
 
 
 def test_prop_named_node_is_refused_it_names_the_nodes_own_events():
@@ -89,12 +89,12 @@ def test_dependency_cycle_is_an_error():
 def test_schema_errors_name_path_and_line():
     text = GOOD.replace("cols: [12, 16, 20]", "cols: [12, 16, 99]")
     errors = errors_of(text)
-    assert errors == ["game.yaml:6: error: nodes[0].props[0].cols[2]: Input should be less than or equal to 27"]
+    assert errors == ["game.yaml:6:68: error: nodes[0].props[0].cols[2]: Input should be less than or equal to 27"]
 
 
 def test_unlocking_a_non_lock_is_an_error():
     errors = errors_of(GOOD.replace("target: hall.lock", "target: hall.k"))
-    assert errors == ["game.yaml:14: error: puzzles[0].actions[0].target: 'hall.k' is a keypad, not a maglock"]
+    assert errors == ["game.yaml:14:28: error: puzzles[0].actions[0].target: 'hall.k' is a keypad, not a maglock"]
 
 
 def test_no_final_puzzle_is_an_error():
@@ -109,7 +109,7 @@ def test_relay_on_a_pin_high_at_boot_is_a_warning():
 
 def test_not_yaml_is_a_clear_error():
     errors = errors_of("apartment: [\n")
-    assert errors[0].startswith("game.yaml:2: error: (file): not valid YAML")
+    assert errors[0].startswith("game.yaml:2:1: error: (file): not valid YAML")
 
 
 def test_config_check_cli_prints_summary_and_exits_zero(capsys):

@@ -65,6 +65,7 @@ def assert_refused(reply, status: int, words: str = "") -> None:
     assert reply.status_code == status, f"{reply.request.method} {reply.request.url}: {reply.text}"
     detail = reply.json()["detail"]
     assert detail, "a refusal says why"
+    assert isinstance(detail, str) and reply.json()["detail_en"], "in French, and in English beside it"
     if words:
         assert words in json.dumps(detail, ensure_ascii=False)
 
@@ -138,7 +139,7 @@ BAD_IN_IDLE = [
     ("/api/game/briefing", None, 409, "passer au briefing"),
     ("/api/game/debrief", None, 409, ""),
     ("/api/game/time", {"seconds": 60}, 409, "changer le temps"),
-    ("/api/game/time", {"seconds": 0}, 422, "must not be 0"),
+    ("/api/game/time", {"seconds": 0}, 422, "ne peut pas être 0"),
     ("/api/game/time", {"seconds": 99_999}, 422, ""),
     ("/api/game/time", {}, 422, "seconds"),
     ("/api/game/check", {"players": 50}, 422, ""),

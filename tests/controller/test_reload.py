@@ -54,10 +54,10 @@ def test_a_bad_file_changes_nothing_and_says_every_error_with_its_line(client: T
     write(game_path, GAME.format(apartment_id=APARTMENT).replace("code_length: 4", "code_length: four"))
     reply = reload(client)
     assert reply.status_code == 422
-    detail = reply.json()["detail"]
-    assert "conservé" in detail["message"]
-    assert [e for e in detail["errors"] if e.startswith(f"{game_path}:13:") and "code_length" in e], \
-        detail["errors"]
+    body = reply.json()
+    assert "conservé" in body["detail"] and "kept" in body["detail_en"]
+    assert [e for e in body["errors"] if e.startswith(f"{game_path}:13:") and "code_length" in e], \
+        body["errors"]
     assert (service.game, service.engine, service.engine.session_id) == before
     assert client.get("/api/state").json()["game"]["phase"] == "running"
     assert service.bridge.metrics["config_reload_refused"] == 1
@@ -69,7 +69,7 @@ def test_a_valid_change_waits_for_the_end_of_the_session(client: TestClient, gam
     old_game = service.game
     write(game_path, GAME.format(apartment_id=APARTMENT).replace("label: Hall", "label: Hall d'entrée"))
     reply = reload(client)
-    assert reply.status_code == 409 and "session" in reply.json()["detail"]["message"]
+    assert reply.status_code == 409 and "session" in reply.json()["detail"]
     assert service.game is old_game
 
     assert client.post("/api/game/stop", json={}).status_code == 200
@@ -89,7 +89,7 @@ def test_a_valid_change_waits_for_the_end_of_the_session(client: TestClient, gam
 def test_a_new_apartment_id_needs_a_restart(client: TestClient, game_path: Path) -> None:
     write(game_path, GAME.format(apartment_id="other_flat"))
     reply = reload(client)
-    assert reply.status_code == 409 and "redémarrez" in reply.json()["detail"]["message"]
+    assert reply.status_code == 409 and "redémarrez" in reply.json()["detail"]
     assert client.app.state.service.game.apartment.id == APARTMENT
 
 

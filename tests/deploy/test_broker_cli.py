@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+import re
 import shutil
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -159,3 +163,113 @@ def test_conf_command_prints_the_shipped_files(capsys: pytest.CaptureFixture[str
     printed = [Path(line) for line in capsys.readouterr().out.split()]
     assert printed == [MOSQUITTO_CONF, MOSQUITTO_ACL]
     assert all(path.is_file() for path in printed)
+
+
+# -- every secret of the controller, in controller.env --------------------------------------
+def test_controller_env_holds_every_secret_the_controller_reads(tmp_path: Path) -> None:
+    """With controller.env alone the controller starts: no missing password, no restart loop."""
+    from controller.api.auth import AuthSettings
+    from controller.core.config import SECRET_VARS
+
+    out = tmp_path / "secrets"
+    assert run_cli("broker", "credentials", "--out", str(out)) == 0
+    env = read_env_file(out / "controller.env")
+    assert set(SECRET_VARS) <= set(env)
+    settings = AuthSettings.from_env(env, demo=False)   # raises when one is missing
+    assert settings.session_secret == env["ESCAPE_SESSION_SECRET"]   # logins survive a restart
+    for login in ("ESCAPE_GM_PASSWORD", "ESCAPE_TECH_PASSWORD"):
+        assert re.fullmatch(r"[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}", env[login]), env[login]
+    assert env["ESCAPE_GM_PASSWORD"] != env["ESCAPE_TECH_PASSWORD"]
+    assert len(env["ESCAPE_SCREEN_TOKEN_SECRET"]) >= 64
+    # a node's env file holds none of them
+    assert not set(SECRET_VARS) & set(read_env_file(out / "hall.env"))
+    # a second run makes new ones
+    assert run_cli("broker", "credentials", "--out", str(out), "--force") == 0
+    again = read_env_file(out / "controller.env")
+    assert all(again[name] != env[name] for name in SECRET_VARS)
+
+
+# -- broker install: the files a Mosquitto started as root can read ---------------------------
+def _reachable_dir(tmp_path: Path) -> Path:
+    """A directory the mosquitto user may pass through (pytest's tmp_path is 0700)."""
+    base = Path(tempfile.mkdtemp(prefix="escape-broker-"))
+    base.chmod(0o755)
+    return base
+
+
+@pytest.fixture
+def root_with_mosquitto_user() -> pwd.struct_passwd:
+    if os.geteuid() != 0:
+        pytest.skip("giving files to the mosquitto user needs root")
+    try:
+        return pwd.getpwnam("mosquitto")
+    except KeyError:
+        pytest.skip("no mosquitto user on this machine")
+
+
+def test_install_gives_the_broker_files_to_the_user_mosquitto_becomes(
+        tmp_path: Path, root_with_mosquitto_user: pwd.struct_passwd) -> None:
+    user = root_with_mosquitto_user
+    base = _reachable_dir(tmp_path)
+    try:
+        secrets = base / "secrets"
+        assert run_cli("broker", "credentials", "--out", str(secrets)) == 0
+        dest = base / "broker"
+        assert run_cli("broker", "install", "--secrets", str(secrets), "--dir", str(dest),
+                       "--port", "18883") == 0
+        for path, wanted in ((dest, 0o700), (dest / "data", 0o700), (dest / "passwd", 0o600),
+                             (dest / "acl", 0o600)):
+            assert (path.stat().st_uid, mode(path)) == (user.pw_uid, wanted), path
+        assert (dest / "passwd").read_text() == (secrets / "passwd").read_text()
+        conf = (dest / "mosquitto.conf").read_text().splitlines()
+        assert "listener 18883" in conf and "user mosquitto" in conf
+        assert f"password_file {dest / 'passwd'}" in conf
+        assert f"persistence_location {dest / 'data'}/" in conf
+        # the rest is the shipped file, line for line, and the `user` line at the end
+        shipped = MOSQUITTO_CONF.read_text().splitlines()
+        changed = [(a, b) for a, b in zip(shipped, conf, strict=False) if a != b]
+        assert [a.split()[0] for a, _ in changed] == ["password_file", "acl_file", "listener",
+                                                      "persistence_location"]
+        assert conf[len(shipped):][-1] == "user mosquitto"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_install_refuses_a_directory_the_broker_cannot_reach(
+        tmp_path: Path, root_with_mosquitto_user: pwd.struct_passwd,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    secrets = tmp_path / "secrets"
+    assert run_cli("broker", "credentials", "--out", str(secrets)) == 0
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    assert run_cli("broker", "install", "--secrets", str(secrets), "--dir", str(closed / "broker")) == 1
+    err = capsys.readouterr().err
+    assert "mosquitto cannot reach" in err and str(closed) in err
+    assert not (closed / "broker" / "passwd").exists()
+
+
+def test_install_needs_the_credentials_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli("broker", "install", "--secrets", str(tmp_path / "none"), "--dir", str(tmp_path / "b")) == 1
+    assert "broker credentials" in capsys.readouterr().err
+
+
+def test_a_broker_started_as_root_cannot_read_the_secrets_passwd(
+        tmp_path: Path, root_with_mosquitto_user: pwd.struct_passwd) -> None:
+    """Why `broker install` exists: started as root, Mosquitto becomes mosquitto before it
+    opens the password file, and the secrets directory is 0700 root."""
+    executable = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(executable).exists():
+        pytest.skip("mosquitto is not installed")
+    base = _reachable_dir(tmp_path)
+    try:
+        secrets = base / "secrets"
+        assert run_cli("broker", "credentials", "--out", str(secrets)) == 0
+        conf = base / "mosquitto.conf"
+        conf.write_text(f"listener 0 127.0.0.1\nallow_anonymous false\npassword_file {secrets / 'passwd'}\n"
+                        "log_dest stdout\n")
+        done = subprocess.run([executable, "-c", str(conf)], capture_output=True, text=True,
+                              timeout=20, check=False)
+        assert done.returncode != 0
+        assert "Unable to open pwfile" in done.stdout + done.stderr
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -30,8 +30,9 @@ def test_a_controller_started_on_a_bad_game_file_refuses_to_start_and_says_where
                          check=False, capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
     assert run.returncode == 2, run.stdout + run.stderr
     out = run.stdout + run.stderr
-    line = next(i for i, text in enumerate(BAD.splitlines(), 1) if "code_length: four" in text)
-    assert f"{bad}:{line}: error: nodes[0].props[0].code_length" in out, out
+    line, column = next((i, text.index("code_length") + 1)
+                        for i, text in enumerate(BAD.splitlines(), 1) if "code_length: four" in text)
+    assert f"{bad}:{line}:{column}: error: nodes[0].props[0].code_length" in out, out
     assert "controller not started" in out
     print(f"\n[bad config] refused in {time.monotonic() - started:.1f} s with exit code 2")
 

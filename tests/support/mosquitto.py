@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from config.broker import MOSQUITTO_ACL, MOSQUITTO_CONF
+from config.broker import MOSQUITTO_ACL, MOSQUITTO_CONF, CredentialsError, render_mosquitto_conf
 
 #: set to 1 (CI does) to turn "mosquitto is not installed" from a skip into a failure
 REQUIRE_ENV = "ESCAPE_REQUIRE_MOSQUITTO"
@@ -107,17 +107,15 @@ def plain_config(*, port: int, host: str = "127.0.0.1",
     return "\n".join(lines) + "\n"
 
 
-#: the directives the tests rewrite; each must occur exactly once in the shipped file
-_REWRITTEN = ("listener", "password_file", "acl_file", "persistence_location")
-
-
 def _stay_root() -> list[str]:
     """``user root`` when the tests run as root, else nothing.
 
     Started as root, Mosquitto 2 switches to the ``mosquitto`` user *before* it reads the
     password and ACL files and writes its persistence file, which would then be out of
     reach in a root-owned temporary directory. Test containers and CI often run as root;
-    in production the broker container runs as uid 1883 from the start.
+    in production the broker container runs as uid 1883 from the start, and a bare broker
+    gets its files from ``escape-apartment broker install`` (tests/deploy/test_deploy_doc.py
+    runs that as root, without this).
     """
     return ["user root"] if os.geteuid() == 0 else []
 
@@ -125,36 +123,14 @@ def _stay_root() -> list[str]:
 def production_config(*, port: int, password_file: Path, persistence_dir: Path,
                       host: str = "127.0.0.1", acl_file: Path = MOSQUITTO_ACL,
                       source: Path = MOSQUITTO_CONF) -> str:
-    """The shipped ``mosquitto.conf`` with only its port, file paths and data dir rewritten.
-
-    Lines are rewritten by directive, not by string search, and each rewritten directive
-    must occur exactly once, so a change to the shipped file either keeps working here or
-    fails loudly — the tests can never drift onto a config that production does not use.
-    Comments (including the commented-out TLS listener) are kept as they are.
-    """
-    replacements = {
-        "listener": f"listener {port} {host}",
-        "password_file": f"password_file {password_file}",
-        "acl_file": f"acl_file {acl_file}",
-        "persistence_location": f"persistence_location {persistence_dir}/",
-    }
-    seen: dict[str, int] = dict.fromkeys(_REWRITTEN, 0)
-    out: list[str] = []
-    for line in source.read_text(encoding="utf-8").splitlines():
-        words = line.split()
-        key = words[0] if words and not words[0].startswith("#") else None
-        if key in replacements:
-            seen[key] += 1
-            out.append(replacements[key])
-        else:
-            out.append(line)
-    wrong = {key: n for key, n in seen.items() if n != 1}
-    if wrong:
-        msg = (f"{source}: expected each of {', '.join(_REWRITTEN)} exactly once, found "
-               + ", ".join(f"{key} {n} time(s)" for key, n in wrong.items()))
-        raise MosquittoError(msg)
-    out += _stay_root()
-    return "\n".join(out) + "\n"
+    """The shipped ``mosquitto.conf`` with only its port, file paths and data dir rewritten
+    (:func:`config.broker.render_mosquitto_conf`, the one ``broker install`` writes)."""
+    try:
+        text = render_mosquitto_conf(port=port, host=host, password_file=password_file,
+                                     acl_file=acl_file, persistence_dir=persistence_dir, source=source)
+    except CredentialsError as exc:
+        raise MosquittoError(str(exc)) from exc
+    return text + "".join(line + "\n" for line in _stay_root())
 
 
 # -- the broker process -------------------------------------------------------------------

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
 from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, actor
+from controller.api.errors import ApiError
 from controller.reload import ReloadRefused, reload_game
 
 router = APIRouter(prefix="/api/config", tags=["config"])
@@ -31,9 +32,9 @@ async def reload(request: Request, service: ServiceDep, body: ReloadOrder | None
     """Validate the game file again and make it the game (between two sessions only)."""
     path = getattr(request.app.state, "config_path", None)
     if path is None:
-        raise HTTPException(status_code=409, detail={
-            "message": "ce contrôleur n'a pas de fichier de jeu à recharger", "errors": []})
+        raise ApiError(409, "ce contrôleur n'a pas de fichier de jeu à recharger",
+                       en="this controller has no game file to reload", errors=[])
     try:
         return reload_game(service, path, who=actor(request, (body or ReloadOrder()).who)).public()
     except ReloadRefused as exc:
-        raise HTTPException(status_code=exc.status, detail=exc.public()) from exc
+        raise ApiError.of(exc.status, exc, errors=exc.errors) from exc

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from controller.api.auth import principal
 from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, actor, http_errors
+from controller.api.errors import ApiError
+from controller.core.errors import InvalidValue
 from controller.debrief import debrief as build_debrief
 from controller.engine import PREPARING
 from controller.service import release_message
@@ -76,8 +78,8 @@ class TimeChange(_Order):
     @classmethod
     def _not_zero(cls, value: int) -> int:
         if value == 0:
-            msg = "seconds must not be 0"
-            raise ValueError(msg)
+            msg = "le nombre de secondes ne peut pas être 0"
+            raise InvalidValue(msg, en="seconds must not be 0")
         return value
 
 
@@ -180,7 +182,7 @@ async def current_debrief(service: ServiceDep) -> dict[str, Any]:
         session_id = last[0]["id"] if last else None
     row = service.store.session(session_id) if session_id else None
     if row is None:
-        raise HTTPException(status_code=404, detail="aucune session jouée")
+        raise ApiError(404, "aucune session jouée", en="no session played")
     return build_debrief(row, service.game)
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from config.game import Theme
 from controller.api.deps import ServiceDep, StoreDep, actor
+from controller.api.errors import ApiError
+from controller.core.errors import InvalidValue, NotFoundError
 from controller.debrief import debrief
 from controller.store import SessionNotEnded
 
@@ -46,15 +48,20 @@ class Evaluation(BaseModel):
     def _each_once(cls, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
             msg = "chaque thème une seule fois"
-            raise ValueError(msg)
+            raise InvalidValue(msg, en="each theme once only")
         return sorted(value, key=THEME_ORDER.index)   # the game's order, whatever the page sent
 
 
 def _filters(date_from: dt.date | None, date_to: dt.date | None, parcours: str | None) -> dict[str, Any]:
     if date_from and date_to and date_from > date_to:
-        raise HTTPException(status_code=422, detail="la date de début est après la date de fin")
+        raise ApiError(422, "la date de début est après la date de fin",
+                       en="the start date is after the end date")
     return {"date_from": date_from.isoformat() if date_from else None,
             "date_to": date_to.isoformat() if date_to else None, "parcours": parcours}
+
+
+def _unknown_session(session_id: str) -> ApiError:
+    return ApiError(404, f"session inconnue {session_id!r}", en=f"unknown session {session_id!r}")
 
 
 def _csv(text: str, name: str) -> Response:
@@ -98,7 +105,7 @@ async def session(session_id: str, store: StoreDep) -> dict[str, Any]:
     """One session with its puzzles, budget lines, clues and audit log."""
     row = store.session(session_id)
     if row is None:
-        raise HTTPException(status_code=404, detail=f"session inconnue {session_id!r}")
+        raise _unknown_session(session_id)
     return row
 
 
@@ -107,7 +114,7 @@ async def session_debrief(session_id: str, store: StoreDep, service: ServiceDep)
     """The debrief of a session: per theme what the group did, clues, budget history."""
     row = store.session(session_id)
     if row is None:
-        raise HTTPException(status_code=404, detail=f"session inconnue {session_id!r}")
+        raise _unknown_session(session_id)
     return debrief(row, service.game)
 
 
@@ -118,9 +125,9 @@ async def evaluate(session_id: str, body: Evaluation, request: Request, store: S
         return store.save_evaluation(session_id, rating=body.rating, learned=body.learned,
                                      comment=body.comment.strip(), who=actor(request))
     except SessionNotEnded as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from exc
-    except LookupError as exc:
-        raise HTTPException(status_code=404, detail=str(exc).strip("'\"")) from exc
+        raise ApiError.of(409, exc) from exc
+    except NotFoundError as exc:
+        raise ApiError.of(404, exc) from exc
 
 
 @router.get("/sessions/{session_id}/events")
@@ -128,5 +135,5 @@ async def session_events(session_id: str, store: StoreDep,
                          limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000) -> dict[str, Any]:
     """The event log of a session: every prop event and the engine's notes, oldest first."""
     if store.session(session_id) is None:
-        raise HTTPException(status_code=404, detail=f"session inconnue {session_id!r}")
+        raise _unknown_session(session_id)
     return {"session": session_id, "events": store.events(session_id, limit=limit)}

@@ -12,11 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
 
 from controller.api.auth import AuthSettings
 from controller.api.deps import ServiceDep
+from controller.api.errors import ApiError
 from props.sim import gestures_of
 
 STATIC_DIR = Path(__file__).resolve().parents[3] / "dashboard" / "static"
@@ -50,7 +51,7 @@ for _name in PAGES:
 @router.get("/screen/{room}", include_in_schema=False)
 def screen_page(room: str, service: ServiceDep) -> FileResponse:
     if room not in service.registry.nodes:
-        raise HTTPException(status_code=404, detail=f"unknown room {room!r}")
+        raise ApiError(404, f"pièce inconnue {room!r}", en=f"unknown room {room!r}")
     return _page("screen.html")
 
 
@@ -79,7 +80,7 @@ def wiring(node: str, service: ServiceDep) -> str:
 
     found = next((n for n in service.game.nodes if n.id == node), None)
     if found is None:
-        raise HTTPException(status_code=404, detail=f"unknown node {node!r}")
+        raise ApiError(404, f"nœud inconnu {node!r}", en=f"unknown node {node!r}")
     return wiring_sheet(found)
 
 

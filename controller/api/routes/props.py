@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, actor, http_errors
+from controller.api.errors import ApiError
 from controller.service import order_message
 
 router = APIRouter(prefix="/api/props", tags=["props"])
@@ -35,7 +36,8 @@ async def order(request: Request, response: Response, node: str, prop: str, acti
     maglock is refused (409); an unlock never is.
     """
     if action not in ACTIONS:
-        raise HTTPException(status_code=422, detail=f"action inconnue {action!r} : {', '.join(ACTIONS)}")
+        raise ApiError(422, f"action inconnue {action!r} : {', '.join(ACTIONS)}",
+                       en=f"unknown action {action!r}: {', '.join(ACTIONS)}")
     body = body or PropOrder()
     with http_errors():
         command_id = service.prop_order(node, prop, action, dict(body.params),

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from controller.api.deps import ServiceDep
-from controller.engine import EngineError
+from controller.api.errors import ApiError
+from controller.core.errors import EngineError, NotFoundError
 from controller.service import NodeUnavailable
 from props.exc import BadActionParams
 from props.sim import UnknownGesture
@@ -31,19 +31,21 @@ class GestureIn(BaseModel):
     value: JsonValue = None
 
 
-@router.post("/{node}/{prop}", response_model=None)
-def gesture(node: str, prop: str, body: GestureIn, service: ServiceDep) -> dict[str, Any] | JSONResponse:
+@router.post("/{node}/{prop}")
+def gesture(node: str, prop: str, body: GestureIn, service: ServiceDep) -> dict[str, Any]:
     try:
         gesture_id = service.simulate(node, prop, body.gesture, body.value)
-    except LookupError as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    except NotFoundError as exc:
+        raise ApiError.of(404, exc) from exc
     except UnknownGesture as exc:
-        return JSONResponse(status_code=422, content={
-            "detail": str(exc), "gestures": [g.public() for g in exc.known]})
+        known = ", ".join(g.name for g in exc.known)
+        en = f"unknown gesture {body.gesture!r} for {node}.{prop}; known: {known}"
+        raise ApiError(422, str(exc), en=en, gestures=[g.public() for g in exc.known]) from exc
     except BadActionParams as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from exc
+        en = f"gesture {body.gesture!r} does not take the value {body.value!r}"
+        raise ApiError(422, str(exc), en=en) from exc
     except NodeUnavailable as exc:
-        raise HTTPException(status_code=503, detail=str(exc)) from exc
+        raise ApiError.of(503, exc) from exc
     except EngineError as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from exc
+        raise ApiError.of(409, exc) from exc
     return {"gesture_id": gesture_id}

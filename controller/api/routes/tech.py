@@ -21,10 +21,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from controller.api.deps import ServiceDep, actor, http_errors
+from controller.api.errors import ApiError
 from controller.service import NodeTimeout, NodeUnavailable
 
 router = APIRouter(prefix="/api/tech", tags=["technician"])
@@ -52,9 +53,9 @@ def _errors() -> Iterator[None]:
         try:
             yield
         except NodeUnavailable as exc:
-            raise HTTPException(status_code=503, detail=str(exc)) from exc
+            raise ApiError.of(503, exc) from exc
         except NodeTimeout as exc:
-            raise HTTPException(status_code=504, detail=str(exc)) from exc
+            raise ApiError.of(504, exc) from exc
 
 
 def yaml_lines(uid: str, name: str | None) -> str:
