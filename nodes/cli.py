@@ -8,13 +8,35 @@ import logging
 import os
 import signal
 import threading
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
+#: every environment variable ``escape-apartment node`` reads, for its --help
+ENVIRONMENT = """\
+environment variables:
+  ESCAPE_NODE_ID             --id
+  ESCAPE_CONFIG              --config
+  ESCAPE_BROKER              --broker
+  ESCAPE_MQTT_KEEPALIVE      --keepalive
+  ESCAPE_DATA_DIR            --data-dir
+  ESCAPE_MQTT_USERNAME       broker user name (a node's is its node id)
+  ESCAPE_MQTT_PASSWORD       broker password, or
+  ESCAPE_MQTT_PASSWORD_FILE  a file holding it (mode 600)
+  GPIOZERO_PIN_FACTORY       "mock" means --simulate; otherwise gpiozero's pin factory
+                             (default: lgpio on a Raspberry Pi)
+  XDG_STATE_HOME, HOME       where the default data dir goes (see --data-dir)
+  NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID
+                             set by systemd (Type=notify, WatchdogSec=): readiness and
+                             watchdog pings
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("node", help="run a room's node agent, or a technician's tool")
+    parser = subparsers.add_parser("node", help="run a room's node agent, or a technician's tool",
+                                   epilog=ENVIRONMENT,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(parser)
     parser.add_argument("--broker", default=os.environ.get("ESCAPE_BROKER", "127.0.0.1:1883"),
                         help="MQTT broker host[:port] (env ESCAPE_BROKER)")
@@ -23,8 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "offline (last will) 1.5 times this after it went silent "
                              "(env ESCAPE_MQTT_KEEPALIVE, default 5)")
     parser.add_argument("--data-dir", default=os.environ.get("ESCAPE_DATA_DIR"),
-                        help="where the node keeps its outbox of undelivered events "
-                             "(env ESCAPE_DATA_DIR; default: a temporary directory)")
+                        help="where the node keeps what must survive its restarts: events not "
+                             "delivered yet, the game view, its boot counter, an emergency not "
+                             "cleared (env ESCAPE_DATA_DIR; default: /var/lib/escape-apartment/"
+                             "<id> if that directory or its parent exists and is writable, else "
+                             "$XDG_STATE_HOME/escape-apartment/<id>, else "
+                             "~/.local/state/escape-apartment/<id>; never a temporary folder)")
     parser.set_defaults(func=cmd_run)
     sub = parser.add_subparsers(dest="node_cmd")
     try:
@@ -82,6 +108,7 @@ def pin_factory_for(simulate: bool) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from config.loader import GameConfigError
     from nodes.agent import NodeAgent
+    from nodes.datadir import default_data_dir
     from nodes.mqtt import BrokerAddress, credentials_from_env
 
     try:
@@ -91,9 +118,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     username, password = credentials_from_env()
     broker = BrokerAddress.parse(args.broker, username=username, password=password)
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir(args.node_id)
+    log.info("node %s keeps its data in %s%s", args.node_id, data_dir,
+             "" if args.data_dir else " (no --data-dir nor ESCAPE_DATA_DIR: the default)")
     agent = NodeAgent(game=game, node_id=args.node_id, broker=broker,
                       pin_factory=pin_factory_for(args.simulate), simulate=args.simulate,
-                      keepalive=args.keepalive, data_dir=args.data_dir)
+                      keepalive=args.keepalive, data_dir=data_dir)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
