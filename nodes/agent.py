@@ -265,7 +265,8 @@ class NodeAgent:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        self._inbox.put(None)
+        with contextlib.suppress(queue.Full):   # full: the worker sees _stopped anyway
+            self._inbox.put_nowait(None)
         client, net = self._client, self._net
         if client is not None and net is not None and client.is_connected():
             info = net.publish(self.topics.node_status(self.node.id),
@@ -808,7 +809,7 @@ class NodeAgent:
         while True:
             item = self._inbox.get()
             try:
-                if item is None:
+                if item is None or self._stopped.is_set():
                     return
                 self._work_on(item)
             finally:
