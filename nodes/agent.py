@@ -118,8 +118,9 @@ class _Inbound:
     receipt: int          # its rank among every message received (the broker's order)
 
 
-#: put in the inbox by ``_on_connect``: a new connection is up
-_CONNECTED = "connected"
+#: put in the inbox when our birth comes back to us on a new connection: every retained
+#: message of our subscriptions (the controller's status, if any) came before it
+_SUBSCRIBED = "subscribed"
 #: commands applied in paho's thread when the worker is idle (see NodeAgent._command_now)
 _COMMANDS_NOW = frozenset({"lock", "unlock"})
 #: how often a full inbox is logged (every message dropped is counted)
@@ -518,7 +519,11 @@ class NodeAgent:
         if not self.connected.is_set():
             return False
         if not self._ctl.seen:
-            return True   # no controller has ever spoken: nobody to wait for (tools, benches)
+            # No controller has ever spoken: nobody to wait for (tools, benches) — once the
+            # broker's retained messages are in (our birth's echo): a retained controller
+            # status, even "offline", means events must wait for it.
+            with self._conn_lock:
+                return self._birth.echoed
         if not (self._confirmed and self.controller_online):
             return False
         heartbeat, heard = self._ctl.heartbeat, self._ctl.last_heard
@@ -685,7 +690,10 @@ class NodeAgent:
             return
         with self._conn_lock:
             if raw == self._birth.payload:
-                self._birth.echoed = True
+                first, self._birth.echoed = not self._birth.echoed, True
+                if first:
+                    with contextlib.suppress(queue.Full):   # full: the next status flushes
+                        self._inbox.put_nowait(_SUBSCRIBED)
                 return
             if not self._birth.echoed or (status.online and status.boot_id == self.boot_id):
                 return   # older than our birth, or a birth of ours: nothing to correct
@@ -720,7 +728,6 @@ class NodeAgent:
         self._publish_birth(client)
         self.publish_all_states()
         self.connected.set()
-        self._inbox.put(_CONNECTED)
         log.info("node %s connected to %s:%s (boot %s)", self.node.id, self.broker.host,
                  self.broker.port, self.boot_id)
 
@@ -816,10 +823,10 @@ class NodeAgent:
                 self._inbox.task_done()   # _command_now: nothing in hand any more
 
     def _work_on(self, item: _Inbound | str) -> None:
-        if item == _CONNECTED:
+        if item == _SUBSCRIBED:
             with self._events_lock:
                 if not self._ctl.seen:
-                    self._flush()   # no controller to wait for: send what waited
+                    self._flush()   # no controller, not even a retained one: send what waited
             return
         if not isinstance(item, _Inbound):
             return
