@@ -435,17 +435,17 @@ class NodeAgent:
         if self._data is not None:
             self._data.save_emergency(None)
 
-    def _held_open(self, prop_id: str) -> str | None:
-        """Why this maglock must stay open whatever anyone asks (None: it need not).
+    def _held_open(self, prop_id: str) -> tuple[str, str] | None:
+        """Why this maglock must stay open whatever anyone asks — (counter, reason) — or None.
 
         The apartment's emergency holds every lock; a lock this node opened on its own
         (emergency input, local puzzle) is held until the controller acknowledged why.
         """
         if self.emergency is not None:
-            return f"the emergency {self.emergency.id} is active"
+            return "emergency_refused", f"the emergency {self.emergency.id} is active"
         seq = self._holds.get(prop_id)
         if seq is not None:
-            return f"held open until the controller acknowledges event {seq}"
+            return "held_commands", f"held open until the controller acknowledges event {seq}"
         return None
 
     def _emergency_pressed(self) -> None:
@@ -476,8 +476,7 @@ class NodeAgent:
                 # a pulse's relock, a self-test's click): released again at once. The
                 # release calls back here and publishes the state.
                 self.metrics["held_relocks_undone"] += 1
-                log.warning("node %s: %s engaged while %s: released", self.node.id, prop_id,
-                            self._held_open(prop_id))
+                log.warning("node %s: %s engaged while held open: released", self.node.id, prop_id)
                 target.apply(contract.RELEASE, {})
                 return
             self.publish_state(prop_id)
@@ -1008,7 +1007,7 @@ class NodeAgent:
             return None
         held = self._held_open(prop_id)
         if held is not None:
-            return ("emergency_refused" if self.emergency is not None else "held_commands"), held
+            return held
         released = self._released_at.get(prop_id)
         if receipt is not None and released is not None and receipt < released:
             return "superseded_commands", "a release received after it was applied first"
@@ -1039,10 +1038,10 @@ class NodeAgent:
             elif prop is None:
                 message = f"unknown prop {request.prop!r}"
             elif request.action == "self_test" and isinstance(prop, Maglock) and \
-                    self._held_open(request.prop or "") is not None:
+                    (held := self._held_open(request.prop or "")) is not None:
                 # NOTE: a maglock's self-test locks it for a moment: not while it is held open.
-                self.metrics["held_commands"] += 1
-                message = f"self-test refused: {self._held_open(request.prop or '')}"
+                self.metrics[held[0]] += 1
+                message = f"self-test refused: {held[1]}"
             elif request.action == "self_test":
                 outcome = prop.self_test(timeout=request.timeout)
                 ok, result, message = outcome.passed, list(outcome.steps), outcome.message
