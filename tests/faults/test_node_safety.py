@@ -211,6 +211,17 @@ def test_the_emergency_outlives_a_restart_of_the_node_and_comes_back_on_every_co
     finally:
         first.agent.stop()
 
+    # A node (re)starting while the emergency is retained, with nothing on its disk: the
+    # retained message comes before any command, and holds it at once.
+    fresh = start_hall(mosquitto, tmp_path / "fresh")
+    try:
+        wait_for(lambda: fresh.agent.metrics["emergency_releases"] == 1, what="the retained emergency")
+        controller.send("hall", "mailbox_lock", controller.command("lock"))
+        fence(wire, fresh)
+        assert not fresh.locked and fresh.agent.metrics["emergency_refused"] == 1
+    finally:
+        fresh.agent.stop()
+
     # The retained message is lost (deleted, or a broker without persistence): the node
     # remembers the emergency on its disk and refuses every lock after its restart.
     wire.publish(T.emergency, b"", retain=True)
