@@ -114,9 +114,11 @@ def measure(b: Broker, workdir: Path, *, reader: bool, idle_s: float, keys: int,
     with contextlib.ExitStack() as stack:
         watcher = Watcher(b)
         stack.callback(watcher.close)
-        node = Proc(f"fp-node-{'reader' if reader else 'keypad'}", python_argv(
+        kind = "reader" if reader else "keypad"
+        node = Proc(f"fp-node-{kind}", python_argv(
             "controller.cli", "node", "--simulate", "--config", str(game), "--id", NODE,
-            "--broker", b.address), workdir=workdir, stops_on_eof=False)
+            "--broker", b.address, "--data-dir", str(workdir / f"data-{kind}")), workdir=workdir,
+            stops_on_eof=False)
         stack.callback(node.stop)
         if not watcher.online.wait(20):
             msg = f"the node did not come online; {node.tail()}"

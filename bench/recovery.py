@@ -177,7 +177,8 @@ def run(*, quick: bool, workdir: Path, restarts: int | None = None,
         stack.callback(http.close)
         nodes = {f"node_{n}": Proc(f"rec-node_{n}", python_argv(
             "controller.cli", "node", "--simulate", "--config", str(game), "--id", f"node_{n}",
-            "--broker", b.address), workdir=workdir, stops_on_eof=False) for n in range(1, NODES + 1)}
+            "--broker", b.address, "--data-dir", str(workdir / "nodes")), workdir=workdir,
+            stops_on_eof=False) for n in range(1, NODES + 1)}
         stack.callback(stop_all, list(nodes.values()))
         wait_until(lambda: all(n["online"] for n in http.get("/api/state")["nodes"]),
                    timeout=20, what="every node online")

@@ -22,16 +22,15 @@ node's ``solved_locally`` event when it is back.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from config.game import PARCOURS, Condition, EventCondition, Game, PerParcours, PropAction, Puzzle, Requires
+from nodes.datadir import write_atomically
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,19 +46,47 @@ class GameView:
 log = logging.getLogger(__name__)
 #: while a game runs, the saved view is refreshed this often (its age bounds the trust)
 VIEW_REFRESH_S = 60.0
+#: across a reboot of the machine only the wall clock spans the gap; this much error on it
+#: (a clock stepped by a time server, or not set yet on a Pi without RTC) is tolerated
+WALL_CLOCK_SLACK_S = 2 * 3600.0
+_OS_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """When, on both clocks, and in which boot of the machine (monotonic time is only
+    comparable within one boot of the kernel)."""
+
+    wall: float
+    mono: float
+    os_boot: str | None
+
+    @classmethod
+    def now(cls) -> Stamp:
+        try:
+            os_boot: str | None = _OS_BOOT_ID.read_text(encoding="ascii").strip() or None
+        except OSError:
+            os_boot = None
+        return cls(wall=time.time(), mono=time.monotonic(), os_boot=os_boot)
 
 
 class SavedView:
     """The last game view the controller gave, kept in the node's data dir.
 
-    A node that reboots while the controller is away (a controller crash leaves a last
+    A node that restarts while the controller is away (a controller crash leaves a last
     will that says nothing of the game) reads it back, so it still knows a game runs and
-    plays its local puzzles. The file is written atomically (temporary file, fsync,
-    rename) only when the view changes, and at most every :data:`VIEW_REFRESH_S` while a
-    game runs (so its age says when the controller was last heard). :meth:`load` trusts
-    it only if it is younger than *max_age_s* (a game's length: a controller gone longer
-    than that cannot have a game running) and not from the future (a Pi with no RTC and
-    no time sync yet).
+    plays its local puzzles. The file is written atomically only when the view changes,
+    and at most every :data:`VIEW_REFRESH_S` while a game runs (so its age says when the
+    controller was last heard). :meth:`load` trusts it only if it is younger than
+    *max_age_s* (a game's length: a controller gone longer than that cannot have a game
+    running).
+
+    Its age is measured on the monotonic clock when the machine has not rebooted since
+    (an agent restarted, killed, updated): a step of the wall clock changes nothing. After
+    a reboot only the wall clock spans the gap, and it may have been stepped meanwhile (a
+    Pi has no RTC): a view up to :data:`WALL_CLOCK_SLACK_S` outside ``[0, max_age_s]`` is
+    still trusted, with a warning. Trusting a stale view costs little (a node on its own
+    only ever opens locks); distrusting a live one leaves players stuck.
     """
 
     def __init__(self, path: Path) -> None:
@@ -67,50 +94,52 @@ class SavedView:
         self._written: tuple[Any, ...] | None = None
         self._written_at = 0.0
 
-    def save(self, view: GameView, *, controller_boot: str | None, wall: float | None = None) -> bool:
+    def save(self, view: GameView, *, controller_boot: str | None, at: Stamp | None = None) -> bool:
         """Write *view* if it changed (or is due a refresh); return True if written."""
         key = (view.running, view.session, view.parcours, tuple(sorted(view.solved)))
         now = time.monotonic()
         if key == self._written and not (view.running and now - self._written_at >= VIEW_REFRESH_S):
             return False
+        at = at or Stamp.now()
         data = {"v": 1, "running": view.running, "session": view.session,
                 "parcours": view.parcours, "solved": sorted(view.solved),
-                "controller_boot": controller_boot, "heard_at": wall if wall is not None else time.time()}
-        tmp = self.path.with_name(self.path.name + ".tmp")
+                "controller_boot": controller_boot, "heard_at": at.wall, "heard_mono": at.mono,
+                "os_boot": at.os_boot}
         try:
-            with tmp.open("w", encoding="utf-8") as out:
-                json.dump(data, out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
+            write_atomically(self.path, json.dumps(data))
         except OSError:
             log.exception("saving the game view to %s failed", self.path)
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             return False
         self._written, self._written_at = key, now
         return True
 
-    def load(self, *, max_age_s: float, wall: float | None = None) -> GameView | None:
+    def load(self, *, max_age_s: float, at: Stamp | None = None) -> GameView | None:
         """The saved view if it says a game runs and is recent enough; else None."""
+        at = at or Stamp.now()
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            age = (wall if wall is not None else time.time()) - float(data["heard_at"])
+            same_boot = data.get("os_boot") is not None and data.get("os_boot") == at.os_boot \
+                and data.get("heard_mono") is not None
+            age = at.mono - float(data["heard_mono"]) if same_boot else at.wall - float(data["heard_at"])
             view = GameView(running=bool(data["running"]), session=data.get("session"),
                             parcours=data.get("parcours"),
                             solved=frozenset(str(s) for s in data.get("solved") or ()))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("saved game view %s unreadable: %s", self.path, exc)
             return None
         if not view.running:
             return None
-        if not 0 <= age <= max_age_s:
-            log.warning("saved game view %s not trusted: heard %.0f s ago (limit %.0f s)",
-                        self.path, age, max_age_s)
-            return None
-        return view
+        if 0 <= age <= max_age_s:
+            return view
+        if not same_boot and -WALL_CLOCK_SLACK_S <= age <= max_age_s + WALL_CLOCK_SLACK_S:
+            log.warning("saved game view %s: heard %.0f s ago by the wall clock, across a reboot "
+                        "(the clock may have been stepped); trusted", self.path, age)
+            return view
+        log.warning("saved game view %s not trusted: heard %.0f s ago by the %s clock (limit %.0f s)",
+                    self.path, age, "monotonic" if same_boot else "wall", max_age_s)
+        return None
 
 
 class LocalPuzzles:

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import threading
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,11 @@ NODE_ENV: dict[str, str] = {
     "ESCAPE_MQTT_PASSWORD": "its MQTT password",
     "ESCAPE_MQTT_PASSWORD_FILE": "a file holding the MQTT password, instead of ESCAPE_MQTT_PASSWORD",
     "ESCAPE_MQTT_KEEPALIVE": "the MQTT keepalive in seconds (--keepalive wins)",
-    "ESCAPE_DATA_DIR": "where the outbox of undelivered events and the last game view are kept "
-                       "(--data-dir wins)",
+    "ESCAPE_DATA_DIR": "where the outbox of undelivered events, the boot counter, the last game "
+                       "view and an active emergency are kept (--data-dir wins)",
+    "XDG_STATE_HOME": "where the default data dir goes when /var/lib/escape-apartment is not "
+                      "writable (see --data-dir)",
+    "HOME": "likewise, ~/.local/state/escape-apartment when XDG_STATE_HOME is not set",
     "GPIOZERO_PIN_FACTORY": "mock: simulated pins, as --simulate",
     "NOTIFY_SOCKET": "set by systemd (Type=notify): the agent says READY=1 there",
     "WATCHDOG_USEC": "set by systemd (WatchdogSec=): the agent pings it twice as often",
@@ -54,8 +58,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "offline (last will) 1.5 times this after it went silent "
                              "(env ESCAPE_MQTT_KEEPALIVE, default 5)")
     parser.add_argument("--data-dir", default=os.environ.get("ESCAPE_DATA_DIR"),
-                        help="where the node keeps its outbox of undelivered events "
-                             "(env ESCAPE_DATA_DIR; default: a temporary directory)")
+                        help="where the node keeps what must survive its restarts: events not "
+                             "delivered yet, the game view, its boot counter, an emergency not "
+                             "cleared (env ESCAPE_DATA_DIR; default: /var/lib/escape-apartment/"
+                             "<id> if that directory or its parent exists and is writable, else "
+                             "$XDG_STATE_HOME/escape-apartment/<id>, else "
+                             "~/.local/state/escape-apartment/<id>; never a temporary folder)")
     parser.set_defaults(func=cmd_run)
     sub = parser.add_subparsers(dest="node_cmd")
     try:
@@ -113,6 +121,7 @@ def pin_factory_for(simulate: bool) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from config.loader import GameConfigError
     from nodes.agent import NodeAgent
+    from nodes.datadir import default_data_dir
     from nodes.mqtt import BrokerAddress, credentials_from_env
 
     try:
@@ -122,9 +131,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     username, password = credentials_from_env()
     broker = BrokerAddress.parse(args.broker, username=username, password=password)
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir(args.node_id)
+    log.info("node %s keeps its data in %s%s", args.node_id, data_dir,
+             "" if args.data_dir else " (no --data-dir nor ESCAPE_DATA_DIR: the default)")
     agent = NodeAgent(game=game, node_id=args.node_id, broker=broker,
                       pin_factory=pin_factory_for(args.simulate), simulate=args.simulate,
-                      keepalive=args.keepalive, data_dir=args.data_dir)
+                      keepalive=args.keepalive, data_dir=data_dir)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

@@ -255,6 +255,42 @@ def test_node_receives_its_commands_and_the_controller_status(peer: OpenPeer) ->
         hall.wait_for(topic, payload)
 
 
+def test_node_reads_the_emergency_and_its_own_status_but_no_other_nodes(peer: OpenPeer) -> None:
+    controller, hall = peer("controller"), peer("hall")
+    hall.subscribe(T.emergency, T.node_status("hall"), T.node_status("entree"))
+    emergency, own_status = marker("emergency"), marker("own-status")
+    controller.publish(T.emergency, emergency, retain=True)
+    controller.publish(T.node_status("entree"), marker("not-for-hall"), retain=True)
+    hall.publish(T.node_status("hall"), own_status, retain=True)   # its birth, read back
+    hall.wait_for(T.emergency, emergency)
+    hall.wait_for(T.node_status("hall"), own_status)
+    assert [m for m in hall.messages if b"not-for-hall" in m.payload] == []
+    # ...and a node subscribing later gets the retained emergency at once
+    late = peer("entree")
+    late.subscribe(T.emergency)
+    assert late.wait_for(T.emergency, emergency).retain
+
+
+def test_node_cannot_write_the_emergency(peer: OpenPeer) -> None:
+    """Neither raise nor clear it: only the controller (the game master) does."""
+    controller, hall = peer("controller"), peer("hall")
+    real = marker("the-game-masters-emergency")
+    controller.publish(T.emergency, real, retain=True)
+    controller.subscribe(T.emergency, T.prop_event("hall", "mailbox_keypad"))
+    controller.wait_for(T.emergency, real)   # the retained one, at subscription
+    forged = marker("forged-emergency")
+    hall.publish(T.emergency, forged, retain=True)
+    hall.publish(T.emergency, b"", retain=True)   # deleting the retained one: a forged clear
+    fence = marker("fence")
+    hall.publish(T.prop_event("hall", "mailbox_keypad"), fence)
+    controller.wait_for(T.prop_event("hall", "mailbox_keypad"), fence)
+    assert [m.payload for m in controller.got(T.emergency)] == [real]
+    late = peer("controller")   # subscribes afterwards: the retained one is still the real one
+    late.subscribe(T.emergency)
+    assert late.wait_for(T.emergency, real).retain
+    assert [m.payload for m in late.got(T.emergency)] == [real]
+
+
 def test_node_cannot_receive_another_nodes_commands(peer: OpenPeer) -> None:
     controller, hall = peer("controller"), peer("hall")
     # Subscribing is not refused (Mosquitto checks "read" when it delivers); what matters

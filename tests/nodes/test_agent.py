@@ -92,8 +92,10 @@ def _message(topic: str, payload: bytes) -> mqtt.MQTTMessage:
 
 
 def test_a_lock_command_is_applied_in_pahos_callback_unless_the_worker_is_busy():
-    """docs/performance.md, fix 9: no hand-off to the worker for a lock or unlock, but never
-    ahead of a message the worker has not finished (a status changing the session)."""
+    """docs/performance.md, fix 9: no hand-off to the worker for a lock, but never ahead of
+    a message the worker has not finished (a status changing the session). A release never
+    waits: applied at once even behind a busy worker, and a lock queued before it is
+    refused when its turn comes (the later order wins)."""
     agent, factory = make_agent()
     agent.start()
     try:
@@ -119,11 +121,17 @@ def test_a_lock_command_is_applied_in_pahos_callback_unless_the_worker_is_busy()
         agent._work_on = slow   # type: ignore[method-assign]
         agent._inbox.put("blocker")
         agent._on_message(None, None, _message(topic, Command(id="n2", action="unlock").to_bytes()))
-        assert factory.pin(17).state, "queued behind the worker's message, not applied yet"
+        assert not factory.pin(17).state, "a release does not wait behind the worker"
+        agent._on_message(None, None, _message(topic, Command(id="n3", action="lock").to_bytes()))
+        assert not factory.pin(17).state, "a lock waits behind the worker's message"
+        agent._on_message(None, None, _message(topic, Command(id="n4", action="unlock").to_bytes()))
+        agent._on_message(None, None, _message(topic, Command(id="n5", action="lock").to_bytes()))
         release.set()
         deadline = time.monotonic() + 5
-        while factory.pin(17).state and time.monotonic() < deadline:
+        while agent._inbox.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.005)
-        assert not factory.pin(17).state and agent.metrics["commands_now"] == 2
+        assert agent.metrics["superseded_commands"] == 1, "n3: the release n4 came after it"
+        assert factory.pin(17).state, "n5 came after the release: applied, in order"
+        assert agent.metrics["commands_now"] == 4, "n1 twice, n2, n4"
     finally:
         agent.stop()
