@@ -19,7 +19,7 @@ import pytest
 
 from config.loader import SHIPPED_GAME, load_game
 from nodes.contract import Emergency, Topics, decode
-from tests.faults.conftest import Rig, Wire, fault_game, wait_for
+from tests.faults.conftest import Rig, Seen, Wire, fault_game, wait_for
 from tests.support.fake_node import DeafNode
 
 pytestmark = pytest.mark.mosquitto
@@ -39,10 +39,17 @@ def lock_alerts(rig: Rig) -> dict[tuple[str, str], dict[str, Any]]:
 def retained_emergency(wire: Wire, topics: Topics, *, since: float) -> Emergency:
     """Subscribe afresh: what a node connecting now would read first (the retained message)."""
     wire.subscribe(topics.emergency)
-    wait_for(lambda: wire.received(topics.emergency, since=since), what="the retained emergency")
-    seen = wire.received(topics.emergency, since=since)[-1]
-    assert seen.retain, "delivered as retained: a node that connects later reads it first"
-    return decode(seen.payload, Emergency)
+    wait_for(lambda: wire.received(topics.emergency, since=since), what="the emergency on the wire")
+    # It may have come live (a wire subscribed before it was published): subscribing again
+    # gets what a node connecting now reads first, the retained copy.
+    subscribed = time.monotonic()
+    wire.subscribe(topics.emergency)
+
+    def retained() -> list[Seen]:
+        return [m for m in wire.received(topics.emergency, since=subscribed) if m.retain]
+
+    wait_for(retained, what="the emergency delivered as retained: a node that connects later reads it first")
+    return decode(retained()[-1].payload, Emergency)
 
 
 def test_emergency_answers_every_lock_of_seven_rooms_confirmed_open_with_the_ms_it_took(make_rig):
