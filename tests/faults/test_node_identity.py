@@ -224,7 +224,7 @@ def test_the_will_of_an_old_controller_boot_does_not_silence_the_node(wire, hall
     new.beat()
     new.beat()   # the second one is live (the first after a subscription may be a leftover)
     wait_for(lambda: hall.status()["controller_online"], what="the hall to hear the controller")
-    assert wait_for_event(wire, hall, "press"), "delivered at once to a live controller"
+    assert wait_for_event(wire, hall, "down"), "delivered at once to a live controller"
     wire.publish(T.controller_status, old.status(online=False).to_bytes(), retain=True)
     assert wait_for_event(wire, hall, "release"), "still delivered at once after the old will"
     assert hall.metrics["stale_controller_wills"] == 1

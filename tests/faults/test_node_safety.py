@@ -15,6 +15,7 @@ lock reported back (the state says the lock is still open).
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -241,51 +242,68 @@ def test_the_emergency_outlives_a_restart_of_the_node_and_comes_back_on_every_co
     assert not (data_dir / "faults-hall.emergency.json").exists(), "the clear is remembered too"
 
 
+class StuckWorker:
+    """Holds the node's worker thread inside a message for as long as the test wants (its
+    ``on_handled`` hook, called by the worker after each message it handles, waits)."""
+
+    def __init__(self, wire: Wire, hall: Hall) -> None:
+        self.wire, self.hall = wire, hall
+        self.stuck, self.freed = threading.Event(), threading.Event()
+        hall.agent.on_handled = self._handled
+
+    def _handled(self, _parts: object, payload: object) -> None:
+        if isinstance(payload, Resync) and payload.reason == "stall":
+            self.stuck.set()
+            self.freed.wait(30)
+
+    def __enter__(self) -> StuckWorker:
+        self.stuck.clear()
+        self.freed.clear()
+        self.wire.publish(T.node_resync("hall"), Resync(reason="stall").to_bytes())
+        wait_for(self.stuck.is_set, what="the worker to be stuck")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.freed.set()
+
+
 def test_a_stuck_worker_or_a_full_inbox_delays_no_release(hall, wire, controller):
-    """The worker holds a button for seconds (a rehearsal gesture); meanwhile its inbox
-    fills up with messages it cannot handle yet. The emergency, then an unlock, still
-    release the relay at once."""
-    hold_s = 4.0
+    """The worker is stuck in a message; meanwhile its inbox fills up with messages it
+    cannot handle yet. The emergency, then an unlock, still release the relay at once."""
     controller.send("hall", "mailbox_lock", controller.command("lock"))
     wait_for(lambda: hall.locked, what="the lock to engage")
 
-    busy_since = time.monotonic()
-    wire.publish(T.prop_simulate("hall", "bell"),
-                 Gesture(id=new_id(), gesture="hold", value=hold_s).to_bytes())
-    wait_for(lambda: hall.agent.simulators["bell"].pressed, what="the worker to start holding the bell")
-    # a lock queued behind the held button, then the emergency: released at once
-    controller.send("hall", "mailbox_lock", controller.command("lock"))
-    sent = emergency(wire, active=True)
-    wait_for(lambda: not hall.locked, timeout=2, what="the emergency to release the relay")
-    emergency_ms = (time.perf_counter() - sent) * 1000
-    assert time.monotonic() - busy_since < hold_s, "the worker was still busy"
-    emergency(wire, active=False)
-
-    # the worker done, the lock queued before the emergency is refused (superseded)
-    wait_for(lambda: not hall.agent.simulators["bell"].pressed, timeout=2 * hold_s,
-             what="the worker to let the bell go")
+    with StuckWorker(wire, hall) as worker:
+        # a lock queued behind the stuck worker, then the emergency: released at once
+        controller.send("hall", "mailbox_lock", controller.command("lock"))
+        sent = emergency(wire, active=True)
+        wait_for(lambda: not hall.locked, timeout=2, what="the emergency to release the relay")
+        emergency_ms = (time.perf_counter() - sent) * 1000
+        assert not worker.freed.is_set() and worker.stuck.is_set(), "the worker was still stuck"
+        emergency(wire, active=False)
+        wait_for(lambda: hall.agent.emergency is None, what="the hall to hear the end of the alert")
+    # the worker free, the lock queued before the emergency is refused (superseded)
     fence(wire, hall)
     assert not hall.locked and hall.agent.metrics["superseded_commands"] == 1
 
-    # now fill the inbox to the brim behind another held button, then unlock
+    # now fill the inbox to the brim behind the stuck worker, then unlock
     controller.send("hall", "mailbox_lock", controller.command("lock"))
     wait_for(lambda: hall.locked, what="the lock to engage again")
-    wire.publish(T.prop_simulate("hall", "bell"),
-                 Gesture(id=new_id(), gesture="hold", value=3 * hold_s).to_bytes())
-    wait_for(lambda: hall.agent.simulators["bell"].pressed, what="the worker to hold the bell again")
-    junk = controller.command("lock").to_bytes()   # to a prop the hall does not have
-    for _ in range(10_050):
-        wire.publish(T.prop_set("hall", "ghost"), junk, qos=0, wait=False)
-    wait_for(lambda: hall.agent.metrics["inbox_full"] > 0, timeout=10, what="the inbox to be full")
-    sent = time.perf_counter()
-    controller.send("hall", "mailbox_lock", controller.command("unlock"))
-    wait_for(lambda: not hall.locked, timeout=5, what="the unlock to release the relay")
-    unlock_ms = (time.perf_counter() - sent) * 1000
-    assert hall.agent.simulators["bell"].pressed, "the worker was still busy"
-    # the node stops cleanly even so (its inbox full, its worker busy)
-    stopped_at = time.monotonic()
-    hall.agent.stop()
-    assert time.monotonic() - stopped_at < 5
+    with StuckWorker(wire, hall) as worker:
+        junk = controller.command("lock").to_bytes()   # to a prop the hall does not have
+        for _ in range(10_050):
+            wire.publish(T.prop_set("hall", "ghost"), junk, qos=0, wait=False)
+        wait_for(lambda: hall.agent.metrics["inbox_full"] > 0, timeout=10, what="the inbox to be full")
+        sent = time.perf_counter()
+        controller.send("hall", "mailbox_lock", controller.command("unlock"))
+        wait_for(lambda: not hall.locked, timeout=5, what="the unlock to release the relay")
+        unlock_ms = (time.perf_counter() - sent) * 1000
+        assert not worker.freed.is_set(), "the worker was still stuck"
+        # the node stops cleanly even so (its inbox full, its worker stuck)
+        stopped_at = time.monotonic()
+        worker.freed.set()
+        hall.agent.stop()
+        assert time.monotonic() - stopped_at < 5
     print(f"\n[busy worker] emergency released the relay {emergency_ms:.1f} ms after its publish, "
           f"an unlock {unlock_ms:.1f} ms after its publish with the inbox full "
           f"({hall.agent.metrics['inbox_full']} messages dropped)")
