@@ -1,25 +1,13 @@
 """What the controller knows of the nodes: which boot is current, online or not, reported
 prop states, clock offsets.
 
-**Node identity** (docs/mqtt.md, "Node identity"). Births, wills, heartbeats and events
-of old and new boots may arrive in any order — a retained will read by a controller that
-just started, an old boot's event delivered after the new boot's birth — and the registry
-converges on the truth whatever the order:
-
-* a heartbeat, a birth that is not a retained leftover, an event of the current boot are
-  *live*: that boot runs now; a retained birth is only a claim (the broker kept it);
-* a boot with a higher ``boot_n`` (the node's boot counter, kept on its disk) takes over;
-  without a counter to compare, a live birth takes over (the node just connected), and
-  any other live boot or claim only when the current boot is not alive (offline, or not
-  heard live for two heartbeat intervals);
-* a will takes the node offline only if it names the current boot (or a newer one);
-* events never change identity: an old boot's event is a replayed fact; duplicates are
-  dropped by ``(boot_id, seq)`` for the current and a few recent boots, and a gap in the
-  current boot's sequence asks for a resync;
-* a boot adopted without its birth (from a heartbeat) is asked for a resync (it then
-  publishes its birth and every state again);
-* "reboot" (a new boot replaced the current one: its relays were released) is reported
-  once per boot, never when a boot that was current before speaks again.
+**Node identity**: births, wills, heartbeats and events of old and new boots may arrive
+in any order (a retained will read by a controller that just started, an old boot's event
+delivered after the new boot's birth); the rules that make the registry converge on the
+truth whatever the order are written once, in docs/mqtt.md ("Node identity"), and
+implemented here: :meth:`Registry._takes_over` (which boot is current), ``on_status``
+(a will names its boot), ``on_heartbeat`` (a heartbeat proves its boot runs),
+``on_event`` (events never change identity; dedup per boot).
 
 Offline detection has two sources: the node's retained last will (the broker publishes it
 when the connection ends without a goodbye), and the node's silence — no heartbeat and no
