@@ -104,8 +104,9 @@ class NodeInfo:
 
     @property
     def clock_offset(self) -> float | None:
-        """The node's clock minus the controller's (s): median of the last heartbeats."""
-        return statistics.median(self.clock_samples) if self.clock_samples else None
+        """The node's clock minus the controller's (s): median of the last heartbeats (one
+        of them, not a mean of two: a step shows once most samples have it)."""
+        return statistics.median_low(self.clock_samples) if self.clock_samples else None
 
 
 @dataclass(slots=True)
