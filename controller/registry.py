@@ -296,10 +296,14 @@ class Registry:
 
     # -- states and events --------------------------------------------------------------
     def on_state(self, node_id: str, prop_id: str, state: PropState, *,
-                 live: bool = True) -> PropInfo | None:
+                 live: bool = True) -> PropInfo | bool | None:
+        """Apply a reported state; None for an unknown prop, False for the state of a boot
+        the current one replaced (delivered late: what it reported is no longer true)."""
         prop = self.props.get((node_id, prop_id))
         if prop is None:
             return None
+        if state.boot_id is not None and state.boot_id in self.nodes[node_id].former:
+            return False
         prop.reported, prop.ack, prop.updated = state.fields, state.ack, self.wall()
         if live:   # a retained state read at subscription says nothing of now
             self.nodes[node_id].last_seen = prop.updated

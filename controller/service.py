@@ -326,8 +326,11 @@ class GameService:
         if isinstance(payload, NodeStatus):
             self._on_status(node, payload, live=not item.retained)
         elif isinstance(payload, PropState):
-            if self.registry.on_state(node, parts.prop or "", payload, live=not item.retained) is None:
+            prop = self.registry.on_state(node, parts.prop or "", payload, live=not item.retained)
+            if prop is None:
                 self.bridge.metrics["unknown_prop"] += 1
+            elif prop is False:
+                self.bridge.metrics["stale_states"] += 1
         elif isinstance(payload, PropEvent):
             self._on_event(node, parts.prop or "", payload)
         elif isinstance(payload, TechReply):

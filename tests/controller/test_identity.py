@@ -299,6 +299,20 @@ def test_retained_messages_do_not_move_last_seen(registry: Registry, clocks: Fak
     assert registry.nodes["hall"].last_seen == clocks.now
 
 
+def test_a_late_state_of_a_replaced_boot_does_not_overwrite_the_current_one(registry: Registry) -> None:
+    from nodes.contract import PropState
+
+    registry.on_status("hall", birth("A", 1))
+    registry.on_status("hall", birth("B", 2))
+    assert registry.on_state("hall", "box_lock", PropState(boot_id="B", engaged=False)) is not None
+    assert registry.on_state("hall", "box_lock", PropState(boot_id="A", engaged=True)) is False
+    assert registry.props[("hall", "box_lock")].reported == {"engaged": False}
+    # a boot not replaced (yet): its states count (a restarted controller reads them before
+    # the heartbeat that makes their boot current)
+    assert registry.on_state("hall", "box_lock", PropState(boot_id="C", engaged=True))
+    assert registry.props[("hall", "box_lock")].reported == {"engaged": True}
+
+
 # -- clock offset: information only -----------------------------------------------------------
 def test_the_clock_offset_is_the_median_of_the_last_heartbeats_and_warns_above_2_s(
         registry: Registry, clocks: FakeClocks) -> None:
