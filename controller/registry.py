@@ -97,8 +97,11 @@ class NodeInfo:
     outbox: int | None = None
     #: the last seq handled of other recent boots (their late events are deduplicated)
     other_seqs: dict[str, int] = field(default_factory=dict)
-    #: boots that were current once (oldest first): one of them taking over is no reboot
-    former: list[str] = field(default_factory=list)
+    #: boots that were current and were replaced (oldest first) and their counters: one of
+    #: them taking over again is no reboot; their late states are ignored
+    former: dict[str, int | None] = field(default_factory=dict)
+    #: the boot a previous controller knew as current (from the store), until one is adopted
+    remembered: tuple[str, int | None] | None = None
     #: the node's clock minus the controller's, per heartbeat of the current boot (s)
     clock_samples: deque[float] = field(default_factory=lambda: deque(maxlen=CLOCK_SAMPLES))
 
@@ -145,6 +148,18 @@ class Registry:
         self.returned: set[str] = set()
 
     # -- identity -----------------------------------------------------------------------
+    def known_boots(self) -> dict[str, tuple[str, int | None]]:
+        """Each node's current boot (what the next controller starts from)."""
+        return {n.id: (n.boot_id, n.boot_n) if n.boot_id is not None else n.remembered
+                for n in self.nodes.values() if n.boot_id is not None or n.remembered is not None}
+
+    def remember(self, node_id: str, boot_id: str, boot_n: int | None) -> None:
+        """The boot a previous controller knew as current: another one adopted here is a
+        reboot — even one that happened while no controller ran — and that one is not."""
+        node = self.nodes.get(node_id)
+        if node is not None and node.boot_id is None:
+            node.remembered = (boot_id, boot_n)
+
     def _silent(self, node: NodeInfo, now: float) -> bool:
         """The current boot is offline, or has said nothing for two heartbeat intervals."""
         if not node.online:
@@ -156,33 +171,38 @@ class Registry:
     def _takes_over(self, node: NodeInfo, boot_n: int | None, *, live: bool, birth: bool,
                     now: float) -> bool:
         """Does a boot that is not the current one become it? (Births and heartbeats.)"""
-        if node.boot_id is None:
+        known = (node.boot_id, node.boot_n) if node.boot_id is not None else node.remembered
+        if known is None:
             return True
-        counted = boot_n is not None and node.boot_n is not None and boot_n != node.boot_n
-        if counted and boot_n > node.boot_n:  # type: ignore[operator]
+        counted = boot_n is not None and known[1] is not None and boot_n != known[1]
+        if counted and boot_n > known[1]:  # type: ignore[operator]
             return True
-        if live and birth and not counted:
+        if counted:   # an older counter (its disk was replaced?): a live one, if ours is gone
+            return live and self._silent(node, now)
+        if live and birth:
             return True   # no counter to compare: the node has just connected with it
-        # An older counter (its disk was replaced?), or no order known: only in place of a
-        # boot that is gone.
-        return self._silent(node, now)
+        return self._silent(node, now)   # no order known: only in place of a boot that is gone
 
-    def _adopt(self, node: NodeInfo, boot_id: str, boot_n: int | None) -> Boot:
-        """Make *boot_id* the current boot; return REBOOT, BIRTH (none known) or RETURN."""
-        previous = node.boot_id
+    def _adopt(self, node: NodeInfo, boot_id: str, boot_n: int | None, *, count: bool = True) -> Boot:
+        """Make *boot_id* the current boot; return REBOOT (*count*: counted in ``reboots``),
+        BIRTH (no boot known before) or RETURN (one current before: no reboot again)."""
+        previous = (node.boot_id, node.boot_n) if node.boot_id is not None else node.remembered
         if previous is None:
             kind = Boot.BIRTH
-        elif boot_id in node.former:
-            kind = Boot.RETURN   # a flip back to a boot that was current: no reboot again
+        elif boot_id == previous[0] or boot_id in node.former:
+            kind = Boot.RETURN
         else:
             kind = Boot.REBOOT
-            node.reboots += 1
-        if previous is not None:
-            _remember(node.other_seqs, previous, node.last_seq)
-            if previous in node.former:
-                node.former.remove(previous)
-            node.former.append(previous)
-            del node.former[:-RECENT_BOOTS]
+            node.reboots += count
+        if node.boot_id is not None:
+            _remember(node.other_seqs, node.boot_id, node.last_seq)
+        if previous is not None and previous[0] != boot_id:
+            node.former.pop(previous[0], None)
+            node.former[previous[0]] = previous[1]
+            while len(node.former) > RECENT_BOOTS:
+                del node.former[next(iter(node.former))]
+        node.former.pop(boot_id, None)
+        node.remembered = None
         node.boot_id, node.boot_n = boot_id, boot_n
         node.last_seq = node.other_seqs.pop(boot_id, 0)
         node.booted_at = node.birth_ts = None
@@ -212,7 +232,7 @@ class Registry:
                 return Boot.STALE  # the will of an older boot, arriving after the new birth
             if status.boot_id != node.boot_id:
                 # The first boot heard of, or a newer one whose birth we missed: it is gone.
-                self._adopt(node, status.boot_id, status.boot_n)
+                self._adopt(node, status.boot_id, status.boot_n, count=False)
             elif status.boot_n is not None:
                 node.boot_n = status.boot_n
             node.online, node.offline_reason = False, "will"

@@ -71,6 +71,8 @@ ACTUATOR_KINDS = frozenset({"maglock", "relay", "led", "buzzer"})
 TECH_MARGIN_S = 5.0
 #: store meta key of the tags enrolled from the technician page
 ENROLLED_META = "tech_enrolled"
+#: store meta key of each node's current boot (a reboot while no controller ran is seen)
+BOOTS_META = "node_boots"
 
 
 class NodeUnavailable(RuntimeError):
@@ -131,6 +133,8 @@ class GameService:
         self._game_state_due = False
         self._stopping = False
         self._last_alert: str | None = None
+        #: each node's boot as last written to the store (see _save_boots)
+        self._saved_boots: dict[str, tuple[str, int | None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         # NOTE: what is derived from the game here is rebuilt by controller/reload.py
         # (replace_game) when the game file is reloaded: keep the two in step.
@@ -178,6 +182,7 @@ class GameService:
         """
         clean = self.store.get_meta("clean_stop", "1") == "1"
         self.store.set_meta("clean_stop", "0")
+        self._load_boots()
         for row in self.store.load_desired():
             key = (row["node"], row["prop"])
             if key not in self._configs:
@@ -344,10 +349,32 @@ class GameService:
             self.bridge.metrics["stale_statuses"] += 1
         self._on_boot(node, kind, status.boot_id, how="birth" if status.online else "will")
 
+    def _load_boots(self) -> None:
+        try:
+            boots = json.loads(self.store.get_meta(BOOTS_META) or "{}")
+            for node, (boot_id, boot_n) in boots.items():
+                if isinstance(boot_id, str) and (boot_n is None or isinstance(boot_n, int)):
+                    self.registry.remember(node, boot_id, boot_n)
+        except (sqlite3.Error, StoreError, ValueError, TypeError, AttributeError):
+            log.exception("reading the nodes' last boots failed: every node starts unknown")
+        self._saved_boots = self.registry.known_boots()
+
+    def _save_boots(self) -> None:
+        boots = self.registry.known_boots()
+        if boots == self._saved_boots:
+            return
+        try:
+            self.store.set_meta(BOOTS_META, json.dumps(boots))
+            self._saved_boots = boots
+        except (sqlite3.Error, StoreError):
+            self.bridge.metrics["store_errors"] += 1
+            log.exception("saving the nodes' boots failed")
+
     def _on_boot(self, node: str, kind: Boot, boot_id: str, *, how: str) -> None:
         """What a birth, will or heartbeat changed in *node*'s identity (controller/registry.py)."""
         if kind in (Boot.SAME, Boot.UPDATED):
             return
+        self._save_boots()
         log.log(logging.WARNING if kind in (Boot.REBOOT, Boot.STALE, Boot.RETURN) else logging.INFO,
                 "node %s: %s (%s of boot %s; current boot %s)", node, kind, how, boot_id,
                 self.registry.nodes[node].boot_id)

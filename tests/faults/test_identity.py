@@ -34,9 +34,13 @@ APARTMENT = "faults"
 KEEPALIVE = 3.0          # the raw nodes' heartbeat: every 1 s
 
 
-def hall_of(state: dict[str, Any] | None) -> dict[str, Any]:
+def node_of(state: dict[str, Any] | None, node: str) -> dict[str, Any]:
     assert state is not None
-    return next(n for n in state["nodes"] if n["id"] == "hall")
+    return next(n for n in state["nodes"] if n["id"] == node)
+
+
+def hall_of(state: dict[str, Any] | None) -> dict[str, Any]:
+    return node_of(state, "hall")
 
 
 class Controller:
@@ -88,34 +92,54 @@ def controller(mosquitto: Any, tmp_path: Path) -> Iterator[Controller]:
     ctl.stop()
 
 
-def raw(nodes: list[RawNode], broker: Any, boot: str, boot_n: int | None, **kw: Any) -> RawNode:
-    node = RawNode(broker, apartment=APARTMENT, node="hall", boot=boot, boot_n=boot_n,
-                   keepalive=KEEPALIVE, **kw)
-    nodes.append(node)
-    return node
+def raw(nodes: list[RawNode], broker: Any, boot: str, boot_n: int | None, *, node: str = "hall",
+        **kw: Any) -> RawNode:
+    played = RawNode(broker, apartment=APARTMENT, node=node, boot=boot, boot_n=boot_n,
+                     keepalive=KEEPALIVE, **kw)
+    nodes.append(played)
+    return played
 
 
 # -- finding: a fast reboot, its old will after the new birth, a controller restart -------------
 @pytest.mark.parametrize("counters", [True, False], ids=["boot_n", "no_boot_n"])
 def test_a_fast_reboot_then_a_controller_restart_shows_the_room_online_within_one_heartbeat(
         mosquitto, tmp_path, wire, processes, nodes, counters):
+    """The entrée (its door is an exit door) reboots fast while the controller is dead:
+    the old connection's will lands after the new birth and stays retained. The next
+    controller reads it first; the room must be online at its new boot's first heartbeat,
+    the pre-game check must not wait for it, and its exit door waits for the game master —
+    once: a controller restarted again does not take the same reboot for a new one."""
     path, db = game_file(tmp_path), tmp_path / "escape.db"
-    status_topic = f"escape/{APARTMENT}/nodes/hall/status"
+    status_topic = f"escape/{APARTMENT}/nodes/entree/status"
     wire.subscribe(status_topic)
-    controller = ControllerProcess(game=path, db=db, broker=mosquitto, log=tmp_path / "c1.log")
-    processes.append(controller)
-    wait_for(lambda: controller.state() is not None, timeout=20, what="the controller to answer")
 
+    def start(name: str) -> ControllerProcess:
+        proc = ControllerProcess(game=path, db=db, broker=mosquitto, log=tmp_path / f"{name}.log")
+        processes.append(proc)
+        wait_for(lambda: proc.state() is not None, timeout=20, what=f"{name} to answer")
+        return proc
+
+    def entree(proc: ControllerProcess) -> dict[str, Any]:
+        return node_of(proc.state(), "entree")
+
+    def door(proc: ControllerProcess) -> dict[str, Any]:
+        return next(p["desired"] for p in proc.state()["props"] if (p["node"], p["id"]) == ("entree", "door_lock"))
+
+    controller = start("c1")
     with TcpProxy(upstream=(mosquitto.host, mosquitto.port)) as old_link:
-        old = raw(nodes, mosquitto, "bootold", 1 if counters else None, via=(old_link.host, old_link.port))
+        old = raw(nodes, mosquitto, "bootold", 1 if counters else None, node="entree",
+                  via=(old_link.host, old_link.port))
         old.birth()
         old.beat()
-        wait_for(lambda: hall_of(controller.state())["boot_id"] == "bootold", what="the old boot online")
+        wait_for(lambda: entree(controller)["boot_id"] == "bootold", what="the old boot online")
+        reply = controller.post("/api/game/start", {"parcours": "primo", "players": 2})
+        assert reply.status_code == 200, reply.text
+        assert door(controller)["action"] == "lock"
+        controller.kill()
         # The Pi reboots fast: the new boot is up while the broker still holds the old
         # connection; then the old connection ends, and the broker publishes its will.
-        new = raw(nodes, mosquitto, "bootnew", 2 if counters else None)
+        new = raw(nodes, mosquitto, "bootnew", 2 if counters else None, node="entree")
         new.birth()
-        new.beat()
         old_link.cut()
         wait_for(lambda: any(json.loads(m.payload).get("boot_id") == "bootold"
                              and json.loads(m.payload)["online"] is False
@@ -123,26 +147,32 @@ def test_a_fast_reboot_then_a_controller_restart_shows_the_room_online_within_on
     last = json.loads(wire.received(status_topic)[-1].payload)
     assert (last["boot_id"], last["online"]) == ("bootold", False), "the retained status is the old will"
 
-    # the controller restarts (kill -9): it reads the old boot's retained will first
-    controller.kill()
-    controller = ControllerProcess(game=path, db=db, broker=mosquitto, log=tmp_path / "c2.log")
-    processes.append(controller)
-    wait_for(lambda: (s := controller.state()) is not None and hall_of(s)["offline_reason"] == "will",
-             timeout=20, what="the restarted controller to read the retained will")
-    assert hall_of(controller.state())["online"] is False
-
+    controller = start("c2")
+    wait_for(lambda: entree(controller)["offline_reason"] == "will", what="c2 to read the retained will")
     first_beat = new.beat_every()
-    wait_for(lambda: hall_of(controller.state())["online"], timeout=3 * new.heartbeat,
+    wait_for(lambda: entree(controller)["online"], timeout=3 * new.heartbeat,
              what="the room online with its new boot's heartbeats")
     converged = time.monotonic() - first_beat
-    hall = hall_of(controller.state())
-    assert (hall["boot_id"], hall["online"]) == ("bootnew", True)
+    assert entree(controller)["boot_id"] == "bootnew"
     assert converged < new.heartbeat, f"{converged:.3f} s: more than one heartbeat interval"
     wait_for(lambda: new.resyncs >= 1, what="the controller to ask the new boot for its birth and states")
-    reply = controller.post("/api/game/check", {"parcours": "primo", "players": 2})
-    assert reply.status_code == 200, reply.text
-    waiting = [p for p in reply.json()["props"] if p["node"] == "hall" and "hors ligne" in p.get("detail", "")]
-    assert waiting == [], "the pre-game check still waits for the room"
+    check = controller.state()["check"]["props"]
+    assert [p for p in check if p["node"] == "entree" and "hors ligne" in p.get("detail", "")] == [], \
+        "the pre-game check still waits for the room"
+    assert (door(controller)["action"], door(controller)["relock_pending"]) == ("unlock", True), \
+        "an exit door opened by a reboot waits for the game master"
+
+    # the game master relocks it; a controller restarted again sees the same boot
+    assert controller.post("/api/props/entree/door_lock/lock").status_code == 200
+    wait_for(lambda: door(controller)["action"] == "lock", what="the relock")
+    wait_for(lambda: json.loads(wire.received(status_topic)[-1].payload).get("boot_id") == "bootnew",
+             what="the new boot's birth retained again (its answer to the resync)")
+    controller.kill()
+    controller = start("c3")
+    wait_for(lambda: entree(controller)["online"], what="c3 to see the room")
+    assert (door(controller)["action"], door(controller)["relock_pending"]) == ("lock", False), \
+        "one reboot opened the exit door twice"
+    assert entree(controller)["reboots"] == 0
     print(f"\n[identity] fast reboot, old will retained, controller kill -9 ({'with' if counters else 'without'}"
           f" boot_n): online {converged * 1000:.0f} ms after the new boot's first heartbeat "
           f"(heartbeat {new.heartbeat:.1f} s)")
