@@ -106,6 +106,11 @@ class NodeInfo:
     clock_samples: deque[float] = field(default_factory=lambda: deque(maxlen=CLOCK_SAMPLES))
 
     @property
+    def known(self) -> tuple[str, int | None] | None:
+        """The current boot and its counter, else the one remembered from the store."""
+        return (self.boot_id, self.boot_n) if self.boot_id is not None else self.remembered
+
+    @property
     def clock_offset(self) -> float | None:
         """The node's clock minus the controller's (s): median of the last heartbeats (one
         of them, not a mean of two: a step shows once most samples have it)."""
@@ -150,8 +155,7 @@ class Registry:
     # -- identity -----------------------------------------------------------------------
     def known_boots(self) -> dict[str, tuple[str, int | None]]:
         """Each node's current boot (what the next controller starts from)."""
-        return {n.id: (n.boot_id, n.boot_n) if n.boot_id is not None else n.remembered
-                for n in self.nodes.values() if n.boot_id is not None or n.remembered is not None}
+        return {n.id: known for n in self.nodes.values() if (known := n.known) is not None}
 
     def remember(self, node_id: str, boot_id: str, boot_n: int | None) -> None:
         """The boot a previous controller knew as current: another one adopted here is a
@@ -171,7 +175,7 @@ class Registry:
     def _takes_over(self, node: NodeInfo, boot_n: int | None, *, live: bool, birth: bool,
                     now: float) -> bool:
         """Does a boot that is not the current one become it? (Births and heartbeats.)"""
-        known = (node.boot_id, node.boot_n) if node.boot_id is not None else node.remembered
+        known = node.known
         if known is None:
             return True
         counted = boot_n is not None and known[1] is not None and boot_n != known[1]
@@ -186,7 +190,7 @@ class Registry:
     def _adopt(self, node: NodeInfo, boot_id: str, boot_n: int | None, *, count: bool = True) -> Boot:
         """Make *boot_id* the current boot; return REBOOT (*count*: counted in ``reboots``),
         BIRTH (no boot known before) or RETURN (one current before: no reboot again)."""
-        previous = (node.boot_id, node.boot_n) if node.boot_id is not None else node.remembered
+        previous = node.known
         if previous is None:
             kind = Boot.BIRTH
         elif boot_id == previous[0] or boot_id in node.former:
@@ -226,9 +230,9 @@ class Registry:
         node = self.nodes[node_id]
         now = self.clock()
         if not status.online:
-            newer = (status.boot_n is not None and node.boot_n is not None
-                     and status.boot_n > node.boot_n)
-            if node.boot_id is not None and status.boot_id != node.boot_id and not newer:
+            known = node.known
+            if known is not None and status.boot_id != known[0] and not (
+                    status.boot_n is not None and known[1] is not None and status.boot_n > known[1]):
                 return Boot.STALE  # the will of an older boot, arriving after the new birth
             if status.boot_id != node.boot_id:
                 # The first boot heard of, or a newer one whose birth we missed: it is gone.
