@@ -413,6 +413,9 @@ class MqttBridge:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
             self.metrics["queue_full"] += 1
+            if self.metrics["queue_full"] % 1000 == 1:   # the first, then one line per thousand
+                log.error("controller queue full (%d messages): dropped %d so far, the last on %s",
+                          self.queue.qsize(), self.metrics["queue_full"], item)
         if isinstance(item, Incoming) and isinstance(item.payload, NodeStatus) \
                 and item.payload.online and not item.retained and self.connected:
             # A node just (re)connected: its first controller status was the retained one,

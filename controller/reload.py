@@ -104,7 +104,7 @@ def replace_game(service: Any, game: Game) -> None:
     still there (online, boots, reported states) is kept."""
     service._save()   # the journal of the old engine first
     old_registry: Registry = service.registry
-    registry = Registry(game)
+    registry = Registry(game, clock=old_registry.clock, wall=old_registry.wall)
     for node_id, info in old_registry.nodes.items():
         if node_id in registry.nodes:
             info.label = registry.nodes[node_id].label

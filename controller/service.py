@@ -38,7 +38,7 @@ from controller.engine import (
 )
 from controller.hub import STAFF, Hub
 from controller.mqtt import Connection, Incoming, MqttBridge
-from controller.registry import EventVerdict, Registry
+from controller.registry import Boot, EventVerdict, Registry
 from controller.store import Store, StoreError
 from nodes import contract
 from nodes.contract import (
@@ -91,6 +91,8 @@ EMERGENCY_META = "emergency"
 #: what the game master is told to do when a lock did not confirm its release
 RELEASE_BY_HAND = ("faites-la ouvrir sur place : bouton d'urgence de la pièce, "
                    "ou déverrouillage manuel (bris de glace)")
+#: store meta key of each node's current boot (a reboot while no controller ran is seen)
+BOOTS_META = "node_boots"
 
 
 class EmergencyActive(EngineError):
@@ -192,7 +194,7 @@ class GameService:
         self.clock = clock
         self.wall = wall
         self.engine = Engine(game, clock=clock, wall=wall)
-        self.registry = Registry(game)
+        self.registry = Registry(game, wall=wall)
         self.hub = Hub()
         self.desired: dict[tuple[str, str], Desired] = {}
         #: ``reset`` commands sent to keypads and readers during the check: id, when
@@ -210,6 +212,8 @@ class GameService:
         self._game_state_due = False
         self._stopping = False
         self._last_alert: str | None = None
+        #: each node's boot as last written to the store (see _save_boots)
+        self._saved_boots: dict[str, tuple[str, int | None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         # -- lock orders confirmed by the nodes (the console never claims what a relay did not do)
         #: the last emergency message (active or ended), as published retained and stored
@@ -267,6 +271,7 @@ class GameService:
         clean = self.store.get_meta("clean_stop", "1") == "1"
         self.store.set_meta("clean_stop", "0")
         self.emergency_state = self._stored_emergency()
+        self._load_boots()
         now = time.monotonic()
         for row in self.store.load_desired():
             key = (row["node"], row["prop"])
@@ -377,10 +382,14 @@ class GameService:
             self.bridge.metrics["unknown_node"] += 1
             return False
         self.bridge.metrics["heartbeats"] += 1
-        changed = self.registry.on_heartbeat(node, item.payload)
+        kind = self.registry.on_heartbeat(node, item.payload)
+        if kind == Boot.STALE:
+            self.bridge.metrics["stale_heartbeats"] += 1
+            return False
+        self._on_boot(node, kind, item.payload.boot_id, how="heartbeat")
         if self.registry.returned:
             self._watch_nodes()
-        return changed
+        return kind != Boot.SAME
 
     def _watch_nodes(self) -> None:
         """Declare silent nodes offline (like a last will); resync the ones back without a
@@ -398,9 +407,10 @@ class GameService:
         while self.registry.returned:
             node = self.registry.returned.pop()
             self.bridge.metrics["silent_returns"] += 1
-            log.warning("node %s: heard again after its silence (same boot): resync", node)
+            log.warning("node %s: back without a birth (boot %s): resync", node,
+                        self.registry.nodes[node].boot_id)
             self.bridge.publish(self.bridge.topics.node_resync(node),
-                                Resync(reason="back after silence").to_bytes())
+                                Resync(reason="back without a birth").to_bytes())
             for (n, _p), want in self.desired.items():
                 if n == node:
                     want.resend_now()
@@ -415,10 +425,13 @@ class GameService:
             log.warning("message from unknown node %r", node)
             return
         if isinstance(payload, NodeStatus):
-            self._on_status(node, payload)
+            self._on_status(node, payload, live=not item.retained)
         elif isinstance(payload, PropState):
-            if self.registry.on_state(node, parts.prop or "", payload) is None:
+            prop = self.registry.on_state(node, parts.prop or "", payload, live=not item.retained)
+            if prop is None:
                 self.bridge.metrics["unknown_prop"] += 1
+            elif prop is False:
+                self.bridge.metrics["stale_states"] += 1
             else:
                 key = (node, parts.prop or "")
                 self._state_at[key] = time.monotonic()
@@ -430,10 +443,42 @@ class GameService:
             if waiter is not None and not waiter.done():
                 waiter.set_result(payload)
 
-    def _on_status(self, node: str, status: NodeStatus) -> None:
-        kind = self.registry.on_status(node, status)
-        log.info("node %s: %s (boot %s)", node, kind, status.boot_id)
-        if kind == "reboot":
+    def _on_status(self, node: str, status: NodeStatus, *, live: bool = True) -> None:
+        kind = self.registry.on_status(node, status, live=live)
+        if kind == Boot.STALE:
+            self.bridge.metrics["stale_statuses"] += 1
+        self._on_boot(node, kind, status.boot_id, how="birth" if status.online else "will")
+
+    def _load_boots(self) -> None:
+        try:
+            boots = json.loads(self.store.get_meta(BOOTS_META) or "{}")
+            for node, (boot_id, boot_n) in boots.items():
+                if isinstance(boot_id, str) and (boot_n is None or isinstance(boot_n, int)):
+                    self.registry.remember(node, boot_id, boot_n)
+        except (sqlite3.Error, StoreError, ValueError, TypeError, AttributeError):
+            log.exception("reading the nodes' last boots failed: every node starts unknown")
+        self._saved_boots = self.registry.known_boots()
+
+    def _save_boots(self) -> None:
+        boots = self.registry.known_boots()
+        if boots == self._saved_boots:
+            return
+        try:
+            self.store.set_meta(BOOTS_META, json.dumps(boots))
+            self._saved_boots = boots
+        except (sqlite3.Error, StoreError):
+            self.bridge.metrics["store_errors"] += 1
+            log.exception("saving the nodes' boots failed")
+
+    def _on_boot(self, node: str, kind: Boot, boot_id: str, *, how: str) -> None:
+        """What a birth, will or heartbeat changed in *node*'s identity (controller/registry.py)."""
+        if kind in (Boot.SAME, Boot.UPDATED):
+            return
+        self._save_boots()
+        log.log(logging.WARNING if kind in (Boot.REBOOT, Boot.STALE, Boot.RETURN) else logging.INFO,
+                "node %s: %s (%s of boot %s; current boot %s)", node, kind, how, boot_id,
+                self.registry.nodes[node].boot_id)
+        if kind == Boot.REBOOT:
             # A lock its node's reboot opened is not locked again on its own unless the
             # config says it may (a box may, a door on the way out may not).
             for (n, p), want in self.desired.items():
@@ -443,33 +488,24 @@ class GameService:
                     want.reorder(time.monotonic())
                     self._persist_desired((n, p), want)
                     log.warning("%s.%s opened by a reboot of %s: waits for the game master", n, p, n)
-        if kind in ("birth", "reboot"):
+        if kind in (Boot.BIRTH, Boot.REBOOT, Boot.RETURN):
             for (n, p), want in self.desired.items():
                 if n == node:
                     want.resend_now()   # resend what differs at the next reconcile
                     self._confirm((n, p))
 
     def _on_event(self, node: str, prop: str, event: PropEvent) -> None:
-        if (node, prop) not in self.registry.props and not (
-                prop == contract.NODE_PROP and event.type in contract.NODE_EVENTS):
-            # Before the registry: an event of an unknown prop must not move seq or boot.
-            self.bridge.metrics["unknown_prop"] += 1
+        if not self._admit(node, prop, event):
             return
-        verdict = self.registry.on_event(node, event)
-        if verdict == EventVerdict.DUPLICATE:
-            self.bridge.metrics["duplicate_events"] += 1
-            return
-        if verdict == EventVerdict.GAP:
-            self.bridge.metrics["seq_gaps"] += 1
-            self.bridge.publish(self.bridge.topics.node_resync(node),
-                                Resync(reason="seq gap").to_bytes())
-        self.events_seen += 1
-        info = self.registry.props.get((node, prop))
-        if info is not None:
-            info.last_event = {"type": event.type, "value": event.value, "ts": event.ts}
         if prop == "node" and event.type == "emergency":
             self.emergency(who=f"node {node} (emergency input)")
             return
+        if event.session is not None and event.session != self.engine.session_id:
+            self._other_session_event(node, prop, event)
+            return
+        info = self.registry.props.get((node, prop))
+        if info is not None:
+            info.last_event = {"type": event.type, "value": event.value, "ts": self.wall()}
         if prop == contract.NODE_PROP and event.type == "solved_locally":
             self._on_solved_locally(node, event)
             return
@@ -505,6 +541,40 @@ class GameService:
         return (engine.phase, engine.budget, len(engine.budget_history), len(engine.messages),
                 tuple((st.status, len(st.progress)) for st in engine.puzzles.values()))
 
+    def _admit(self, node: str, prop: str, event: PropEvent) -> bool:
+        """False for an event of an unknown prop or one already handled (registry: by boot
+        and seq)."""
+        if (node, prop) not in self.registry.props and not (
+                prop == contract.NODE_PROP and event.type in contract.NODE_EVENTS):
+            # Before the registry: an event of an unknown prop must not move a seq.
+            self.bridge.metrics["unknown_prop"] += 1
+            return False
+        verdict = self.registry.on_event(node, event)
+        if verdict == EventVerdict.DUPLICATE:
+            self.bridge.metrics["duplicate_events"] += 1
+            return False
+        if verdict == EventVerdict.GAP:
+            self.bridge.metrics["seq_gaps"] += 1
+            self.bridge.publish(self.bridge.topics.node_resync(node),
+                                Resync(reason="seq gap").to_bytes())
+        elif verdict == EventVerdict.OTHER_BOOT:
+            self.bridge.metrics["other_boot_events"] += 1
+        self.events_seen += 1
+        return True
+
+    def _other_session_event(self, node: str, prop: str, event: PropEvent) -> None:
+        """An event stamped with another session than the open one (a game before this one,
+        delivered late): written to that session's log, noted in this one, never applied.
+        (An event with no session — its node had not heard the controller yet — is applied.)"""
+        self.bridge.metrics["other_session_events"] += 1
+        log.warning("node %s: %s.%s %s of session %s (open: %s): recorded, not applied",
+                    node, node, prop, event.type, event.session, self.engine.session_id)
+        if self.engine.session_id is not None:
+            self.engine._note("ignored", f"{node}.{prop} {event.type}={event.value!r} : "
+                                         f"événement de la session {event.session}, pas de "
+                                         "celle-ci : enregistré, non appliqué")
+        self._record_event(node, prop, event, other_session=True)
+
     def _on_solved_locally(self, node: str, event: PropEvent) -> None:
         """Node autonomy: *node* solved a local puzzle while we were away (controller/autonomy.py)."""
         try:
@@ -524,16 +594,18 @@ class GameService:
         self._save()
         self.publish_game_state()   # the budget and the puzzles moved (even with no command)
 
-    def _record_event(self, node: str, prop: str, event: PropEvent, *, activity: bool = False) -> None:
+    def _record_event(self, node: str, prop: str, event: PropEvent, *, activity: bool = False,
+                      other_session: bool = False) -> None:
         """Queue the event's row (and the engine's notes about it) for :meth:`_flush`.
 
         *activity*: the event moved the inactivity clock (the game runs), which the resume
-        record keeps.
+        record keeps. *other_session*: the row goes to the event's own session's log.
         """
+        # NOTE: the controller's clock at receipt, like elapsed_s: the node's clock may be off.
         self._pending.append(("prop", {
-            "session": self.engine.session_id, "wall": event.ts or self.wall(),
-            "at": round(self.engine.elapsed(), 3), "node": node, "prop": prop,
-            "type": event.type, "value": event.value}))
+            "session": event.session if other_session else self.engine.session_id,
+            "wall": self.wall(), "at": None if other_session else round(self.engine.elapsed(), 3),
+            "node": node, "prop": prop, "type": event.type, "value": event.value}))
         self._pending += self.engine.take_journal()
         self._activity_due = self._activity_due or activity
         if len(self._pending) >= FLUSH_ROWS:

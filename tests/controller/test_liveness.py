@@ -50,7 +50,7 @@ def test_a_silent_node_goes_offline_after_its_limit_and_back_with_its_next_heart
     assert (view["online"], view["offline_reason"], view["heartbeat_late"]) == (False, "silent", False)
     assert registry.check_silence(t0 + 60) == ([], False), "declared once"
 
-    assert registry.on_heartbeat("hall", NodeHeartbeat(boot_id="boot1", autonomous=True, outbox=4)) is True
+    assert registry.on_heartbeat("hall", NodeHeartbeat(boot_id="boot1", autonomous=True, outbox=4)) == "return"
     view = node(registry)
     assert (view["online"], view["offline_reason"], view["autonomous"], view["outbox"]) == (True, None, True, 4)
     assert view["last_seen"] == pytest.approx(time.time(), abs=5)
@@ -65,14 +65,19 @@ def test_an_event_of_the_same_boot_brings_a_silent_node_back_too(game: Game) -> 
     assert registry.nodes["hall"].online and registry.returned == {"hall"}
 
 
-def test_after_a_will_only_a_birth_brings_the_node_back(game: Game) -> None:
+def test_after_a_will_a_heartbeat_of_the_same_boot_brings_the_node_back_with_a_resync(game: Game) -> None:
+    # One broker forwards a connection's messages in order and its will after them: a
+    # heartbeat that arrives after the will comes from a new connection of that boot
+    # (whose birth this controller missed: it is asked for a resync).
     registry = Registry(game)
     registry.on_status("hall", birth())
     registry.check_silence(registry.nodes["hall"].heard_at + LIMIT + 1)
     assert registry.on_status("hall", NodeStatus(online=False, boot_id="boot1")) == "offline"
     assert node(registry)["offline_reason"] == "will"
-    registry.on_heartbeat("hall", NodeHeartbeat(boot_id="boot1"))
-    assert not registry.nodes["hall"].online, "a late heartbeat of a closed connection"
+    assert registry.on_heartbeat("hall", NodeHeartbeat(boot_id="boot1")) == "return"
+    assert registry.nodes["hall"].online and registry.returned == {"hall"}
+    registry.returned.clear()
+    assert registry.on_status("hall", NodeStatus(online=False, boot_id="boot1")) == "offline"
     assert registry.on_status("hall", birth()) == "birth"
     assert registry.nodes["hall"].online and node(registry)["offline_reason"] is None
     assert registry.returned == set(), "a birth comes with every state: no resync needed"
@@ -82,7 +87,8 @@ def test_heartbeats_of_another_boot_and_nodes_without_keepalive_are_left_alone(g
     registry = Registry(game)
     registry.on_status("hall", NodeStatus(online=True, boot_id="old"))   # an older node: no keepalive
     registry.on_status("salon", birth("boot2"))
-    assert registry.on_heartbeat("salon", NodeHeartbeat(boot_id="other", outbox=9)) is False
+    assert registry.on_heartbeat("salon", NodeHeartbeat(boot_id="other", outbox=9)) == "stale", \
+        "the current boot is alive: a heartbeat of an unknown other boot takes nothing over"
     assert node(registry, "salon")["outbox"] is None
     gone, _ = registry.check_silence(time.monotonic() + 3600)
     assert gone == ["salon"], "the old node relies on its will alone"
@@ -128,7 +134,7 @@ def test_the_service_stops_sending_to_a_silent_node_and_resyncs_it_on_its_return
                                           NodeHeartbeat(boot_id="boot1", outbox=0), retained=False))
     assert info.online
     resyncs = [p for t, p in sent if t == service.bridge.topics.node_resync("hall")]
-    assert len(resyncs) == 1 and Resync.model_validate_json(resyncs[0]).reason == "back after silence"
+    assert len(resyncs) == 1 and Resync.model_validate_json(resyncs[0]).reason == "back without a birth"
     service.tick()
     assert commands == ["hall.box_lock:lock"], "what differs is resent at once"
 
