@@ -163,7 +163,8 @@ def test_a_fast_reboot_then_a_controller_restart_shows_the_room_online_within_on
         "an exit door opened by a reboot waits for the game master"
 
     # the game master relocks it; a controller restarted again sees the same boot
-    assert controller.post("/api/props/entree/door_lock/lock").status_code == 200
+    # (a raw boot does not report its relay: the order is accepted, not confirmed)
+    assert controller.post("/api/props/entree/door_lock/lock").status_code in (200, 202)
     wait_for(lambda: door(controller)["action"] == "lock", what="the relock")
     wait_for(lambda: json.loads(wire.received(status_topic)[-1].payload).get("boot_id") == "bootnew",
              what="the new boot's birth retained again (its answer to the resync)")
