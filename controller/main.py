@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gc
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from config.game import Game
@@ -28,7 +30,7 @@ from controller.core.config import Settings
 from controller.mqtt import MqttBridge
 from controller.reload import install_sighup
 from controller.service import GameService
-from controller.store import Store, default_path
+from controller.store import Store, StoreError, default_path
 from nodes import contract
 from nodes.contract import Topics
 from nodes.mqtt import BrokerAddress, read_secret_file
@@ -99,7 +101,18 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
     if demo:
         app.include_router(sim_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_exception_handler(sqlite3.OperationalError, store_unavailable)
+    app.add_exception_handler(StoreError, store_unavailable)
     return app
+
+
+async def store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """A request that writes to the database at once (an evaluation, an enrolled tag) while
+    it cannot be written (a full disk): 503, in words, nothing half done. The game's own
+    writes never get here: they wait in memory (:class:`controller.store.Backlog`)."""
+    log.error("a request could not be written to the session database: %s", exc)
+    return JSONResponse({"detail": f"enregistrement impossible ({exc}) : disque plein ? "
+                                   "Réessayez une fois la place libérée."}, status_code=503)
 
 
 def freeze_startup_objects() -> None:
