@@ -960,8 +960,8 @@ class Backlog:
         return {"ok": self.error is None, "error": self.error, "waiting": self.waiting,
                 "since": since[1] if since else None,
                 "failing_s": round(self.clock() - since[0], 1) if since else None,
-                "failures": self.failures, "rejected": self.rejected, "dropped": self.dropped,
-                "recovered": self.recovered}
+                "retry_s": self._delay if since else None, "failures": self.failures,
+                "rejected": self.rejected, "dropped": self.dropped, "recovered": self.recovered}
 
 
 def _round(value: float | None, digits: int = 1) -> float | None:
