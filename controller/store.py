@@ -799,9 +799,14 @@ class Store:
 #: the controller's memory would be the next thing to fill.
 MAX_WAITING_ROWS = 100_000
 #: a failed write is tried again after this long, then twice as long each time up to
-#: RETRY_MAX_S: a freed disk is written within RETRY_MAX_S and one tick
+#: RETRY_MAX_S: a freed disk is written again within RETRY_MAX_S and one tick (0.2 s)
 RETRY_FIRST_S = 0.25
-RETRY_MAX_S = 2.0
+RETRY_MAX_S = 1.0
+#: journal rows per transaction: a retry on a full disk fails after one of them, not after
+#: building and inserting every row waiting
+WRITE_ROWS = 1000
+#: catching up on many waiting rows holds the event loop this long per call, at most
+CATCH_UP_S = 0.05
 #: while failing, the log says so again this often (not at every retry)
 REMIND_EVERY_S = 60.0
 
@@ -837,6 +842,7 @@ class Backlog:
         self._retry_at = 0.0
         self._delay = 0.0
         self._reminded = 0.0
+        self._caught_up = 0   # rows written since the first failure (to report)
         self.failures = 0     # failed writes, since start
         self.rejected = 0     # rows set aside (rejects table), since start
         self.dropped = 0      # rows lost past max_rows, since start
@@ -888,58 +894,73 @@ class Backlog:
 
     # -- writing ------------------------------------------------------------------------
     def write(self, *, force: bool = False) -> bool:
-        """Write everything queued in one transaction; True when nothing is left waiting.
+        """Write what is queued, :data:`WRITE_ROWS` journal rows per transaction (the
+        records, closes, desired states and meta with the first); True when nothing is left.
 
         While the database fails, a call before the back-off has run does nothing (unless
-        *force*): a full disk is not hammered on every event.
+        *force*): a full disk is not hammered on every event. Catching up on many rows
+        holds the caller (the event loop) for about :data:`CATCH_UP_S` at most per call
+        (unless *force*); the ticker's next call goes on.
         """
         if not self.waiting:
             return True
         now = self.clock()
         if self.error is not None and not force and now < self._retry_at:
             return False
-        batch = Batch(sessions=list(self._sessions.values()), activity=list(self._activity.values()),
-                      closes=list(self._closes.items()), desired=list(self._desired.values()),
-                      meta=list(self._meta.items()), journal=self._journal)
-        try:
-            rejected = self.store.write(batch)
-        except Exception as exc:   # whatever it is, the rows stay queued
-            self._failed(exc, now)
-            return False
-        written = self.waiting
-        self._journal = []
+        started = time.perf_counter()
+        while True:
+            journal = self._journal[:WRITE_ROWS]
+            batch = Batch(sessions=list(self._sessions.values()), activity=list(self._activity.values()),
+                          closes=list(self._closes.items()), desired=list(self._desired.values()),
+                          meta=list(self._meta.items()), journal=journal)
+            try:
+                rejected = self.store.write(batch)
+            except Exception as exc:   # whatever it is, the rows stay queued
+                self._failed(exc, now)
+                return False
+            self._written(len(journal), rejected)
+            if not self._journal:
+                break
+            if not force and time.perf_counter() - started >= CATCH_UP_S:
+                return False
+        if self._since is not None:
+            waited = self.clock() - self._since[0]
+            self.recovered = {"rows": self._caught_up, "waited_s": round(waited, 3), "at": self.wall(),
+                              "failures": self.failures}
+            log.warning("session log: the database is written again: %d rows written after "
+                        "waiting up to %.1f s", self._caught_up, waited)
+            self._since, self._caught_up = None, 0
+        return True
+
+    def _written(self, rows: int, rejected: list[Rejected]) -> None:
+        if self._since is not None:
+            self._caught_up += rows + len(self._sessions) + len(self._activity) + len(self._closes) \
+                + len(self._desired) + len(self._meta)
+        del self._journal[:rows]
         for queued in (self._sessions, self._activity, self._closes, self._desired, self._meta):
             queued.clear()
         for r in rejected:
             log.error("session log: a %s row was refused on its own and set aside (table "
                       "rejects): %s: %s", r.kind, r.error, r.text()[:500])
         self.rejected += len(rejected)
-        if self._since is not None:
-            waited = now - self._since[0]
-            self.recovered = {"rows": written, "waited_s": round(waited, 3), "at": self.wall(),
-                              "failures": self.failures}
-            log.warning("session log: the database is written again: %d rows written after "
-                        "waiting %.1f s", written, waited)
-        self.error, self._since, self._delay = None, None, 0.0
-        return True
+        self.error, self._delay = None, 0.0
 
     def _failed(self, exc: Exception, now: float) -> None:
         self.failures += 1
         expected = isinstance(exc, sqlite3.Error | StoreError)
+        fresh = self.error is None
         self.error = str(exc) if expected else f"{type(exc).__name__}: {exc}"
+        self._delay = RETRY_FIRST_S if fresh else min(self._delay * 2, RETRY_MAX_S)
+        self._retry_at = now + self._delay
         if self._since is None:
             self._since = (now, self.wall())
-            self._delay = RETRY_FIRST_S
             self._reminded = now
             log.error("session log: cannot write (%s): %d rows kept in memory and retried; "
                       "the game goes on", self.error, self.waiting, exc_info=not expected)
-        else:
-            self._delay = min(self._delay * 2, RETRY_MAX_S)
-            if now - self._reminded >= REMIND_EVERY_S:
-                self._reminded = now
-                log.error("session log: still cannot write (%s) for %.0f s: %d rows waiting",
-                          self.error, now - self._since[0], self.waiting)
-        self._retry_at = now + self._delay
+        elif now - self._reminded >= REMIND_EVERY_S:
+            self._reminded = now
+            log.error("session log: still cannot write (%s) for %.0f s: %d rows waiting",
+                      self.error, now - self._since[0], self.waiting)
 
     def abandon(self) -> None:
         """The controller stops with rows it could not write: they go to the log, one line
@@ -956,7 +977,7 @@ class Backlog:
 
     def health(self) -> dict[str, Any]:
         """The store's health for ``/api/health`` and the console."""
-        since = self._since
+        since = self._since if self.error is not None else None
         return {"ok": self.error is None, "error": self.error, "waiting": self.waiting,
                 "since": since[1] if since else None,
                 "failing_s": round(self.clock() - since[0], 1) if since else None,
