@@ -124,7 +124,7 @@ function renderStore(store) {
   const n = new Intl.NumberFormat(App.lang).format(store.waiting);
   $("store-text").textContent = store.waiting === 1 ? t("store_failing_one") : t("store_failing", {n});
   const since = store.since ? new Date(store.since * 1000).toLocaleTimeString(App.lang, {hour: "2-digit", minute: "2-digit"}) : "?";
-  $("store-detail").textContent = [t("store_failing_since", {time: since, every: new Intl.NumberFormat(App.lang).format(store.retry_s || 0), error: store.error || "?"}),
+  $("store-detail").textContent = [t("store_failing_since", {time: since, error: store.error || "?"}),
     store.dropped ? t("store_dropped", {n: new Intl.NumberFormat(App.lang).format(store.dropped)}) : ""].join(" ");
 }
 

@@ -10,66 +10,16 @@ browser parses — one ``Infinity`` in a push once froze the console.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
 
 import pytest
 
-from nodes.contract import PropEvent, new_id, now
+from nodes.contract import PropEvent, now
 from tests.faults.conftest import Rig, fault_game, wait_for
+from tests.support.badnumbers import NOT_NUMBERS, forged, strict_json
 
 pytestmark = pytest.mark.mosquitto
-
-#: what a JSON text may hold for a number that is not one (1e999: read as infinity)
-NOT_NUMBERS = ("NaN", "Infinity", "-Infinity", "1e999", "-1e999")
-_SLOT = "\u0000slot\u0000"
-
-
-def strict_json(text: str | bytes) -> Any:
-    """Parse as a browser would: NaN and Infinity are syntax errors."""
-    def refuse(name: str) -> Any:
-        raise ValueError(f"{name} is not JSON")
-    return json.loads(text, parse_constant=refuse)
-
-
-def place(template: dict[str, Any], path: tuple[str | int, ...], literal: str) -> bytes:
-    """*template* as JSON text with *literal* written as-is at *path*."""
-    data = json.loads(json.dumps(template))
-    at: Any = data
-    for step in path[:-1]:
-        at = at[step]
-    at[path[-1]] = _SLOT
-    return json.dumps(data).replace(json.dumps(_SLOT), literal).encode()
-
-
-def forged(rig: Rig, boot: str) -> list[tuple[str, bytes]]:
-    """One message per numeric place and per non-number, on the hall's own topics."""
-    t = rig.topics
-    ts = now()
-    places: list[tuple[str, dict[str, Any], list[tuple[str | int, ...]]]] = [
-        (t.node_status("hall"),
-         {"v": 1, "online": True, "boot_id": boot, "boot_n": 1, "version": "9", "ts": ts,
-          "keepalive": 5, "heartbeat": 1.6},
-         [("ts",), ("keepalive",), ("heartbeat",), ("boot_n",)]),
-        (t.node_heartbeat("hall"),
-         {"v": 1, "boot_id": boot, "boot_n": 1, "ts": ts, "outbox": 0},
-         [("ts",), ("boot_n",), ("outbox",)]),
-        (t.prop_event("hall", "mailbox_keypad"),
-         {"v": 1, "boot_id": boot, "seq": 10_000, "type": "code", "value": {"code": 412, "held": [1.0]},
-          "ts": ts},
-         [("seq",), ("ts",), ("value",), ("value", "code"), ("value", "held", 0)]),
-        (t.prop_state("hall", "mailbox_lock"),
-         {"v": 1, "boot_id": boot, "ts": ts, "engaged": False, "locked": False, "door": "closed",
-          "current": 0.4, "detail": {"since": [ts]}},
-         [("ts",), ("current",), ("detail", "since", 0)]),
-        (t.node_tech_reply("hall"),
-         {"v": 1, "id": "t1", "ok": True, "result": {"volts": [5.0]}},
-         [("result",), ("result", "volts", 0)]),
-    ]
-    return [(topic, place(template, path, literal))
-            for topic, template, paths in places for path in paths for literal in NOT_NUMBERS]
-
 
 def room(rig: Rig) -> dict[str, Any]:
     """What the controller knows of the hall that a message could change."""
@@ -92,7 +42,7 @@ def test_non_finite_numbers_in_every_place_are_refused_and_nothing_changes(make_
     db = sqlite3.connect(rig.tmp_path / "escape.db")
     rows_before = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
 
-    messages = forged(rig, hall.boot_id)
+    messages = forged(rig.topics, "hall", hall.boot_id, keypad="mailbox_keypad", lock="mailbox_lock")
     assert len(messages) == (4 + 3 + 5 + 3 + 2) * len(NOT_NUMBERS)
     for topic, payload in messages:
         wire.publish(topic, payload)
@@ -162,4 +112,3 @@ def test_a_non_finite_number_the_controller_itself_computed_never_leaves_it(make
     assert strict_json(state.text)["game"]["remaining_s"] is None
     assert "non-finite number(s) at $.data.game.remaining_s" in caplog.text
     assert "props[" in caplog.text and "reported.current" in caplog.text
-    assert new_id()   # (the rig is torn down by its fixture)
