@@ -11,7 +11,8 @@ One file (``Settings.DATA_DIR / "escape.db"``) holds:
 * ``events``: the event log (prop events and the engine's notes);
 * ``audit``: every order of the game master, with who and when;
 * ``desired``: the state the controller wants each output in (re-sent after a restart);
-* ``meta``: small key/values (was the last stop clean?).
+* ``meta``: small key/values (was the last stop clean?);
+* ``rejects``: a row the database refused on its own, with its error (kept, not dropped).
 
 Durability: WAL journal with ``synchronous=NORMAL``. In WAL mode a commit is a single
 append to the ``-wal`` file; NORMAL skips the fsync at each commit (it syncs at
@@ -23,9 +24,13 @@ event loop*, on the path between a keypad code and its lock. A lost second of ga
 after a power cut is a smaller harm (the game master force-solves) than a lagging room.
 
 What is written when (docs/engine.md, "Write-through"): a solve, a phase or budget change
-at once; plain prop events batched by the service (:meth:`Store.add_journal`, one
-transaction for many rows). Every method runs one short transaction; a lock makes the
-store safe to share between the event loop and FastAPI's thread pool. (Queries built
+at once; plain prop events batched by the service (one transaction for many rows). All of
+it goes through a :class:`Backlog`: the session log never loses a valid row. A write that
+fails (a full disk) is kept in memory and tried again with back-off; a row that fails on
+its own never sinks its batch (:meth:`Store.write` sets it aside in ``rejects``); the
+backlog's :meth:`Backlog.health` is what ``/api/health`` and the console show
+(docs/reliability.md, "The session log"). Every method runs one short transaction; a lock
+makes the store safe to share between the event loop and FastAPI's thread pool. (Queries built
 with f-strings only splice in ``WHERE`` clauses made of constants; every value is a bound
 parameter: hence the S608 ``noqa``.)
 """
@@ -794,9 +799,9 @@ class Store:
 
 
 #: journal rows kept in memory while the database cannot be written (a full disk), at
-#: most: 10 hours of a real game's events (a few per second), a few minutes of the bench's
-#: 5,000/s; about 60 MB. Past it the oldest are dropped, counted and logged as critical:
-#: the controller's memory would be the next thing to fill.
+#: most: ~10 hours of a real game's events (a few per second), 20 s of the bench's 5,000/s;
+#: 43 MB (434 bytes a row). Past it the oldest are dropped, counted and logged as
+#: critical: the controller's memory would be the next thing to fill.
 MAX_WAITING_ROWS = 100_000
 #: a failed write is tried again after this long, then twice as long each time up to
 #: RETRY_MAX_S: a freed disk is written again within RETRY_MAX_S and one tick (0.2 s)
