@@ -16,19 +16,23 @@ import json
 import logging
 import math
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from config.game import Game
 from controller.engine import Engine
+from controller.main import create_app
 from controller.mqtt import Incoming, MqttBridge
 from controller.service import GameService
 from controller.store import RETRY_FIRST_S, RETRY_MAX_S, WRITE_ROWS, Backlog, Batch, Store
 from nodes.contract import NodeStatus, PropEvent, TopicParts, Topics
 from nodes.mqtt import BrokerAddress
+from tests.conftest import BrokerHandle
 from tests.controller.conftest import FakeClocks
 
 
@@ -313,3 +317,40 @@ def test_the_game_goes_on_while_the_store_fails_and_every_row_is_written_after(
     assert actions(service.store, session).count("time") == 1
     record = service.store.open_session()
     assert record is not None and record["puzzles"]["mailbox"]["status"] == "solved"
+
+
+# -- what HTTP says -----------------------------------------------------------------------------
+def test_health_answers_503_degraded_while_writes_fail_and_a_direct_write_is_a_clear_503(
+        embedded_broker: BrokerHandle, tmp_path: Path, game: Game, clocks: FakeClocks):
+    app = create_app(game=game, broker=BrokerAddress(embedded_broker.host, embedded_broker.port),
+                     db_path=tmp_path / "escape.db", clock=clocks.monotonic, wall=clocks.wall)
+    with TestClient(app) as client:
+        reply = client.get("/api/health")
+        assert reply.status_code == 200
+        assert reply.json()["status"] == "ok" and reply.json()["store"]["ok"] is True
+        assert client.post("/api/game/start", json={"parcours": "primo", "players": 4}).status_code == 200
+        assert client.post("/api/game/stop", json={}).status_code == 200
+        session = client.get("/api/state").json()["game"]["session"]
+        service: GameService = app.state.service
+        lock = Locked(service.store)
+        try:
+            assert client.post("/api/game/debrief", json={}).status_code == 200, "the game goes on"
+            reply = client.get("/api/health")
+            assert reply.status_code == 503
+            body = reply.json()
+            assert body["ok"] is False and body["status"] == "degraded"
+            assert "locked" in body["store"]["error"] and body["store"]["waiting"] >= 1
+            assert body["store"]["since"] == clocks.now
+            assert client.get("/api/state").json()["store"]["ok"] is False
+            # a write the request itself makes (not queued): refused in words, nothing half done
+            reply = client.put(f"/api/history/sessions/{session}/evaluation",
+                               json={"rating": 4, "learned": [], "comment": ""})
+            assert reply.status_code == 503 and "enregistrement impossible" in reply.json()["detail"]
+        finally:
+            lock.release()
+        clocks.advance(RETRY_MAX_S)
+        deadline = time.monotonic() + 10
+        while client.get("/api/health").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.get("/api/health").status_code == 200, "written again by the ticker"
+        assert "debrief" in actions(service.store, session)

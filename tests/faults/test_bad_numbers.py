@@ -112,3 +112,23 @@ def test_a_non_finite_number_the_controller_itself_computed_never_leaves_it(make
     assert strict_json(state.text)["game"]["remaining_s"] is None
     assert "non-finite number(s) at $.data.game.remaining_s" in caplog.text
     assert "props[" in caplog.text and "reported.current" in caplog.text
+
+
+def test_a_non_finite_number_in_an_order_sent_on_to_a_node_is_refused(make_rig, wire):
+    """HTTP bodies are JSON the server parses leniently (Python reads NaN): what is sent on
+    to a node (an order's params, a rehearsal gesture's value) is refused with a 422, and
+    every 422 that echoes the number is still JSON."""
+    rig: Rig = make_rig(fault_game(), nodes=("hall",))
+    wire.subscribe(rig.topics.prop_set("hall", "mailbox_lock"), rig.topics.prop_simulate("hall", "bell"))
+    sent = rig.metrics().get("commands_sent", 0)
+    for url, body in (("/api/props/hall/mailbox_lock/lock", '{"params": {"after": %s}}'),
+                      ("/api/sim/hall/bell", '{"gesture": "hold", "value": %s}'),
+                      ("/api/game/time", '{"seconds": %s}')):   # an error that echoes it
+        for literal in NOT_NUMBERS:
+            reply = rig.client.post(url, content=body % literal,
+                                    headers={"Content-Type": "application/json"})
+            assert reply.status_code == 422, (url, literal, reply.status_code, reply.text)
+            strict_json(reply.text)
+    assert rig.metrics().get("commands_sent", 0) == sent
+    assert not wire.received(rig.topics.prop_set("hall", "mailbox_lock"))
+    assert not wire.received(rig.topics.prop_simulate("hall", "bell"))
