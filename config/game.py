@@ -26,7 +26,7 @@ PropRef = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}\.[a-z][a-z0-9_]{0
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     #: fields a technician may write as a plain string, meaning French text
     _text_fields: ClassVar[tuple[str, ...]] = ()

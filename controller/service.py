@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.game import Game
+from controller import jsonsafe
 from controller.autonomy import local_solve, status_fields
 from controller.check import CheckStatus, PropCheck, assess
 from controller.core.errors import Bilingual, NotFoundError
@@ -39,7 +40,7 @@ from controller.engine import (
 from controller.hub import STAFF, Hub
 from controller.mqtt import Connection, Incoming, MqttBridge
 from controller.registry import Boot, EventVerdict, Registry
-from controller.store import Store, StoreError
+from controller.store import Backlog, Store, StoreError
 from nodes import contract
 from nodes.contract import (
     ContractError,
@@ -194,6 +195,8 @@ class GameService:
         self.clock = clock
         self.wall = wall
         self.engine = Engine(game, clock=clock, wall=wall)
+        #: what is to be written to the store, kept until it is (a full disk loses nothing)
+        self.backlog = Backlog(store, clock=clock, wall=wall)
         self.registry = Registry(game, wall=wall)
         self.hub = Hub()
         self.desired: dict[tuple[str, str], Desired] = {}
@@ -250,8 +253,9 @@ class GameService:
         self.engine.audit("controller_stop", who=CONTROLLER, detail="toutes les serrures ouvertes")
         self._execute(self.engine.release_all())
         self._save()
-        with contextlib.suppress(sqlite3.Error, StoreError):
-            self.store.set_meta("clean_stop", "1")
+        self.backlog.meta("clean_stop", "1")
+        self._write(force=True)
+        self.backlog.abandon()   # what a failing database still holds, to the log
         await asyncio.sleep(0.1)
         for task in self._tasks:
             task.cancel()
@@ -269,7 +273,8 @@ class GameService:
         others wait for the game master (``relock_pending``).
         """
         clean = self.store.get_meta("clean_stop", "1") == "1"
-        self.store.set_meta("clean_stop", "0")
+        self.backlog.meta("clean_stop", "0")
+        self._write()
         self.emergency_state = self._stored_emergency()
         self._load_boots()
         now = time.monotonic()
@@ -294,7 +299,7 @@ class GameService:
             engine = Engine.from_record(self.game, record, clock=self.clock, wall=self.wall)
         except (ValueError, KeyError, TypeError):
             log.exception("cannot resume session %s: starting idle", record.get("session"))
-            self.store.close_session(record.get("session") or "", result="aborted")
+            self._close(record.get("session") or "", result="aborted")
             return
         notes, audits = self.store.recent_journal(engine.session_id or "")
         engine.log, engine.audit_log = notes, audits
@@ -354,7 +359,10 @@ class GameService:
                 log.exception("timer tick failed")
 
     def tick(self) -> None:
-        """Timer (time up), inactivity alert, check resends, reconcile: every 0.2 s."""
+        """Timer (time up), inactivity alert, check resends, reconcile, a failed write
+        tried again: every 0.2 s."""
+        if self.backlog.waiting:
+            self._write()
         effects = self.engine.tick()
         if effects:
             self._execute(effects)
@@ -463,12 +471,9 @@ class GameService:
         boots = self.registry.known_boots()
         if boots == self._saved_boots:
             return
-        try:
-            self.store.set_meta(BOOTS_META, json.dumps(boots))
-            self._saved_boots = boots
-        except (sqlite3.Error, StoreError):
-            self.bridge.metrics["store_errors"] += 1
-            log.exception("saving the nodes' boots failed")
+        self.backlog.meta(BOOTS_META, json.dumps(boots))
+        self._saved_boots = boots
+        self._write()
 
     def _on_boot(self, node: str, kind: Boot, boot_id: str, *, how: str) -> None:
         """What a birth, will or heartbeat changed in *node*'s identity (controller/registry.py)."""
@@ -630,19 +635,12 @@ class GameService:
         is written at once by :meth:`_save`, with the rows queued before it.
         """
         self._flush_due = False
-        pending = self._take_journal()
-        activity = None
+        self.backlog.add(self._take_journal())
         if self._activity_due and self.engine.session_id is not None:
-            activity = (self.engine.session_id, self.engine.last_activity,
-                        round(self.engine.elapsed(), 3))
+            self.backlog.activity(self.engine.session_id, self.engine.last_activity,
+                                  round(self.engine.elapsed(), 3))
         self._activity_due = False
-        if not pending and activity is None:
-            return
-        try:
-            self.store.add_journal(pending, activity=activity)
-        except (sqlite3.Error, StoreError):
-            self.bridge.metrics["store_errors"] += 1
-            log.exception("recording %d events failed", len(pending))
+        self._write()
 
     # -- outgoing ---------------------------------------------------------------------
     def _execute(self, effects: Iterable[Effect]) -> None:
@@ -689,11 +687,8 @@ class GameService:
         return command.id
 
     def _persist_desired(self, key: tuple[str, str], want: Desired) -> None:
-        try:
-            self.store.save_desired(key[0], key[1], want.action, want.params, want.relock_pending)
-        except (sqlite3.Error, StoreError):
-            self.bridge.metrics["store_errors"] += 1
-            log.exception("saving the desired state of %s.%s failed", *key)
+        self.backlog.desired(key[0], key[1], want.action, want.params, want.relock_pending)
+        self._write()
 
     def _reconcile(self) -> None:
         """Resend what no node has confirmed yet: 1 s after the order, then less often
@@ -848,7 +843,8 @@ class GameService:
                  "clue_count": engine.clue_count, "alert": engine.alert(), "ts": contract.now()}
         self.bridge.session = engine.session_id
         self.bridge.running = engine.phase in PLAYING
-        self.bridge.publish(self.bridge.topics.game_state, json.dumps(state).encode(), retain=True)
+        self.bridge.publish(self.bridge.topics.game_state,
+                            jsonsafe.dumps(state, what="game/state").encode(), retain=True)
 
     def _sync_bridge(self, *, publish: bool = True) -> None:
         """Tell the nodes (controller status) which session is current and if it runs."""
@@ -859,17 +855,19 @@ class GameService:
 
     def _save(self) -> None:
         """Write the session through to the store (and the journal: notes, audit)."""
-        journal = self._take_journal()
+        self.backlog.add(self._take_journal())
         self._activity_due = False   # the record below holds the inactivity clock
-        try:
-            if self.engine.session_id is not None:
-                self.store.save_session(self.engine.to_record(), self.engine.history_rows(), journal)
-            else:
-                self.store.add_journal(journal)
-        except (sqlite3.Error, StoreError):
-            # NOTE: a full disk must not stop a game in progress: the game goes on.
-            self.bridge.metrics["store_errors"] += 1
-            log.exception("saving the session failed")
+        if self.engine.session_id is not None:
+            self.backlog.session(self.engine.to_record(), self.engine.history_rows())
+        self._write()
+
+    def _write(self, *, force: bool = False) -> None:
+        """Hand what is queued to the store. A full disk must not stop a game in progress:
+        what fails stays queued and is tried again (:class:`Backlog`); the console shows it."""
+        failing = self.backlog.failing
+        self.backlog.write(force=force)
+        if self.backlog.failing != failing:
+            self.changed()
 
     def _take_journal(self) -> list[tuple[str, dict[str, Any]]]:
         """The queued event rows and every note and audit entry since, in order."""
@@ -1017,11 +1015,9 @@ class GameService:
         self.changed()
 
     def _close(self, session: str, *, result: str | None = None) -> None:
-        try:
-            self.store.close_session(session, result=result, journal=self._take_journal())
-        except (sqlite3.Error, StoreError):
-            self.bridge.metrics["store_errors"] += 1
-            log.exception("closing session %s failed", session)
+        self.backlog.add(self._take_journal())
+        self.backlog.close(session, result)
+        self._write()
 
     # -- the emergency: a first-class message, not an ordinary command ------------------
     @property
@@ -1088,12 +1084,8 @@ class GameService:
     def _store_emergency(self) -> None:
         if self.emergency_state is None:
             return
-        try:
-            self.store.set_meta(EMERGENCY_META, self.emergency_state.to_bytes().decode())
-        except (sqlite3.Error, StoreError):
-            # NOTE: the alert is on the wire already; a restart would then not republish it.
-            self.bridge.metrics["store_errors"] += 1
-            log.exception("saving the emergency state failed")
+        self.backlog.meta(EMERGENCY_META, self.emergency_state.to_bytes().decode())
+        self._write()
 
     def _stored_emergency(self) -> Emergency | None:
         raw = self.store.get_meta(EMERGENCY_META)
@@ -1274,7 +1266,7 @@ class GameService:
                 # lock orders not confirmed within CONFIRM_WITHIN_S: a red alert on the console
                 "lock_alerts": self.lock_report(sorted(k for k in self._overdue
                                                        if k in self._maglocks))["unconfirmed"],
-                "resumed": self.resumed, "mqtt": {
+                "resumed": self.resumed, "store": self.backlog.health(), "mqtt": {
                     "connected": self.bridge.connected, "metrics": dict(self.bridge.metrics)},
                 "apartment": {"id": self.game.apartment.id, "name": self.game.apartment.name.fr},
                 "demo": self.demo, "ts": contract.now()}
@@ -1338,6 +1330,6 @@ class GameService:
             else:
                 room = audience.partition(":")[2]
                 data = self.screen_view(None if room == "*" else room)
-            texts[audience] = json.dumps(Hub.frame("snapshot", data), default=str)
+            texts[audience] = jsonsafe.dumps(Hub.frame("snapshot", data), what=f"push to {audience}")
         task = asyncio.ensure_future(self.hub.broadcast(texts))
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)

@@ -11,7 +11,8 @@ One file (``Settings.DATA_DIR / "escape.db"``) holds:
 * ``events``: the event log (prop events and the engine's notes);
 * ``audit``: every order of the game master, with who and when;
 * ``desired``: the state the controller wants each output in (re-sent after a restart);
-* ``meta``: small key/values (was the last stop clean?).
+* ``meta``: small key/values (was the last stop clean?);
+* ``rejects``: a row the database refused on its own, with its error (kept, not dropped).
 
 Durability: WAL journal with ``synchronous=NORMAL``. In WAL mode a commit is a single
 append to the ``-wal`` file; NORMAL skips the fsync at each commit (it syncs at
@@ -23,15 +24,20 @@ event loop*, on the path between a keypad code and its lock. A lost second of ga
 after a power cut is a smaller harm (the game master force-solves) than a lagging room.
 
 What is written when (docs/engine.md, "Write-through"): a solve, a phase or budget change
-at once; plain prop events batched by the service (:meth:`Store.add_journal`, one
-transaction for many rows). Every method runs one short transaction; a lock makes the
-store safe to share between the event loop and FastAPI's thread pool. (Queries built
+at once; plain prop events batched by the service (one transaction for many rows). All of
+it goes through a :class:`Backlog`: the session log never loses a valid row. A write that
+fails (a full disk) is kept in memory and tried again with back-off; a row that fails on
+its own never sinks its batch (:meth:`Store.write` sets it aside in ``rejects``); the
+backlog's :meth:`Backlog.health` is what ``/api/health`` and the console show
+(docs/reliability.md, "The session log"). Every method runs one short transaction; a lock
+makes the store safe to share between the event loop and FastAPI's thread pool. (Queries built
 with f-strings only splice in ``WHERE`` clauses made of constants; every value is a bound
 parameter: hence the S608 ``noqa``.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -41,11 +47,13 @@ import sqlite3
 import statistics
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controller import jsonsafe
 from controller.core.errors import Bilingual, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -151,6 +159,13 @@ CREATE TABLE IF NOT EXISTS desired (
     relock_pending INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (node, prop)
 );
+CREATE TABLE IF NOT EXISTS rejects (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    error TEXT NOT NULL,
+    row TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS evaluations (
     session_id TEXT PRIMARY KEY REFERENCES sessions(id),
     rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
@@ -183,6 +198,64 @@ RESULT_LABELS = {"won": "gagné", "lost": "perdu", "aborted": "interrompu", "can
 
 class StoreError(RuntimeError):
     """The session database cannot be used."""
+
+
+#: a journal entry: ``("prop" | <note kind>, row of the event log)`` or ``("audit", row)``
+Entry = tuple[str, dict[str, Any]]
+
+#: what a row can fail with on its own (a constraint, a value SQLite cannot bind, a field
+#: missing): that row is set aside, the rest of its batch is written. Anything else (disk
+#: full, I/O error, database locked) fails the whole batch, which is kept and retried.
+ROW_ERRORS: tuple[type[Exception], ...] = (
+    sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.DataError,
+    OverflowError, ValueError, TypeError, KeyError)
+
+_EVENT_SQL = ("INSERT INTO events (session_id, at, elapsed_s, kind, node, prop, type, value, text) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_AUDIT_SQL = ("INSERT INTO audit (session_id, at, elapsed_s, who, action, target, detail) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?)")
+
+
+def _event_params(kind: str, e: dict[str, Any]) -> tuple[Any, ...]:
+    if kind == "prop":
+        return (e["session"], e["wall"], e["at"], "prop", e["node"], e["prop"], e["type"],
+                jsonsafe.dumps(e["value"], what=f"event {e['node']}.{e['prop']} value"), None)
+    return (e["session"], e["wall"], e["at"], e["kind"], None, None, None, None, e["text"])
+
+
+def _audit_params(e: dict[str, Any]) -> tuple[Any, ...]:
+    return (e["session"], e["at"], e["elapsed"], e["who"], e["action"], e["target"], e["detail"])
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one transaction writes (:meth:`Store.write`), in this order."""
+
+    #: ``(engine record, history rows)`` per session: the whole session, upserted
+    sessions: Sequence[tuple[dict[str, Any], dict[str, Any]]] = ()
+    #: ``(session, last_activity, time_used_s)``: only the inactivity clock moved
+    activity: Sequence[tuple[str, float, float]] = ()
+    #: ``(session, result)``: closed (never resumed again), with its result if given
+    closes: Sequence[tuple[str, str | None]] = ()
+    #: ``(node, prop, action, params, relock_pending)``
+    desired: Sequence[tuple[str, str, str, dict[str, Any], bool]] = ()
+    meta: Sequence[tuple[str, str]] = ()
+    journal: Sequence[Entry] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A row the database refused on its own; kept in the ``rejects`` table."""
+
+    kind: str
+    error: str
+    row: Any
+
+    def text(self) -> str:
+        try:
+            return jsonsafe.dumps(self.row, what=f"rejected {self.kind} row")
+        except ValueError:
+            return json.dumps(repr(self.row))
 
 
 class SessionNotEnded(Bilingual, ValueError):
@@ -225,6 +298,7 @@ class Store:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._closed = False
         try:
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None,
                                        timeout=5.0)
@@ -246,6 +320,7 @@ class Store:
     def close(self) -> None:
         """Close the database (safe to call twice)."""
         with self._lock:
+            self._closed = True
             try:
                 self._db.close()
             except sqlite3.Error:
@@ -254,13 +329,37 @@ class Store:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            if self._closed:
+                msg = "the session database is closed"
+                raise StoreError(msg)
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
-            self._db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        # NOTE: SQLite rolls a transaction back by itself on some errors (SQLITE_FULL,
+        # SQLITE_IOERR): a second ROLLBACK then fails and would hide the first error.
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
+    @staticmethod
+    @contextmanager
+    def _savepoint(db: sqlite3.Connection, name: str) -> Iterator[None]:
+        db.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            if db.in_transaction:   # else SQLite already rolled it all back
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute(f"ROLLBACK TO {name}")
+                    db.execute(f"RELEASE {name}")
+            raise
+        db.execute(f"RELEASE {name}")
 
     def pragma(self, name: str) -> Any:
         with self._lock:
@@ -272,64 +371,155 @@ class Store:
             row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return default if row is None else row[0]
 
-    def set_meta(self, key: str, value: str) -> None:
-        with self._tx() as db:
-            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
-                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+    def set_meta(self, key: str, value: str) -> list[Rejected]:
+        return self.write(Batch(meta=[(key, value)]))
 
-    # -- writing a session ----------------------------------------------------------------
-    def save_session(self, record: dict[str, Any], rows: dict[str, Any],
-                     journal: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
-        """Write the whole session (upserts) and the new journal entries, in one transaction."""
+    # -- writing ----------------------------------------------------------------------------
+    def write(self, batch: Batch) -> list[Rejected]:
+        """Write *batch* in one transaction; return the rows set aside.
+
+        A row that fails on its own (:data:`ROW_ERRORS`: a constraint, a value SQLite
+        cannot bind, a field missing) sinks nothing: the transaction goes on with each
+        row in a savepoint of its own, and the row is kept in the ``rejects`` table with
+        its error. Any other error (disk full, I/O error) leaves nothing written and is
+        raised: the caller keeps the batch and tries again (:class:`Backlog`).
+        """
+        with self._tx() as db:
+            try:
+                with self._savepoint(db, "batch"):
+                    self._write_all(db, batch)
+                return []
+            except ROW_ERRORS:
+                pass
+            rejected = []
+            for kind, row, put in self._items(batch):
+                try:
+                    with self._savepoint(db, "row"):
+                        put(db, row)
+                except ROW_ERRORS as exc:
+                    rejected.append(Rejected(kind, f"{type(exc).__name__}: {exc}", row))
+            for r in rejected:
+                db.execute("INSERT INTO rejects (at, kind, error, row) VALUES (?, ?, ?, ?)",
+                           (time.time(), r.kind, r.error, r.text()))
+            return rejected
+
+    def _write_all(self, db: sqlite3.Connection, batch: Batch) -> None:
+        """The batch as it should be: the journal in two ``executemany`` (the hot path)."""
+        for _kind, row, put in self._items(batch, journal=False):
+            put(db, row)
+        db.executemany(_EVENT_SQL, [_event_params(kind, e) for kind, e in batch.journal if kind != "audit"])
+        db.executemany(_AUDIT_SQL, [_audit_params(e) for kind, e in batch.journal if kind == "audit"])
+
+    def _items(self, batch: Batch, *, journal: bool = True) -> Iterator[tuple[str, Any, Any]]:
+        """``(kind, row, put)`` for each row of *batch*, in the order they are written:
+        the session records first (latest wins), then what patches them, then the rest."""
+        for row in batch.sessions:
+            yield "session", row, self._put_session
+        for row in batch.activity:
+            yield "activity", row, self._put_activity
+        for row in batch.closes:
+            yield "close", row, self._put_close
+        for row in batch.desired:
+            yield "desired", row, self._put_desired
+        for row in batch.meta:
+            yield "meta", row, self._put_meta
+        if journal:
+            for entry in batch.journal:
+                yield entry[0], entry, self._put_entry
+
+    @staticmethod
+    def _put_session(db: sqlite3.Connection, row: tuple[dict[str, Any], dict[str, Any]]) -> None:
+        record, rows = row
         s = rows["session"]
         if not s["id"]:
             msg = "no session to save"
             raise ValueError(msg)
         now = time.time()
         created = s["created_at"] or now
-        with self._tx() as db:
-            db.execute(
-                """INSERT INTO sessions (id, apartment, created_at, date, parcours, players, children,
-                       started_at, ended_at, result, phase, duration_s, time_used_s, clues, clues_sent,
-                       budget_start, final_budget, check_override, state, updated_at)
-                   VALUES (:id, :apartment, :created_at, :date, :parcours, :players, :children,
-                       :started_at, :ended_at, :result, :phase, :duration_s, :time_used_s, :clues,
-                       :clues_sent, :budget_start, :final_budget, :check_override, :state, :updated_at)
-                   ON CONFLICT (id) DO UPDATE SET parcours = excluded.parcours,
-                       players = excluded.players, children = excluded.children,
-                       started_at = excluded.started_at, ended_at = excluded.ended_at,
-                       result = excluded.result, phase = excluded.phase,
-                       duration_s = excluded.duration_s, time_used_s = excluded.time_used_s,
-                       clues = excluded.clues, clues_sent = excluded.clues_sent,
-                       budget_start = excluded.budget_start, final_budget = excluded.final_budget,
-                       check_override = excluded.check_override, state = excluded.state,
-                       updated_at = excluded.updated_at""",
-                {**s, "created_at": created, "date": _local_date(s["started_at"] or created),
-                 "state": json.dumps(record), "updated_at": now})
-            db.executemany(
-                """INSERT OR REPLACE INTO puzzle_results (session_id, puzzle_id, position, label, theme,
-                       room, status, available_at_s, solved_at_s, duration_s, solved_by, clues)
-                   VALUES (:session_id, :puzzle_id, :position, :label, :theme, :room, :status,
-                       :available_at_s, :solved_at_s, :duration_s, :solved_by, :clues)""",
-                [{**p, "session_id": s["id"], "position": i} for i, p in enumerate(rows["puzzles"])])
-            db.execute("DELETE FROM budget_lines WHERE session_id = ? AND seq >= ?",
-                       (s["id"], len(rows["budget"])))
-            db.executemany(
-                "INSERT OR REPLACE INTO budget_lines (session_id, seq, at_s, amount, label, puzzle) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(s["id"], i, b["at"], b["amount"], b["label"], b["puzzle"])
-                 for i, b in enumerate(rows["budget"])])
-            db.executemany(
-                """INSERT OR REPLACE INTO clues (session_id, id, seq, puzzle, idx, text, room, counts,
-                       cost, who, sent_at_s, sent_wall, shown_wall)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                [(s["id"], c["id"], i, c["puzzle"], c["index"], c["text"], c["room"], int(c["counts"]),
-                  c["cost"], c["who"], c["sent_at"], c["sent_wall"], c["shown_wall"])
-                 for i, c in enumerate(rows["clues"])])
-            self._write_journal(db, journal)
+        db.execute(
+            """INSERT INTO sessions (id, apartment, created_at, date, parcours, players, children,
+                   started_at, ended_at, result, phase, duration_s, time_used_s, clues, clues_sent,
+                   budget_start, final_budget, check_override, state, updated_at)
+               VALUES (:id, :apartment, :created_at, :date, :parcours, :players, :children,
+                   :started_at, :ended_at, :result, :phase, :duration_s, :time_used_s, :clues,
+                   :clues_sent, :budget_start, :final_budget, :check_override, :state, :updated_at)
+               ON CONFLICT (id) DO UPDATE SET parcours = excluded.parcours,
+                   players = excluded.players, children = excluded.children,
+                   started_at = excluded.started_at, ended_at = excluded.ended_at,
+                   result = excluded.result, phase = excluded.phase,
+                   duration_s = excluded.duration_s, time_used_s = excluded.time_used_s,
+                   clues = excluded.clues, clues_sent = excluded.clues_sent,
+                   budget_start = excluded.budget_start, final_budget = excluded.final_budget,
+                   check_override = excluded.check_override, state = excluded.state,
+                   updated_at = excluded.updated_at""",
+            {**s, "created_at": created, "date": _local_date(s["started_at"] or created),
+             "state": jsonsafe.dumps(record, what="session record"), "updated_at": now})
+        db.executemany(
+            """INSERT OR REPLACE INTO puzzle_results (session_id, puzzle_id, position, label, theme,
+                   room, status, available_at_s, solved_at_s, duration_s, solved_by, clues)
+               VALUES (:session_id, :puzzle_id, :position, :label, :theme, :room, :status,
+                   :available_at_s, :solved_at_s, :duration_s, :solved_by, :clues)""",
+            [{**p, "session_id": s["id"], "position": i} for i, p in enumerate(rows["puzzles"])])
+        db.execute("DELETE FROM budget_lines WHERE session_id = ? AND seq >= ?",
+                   (s["id"], len(rows["budget"])))
+        db.executemany(
+            "INSERT OR REPLACE INTO budget_lines (session_id, seq, at_s, amount, label, puzzle) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(s["id"], i, b["at"], b["amount"], b["label"], b["puzzle"])
+             for i, b in enumerate(rows["budget"])])
+        db.executemany(
+            """INSERT OR REPLACE INTO clues (session_id, id, seq, puzzle, idx, text, room, counts,
+                   cost, who, sent_at_s, sent_wall, shown_wall)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [(s["id"], c["id"], i, c["puzzle"], c["index"], c["text"], c["room"], int(c["counts"]),
+              c["cost"], c["who"], c["sent_at"], c["sent_wall"], c["shown_wall"])
+             for i, c in enumerate(rows["clues"])])
 
-    def add_journal(self, journal: Sequence[tuple[str, dict[str, Any]]], *,
-                    activity: tuple[str, float, float] | None = None) -> None:
+    @staticmethod
+    def _put_activity(db: sqlite3.Connection, row: tuple[str, float, float]) -> None:
+        session_id, last_activity, time_used = row
+        db.execute("UPDATE sessions SET state = json_set(state, '$.last_activity', ?), "
+                   "time_used_s = ?, updated_at = ? WHERE id = ?",
+                   (last_activity, time_used, time.time(), session_id))
+
+    @staticmethod
+    def _put_close(db: sqlite3.Connection, row: tuple[str, str | None]) -> None:
+        session_id, result = row
+        if result is None:
+            db.execute("UPDATE sessions SET closed = 1, updated_at = ? WHERE id = ?",
+                       (time.time(), session_id))
+        else:
+            db.execute("UPDATE sessions SET closed = 1, result = ?, phase = ?, updated_at = ? "
+                       "WHERE id = ?", (result, result, time.time(), session_id))
+
+    @staticmethod
+    def _put_desired(db: sqlite3.Connection, row: tuple[str, str, str, dict[str, Any], bool]) -> None:
+        node, prop, action, params, relock_pending = row
+        db.execute("INSERT OR REPLACE INTO desired (node, prop, action, params, relock_pending) "
+                   "VALUES (?, ?, ?, ?, ?)",
+                   (node, prop, action, jsonsafe.dumps(params, what="desired state"), int(relock_pending)))
+
+    @staticmethod
+    def _put_meta(db: sqlite3.Connection, row: tuple[str, str]) -> None:
+        db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value", row)
+
+    @staticmethod
+    def _put_entry(db: sqlite3.Connection, entry: Entry) -> None:
+        kind, e = entry
+        if kind == "audit":
+            db.execute(_AUDIT_SQL, _audit_params(e))
+        else:
+            db.execute(_EVENT_SQL, _event_params(kind, e))
+
+    # -- the same, one kind at a time -------------------------------------------------------
+    def save_session(self, record: dict[str, Any], rows: dict[str, Any],
+                     journal: Sequence[Entry] = ()) -> list[Rejected]:
+        """Write the whole session (upserts) and the new journal entries, in one transaction."""
+        return self.write(Batch(sessions=[(record, rows)], journal=journal))
+
+    def add_journal(self, journal: Sequence[Entry], *,
+                    activity: tuple[str, float, float] | None = None) -> list[Rejected]:
         """Write prop events, notes and audit entries in one transaction (the controller
         batches the events of one event-loop turn: docs/performance.md).
 
@@ -337,59 +527,22 @@ class Store:
         clock moved; only that field of its resume record is rewritten (``json_set``), not
         the whole record: nothing else in it changed (else :meth:`save_session`).
         """
-        if not journal and activity is None:
-            return
-        with self._tx() as db:
-            self._write_journal(db, journal)
-            if activity is not None:
-                session_id, last_activity, time_used = activity
-                db.execute("UPDATE sessions SET state = json_set(state, '$.last_activity', ?), "
-                           "time_used_s = ?, updated_at = ? WHERE id = ?",
-                           (last_activity, time_used, time.time(), session_id))
-
-    @staticmethod
-    def _write_journal(db: sqlite3.Connection, journal: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Journal entries: ``("prop", {session, wall, at, node, prop, type, value})`` and
-        ``("note", …)`` rows of the event log, in order; ``("audit", …)`` rows."""
-        db.executemany(
-            "INSERT INTO events (session_id, at, elapsed_s, kind, node, prop, type, value, text) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(e["session"], e["wall"], e["at"], "prop", e["node"], e["prop"], e["type"],
-              json.dumps(e["value"], default=str), None) if kind == "prop" else
-             (e["session"], e["wall"], e["at"], e["kind"], None, None, None, None, e["text"])
-             for kind, e in journal if kind != "audit"])
-        audits = [e for kind, e in journal if kind == "audit"]
-        db.executemany("INSERT INTO audit (session_id, at, elapsed_s, who, action, target, detail) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       [(e["session"], e["at"], e["elapsed"], e["who"], e["action"], e["target"],
-                         e["detail"]) for e in audits])
-
-    def add_event(self, session_id: str | None, *, node: str, prop: str, type_: str, value: Any,
-                  at: float, elapsed_s: float | None, record: dict[str, Any] | None = None,
-                  journal: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
-        """One prop event in the event log; with *record*, also the session's resume record
-        (the light write of an event that changed no history row: one transaction)."""
-        with self._tx() as db:
-            db.execute("INSERT INTO events (session_id, at, elapsed_s, kind, node, prop, type, value) "
-                       "VALUES (?, ?, ?, 'prop', ?, ?, ?, ?)",
-                       (session_id, at, elapsed_s, node, prop, type_, json.dumps(value, default=str)))
-            if record is not None and session_id is not None:
-                db.execute("UPDATE sessions SET state = ?, time_used_s = ?, updated_at = ? WHERE id = ?",
-                           (json.dumps(record), round(record["elapsed"], 3) if record.get("started_wall")
-                            else None, time.time(), session_id))
-            self._write_journal(db, journal)
+        return self.write(Batch(journal=journal, activity=[activity] if activity else []))
 
     def close_session(self, session_id: str, *, result: str | None = None,
-                      journal: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
+                      journal: Sequence[Entry] = ()) -> list[Rejected]:
         """The session is over for the controller (reset or cancelled): never resumed again."""
-        with self._tx() as db:
-            if result is None:
-                db.execute("UPDATE sessions SET closed = 1, updated_at = ? WHERE id = ?",
-                           (time.time(), session_id))
-            else:
-                db.execute("UPDATE sessions SET closed = 1, result = ?, phase = ?, updated_at = ? "
-                           "WHERE id = ?", (result, result, time.time(), session_id))
-            self._write_journal(db, journal)
+        return self.write(Batch(closes=[(session_id, result)], journal=journal))
+
+    def save_desired(self, node: str, prop: str, action: str, params: dict[str, Any],
+                     relock_pending: bool) -> list[Rejected]:
+        return self.write(Batch(desired=[(node, prop, action, params, relock_pending)]))
+
+    def rejects(self) -> list[dict[str, Any]]:
+        """The rows the database refused on their own (oldest first), with their error."""
+        with self._lock:
+            rows = self._db.execute("SELECT at, kind, error, row FROM rejects ORDER BY id").fetchall()
+        return [{**dict(r), "row": json.loads(r["row"])} for r in rows]
 
     def open_session(self) -> dict[str, Any] | None:
         """The engine record of the session to resume (the newest not closed), if any."""
@@ -412,13 +565,6 @@ class Store:
         return [dict(r) for r in reversed(notes)], [dict(r) for r in reversed(audits)]
 
     # -- desired output states ------------------------------------------------------------
-    def save_desired(self, node: str, prop: str, action: str, params: dict[str, Any],
-                     relock_pending: bool) -> None:
-        with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO desired (node, prop, action, params, relock_pending) "
-                       "VALUES (?, ?, ?, ?, ?)",
-                       (node, prop, action, json.dumps(params), int(relock_pending)))
-
     def load_desired(self) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute(
@@ -652,6 +798,198 @@ class Store:
             for key in ("available_at_s", "solved_at_s", "duration_s"):
                 r[key] = "" if r[key] is None else round(r[key])
         return _csv(PUZZLE_CSV_COLUMNS, rows, sep)
+
+
+#: journal rows kept in memory while the database cannot be written (a full disk), at
+#: most: ~10 hours of a real game's events (a few per second), 20 s of the bench's 5,000/s;
+#: 43 MB (434 bytes a row). Past it the oldest are dropped, counted and logged as
+#: critical: the controller's memory would be the next thing to fill.
+MAX_WAITING_ROWS = 100_000
+#: a failed write is tried again after this long, then twice as long each time up to
+#: RETRY_MAX_S: a freed disk is written again within RETRY_MAX_S and one tick (0.2 s)
+RETRY_FIRST_S = 0.25
+RETRY_MAX_S = 1.0
+#: journal rows per transaction: a retry on a full disk fails after one of them, not after
+#: building and inserting every row waiting
+WRITE_ROWS = 1000
+#: catching up on many waiting rows holds the event loop this long per call, at most
+CATCH_UP_S = 0.05
+#: while failing, the log says so again this often (not at every retry)
+REMIND_EVERY_S = 60.0
+
+
+class Backlog:
+    """Everything the controller has to write to the session log, kept until it is written.
+
+    The service queues journal rows, session records, closes, desired states and meta
+    values, then calls :meth:`write`: all of it goes in one transaction
+    (:meth:`Store.write`). When that fails (a full disk, an I/O error) nothing is lost:
+    everything stays queued — the latest session record and desired state win over
+    older ones — and is tried again at the next :meth:`write` once the back-off has run
+    (the service's ticker calls it every 0.2 s). A row that fails on its own never
+    blocks the others: :meth:`Store.write` sets it aside in the ``rejects`` table.
+
+    :meth:`health` says what ``/api/health`` and the console show.
+    """
+
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time, max_rows: int = MAX_WAITING_ROWS) -> None:
+        self.store = store
+        self.clock, self.wall = clock, wall
+        self.max_rows = max_rows
+        self._journal: list[Entry] = []
+        self._sessions: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self._activity: dict[str, tuple[str, float, float]] = {}
+        self._closes: dict[str, str | None] = {}
+        self._desired: dict[tuple[str, str], tuple[str, str, str, dict[str, Any], bool]] = {}
+        self._meta: dict[str, str] = {}
+        #: why the last write failed (None: the last write succeeded)
+        self.error: str | None = None
+        self._since: tuple[float, float] | None = None   # first failure: monotonic, wall
+        self._retry_at = 0.0
+        self._delay = 0.0
+        self._reminded = 0.0
+        self._caught_up = 0   # rows written since the first failure (to report)
+        self.failures = 0     # failed writes, since start
+        self.rejected = 0     # rows set aside (rejects table), since start
+        self.dropped = 0      # rows lost past max_rows, since start
+        #: the last time the database came back: rows written, how long they waited, when
+        self.recovered: dict[str, Any] | None = None
+
+    # -- what to write ------------------------------------------------------------------
+    def add(self, journal: Sequence[Entry]) -> None:
+        self._journal += journal
+        over = len(self._journal) - self.max_rows
+        if over > 0:
+            del self._journal[:over]
+            if not self.dropped:
+                log.critical("session log: %d rows waiting, the most kept in memory: dropping the "
+                             "oldest (database failing: %s)", self.max_rows, self.error)
+            self.dropped += over
+
+    def session(self, record: dict[str, Any], rows: dict[str, Any]) -> None:
+        """The whole session as it is now: replaces an older record of it not yet written."""
+        session_id = rows["session"]["id"]
+        self._sessions.pop(session_id, None)
+        self._sessions[session_id] = (record, rows)
+        self._activity.pop(session_id, None)   # the record holds the inactivity clock
+
+    def activity(self, session_id: str, last_activity: float, time_used_s: float) -> None:
+        self._activity[session_id] = (session_id, last_activity, time_used_s)
+
+    def close(self, session_id: str, result: str | None = None) -> None:
+        if result is None:
+            result = self._closes.get(session_id)
+        self._closes[session_id] = result
+
+    def desired(self, node: str, prop: str, action: str, params: dict[str, Any],
+                relock_pending: bool) -> None:
+        self._desired[(node, prop)] = (node, prop, action, params, relock_pending)
+
+    def meta(self, key: str, value: str) -> None:
+        self._meta[key] = value
+
+    @property
+    def waiting(self) -> int:
+        """Rows and records queued, not written yet."""
+        return (len(self._journal) + len(self._sessions) + len(self._activity) + len(self._closes)
+                + len(self._desired) + len(self._meta))
+
+    @property
+    def failing(self) -> bool:
+        return self.error is not None
+
+    # -- writing ------------------------------------------------------------------------
+    def write(self, *, force: bool = False) -> bool:
+        """Write what is queued, :data:`WRITE_ROWS` journal rows per transaction (the
+        records, closes, desired states and meta with the first); True when nothing is left.
+
+        While the database fails, a call before the back-off has run does nothing (unless
+        *force*): a full disk is not hammered on every event. Catching up on many rows
+        holds the caller (the event loop) for about :data:`CATCH_UP_S` at most per call
+        (unless *force*); the ticker's next call goes on.
+        """
+        if not self.waiting:
+            return True
+        now = self.clock()
+        if self.error is not None and not force and now < self._retry_at:
+            return False
+        started = time.perf_counter()
+        while True:
+            journal = self._journal[:WRITE_ROWS]
+            batch = Batch(sessions=list(self._sessions.values()), activity=list(self._activity.values()),
+                          closes=list(self._closes.items()), desired=list(self._desired.values()),
+                          meta=list(self._meta.items()), journal=journal)
+            try:
+                rejected = self.store.write(batch)
+            except Exception as exc:   # whatever it is, the rows stay queued
+                self._failed(exc, now)
+                return False
+            self._written(len(journal), rejected)
+            if not self._journal:
+                break
+            if not force and time.perf_counter() - started >= CATCH_UP_S:
+                return False
+        if self._since is not None:
+            waited = self.clock() - self._since[0]
+            self.recovered = {"rows": self._caught_up, "waited_s": round(waited, 3), "at": self.wall(),
+                              "failures": self.failures}
+            log.warning("session log: the database is written again: %d rows written after "
+                        "waiting up to %.1f s", self._caught_up, waited)
+            self._since, self._caught_up = None, 0
+        return True
+
+    def _written(self, rows: int, rejected: list[Rejected]) -> None:
+        if self._since is not None:
+            self._caught_up += rows + len(self._sessions) + len(self._activity) + len(self._closes) \
+                + len(self._desired) + len(self._meta)
+        del self._journal[:rows]
+        for queued in (self._sessions, self._activity, self._closes, self._desired, self._meta):
+            queued.clear()
+        for r in rejected:
+            log.error("session log: a %s row was refused on its own and set aside (table "
+                      "rejects): %s: %s", r.kind, r.error, r.text()[:500])
+        self.rejected += len(rejected)
+        self.error, self._delay = None, 0.0
+
+    def _failed(self, exc: Exception, now: float) -> None:
+        self.failures += 1
+        expected = isinstance(exc, sqlite3.Error | StoreError)
+        fresh = self.error is None
+        self.error = str(exc) if expected else f"{type(exc).__name__}: {exc}"
+        self._delay = RETRY_FIRST_S if fresh else min(self._delay * 2, RETRY_MAX_S)
+        self._retry_at = now + self._delay
+        if self._since is None:
+            self._since = (now, self.wall())
+            self._reminded = now
+            log.error("session log: cannot write (%s): %d rows kept in memory and retried; "
+                      "the game goes on", self.error, self.waiting, exc_info=not expected)
+        elif now - self._reminded >= REMIND_EVERY_S:
+            self._reminded = now
+            log.error("session log: still cannot write (%s) for %.0f s: %d rows waiting",
+                      self.error, now - self._since[0], self.waiting)
+
+    def abandon(self) -> None:
+        """The controller stops with rows it could not write: they go to the log, one line
+        each, the last place they can still be read from."""
+        if not self.waiting:
+            return
+        log.critical("session log: stopping with %d rows never written (%s); here they are",
+                     self.waiting, self.error)
+        for name, rows in (("session", list(self._sessions.values())), ("close", list(self._closes.items())),
+                           ("desired", list(self._desired.values())), ("meta", list(self._meta.items())),
+                           ("activity", list(self._activity.values())), ("journal", self._journal)):
+            for row in rows:
+                log.error("unwritten %s: %s", name, Rejected(name, "", row).text())
+
+    def health(self) -> dict[str, Any]:
+        """The store's health for ``/api/health`` and the console."""
+        since = self._since if self.error is not None else None
+        return {"ok": self.error is None, "error": self.error, "waiting": self.waiting,
+                "since": since[1] if since else None,
+                "failing_s": round(self.clock() - since[0], 1) if since else None,
+                "retry_s": self._delay if since else None, "failures": self.failures,
+                "rejected": self.rejected, "dropped": self.dropped, "recovered": self.recovered}
 
 
 def _round(value: float | None, digits: int = 1) -> float | None:

@@ -32,7 +32,7 @@ class PinUse:
 
 
 class _PropBase(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: PropId
     label: str = Field(default="", description="what the players or technicians call it")

@@ -164,9 +164,23 @@ function renderRooms() {
   }));
 }
 
+// The session log cannot be written (a full disk): a banner until it can again.
+function renderStore(store) {
+  const failing = !!store && !store.ok;
+  $("store-banner").classList.toggle("hidden", !failing);
+  $("store-banner").dataset.waiting = failing ? String(store.waiting) : "0";
+  if (!failing) return;
+  const n = new Intl.NumberFormat(App.lang).format(store.waiting);
+  $("store-text").textContent = store.waiting === 1 ? t("store_failing_one") : t("store_failing", {n});
+  const since = store.since ? new Date(store.since * 1000).toLocaleTimeString(App.lang, {hour: "2-digit", minute: "2-digit"}) : "?";
+  $("store-detail").textContent = [t("store_failing_since", {time: since, error: store.error || "?"}),
+    store.dropped ? t("store_dropped", {n: new Intl.NumberFormat(App.lang).format(store.dropped)}) : ""].join(" ");
+}
+
 window.render = () => {
   if (!snap) return;
-  renderBanners(); renderGame(snap.game); renderFlow(snap.game); renderCheck(snap.game, snap.check); renderRooms();
+  renderBanners(); renderStore(snap.store);
+  renderGame(snap.game); renderFlow(snap.game); renderCheck(snap.game, snap.check); renderRooms();
 };
 
 async function loadClues() {

@@ -92,6 +92,17 @@ def test_schema_errors_name_path_and_line():
     assert errors == ["game.yaml:6:68: error: nodes[0].props[0].cols[2]: Input should be less than or equal to 27"]
 
 
+@pytest.mark.parametrize(("old", "new", "where"), [
+    ("name: Test}", "name: Test, autonomy_after_s: .inf}", "apartment.autonomy_after_s"),
+    ("name: Test}", "name: Test, inactivity_alert_min: .nan}", "apartment.inactivity_alert_min"),
+    ("cols: [12, 16, 20]}", "cols: [12, 16, 20], entry_timeout: .inf}", "nodes[0].props[0].entry_timeout"),
+])
+def test_non_finite_numbers_are_refused_in_the_game_file(old: str, new: str, where: str):
+    """YAML has .inf and .nan; no duration, threshold or timeout may be one."""
+    errors = errors_of(GOOD.replace(old, new))
+    assert len(errors) == 1 and where in errors[0] and "finite number" in errors[0], errors
+
+
 def test_unlocking_a_non_lock_is_an_error():
     errors = errors_of(GOOD.replace("target: hall.lock", "target: hall.k"))
     assert errors == ["game.yaml:14:28: error: puzzles[0].actions[0].target: 'hall.k' is a keypad, not a maglock"]

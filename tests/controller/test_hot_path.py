@@ -22,7 +22,7 @@ import pytest
 from config.game import Game
 from controller.mqtt import Connection, Incoming, MqttBridge
 from controller.service import FLUSH_AFTER_S, GameService
-from controller.store import Store
+from controller.store import Batch, Store
 from nodes.contract import Command, NodeStatus, PropEvent, TopicParts, Topics
 from nodes.mqtt import BrokerAddress
 from tests.controller.conftest import FakeClocks
@@ -38,17 +38,15 @@ class Recorder:
         bridge.publish = lambda topic, payload, **_kw: self.log.append(
             "game_state" if topic == bridge.topics.game_state else f"publish {topic}")
         bridge.publish_status = lambda **_kw: None
-        for name in ("save_session", "add_journal", "save_desired"):
-            self._wrap(store, name)
+        write = store.write
 
-    def _wrap(self, store: Store, name: str) -> None:
-        original = getattr(store, name)
+        def spy(batch: Batch) -> Any:
+            # one transaction each, named after what it carries
+            self.log.append("save_session" if batch.sessions else
+                            "save_desired" if batch.desired and not batch.journal else "add_journal")
+            return write(batch)
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            self.log.append(name)
-            return original(*args, **kwargs)
-
-        setattr(store, name, call)
+        store.write = spy   # type: ignore[method-assign]
 
     def take(self) -> list[str]:
         out, self.log = self.log, []

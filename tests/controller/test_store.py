@@ -235,8 +235,10 @@ def test_light_event_write_keeps_the_resume_record_current(store: Store, game: G
     save(store, engine)
     clocks.advance(200)
     engine.on_event("hall", "keypad", "code", "0000")    # a wrong code: activity, no history row
-    store.add_event(engine.session_id, node="hall", prop="keypad", type_="code", value="0000",
-                    at=clocks.now, elapsed_s=200.0, record=engine.to_record(), journal=engine.take_journal())
+    store.add_journal([("prop", {"session": engine.session_id, "wall": clocks.now, "at": 200.0,
+                                 "node": "hall", "prop": "keypad", "type": "code", "value": "0000"}),
+                       *engine.take_journal()],
+                      activity=(engine.session_id, engine.last_activity, round(engine.elapsed(), 3)))
     record = store.open_session()
     assert record["last_activity"] == pytest.approx(200)
     assert store.session(engine.session_id)["events"] == 1

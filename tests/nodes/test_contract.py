@@ -72,6 +72,20 @@ def test_bad_payloads_raise_contract_error(raw: bytes):
         decode(raw, Command)
 
 
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "1E400"])
+@pytest.mark.parametrize(("model", "template"), [
+    (PropState, '{"v":1,"ts":1.0,"buffer_length":%s}'),                 # a state's own field
+    (PropState, '{"v":1,"ts":1.0,"bins":{"a":[%s]}}'),                  # nested in one
+    (PropState, '{"v":1,"ts":%s}'),
+    (PropEvent, '{"v":1,"boot_id":"b","seq":1,"type":"x","ts":1.0,"value":{"n":[%s]}}'),
+    (NodeHeartbeat, '{"v":1,"boot_id":"b","ts":%s}'),
+])
+def test_non_finite_numbers_are_refused_wherever_they_are(number: str, model: type, template: str):
+    with pytest.raises(ContractError, match="number"):
+        decode((template % number).encode(), model)
+    assert decode((template % "1.5").encode(), model) is not None, "a finite number passes"
+
+
 def test_event_requires_boot_seq_type_ts():
     with pytest.raises(ContractError, match="boot_id"):
         decode(b'{"v":1,"seq":1,"type":"code","ts":1}', PropEvent)

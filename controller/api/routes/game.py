@@ -19,6 +19,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from controller import jsonsafe
 from controller.api.auth import principal
 from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, actor, http_errors
 from controller.api.errors import ApiError
@@ -91,9 +92,19 @@ def _group(body: BaseModel, service: Any) -> dict[str, Any]:
     return {k: getattr(body, k) for k in _GROUP}
 
 
-@router.get("/health")
-def health(service: ServiceDep) -> dict[str, Any]:
-    return {"ok": True, "mqtt": service.bridge.connected}
+@router.get("/health", responses={503: {"description": "the controller runs, but degraded"}})
+async def health(service: ServiceDep) -> Response:
+    """200 ``ok`` when everything works; **503** ``degraded`` with what is wrong while the
+    session log cannot be written (a full disk): the game goes on, nothing is lost yet
+    (``store.waiting`` rows wait in memory since ``store.since``), but someone must act.
+    Docker's health check then marks the container *unhealthy* (it does not restart it:
+    a restart would lose the rows waiting in memory). No login needed."""
+    store = service.backlog.health()
+    ok = store["ok"]
+    body = {"ok": ok, "status": "ok" if ok else "degraded", "mqtt": service.bridge.connected,
+            "store": store}
+    return Response(jsonsafe.dumps(body, what="health"), status_code=200 if ok else 503,
+                    media_type="application/json")
 
 
 @router.get("/state")

@@ -17,7 +17,7 @@ ACTIONS = ("lock", "unlock", "on", "off", "blink", "pulse", "beep", "reset", "cl
 
 
 class PropOrder(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)   # sent on to a node
 
     params: dict[str, JsonValue] = Field(default_factory=dict)
     who: Who = DEFAULT_WHO

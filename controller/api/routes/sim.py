@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/sim", tags=["simulation"])
 
 
 class GestureIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)   # sent on to a node
 
     gesture: str = Field(min_length=1, max_length=40)
     value: JsonValue = None

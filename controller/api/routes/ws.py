@@ -6,11 +6,11 @@ Game master and technician get the full snapshot; a room screen only its screen 
 
 from __future__ import annotations
 
-import json
 import logging
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from controller import jsonsafe
 from controller.api.auth import principal
 from controller.hub import STAFF, Hub, screen_audience
 
@@ -25,7 +25,7 @@ async def live(ws: WebSocket) -> None:
     await ws.accept()
     service.hub.add(ws, screen_audience(who.room) if who.role == "screen" else STAFF)
     try:
-        await ws.send_text(json.dumps(Hub.frame("snapshot", service.view(who)), default=str))
+        await ws.send_text(jsonsafe.dumps(Hub.frame("snapshot", service.view(who)), what="first snapshot"))
         while True:
             await ws.receive_text()  # pings from the page; nothing else is accepted
     except WebSocketDisconnect:
