@@ -11,13 +11,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from config.game import Game
-from controller import jsonsafe
 from controller.api import auth as auth_api
 from controller.api import errors as api_errors
 from controller.api.auth import AuthConfigError, AuthMiddleware, AuthSettings
@@ -108,15 +105,7 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(sqlite3.OperationalError, store_unavailable)
     app.add_exception_handler(StoreError, store_unavailable)
-    app.add_exception_handler(RequestValidationError, invalid_request)
     return app
-
-
-async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422, but one that never fails to render: its errors echo the input, and a
-    body's NaN (Python's JSON reader takes it) would make the default handler raise."""
-    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    return JSONResponse({"detail": jsonsafe.finite(jsonable_encoder(errors))[0]}, status_code=422)
 
 
 async def store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
@@ -124,8 +113,9 @@ async def store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     it cannot be written (a full disk): 503, in words, nothing half done. The game's own
     writes never get here: they wait in memory (:class:`controller.store.Backlog`)."""
     log.error("a request could not be written to the session database: %s", exc)
-    return JSONResponse({"detail": f"enregistrement impossible ({exc}) : disque plein ? "
-                                   "Réessayez une fois la place libérée."}, status_code=503)
+    return JSONResponse(api_errors.error_body(
+        f"enregistrement impossible ({exc}) : disque plein ? Réessayez une fois la place libérée.",
+        f"cannot record ({exc}): disk full? Try again once space is freed."), status_code=503)
 
 
 def freeze_startup_objects() -> None:
