@@ -1055,10 +1055,10 @@ class GameService:
     def end_emergency(self, *, who: str = GAME_MASTER) -> None:
         """« Fin de l'alerte »: the retained message says so; nothing is locked again."""
         state = self.emergency_state
-        if state is None or not state.active:
-            msg = "aucune alerte d'urgence en cours"
-            raise EngineError(msg, en="no emergency alert is on")
-        self.emergency_state = Emergency(active=False, id=state.id, who=who, ts=contract.now())
+        # NOTE: said again even with no alert known here: a node keeps an alert on its disk
+        # (the controller's store may have lost it), and only this message lifts it.
+        self.emergency_state = Emergency(active=False, id=state.id if state else contract.new_id(),
+                                         who=who, ts=contract.now())
         self._publish_emergency()
         self._store_emergency()
         log.warning("emergency alert ended by %s", who)

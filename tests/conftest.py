@@ -3,17 +3,32 @@
 ``broker`` is parametrised over both; a test using it runs once per broker. Mosquitto
 tests skip when it is not installed, unless ``ESCAPE_REQUIRE_MOSQUITTO=1`` (CI), where a
 missing Mosquitto fails them instead.
+
+A test skips where a tool it needs is missing (Mosquitto, Chromium, libfaketime,
+systemd-analyze, root for a tmpfs). Under ``ESCAPE_CI=1`` (``.ci/run``) every skip is a
+failure: a test CI does not run proves nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from controller.broker import EmbeddedBroker
 from tests.support.mosquitto import Mosquitto, require_or_skip_mosquitto
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("ESCAPE_CI") == "1":
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, and ESCAPE_CI=1: every test must run in CI ({reason})"
 
 
 @dataclass(frozen=True)

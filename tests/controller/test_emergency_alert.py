@@ -74,11 +74,11 @@ def test_while_the_alert_lasts_nothing_locks_and_releasing_is_never_refused(clie
 
     ended = client.post("/api/emergency/end", json={})
     assert ended.status_code == 200 and "rien n'est reverrouillé" in ended.json()["message"]
-    assert client.post("/api/emergency/end", json={}).json()["detail"] == "aucune alerte d'urgence en cours"
+    assert client.post("/api/emergency/end", json={}).status_code == 200, "ending twice is harmless"
     assert client.post("/api/game/resume", json={}).status_code == 200
     assert desired(client) == {"hall.box_lock": "unlock", "salon.door_lock": "unlock"}, "ending relocks nothing"
     audit = [a["action"] for a in client.get("/api/state").json()["game"]["audit"]]
-    assert audit[-2:] == ["emergency_end", "resume"]
+    assert audit[-3:] == ["emergency_end", "emergency_end", "resume"]
 
     # the game over and back to idle, a maglock's self-test would still lock it a moment
     assert client.post("/api/emergency", json={}).status_code == 202

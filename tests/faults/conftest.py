@@ -315,8 +315,8 @@ class NodeProcess(_Process):
     """``escape-apartment node --simulate`` in a process of its own (its MockFactory dies with it)."""
 
     def __init__(self, *, node_id: str, game: Path, broker: str, data_dir: Path, log: Path,
-                 keepalive: int = 5) -> None:
-        env = {**os.environ, "ESCAPE_MQTT_KEEPALIVE": str(keepalive)}
+                 keepalive: int = 5, env: dict[str, str] | None = None) -> None:
+        env = {**os.environ, "ESCAPE_MQTT_KEEPALIVE": str(keepalive), **(env or {})}
         env.pop("ESCAPE_DATA_DIR", None)
         self.log = log
         with log.open("ab") as out:
@@ -353,7 +353,8 @@ class ControllerProcess(_Process):
     """The controller under uvicorn in a process of its own (access control off), on the
     game file *game* (which ``SIGHUP`` reloads) and the session database *db*."""
 
-    def __init__(self, *, game: Path, db: Path, broker: Mosquitto, log: Path) -> None:
+    def __init__(self, *, game: Path, db: Path, broker: Mosquitto, log: Path,
+                 env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -361,7 +362,8 @@ class ControllerProcess(_Process):
             self.process = subprocess.Popen(
                 [sys.executable, "-c", _CONTROLLER, str(ROOT), str(game), str(db), broker.host,
                  str(broker.port), str(self.port)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, **env} if env else None)
 
     def state(self) -> dict[str, Any] | None:
         import httpx

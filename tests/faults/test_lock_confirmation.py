@@ -222,7 +222,10 @@ def test_the_emergency_is_retained_until_the_game_master_ends_it_and_a_restarted
     wait_for(lambda: wire.received(rig.topics.emergency, since=ended_at), what="the end of the alert on the wire")
     end = decode(wire.received(rig.topics.emergency, since=ended_at)[-1].payload, Emergency)
     assert (end.active, end.id) == (False, raised.id)
-    assert rig.client.post("/api/emergency/end", json={}).status_code == 409
+    # ending it again is harmless, and said again (a node may hold an alert on its disk)
+    again_at = time.monotonic()
+    assert rig.client.post("/api/emergency/end", json={}).status_code == 200
+    wait_for(lambda: wire.received(rig.topics.emergency, since=again_at), what="the end said again")
     assert rig.client.post("/api/game/resume", json={}).status_code == 200
     assert {want.action for want in rig.service.desired.values()} == {"unlock"}, "nothing to relock"
     assert not rig.relay_driven("hall") and not rig.relay_driven("entree")
