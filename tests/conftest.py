@@ -7,6 +7,11 @@ missing Mosquitto fails them instead.
 A test skips where a tool it needs is missing (Mosquitto, Chromium, libfaketime,
 systemd-analyze, root for a tmpfs). Under ``ESCAPE_CI=1`` (``.ci/run``) every skip is a
 failure: a test CI does not run proves nothing.
+
+hypothesis is imported here, at collection: its pytest plugin would otherwise import it
+in the terminal summary, and pytest's assertion rewriting would then ``ast.parse`` it after
+the browser tests' greenlets ran, which CPython 3.11.7 can fail with "SystemError: AST
+constructor recursion depth mismatch" (a run's last line, after every test passed).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
+import hypothesis  # noqa: F401
 import pytest
 
 from controller.broker import EmbeddedBroker
