@@ -16,9 +16,10 @@ COPY pyproject.toml README.md ./
 COPY config ./config
 COPY controller ./controller
 COPY nodes ./nodes
+COPY protocol ./protocol
 COPY props ./props
 COPY dashboard ./dashboard
-RUN pip install /app
+RUN pip install '/app[controller]'
 
 # An unprivileged user owning only its data directory (SQLite sessions and audit log).
 RUN useradd --system --uid 10001 --user-group --home-dir /data --no-create-home escape \

@@ -37,8 +37,8 @@ from bench._runner import Output, wait_for_stdin_eof
 from config.loader import load_game
 from controller.main import WS_PER_MESSAGE_DEFLATE, create_app
 from controller.mqtt import Connection, Incoming
-from nodes.contract import NodeStatus, PropEvent, PropState
-from nodes.mqtt import BrokerAddress
+from protocol.contract import NodeStatus, PropEvent, PropState
+from protocol.mqtt import BrokerAddress
 
 log = logging.getLogger(__name__)
 _KEPT = 200_000

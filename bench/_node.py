@@ -39,9 +39,9 @@ from gpiozero.pins.mock import MockFactory, MockPin
 from bench._runner import Output, serve
 from config.loader import load_game
 from nodes.agent import NodeAgent
-from nodes.mqtt import BrokerAddress
 from props.models import KeypadConfig
 from props.sim import KeypadColumnPin, KeypadSimulator
+from protocol.mqtt import BrokerAddress
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
     python -m bench._publisher --broker 127.0.0.1:1883 --apartment bench \\
         --node room_01 --node room_02 … --props p1,p2,…
 
-One paho client per room (``nodes.mqtt.make_client``, as a node's: TCP_NODELAY, QoS 1),
+One paho client per room (``protocol.mqtt.make_client``, as a node's: TCP_NODELAY, QoS 1),
 each announcing its birth (retained ``NodeStatus``); on
 ``{"cmd": "run", "rate": 500, "seconds": 3}`` the rooms publish valid ``PropEvent``
 payloads on the contract's event topics (``seq`` +1 each, ``ts`` = now), round-robin over
@@ -31,8 +31,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from bench._runner import Output, serve
-from nodes.contract import NodeStatus, PropInfo, Topics, new_id
-from nodes.mqtt import BrokerAddress, make_client
+from protocol.contract import NodeStatus, PropInfo, Topics, new_id
+from protocol.mqtt import BrokerAddress, make_client
 
 TICK_S = 0.001
 MISC_EVERY_S = 0.5

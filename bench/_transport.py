@@ -10,7 +10,7 @@ Three roles make the same four hops as a key press that opens a lock
 * ``echo`` (the controller): republishes every ``ping`` on ``<topic>/pong``;
 * ``sink`` (node B): reports each ``pong`` as ``{"kind": "recv", "id": 7, "t": ns}``.
 
-``--client tuned`` is this project's client (``nodes.mqtt.make_client``: TCP_NODELAY,
+``--client tuned`` is this project's client (``protocol.mqtt.make_client``: TCP_NODELAY,
 100 messages in flight); ``--client naive`` is paho's defaults (Nagle's algorithm on).
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from bench._runner import Output, serve
-from nodes.mqtt import BrokerAddress, make_client
+from protocol.mqtt import BrokerAddress, make_client
 
 
 def build_client(kind: str, client_id: str, broker: BrokerAddress) -> mqtt.Client:

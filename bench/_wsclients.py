@@ -23,8 +23,8 @@ import time
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench._runner import Output
-from nodes.contract import Topics, new_id
-from nodes.mqtt import BrokerAddress, make_client
+from protocol.contract import Topics, new_id
+from protocol.mqtt import BrokerAddress, make_client
 
 
 async def _arrival(ws: ClientConnection, marker: str, timeout: float) -> int | None:

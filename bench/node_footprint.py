@@ -47,8 +47,8 @@ from bench.common import (
     write_game,
 )
 from bench.results_model import Section
-from nodes.contract import Gesture, Topics, new_id
-from nodes.mqtt import BrokerAddress, make_client
+from protocol.contract import Gesture, Topics, new_id
+from protocol.mqtt import BrokerAddress, make_client
 
 APARTMENT = "bench"
 NODE = "room"

@@ -54,7 +54,7 @@ from controller.core.config import (
     SESSION_SECRET,
     TECH_PASSWORD,
 )
-from nodes.contract import check_id
+from protocol.contract import check_id
 
 #: the shipped broker files; docker-compose.yml mounts these and the tests run them
 MOSQUITTO_DIR = CONFIG_DIR / "mosquitto"
@@ -450,7 +450,7 @@ def cmd_credentials(args: argparse.Namespace) -> int:
         return 2
     if args.broker is not None:
         # same parser as the node will use, so a typo fails here and not on the Pi
-        from nodes.mqtt import BrokerAddress
+        from protocol.mqtt import BrokerAddress
 
         try:
             BrokerAddress.parse(args.broker)

@@ -296,7 +296,7 @@ class Unchecked:
         return not self.puzzles
 
 
-#: the prop id of node-level events (``nodes.contract.NODE_PROP``); no prop may take it
+#: the prop id of node-level events (``protocol.contract.NODE_PROP``); no prop may take it
 RESERVED_PROP = "node"
 
 # NOTE: BCM 2/3 have hard-wired 1.8 kΩ pull-ups and 4-8 default high at boot: a relay

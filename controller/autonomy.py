@@ -21,7 +21,7 @@ from typing import Any
 from config.game import PropAction
 from controller.engine import Effect, Engine, EngineError, PropCommand, PuzzleStatus
 from controller.registry import Registry
-from nodes.contract import EventAck
+from protocol.contract import EventAck
 
 #: commands that leave an output in a state (the node's own, when it solved locally)
 STEADY = frozenset({"unlock", "on", "off"})

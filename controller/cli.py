@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from config import broker as broker_cli
     from config import cli as config_cli
     from nodes import cli as node_cli
 
@@ -26,12 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_cli.register(sub)
     node_cli.register(sub)
     register_controller(sub)
-    try:
-        from config import broker as broker_cli
-    except ImportError:  # pragma: no cover - during bootstrap only
-        pass
-    else:
-        broker_cli.register(sub)
+    broker_cli.register(sub)
     return parser
 
 

@@ -13,7 +13,7 @@ import sys
 from config.loader import SHIPPED_GAME, GameConfigError, load_game
 from controller.api.auth import AuthSettings
 from controller.broker import EmbeddedBroker
-from nodes.mqtt import BrokerAddress
+from protocol.mqtt import BrokerAddress
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ always valid JSON.
 
 Non-finite numbers (NaN, ±Infinity) are not JSON: one of them in a WebSocket push once
 froze the game master's console (``JSON.parse`` threw, the page stopped rendering). They
-are refused where they could enter — the MQTT contract (:func:`nodes.contract.decode`)
+are refused where they could enter — the MQTT contract (:func:`protocol.contract.decode`)
 and the game file — so none should reach this point; if a bug lets one through anyway
 (a value the engine computed, a row read back from an old database), it goes out as
 ``null`` with an error in the log naming where it was, and the text stays valid.
@@ -18,13 +18,13 @@ import logging
 import math
 from typing import Any
 
-from nodes import contract
+from protocol import contract
 
 log = logging.getLogger(__name__)
 
 
 def dumps(value: Any, *, what: str) -> str:
-    """:func:`nodes.contract.dumps` (compact, never NaN) of *value*, *what* naming it in
+    """:func:`protocol.contract.dumps` (compact, never NaN) of *value*, *what* naming it in
     the log should a non-finite number have to be neutralised."""
     try:
         return contract.dumps(value)

@@ -32,9 +32,10 @@ from controller.mqtt import MqttBridge
 from controller.reload import install_sighup
 from controller.service import GameService
 from controller.store import Store, StoreError, default_path
-from nodes import contract
-from nodes.contract import Topics
-from nodes.mqtt import BrokerAddress, read_secret_file
+from protocol import contract
+from protocol.contract import Topics
+from protocol.mqtt import BrokerAddress
+from protocol.secrets import read_secret_file
 
 log = logging.getLogger(__name__)
 #: uvicorn's ``ws_per_message_deflate`` for every controller (service, demo, bench): off.

@@ -4,7 +4,7 @@ paho runs **on the asyncio event loop**, as aiomqtt v2.5.1 runs it: no paho netw
 thread. The loop watches paho's socket (``add_reader``; ``add_writer`` while paho has
 bytes to send) and calls ``loop_read`` / ``loop_write``; ``loop_misc`` (keepalive) runs on
 a timer; the bridge reconnects with paho's back-off itself. A message is decoded in
-``on_message`` on the loop — topic → :class:`~nodes.contract.TopicParts`, payload → a
+``on_message`` on the loop — topic → :class:`~protocol.contract.TopicParts`, payload → a
 validated frozen model — and put on :attr:`MqttBridge.queue` with no thread hand-off;
 bad messages are counted and dropped there. A command is written to the socket inside
 :meth:`MqttBridge.send_command`. Only the TCP connection itself is opened in the loop's
@@ -26,8 +26,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from nodes import contract
-from nodes.contract import (
+from protocol import contract
+from protocol.contract import (
     Command,
     ContractError,
     ControllerStatus,
@@ -38,7 +38,7 @@ from nodes.contract import (
     TechReply,
     Topics,
 )
-from nodes.mqtt import RECONNECT_MAX_S, RECONNECT_MIN_S, BrokerAddress, make_client, set_nodelay
+from protocol.mqtt import RECONNECT_MAX_S, RECONNECT_MIN_S, BrokerAddress, make_client, set_nodelay
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +319,7 @@ class MqttBridge:
     # others from the loop, except during reconnect(): the loop then re-syncs in
     # _connect_done, so a call from another thread only pokes the loop.
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        set_nodelay(client, userdata, sock)   # TCP_NODELAY: see nodes/mqtt.py
+        set_nodelay(client, userdata, sock)   # TCP_NODELAY: see protocol/mqtt.py
 
     def _on_socket_close(self, _client: mqtt.Client, _userdata: Any, sock: Any) -> None:
         if sock is self._sock and self._on_loop():

@@ -32,7 +32,7 @@ from enum import StrEnum
 from typing import Any
 
 from config.game import Game
-from nodes.contract import NodeHeartbeat, NodeStatus, PropEvent, PropState, node_silence_limit
+from protocol.contract import NodeHeartbeat, NodeStatus, PropEvent, PropState, node_silence_limit
 
 #: boots of one node (besides the current one) whose last seq is remembered, so their late
 #: events are still deduplicated; and boots that were current once (a flip back is no reboot)

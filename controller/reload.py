@@ -26,8 +26,8 @@ from config.loader import GameConfigError, load_game_file
 from controller.core.errors import Bilingual
 from controller.engine import GAME_MASTER, Engine, Phase
 from controller.registry import Registry
-from nodes import contract
 from props.models import MaglockConfig
+from protocol import contract
 
 log = logging.getLogger(__name__)
 

@@ -41,8 +41,11 @@ from controller.hub import STAFF, Hub
 from controller.mqtt import Connection, Incoming, MqttBridge
 from controller.registry import Boot, EventVerdict, Registry
 from controller.store import Backlog, Store, StoreError
-from nodes import contract
-from nodes.contract import (
+from props.models import MaglockConfig
+from props.sim import check_gesture
+from props.start import one_shot
+from protocol import contract
+from protocol.contract import (
     ContractError,
     Emergency,
     Gesture,
@@ -54,9 +57,6 @@ from nodes.contract import (
     TechReply,
     TechRequest,
 )
-from props.models import MaglockConfig
-from props.sim import check_gesture
-from props.start import one_shot
 
 log = logging.getLogger(__name__)
 

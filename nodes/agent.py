@@ -70,9 +70,16 @@ import paho.mqtt.client as mqtt
 from gpiozero import Button, Factory
 
 from config.game import Game, Puzzle
-from nodes import contract
 from nodes.autonomy import GameView, LocalPuzzles, SavedView
-from nodes.contract import (
+from nodes.datadir import DataDir
+from nodes.network import NetworkThread
+from nodes.outbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Outbox
+from props.base import Prop
+from props.exc import PropError
+from props.factory import build_prop
+from props.maglock import Maglock
+from protocol import contract
+from protocol.contract import (
     COMMAND_TTL_S,
     NODE_PROP,
     Command,
@@ -92,13 +99,7 @@ from nodes.contract import (
     Topics,
     is_release,
 )
-from nodes.datadir import DataDir
-from nodes.mqtt import BrokerAddress, NetworkThread, make_client
-from nodes.outbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Outbox
-from props.base import Prop
-from props.exc import PropError
-from props.factory import build_prop
-from props.maglock import Maglock
+from protocol.mqtt import BrokerAddress, make_client
 
 log = logging.getLogger(__name__)
 

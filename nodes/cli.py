@@ -122,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from config.loader import GameConfigError
     from nodes.agent import NodeAgent
     from nodes.datadir import default_data_dir
-    from nodes.mqtt import BrokerAddress, credentials_from_env
+    from protocol.mqtt import BrokerAddress, credentials_from_env
 
     try:
         game = load_node_game(args)

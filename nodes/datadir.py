@@ -28,7 +28,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from nodes.contract import ContractError, Emergency, decode
+from protocol.contract import ContractError, Emergency, decode
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from nodes.contract import ContractError, PropEvent, decode
+from protocol.contract import ContractError, PropEvent, decode
 
 log = logging.getLogger(__name__)
 

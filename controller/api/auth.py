@@ -67,7 +67,7 @@ from controller.core.config import (
     SESSION_SECRET,
     TECH_PASSWORD,
 )
-from nodes.mqtt import read_secret_file
+from protocol.secrets import read_secret_file
 
 log = logging.getLogger(__name__)
 

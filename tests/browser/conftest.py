@@ -19,7 +19,7 @@ from controller.api.auth import AuthSettings
 from controller.broker import EmbeddedBroker
 from controller.main import create_app
 from nodes.agent import NodeAgent
-from nodes.mqtt import BrokerAddress
+from protocol.mqtt import BrokerAddress
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -14,7 +14,7 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
-from nodes.contract import PropEvent, Topics, new_id, now
+from protocol.contract import PropEvent, Topics, new_id, now
 from tests.browser.conftest import GM_PASSWORD, Server, shot
 from tests.support.badnumbers import forged
 

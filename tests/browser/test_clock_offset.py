@@ -21,7 +21,7 @@ import pytest
 from config.loader import load_game
 from controller.api.auth import AuthSettings
 from controller.main import create_app
-from nodes.mqtt import BrokerAddress
+from protocol.mqtt import BrokerAddress
 from tests.browser.conftest import ARGS, CHROMIUM, TECH_PASSWORD, _free_port, _require_chromium, shot
 from tests.faults.conftest import console_command, game_file
 from tests.support.mosquitto import Mosquitto, require_or_skip_mosquitto

@@ -21,7 +21,7 @@ from config.loader import SHIPPED_GAME, load_game
 from controller.api.auth import AuthSettings
 from controller.main import create_app
 from nodes.agent import NodeAgent
-from nodes.mqtt import BrokerAddress
+from protocol.mqtt import BrokerAddress
 from tests.browser.conftest import ARGS, CHROMIUM, GM_PASSWORD, _free_port, _require_chromium, shot
 from tests.support.fake_node import DeafNode
 from tests.support.mosquitto import Mosquitto, require_or_skip_mosquitto

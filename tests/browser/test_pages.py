@@ -182,8 +182,8 @@ def test_console_shows_a_room_playing_alone_and_its_queued_events(browser: objec
     """What a node says in its heartbeat reaches the game master's room card: a heartbeat
     saying "playing alone, 3 events queued" (as a node whose controller link was down
     sends), then the node's own next heartbeat clears it."""
-    from nodes.contract import NodeHeartbeat
-    from nodes.mqtt import make_client
+    from protocol.contract import NodeHeartbeat
+    from protocol.mqtt import make_client
 
     service = server.app.state.service
     console = login(browser, server)

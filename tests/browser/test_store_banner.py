@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from controller.store import RETRY_MAX_S
-from nodes.contract import Topics
+from protocol.contract import Topics
 from tests.browser.conftest import ARGS, CHROMIUM, _require_chromium, shot
 from tests.faults.conftest import ControllerProcess, game_file, wait_for
 from tests.support.diskfull import RawRoom, fill, small_tmpfs

@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 
 from config.game import Game
 from controller.main import create_app
-from nodes.contract import Topics
-from nodes.mqtt import BrokerAddress
+from protocol.contract import Topics
+from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
 from tests.controller.conftest import FakeClocks
 from tests.integration.conftest import wait_for

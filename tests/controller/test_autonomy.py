@@ -7,7 +7,7 @@ import pytest
 from controller.autonomy import local_solve, status_fields
 from controller.engine import Engine, EngineError, PropCommand
 from controller.registry import Registry
-from nodes.contract import ControllerStatus, EventAck, NodeStatus, PropEvent
+from protocol.contract import ControllerStatus, EventAck, NodeStatus, PropEvent
 from tests.nodes.test_autonomy import GAME
 
 

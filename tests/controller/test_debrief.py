@@ -15,7 +15,7 @@ from controller.debrief import debrief, outcome
 from controller.engine import Engine
 from controller.main import create_app
 from controller.store import Store
-from nodes.mqtt import BrokerAddress
+from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
 from tests.controller.conftest import FakeClocks
 

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from config.game import Game
 from controller.api.auth import MAX_FAILURES, AuthSettings
 from controller.main import create_app
-from nodes.mqtt import BrokerAddress
+from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
 
 GM, TECH = "gm-password", "tech-password"

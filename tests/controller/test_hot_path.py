@@ -23,8 +23,8 @@ from config.game import Game
 from controller.mqtt import Connection, Incoming, MqttBridge
 from controller.service import FLUSH_AFTER_S, GameService
 from controller.store import Batch, Store
-from nodes.contract import Command, NodeStatus, PropEvent, TopicParts, Topics
-from nodes.mqtt import BrokerAddress
+from protocol.contract import Command, NodeStatus, PropEvent, TopicParts, Topics
+from protocol.mqtt import BrokerAddress
 from tests.controller.conftest import FakeClocks
 
 

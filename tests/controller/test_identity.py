@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from config.game import Game
 from controller.registry import CLOCK_WARN_S, Boot, EventVerdict, Registry
-from nodes.contract import NodeHeartbeat, NodeStatus, PropEvent
+from protocol.contract import NodeHeartbeat, NodeStatus, PropEvent
 from tests.controller.conftest import FakeClocks, make_game
 
 KEEPALIVE, HEARTBEAT = 3.0, 1.0
@@ -327,7 +327,7 @@ def test_without_counters_a_live_boot_replaces_a_silent_one(registry: Registry, 
 
 
 def test_retained_messages_do_not_move_last_seen(registry: Registry, clocks: FakeClocks, game: Game) -> None:
-    from nodes.contract import PropState
+    from protocol.contract import PropState
 
     registry.on_status("hall", birth("A", 1), live=False)
     registry.on_state("hall", "keypad", PropState(boot_id="A"), live=False)
@@ -337,7 +337,7 @@ def test_retained_messages_do_not_move_last_seen(registry: Registry, clocks: Fak
 
 
 def test_a_late_state_of_a_replaced_boot_does_not_overwrite_the_current_one(registry: Registry) -> None:
-    from nodes.contract import PropState
+    from protocol.contract import PropState
 
     registry.on_status("hall", birth("A", 1))
     registry.on_status("hall", birth("B", 2))
@@ -401,8 +401,8 @@ def service(tmp_path, game: Game, clocks: FakeClocks):
     from controller.mqtt import MqttBridge
     from controller.service import GameService
     from controller.store import Store
-    from nodes.contract import Topics
-    from nodes.mqtt import BrokerAddress
+    from protocol.contract import Topics
+    from protocol.mqtt import BrokerAddress
 
     store = Store(tmp_path / "escape.db")
     bridge = MqttBridge(topics=Topics(game.apartment.id), broker=BrokerAddress("127.0.0.1", 9),
@@ -421,7 +421,7 @@ def service(tmp_path, game: Game, clocks: FakeClocks):
 def code(seq: int, value: str, *, session: str | None, replayed: bool | None = None,
          prop: str = "keypad", type_: str = "code") -> object:
     from controller.mqtt import Incoming
-    from nodes.contract import TopicParts
+    from protocol.contract import TopicParts
 
     return Incoming(TopicParts("event", "hall", prop),
                     PropEvent(boot_id="boot1", seq=seq, type=type_, value=value, ts=1.0,
@@ -466,7 +466,7 @@ def test_a_local_solve_of_another_session_is_not_applied_but_an_emergency_always
 def test_a_boot_adopted_from_its_heartbeat_is_resynced_and_its_exit_door_waits(service,
                                                                               clocks: FakeClocks) -> None:
     from controller.mqtt import Incoming
-    from nodes.contract import Resync, TopicParts
+    from protocol.contract import Resync, TopicParts
 
     service.start_game(parcours="primo", players=3)
     assert service.desired[("salon", "door_lock")].action == "lock"
@@ -496,8 +496,8 @@ def test_a_reboot_while_no_controller_ran_is_still_a_reboot_and_only_once(
     from controller.mqtt import Incoming, MqttBridge
     from controller.service import GameService
     from controller.store import Store
-    from nodes.contract import TopicParts, Topics
-    from nodes.mqtt import BrokerAddress
+    from protocol.contract import TopicParts, Topics
+    from protocol.mqtt import BrokerAddress
 
     def controller() -> GameService:
         bridge = MqttBridge(topics=Topics(game.apartment.id), broker=BrokerAddress("127.0.0.1", 9),

@@ -16,8 +16,8 @@ from controller.core.config import Settings
 from controller.main import create_app
 from controller.mqtt import Incoming
 from controller.registry import Registry
-from nodes.contract import NodeHeartbeat, NodeStatus, PropEvent, Resync, TopicParts, node_silence_limit
-from nodes.mqtt import BrokerAddress
+from protocol.contract import NodeHeartbeat, NodeStatus, PropEvent, Resync, TopicParts, node_silence_limit
+from protocol.mqtt import BrokerAddress
 
 KEEPALIVE = 3.0
 HEARTBEAT = 1.0

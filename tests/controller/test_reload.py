@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from controller.api.auth import TECH_ONLY, AuthSettings
 from controller.main import create_app
-from nodes.mqtt import BrokerAddress
+from protocol.mqtt import BrokerAddress
 from tests.controller.conftest import GAME, make_game
 
 APARTMENT = "reload_test"

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from config.game import Game
 from controller.api.auth import AuthSettings
 from controller.main import create_app
-from nodes.mqtt import BrokerAddress
+from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
 
 AUTH = AuthSettings(gm_password="gm-password", tech_password="tech-password",

@@ -30,8 +30,8 @@ from controller.main import create_app
 from controller.mqtt import Incoming, MqttBridge
 from controller.service import GameService
 from controller.store import RETRY_FIRST_S, RETRY_MAX_S, WRITE_ROWS, Backlog, Batch, Store
-from nodes.contract import NodeStatus, PropEvent, TopicParts, Topics
-from nodes.mqtt import BrokerAddress
+from protocol.contract import NodeStatus, PropEvent, TopicParts, Topics
+from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
 from tests.controller.conftest import FakeClocks
 

@@ -97,8 +97,8 @@ def test_controller_help_lists_every_variable_the_controller_reads(recorded: Rec
 
 def test_node_help_lists_every_variable_a_node_reads(recorded: Recording, tmp_path: Path) -> None:
     from controller.cli import build_parser
-    from nodes.mqtt import credentials_from_env
     from nodes.sdnotify import notify, watchdog_interval
+    from protocol.mqtt import credentials_from_env
 
     shown = listed(help_text("node"))
     build_parser().parse_args(["node"])      # the options' defaults come from the environment

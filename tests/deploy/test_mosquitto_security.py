@@ -30,7 +30,7 @@ import pytest
 import yaml
 from paho.mqtt.reasoncodes import ReasonCode
 
-from nodes.contract import Topics, new_id
+from protocol.contract import Topics, new_id
 from tests.deploy.conftest import read_env_file
 from tests.support.mosquitto import Mosquitto, connect_packet, mosquitto_required, read_connack
 

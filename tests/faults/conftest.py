@@ -31,8 +31,8 @@ from config.loader import parse_game
 from controller.main import create_app
 from controller.service import GameService
 from nodes.agent import NodeAgent
-from nodes.contract import Topics, new_id
-from nodes.mqtt import BrokerAddress
+from protocol.contract import Topics, new_id
+from protocol.mqtt import BrokerAddress
 from tests.support.mosquitto import Mosquitto, require_or_skip_mosquitto
 from tests.support.netfault import TcpProxy
 
@@ -333,7 +333,7 @@ _CONTROLLER = textwrap.dedent("""
     import uvicorn
     from config.loader import load_game
     from controller.main import create_app
-    from nodes.mqtt import BrokerAddress
+    from protocol.mqtt import BrokerAddress
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     game_file, db, broker_host, broker_port, http_port = sys.argv[2:7]

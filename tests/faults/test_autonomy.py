@@ -12,7 +12,7 @@ import time
 import pytest
 
 from controller.mqtt import Incoming
-from nodes.contract import PropEvent, heartbeat_interval
+from protocol.contract import PropEvent, heartbeat_interval
 from tests.faults.conftest import RELAY, fault_game, wait_for
 
 pytestmark = pytest.mark.mosquitto

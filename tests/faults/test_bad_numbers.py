@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from nodes.contract import PropEvent, now
+from protocol.contract import PropEvent, now
 from tests.faults.conftest import Rig, fault_game, wait_for
 from tests.support.badnumbers import NOT_NUMBERS, forged, strict_json
 

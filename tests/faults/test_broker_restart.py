@@ -12,7 +12,7 @@ import time
 import pytest
 
 from controller.mqtt import Incoming
-from nodes.contract import PropEvent
+from protocol.contract import PropEvent
 from tests.faults.conftest import fault_game, wait_for
 
 pytestmark = pytest.mark.mosquitto

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from nodes.contract import Emergency, NodeHeartbeat, Resync, Topics, new_id
+from protocol.contract import Emergency, NodeHeartbeat, Resync, Topics, new_id
 from tests.faults.conftest import Wire, _Process, console_command, game_file, wait_for
 from tests.support.fake_controller import FakeController, nodelay
 from tests.support.mosquitto import Mosquitto

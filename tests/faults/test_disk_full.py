@@ -30,7 +30,7 @@ import pytest
 
 from controller.service import FLUSH_AFTER_S
 from controller.store import RETRY_MAX_S
-from nodes.contract import Command, Topics
+from protocol.contract import Command, Topics
 from tests.faults.conftest import ControllerProcess, game_file, wait_for
 from tests.support.diskfull import RawRoom, fill, small_tmpfs
 

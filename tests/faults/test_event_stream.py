@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from nodes.contract import Command, PropEvent, Resync, new_id, now
+from protocol.contract import Command, PropEvent, Resync, new_id, now
 from tests.faults.conftest import RELAY, Rig, fault_game, wait_for
 
 pytestmark = pytest.mark.mosquitto

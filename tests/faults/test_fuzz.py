@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, Phase, given, reject, settings
 from hypothesis import strategies as st
 
 from controller.mqtt import Incoming
-from nodes import contract
-from nodes.contract import (
+from protocol import contract
+from protocol.contract import (
     Command,
     ContractError,
     ControllerStatus,

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 
 from controller.main import create_app
 from controller.service import GameService
-from nodes.mqtt import BrokerAddress
+from protocol.mqtt import BrokerAddress
 from tests.faults.conftest import ControllerProcess, fault_game, game_file, wait_for
 from tests.faults.rawnode import RawNode
 from tests.support.netfault import TcpProxy

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from config.loader import SHIPPED_GAME, load_game
-from nodes.contract import Emergency, Topics, decode
+from protocol.contract import Emergency, Topics, decode
 from tests.faults.conftest import Rig, Seen, Wire, fault_game, wait_for
 from tests.support.fake_node import DeafNode
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from nodes.contract import Gesture, NodeHeartbeat, NodeStatus, PropEvent, Topics, new_id
 from nodes.datadir import SYSTEM_STATE_DIR
+from protocol.contract import Gesture, NodeHeartbeat, NodeStatus, PropEvent, Topics, new_id
 from tests.faults.conftest import _Process, console_command, game_file, wait_for
 from tests.support.fake_controller import FakeController
 from tests.support.mosquitto import Mosquitto

@@ -17,8 +17,8 @@ from gpiozero.pins.mock import MockFactory
 
 from controller.mqtt import Incoming
 from nodes.agent import NodeAgent
-from nodes.contract import NodeStatus, TechReply
-from nodes.mqtt import BrokerAddress
+from protocol.contract import NodeStatus, TechReply
+from protocol.mqtt import BrokerAddress
 from tests.faults.conftest import NodeProcess, Rig, fault_game, game_file, wait_for
 from tests.support.netfault import TcpProxy
 

@@ -22,10 +22,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from nodes import contract
 from nodes.agent import NodeAgent
-from nodes.contract import NodeHeartbeat, NodeStatus, PropEvent, Resync, Topics, new_id
-from nodes.mqtt import BrokerAddress
+from protocol import contract
+from protocol.contract import NodeHeartbeat, NodeStatus, PropEvent, Resync, Topics, new_id
+from protocol.mqtt import BrokerAddress
 from tests.faults.conftest import NodeProcess, Wire, fault_game, game_file, wait_for
 from tests.support.fake_controller import FakeController, nodelay
 from tests.support.mosquitto import Mosquitto, connect_packet, read_connack

@@ -25,8 +25,8 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from nodes.agent import NodeAgent
-from nodes.contract import Emergency, Resync, TechReply, TechRequest, Topics, new_id
-from nodes.mqtt import BrokerAddress
+from protocol.contract import Emergency, Resync, TechReply, TechRequest, Topics, new_id
+from protocol.mqtt import BrokerAddress
 from tests.faults.conftest import EMERGENCY, RELAY, Wire, fault_game, wait_for
 from tests.support.fake_controller import FakeController, nodelay
 from tests.support.mosquitto import Mosquitto

@@ -18,8 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from controller.main import create_app
-from nodes.contract import Gesture, NodeHeartbeat, Topics, new_id
-from nodes.mqtt import BrokerAddress
+from protocol.contract import Gesture, NodeHeartbeat, Topics, new_id
+from protocol.mqtt import BrokerAddress
 from tests.faults.conftest import ControllerProcess, NodeProcess, fault_game, game_file, wait_for
 
 pytestmark = pytest.mark.mosquitto

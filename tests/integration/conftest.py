@@ -15,7 +15,7 @@ from config.game import Game
 from controller.api.auth import AuthSettings
 from controller.main import create_app
 from nodes.agent import NodeAgent
-from nodes.mqtt import BrokerAddress
+from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
 
 

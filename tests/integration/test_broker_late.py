@@ -17,7 +17,7 @@ from config.loader import SHIPPED_GAME, load_game
 from controller.broker import EmbeddedBroker, free_port
 from controller.main import create_app
 from nodes.agent import NodeAgent
-from nodes.mqtt import BrokerAddress
+from protocol.mqtt import BrokerAddress
 from tests.integration.conftest import wait_for
 
 

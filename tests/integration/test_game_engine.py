@@ -23,7 +23,7 @@ from gpiozero.pins.mock import MockFactory
 
 from controller.main import create_app
 from nodes.agent import NodeAgent
-from nodes.mqtt import BrokerAddress
+from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
 from tests.controller.conftest import GAME, FakeClocks, make_game
 from tests.integration.conftest import wait_for
@@ -130,7 +130,7 @@ CONTROLLER = textwrap.dedent("""
     import uvicorn
     from config.loader import load_game
     from controller.main import create_app
-    from nodes.mqtt import BrokerAddress
+    from protocol.mqtt import BrokerAddress
 
     game_file, db, broker_host, broker_port, http_port = sys.argv[2:7]
     app = create_app(game=load_game(game_file), broker=BrokerAddress(broker_host, int(broker_port)),

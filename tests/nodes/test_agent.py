@@ -12,8 +12,8 @@ from gpiozero.pins.mock import MockFactory
 
 from config.loader import SHIPPED_GAME, load_game
 from nodes.agent import NodeAgent
-from nodes.contract import Command, ControllerStatus, TopicParts
-from nodes.mqtt import BrokerAddress
+from protocol.contract import Command, ControllerStatus, TopicParts
+from protocol.mqtt import BrokerAddress
 
 
 def make_agent() -> tuple[NodeAgent, MockFactory]:

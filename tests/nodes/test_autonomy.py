@@ -18,9 +18,9 @@ from config.loader import parse_game
 from controller.engine import Engine
 from nodes.agent import NodeAgent
 from nodes.autonomy import GameView, LocalPuzzles
-from nodes.contract import Command, ControllerStatus, EventAck, PropEvent, TopicParts
-from nodes.mqtt import BrokerAddress
 from nodes.outbox import Outbox
+from protocol.contract import Command, ControllerStatus, EventAck, PropEvent, TopicParts
+from protocol.mqtt import BrokerAddress
 
 GAME = parse_game("""\
 apartment: {id: auto, name: Autonomie, autonomy_after_s: 5}

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nodes.contract import (
+from protocol.contract import (
     Command,
     ContractError,
     NodeHeartbeat,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nodes.contract import Emergency
 from nodes.datadir import SYSTEM_STATE_DIR, DataDir, default_data_dir
+from protocol.contract import Emergency
 
 NODES = Path(__file__).resolve().parents[2] / "nodes"
 
@@ -51,11 +51,11 @@ def test_an_emergency_is_remembered_until_cleared_and_a_damaged_record_counts_as
 
 
 def environment_variables_read() -> set[str]:
-    """Every environment variable the node's modules read: ``os.environ.get("X")``,
+    """Every environment variable the node's modules (and the protocol's) read: ``os.environ.get("X")``,
     ``env.get("X")``, ``os.environ["X"]``, ``os.getenv("X")`` and the credentials'
     ``prefix + "X"`` (prefix ``ESCAPE_MQTT_``)."""
     names: set[str] = set()
-    for path in NODES.glob("*.py"):
+    for path in [*NODES.glob("*.py"), *(NODES.parent / "protocol").glob("*.py")]:
         text = path.read_text(encoding="utf-8")
         names |= set(re.findall(r'(?:environ|env)(?:\.get\(|\[)\s*"([A-Z][A-Z0-9_]+)"', text))
         names |= set(re.findall(r'getenv\(\s*"([A-Z][A-Z0-9_]+)"', text))

@@ -1,4 +1,4 @@
-"""The node's MQTT network thread (``nodes.mqtt.NetworkThread``, docs/performance.md, fix 11).
+"""The node's MQTT network thread (``nodes.network.NetworkThread``, docs/performance.md, fix 11).
 
 A publish is written to the socket by the thread that makes it, before ``publish()``
 returns; several threads publishing at once never interleave their packets; paho's
@@ -18,7 +18,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from nodes.mqtt import BrokerAddress, NetworkThread, make_client
+from nodes.network import NetworkThread
+from protocol.mqtt import BrokerAddress, make_client
 from tests.conftest import BrokerHandle
 
 

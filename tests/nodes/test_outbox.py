@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nodes.contract import PropEvent
 from nodes.outbox import Outbox
+from protocol.contract import PropEvent
 
 
 def event(seq: int, *, boot: str = "boot1", value: object = "0412") -> PropEvent:

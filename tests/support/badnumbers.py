@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nodes.contract import Topics, now
+from protocol.contract import Topics, now
 
 #: what a JSON text may hold for a number that is not one (1e999: read as infinity)
 NOT_NUMBERS = ("NaN", "Infinity", "-Infinity", "1e999", "-1e999")

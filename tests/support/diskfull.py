@@ -20,7 +20,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from nodes.contract import NodeHeartbeat, NodeStatus, PropEvent, Topics, new_id, now
+from protocol.contract import NodeHeartbeat, NodeStatus, PropEvent, Topics, new_id, now
 
 REQUIRE_ENV = "ESCAPE_REQUIRE_TMPFS"
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from nodes.contract import COMMAND_TTL_S, Command, ControllerStatus, Topics, new_id
+from protocol.contract import COMMAND_TTL_S, Command, ControllerStatus, Topics, new_id
 
 Publish = Callable[..., Any]
 

@@ -1,0 +1,487 @@
+"""The game definition: the apartment, its nodes and props, puzzles, actions and clues.
+
+A game is data (config/apartment.yaml), validated by these pydantic models and then run
+by one engine (controller/engine). Cross-checks that span the whole file (pins used twice
+on a node, a puzzle naming an unknown prop, a dependency cycle, an unreachable puzzle,
+no final puzzle) are in :func:`semantic_issues`, each with the path it is about, so the
+loader can name the file and line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from props.models import BcmPin, PropConfig
+
+Parcours = Literal["primo", "locataire"]
+PARCOURS: tuple[Parcours, ...] = ("primo", "locataire")
+Theme = Literal["upkeep", "waste", "budget", "rights", "diy", "story"]
+Id = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+#: a prop named as ``node.prop`` (e.g. ``hall.mailbox_lock``)
+PropRef = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}\.[a-z][a-z0-9_]{0,39}$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    #: fields a technician may write as a plain string, meaning French text
+    _text_fields: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_strings_are_french(cls, data: Any) -> Any:
+        if isinstance(data, dict) and cls._text_fields:
+            data = {k: _as_text(v) if k in cls._text_fields else v for k, v in data.items()}
+        return data
+
+
+class Text(_Model):
+    """A text shown to people: French first, English optional."""
+
+    fr: str = Field(min_length=1)
+    en: str | None = None
+
+    def get(self, lang: str = "fr") -> str:
+        return (self.en if lang == "en" else None) or self.fr
+
+
+def _as_text(value: Any) -> Any:
+    return {"fr": value} if isinstance(value, str) else value
+
+
+class PerParcours(_Model):
+    """A value that differs per parcours (``primo`` / ``locataire``)."""
+
+    primo: JsonValue
+    locataire: JsonValue
+
+
+# -- apartment and nodes ---------------------------------------------------------------
+class Budget(_Model):
+    """The household budget: the common thread of the game."""
+
+    start: int | PerParcours = Field(description="monthly budget at start, in euros",
+                                     union_mode="left_to_right")
+    currency: str = "EUR"
+    label: Text = Field(default_factory=lambda: Text(fr="Budget du foyer", en="Household budget"))
+
+    _text_fields: ClassVar[tuple[str, ...]] = ("label",)
+
+
+class Apartment(_Model):
+    id: Id
+    name: Text
+    duration_min: int = Field(default=60, ge=5, le=240)
+    max_players: int = Field(default=6, ge=1, le=12)
+    budget: Budget | None = None
+    inactivity_warning_min: float = Field(default=3, gt=0)
+    inactivity_alert_min: float = Field(default=5, gt=0)
+    autonomy_after_s: float = Field(
+        default=20, gt=0, description="a node runs its local puzzles after this long without the controller"
+    )
+
+    _text_fields: ClassVar[tuple[str, ...]] = ("name",)
+
+
+class EmergencyInput(_Model):
+    """A physical emergency button on a node: opens that node's locks locally."""
+
+    pin: BcmPin
+    pull_up: bool = True
+
+
+class Node(_Model):
+    """One room and the Raspberry Pi that runs its props."""
+
+    id: Id
+    label: Text
+    props: list[PropConfig] = Field(default_factory=list)
+    emergency: EmergencyInput | None = None
+
+    _text_fields: ClassVar[tuple[str, ...]] = ("label",)
+
+    def prop(self, prop_id: str) -> PropConfig | None:
+        return next((p for p in self.props if p.id == prop_id), None)
+
+
+# -- puzzles ---------------------------------------------------------------------------
+class EventCondition(_Model):
+    """Solved when *prop* emits an event of *event* type whose value matches."""
+
+    when: Literal["event"] = "event"
+    prop: PropRef
+    event: str = Field(min_length=1)
+    equals: PerParcours | JsonValue = Field(
+        default=None, union_mode="left_to_right", description="the value must equal this")
+    any_of: PerParcours | list[JsonValue] | None = Field(default=None, union_mode="left_to_right",
+                                                         description="value in this set")
+    min_value: float | None = Field(default=None, description="numeric value at least (e.g. held seconds)")
+
+
+class Condition(_Model):
+    """Wrapper so one puzzle may need several events: all (any order) or in sequence."""
+
+    when: Literal["all", "sequence"]
+    of: list[EventCondition] = Field(min_length=1)
+
+
+SolveCondition = Annotated[EventCondition | Condition, Field(discriminator="when")]
+
+
+class PropAction(_Model):
+    """Command a prop: ``lock``/``unlock`` a lock, ``on``/``off``/``blink`` an output..."""
+
+    do: Literal["lock", "unlock", "command"]
+    target: PropRef
+    action: str | None = Field(default=None, description="with do: command, the prop's action")
+    params: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _action_for_command(self) -> PropAction:
+        if self.do == "command" and not self.action:
+            msg = "do: command needs an 'action' (e.g. on, off, blink, pulse)"
+            raise ValueError(msg)
+        return self
+
+
+class BudgetAction(_Model):
+    do: Literal["budget"]
+    amount: int | PerParcours = Field(union_mode="left_to_right")
+    label: Text
+
+    _text_fields: ClassVar[tuple[str, ...]] = ("label",)
+
+
+class MessageAction(_Model):
+    do: Literal["message"]
+    text: Text
+    room: Id | None = Field(default=None, description="node id of the room screen; none = all")
+    sound: str | None = None
+
+    _text_fields: ClassVar[tuple[str, ...]] = ("text",)
+
+
+class TimerAction(_Model):
+    do: Literal["timer"]
+    op: Literal["pause", "resume", "add"]
+    seconds: int = 0
+
+
+class EndAction(_Model):
+    do: Literal["end_game"]
+    result: Literal["won", "lost"] = "won"
+
+
+Action = Annotated[
+    PropAction | BudgetAction | MessageAction | TimerAction | EndAction, Field(discriminator="do")
+]
+
+
+class TextPerParcours(_Model):
+    """A text that differs per parcours; each may be a plain French string or ``{fr, en}``."""
+
+    primo: Text
+    locataire: Text
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = {k: _as_text(v) if k in PARCOURS else v for k, v in data.items()}
+        return data
+
+
+class Clue(_Model):
+    """A pre-written clue the game master can send to a room screen."""
+
+    text: Text | TextPerParcours = Field(union_mode="left_to_right")
+    cost: int = Field(default=0, ge=0, description="euros taken from the budget when sent (if it counts)")
+    parcours: list[Parcours] = Field(default_factory=lambda: list(PARCOURS),
+                                     description="the parcours this clue is for")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"text": {"fr": data}}
+        if isinstance(data, dict) and isinstance(data.get("text"), str):
+            data = {**data, "text": {"fr": data["text"]}}
+        return data
+
+    def text_for(self, parcours: str) -> Text:
+        """The clue's text in *parcours*."""
+        if isinstance(self.text, TextPerParcours):
+            return getattr(self.text, parcours)
+        return self.text
+
+
+class Requires(_Model):
+    any: list[Id] = Field(min_length=1)
+
+
+class Puzzle(_Model):
+    id: Id
+    label: Text
+    theme: Theme
+    room: Id
+    requires: list[Id] | Requires = Field(default_factory=list)
+    solve: SolveCondition
+    actions: list[Action] = Field(default_factory=list)
+    clues: list[Clue] = Field(default_factory=list)
+    final: bool = False
+    parcours: list[Parcours] = Field(default_factory=lambda: list(PARCOURS))
+    local: bool = Field(
+        default=False,
+        description="its node may solve it on its own (event on the node, locks on the node) "
+        "when the controller is away",
+    )
+
+    _text_fields: ClassVar[tuple[str, ...]] = ("label",)
+
+    def required_ids(self) -> list[str]:
+        return list(self.requires.any if isinstance(self.requires, Requires) else self.requires)
+
+    def conditions(self) -> list[EventCondition]:
+        return list(self.solve.of) if isinstance(self.solve, Condition) else [self.solve]
+
+
+class Game(_Model):
+    """The whole game file."""
+
+    apartment: Apartment
+    nodes: list[Node] = Field(min_length=1)
+    puzzles: list[Puzzle] = Field(min_length=1)
+
+    def node(self, node_id: str) -> Node | None:
+        return next((n for n in self.nodes if n.id == node_id), None)
+
+    def puzzle(self, puzzle_id: str) -> Puzzle | None:
+        return next((p for p in self.puzzles if p.id == puzzle_id), None)
+
+    def prop(self, ref: str) -> tuple[Node, PropConfig] | None:
+        node_id, _, prop_id = ref.partition(".")
+        node = self.node(node_id)
+        prop = node.prop(prop_id) if node else None
+        return (node, prop) if node and prop else None
+
+
+# -- whole-file checks -----------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem found in a game file: where (a path into the YAML) and what."""
+
+    path: tuple[str | int, ...]
+    message: str
+    severity: Literal["error", "warning"] = "error"
+    #: the BCM pin the issue is about, so the loader can point at the key that names it
+    pin: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unchecked:
+    """What the file names but that failed validation and was left out of *game*: a
+    reference to one of these is not an error of its own (its own errors are reported)."""
+
+    nodes: frozenset[str] = frozenset()
+    props: frozenset[str] = frozenset()     # "node.prop"
+    puzzles: frozenset[str] = frozenset()
+
+    @property
+    def complete(self) -> bool:
+        """True when no puzzle was left out, so the puzzle graph can be judged whole."""
+        return not self.puzzles
+
+
+#: the prop id of node-level events (``protocol.contract.NODE_PROP``); no prop may take it
+RESERVED_PROP = "node"
+
+# NOTE: BCM 2/3 have hard-wired 1.8 kΩ pull-ups and 4-8 default high at boot: a relay
+# there may click (and a maglock engage) while the Pi boots, before our code runs.
+HIGH_AT_BOOT = frozenset({2, 3, 4, 5, 6, 7, 8})
+BUS_PINS = {"SPI0": frozenset({7, 8, 9, 10, 11}), "UART": frozenset({14, 15}), "I2C": frozenset({2, 3})}
+
+
+def _pin_issues(n_index: int, node: Node) -> Iterator[ConfigIssue]:  # noqa: PLR0912 - one pass, many checks
+    seen: dict[int, tuple[int, str]] = {}
+    buses_used = set()
+    for p_index, prop in enumerate(node.props):
+        uses = prop.pin_uses()
+        if any(u.direction == "bus" and u.pin in BUS_PINS["SPI0"] for u in uses):
+            buses_used.add("SPI0")
+        if any(u.direction == "bus" and u.pin in BUS_PINS["UART"] for u in uses):
+            buses_used.add("UART")
+        shared_bus = {u.pin for u in uses if u.direction == "bus"}
+        for use in uses:
+            path = ("nodes", n_index, "props", p_index)
+            owner = seen.get(use.pin)
+            if owner is not None and owner[0] != p_index and not (
+                use.pin in shared_bus and owner[1] == "bus" and prop.kind in ("mfrc522", "sorting")
+            ):
+                other = node.props[owner[0]].id
+                yield ConfigIssue(path, f"pin BCM {use.pin} ({use.role}) is already used by "
+                                        f"prop {other!r} of node {node.id!r}", pin=use.pin)
+            elif owner is not None and owner[0] == p_index and use.direction != "bus":
+                yield ConfigIssue(path, f"pin BCM {use.pin} is used twice by prop {prop.id!r}",
+                                  pin=use.pin)
+            seen.setdefault(use.pin, (p_index, use.direction))
+            if use.direction == "out" and prop.kind in ("maglock", "relay") and use.pin in HIGH_AT_BOOT:
+                yield ConfigIssue(path, f"relay on BCM {use.pin}: this pin is high or pulled up "
+                                        "while the Pi boots, the relay may click; prefer BCM 17, 22-27",
+                                  "warning", pin=use.pin)
+    if node.emergency is not None:
+        pin = node.emergency.pin
+        if pin in seen:
+            yield ConfigIssue(("nodes", n_index, "emergency", "pin"),
+                              f"emergency pin BCM {pin} is already used by prop "
+                              f"{node.props[seen[pin][0]].id!r}")
+        seen.setdefault(pin, (-1, "in"))
+    for bus in sorted(buses_used):
+        for pin, (p_index, direction) in seen.items():
+            if pin in BUS_PINS[bus] and direction != "bus" and p_index >= 0:
+                prop = node.props[p_index]
+                if prop.kind in ("mfrc522", "sorting") and bus == "SPI0":
+                    continue  # chip selects on CE0/CE1 are the bus's own
+                yield ConfigIssue(("nodes", n_index, "props", p_index),
+                                  f"pin BCM {pin} is reserved by the {bus} bus this node uses", pin=pin)
+
+
+def _graph_issues(game: Game, unchecked: Unchecked) -> Iterator[ConfigIssue]:
+    ids = [p.id for p in game.puzzles]
+    index = {pid: i for i, pid in enumerate(ids)}
+    for i, puzzle in enumerate(game.puzzles):
+        for req in puzzle.required_ids():
+            if req not in index and req not in unchecked.puzzles:
+                yield ConfigIssue(("puzzles", i, "requires"), f"requires unknown puzzle {req!r}")
+            elif req == puzzle.id:
+                yield ConfigIssue(("puzzles", i, "requires"), "a puzzle cannot require itself")
+    # cycles: depth-first search with colours
+    colour: dict[str, int] = {}
+    deps = {p.id: [r for r in p.required_ids() if r in index and r != p.id] for p in game.puzzles}
+
+    def visit(pid: str, stack: list[str]) -> list[str] | None:
+        colour[pid] = 1
+        for dep in deps[pid]:
+            if colour.get(dep) == 1:
+                return [*stack[stack.index(dep):], dep] if dep in stack else [pid, dep]
+            if colour.get(dep) is None:
+                found = visit(dep, [*stack, dep])
+                if found:
+                    return found
+        colour[pid] = 2
+        return None
+
+    reported: set[frozenset[str]] = set()
+    for pid in ids:
+        if colour.get(pid) is None:
+            cycle = visit(pid, [pid])
+            if cycle and frozenset(cycle) not in reported:
+                reported.add(frozenset(cycle))
+                yield ConfigIssue(("puzzles", index[cycle[0]], "requires"),
+                                  "dependency cycle: " + " -> ".join(cycle))
+    if unchecked.complete:   # finals and reachability are only judged on the whole graph
+        yield from _completeness_issues(game)
+
+
+def _completeness_issues(game: Game) -> Iterator[ConfigIssue]:
+    finals = [p for p in game.puzzles if p.final]
+    if not finals:
+        yield ConfigIssue(("puzzles",), "no final puzzle: mark the last one with 'final: true'")
+    for parcours in PARCOURS:
+        reachable = _reachable(game, parcours)
+        for i, puzzle in enumerate(game.puzzles):
+            if parcours in puzzle.parcours and puzzle.id not in reachable:
+                yield ConfigIssue(("puzzles", i),
+                                  f"puzzle {puzzle.id!r} can never become available in parcours "
+                                  f"{parcours!r} (it requires a puzzle that is not in it or in a cycle)")
+        if not any(parcours in p.parcours for p in finals) and finals:
+            yield ConfigIssue(("puzzles",), f"parcours {parcours!r} has no final puzzle")
+
+
+def _reachable(game: Game, parcours: str) -> set[str]:
+    done: set[str] = set()
+    changed = True
+    puzzles = [p for p in game.puzzles if parcours in p.parcours]
+    while changed:
+        changed = False
+        for p in puzzles:
+            if p.id in done:
+                continue
+            reqs = p.required_ids()
+            ok = (any(r in done for r in reqs) if isinstance(p.requires, Requires)
+                  else all(r in done for r in reqs))
+            if ok:
+                done.add(p.id)
+                changed = True
+    return done
+
+
+def _ref_issues(game: Game, unchecked: Unchecked) -> Iterator[ConfigIssue]:
+    node_ids = {n.id for n in game.nodes}
+    rooms = node_ids | unchecked.nodes
+    for i, puzzle in enumerate(game.puzzles):
+        if puzzle.room not in rooms:
+            yield ConfigIssue(("puzzles", i, "room"), f"unknown room {puzzle.room!r}")
+        for c_index, cond in enumerate(puzzle.conditions()):
+            path: tuple[str | int, ...] = ("puzzles", i, "solve")
+            if isinstance(puzzle.solve, Condition):
+                path = (*path, "of", c_index)
+            found = game.prop(cond.prop)
+            if found is None and cond.prop not in unchecked.props:
+                yield ConfigIssue((*path, "prop"), f"unknown prop {cond.prop!r}")
+            if puzzle.local and found and found[0].id != puzzle.room:
+                yield ConfigIssue((*path, "prop"), "a local puzzle's event must come from its own room")
+        yield from _action_issues(game, i, puzzle, rooms, unchecked)
+
+
+def _action_issues(game: Game, i: int, puzzle: Puzzle, rooms: set[str],
+                   unchecked: Unchecked) -> Iterator[ConfigIssue]:
+    for a_index, action in enumerate(puzzle.actions):
+        path = ("puzzles", i, "actions", a_index)
+        if isinstance(action, PropAction):
+            found = game.prop(action.target)
+            if found is None:
+                if action.target not in unchecked.props:
+                    yield ConfigIssue((*path, "target"), f"unknown prop {action.target!r}")
+            elif action.do in ("lock", "unlock") and found[1].kind != "maglock":
+                yield ConfigIssue((*path, "target"),
+                                  f"{action.target!r} is a {found[1].kind}, not a maglock")
+            elif puzzle.local and found[0].id != puzzle.room:
+                yield ConfigIssue((*path, "target"),
+                                  "a local puzzle may only act on its own room's props")
+        if isinstance(action, MessageAction) and action.room and action.room not in rooms:
+            yield ConfigIssue((*path, "room"), f"unknown room {action.room!r}")
+
+
+def semantic_issues(game: Game, unchecked: Unchecked | None = None) -> list[ConfigIssue]:
+    """Every whole-file problem of *game* (errors and warnings).
+
+    *unchecked*: what the file names but *game* lacks because it failed validation (the
+    loader checks the valid parts of a file with errors); references to it are not errors.
+    """
+    unchecked = unchecked or Unchecked()
+    issues: list[ConfigIssue] = []
+    for kind, items in (("node", game.nodes), ("puzzle", game.puzzles)):
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            if item.id in seen:
+                issues.append(ConfigIssue((f"{kind}s", i, "id"), f"duplicate {kind} id {item.id!r}"))
+            seen.add(item.id)
+    for n_index, node in enumerate(game.nodes):
+        seen_props: set[str] = set()
+        for p_index, prop in enumerate(node.props):
+            if prop.id in seen_props:
+                issues.append(ConfigIssue(("nodes", n_index, "props", p_index, "id"),
+                                          f"duplicate prop id {prop.id!r} in node {node.id!r}"))
+            if prop.id == RESERVED_PROP:
+                issues.append(ConfigIssue(("nodes", n_index, "props", p_index, "id"),
+                                          f"prop id {RESERVED_PROP!r} is reserved for the node's own "
+                                          "events (emergency input, puzzles solved on its own)"))
+            seen_props.add(prop.id)
+        issues.extend(_pin_issues(n_index, node))
+    issues.extend(_ref_issues(game, unchecked))
+    issues.extend(_graph_issues(game, unchecked))
+    return issues

@@ -1,0 +1,40 @@
+"""Technician route: reload the game file into the running controller (controller/reload.py).
+
+``POST /api/config/reload`` (technician only, see ``controller/api/auth.py``) does what
+``SIGHUP`` to the controller process does: validate the file the controller was started
+with and take it if allowed. 200 ``{"status": "reloaded" | "unchanged", …}``; 422 with
+every error (file and line) when the file is invalid; 409 when a session is open or the
+apartment id changed. Nothing changes unless the answer is 200 ``reloaded``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict
+
+from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, actor
+from controller.api.errors import ApiError
+from controller.reload import ReloadRefused, reload_game
+
+router = APIRouter(prefix="/api/config", tags=["config"])
+
+
+class ReloadOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    who: Who = DEFAULT_WHO
+
+
+@router.post("/reload")
+async def reload(request: Request, service: ServiceDep, body: ReloadOrder | None = None) -> dict[str, Any]:
+    """Validate the game file again and make it the game (between two sessions only)."""
+    path = getattr(request.app.state, "config_path", None)
+    if path is None:
+        raise ApiError(409, "ce contrôleur n'a pas de fichier de jeu à recharger",
+                       en="this controller has no game file to reload", errors=[])
+    try:
+        return reload_game(service, path, who=actor(request, (body or ReloadOrder()).who)).public()
+    except ReloadRefused as exc:
+        raise ApiError.of(exc.status, exc, errors=exc.errors) from exc

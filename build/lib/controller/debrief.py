@@ -1,0 +1,117 @@
+"""The debrief of one session: what the group did, theme by theme, and its budget.
+
+One function, :func:`debrief`, turns a session as the store keeps it
+(:meth:`controller.store.Store.session`: the session row, its puzzle results, budget lines,
+clues) into what the debrief page shows and ``GET /api/history/sessions/{id}/debrief`` /
+``GET /api/game/debrief`` return. The same code serves the session that just ended and any
+past one, so what the organisers see after the game is what the history shows later.
+
+A puzzle's ``outcome``:
+
+* ``solved`` — by the players (also when a node solved it on its own while the controller
+  was away: the players did it);
+* ``forced`` — force-solved by the game master;
+* ``skipped`` — solved on the way when the game master skipped to a later puzzle;
+* ``unsolved`` — reached (available) but not solved;
+* ``not_reached`` — never became available.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.game import Game
+
+#: the game's themes in the order the debrief shows them (``story`` last: the framing)
+THEMES = ("upkeep", "waste", "budget", "rights", "diy", "story")
+OUTCOMES = ("solved", "forced", "skipped", "unsolved", "not_reached")
+#: how the engine labels the budget line of a clue that costs (``Engine.send_clue``)
+CLUE_LINE = "Indice"
+
+
+def outcome(status: str, solved_by: str | None) -> str:
+    """What became of one puzzle (see the module docstring)."""
+    if status != "solved":
+        return "unsolved" if status == "available" else "not_reached"
+    by = solved_by or ""
+    if by == "players" or by.startswith("node "):
+        return "solved"
+    return "skipped" if by.endswith("(saut)") else "forced"
+
+
+def debrief(session: dict[str, Any], game: Game | None = None) -> dict[str, Any]:
+    """The debrief of *session* (a :meth:`Store.session` dict); *game* adds the English
+    labels and room names when the game file still has them."""
+    puzzles_cfg = {p.id: p for p in game.puzzles} if game else {}
+    rooms = {n.id: n.label for n in game.nodes} if game else {}
+    lines = session.get("budget_lines") or []
+    # what each puzzle did to the budget (its actions), apart from what its clues cost
+    budget_per_puzzle: dict[str, int] = {}
+    for line in lines:
+        if line.get("puzzle") and not _is_clue(line):
+            budget_per_puzzle[line["puzzle"]] = budget_per_puzzle.get(line["puzzle"], 0) + line["amount"]
+
+    puzzles = []
+    for row in session.get("puzzles_detail") or []:
+        cfg = puzzles_cfg.get(row["puzzle_id"])
+        room = rooms.get(row["room"])
+        result = outcome(row["status"], row.get("solved_by"))
+        puzzles.append({
+            "id": row["puzzle_id"], "label": row["label"],
+            "label_en": (cfg.label.en if cfg else None) or row["label"],
+            "theme": row["theme"], "room": row["room"],
+            "room_label": room.fr if room else row["room"],
+            "room_label_en": (room.en if room else None) or (room.fr if room else row["room"]),
+            "outcome": result, "solved_by": row.get("solved_by"),
+            "available_at_s": _r(row.get("available_at_s")), "solved_at_s": _r(row.get("solved_at_s")),
+            # time spent only means something when the players solved it themselves
+            "time_s": _r(row.get("duration_s")) if result == "solved" else None,
+            "clues": row.get("clues") or 0,
+            "budget": budget_per_puzzle.get(row["puzzle_id"], 0),   # its actions, clues apart
+        })
+
+    themes = []
+    for theme in sorted({p["theme"] for p in puzzles},
+                        key=lambda t: THEMES.index(t) if t in THEMES else len(THEMES)):
+        mine = [p for p in puzzles if p["theme"] == theme]
+        counts = {o: sum(p["outcome"] == o for p in mine) for o in OUTCOMES}
+        times = [p["time_s"] for p in mine if p["time_s"] is not None]
+        themes.append({"theme": theme, "puzzles": mine, "total": len(mine), **counts,
+                       "time_s": _r(sum(times)) if times else None,
+                       "clues": sum(p["clues"] for p in mine),
+                       "budget": sum(p["budget"] for p in mine)})
+
+    start = session.get("budget_start") or 0
+    balance, history = start, []
+    for line in lines:
+        balance += line["amount"]
+        history.append({"at_s": _r(line["at_s"]), "amount": line["amount"], "label": line["label"],
+                        "puzzle": line.get("puzzle"), "clue": _is_clue(line), "balance": balance})
+    clues = session.get("clues_detail") or []
+    totals = {o: sum(p["outcome"] == o for p in puzzles) for o in OUTCOMES}
+    return {
+        "session": {k: session.get(k) for k in (
+            "id", "date", "parcours", "players", "children", "started", "ended", "started_at",
+            "ended_at", "result", "result_label", "phase", "closed", "duration_s", "time_used_s",
+            "time_used", "check_override")},
+        "puzzles_total": len(puzzles), **totals,
+        "clues": session.get("clues") or 0,
+        "clues_sent": session.get("clues_sent") or len(clues),
+        "clues_free": sum(1 for c in clues if c.get("counts") and not c.get("puzzle")),
+        "clue_cost": sum(c.get("cost") or 0 for c in clues if c.get("counts")),
+        "budget": {"start": session.get("budget_start"), "final": session.get("final_budget"),
+                   "change": (session.get("final_budget") or 0) - start
+                   if session.get("final_budget") is not None else None,
+                   "history": history},
+        "themes": themes,
+        "puzzles": puzzles,
+        "evaluation": session.get("evaluation"),
+    }
+
+
+def _is_clue(line: dict[str, Any]) -> bool:
+    return line["label"] == CLUE_LINE or line["label"].startswith(CLUE_LINE + " :")
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

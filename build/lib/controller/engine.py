@@ -1,0 +1,930 @@
+"""The game engine: runs a game file's puzzles, timer, budget and clues. No I/O here.
+
+The engine is fed prop events and the game master's orders and answers with *effects*
+(commands for props, messages for room screens) that the service carries out. Time comes
+from injectable clocks (a monotonic one for the timer, a wall one for records), so tests
+run a whole hour in microseconds.
+
+The lifecycle is declared as a table (:data:`TRANSITIONS`), as ``transitions`` does::
+
+    idle → check → briefing → running ⇄ paused → won | lost | aborted → debrief → idle
+
+Every order of the game master (force-solve, time, clue, lock…) goes to the session's
+audit log with who and when; the service drains it (:meth:`Engine.take_journal`) into the
+store. :meth:`Engine.to_record` / :meth:`Engine.from_record` let a restarted controller
+resume the same game.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from config.game import (
+    BudgetAction,
+    Condition,
+    EndAction,
+    EventCondition,
+    Game,
+    MessageAction,
+    PerParcours,
+    PropAction,
+    Puzzle,
+    Requires,
+    TimerAction,
+)
+from controller.core.errors import EngineError, NotFoundError
+from props.models import MaglockConfig, OutputConfig
+from props.start import one_shot, start_command
+
+log = logging.getLogger(__name__)
+
+#: who gave an order when nobody said (authentication comes later)
+GAME_MASTER = "game master"
+#: recorded as the override reason when a game starts straight from idle
+DIRECT_START_REASON = "démarrage direct, sans vérification préalable"
+#: version of :meth:`Engine.to_record`'s layout
+RECORD_VERSION = 1
+
+
+class Phase(StrEnum):
+    IDLE = "idle"
+    CHECK = "check"
+    BRIEFING = "briefing"
+    RUNNING = "running"
+    PAUSED = "paused"
+    WON = "won"
+    LOST = "lost"
+    ABORTED = "aborted"
+    DEBRIEF = "debrief"
+
+
+#: what the game master's console shows for each phase
+PHASE_LABELS: dict[Phase, str] = {
+    Phase.IDLE: "En attente",
+    Phase.CHECK: "Vérification avant partie",
+    Phase.BRIEFING: "Briefing",
+    Phase.RUNNING: "En cours",
+    Phase.PAUSED: "En pause",
+    Phase.WON: "Gagné",
+    Phase.LOST: "Perdu : temps écoulé",
+    Phase.ABORTED: "Interrompu",
+    Phase.DEBRIEF: "Débriefing",
+}
+
+#: the lifecycle: which trigger moves the game from which phases to which
+TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "check", "source": [Phase.IDLE], "dest": Phase.CHECK},
+    {"trigger": "brief", "source": [Phase.CHECK], "dest": Phase.BRIEFING},
+    {"trigger": "start", "source": [Phase.BRIEFING], "dest": Phase.RUNNING},
+    {"trigger": "cancel", "source": [Phase.CHECK, Phase.BRIEFING], "dest": Phase.IDLE},
+    {"trigger": "pause", "source": [Phase.RUNNING], "dest": Phase.PAUSED},
+    {"trigger": "resume", "source": [Phase.PAUSED], "dest": Phase.RUNNING},
+    {"trigger": "win", "source": [Phase.RUNNING, Phase.PAUSED], "dest": Phase.WON},
+    {"trigger": "time_up", "source": [Phase.RUNNING], "dest": Phase.LOST},
+    {"trigger": "abort", "source": [Phase.RUNNING, Phase.PAUSED], "dest": Phase.ABORTED},
+    {"trigger": "debrief", "source": [Phase.WON, Phase.LOST, Phase.ABORTED], "dest": Phase.DEBRIEF},
+    {"trigger": "reset", "source": [Phase.WON, Phase.LOST, Phase.ABORTED, Phase.DEBRIEF, Phase.IDLE],
+     "dest": Phase.IDLE},
+]
+ENDED = frozenset({Phase.WON, Phase.LOST, Phase.ABORTED})
+#: phases in which the run has begun (the timer exists)
+PLAYING = frozenset({Phase.RUNNING, Phase.PAUSED})
+#: phases of a session not yet run
+PREPARING = frozenset({Phase.CHECK, Phase.BRIEFING})
+
+_TRIGGER_WORDS = {
+    "check": "lancer la vérification", "brief": "passer au briefing", "start": "démarrer",
+    "cancel": "annuler la préparation", "pause": "mettre en pause", "resume": "reprendre",
+    "win": "gagner", "time_up": "terminer le temps", "abort": "arrêter la partie",
+    "debrief": "passer au débriefing", "reset": "remettre à zéro",
+}
+
+
+#: the same, in English (errors say both: controller/core/errors.py)
+PHASE_LABELS_EN: dict[Phase, str] = {
+    Phase.IDLE: "Waiting", Phase.CHECK: "Pre-game check", Phase.BRIEFING: "Briefing",
+    Phase.RUNNING: "Running", Phase.PAUSED: "Paused", Phase.WON: "Won",
+    Phase.LOST: "Lost: time is up", Phase.ABORTED: "Aborted", Phase.DEBRIEF: "Debrief",
+}
+_TRIGGER_WORDS_EN = {
+    "check": "start the check", "brief": "go to the briefing", "start": "start",
+    "cancel": "cancel the preparation", "pause": "pause", "resume": "resume", "win": "win",
+    "time_up": "end the time", "abort": "stop the game", "debrief": "go to the debrief",
+    "reset": "reset",
+}
+_PLAYING_WORDS_EN = {
+    "résoudre une énigme": "solve a puzzle", "remettre une énigme à zéro": "reset a puzzle",
+    "sauter à une énigme": "skip to a puzzle", "envoyer un indice": "send a clue",
+}
+
+
+def _impossible(what: str) -> str:
+    """« impossible de … » with the elision French wants before a vowel: « impossible d'envoyer »."""
+    return f"impossible d'{what}" if what[:1] in "aeiouéèêh" else f"impossible de {what}"
+
+
+class PuzzleStatus(StrEnum):
+    LOCKED = "locked"
+    AVAILABLE = "available"
+    SOLVED = "solved"
+
+
+@dataclass(frozen=True, slots=True)
+class PropCommand:
+    """Effect: put a prop's output in a state (``lock``, ``unlock``, ``on``…)."""
+
+    node: str
+    prop: str
+    action: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenMessage:
+    """Effect: show a text on a room screen (or every screen when room is None)."""
+
+    text: str
+    text_en: str | None = None
+    room: str | None = None
+    sound: str | None = None
+
+
+Effect = PropCommand | ScreenMessage
+
+
+@dataclass(slots=True)
+class BudgetLine:
+    amount: int
+    label: str
+    at: float
+    puzzle: str | None = None
+
+
+@dataclass(slots=True)
+class PuzzleState:
+    status: PuzzleStatus = PuzzleStatus.LOCKED
+    solved_at: float | None = None
+    solved_by: str = ""          # "players", "game master", "game master (saut)"…
+    progress: list[int] = field(default_factory=list)   # indices of matched conditions
+    available_at: float | None = None
+
+
+@dataclass(slots=True)
+class SentClue:
+    """A clue sent to a room screen (or every screen) during a run."""
+
+    id: str
+    text: str
+    text_en: str | None
+    room: str | None
+    puzzle: str | None
+    index: int | None
+    counts: bool
+    cost: int
+    who: str
+    sent_at: float                 # elapsed run time, seconds
+    sent_wall: float
+    shown_wall: float | None = None
+
+    @property
+    def status(self) -> str:
+        return "shown" if self.shown_wall is not None else "sent"
+
+    def public(self) -> dict[str, Any]:
+        return {**asdict(self), "status": self.status}
+
+
+class Engine:
+    """One game being played, from the pre-game check to the debrief.
+
+    >>> engine = Engine(load_game(SHIPPED_GAME), clock=lambda: 0.0)
+    >>> effects = engine.start(parcours="primo", players=4)   # straight from idle
+    >>> effects = engine.on_event("hall", "mailbox_keypad", "code", "0412")
+    """
+
+    def __init__(self, game: Game, *, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.game = game
+        self.clock = clock
+        self.wall = wall
+        self.phase = Phase.IDLE
+        self.log: list[dict[str, Any]] = []
+        self.audit_log: list[dict[str, Any]] = []
+        self._journal: list[tuple[str, dict[str, Any]]] = []
+        self._trigger_game: Game | None = None
+        self._trigger_index: dict[tuple[str, str], list[tuple[Puzzle, list[EventCondition]]]] = {}
+        self._clear_session()
+
+    def _clear_session(self) -> None:
+        self.session_id: str | None = None
+        self.parcours = "primo"
+        self.players = 0
+        self.children = False
+        self.created_wall: float | None = None
+        self.started_wall: float | None = None
+        self.ended_wall: float | None = None
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.result: str | None = None
+        self._elapsed_before = 0.0
+        self._running_since: float | None = None
+        self.added_seconds = 0
+        self.budget = 0
+        self.budget_start = 0
+        self.budget_history: list[BudgetLine] = []
+        self.puzzles: dict[str, PuzzleState] = {p.id: PuzzleState() for p in self.game.puzzles}
+        self.messages: list[ScreenMessage] = []
+        self.clues: list[SentClue] = []
+        self.last_activity = 0.0
+        self.check_override: dict[str, Any] | None = None
+        self.audit_log = []
+
+    # -- lifecycle --------------------------------------------------------------------
+    def _move(self, trigger: str) -> None:
+        for row in TRANSITIONS:
+            if row["trigger"] == trigger and self.phase in row["source"]:
+                self._note("phase", f"{self.phase} -> {row['dest']}")
+                self.phase = row["dest"]
+                return
+        msg = (f"{_impossible(_TRIGGER_WORDS.get(trigger, trigger))} : "
+               f"la partie est « {PHASE_LABELS[self.phase]} »")
+        raise EngineError(msg, en=f"cannot {_TRIGGER_WORDS_EN.get(trigger, trigger)}: "
+                                  f"the game is '{PHASE_LABELS_EN[self.phase]}'")
+
+    def can(self, trigger: str) -> bool:
+        """Whether *trigger* is allowed in the current phase."""
+        return any(row["trigger"] == trigger and self.phase in row["source"] for row in TRANSITIONS)
+
+    def _check_group(self, parcours: str | None, players: int | None) -> None:
+        if parcours is not None and parcours not in ("primo", "locataire"):
+            msg = f"parcours inconnu {parcours!r} : primo ou locataire"
+            raise EngineError(msg, en=f"unknown parcours {parcours!r}: primo or locataire")
+        if players is not None and not 1 <= players <= self.game.apartment.max_players:
+            top = self.game.apartment.max_players
+            msg = f"il faut de 1 à {top} joueurs"
+            raise EngineError(msg, en=f"players must be 1 to {top}")
+
+    def prepare(self, *, parcours: str = "primo", players: int = 1, children: bool = False,
+                session_id: str | None = None, who: str = GAME_MASTER) -> list[Effect]:
+        """Open a session and start the pre-game check: the props' start-state effects."""
+        self._check_group(parcours, players)
+        if not self.can("check"):
+            self._move("check")  # raises with the phase in the message
+        self._clear_session()
+        self.session_id = session_id or uuid.uuid4().hex[:12]
+        self._move("check")
+        self.parcours, self.players, self.children = parcours, players, children
+        self.created_wall = self.wall()
+        self.budget = self.budget_start = self._start_budget()
+        self.audit("check", who=who, detail=f"{parcours}, {players} joueurs")
+        return self.start_state()
+
+    def start_state(self) -> list[PropCommand]:
+        """The commands that put every prop in its pre-game state (props/start.py): locks
+        engaged, outputs at rest, keypads cleared, readers emptied. Contacts have none: a
+        window left open needs a hand, which the check asks for."""
+        return [PropCommand(node.id, prop.id, action) for node in self.game.nodes
+                for prop in node.props if (action := start_command(prop)) is not None]
+
+    def configure(self, *, parcours: str | None = None, players: int | None = None,
+                  children: bool | None = None) -> None:
+        """Correct the group (parcours, players, children) before the run starts."""
+        if self.phase not in PREPARING:
+            msg = f"le groupe ne peut plus changer : la partie est « {PHASE_LABELS[self.phase]} »"
+            raise EngineError(msg, en=f"the group can no longer change: the game is "
+                                      f"'{PHASE_LABELS_EN[self.phase]}'")
+        self._check_group(parcours, players)
+        if parcours is not None:
+            self.parcours = parcours
+            self.budget = self.budget_start = self._start_budget()
+        if players is not None:
+            self.players = players
+        if children is not None:
+            self.children = children
+
+    def brief(self, *, not_ready: Iterable[str] = (), override: str | None = None,
+              who: str = GAME_MASTER) -> None:
+        """Check → briefing: every prop must be ready, or the game master overrides with a
+        reason (recorded in the audit log with what was not ready)."""
+        missing = list(not_ready)
+        if self.phase != Phase.CHECK:
+            self._move("brief")
+        if missing and not (override and override.strip()):
+            shown = ", ".join(missing[:6]) + ("…" if len(missing) > 6 else "")
+            msg = (f"{len(missing)} accessoire(s) pas prêt(s) : {shown}. "
+                   "Remettez-les en place ou forcez le départ en donnant une raison.")
+            raise EngineError(msg, en=f"{len(missing)} prop(s) not ready: {shown}. Put them back "
+                                      "or force the start with a reason.")
+        self._move("brief")
+        if override and override.strip():
+            self.check_override = {"who": who, "reason": override.strip(), "not_ready": missing,
+                                   "at": self.wall()}
+            self.audit("check_override", who=who, detail=override.strip(),
+                       target=", ".join(missing) or None)
+        self.audit("briefing", who=who)
+
+    def start(self, *, parcours: str | None = None, players: int | None = None,
+              children: bool | None = None, session_id: str | None = None,
+              not_ready: Iterable[str] = (), override: str | None = None,
+              who: str = GAME_MASTER) -> list[Effect]:
+        """Start the run. From idle it opens the session, runs the check with an override
+        (:data:`DIRECT_START_REASON`) and briefs at once; from check it briefs first."""
+        effects: list[Effect] = []
+        if self.phase == Phase.IDLE:
+            self._check_group(parcours, players)
+            effects += self.prepare(parcours=parcours or "primo", players=players or 1,
+                                    children=bool(children), session_id=session_id, who=who)
+            self.brief(not_ready=["vérification non faite"], override=override or DIRECT_START_REASON,
+                       who=who)
+        else:
+            if self.phase in PREPARING:
+                self.configure(parcours=parcours, players=players, children=children)
+            if self.phase == Phase.CHECK:
+                self.brief(not_ready=not_ready, override=override, who=who)
+        self._move("start")
+        now = self.clock()
+        self.started_at, self._running_since, self._elapsed_before = now, now, 0.0
+        self.started_wall = self.wall()
+        self.ended_at, self.ended_wall, self.result, self.added_seconds = None, None, None, 0
+        self.budget = self.budget_start = self._start_budget()
+        self.budget_history = []
+        self.puzzles = {p.id: PuzzleState() for p in self.game.puzzles}
+        self.messages = []
+        self.clues = []
+        self.last_activity = 0.0
+        self._refresh_availability()
+        self.audit("start", who=who)
+        # Pre-game state: every lock locked (again: a lock may have been opened by hand).
+        return effects + [PropCommand(node.id, prop.id, "lock") for node in self.game.nodes
+                          for prop in node.props if prop.kind == "maglock"]
+
+    def _start_budget(self) -> int:
+        budget = self.game.apartment.budget
+        return int(self._resolve(budget.start)) if budget else 0
+
+    def pause(self, *, who: str = GAME_MASTER) -> None:
+        self._move("pause")
+        self._elapsed_before = self.elapsed()
+        self._running_since = None
+        self.audit("pause", who=who)
+
+    def resume(self, *, who: str = GAME_MASTER) -> None:
+        self._move("resume")
+        self._running_since = self.clock()
+        self.audit("resume", who=who)
+
+    def abort(self, *, who: str = GAME_MASTER) -> list[Effect]:
+        self._move("abort")
+        self.audit("abort", who=who)
+        return self._end(Phase.ABORTED)
+
+    def cancel(self, *, who: str = GAME_MASTER) -> list[Effect]:
+        """Give up a session before its run: back to idle, every lock open."""
+        self._move("cancel")
+        self.result = "cancelled"
+        self.audit("cancel", who=who)
+        self.session_id = None
+        return self.release_all()
+
+    def debrief(self, *, who: str = GAME_MASTER) -> None:
+        self._move("debrief")
+        self.audit("debrief", who=who)
+
+    def reset(self, *, who: str = GAME_MASTER) -> None:
+        was = self.phase
+        self._move("reset")
+        if was != Phase.IDLE:
+            self.audit("reset", who=who)
+        self.session_id = None
+
+    def _end(self, phase: Phase) -> list[Effect]:
+        self._elapsed_before = self.elapsed()
+        self._running_since = None
+        self.ended_at = self.clock()
+        self.ended_wall = self.wall()
+        self.result = str(phase)
+        # NOTE: when a game ends, however it ends, every lock opens: nobody stays locked in.
+        return self.release_all()
+
+    def release_all(self) -> list[Effect]:
+        """Effects that open every lock of the apartment."""
+        return [PropCommand(node.id, prop.id, "unlock") for node in self.game.nodes
+                for prop in node.props if prop.kind == "maglock"]
+
+    # -- timer ------------------------------------------------------------------------
+    @property
+    def duration(self) -> float:
+        return self.game.apartment.duration_min * 60 + self.added_seconds
+
+    def elapsed(self) -> float:
+        running = self.clock() - self._running_since if self._running_since is not None else 0.0
+        return self._elapsed_before + running
+
+    def remaining(self) -> float:
+        return max(0.0, self.duration - self.elapsed())
+
+    def add_time(self, seconds: int, *, who: str = GAME_MASTER) -> None:
+        """Add (or, negative, remove) time; refused when it would end the game at once."""
+        if self.phase not in (Phase.BRIEFING, *PLAYING):
+            msg = f"impossible de changer le temps : la partie est « {PHASE_LABELS[self.phase]} »"
+            raise EngineError(msg, en=f"cannot change the time: the game is '{PHASE_LABELS_EN[self.phase]}'")
+        if seconds < 0 and self.duration + seconds - self.elapsed() < 1:
+            msg = (f"retirer {-seconds} s terminerait la partie (il reste {int(self.remaining())} s) ; "
+                   "pour l'arrêter, utilisez Arrêter")
+            raise EngineError(msg, en=f"removing {-seconds} s would end the game ({int(self.remaining())} s "
+                                      "left); to end it, use Stop")
+        self.added_seconds += seconds
+        self._note("timer", f"{seconds:+d} s")
+        self.audit("time", who=who, detail=f"{seconds:+d} s")
+
+    def tick(self) -> list[Effect]:
+        """Call often (every 0.2 s): ends the game when the time is up."""
+        if self.phase == Phase.RUNNING and self.remaining() <= 0:
+            self._move("time_up")
+            return self._end(Phase.LOST)
+        return []
+
+    def idle_seconds(self) -> float:
+        """Run time since the last prop event (or the start)."""
+        return max(0.0, self.elapsed() - self.last_activity)
+
+    def alert(self) -> str | None:
+        """``"warning"`` / ``"alert"`` when no prop has moved for the configured minutes."""
+        if self.phase != Phase.RUNNING:
+            return None
+        idle, apt = self.idle_seconds(), self.game.apartment
+        if idle >= apt.inactivity_alert_min * 60:
+            return "alert"
+        if idle >= apt.inactivity_warning_min * 60:
+            return "warning"
+        return None
+
+    # -- puzzles ----------------------------------------------------------------------
+    def in_parcours(self, puzzle: Puzzle) -> bool:
+        return self.parcours in puzzle.parcours
+
+    def _resolve(self, value: Any) -> Any:
+        return getattr(value, self.parcours) if isinstance(value, PerParcours) else value
+
+    def _puzzle(self, puzzle_id: str) -> Puzzle:
+        puzzle = self.game.puzzle(puzzle_id)
+        if puzzle is None:
+            msg = f"énigme inconnue {puzzle_id!r}"
+            raise NotFoundError(msg, en=f"unknown puzzle {puzzle_id!r}")
+        return puzzle
+
+    def _refresh_availability(self) -> None:
+        solved = {pid for pid, st in self.puzzles.items() if st.status == PuzzleStatus.SOLVED}
+        for puzzle in self.game.puzzles:
+            state = self.puzzles[puzzle.id]
+            if state.status == PuzzleStatus.SOLVED or not self.in_parcours(puzzle):
+                continue
+            reqs = puzzle.required_ids()
+            ok = (any(r in solved for r in reqs) if isinstance(puzzle.requires, Requires)
+                  else all(r in solved for r in reqs))
+            state.status = PuzzleStatus.AVAILABLE if ok else PuzzleStatus.LOCKED
+            if ok and state.available_at is None:
+                state.available_at = self.elapsed()
+
+    def _matches(self, cond: EventCondition, node: str, prop: str, event: str, value: Any) -> bool:
+        if cond.prop != f"{node}.{prop}" or cond.event != event:
+            return False
+        equals = self._resolve(cond.equals)
+        if equals is not None and value != equals:
+            return False
+        any_of = self._resolve(cond.any_of)
+        if any_of is not None and value not in any_of:
+            return False
+        if cond.min_value is not None:
+            return isinstance(value, int | float) and value >= cond.min_value
+        return True
+
+    def on_event(self, node: str, prop: str, event: str, value: Any) -> list[Effect]:
+        """A prop event: solve what it solves. Puzzles not yet available ignore it."""
+        if self.phase != Phase.RUNNING:
+            return []
+        self.last_activity = self.elapsed()
+        effects: list[Effect] = []
+        for puzzle, conditions in self._triggers().get((f"{node}.{prop}", event), ()):
+            state = self.puzzles[puzzle.id]
+            if not self.in_parcours(puzzle) or state.status == PuzzleStatus.SOLVED:
+                continue
+            if state.status == PuzzleStatus.LOCKED:
+                self._note("ignored", f"{node}.{prop} {event}={value!r}: puzzle {puzzle.id} "
+                                      "is not available yet")
+                continue
+            if self._advance(puzzle, state, conditions, node=node, prop=prop, event=event,
+                             value=value):
+                effects += self._solve(puzzle, by="players")
+        return effects
+
+    def _triggers(self) -> dict[tuple[str, str], list[tuple[Puzzle, list[EventCondition]]]]:
+        """``(node.prop, event)`` → the puzzles with a condition on it (in game order) and
+        their conditions: :meth:`on_event` looks at those only (built once per game)."""
+        if self._trigger_game is not self.game:
+            index: dict[tuple[str, str], list[tuple[Puzzle, list[EventCondition]]]] = {}
+            for puzzle in self.game.puzzles:
+                conditions = puzzle.conditions()
+                for key in dict.fromkeys((c.prop, c.event) for c in conditions):
+                    index.setdefault(key, []).append((puzzle, conditions))
+            self._trigger_index, self._trigger_game = index, self.game
+        return self._trigger_index
+
+    def _advance(self, puzzle: Puzzle, state: PuzzleState, conditions: list[EventCondition],
+                 *, node: str, prop: str, event: str, value: Any) -> bool:
+        if isinstance(puzzle.solve, Condition) and puzzle.solve.when == "sequence":
+            nxt = len(state.progress)
+            if self._matches(conditions[nxt], node, prop, event, value):
+                state.progress.append(nxt)
+            else:
+                state.progress.clear()  # wrong order: start again
+                if self._matches(conditions[0], node, prop, event, value):
+                    state.progress.append(0)
+        else:
+            for i, cond in enumerate(conditions):
+                if i not in state.progress and self._matches(cond, node, prop, event, value):
+                    state.progress.append(i)
+        return len(state.progress) == len(conditions)
+
+    def _check_playing(self, what: str) -> None:
+        if self.phase not in PLAYING:
+            msg = f"{_impossible(what)} : la partie est « {PHASE_LABELS[self.phase]} »"
+            raise EngineError(msg, en=f"cannot {_PLAYING_WORDS_EN.get(what, what)}: the game is "
+                                      f"'{PHASE_LABELS_EN[self.phase]}'")
+
+    def _check_in_parcours(self, puzzle: Puzzle) -> None:
+        if not self.in_parcours(puzzle):
+            msg = f"l'énigme {puzzle.id!r} n'est pas dans le parcours {self.parcours}"
+            raise EngineError(msg, en=f"puzzle {puzzle.id!r} is not in parcours {self.parcours}")
+
+    def force_solve(self, puzzle_id: str, *, who: str = GAME_MASTER) -> list[Effect]:
+        """Solve a puzzle as if the players had: its actions run."""
+        puzzle = self._puzzle(puzzle_id)
+        self._check_playing("résoudre une énigme")
+        self._check_in_parcours(puzzle)
+        if self.puzzles[puzzle_id].status == PuzzleStatus.SOLVED:
+            return []
+        self.audit("force_solve", who=who, target=puzzle_id)
+        return self._solve(puzzle, by=who)
+
+    def reset_puzzle(self, puzzle_id: str, *, who: str = GAME_MASTER) -> list[Effect]:
+        """Put a puzzle back to unsolved so the players can do it again.
+
+        Its progress is forgotten, the budget it moved is given back, and what its actions
+        opened or switched on is closed or switched off again, except exit doors (a door on
+        the way out is never locked again by the engine on its own). Its input props get a
+        ``reset`` (a half-typed code is cleared). Puzzles solved after it stay solved.
+        """
+        puzzle = self._puzzle(puzzle_id)
+        self._check_playing("remettre une énigme à zéro")
+        self._check_in_parcours(puzzle)
+        state = self.puzzles[puzzle_id]
+        was_solved = state.status == PuzzleStatus.SOLVED
+        state.status, state.solved_at, state.solved_by = PuzzleStatus.LOCKED, None, ""
+        state.progress.clear()
+        effects: list[Effect] = []
+        if was_solved:
+            for line in [b for b in self.budget_history if b.puzzle == puzzle_id and b.amount]:
+                self.move_budget(-line.amount, f"Annulé : {line.label}", puzzle_id)
+            for action in puzzle.actions:
+                if not isinstance(action, PropAction):
+                    continue
+                node, prop = action.target.split(".")
+                found = self.game.prop(action.target)
+                cfg = found[1] if found else None
+                if action.do == "unlock" and not (isinstance(cfg, MaglockConfig) and cfg.exit_door):
+                    effects.append(PropCommand(node, prop, "lock"))
+                elif action.do == "command" and isinstance(cfg, OutputConfig):
+                    back = start_command(cfg)   # its start state: the music plays again
+                    if back is not None:
+                        effects.append(PropCommand(node, prop, back))
+        for ref in {c.prop for c in puzzle.conditions()}:
+            found = self.game.prop(ref)
+            if found and one_shot(found[1]):
+                effects.append(PropCommand(found[0].id, found[1].id, "reset"))
+        self._refresh_availability()
+        self.audit("reset_puzzle", who=who, target=puzzle_id)
+        return effects
+
+    def skip_to(self, puzzle_id: str, *, who: str = GAME_MASTER) -> list[Effect]:
+        """Make a puzzle available by force-solving what it requires (recursively)."""
+        puzzle = self._puzzle(puzzle_id)
+        self._check_playing("sauter à une énigme")
+        self._check_in_parcours(puzzle)
+        order: list[str] = []
+        self._requirements_to_solve(puzzle, order, set())
+        finals = [pid for pid in order if self._puzzle(pid).final]
+        if finals:
+            msg = f"sauter à {puzzle_id!r} demanderait de résoudre l'énigme finale {finals[0]!r}"
+            raise EngineError(msg, en=f"skipping to {puzzle_id!r} would solve the final puzzle {finals[0]!r}")
+        self.audit("skip_to", who=who, target=puzzle_id, detail=", ".join(order) or None)
+        effects: list[Effect] = []
+        for pid in order:
+            if self.puzzles[pid].status != PuzzleStatus.SOLVED:
+                effects += self._solve(self._puzzle(pid), by=f"{who} (saut)")
+        return effects
+
+    def _requirements_to_solve(self, puzzle: Puzzle, order: list[str], seen: set[str]) -> None:
+        reqs = [r for r in puzzle.required_ids() if self.in_parcours(self._puzzle(r))]
+        if isinstance(puzzle.requires, Requires):
+            if any(self.puzzles[r].status == PuzzleStatus.SOLVED or r in order for r in reqs):
+                return
+            reqs = reqs[:1]  # one is enough: the first listed
+        for req in reqs:
+            if req in seen:
+                continue
+            seen.add(req)
+            if self.puzzles[req].status != PuzzleStatus.SOLVED:
+                self._requirements_to_solve(self._puzzle(req), order, seen)
+                order.append(req)
+
+    def _solve(self, puzzle: Puzzle, *, by: str) -> list[Effect]:
+        state = self.puzzles[puzzle.id]
+        state.status, state.solved_at, state.solved_by = PuzzleStatus.SOLVED, self.elapsed(), by
+        if state.available_at is None:
+            state.available_at = state.solved_at
+        self._note("solved", f"{puzzle.id} by {by}")
+        effects: list[Effect] = []
+        ended = False
+        for action in puzzle.actions:
+            if isinstance(action, PropAction):
+                node, prop = action.target.split(".")
+                name = action.action if action.do == "command" else action.do
+                effects.append(PropCommand(node, prop, name or "", dict(action.params)))
+            elif isinstance(action, BudgetAction):
+                self.move_budget(int(self._resolve(action.amount)), action.label.fr, puzzle.id)
+            elif isinstance(action, MessageAction):
+                message = ScreenMessage(action.text.fr, action.text.en, action.room, action.sound)
+                self.messages.append(message)
+                effects.append(message)
+            elif isinstance(action, TimerAction):
+                if action.op == "add":
+                    self.added_seconds += action.seconds
+                    self._note("timer", f"{action.seconds:+d} s ({puzzle.id})")
+                elif action.op == "pause" and self.phase == Phase.RUNNING:
+                    self.pause(who=f"puzzle {puzzle.id}")
+                elif action.op == "resume" and self.phase == Phase.PAUSED:
+                    self.resume(who=f"puzzle {puzzle.id}")
+            elif isinstance(action, EndAction):
+                ended = True
+        self._refresh_availability()
+        if (puzzle.final or ended) and self.phase in PLAYING:
+            self._move("win")
+            effects += self._end(Phase.WON)
+        return effects
+
+    def move_budget(self, amount: int, label: str, puzzle: str | None = None) -> None:
+        self.budget += amount
+        self.budget_history.append(BudgetLine(amount, label, self.elapsed(), puzzle))
+
+    # -- clues ------------------------------------------------------------------------
+    def clue_catalogue(self) -> list[dict[str, Any]]:
+        """The pre-written clues of the current parcours, per puzzle, with their index."""
+        out = []
+        for puzzle in self.game.puzzles:
+            if not self.in_parcours(puzzle):
+                continue
+            clues = [{"index": i, "text": c.text_for(self.parcours).fr,
+                      "text_en": c.text_for(self.parcours).en, "cost": c.cost,
+                      "sent": sum(1 for s in self.clues if s.puzzle == puzzle.id and s.index == i)}
+                     for i, c in enumerate(puzzle.clues) if self.parcours in c.parcours]
+            out.append({"puzzle": puzzle.id, "label": puzzle.label.fr, "room": puzzle.room,
+                        "status": str(self.puzzles[puzzle.id].status), "clues": clues})
+        return out
+
+    def send_clue(self, *, puzzle: str | None = None, index: int | None = None,
+                  text: str | None = None, text_en: str | None = None,
+                  room: str | None = None, room_given: bool = False, counts: bool = True,
+                  cost: int | None = None, who: str = GAME_MASTER) -> tuple[SentClue, list[Effect]]:
+        """Send a pre-written clue (*puzzle* + *index*) or a free *text*.
+
+        The room defaults to the puzzle's room (every screen without a puzzle); pass
+        ``room_given=True`` with ``room=None`` to send to every screen. A clue that
+        counts adds to the game's clue count and costs its ``cost`` from the budget.
+        """
+        self._check_playing("envoyer un indice")
+        target = self._puzzle(puzzle) if puzzle is not None else None
+        if target is not None:
+            self._check_in_parcours(target)
+        if (index is None) == (text is None or not text.strip()):
+            msg = "donnez soit un indice écrit d'avance (puzzle + index), soit un texte libre"
+            raise EngineError(msg, en="give either a written clue (puzzle + index) or a free text")
+        if index is not None:
+            if target is None:
+                msg = "un indice écrit d'avance se choisit avec son énigme (puzzle)"
+                raise EngineError(msg, en="a written clue is chosen with its puzzle (puzzle)")
+            if not 0 <= index < len(target.clues):
+                msg = f"l'énigme {target.id!r} a {len(target.clues)} indice(s) : pas d'indice n°{index}"
+                raise NotFoundError(msg, en=f"puzzle {target.id!r} has {len(target.clues)} clue(s): "
+                                            f"no clue #{index}")
+            clue = target.clues[index]
+            if self.parcours not in clue.parcours:
+                msg = f"l'indice n°{index} de {target.id!r} n'est pas pour le parcours {self.parcours}"
+                raise EngineError(msg, en=f"clue #{index} of {target.id!r} is not for parcours "
+                                          f"{self.parcours}")
+            words = clue.text_for(self.parcours)
+            text, text_en = words.fr, words.en
+            price = clue.cost if cost is None else cost
+        else:
+            price = cost or 0
+        if room is not None and self.game.node(room) is None:
+            msg = f"pièce inconnue {room!r}"
+            raise NotFoundError(msg, en=f"unknown room {room!r}")
+        if not room_given and room is None and target is not None:
+            room = target.room
+        sent = SentClue(id=uuid.uuid4().hex[:12], text=(text or "").strip(), text_en=text_en,
+                        room=room, puzzle=target.id if target else None, index=index,
+                        counts=counts, cost=price if counts else 0, who=who,
+                        sent_at=self.elapsed(), sent_wall=self.wall())
+        self.clues.append(sent)
+        if sent.cost:
+            label = f"Indice : {target.label.fr}" if target else "Indice"
+            self.move_budget(-sent.cost, label, sent.puzzle)
+        self._note("clue", f"{sent.id} -> {room or 'all'}: {sent.text[:80]}")
+        self.audit("clue", who=who, target=sent.puzzle or room,
+                   detail=f"{sent.id}{'' if counts else ' (ne compte pas)'}: {sent.text[:200]}")
+        message = ScreenMessage(sent.text, sent.text_en, sent.room)
+        return sent, [message]
+
+    def clue_shown(self, clue_id: str) -> SentClue:
+        """A room screen says it displayed the clue (idempotent)."""
+        clue = next((c for c in self.clues if c.id == clue_id), None)
+        if clue is None:
+            msg = f"indice inconnu {clue_id!r} dans cette partie"
+            raise NotFoundError(msg, en=f"unknown clue {clue_id!r} in this game")
+        if clue.shown_wall is None:
+            clue.shown_wall = self.wall()
+            self._note("clue_shown", clue_id)
+        return clue
+
+    @property
+    def clue_count(self) -> int:
+        return sum(1 for c in self.clues if c.counts)
+
+    # -- journal: event log and audit log ---------------------------------------------
+    def _note(self, kind: str, text: str) -> None:
+        log.info("game %s: %s: %s", self.session_id, kind, text)
+        entry = {"at": round(self.elapsed(), 3) if self.started_at else 0.0, "kind": kind,
+                 "text": text, "wall": self.wall(), "session": self.session_id}
+        self.log.append(entry)
+        del self.log[:-500]
+        self._journal.append(("note", entry))
+
+    def audit(self, action: str, *, who: str = GAME_MASTER, target: str | None = None,
+              detail: str | None = None) -> dict[str, Any]:
+        """Record an order of the game master (or of a node's emergency input)."""
+        entry = {"at": self.wall(), "elapsed": round(self.elapsed(), 3), "who": who,
+                 "action": action, "target": target, "detail": detail, "session": self.session_id}
+        log.info("audit %s: %s %s %s %s", self.session_id, who, action, target or "", detail or "")
+        if self.session_id is not None:
+            self.audit_log.append(entry)
+            del self.audit_log[:-500]
+        self._journal.append(("audit", entry))
+        return entry
+
+    def take_journal(self) -> list[tuple[str, dict[str, Any]]]:
+        """The notes and audit entries since the last call (for the store)."""
+        journal, self._journal = self._journal, []
+        return journal
+
+    # -- persistence ------------------------------------------------------------------
+    def to_record(self) -> dict[str, Any]:
+        """Everything needed to resume this session in another process (JSON-able).
+
+        The timer is saved as the run time so far plus a wall-clock anchor: a controller
+        that restarts adds the time it was away (the players kept playing).
+        """
+        return {
+            "v": RECORD_VERSION, "session": self.session_id, "phase": str(self.phase),
+            "parcours": self.parcours, "players": self.players, "children": self.children,
+            "created_wall": self.created_wall, "started_wall": self.started_wall,
+            "ended_wall": self.ended_wall, "result": self.result,
+            "elapsed": self.elapsed(), "running": self._running_since is not None,
+            "wall_at": self.wall(), "added_seconds": self.added_seconds,
+            "budget": self.budget, "budget_start": self.budget_start,
+            "budget_history": [asdict(b) for b in self.budget_history],
+            "puzzles": {pid: {"status": str(st.status), "solved_at": st.solved_at,
+                              "solved_by": st.solved_by, "progress": list(st.progress),
+                              "available_at": st.available_at}
+                        for pid, st in self.puzzles.items()},
+            "messages": [asdict(m) for m in self.messages[-20:]],
+            "clues": [asdict(c) for c in self.clues],
+            "last_activity": self.last_activity, "check_override": self.check_override,
+        }
+
+    @classmethod
+    def from_record(cls, game: Game, record: dict[str, Any], *,
+                    clock: Callable[[], float] = time.monotonic,
+                    wall: Callable[[], float] = time.time) -> Engine:
+        """An engine that carries on the session of *record* (see :meth:`to_record`).
+
+        Puzzles the game file no longer has are dropped, new ones start fresh.
+        """
+        if record.get("v") != RECORD_VERSION:
+            msg = f"unknown game record version {record.get('v')!r}"
+            raise ValueError(msg)
+        engine = cls(game, clock=clock, wall=wall)
+        engine.phase = Phase(record["phase"])
+        engine.session_id = record["session"]
+        engine.parcours = record["parcours"]
+        engine.players, engine.children = int(record["players"]), bool(record["children"])
+        engine.created_wall = record.get("created_wall")
+        engine.started_wall, engine.ended_wall = record.get("started_wall"), record.get("ended_wall")
+        engine.result = record.get("result")
+        engine.added_seconds = int(record.get("added_seconds", 0))
+        elapsed = float(record.get("elapsed", 0.0))
+        now = engine.clock()
+        if record.get("running") and engine.phase == Phase.RUNNING:
+            # NOTE: a wall clock that went backwards (NTP) must not give time back.
+            elapsed += max(0.0, engine.wall() - float(record["wall_at"]))
+            engine._running_since = now
+        engine._elapsed_before = elapsed
+        if engine.started_wall is not None:
+            engine.started_at = now - elapsed
+        if engine.ended_wall is not None:
+            engine.ended_at = now
+        engine.budget, engine.budget_start = int(record["budget"]), int(record.get("budget_start", 0))
+        engine.budget_history = [BudgetLine(**b) for b in record.get("budget_history", [])]
+        for pid, st in record.get("puzzles", {}).items():
+            if pid in engine.puzzles:
+                engine.puzzles[pid] = PuzzleState(PuzzleStatus(st["status"]), st.get("solved_at"),
+                                                  st.get("solved_by", ""), list(st.get("progress", [])),
+                                                  st.get("available_at"))
+        engine.messages = [ScreenMessage(**m) for m in record.get("messages", [])]
+        engine.clues = [SentClue(**c) for c in record.get("clues", [])]
+        engine.last_activity = float(record.get("last_activity", 0.0))
+        engine.check_override = record.get("check_override")
+        if engine.phase in PLAYING:
+            engine._refresh_availability()
+        return engine
+
+    def history_rows(self) -> dict[str, Any]:
+        """The session as the history tables hold it (see :mod:`controller.store`)."""
+        started = self.started_wall is not None
+        clues_per_puzzle: dict[str, int] = {}
+        for clue in self.clues:
+            if clue.counts and clue.puzzle:
+                clues_per_puzzle[clue.puzzle] = clues_per_puzzle.get(clue.puzzle, 0) + 1
+        puzzles = []
+        for puzzle in self.game.puzzles:
+            if not self.in_parcours(puzzle):
+                continue
+            st = self.puzzles[puzzle.id]
+            duration = (st.solved_at - st.available_at
+                        if st.solved_at is not None and st.available_at is not None else None)
+            puzzles.append({"puzzle_id": puzzle.id, "label": puzzle.label.fr, "theme": puzzle.theme,
+                            "room": puzzle.room, "status": str(st.status),
+                            "available_at_s": st.available_at, "solved_at_s": st.solved_at,
+                            "duration_s": duration, "solved_by": st.solved_by or None,
+                            "clues": clues_per_puzzle.get(puzzle.id, 0)})
+        return {
+            "session": {
+                "id": self.session_id, "apartment": self.game.apartment.id,
+                "created_at": self.created_wall, "parcours": self.parcours, "players": self.players,
+                "children": int(self.children), "started_at": self.started_wall,
+                "ended_at": self.ended_wall, "result": self.result, "phase": str(self.phase),
+                "duration_s": self.duration if started else None,
+                "time_used_s": round(self.elapsed(), 3) if started else None,
+                "clues": self.clue_count, "clues_sent": len(self.clues),
+                "budget_start": self.budget_start, "final_budget": self.budget,
+                "check_override": self.check_override["reason"] if self.check_override else None,
+            },
+            "puzzles": puzzles if started else [],
+            "budget": [asdict(b) for b in self.budget_history],
+            "clues": [asdict(c) for c in self.clues],
+        }
+
+    # -- views ------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "session": self.session_id, "phase": str(self.phase),
+            "phase_label": PHASE_LABELS[self.phase], "parcours": self.parcours,
+            "players": self.players, "children": self.children,
+            "duration_s": self.duration, "elapsed_s": round(self.elapsed(), 3),
+            "remaining_s": round(self.remaining(), 3), "result": self.result,
+            "started_wall": self.started_wall, "ended_wall": self.ended_wall,
+            "budget": self.budget, "budget_start": self.budget_start,
+            "budget_history": [{"amount": b.amount, "label": b.label, "at": round(b.at, 1),
+                                "puzzle": b.puzzle} for b in self.budget_history],
+            "puzzles": [{"id": p.id, "label": p.label.fr, "theme": p.theme, "room": p.room,
+                         "status": str(self.puzzles[p.id].status),
+                         "in_parcours": self.in_parcours(p),
+                         "available_at": self.puzzles[p.id].available_at,
+                         "solved_at": self.puzzles[p.id].solved_at,
+                         "solved_by": self.puzzles[p.id].solved_by,
+                         "clues": len(p.clues)} for p in self.game.puzzles],
+            "messages": [{"text": m.text, "text_en": m.text_en, "room": m.room}
+                         for m in self.messages[-10:]],
+            "clues": [c.public() for c in self.clues],
+            "clue_count": self.clue_count,
+            "alert": self.alert(), "idle_s": round(self.idle_seconds(), 1),
+            "check_override": self.check_override,
+            "audit": self.audit_log[-50:],
+            "log": self.log[-50:],
+        }

@@ -1,0 +1,161 @@
+// Shared by every page: i18n, API calls, the live WebSocket (auto-reconnect), formatting.
+"use strict";
+const App = (() => {
+  const params = new URLSearchParams(location.search);
+  const token = params.get("token");
+  let texts = {};
+  let lang = localStorage.getItem("lang") || "fr";
+
+  async function loadTexts() {
+    const res = await fetch(`/static/i18n/${lang}.json`);
+    texts = await res.json();
+    document.documentElement.lang = lang;
+    for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+    for (const el of document.querySelectorAll("[data-i18n-title]")) el.title = t(el.dataset.i18nTitle);
+    for (const badge of badges) badge.draw();
+  }
+  function t(key, vars) {
+    let s = texts[key] ?? key;
+    for (const [k, v] of Object.entries(vars || {})) s = s.replace(`{${k}}`, v);
+    return s;
+  }
+  function setLang(l) { lang = l; localStorage.setItem("lang", l); return loadTexts(); }
+
+  function withToken(url) {
+    return token ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : url;
+  }
+  async function api(method, url, body) {
+    const opts = {method, headers: {"Content-Type": "application/json"}, credentials: "same-origin"};
+    if (method !== "GET") opts.body = JSON.stringify(body || {});
+    const res = await fetch(withToken(url), opts);
+    if (res.status === 401 && !token) { location.href = `/login?next=${encodeURIComponent(location.pathname)}`; }
+    let data = null;
+    try { data = await res.json(); } catch (_e) { data = null; }
+    if (!res.ok) toast(`${t("error")} ${res.status} : ${errorText(data) || res.statusText}`, true);
+    return {ok: res.ok, status: res.status, data};
+  }
+  const post = (url, body) => api("POST", url, body);
+  // every API error is {detail: French, detail_en: English, …} (controller/api/errors.py)
+  function errorText(data) {
+    if (!data) return "";
+    const text = lang === "en" && data.detail_en ? data.detail_en : data.detail;
+    return typeof text === "string" ? text : JSON.stringify(text);
+  }
+
+  function toast(text, bad) {
+    let box = document.getElementById("toast");
+    if (!box) { box = document.createElement("div"); box.id = "toast"; box.setAttribute("role", "alert"); document.body.append(box); }
+    box.textContent = (bad ? "⚠ " : "✔ ") + text;
+    box.className = bad ? "bad show" : "show";
+    clearTimeout(box._timer);
+    box._timer = setTimeout(() => { box.className = ""; }, 4000);
+  }
+
+  // The live feed: a snapshot on connect and on every change; reconnects with backoff.
+  function live(onSnapshot, onLink) {
+    let delay = 500;
+    let ws = null;
+    function connect() {
+      ws = new WebSocket(withToken(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`));
+      ws.onopen = () => { delay = 500; onLink(true); };
+      ws.onclose = () => { onLink(false); setTimeout(connect, delay); delay = Math.min(delay * 2, 8000); };
+      ws.onmessage = (msg) => {
+        const t0 = performance.now();
+        const frame = JSON.parse(msg.data);
+        if (frame.type === "snapshot") {
+          onSnapshot(frame.data);
+          window.__lastRender = {received: t0, rendered: performance.now(), ts: frame.data.ts};
+        }
+      };
+    }
+    setInterval(() => { if (ws && ws.readyState === 1) ws.send("ping"); }, 20000);
+    connect();
+  }
+  // a badge drawn before the texts are loaded is drawn again once they are (see loadTexts)
+  const badges = [];
+  function linkBadge(el) {
+    const badge = {up: null, draw() {
+      if (badge.up === null) return;
+      el.textContent = badge.up ? `● ${t("live")}` : `○ ${t("offline")}`;
+      el.className = badge.up ? "badge ok" : "badge off";
+    }};
+    badges.push(badge);
+    return (up) => { badge.up = up; badge.draw(); };
+  }
+
+  // who gave an order, as the audit log records it (English identifiers) → the page's language
+  const ACTORS = [
+    [/^game master$/, "actor_gm"], [/^technician$/, "actor_tech"], [/^controller$/, "actor_controller"],
+    [/^node (\S+) \(offline\)$/, "actor_node_offline"], [/^node (\S+) \(emergency input\)$/, "actor_node_emergency"],
+    [/^puzzle (\S+)$/, "actor_puzzle"], [/^screen (\S+)$/, "actor_screen"],
+  ];
+  function actor(who) {
+    for (const [re, key] of ACTORS) {
+      const m = re.exec(who || "");
+      if (m) return t(key, {id: m[1] || ""});
+    }
+    return who || "";
+  }
+  function fmt(seconds) {
+    const s = Math.max(0, Math.round(seconds || 0));
+    return `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+  }
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "onclick") e.onclick = v;
+      else if (k === "dataset") Object.assign(e.dataset, v);
+      else if (k === "class") e.className = v;
+      else e.setAttribute(k, v);
+    }
+    for (const c of children) if (c !== null && c !== undefined) e.append(c);
+    return e;
+  }
+  function lockText(p) {
+    const r = p.reported || {};
+    if (p.kind !== "maglock") {
+      if ("on" in r) return r.on ? `💡 ${t("on")}` : `${t("off")}`;
+      if ("pressed" in r) return r.pressed ? t("pressed") : t("released");
+      if ("buffer_length" in r) return `⌨ ${t("keys_typed", {n: r.buffer_length})}`;
+      if ("occupied" in r) return r.occupied ? `⬤ ${t("mat_occupied")}` : `○ ${t("mat_free")}`;
+      if ("closed" in r) return r.closed ? `▮ ${t("contact_closed")}` : `◻ ${t("contact_open")}`;
+      if ("bins" in r) {
+        return Object.entries(r.bins || {}).map(([bin, uid]) =>
+          `${bin} : ${uid ? ((r.names || {})[bin] || uid) : t("bin_empty")}`).join(" · ");
+      }
+      if ("tag" in r || p.kind === "mfrc522" || p.kind === "rdm6300") {
+        const tag = r.tag ? `🏷 ${r.tag_name || r.tag}` : t("no_tag");
+        return r.connected === false || r.version === null ? `${tag} · ⚠ ${t("reader_not_answering")}` : tag;
+      }
+      return Object.entries(r).filter(([k]) => !["v", "ack"].includes(k)).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
+    }
+    const lock = r.locked ? `🔒 ${t("locked")}` : (r.engaged ? `⚠ ${t("engaged_open")}` : `🔓 ${t("unlocked")}`);
+    const door = r.door === "open" ? `🚪 ${t("door_open")}` : r.door === "closed" ? `▮ ${t("door_closed")}` : "";
+    return door ? `${lock} · ${door}` : lock;
+  }
+  // « Ventouse de l'armoire (Chambre) »: a lock as the game master reads it, never its id
+  const lockName = (e) => `${e.label} (${e.room})`;
+  // The emergency button of every staff page: the toast says what the relays confirmed, no more.
+  async function emergency(who) {
+    const r = await post("/api/emergency", {who});
+    if (!r.ok || !r.data) return r;
+    const d = r.data;
+    if (d.all_confirmed) {
+      toast(t("emergency_confirmed", {n: d.confirmed.length, ms: Math.max(0, ...d.confirmed.map((e) => e.ms))}));
+    } else if (!d.confirmed.length) {
+      toast(t("emergency_none", {why: d.mqtt ? "" : ` (${t("why_broker")})`}), true);
+    } else {
+      toast(t("emergency_some", {n: d.confirmed.length, total: d.confirmed.length + d.unconfirmed.length,
+                                 names: d.unconfirmed.map(lockName).join(", ")}), true);
+    }
+    return r;
+  }
+  function setupLangSwitch() {
+    const b = document.getElementById("lang");
+    if (b) b.onclick = () => setLang(lang === "fr" ? "en" : "fr").then(() => { if (window.render) window.render(); });
+  }
+  return {t, actor, loadTexts, setLang, api, post, errorText, live, linkBadge, fmt, el, lockText, lockName, emergency,
+          toast, token, setupLangSwitch,
+          get lang() { return lang; }};
+})();

@@ -1,0 +1,151 @@
+// Debrief screen: what the group did, theme by theme, and the household budget.
+// GET /api/game/debrief (current or last session, live) or, with ?session=ID,
+// GET /api/history/sessions/ID/debrief (a past session). Computed by controller/debrief.py.
+"use strict";
+const {t, el, fmt} = App;
+const $ = (id) => document.getElementById(id);
+const sessionId = new URLSearchParams(location.search).get("session");
+let data = null;
+const euros = (n) => (n === null || n === undefined ? "—" : `${n}`);
+const signed = (n) => `${n > 0 ? "+" : n < 0 ? "−" : ""}${Math.abs(n)} €`;
+
+function resultText(s) {
+  if (s.result) return t(`result_${s.result}`);
+  return s.started_at ? t("result_running") : t("result_none");
+}
+
+function render() {
+  if (!data) return;
+  const en = App.lang === "en";
+  const s = data.session;
+  $("content").classList.remove("hidden");
+  $("empty").classList.add("hidden");
+  const result = $("result");
+  result.textContent = resultText(s);
+  result.dataset.result = s.result || "";
+  $("total-time").textContent = s.time_used_s === null ? "—" : fmt(s.time_used_s);
+  $("total-time-of").textContent = s.duration_s ? t("of_time", {min: Math.round(s.duration_s / 60)}) : "";
+  $("found").textContent = `${data.solved} / ${data.puzzles_total}`;
+  $("found-detail").textContent = [
+    data.forced ? `${data.forced} ${t("outcome_forced")}` : "",
+    data.skipped ? `${data.skipped} ${t("outcome_skipped")}` : ""].filter(Boolean).join(" · ");
+  $("clue-count").textContent = data.clues;
+  $("clue-cost").textContent = data.clue_cost ? t("clue_cost", {euros: data.clue_cost}) : "";
+  $("final-budget").textContent = euros(data.budget.final);
+  $("budget-from").textContent = data.budget.start === null ? "" :
+    `${t("budget_from", {start: data.budget.start})} (${signed(data.budget.change || 0)})`;
+  $("group").textContent = [t("players_n", {n: s.players}), s.children ? t("with_children") : ""].filter(Boolean).join(", ");
+  $("parcours").textContent = s.parcours ? t(s.parcours) : "—";
+  $("session-date").textContent = s.started || s.date || "";
+
+  $("themes").replaceChildren(...data.themes.map((th) => el("article", {class: "theme", dataset: {theme: th.theme}},
+    el("h3", {}, t(`theme_${th.theme}`)),
+    el("p", {class: "theme-sum"},
+      el("strong", {class: "found"}, t("found_n", {n: th.solved, total: th.total})),
+      th.time_s !== null ? ` · ⏱ ${t("col_time")} ${fmt(th.time_s)}` : "",
+      ` · 💡 ${t("col_clues")} : ${th.clues}`,
+      th.budget ? ` · ${t("col_budget")} ${signed(th.budget)}` : ""),
+    el("table", {},
+      el("thead", {}, el("tr", {}, el("th", {}, t("col_puzzle")), el("th", {}, t("col_result")),
+        el("th", {class: "num"}, t("col_time")), el("th", {class: "num"}, t("col_clues")))),
+      el("tbody", {}, ...th.puzzles.map((p) => el("tr", {dataset: {puzzle: p.id, outcome: p.outcome}},
+        el("td", {}, en ? p.label_en : p.label, el("small", {}, ` — ${en ? p.room_label_en : p.room_label}`)),
+        el("td", {class: `outcome ${p.outcome}`}, t(`outcome_${p.outcome}`)),
+        el("td", {class: "num"}, p.time_s === null ? "—" : fmt(p.time_s)),
+        el("td", {class: "num"}, String(p.clues)))))))));
+
+  const b = data.budget;
+  const rows = [el("tr", {class: "start"}, el("td", {}, "00:00"), el("td", {}, t("budget_month_start")),
+    el("td", {class: "num"}, ""), el("td", {class: "num"}, `${euros(b.start)} €`))];
+  for (const line of b.history) {
+    rows.push(el("tr", {dataset: {puzzle: line.puzzle || ""}}, el("td", {}, fmt(line.at_s)), el("td", {}, line.label),
+      el("td", {class: `num ${line.amount < 0 ? "minus" : "plus"}`}, signed(line.amount)),
+      el("td", {class: "num"}, `${line.balance} €`)));
+  }
+  rows.push(el("tr", {class: "end"}, el("td", {}, s.time_used_s === null ? "" : fmt(s.time_used_s)),
+    el("td", {}, t("budget_end")), el("td", {class: "num"}, ""), el("td", {class: "num", id: "budget-end"}, `${euros(b.final)} €`)));
+  document.querySelector("#budget-lines tbody").replaceChildren(...rows);
+  drawChart(b);
+  renderEvaluation(s);
+}
+
+// The group's evaluation of a finished session: a rating, what they learned, their words.
+// The form is filled from the server only while the game master has not started editing.
+const RATINGS = [1, 2, 3, 4, 5];
+let evalDirty = false;
+function renderEvaluation(s) {
+  const ended = ["won", "lost", "aborted"].includes(s.result);
+  $("evaluation").classList.toggle("hidden", !ended);
+  if (!ended || evalDirty) return;
+  const saved = data.evaluation;
+  $("eval-ratings").replaceChildren(...RATINGS.map((n) => el("label", {class: "choice"},
+    el("input", {type: "radio", name: "rating", value: String(n), checked: saved && saved.rating === n ? "" : null}),
+    ` ${n} — ${t(`eval_rating_${n}`)}`)));
+  const themes = data.themes.map((th) => th.theme).filter((th) => th !== "story");
+  $("eval-themes").replaceChildren(...themes.map((th) => el("label", {class: "choice"},
+    el("input", {type: "checkbox", name: "learned", value: th, checked: saved && saved.learned.includes(th) ? "" : null}),
+    ` ${t(`theme_${th}`)}`)));
+  $("eval-comment").value = saved ? saved.comment : "";
+  $("eval-status").textContent = saved
+    ? `✔ ${t("eval_saved_by", {who: App.actor(saved.who), at: new Date(saved.at * 1000).toLocaleString(App.lang)})}` : "";
+}
+$("eval-form").oninput = () => { evalDirty = true; $("eval-status").textContent = `✎ ${t("eval_unsaved")}`; };
+$("eval-form").onsubmit = async (ev) => {
+  ev.preventDefault();
+  const rating = document.querySelector('input[name="rating"]:checked');
+  if (!rating) { $("eval-status").textContent = `⚠ ${t("eval_need_rating")}`; return; }
+  const body = {rating: Number(rating.value), comment: $("eval-comment").value,
+                learned: [...document.querySelectorAll('input[name="learned"]:checked')].map((i) => i.value)};
+  const r = await App.api("PUT", `/api/history/sessions/${encodeURIComponent(data.session.id)}/evaluation`, body);
+  if (r.ok) { evalDirty = false; data.evaluation = r.data; renderEvaluation(data.session); }
+};
+
+// The balance after each line, as a step line (the table beside it says the same in words).
+function drawChart(b) {
+  const svg = $("budget-chart");
+  const values = [b.start ?? 0, ...b.history.map((l) => l.balance)];
+  const max = Math.max(...values, 1), min = Math.min(...values, 0);
+  const x = (i) => 10 + (580 * i) / Math.max(values.length - 1, 1);
+  const y = (v) => 190 - (180 * (v - min)) / Math.max(max - min, 1);
+  let d = `M ${x(0)} ${y(values[0])}`;
+  values.slice(1).forEach((v, i) => { d += ` H ${x(i + 1)} V ${y(v)}`; });
+  const ns = "http://www.w3.org/2000/svg";
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", d);
+  path.setAttribute("class", "line");
+  const dots = values.map((v, i) => {
+    const c = document.createElementNS(ns, "circle");
+    c.setAttribute("cx", x(i)); c.setAttribute("cy", y(v)); c.setAttribute("r", 5);
+    return c;
+  });
+  svg.setAttribute("aria-label", `${t("budget")} : ${values.join(" → ")} €`);
+  svg.replaceChildren(path, ...dots);
+}
+window.render = render;
+
+async function load() {
+  const url = sessionId ? `/api/history/sessions/${encodeURIComponent(sessionId)}/debrief` : "/api/game/debrief";
+  const res = await fetch(url, {headers: {"Content-Type": "application/json"}});
+  if (res.status === 401) { location.href = `/login?next=${encodeURIComponent(location.pathname + location.search)}`; return; }
+  if (res.status === 404) { $("empty").classList.remove("hidden"); $("content").classList.add("hidden"); return; }
+  if (!res.ok) return;
+  data = await res.json();
+  document.body.dataset.session = data.session.id;
+  render();
+}
+
+$("emergency").onclick = () => App.emergency("maître du jeu");
+App.loadTexts().then(async () => {
+  App.setupLangSwitch();
+  await load();
+  if (!sessionId) {
+    // the current session: follow it live (a solve, a clue, the end of the game)
+    let last = null;
+    $("link").classList.remove("hidden");
+    App.live((snap) => {
+      const g = snap.game;
+      const key = [g.session, g.phase, g.budget, g.clue_count, g.puzzles.filter((p) => p.status === "solved").length].join("|");
+      if (key !== last) { last = key; load(); }
+    }, App.linkBadge($("link")));
+  }
+});

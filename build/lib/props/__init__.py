@@ -1,0 +1,1 @@
+"""Drivers for the physical props, built on gpiozero devices only."""

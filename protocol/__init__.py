@@ -1,0 +1,1 @@
+"""What the nodes and the controller share: the MQTT contract, the MQTT client, secrets."""
