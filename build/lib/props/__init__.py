@@ -1,1 +1,0 @@
-"""Drivers for the physical props, built on gpiozero devices only."""

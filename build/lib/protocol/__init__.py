@@ -1,1 +1,0 @@
-"""What the nodes and the controller share: the MQTT contract, the MQTT client, secrets."""
