@@ -183,7 +183,7 @@ def run(*, quick: bool, workdir: Path, restarts: int | None = None,
         wait_until(lambda: all(n["online"] for n in http.get("/api/state")["nodes"]),
                    timeout=20, what="every node online")
         http.post("/api/game/start", {"parcours": "primo", "players": 4})
-        wait_until(lambda: all(p["desired"]["done"] for p in http.get("/api/state")["props"]
+        wait_until(lambda: all(p["desired"]["confirmed"] for p in http.get("/api/state")["props"]
                                if p.get("desired")), timeout=10, what="every lock engaged")
         for i in range(restarts):
             flip = ("node_1", "door") if i % 2 else None

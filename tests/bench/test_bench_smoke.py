@@ -74,3 +74,15 @@ def test_compare_prints_the_ratio_of_each_metric(tmp_path):
     line = next(x for x in done.stdout.splitlines() if x.startswith("e2e.amqtt.p99_ms"))
     assert "0.5" in line
     assert "better" in line
+
+
+def test_recovery_bench_runs_against_the_controllers_public_state(tmp_path):
+    """The recovery bench reads the controller's /api/state like the console does: a
+    change there (a renamed field) must fail here, not only in CI's bench run."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "recovery", "--name", "smoke",
+         "--results-dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((tmp_path / "latest.json").read_text(encoding="utf-8"))
+    assert not any(s.get("error") for s in report["benches"].values()), report["benches"]
