@@ -9,7 +9,7 @@ loader can name the file and line.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -120,6 +120,14 @@ class EventCondition(_Model):
     any_of: PerParcours | list[JsonValue] | None = Field(default=None, union_mode="left_to_right",
                                                          description="value in this set")
     min_value: float | None = Field(default=None, description="numeric value at least (e.g. held seconds)")
+
+    @model_validator(mode="after")
+    def _any_of_lists(self) -> EventCondition:
+        if isinstance(self.any_of, PerParcours) and any(
+                not isinstance(v, list | None) for v in (self.any_of.primo, self.any_of.locataire)):
+            msg = "any_of per parcours: a list of values for each parcours (or null: any value)"
+            raise ValueError(msg)
+        return self
 
 
 class Condition(_Model):
@@ -247,6 +255,12 @@ class Puzzle(_Model):
 
     def conditions(self) -> list[EventCondition]:
         return list(self.solve.of) if isinstance(self.solve, Condition) else [self.solve]
+
+    def requirements_met(self, solved: Collection[str]) -> bool:
+        """Whether what it requires is solved: all of a list, one of ``{any: […]}``."""
+        if isinstance(self.requires, Requires):
+            return any(r in solved for r in self.requires.any)
+        return all(r in solved for r in self.requires)
 
 
 class Game(_Model):
@@ -410,10 +424,7 @@ def _reachable(game: Game, parcours: str) -> set[str]:
         for p in puzzles:
             if p.id in done:
                 continue
-            reqs = p.required_ids()
-            ok = (any(r in done for r in reqs) if isinstance(p.requires, Requires)
-                  else all(r in done for r in reqs))
-            if ok:
+            if p.requirements_met(done):
                 done.add(p.id)
                 changed = True
     return done
