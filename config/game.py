@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from props.kinds import LOCK_KINDS, RELAY_KINDS
 from props.models import BcmPin, PropConfig
 
 Parcours = Literal["primo", "locataire"]
@@ -342,7 +343,7 @@ def _pin_issues(n_index: int, node: Node) -> Iterator[ConfigIssue]:  # noqa: PLR
                 yield ConfigIssue(path, f"pin BCM {use.pin} is used twice by prop {prop.id!r}",
                                   pin=use.pin)
             seen.setdefault(use.pin, (p_index, use.direction))
-            if use.direction == "out" and prop.kind in ("maglock", "relay") and use.pin in HIGH_AT_BOOT:
+            if use.direction == "out" and prop.kind in RELAY_KINDS and use.pin in HIGH_AT_BOOT:
                 yield ConfigIssue(path, f"relay on BCM {use.pin}: this pin is high or pulled up "
                                         "while the Pi boots, the relay may click; prefer BCM 17, 22-27",
                                   "warning", pin=use.pin)
@@ -457,7 +458,7 @@ def _action_issues(game: Game, i: int, puzzle: Puzzle, rooms: set[str],
             if found is None:
                 if action.target not in unchecked.props:
                     yield ConfigIssue((*path, "target"), f"unknown prop {action.target!r}")
-            elif action.do in ("lock", "unlock") and found[1].kind != "maglock":
+            elif action.do in ("lock", "unlock") and found[1].kind not in LOCK_KINDS:
                 yield ConfigIssue((*path, "target"),
                                   f"{action.target!r} is a {found[1].kind}, not a maglock")
             elif puzzle.local and found[0].id != puzzle.room:

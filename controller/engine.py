@@ -37,6 +37,7 @@ from config.game import (
     TimerAction,
 )
 from controller.core.errors import EngineError, NotFoundError
+from props.kinds import LOCK_KINDS
 from props.models import MaglockConfig, OutputConfig
 from props.start import one_shot, start_command
 
@@ -360,7 +361,7 @@ class Engine:
         self.audit("start", who=who)
         # Pre-game state: every lock locked (again: a lock may have been opened by hand).
         return effects + [PropCommand(node.id, prop.id, "lock") for node in self.game.nodes
-                          for prop in node.props if prop.kind == "maglock"]
+                          for prop in node.props if prop.kind in LOCK_KINDS]
 
     def _start_budget(self) -> int:
         budget = self.game.apartment.budget
@@ -413,7 +414,7 @@ class Engine:
     def release_all(self) -> list[Effect]:
         """Effects that open every lock of the apartment."""
         return [PropCommand(node.id, prop.id, "unlock") for node in self.game.nodes
-                for prop in node.props if prop.kind == "maglock"]
+                for prop in node.props if prop.kind in LOCK_KINDS]
 
     # -- timer ------------------------------------------------------------------------
     @property
