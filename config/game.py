@@ -156,6 +156,11 @@ class PropAction(_Model):
             raise ValueError(msg)
         return self
 
+    @property
+    def command(self) -> str:
+        """What the prop is told: ``lock``, ``unlock``, or with ``do: command`` its action."""
+        return (self.action or "") if self.do == "command" else self.do
+
 
 class BudgetAction(_Model):
     do: Literal["budget"]

@@ -27,7 +27,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from config.game import PARCOURS, Condition, EventCondition, PerParcours, Puzzle
+from config.game import PARCOURS, Condition, EventCondition, PerParcours, PropAction, Puzzle
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +118,12 @@ def available(puzzle: Puzzle, solved: Collection[str], parcours: str | None) -> 
     it requires is solved (*solved*: the ids of every puzzle solved so far)."""
     return (puzzle.id not in solved and in_parcours(puzzle, parcours)
             and puzzle.requirements_met(solved))
+
+
+def done_alone(action: PropAction) -> bool:
+    """Whether a node playing a local puzzle on its own does *action*: everything but a
+    ``lock`` — with the controller away, only the emergency input could open it again."""
+    return action.do != "lock"
 
 
 class Triggers:

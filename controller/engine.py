@@ -617,8 +617,7 @@ class Engine:
         for action in puzzle.actions:
             if isinstance(action, PropAction):
                 node, prop = action.target.split(".")
-                name = action.action if action.do == "command" else action.do
-                effects.append(PropCommand(node, prop, name or "", dict(action.params)))
+                effects.append(PropCommand(node, prop, action.command, dict(action.params)))
             elif isinstance(action, BudgetAction):
                 self.move_budget(int(rules.resolve(action.amount, self.parcours)), action.label.fr, puzzle.id)
             elif isinstance(action, MessageAction):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from config import rules
-from config.game import Condition, EventCondition, PerParcours, Puzzle
+from config.game import Condition, EventCondition, PerParcours, PropAction, Puzzle
 from config.loader import GameConfigError, parse_game
 from config.rules import Event
 
@@ -187,6 +187,13 @@ def test_requirements_met_serves_the_loaders_reachability_too() -> None:
     with pytest.raises(GameConfigError, match="'c' can never become available in parcours 'primo'"):
         parse_game(json.dumps(unreachable))
     assert Puzzle.requirements_met(D, ["c"]) and not Puzzle.requirements_met(C, ("b",))
+
+
+def test_a_node_alone_does_every_prop_action_but_a_lock() -> None:
+    actions = [PropAction(do="unlock", target="hall.box"), PropAction(do="lock", target="hall.box"),
+               PropAction(do="command", target="hall.lamp", action="on", params={"n": 2})]
+    assert [rules.done_alone(a) for a in actions] == [True, False, True]
+    assert [a.command for a in actions] == ["unlock", "lock", "on"]
 
 
 def test_triggers_find_the_puzzles_an_event_may_move_in_file_order() -> None:
