@@ -24,14 +24,12 @@ room stuck without its controller. The engine always passes the one it plays.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from config.game import PARCOURS, Condition, EventCondition, PerParcours, PropAction, Puzzle
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """One prop event, as the rules see it: ``hall.keypad`` said ``code`` ``"0412"``."""
 
     prop: str       # node.prop
@@ -75,12 +73,14 @@ def matches(cond: EventCondition, event: Event, parcours: str | None) -> bool:
     if not names(cond, event):
         return False
     value = event.value
-    equals = values(cond.equals, parcours)
-    if None not in equals and value not in equals:
-        return False
-    any_of = values(cond.any_of, parcours)
-    if None not in any_of and not any(isinstance(c, list) and value in c for c in any_of):
-        return False
+    if cond.equals is not None:
+        equals = values(cond.equals, parcours)
+        if None not in equals and value not in equals:
+            return False
+    if cond.any_of is not None:
+        any_of = values(cond.any_of, parcours)
+        if None not in any_of and not any(isinstance(c, list) and value in c for c in any_of):
+            return False
     if cond.min_value is not None:
         return isinstance(value, int | float) and value >= cond.min_value
     return True
@@ -93,23 +93,30 @@ def advance(puzzle: Puzzle, progress: Sequence[int], event: Event, parcours: str
     An event on no prop and type the puzzle names leaves it as it was. Indices that do not
     fit the conditions (a record written for another game file) are dropped.
     """
-    conds = puzzle.conditions()
-    if not any(names(c, event) for c in conds):
+    solve = puzzle.solve
+    conds = solve.of if isinstance(solve, Condition) else (solve,)
+    for cond in conds:
+        if names(cond, event):
+            break
+    else:
         return list(progress)
     done = [i for i in progress if 0 <= i < len(conds)]
-    if isinstance(puzzle.solve, Condition) and puzzle.solve.when == "sequence":
+    if isinstance(solve, Condition) and solve.when == "sequence":
         step = len(done)
         if step < len(conds) and matches(conds[step], event, parcours):
             return [*done, step]
         # a wrong step: start again, this event being the first step if it is one
         return [0] if matches(conds[0], event, parcours) else []
-    return done + [i for i, c in enumerate(conds) if i not in done and matches(c, event, parcours)]
+    for i, cond in enumerate(conds):
+        if i not in done and matches(cond, event, parcours):
+            done.append(i)
+    return done
 
 
 def complete(puzzle: Puzzle, progress: Sequence[int]) -> bool:
     """Whether *progress* meets every condition of *puzzle* (a solve with none is never met)."""
-    count = len(puzzle.conditions())
-    return count > 0 and len(set(progress) & set(range(count))) == count
+    count = len(puzzle.solve.of) if isinstance(puzzle.solve, Condition) else 1
+    return count > 0 and len(progress) >= count and set(range(count)) <= set(progress)
 
 
 # -- availability --------------------------------------------------------------------------
