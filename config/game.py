@@ -9,12 +9,13 @@ loader can name the file and line.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from props.kinds import LOCK_KINDS, RELAY_KINDS
 from props.models import BcmPin, PropConfig
 
 Parcours = Literal["primo", "locataire"]
@@ -121,6 +122,14 @@ class EventCondition(_Model):
                                                          description="value in this set")
     min_value: float | None = Field(default=None, description="numeric value at least (e.g. held seconds)")
 
+    @model_validator(mode="after")
+    def _any_of_lists(self) -> EventCondition:
+        if isinstance(self.any_of, PerParcours) and any(
+                not isinstance(v, list | None) for v in (self.any_of.primo, self.any_of.locataire)):
+            msg = "any_of per parcours: a list of values for each parcours (or null: any value)"
+            raise ValueError(msg)
+        return self
+
 
 class Condition(_Model):
     """Wrapper so one puzzle may need several events: all (any order) or in sequence."""
@@ -146,6 +155,11 @@ class PropAction(_Model):
             msg = "do: command needs an 'action' (e.g. on, off, blink, pulse)"
             raise ValueError(msg)
         return self
+
+    @property
+    def command(self) -> str:
+        """What the prop is told: ``lock``, ``unlock``, or with ``do: command`` its action."""
+        return (self.action or "") if self.do == "command" else self.do
 
 
 class BudgetAction(_Model):
@@ -248,6 +262,12 @@ class Puzzle(_Model):
     def conditions(self) -> list[EventCondition]:
         return list(self.solve.of) if isinstance(self.solve, Condition) else [self.solve]
 
+    def requirements_met(self, solved: Collection[str]) -> bool:
+        """Whether what it requires is solved: all of a list, one of ``{any: […]}``."""
+        if isinstance(self.requires, Requires):
+            return any(r in solved for r in self.requires.any)
+        return all(r in solved for r in self.requires)
+
 
 class Game(_Model):
     """The whole game file."""
@@ -328,7 +348,7 @@ def _pin_issues(n_index: int, node: Node) -> Iterator[ConfigIssue]:  # noqa: PLR
                 yield ConfigIssue(path, f"pin BCM {use.pin} is used twice by prop {prop.id!r}",
                                   pin=use.pin)
             seen.setdefault(use.pin, (p_index, use.direction))
-            if use.direction == "out" and prop.kind in ("maglock", "relay") and use.pin in HIGH_AT_BOOT:
+            if use.direction == "out" and prop.kind in RELAY_KINDS and use.pin in HIGH_AT_BOOT:
                 yield ConfigIssue(path, f"relay on BCM {use.pin}: this pin is high or pulled up "
                                         "while the Pi boots, the relay may click; prefer BCM 17, 22-27",
                                   "warning", pin=use.pin)
@@ -410,10 +430,7 @@ def _reachable(game: Game, parcours: str) -> set[str]:
         for p in puzzles:
             if p.id in done:
                 continue
-            reqs = p.required_ids()
-            ok = (any(r in done for r in reqs) if isinstance(p.requires, Requires)
-                  else all(r in done for r in reqs))
-            if ok:
+            if p.requirements_met(done):
                 done.add(p.id)
                 changed = True
     return done
@@ -446,7 +463,7 @@ def _action_issues(game: Game, i: int, puzzle: Puzzle, rooms: set[str],
             if found is None:
                 if action.target not in unchecked.props:
                     yield ConfigIssue((*path, "target"), f"unknown prop {action.target!r}")
-            elif action.do in ("lock", "unlock") and found[1].kind != "maglock":
+            elif action.do in ("lock", "unlock") and found[1].kind not in LOCK_KINDS:
                 yield ConfigIssue((*path, "target"),
                                   f"{action.target!r} is a {found[1].kind}, not a maglock")
             elif puzzle.local and found[0].id != puzzle.room:

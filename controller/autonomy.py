@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from config import rules
 from config.game import PropAction
 from controller.engine import Effect, Engine, EngineError, PropCommand, PuzzleStatus
 from controller.registry import Registry
@@ -52,10 +53,9 @@ def local_solve(engine: Engine, *, node: str, puzzle_id: Any) -> tuple[list[Effe
         raise EngineError(msg)
     if engine.puzzles[puzzle.id].status == PuzzleStatus.SOLVED:
         return [], []
-    # What the node did itself: its own props, every action but lock (a node never locks
-    # on its own: only the game master could open it again).
-    done_by_node = {(node, a.target.partition(".")[2], a.action if a.do == "command" else a.do)
-                    for a in puzzle.actions if isinstance(a, PropAction) and a.do != "lock"}
+    # What the node did itself: its own props, every action it does alone (never a lock).
+    done_by_node = {(node, a.target.partition(".")[2], a.command)
+                    for a in puzzle.actions if isinstance(a, PropAction) and rules.done_alone(a)}
     effects = engine.force_solve(puzzle.id, who=f"node {node} (offline)")
     to_run: list[Effect] = []
     done: list[PropCommand] = []

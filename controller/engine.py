@@ -25,20 +25,19 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from config import rules
 from config.game import (
     BudgetAction,
-    Condition,
     EndAction,
-    EventCondition,
     Game,
     MessageAction,
-    PerParcours,
     PropAction,
     Puzzle,
     Requires,
     TimerAction,
 )
 from controller.core.errors import EngineError, NotFoundError
+from props.kinds import LOCK_KINDS
 from props.models import MaglockConfig, OutputConfig
 from props.start import one_shot, start_command
 
@@ -218,7 +217,7 @@ class Engine:
         self.audit_log: list[dict[str, Any]] = []
         self._journal: list[tuple[str, dict[str, Any]]] = []
         self._trigger_game: Game | None = None
-        self._trigger_index: dict[tuple[str, str], list[tuple[Puzzle, list[EventCondition]]]] = {}
+        self._trigger_index = rules.Triggers(())
         self._clear_session()
 
     def _clear_session(self) -> None:
@@ -362,11 +361,11 @@ class Engine:
         self.audit("start", who=who)
         # Pre-game state: every lock locked (again: a lock may have been opened by hand).
         return effects + [PropCommand(node.id, prop.id, "lock") for node in self.game.nodes
-                          for prop in node.props if prop.kind == "maglock"]
+                          for prop in node.props if prop.kind in LOCK_KINDS]
 
     def _start_budget(self) -> int:
         budget = self.game.apartment.budget
-        return int(self._resolve(budget.start)) if budget else 0
+        return int(rules.resolve(budget.start, self.parcours)) if budget else 0
 
     def pause(self, *, who: str = GAME_MASTER) -> None:
         self._move("pause")
@@ -415,7 +414,7 @@ class Engine:
     def release_all(self) -> list[Effect]:
         """Effects that open every lock of the apartment."""
         return [PropCommand(node.id, prop.id, "unlock") for node in self.game.nodes
-                for prop in node.props if prop.kind == "maglock"]
+                for prop in node.props if prop.kind in LOCK_KINDS]
 
     # -- timer ------------------------------------------------------------------------
     @property
@@ -466,11 +465,10 @@ class Engine:
         return None
 
     # -- puzzles ----------------------------------------------------------------------
+    # What solves a puzzle and when it is open are rules of the game, shared with a node
+    # playing alone: config/rules.py. Here only their bookkeeping (status, times, notes).
     def in_parcours(self, puzzle: Puzzle) -> bool:
-        return self.parcours in puzzle.parcours
-
-    def _resolve(self, value: Any) -> Any:
-        return getattr(value, self.parcours) if isinstance(value, PerParcours) else value
+        return rules.in_parcours(puzzle, self.parcours)
 
     def _puzzle(self, puzzle_id: str) -> Puzzle:
         puzzle = self.game.puzzle(puzzle_id)
@@ -485,33 +483,19 @@ class Engine:
             state = self.puzzles[puzzle.id]
             if state.status == PuzzleStatus.SOLVED or not self.in_parcours(puzzle):
                 continue
-            reqs = puzzle.required_ids()
-            ok = (any(r in solved for r in reqs) if isinstance(puzzle.requires, Requires)
-                  else all(r in solved for r in reqs))
+            ok = rules.available(puzzle, solved, self.parcours)
             state.status = PuzzleStatus.AVAILABLE if ok else PuzzleStatus.LOCKED
             if ok and state.available_at is None:
                 state.available_at = self.elapsed()
-
-    def _matches(self, cond: EventCondition, node: str, prop: str, event: str, value: Any) -> bool:
-        if cond.prop != f"{node}.{prop}" or cond.event != event:
-            return False
-        equals = self._resolve(cond.equals)
-        if equals is not None and value != equals:
-            return False
-        any_of = self._resolve(cond.any_of)
-        if any_of is not None and value not in any_of:
-            return False
-        if cond.min_value is not None:
-            return isinstance(value, int | float) and value >= cond.min_value
-        return True
 
     def on_event(self, node: str, prop: str, event: str, value: Any) -> list[Effect]:
         """A prop event: solve what it solves. Puzzles not yet available ignore it."""
         if self.phase != Phase.RUNNING:
             return []
         self.last_activity = self.elapsed()
+        seen = rules.Event.of(node, prop, event, value)
         effects: list[Effect] = []
-        for puzzle, conditions in self._triggers().get((f"{node}.{prop}", event), ()):
+        for puzzle in self._triggers()(seen):
             state = self.puzzles[puzzle.id]
             if not self.in_parcours(puzzle) or state.status == PuzzleStatus.SOLVED:
                 continue
@@ -519,38 +503,16 @@ class Engine:
                 self._note("ignored", f"{node}.{prop} {event}={value!r}: puzzle {puzzle.id} "
                                       "is not available yet")
                 continue
-            if self._advance(puzzle, state, conditions, node=node, prop=prop, event=event,
-                             value=value):
+            state.progress = rules.advance(puzzle, state.progress, seen, self.parcours)
+            if rules.complete(puzzle, state.progress):
                 effects += self._solve(puzzle, by="players")
         return effects
 
-    def _triggers(self) -> dict[tuple[str, str], list[tuple[Puzzle, list[EventCondition]]]]:
-        """``(node.prop, event)`` → the puzzles with a condition on it (in game order) and
-        their conditions: :meth:`on_event` looks at those only (built once per game)."""
+    def _triggers(self) -> rules.Triggers:
+        """The puzzles each event may move (built once per game)."""
         if self._trigger_game is not self.game:
-            index: dict[tuple[str, str], list[tuple[Puzzle, list[EventCondition]]]] = {}
-            for puzzle in self.game.puzzles:
-                conditions = puzzle.conditions()
-                for key in dict.fromkeys((c.prop, c.event) for c in conditions):
-                    index.setdefault(key, []).append((puzzle, conditions))
-            self._trigger_index, self._trigger_game = index, self.game
+            self._trigger_index, self._trigger_game = rules.Triggers(self.game.puzzles), self.game
         return self._trigger_index
-
-    def _advance(self, puzzle: Puzzle, state: PuzzleState, conditions: list[EventCondition],
-                 *, node: str, prop: str, event: str, value: Any) -> bool:
-        if isinstance(puzzle.solve, Condition) and puzzle.solve.when == "sequence":
-            nxt = len(state.progress)
-            if self._matches(conditions[nxt], node, prop, event, value):
-                state.progress.append(nxt)
-            else:
-                state.progress.clear()  # wrong order: start again
-                if self._matches(conditions[0], node, prop, event, value):
-                    state.progress.append(0)
-        else:
-            for i, cond in enumerate(conditions):
-                if i not in state.progress and self._matches(cond, node, prop, event, value):
-                    state.progress.append(i)
-        return len(state.progress) == len(conditions)
 
     def _check_playing(self, what: str) -> None:
         if self.phase not in PLAYING:
@@ -655,10 +617,9 @@ class Engine:
         for action in puzzle.actions:
             if isinstance(action, PropAction):
                 node, prop = action.target.split(".")
-                name = action.action if action.do == "command" else action.do
-                effects.append(PropCommand(node, prop, name or "", dict(action.params)))
+                effects.append(PropCommand(node, prop, action.command, dict(action.params)))
             elif isinstance(action, BudgetAction):
-                self.move_budget(int(self._resolve(action.amount)), action.label.fr, puzzle.id)
+                self.move_budget(int(rules.resolve(action.amount, self.parcours)), action.label.fr, puzzle.id)
             elif isinstance(action, MessageAction):
                 message = ScreenMessage(action.text.fr, action.text.en, action.room, action.sound)
                 self.messages.append(message)

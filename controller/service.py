@@ -41,6 +41,7 @@ from controller.hub import STAFF, Hub
 from controller.mqtt import Connection, Incoming, MqttBridge
 from controller.registry import Boot, EventVerdict, Registry
 from controller.store import Backlog, Store, StoreError
+from props.kinds import ACTUATOR_KINDS, LOCK_KINDS, RFID_KINDS
 from props.models import MaglockConfig
 from props.sim import check_gesture
 from props.start import one_shot
@@ -79,10 +80,6 @@ _ORDER_WORDS = {"lock": ("verrouillage", "confirmé"), "unlock": ("ouverture", "
                 "on": ("allumage", "confirmé"), "off": ("extinction", "confirmée")}
 #: who the controller itself is in the audit log
 CONTROLLER = "controller"
-#: technician's requests (issue "Web pages"): kinds that read RFID tags (enroll) and kinds
-#: whose self-test moves something (a lock clicks open): those are refused during a game
-RFID_KINDS = frozenset({"mfrc522", "rdm6300", "sorting"})
-ACTUATOR_KINDS = frozenset({"maglock", "relay", "led", "buzzer"})
 #: how much longer than the node's own timeout the controller waits for its reply
 TECH_MARGIN_S = 5.0
 #: store meta key of the tags enrolled from the technician page
@@ -1202,7 +1199,7 @@ class GameService:
                    "arrêtez la partie d'abord")
             raise EngineError(msg, en=f"a game is running: testing {node}.{prop} ({info.kind}) would "
                                       "move it; stop the game first")
-        if action == "self_test" and info.kind == "maglock":
+        if action == "self_test" and info.kind in LOCK_KINDS:
             self._refuse_locking(f"tester « {info.label} » (le test la verrouille un instant)",
                                  en=f"test “{info.label}” (the test locks it for a moment)")
         if not self.registry.nodes[node].online:

@@ -3,17 +3,16 @@
 A puzzle marked ``local: true`` in the game file is solved by events of its own room's
 props and acts only on its own room's props (``config/game.py`` checks both). When the
 controller has been silent for ``apartment.autonomy_after_s`` during a game, the node
-agent feeds its props' events to :class:`LocalPuzzles`, which decides like the
-controller's engine does (``controller/engine.py``: ``Engine._matches`` and
-``Engine._advance``; ``tests/nodes/test_autonomy.py`` holds the two to the same answers):
+agent feeds its props' events to :class:`LocalPuzzles`, which decides by the same rules as
+the controller's engine, :mod:`config.rules` (matching, ``all`` / ``sequence`` progress,
+availability). What is the node's own:
 
-* ``equals`` / ``any_of`` / ``min_value``, and ``when: all`` (any order) or
-  ``when: sequence`` (in order; a wrong step starts again);
-* values per parcours: the node uses the parcours the controller announced in its
-  status; if it never learnt one, a value of *either* parcours is accepted — better a box
-  opened with the other parcours' code than a room stuck without its controller;
-* a puzzle is available when it is in the parcours and what it requires is solved, as
-  the controller last said (``ControllerStatus.solved``) or as solved here meanwhile.
+* the parcours is the one the controller announced in its status; if the node never
+  learnt one it passes "unknown" to the rules, which then accept a value of *either*
+  parcours — better a box opened with the other parcours' code than a room stuck without
+  its controller;
+* what is solved is what the controller last said (``ControllerStatus.solved``) and what
+  was solved here meanwhile.
 
 Only what a node can do alone happens here: its own locks and outputs. Budget, screens,
 timer and the end of the game are for the controller, which learns of the solve from the
@@ -29,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from config.game import PARCOURS, Condition, EventCondition, Game, PerParcours, PropAction, Puzzle, Requires
+from config import rules
+from config.game import Game, PropAction, Puzzle
 from nodes.datadir import write_atomically
 
 
@@ -157,6 +157,7 @@ class LocalPuzzles:
         self.progress: dict[str, list[int]] = {}
         self.solved_here: set[str] = set()
         self._session: str | None = None
+        self._triggers = rules.Triggers(self.puzzles)
 
     def __bool__(self) -> bool:
         return bool(self.puzzles)
@@ -174,44 +175,22 @@ class LocalPuzzles:
 
     # -- evaluation -----------------------------------------------------------------
     def available(self, puzzle: Puzzle, view: GameView) -> bool:
-        if puzzle.id in self.solved_here or puzzle.id in view.solved:
-            return False
-        if view.parcours is not None and view.parcours not in puzzle.parcours:
-            return False
-        done = view.solved | self.solved_here
-        reqs = puzzle.required_ids()
-        if isinstance(puzzle.requires, Requires):
-            return any(r in done for r in reqs)
-        return all(r in done for r in reqs)
+        return rules.available(puzzle, view.solved | self.solved_here, view.parcours)
 
     def on_event(self, *, prop: str, event: str, value: Any, view: GameView) -> list[Puzzle]:
         """Feed one event of this node; return the puzzles it solves (now marked solved)."""
         solved: list[Puzzle] = []
-        seen: dict[str, Any] = {"node": self.node_id, "prop": prop, "event": event, "value": value,
-                                "parcours": view.parcours}
-        for puzzle in self.puzzles:
-            conditions = puzzle.conditions()
-            if not any(c.prop == f"{self.node_id}.{prop}" and c.event == event for c in conditions):
-                continue
+        seen = rules.Event.of(self.node_id, prop, event, value)
+        for puzzle in self._triggers(seen):
             if not self.available(puzzle, view):
                 continue
-            progress = self.progress.setdefault(puzzle.id, [])
-            if isinstance(puzzle.solve, Condition) and puzzle.solve.when == "sequence":
-                nxt = len(progress)
-                if matches(conditions[nxt], **seen):
-                    progress.append(nxt)
-                else:
-                    progress.clear()  # wrong order: start again, as the engine does
-                    if matches(conditions[0], **seen):
-                        progress.append(0)
-            else:
-                for i, cond in enumerate(conditions):
-                    if i not in progress and matches(cond, **seen):
-                        progress.append(i)
-            if len(progress) == len(conditions):
+            progress = rules.advance(puzzle, self.progress.get(puzzle.id, []), seen, view.parcours)
+            if rules.complete(puzzle, progress):
                 self.solved_here.add(puzzle.id)
                 self.progress.pop(puzzle.id, None)
                 solved.append(puzzle)
+            else:
+                self.progress[puzzle.id] = progress
         return solved
 
     @staticmethod
@@ -219,27 +198,3 @@ class LocalPuzzles:
         """The puzzle's actions a node can do itself: on its own props."""
         return [a for a in puzzle.actions if isinstance(a, PropAction)]
 
-
-def _choices(value: Any, parcours: str | None) -> list[Any]:
-    """The values a per-parcours setting may take: the announced parcours', or all."""
-    if not isinstance(value, PerParcours):
-        return [value]
-    if parcours is not None:
-        return [getattr(value, parcours)]
-    return [getattr(value, p) for p in PARCOURS]
-
-
-def matches(cond: EventCondition, *, node: str, prop: str, event: str, value: Any,
-            parcours: str | None) -> bool:
-    """Does this event meet *cond*? (``Engine._matches``, with an unknown parcours.)"""
-    if cond.prop != f"{node}.{prop}" or cond.event != event:
-        return False
-    equals = _choices(cond.equals, parcours)
-    if None not in equals and value not in equals:
-        return False
-    any_of = _choices(cond.any_of, parcours)
-    if None not in any_of and not any(isinstance(c, list) and value in c for c in any_of):
-        return False
-    if cond.min_value is not None:
-        return isinstance(value, int | float) and value >= cond.min_value
-    return True

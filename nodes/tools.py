@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from props.kinds import RFID_KINDS
+
 
 def register(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]) -> None:
     wiring = sub.add_parser("wiring", help="print the wiring sheet of a node")
@@ -121,7 +123,7 @@ def wait_next_tag(prop: Any, timeout: float) -> str | None:
     It listens to the prop's own events (``tag`` for a reader, ``placed`` for a sorting
     station), chaining whatever listener was there, so it works on a running node too.
     """
-    if prop.kind not in ("mfrc522", "rdm6300", "sorting"):
+    if prop.kind not in RFID_KINDS:
         msg = f"{prop.name or prop} is a {prop.kind}, not an RFID reader"
         raise ValueError(msg)
     seen: list[str] = []
@@ -149,7 +151,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     _node, props, sims = _build(args, args.prop)
     prop = props[args.prop]
     try:
-        if prop.kind not in ("mfrc522", "rdm6300", "sorting"):
+        if prop.kind not in RFID_KINDS:
             print(f"{args.prop} is a {prop.kind}, not an RFID reader")
             return 2
         if args.simulate and args.simulate_tag:

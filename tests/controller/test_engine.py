@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config.loader import SHIPPED_GAME, load_game
+from config.loader import SHIPPED_GAME, load_game, parse_game
 from controller.engine import Engine, EngineError, Phase, PropCommand, ScreenMessage
 from tests.solutions import FINAL_BUDGET, events
 
@@ -149,3 +149,38 @@ def test_reset_puzzle_puts_an_output_back_to_its_start_state(engine: Engine):
     # « Aérer en cuisinant » switches the hood on; reset, it is off again (its start state)
     engine.force_solve("kitchen_hood")
     assert PropCommand("cuisine", "hood", "off") in engine.reset_puzzle("kitchen_hood")
+
+
+SEQUENCE_GAME = """\
+apartment: {id: seq, name: Suite}
+nodes:
+  - id: hall
+    label: Hall
+    props:
+      - {id: keypad, kind: keypad, rows: [5, 6, 13, 19], cols: [12, 16, 20], code_length: 1}
+      - {id: box, kind: maglock, relay: 17}
+puzzles:
+  - {id: steps, label: Suite, theme: diy, room: hall, final: true,
+     solve: {when: sequence, of: [STEPS]},
+     actions: [{do: unlock, target: hall.box}]}
+"""
+
+
+def sequence_game(*codes: str):
+    steps = ", ".join(f'{{prop: hall.keypad, event: code, equals: "{c}"}}' for c in codes)
+    return parse_game(SEQUENCE_GAME.replace("STEPS", steps)).game
+
+
+def test_a_session_resumed_with_a_shorter_sequence_in_the_game_file_still_plays(clock: FakeClock):
+    # Progress saved for three steps, the file edited down to one before the restart: the
+    # resumed engine must neither crash on the next key nor leave the puzzle unsolvable.
+    before = Engine(sequence_game("7", "8", "9"), clock=clock, wall=lambda: 0.0)
+    before.start(parcours="primo", players=2)
+    for code in ("7", "8"):
+        before.on_event("hall", "keypad", "code", code)
+    record = before.to_record()
+    assert record["puzzles"]["steps"]["progress"] == [0, 1]
+    after = Engine.from_record(sequence_game("7"), record, clock=clock, wall=lambda: 0.0)
+    assert after.on_event("hall", "keypad", "code", "5") == []
+    assert PropCommand("hall", "box", "unlock") in after.on_event("hall", "keypad", "code", "7")
+    assert after.phase == Phase.WON

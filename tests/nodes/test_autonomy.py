@@ -6,6 +6,7 @@ judgement. tests/faults/ runs the same over a real Mosquitto.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from gpiozero.pins.mock import MockFactory
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from config import rules
 from config.loader import parse_game
 from controller.engine import Engine
 from nodes.agent import NodeAgent
@@ -77,6 +79,30 @@ def test_local_puzzles_decide_exactly_like_the_engine(parcours, seq):
         engine.on_event("hall", prop, event, value)
         local.on_event(prop=prop, event=event, value=value, view=view)
         assert local.solved_here == {p for p in LOCAL if engine.puzzles[p].status == "solved"}
+
+
+def test_the_engine_and_the_node_decide_with_the_same_rules(monkeypatch):
+    """Both sides call config/rules.py (tests/config/test_rules.py tests the rules)."""
+    callers: dict[str, set[str]] = {}
+
+    def spy(name: str):
+        real = getattr(rules, name)
+
+        def called(*args, **kwargs):
+            callers.setdefault(name, set()).add(sys._getframe(1).f_globals["__name__"])
+            return real(*args, **kwargs)
+        return called
+
+    for name in ("available", "advance", "complete"):
+        monkeypatch.setattr(rules, name, spy(name))
+    engine = Engine(GAME, clock=lambda: 0.0, wall=lambda: 0.0)
+    engine.start(parcours="primo", players=2)
+    assert [type(e).__name__ for e in engine.on_event("hall", "keypad", "code", "1")][:1] == ["PropCommand"]
+    local = LocalPuzzles(game=GAME, node_id="hall")
+    assert [p.id for p in local.on_event(prop="keypad", event="code", value="1",
+                                         view=GameView(running=True, parcours="primo"))] == ["code"]
+    for name in ("available", "advance", "complete"):
+        assert {"controller.engine", "nodes.autonomy"} <= callers[name], name
 
 
 def test_without_a_known_parcours_either_answer_opens_and_known_solves_count():
