@@ -1,7 +1,7 @@
 """How fast the MFRC522 driver polls, and what polling costs in CPU.
 
 Runs the real driver (props.mfrc522.MFRC522Reader) against the simulated chip
-(props.mfrc522_sim.SimulatedMFRC522) over gpiozero's MockFactory software SPI:
+(props.sim.mfrc522.SimulatedMFRC522) over gpiozero's MockFactory software SPI:
 
 * back-to-back polls per second, with no tag (WUPA, then the chip's timer runs out)
   and with a tag (WUPA, anticollision and SELECT per cascade level, HLTA), with the
@@ -38,7 +38,7 @@ from gpiozero.pins.mock import MockFactory
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
 from props.mfrc522 import MFRC522Reader
-from props.mfrc522_sim import SimulatedMFRC522
+from props.sim.mfrc522 import SimulatedMFRC522
 
 RESULTS = Path(__file__).resolve().parent / "results" / "rfid_poll.json"
 UIDS = {"none": None, "4-byte UID": "04a1b2c3", "7-byte UID": "04112233445566"}
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     args.output.write_text(json.dumps({
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpus": os.cpu_count()},
-        "bus": "gpiozero MockFactory software SPI + props.mfrc522_sim.SimulatedMFRC522",
+        "bus": "gpiozero MockFactory software SPI + props.sim.mfrc522.SimulatedMFRC522",
         "spi_read_us": round(transfer_us, 1),
         "poll_rates": rates,
         "background_cpu": cpu,

@@ -2,9 +2,9 @@
 
 The driver talks to the NXP MFRC522 through its registers (datasheet MFRC522 rev. 3.9,
 section 9 "MFRC522 registers") over whatever SPI interface the pin factory gives: the
-Pi's hardware SPI0 under lgpio, gpiozero's bit-banged software SPI under
-:class:`~gpiozero.pins.mock.MockFactory`, where :class:`props.mfrc522_sim.SimulatedMFRC522`
-answers like the real chip. The code under test is therefore the code that runs on the Pi.
+Pi's hardware SPI0 under lgpio, a bit-banged software SPI under the simulation
+(:mod:`props.sim`), where :class:`props.sim.mfrc522.SimulatedMFRC522` answers like the real
+chip. The code under test is therefore the code that runs on the Pi.
 
 What it does on the air is the ISO/IEC 14443-3 type A activation that every reader
 does: WUPA/REQA → ATQA, anticollision and SELECT per cascade level (4, 7 or 10-byte
@@ -21,10 +21,8 @@ from collections.abc import Mapping
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self
 
-from gpiozero import Device, DigitalOutputDevice, InputDevice, OutputDevice, SPIDevice
+from gpiozero import Device, DigitalOutputDevice, SPIDevice
 from gpiozero.exc import DeviceClosed
-from gpiozero.pins.mock import MockFactory
-from gpiozero.pins.spi import SPISoftware, SPISoftwareBus
 from gpiozero.threads import GPIOThread
 
 from props.base import Prop, SelfTestResult
@@ -188,79 +186,6 @@ class _Answer(NamedTuple):
     last_bits: int  # 0 = the last byte is complete
 
 
-# -- SPI interface for mock factories ---------------------------------------------------
-class _FactorySPIBus(SPISoftwareBus):
-    """gpiozero's software SPI bus, shared per (factory, pins) instead of per pins.
-
-    NOTE: gpiozero 2.0.1's :class:`SPISoftwareBus` is shared by pin numbers only and
-    builds itself on the *default* pin factory, so two MockFactories in one process
-    (several simulated nodes, each with a reader on SPI0) would clock each other's
-    pins, and a process without a default factory cannot build one at all.
-    """
-
-    def __init__(
-        self,
-        clock_pin: int,
-        mosi_pin: int | None,
-        miso_pin: int | None,
-        *,
-        pin_factory: Factory,
-    ) -> None:
-        # Mirrors SPISoftwareBus.__init__, handing the factory to Device.__init__.
-        self.lock = None
-        self.clock = None
-        self.mosi = None
-        self.miso = None
-        Device.__init__(self, pin_factory=pin_factory)
-        self.lock = threading.RLock()
-        try:
-            self.clock = OutputDevice(clock_pin, active_high=True, pin_factory=pin_factory)
-            if mosi_pin is not None:
-                self.mosi = OutputDevice(mosi_pin, pin_factory=pin_factory)
-            if miso_pin is not None:
-                self.miso = InputDevice(miso_pin, pin_factory=pin_factory)
-        except BaseException:
-            self.close()
-            raise
-
-    @classmethod
-    def _shared_key(
-        cls,
-        clock_pin: int,
-        mosi_pin: int | None,
-        miso_pin: int | None,
-        *,
-        pin_factory: Factory | None = None,
-    ) -> tuple[Any, ...]:
-        return (cls.__qualname__, pin_factory, clock_pin, mosi_pin, miso_pin)
-
-
-class _FactorySPI(SPISoftware):
-    """:class:`SPISoftware` on a :class:`_FactorySPIBus`; otherwise unchanged."""
-
-    def __init__(
-        self,
-        clock_pin: int,
-        mosi_pin: int | None,
-        miso_pin: int | None,
-        select_pin: int,
-        *,
-        pin_factory: Factory,
-    ) -> None:
-        self._bus = None
-        self._select = None
-        super(SPISoftware, self).__init__(pin_factory=pin_factory)
-        try:
-            self._clock_phase = False
-            self._lsb_first = False
-            self._bits_per_word = 8
-            self._bus = _FactorySPIBus(clock_pin, mosi_pin, miso_pin, pin_factory=pin_factory)
-            self._select = OutputDevice(select_pin, active_high=False, pin_factory=pin_factory)
-        except BaseException:
-            self.close()
-            raise
-
-
 def open_spi(
     *,
     clock_pin: int,
@@ -271,16 +196,12 @@ def open_spi(
 ) -> SPI:
     """Return the SPI interface for these pins on *pin_factory*, in SPI mode 0.
 
-    Real factories choose for themselves (hardware SPI0 when the pins are SPI0's and
-    the kernel driver is on, bit-banging otherwise); a MockFactory gets a software bus
-    of its own (see :class:`_FactorySPIBus`).
+    The factory chooses: hardware SPI0 when the pins are SPI0's and the kernel driver is
+    on, bit-banging otherwise (and whatever a simulation gave its factory).
     """
-    if isinstance(pin_factory, MockFactory):
-        spi: SPI = _FactorySPI(clock_pin, mosi_pin, miso_pin, select_pin, pin_factory=pin_factory)
-    else:
-        spi = pin_factory.spi(
-            clock_pin=clock_pin, mosi_pin=mosi_pin, miso_pin=miso_pin, select_pin=select_pin
-        )
+    spi: SPI = pin_factory.spi(
+        clock_pin=clock_pin, mosi_pin=mosi_pin, miso_pin=miso_pin, select_pin=select_pin
+    )
     try:
         # MFRC522: SPI mode 0 (CPOL = 0, CPHA = 0), MSB first, 8-bit words.
         spi.clock_mode = 0

@@ -16,9 +16,9 @@ from props import mfrc522
 from props.exc import BadActionParams, UnknownAction
 from props.factory import build_prop
 from props.mfrc522 import MISSES_BEFORE_REMOVAL, MFRC522Reader
-from props.mfrc522_sim import SimulatedMFRC522, crc_a
 from props.models import MFRC522Config
 from props.sim import prepare
+from props.sim.mfrc522 import SimulatedMFRC522, crc_a
 from tests.props.rfid_helpers import Events, States
 
 UID = "04a1b2c3"
@@ -330,6 +330,26 @@ def test_readers_on_two_factories_do_not_share_a_bus() -> None:
             reader.close()
     finally:
         Device.pin_factory = saved
+
+
+def test_the_reader_takes_the_spi_interface_its_factory_gives(mock_factory: MockFactory) -> None:
+    """The driver knows no simulation: it asks its pin factory for the bus, as on a Pi."""
+    asked: list[dict[str, int]] = []
+    given = mock_factory.spi
+
+    def spi(**pins: int) -> object:
+        asked.append(pins)
+        return given(**pins)
+
+    with SimulatedMFRC522(pin_factory=mock_factory) as chip:
+        mock_factory.spi = spi  # type: ignore[method-assign]
+        try:
+            with MFRC522Reader(poll_interval=None, pin_factory=mock_factory) as reader:
+                chip.present(UID)
+                assert reader.poll() == UID
+        finally:
+            del mock_factory.spi
+    assert asked == [{"clock_pin": 11, "mosi_pin": 10, "miso_pin": 9, "select_pin": 8}]
 
 
 def test_bus_pin_history_does_not_grow(
