@@ -82,7 +82,6 @@ class Keypad(Prop, CompositeDevice):
     """
 
     kind: ClassVar[str] = "keypad"
-    event_types: ClassVar[frozenset[str]] = frozenset({"key", "code", "cleared"})
     actions: ClassVar[frozenset[str]] = frozenset({"clear", "feedback"})
 
     #: called with the key (a one-character string) on each press
@@ -351,7 +350,7 @@ class Keypad(Prop, CompositeDevice):
     # -- what a key means --------------------------------------------------------------
     def _register(self, key: str) -> None:
         # NOTE: a key that completes a code gives ``code`` first, then its own ``key``:
-        # the code is what opens a door, so it leaves first (docs/performance.md, fix 12).
+        # the code is what opens a door, so it leaves first (docs/performance.md).
         events: list[tuple[str, Any]] = [("key", key)]
         with self._lock:
             self._held = key

@@ -61,7 +61,6 @@ class Maglock(Prop, CompositeDevice):
     """
 
     kind: ClassVar[str] = "maglock"
-    event_types: ClassVar[frozenset[str]] = frozenset({"door"})
     actions: ClassVar[frozenset[str]] = frozenset({"lock", "unlock", "pulse"})
 
     def __init__(self, *, relay: int | str, active_high: bool = True,

@@ -47,19 +47,14 @@ __all__ = [
 
 
 class Reg(IntEnum):
-    """MFRC522 register addresses (datasheet table 20)."""
+    """The MFRC522 registers the driver uses (datasheet table 20)."""
 
     COMMAND = 0x01
-    COM_IEN = 0x02
-    DIV_IEN = 0x03
     COM_IRQ = 0x04
     DIV_IRQ = 0x05
     ERROR = 0x06
-    STATUS1 = 0x07
-    STATUS2 = 0x08
     FIFO_DATA = 0x09
     FIFO_LEVEL = 0x0A
-    WATER_LEVEL = 0x0B
     CONTROL = 0x0C
     BIT_FRAMING = 0x0D
     COLL = 0x0E
@@ -71,7 +66,6 @@ class Reg(IntEnum):
     CRC_RESULT_H = 0x21
     CRC_RESULT_L = 0x22
     MOD_WIDTH = 0x24
-    RF_CFG = 0x26
     T_MODE = 0x2A
     T_PRESCALER = 0x2B
     T_RELOAD_H = 0x2C
@@ -134,7 +128,7 @@ _NOT_WIRED = (0x00, 0xFF)  # MISO stuck low or high: nothing answers
 # only has to outlast the frame delay time: REQA/WUPA, anticollision and SELECT are all
 # answered after FDT = 1172/fc or 1236/fc ≈ 86–91 µs (ISO/IEC 14443-3 §6.2.1.1), plus 5
 # bits (≈ 47 µs): 1 ms is seven times that. (The 25 ms of the Arduino libraries covers
-# MIFARE authentication and block reads, which we never do; 5 ms until 2026-11.)
+# MIFARE authentication and block reads, which we never do.)
 _T_PRESCALER = 0xA9
 _T_RELOAD = 39
 #: the timer period those two settings give, in seconds
@@ -246,7 +240,6 @@ class MFRC522Reader(TagMemory, Prop, SPIDevice):
     """
 
     kind: ClassVar[str] = "mfrc522"
-    event_types: ClassVar[frozenset[str]] = frozenset({"tag", "removed"})
     actions: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(

@@ -132,7 +132,6 @@ class RDM6300Reader(TagMemory, Prop, Device):
     """
 
     kind: ClassVar[str] = "rdm6300"
-    event_types: ClassVar[frozenset[str]] = frozenset({"tag", "removed"})
     actions: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(

@@ -181,11 +181,6 @@ class KeypadMatrix:
         with self._cond:
             return self._cond.wait_for(predicate, timeout)
 
-    def levels(self) -> dict[str, list[bool]]:
-        """Row and column levels, for debugging."""
-        return {"rows": [bool(p.state) for p in self.rows],
-                "cols": [bool(p.state) for p in self.cols]}
-
 
 class KeypadSimulator(Simulator):
     """A finger on a matrix keypad.

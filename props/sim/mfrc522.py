@@ -186,12 +186,6 @@ class SimulatedMFRC522(MockSPIDevice):
             return self._frame_received.wait_for(lambda: self.frames_received >= count, timeout)
 
     @property
-    def card_uid(self) -> str | None:
-        """The UID of the card in the field, or :data:`None`."""
-        card = self._card
-        return None if card is None else card.uid.hex()
-
-    @property
     def card_state(self) -> str | None:
         """The card's ISO 14443-3 state (idle, ready, active, halt), :data:`None` if none."""
         card = self._card
