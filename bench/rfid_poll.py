@@ -38,6 +38,7 @@ from gpiozero.pins.mock import MockFactory
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
 from props.mfrc522 import MFRC522Reader
+from props.mfrc522_chip import Reg
 from props.sim.mfrc522 import SimulatedMFRC522
 
 RESULTS = Path(__file__).resolve().parent / "results" / "rfid_poll.json"
@@ -92,7 +93,7 @@ def background_cpu(uid: str | None, *, poll_interval: float, seconds: float) -> 
     driver's own Python, its sleeps' wake-ups, the poll thread (and the timing wrapper).
     """
     factory, chip, reader = rig(uid=uid, poll_interval=poll_interval)  # its own thread
-    spi = reader._spi
+    spi = reader.chip.spi
     inner_transfer, inner_poll = spi.transfer, reader.poll
     in_transfer = [0.0]
     polls = [0]
@@ -109,7 +110,7 @@ def background_cpu(uid: str | None, *, poll_interval: float, seconds: float) -> 
         return inner_poll()
 
     try:
-        with reader._chip_lock:  # not in the middle of a transfer while swapping
+        with reader.chip.lock:  # not in the middle of a transfer while swapping
             spi.transfer = timed_transfer
             reader.poll = counted_poll
         transactions, polls0, sim0 = chip.transactions, polls[0], in_transfer[0]
@@ -145,7 +146,7 @@ def spi_transfer_cost(seconds: float) -> float:
         n = 0
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < seconds:
-            reader._read(0x37)  # VersionReg
+            reader.chip.read(Reg.VERSION)
             n += 1
         return 1e6 * (time.perf_counter() - t0) / n
     finally:

@@ -22,6 +22,8 @@ which the worker clears when it returns to idle and then checks the column level
 directly, so nothing re-enters the scan and no press in between is lost.
 :mod:`props.sim` relies on step 3's signature (one row lowered again and again) to know
 when a simulated press has been registered.
+
+Over 400 lines because it is one thing: the scan above and the code it collects.
 """
 
 from __future__ import annotations
