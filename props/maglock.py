@@ -125,6 +125,12 @@ class Maglock(Prop, CompositeDevice):
         return self.engaged and self._read_door() != "open"
 
     @property
+    def pulse_seconds(self) -> float | None:
+        """The length of the :meth:`pulse` under way (it relocks at its end), or None."""
+        timer = self._timer
+        return None if timer is None else timer.interval
+
+    @property
     def value(self) -> int:
         """1 while the relay is driven, like a :class:`~gpiozero.DigitalOutputDevice`."""
         return int(self.engaged)
