@@ -1,7 +1,7 @@
 """How fast the MFRC522 driver polls, and what polling costs in CPU.
 
 Runs the real driver (props.mfrc522.MFRC522Reader) against the simulated chip
-(props.mfrc522_sim.SimulatedMFRC522) over gpiozero's MockFactory software SPI:
+(props.sim.mfrc522.SimulatedMFRC522) over gpiozero's MockFactory software SPI:
 
 * back-to-back polls per second, with no tag (WUPA, then the chip's timer runs out)
   and with a tag (WUPA, anticollision and SELECT per cascade level, HLTA), with the
@@ -38,7 +38,8 @@ from gpiozero.pins.mock import MockFactory
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
 from props.mfrc522 import MFRC522Reader
-from props.mfrc522_sim import SimulatedMFRC522
+from props.mfrc522_chip import Reg
+from props.sim.mfrc522 import SimulatedMFRC522
 
 RESULTS = Path(__file__).resolve().parent / "results" / "rfid_poll.json"
 UIDS = {"none": None, "4-byte UID": "04a1b2c3", "7-byte UID": "04112233445566"}
@@ -92,7 +93,7 @@ def background_cpu(uid: str | None, *, poll_interval: float, seconds: float) -> 
     driver's own Python, its sleeps' wake-ups, the poll thread (and the timing wrapper).
     """
     factory, chip, reader = rig(uid=uid, poll_interval=poll_interval)  # its own thread
-    spi = reader._spi
+    spi = reader.chip.spi
     inner_transfer, inner_poll = spi.transfer, reader.poll
     in_transfer = [0.0]
     polls = [0]
@@ -109,7 +110,7 @@ def background_cpu(uid: str | None, *, poll_interval: float, seconds: float) -> 
         return inner_poll()
 
     try:
-        with reader._chip_lock:  # not in the middle of a transfer while swapping
+        with reader.chip.lock:  # not in the middle of a transfer while swapping
             spi.transfer = timed_transfer
             reader.poll = counted_poll
         transactions, polls0, sim0 = chip.transactions, polls[0], in_transfer[0]
@@ -145,7 +146,7 @@ def spi_transfer_cost(seconds: float) -> float:
         n = 0
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < seconds:
-            reader._read(0x37)  # VersionReg
+            reader.chip.read(Reg.VERSION)
             n += 1
         return 1e6 * (time.perf_counter() - t0) / n
     finally:
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     args.output.write_text(json.dumps({
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpus": os.cpu_count()},
-        "bus": "gpiozero MockFactory software SPI + props.mfrc522_sim.SimulatedMFRC522",
+        "bus": "gpiozero MockFactory software SPI + props.sim.mfrc522.SimulatedMFRC522",
         "spi_read_us": round(transfer_us, 1),
         "poll_rates": rates,
         "background_cpu": cpu,

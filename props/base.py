@@ -48,8 +48,6 @@ class Prop:
 
     #: the config ``kind`` this class implements, e.g. ``"keypad"``
     kind: ClassVar[str] = ""
-    #: event types this prop may emit
-    event_types: ClassVar[frozenset[str]] = frozenset()
     #: commands :meth:`apply` accepts
     actions: ClassVar[frozenset[str]] = frozenset()
 

@@ -70,8 +70,6 @@ class Contact(Prop, Button):
     """
 
     kind: ClassVar[str] = "button"
-    event_types: ClassVar[frozenset[str]] = frozenset(
-        {"press", "release", "held", "closed", "opened", "stepped_on", "stepped_off"})
 
     def __init__(self, *, pin: int | str, kind: str = "button", pull_up: bool = True,
                  bounce_time: float | None = 0.02, hold_time: float = 1.0,
@@ -82,8 +80,6 @@ class Contact(Prop, Button):
         words = WORDS[kind]
         # NOTE: one class serves three kinds; the instance says which one it is.
         self.kind = kind  # type: ignore[misc]
-        self.event_types = frozenset(  # type: ignore[misc]
-            w for w in (words.on, words.off, words.held) if w)
         self._words = words
         self._activation: threading.Event | None = None
         self._deactivation: threading.Event | None = None

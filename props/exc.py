@@ -11,20 +11,12 @@ class PropError(Exception):
     """Base class for every error raised by a prop."""
 
 
-class PropClosed(PropError, RuntimeError):
-    """The prop was used after :meth:`close`."""
-
-
 class UnknownAction(PropError, ValueError):
     """The prop does not accept that command."""
 
 
 class BadActionParams(PropError, ValueError):
     """The command's parameters are missing or of the wrong type."""
-
-
-class PinConflict(PropError, ValueError):
-    """Two props of one node use the same GPIO pin, or a pin a bus reserves."""
 
 
 class PropConfigError(PropError, ValueError):

@@ -22,6 +22,8 @@ which the worker clears when it returns to idle and then checks the column level
 directly, so nothing re-enters the scan and no press in between is lost.
 :mod:`props.sim` relies on step 3's signature (one row lowered again and again) to know
 when a simulated press has been registered.
+
+Over 400 lines because it is one thing: the scan above and the code it collects.
 """
 
 from __future__ import annotations
@@ -82,7 +84,6 @@ class Keypad(Prop, CompositeDevice):
     """
 
     kind: ClassVar[str] = "keypad"
-    event_types: ClassVar[frozenset[str]] = frozenset({"key", "code", "cleared"})
     actions: ClassVar[frozenset[str]] = frozenset({"clear", "feedback"})
 
     #: called with the key (a one-character string) on each press
@@ -351,7 +352,7 @@ class Keypad(Prop, CompositeDevice):
     # -- what a key means --------------------------------------------------------------
     def _register(self, key: str) -> None:
         # NOTE: a key that completes a code gives ``code`` first, then its own ``key``:
-        # the code is what opens a door, so it leaves first (docs/performance.md, fix 12).
+        # the code is what opens a door, so it leaves first (docs/performance.md).
         events: list[tuple[str, Any]] = [("key", key)]
         with self._lock:
             self._held = key

@@ -61,7 +61,6 @@ class Maglock(Prop, CompositeDevice):
     """
 
     kind: ClassVar[str] = "maglock"
-    event_types: ClassVar[frozenset[str]] = frozenset({"door"})
     actions: ClassVar[frozenset[str]] = frozenset({"lock", "unlock", "pulse"})
 
     def __init__(self, *, relay: int | str, active_high: bool = True,
@@ -124,6 +123,12 @@ class Maglock(Prop, CompositeDevice):
     def is_locked(self) -> bool:
         """True if the lock holds a closed (or unsensed) door."""
         return self.engaged and self._read_door() != "open"
+
+    @property
+    def pulse_seconds(self) -> float | None:
+        """The length of the :meth:`pulse` under way (it relocks at its end), or None."""
+        timer = self._timer
+        return None if timer is None else timer.interval
 
     @property
     def value(self) -> int:

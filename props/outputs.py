@@ -178,7 +178,6 @@ class Output(Prop, CompositeDevice):
     """
 
     kind: ClassVar[str] = "relay"
-    event_types: ClassVar[frozenset[str]] = frozenset()
     actions: ClassVar[frozenset[str]] = frozenset({"on", "off", "blink", "pulse", "beep"})
 
     def __init__(self, *, kind: str = "relay", pin: int | str, active_high: bool = True,

@@ -30,11 +30,10 @@ if TYPE_CHECKING:
     from gpiozero import Factory
 
     from props.models import RDM6300Config
-    from props.sim import Simulator
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BAUDRATE", "EM4100FrameParser", "RDM6300Reader", "em4100_frame", "prepare_rdm6300"]
+__all__ = ["BAUDRATE", "EM4100FrameParser", "RDM6300Reader", "em4100_frame"]
 
 BAUDRATE = 9600
 STX = 0x02
@@ -133,7 +132,6 @@ class RDM6300Reader(TagMemory, Prop, Device):
     """
 
     kind: ClassVar[str] = "rdm6300"
-    event_types: ClassVar[frozenset[str]] = frozenset({"tag", "removed"})
     actions: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
@@ -359,12 +357,3 @@ class RDM6300Reader(TagMemory, Prop, Device):
             self._tag = None
         self._emit_all([("removed", tag)])
 
-
-def prepare_rdm6300(config: RDM6300Config, factory: Any) -> Simulator:
-    """A simulated RDM6300 on a pseudo-terminal; build the prop with the returned ``config``.
-
-    See :class:`props.rdm6300_sim.RDM6300Simulator` (gestures ``present``, ``remove``).
-    """
-    from props.rdm6300_sim import RDM6300Simulator
-
-    return RDM6300Simulator(config, factory)

@@ -56,7 +56,6 @@ class SortingStation(Prop, CompositeDevice):
     """
 
     kind: ClassVar[str] = "sorting"
-    event_types: ClassVar[frozenset[str]] = frozenset({"placed", "removed"})
     actions: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(

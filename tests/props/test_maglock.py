@@ -159,11 +159,9 @@ def test_maglock_command_during_pulse_cancels_the_relock(make_lock: MakeLock,
 def test_maglock_pulse_defaults_to_three_seconds(make_lock: MakeLock) -> None:
     lock, _, _ = make_lock()
     lock.apply("pulse")
-    timer = lock._timer
-    assert timer is not None
-    assert timer.interval == 3.0
+    assert lock.pulse_seconds == 3.0
     lock.unlock()
-    assert lock._timer is None
+    assert lock.pulse_seconds is None
 
 
 @pytest.mark.parametrize("params", [{"seconds": -1}, {"seconds": 0}, {"seconds": "3"},
@@ -275,7 +273,7 @@ def test_maglock_lock_is_thread_safe_with_pulses(make_lock: MakeLock) -> None:
         t.join()
     lock.unlock()
 
-    assert lock._timer is None
+    assert lock.pulse_seconds is None
     assert not lock.engaged
 
 

@@ -9,16 +9,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from gpiozero import LED, Device, DigitalOutputDevice, OutputDevice
-from gpiozero.exc import GPIOPinInUse
+from gpiozero.exc import DeviceClosed, GPIOPinInUse
 from gpiozero.pins.mock import MockFactory
 
 from props import mfrc522
 from props.exc import BadActionParams, UnknownAction
 from props.factory import build_prop
 from props.mfrc522 import MISSES_BEFORE_REMOVAL, MFRC522Reader
-from props.mfrc522_sim import SimulatedMFRC522, crc_a
+from props.mfrc522_chip import MFRC522Chip, open_spi
 from props.models import MFRC522Config
 from props.sim import prepare
+from props.sim.mfrc522 import SimulatedMFRC522, crc_a
 from tests.props.rfid_helpers import Events, States
 
 UID = "04a1b2c3"
@@ -89,6 +90,29 @@ def test_self_test_fails_clearly_when_nothing_is_wired(mock_factory: MockFactory
     assert "0x00" in result.message
 
 
+def test_the_chip_alone_needs_no_reader_thread_nor_policy(mock_factory: MockFactory,
+                                                          chip: SimulatedMFRC522) -> None:
+    """MFRC522Chip over a bare SPI interface: reset, configure, activate a card, field off."""
+    spi = open_spi(clock_pin=11, mosi_pin=10, miso_pin=9, select_pin=8, pin_factory=mock_factory)
+    bare = MFRC522Chip(spi)
+    try:
+        assert bare.reset() == 0x92
+        assert not chip.antenna_on  # a reset chip keeps its field off
+        bare.configure()
+        assert chip.antenna_on
+        assert bare.read_uid() is None  # nobody in the field: the timer ran out
+        chip.present("04112233445566")
+        assert bare.read_uid() == "04112233445566"
+        assert chip.card_state == "halt"
+        bare.antenna_off()
+        assert not chip.antenna_on
+    finally:
+        spi.close()
+    bare.spi = None
+    with pytest.raises(DeviceClosed):
+        bare.read(0x37)
+
+
 # -- tags --------------------------------------------------------------------------------
 def test_tag_present_gives_one_event_across_many_polls(
         reader: MFRC522Reader, chip: SimulatedMFRC522) -> None:
@@ -111,15 +135,15 @@ def test_empty_poll_costs_seven_spi_transactions(
     assert chip.transactions - before == 5 * 7
 
 
-@pytest.mark.usefixtures("reader")
-def test_chip_timer_outlasts_a_card_answer_by_far(chip: SimulatedMFRC522) -> None:
-    # TPrescaler/TReload as the driver leaves them: 1 ms, against an ISO 14443-3 frame
-    # delay time of ≈ 91 µs plus 5 bits (≈ 47 µs) before the timer stops.
-    regs = chip._regs  # the simulated chip's register file
-    prescaler = ((regs[0x2A] & 0x0F) << 8) | regs[0x2B]
-    reload = (regs[0x2C] << 8) | regs[0x2D]
+def test_chip_timer_outlasts_a_card_answer_by_far(reader: MFRC522Reader) -> None:
+    # TPrescaler/TReload as the driver leaves them (read back over the bus from the
+    # simulated chip): 1 ms, against an ISO 14443-3 frame delay time of ≈ 91 µs plus
+    # 5 bits (≈ 47 µs) before the timer stops.
+    t_mode, t_prescaler, reload_h, reload_l = reader.chip.read_many(0x2A, 0x2B, 0x2C, 0x2D)
+    prescaler = ((t_mode & 0x0F) << 8) | t_prescaler
+    reload = (reload_h << 8) | reload_l
     period = (reload + 1) * (2 * prescaler + 1) / 13_560_000
-    assert regs[0x2A] & 0x80  # TAuto: starts when our frame has left
+    assert t_mode & 0x80  # TAuto: starts when our frame has left
     assert 0.0009 <= period <= 0.0011
     assert period > 5 * (1236 + 5 * 128) / 13_560_000
 
@@ -183,10 +207,10 @@ def test_uid_of_every_cascade_level_is_read(
 def test_wupa_wakes_the_halted_card_that_reqa_would_not(
         reader: MFRC522Reader, chip: SimulatedMFRC522) -> None:
     chip.present(UID)
-    assert reader.read_uid() == UID
+    assert reader.chip.read_uid() == UID
     assert chip.card_state == "halt"
-    assert reader.read_uid(wake=False) is None  # REQA: a halted card stays silent
-    assert reader.read_uid(wake=True) == UID
+    assert reader.chip.read_uid(wake=False) is None  # REQA: a halted card stays silent
+    assert reader.chip.read_uid(wake=True) == UID
 
 
 # -- noise -------------------------------------------------------------------------------
@@ -218,7 +242,7 @@ def test_corrupt_frames_while_a_tag_stays_do_not_remove_it(
 def test_unplugged_chip_is_reported_and_set_up_again(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
         mock_factory: MockFactory, reader: MFRC522Reader, chip: SimulatedMFRC522) -> None:
-    monkeypatch.setattr(mfrc522, "_REINIT_INTERVAL", 0.0)
+    monkeypatch.setattr(mfrc522, "REINIT_INTERVAL", 0.0)
     chip.present(UID)
     reader.poll()
     chip.close()  # a wire comes loose
@@ -330,6 +354,26 @@ def test_readers_on_two_factories_do_not_share_a_bus() -> None:
             reader.close()
     finally:
         Device.pin_factory = saved
+
+
+def test_the_reader_takes_the_spi_interface_its_factory_gives(mock_factory: MockFactory) -> None:
+    """The driver knows no simulation: it asks its pin factory for the bus, as on a Pi."""
+    asked: list[dict[str, int]] = []
+    given = mock_factory.spi
+
+    def spi(**pins: int) -> object:
+        asked.append(pins)
+        return given(**pins)
+
+    with SimulatedMFRC522(pin_factory=mock_factory) as chip:
+        mock_factory.spi = spi  # type: ignore[method-assign]
+        try:
+            with MFRC522Reader(poll_interval=None, pin_factory=mock_factory) as reader:
+                chip.present(UID)
+                assert reader.poll() == UID
+        finally:
+            del mock_factory.spi
+    assert asked == [{"clock_pin": 11, "mosi_pin": 10, "miso_pin": 9, "select_pin": 8}]
 
 
 def test_bus_pin_history_does_not_grow(

@@ -16,8 +16,8 @@ from props.exc import BadActionParams, RFIDError, UnknownAction
 from props.factory import build_prop
 from props.models import RDM6300Config
 from props.rdm6300 import EM4100FrameParser, RDM6300Reader, em4100_frame
-from props.rdm6300_sim import RDM6300Simulator, SimulatedRDM6300
 from props.sim import prepare
+from props.sim.rdm6300 import RDM6300Simulator, SimulatedRDM6300
 from tests.props.rfid_helpers import Events, States
 
 BADGE = "1a00c3f2b7"

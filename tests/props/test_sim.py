@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
-import types
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -197,29 +198,27 @@ def test_switch_pin_with_pull_down_switch_to_3v3(mock_factory: MockFactory) -> N
         assert not button.is_pressed
 
 
-def test_rfid_kinds_are_prepared_by_their_own_modules(mock_factory: MockFactory,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[str] = []
+def test_rfid_kinds_are_prepared_by_their_own_modules(mock_factory: MockFactory) -> None:
+    from props.sim.mfrc522 import MFRC522Simulator, SortingSimulator
+    from props.sim.rdm6300 import RDM6300Simulator
 
-    def fake(name: str) -> Any:
-        def prepare_kind(config: Any, factory: MockFactory) -> Simulator:
-            calls.append(name)
-            return Simulator(config, factory)
-        return prepare_kind
+    sims = [prepare(MFRC522Config(id="a"), mock_factory),
+            prepare(SortingConfig(id="b", bins={"glass": 7}), mock_factory),
+            prepare(RDM6300Config(id="c"), mock_factory)]
+    try:
+        assert [type(s) for s in sims] == [MFRC522Simulator, SortingSimulator, RDM6300Simulator]
+    finally:
+        for sim in sims:
+            sim.close()
 
-    mfrc522_sim = types.ModuleType("props.mfrc522_sim")
-    mfrc522_sim.prepare_mfrc522 = fake("mfrc522")  # type: ignore[attr-defined]
-    mfrc522_sim.prepare_sorting = fake("sorting")  # type: ignore[attr-defined]
-    rdm6300 = types.ModuleType("props.rdm6300")
-    rdm6300.prepare_rdm6300 = fake("rdm6300")  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "props.mfrc522_sim", mfrc522_sim)
-    monkeypatch.setitem(sys.modules, "props.rdm6300", rdm6300)
 
-    prepare(MFRC522Config(id="a"), mock_factory)
-    prepare(SortingConfig(id="b", bins={"glass": 7}), mock_factory)
-    prepare(RDM6300Config(id="c"), mock_factory)
-
-    assert calls == ["mfrc522", "sorting", "rdm6300"]
+def test_the_rfid_simulators_load_only_when_a_room_has_a_reader() -> None:
+    code = ("import sys, props.sim; "
+            "print(sorted(m for m in sys.modules if m.startswith(('props.sim.mfrc522', "
+            "'props.sim.rdm6300', 'props.rdm6300', 'props.mfrc522', 'serial'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2], timeout=60)
+    assert out.stdout.strip() == "[]"
 
 
 def test_every_prop_kind_has_its_gestures_listed() -> None:

@@ -10,9 +10,9 @@ from gpiozero.pins.mock import MockFactory
 
 from props.exc import BadActionParams, PropConfigError, UnknownAction
 from props.factory import build_prop
-from props.mfrc522_sim import SortingSimulator
 from props.models import SortingConfig
 from props.sim import prepare
+from props.sim.mfrc522 import SortingSimulator
 from props.sorting import SortingStation
 from tests.props.rfid_helpers import Events, States
 

@@ -16,7 +16,7 @@ import tty
 from typing import TYPE_CHECKING, Any
 
 from props.rdm6300 import em4100_frame
-from props.sim import Simulator
+from props.sim.base import Simulator
 
 if TYPE_CHECKING:
     from gpiozero.pins.mock import MockFactory
@@ -35,7 +35,7 @@ class SimulatedRDM6300:
     """An RDM6300 on a pseudo-terminal: :attr:`port` is what the reader opens.
 
         from props.rdm6300 import RDM6300Reader
-        from props.rdm6300_sim import SimulatedRDM6300
+        from props.sim.rdm6300 import SimulatedRDM6300
 
         module = SimulatedRDM6300()
         reader = RDM6300Reader(port=module.port)
@@ -143,7 +143,7 @@ class RDM6300Simulator(Simulator):
     Its :attr:`config` is the prop's config with ``port`` set to the pseudo-terminal.
     Gestures: ``present`` (value: 10 hex digits), ``remove``::
 
-        sim = prepare_rdm6300(config, factory)
+        sim = prepare(config, factory)      # props.sim.prepare
         reader = build_prop(sim.config, pin_factory=factory)
         sim.perform("present", "1a00c3f2b7")
     """

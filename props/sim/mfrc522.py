@@ -4,14 +4,15 @@
 it listens to the clock, MOSI and chip-select pins of a MockFactory and drives MISO,
 answering the chip's register protocol bit by bit. The driver under test
 (:class:`props.mfrc522.MFRC522Reader`) therefore runs exactly the code it runs on the
-Pi; only the wires are simulated.
+Pi; only the wires are simulated. The card is :class:`props.sim.iso14443.Card`.
 
-Register numbers, bit meanings and the card's state machine are written here again
-from the datasheet on purpose, not imported from the driver: a shared mistake would
-otherwise pass every test.
+Register numbers and bit meanings are written here again from the datasheet on purpose,
+not imported from the driver: a shared mistake would otherwise pass every test.
 
-:func:`prepare_mfrc522` and :func:`prepare_sorting` give the simulation dispatcher
-(:mod:`props.sim`) a :class:`~props.sim.Simulator` for a reader or a sorting station.
+:class:`MFRC522Simulator` and :class:`SortingSimulator` are what :func:`props.sim.prepare`
+gives for a reader or a sorting station.
+
+Over 400 lines because it is one thing: the chip's register file answering the driver.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from gpiozero import Device
 from gpiozero.pins.mock import MockSPIDevice
 
-from props.sim import Simulator
+from props.sim.base import Simulator
+from props.sim.iso14443 import Card, crc_a, parse_uid
+from props.sim.spi import own_spi_buses
 
 if TYPE_CHECKING:
     from gpiozero.pins.mock import MockFactory
@@ -34,15 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "MFRC522Simulator",
-    "SimulatedMFRC522",
-    "SortingSimulator",
-    "crc_a",
-    "parse_uid",
-    "prepare_mfrc522",
-    "prepare_sorting",
-]
+__all__ = ["MFRC522Simulator", "SimulatedMFRC522", "SortingSimulator", "crc_a", "parse_uid"]
 
 # Registers (datasheet table 20)
 _COMMAND = 0x01
@@ -98,129 +92,17 @@ _FIFO_SIZE = 64
 _FRAMES_KEPT = 256
 _CLOCK_HZ = 13_560_000
 
-# ISO/IEC 14443-3 type A
-_REQA = 0x26
-_WUPA = 0x52
-_HLTA = bytes((0x50, 0x00))
-_SEL = (0x93, 0x95, 0x97)
-_CT = 0x88
-
-
-def crc_a(data: bytes | Sequence[int], *, preset: int = 0x6363) -> bytes:
-    """ISO/IEC 14443-3 CRC_A of *data*, low byte first (as transmitted).
-
-        >>> crc_a(b"\\x50\\x00").hex()
-        '57cd'
-    """
-    crc = preset
-    for value in data:
-        b = value ^ (crc & 0xFF)
-        b = (b ^ (b << 4)) & 0xFF
-        crc = (crc >> 8) ^ (b << 8) ^ (b << 3) ^ (b >> 4)
-    return bytes((crc & 0xFF, (crc >> 8) & 0xFF))
-
-
-def parse_uid(uid_hex: Any) -> bytes:
-    """A UID given as 8, 14 or 20 hex digits (4, 7 or 10 bytes); ValueError otherwise."""
-    if not isinstance(uid_hex, str):
-        msg = f"a UID is a hex string, got {type(uid_hex).__name__}"
-        raise TypeError(msg)
-    try:
-        uid = bytes.fromhex(uid_hex)
-    except ValueError:
-        msg = f"not a hex UID: {uid_hex!r}"
-        raise ValueError(msg) from None
-    if len(uid) not in (4, 7, 10):
-        msg = f"a UID has 4, 7 or 10 bytes, {uid_hex!r} has {len(uid)}"
-        raise ValueError(msg)
-    if uid[0] == _CT or (len(uid) == 10 and uid[3] == _CT):
-        msg = f"{uid_hex!r}: 0x88 is the cascade tag, not a valid first UID byte"
-        raise ValueError(msg)
-    return uid
-
-
-@dataclass
-class _Card:
-    """An ISO/IEC 14443-3 type A card: its UID and where it is in its state machine."""
-
-    uid: bytes
-    state: str = "idle"  # idle, ready, active, halt
-    woken: bool = False  # READY*/ACTIVE*: came from HALT, goes back there on error
-    level: int = 0  # cascade level being resolved while READY
-
-    @property
-    def parts(self) -> list[bytes]:
-        """UID CLn of each cascade level (cascade tag 0x88 first on all but the last)."""
-        uid = self.uid
-        if len(uid) == 4:
-            return [uid]
-        if len(uid) == 7:
-            return [bytes((_CT,)) + uid[0:3], uid[3:7]]
-        return [bytes((_CT,)) + uid[0:3], bytes((_CT,)) + uid[3:6], uid[6:10]]
-
-    @property
-    def atqa(self) -> bytes:
-        # bits 7..6 of the first byte: UID size single / double / triple; bit 2: anticollision
-        return bytes(({4: 0x04, 7: 0x44, 10: 0x84}[len(self.uid)], 0x00))
-
-    @property
-    def sak(self) -> int:
-        return 0x08 if len(self.uid) == 4 else 0x00  # MIFARE Classic 1K / Ultralight
-
-    def error(self) -> None:
-        """An unexpected frame: back to IDLE (or HALT if woken from it), no answer."""
-        if self.state in ("ready", "active"):
-            self.state = "halt" if self.woken else "idle"
-
-    def receive(self, frame: bytes, last_bits: int) -> bytes | None:
-        """The card's answer to *frame*, or :data:`None` when it stays silent."""
-        answer = None
-        if last_bits == 7 and len(frame) == 1:  # short frame: REQA / WUPA
-            answer = self._request(frame[0])
-        elif last_bits == 0 and self.state == "ready" and frame[:1] == bytes((_SEL[self.level],)):
-            answer = self._anticollision_or_select(frame)
-        elif last_bits == 0 and self.state == "active" and frame == _HLTA + crc_a(_HLTA):
-            self.state = "halt"
-            return None  # HLTA is never answered
-        if answer is None:
-            self.error()
-        return answer
-
-    def _request(self, command: int) -> bytes | None:
-        if (command == _REQA and self.state == "idle") or (
-            command == _WUPA and self.state in ("idle", "halt")
-        ):
-            self.woken = self.state == "halt"
-            self.state, self.level = "ready", 0
-            return self.atqa
-        return None
-
-    def _anticollision_or_select(self, frame: bytes) -> bytes | None:
-        part = self.parts[self.level]
-        part_bcc = part + bytes((part[0] ^ part[1] ^ part[2] ^ part[3],))
-        if frame[1:] == b"\x20":  # ANTICOLLISION with no UID bit known yet
-            return part_bcc
-        if frame[1:2] == b"\x70" and frame[2:7] == part_bcc and crc_a(frame[:7]) == frame[7:]:
-            # SELECT, and it is me
-            if self.level + 1 < len(self.parts):
-                self.level += 1
-                sak = 0x04  # cascade bit: UID not complete
-            else:
-                self.state = "active"
-                sak = self.sak
-            return bytes((sak,)) + crc_a((sak,))
-        return None
-
 
 class SimulatedMFRC522(MockSPIDevice):
     """A simulated MFRC522 on a MockFactory's SPI pins, with an optional card.
 
     Create it *before* the reader (it must own the clock and select pins' mock
-    classes), then present and remove cards::
+    classes, and it gives the factory SPI buses of its own: :func:`props.sim.spi.own_spi_buses`),
+    then present and remove cards::
 
         from gpiozero.pins.mock import MockFactory
         from props.mfrc522 import MFRC522Reader
-        from props.mfrc522_sim import SimulatedMFRC522
+        from props.sim.mfrc522 import SimulatedMFRC522
 
         factory = MockFactory()
         chip = SimulatedMFRC522(select_pin=8, pin_factory=factory)
@@ -246,12 +128,15 @@ class SimulatedMFRC522(MockSPIDevice):
         realtime_timer: bool = True,
         pin_factory: MockFactory | None = None,
     ) -> None:
+        if pin_factory is None:
+            pin_factory = Device.pin_factory
+        own_spi_buses(pin_factory)
         super().__init__(clock_pin, mosi_pin, miso_pin, select_pin, pin_factory=pin_factory)
         self._lock = threading.RLock()
         self._frame_received = threading.Condition(self._lock)
         self._version = version
         self._realtime_timer = realtime_timer
-        self._card: _Card | None = None
+        self._card: Card | None = None
         self._corrupt = 0
         self._corrupt_skip = 0
         self._regs = bytearray(64)
@@ -275,7 +160,7 @@ class SimulatedMFRC522(MockSPIDevice):
         """Put a card with this UID (8, 14 or 20 hex digits) in the field, freshly powered."""
         uid = parse_uid(uid_hex)
         with self._lock:
-            self._card = _Card(uid)
+            self._card = Card(uid)
 
     def remove(self) -> None:
         """Take the card out of the field."""
@@ -301,12 +186,6 @@ class SimulatedMFRC522(MockSPIDevice):
         """
         with self._frame_received:
             return self._frame_received.wait_for(lambda: self.frames_received >= count, timeout)
-
-    @property
-    def card_uid(self) -> str | None:
-        """The UID of the card in the field, or :data:`None`."""
-        card = self._card
-        return None if card is None else card.uid.hex()
 
     @property
     def card_state(self) -> str | None:
@@ -486,13 +365,13 @@ class SimulatedMFRC522(MockSPIDevice):
         self._timer_deadline = time.monotonic() + period
 
 
-# -- simulators for the dispatcher (props.sim) ------------------------------------------
+# -- the simulators props.sim.prepare gives ---------------------------------------------
 class MFRC522Simulator(Simulator):
     """The simulated wiring of one :class:`~props.mfrc522.MFRC522Reader`: its chip.
 
     Gestures: ``present`` (value: the UID, hex), ``remove``::
 
-        sim = prepare_mfrc522(config, factory)      # before build_prop()
+        sim = prepare(config, factory)      # props.sim.prepare, before build_prop()
         reader = build_prop(sim.config, pin_factory=factory)
         sim.perform("present", "04a1b2c3")
     """
@@ -525,7 +404,7 @@ class SortingSimulator(Simulator):
     Gestures: ``present`` (value ``{"bin": name, "uid": hex}``), ``remove`` (value
     ``{"bin": name}``)::
 
-        sim = prepare_sorting(config, factory)
+        sim = prepare(config, factory)
         station = build_prop(sim.config, pin_factory=factory)
         sim.perform("present", {"bin": "jaune", "uid": "04a1b2c3"})
     """
@@ -557,13 +436,3 @@ class SortingSimulator(Simulator):
         """Detach the chips from the pins."""
         for chip in self.chips.values():
             chip.close()
-
-
-def prepare_mfrc522(config: MFRC522Config, factory: MockFactory) -> MFRC522Simulator:
-    """Attach a simulated chip to *factory*'s pins for *config*; call before building."""
-    return MFRC522Simulator(config, factory)
-
-
-def prepare_sorting(config: SortingConfig, factory: MockFactory) -> SortingSimulator:
-    """Attach one simulated chip per bin to *factory*'s pins; call before building."""
-    return SortingSimulator(config, factory)
