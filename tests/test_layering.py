@@ -2,6 +2,9 @@
 
 Read from the source (every ``import`` and ``from … import``, at module level or inside a
 function: a lazy import is an import all the same), not from what happens to be loaded.
+The source is parsed once, when this file is collected: before any test runs (CPython
+3.11.7's ``ast.parse`` can fail with "AST constructor recursion depth mismatch" after the
+threads and greenlets of other tests have run, python/cpython#106905).
 
     protocol  ← what both sides share (the MQTT contract, the client, secrets)
     props     ← the drivers; props.sim: their simulated wiring (tests and rehearsal only)
@@ -77,6 +80,16 @@ def external_imports(package: str) -> set[str]:
     return found
 
 
+def external_imports_of(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module)
+    return found
+
+
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """The strongly connected components of more than one module (Tarjan)."""
     index: dict[str, int] = {}
@@ -113,38 +126,34 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+#: parsed at collection (see the module's docstring)
+GRAPH = imports()
+EXTERNAL = {pkg: external_imports(pkg) for pkg in PACKAGES}
+DRIVER_IMPORTS = {p: external_imports_of(p) for p in (ROOT / "props").rglob("*.py")}
+
+
 def test_no_import_cycle_anywhere() -> None:
-    assert cycles(imports()) == []
+    assert cycles(GRAPH) == []
 
 
 def test_each_package_imports_only_what_its_layer_may() -> None:
-    wrong = sorted(f"{a} imports {b}" for a, targets in imports().items() for b in targets
+    wrong = sorted(f"{a} imports {b}" for a, targets in GRAPH.items() for b in targets
                    if (top := b.split(".")[0]) != (own := a.split(".")[0]) and top not in ALLOWED[own])
     assert wrong == []
 
 
 @pytest.mark.parametrize("package", ["protocol", "props", "config", "nodes"])
 def test_the_node_side_never_imports_the_web_stack(package: str) -> None:
-    wrong = sorted(m for m in external_imports(package) if m.split(".")[0] in SERVER_ONLY)
+    wrong = sorted(m for m in EXTERNAL[package] if m.split(".")[0] in SERVER_ONLY)
     assert wrong == []
 
 
 def test_production_drivers_never_import_the_mock_pins() -> None:
     """MockFactory is the simulated hardware: props.sim's business, never a driver's."""
-    wrong = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "props").rglob("*.py")
-                   if "sim" not in p.relative_to(ROOT / "props").parts and p.stem != "sim"
-                   and any(m.startswith("gpiozero.pins.mock") for m in external_imports_of(p)))
+    wrong = sorted(str(p.relative_to(ROOT)) for p, found in DRIVER_IMPORTS.items()
+                   if "sim" not in p.relative_to(ROOT / "props").parts
+                   and any(m.startswith("gpiozero.pins.mock") for m in found))
     assert wrong == []
-
-
-def external_imports_of(path: Path) -> set[str]:
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-            found.add(node.module)
-    return found
 
 
 def test_a_node_install_brings_no_web_stack(tmp_path: Path) -> None:
