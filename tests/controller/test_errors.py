@@ -18,7 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from config.game import Game
-from controller.api.auth import MAX_FAILURES, AuthSettings
+from controller.api.auth import AuthSettings
+from controller.api.limiter import MAX_FAILURES
 from controller.main import create_app
 from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
