@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from controller.api.access import required_role
+from controller.api.access import route_roles
 from controller.api.auth import AuthSettings
 from controller.main import create_app
 from protocol.mqtt import BrokerAddress
@@ -104,7 +104,7 @@ def test_only_the_technician_may_reload(tmp_path: Path, game_path: Path) -> None
     auth = AuthSettings(gm_password="gm-password", tech_password="tech-password", screen_secret="s" * 32)
     app = create_app(game=make_game(APARTMENT), broker=NOWHERE, db_path=tmp_path / "escape.db",
                      auth=auth, config_path=game_path)
-    assert required_role(app, "/api/config/reload", "POST") == "tech"
+    assert route_roles(app)["POST", "/api/config/reload"] == "tech"
     with TestClient(app, base_url="http://testserver") as client:
         assert client.post("/api/config/reload", json={}).status_code == 401
         assert client.post("/api/login", json={"password": "gm-password"}).status_code == 200
