@@ -115,3 +115,16 @@ def test_node_help_lists_every_variable_a_node_reads(recorded: Recording, tmp_pa
     assert missing == [], f"node --help does not say what these are: {missing}"
     assert {"ESCAPE_BROKER", "ESCAPE_MQTT_USERNAME", "ESCAPE_MQTT_PASSWORD", "ESCAPE_DATA_DIR",
             "ESCAPE_NODE_ID", "ESCAPE_MQTT_PASSWORD_FILE", "GPIOZERO_PIN_FACTORY"} <= shown
+
+
+def test_the_deploy_guide_lists_every_variable_of_both_programs() -> None:
+    from controller.core.config import Settings
+    from nodes.cli import PLATFORM_ENV
+    from nodes.settings import NodeSettings
+    from protocol.settings import variables
+
+    guide = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")
+    section = guide.split("## 7. Settings: every variable", 1)[1]
+    names = set(variables(Settings)) | set(variables(NodeSettings)) | set(PLATFORM_ENV)
+    missing = sorted(name for name in names if f"`{name}`" not in section)
+    assert missing == [], f"docs/deploy.md §7 does not list: {missing}"
