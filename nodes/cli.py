@@ -11,6 +11,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from nodes.settings import NodeSettings
+from protocol.settings import environment_help as help_section
+from protocol.settings import flag_type, settings_error, variables
+
 log = logging.getLogger(__name__)
 
 #: what a node reads from its environment besides its settings (nodes/settings.py): where
@@ -27,19 +31,12 @@ PLATFORM_ENV: dict[str, str] = {
 
 def environment_help() -> str:
     """What ``escape-apartment node --help`` says about the environment."""
-    from nodes.settings import NodeSettings
-    from protocol.settings import environment_help as help_section
-    from protocol.settings import variables
-
     return help_section("environment variables (the systemd unit reads /etc/escape-apartment/"
                         "<node>.env, written by `escape-apartment broker credentials`):",
                         {**variables(NodeSettings), **PLATFORM_ENV})
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from nodes.settings import NodeSettings
-    from protocol.settings import flag_type
-
     parser = subparsers.add_parser("node", help="run a room's node agent, or a technician's tool",
                                    epilog=environment_help(),
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -77,12 +74,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="simulated pins (gpiozero MockFactory); also GPIOZERO_PIN_FACTORY=mock")
 
 
-def apply_settings(args: argparse.Namespace) -> Any:
+def apply_settings(args: argparse.Namespace) -> NodeSettings:
     """Read the node's settings (its flags on top of the environment) into *args*:
     ``args.settings``, and the resolved ``node_id``, ``config``, ``simulate``, ``broker``,
     ``keepalive`` and ``data_dir``."""
-    from nodes.settings import NodeSettings
-
     settings = NodeSettings.from_cli(
         node_id=args.node_id, config=args.config, simulate=args.simulate,
         broker=getattr(args, "broker", None), keepalive=getattr(args, "keepalive", None),
@@ -95,8 +90,6 @@ def apply_settings(args: argparse.Namespace) -> Any:
 
 def with_settings(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """*command*, once :func:`apply_settings` read the settings; wrong ones: exit 2, in words."""
-    from nodes.settings import NodeSettings
-    from protocol.settings import settings_error
 
     @functools.wraps(command)
     def run(args: argparse.Namespace) -> int:

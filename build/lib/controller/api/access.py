@@ -239,15 +239,18 @@ def check_routes(app: FastAPI) -> None:
         raise RuntimeError(msg)
 
 
-def required_role(app: FastAPI, path: str, method: str = "GET") -> Role | None:
-    """The least role a route of *app* lets in (None: public), as its dependencies declare."""
+def route_roles(app: FastAPI) -> dict[tuple[str, str], Role | None]:
+    """(method, path) → the least role each route of *app* lets in (None: anyone), as its
+    dependencies declare; a WebSocket's method is ``WS``."""
+    roles: dict[tuple[str, str], Role | None] = {}
     for route in _routes(app.routes):
-        methods = getattr(route, "methods", None) or {"GET"}
-        if getattr(route, "path", None) == path and method in methods:
-            roles = [dep.call.role for dep in _dependencies(route.dependant) if hasattr(dep.call, "role")]
-            return max(roles, key=RANK.__getitem__) if roles else None
-    msg = f"no route {method} {path}"
-    raise LookupError(msg)
+        if not isinstance(route, APIRoute | APIWebSocketRoute):
+            continue
+        declared = [dep.call.role for dep in _dependencies(route.dependant) if hasattr(dep.call, "role")]
+        role = max(declared, key=RANK.__getitem__) if declared else None
+        for method in getattr(route, "methods", None) or {"WS"}:
+            roles[method, route.path] = role
+    return roles
 
 
 def _routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
