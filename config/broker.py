@@ -6,9 +6,12 @@ shipped are the secrets, which ``broker credentials`` generates for one game, al
 
 - one MQTT user per node, whose username is the node id (the ACL's ``%u`` patterns rely on
   it), one ``controller`` user, and one ``healthcheck`` user for the compose health check;
-- the controller's own secrets (``controller/core/config.py``: ``SECRET_VARS``): the game
-  master's and the technician's passwords, the room screens' and the login cookies'
-  signing secrets;
+- the controller's own secrets: the game master's and the technician's passwords, the
+  room screens' and the login cookies' signing secrets. This module does not name them:
+  config/ sits below the controller (``tests/test_layering.py``), and those names belong to
+  the controller's settings model (``controller/core/config.py``), which also makes their
+  values (``new_secrets``). The controller's CLI hands that maker to :func:`register`, so
+  ``controller.env`` holds whatever the controller reads, with no second list to keep equal;
 - ``passwd``: the Mosquitto password file, in Mosquitto 2's own hash format, written by
   :func:`hash_password` so that ``mosquitto_passwd`` need not be installed;
 - ``<user>.env``: ``ESCAPE_MQTT_USERNAME`` / ``ESCAPE_MQTT_PASSWORD`` for that user (and,
@@ -42,18 +45,11 @@ import pwd
 import secrets
 import stat
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from config.loader import CONFIG_DIR, SHIPPED_GAME, GameConfigError, load_game
-from controller.core.config import (
-    GM_PASSWORD,
-    SCREEN_TOKEN_SECRET,
-    SECRET_VARS,
-    SESSION_SECRET,
-    TECH_PASSWORD,
-)
 from protocol.contract import check_id
 
 #: the shipped broker files; docker-compose.yml mounts these and the tests run them
@@ -140,14 +136,6 @@ def new_login_password() -> str:
                     for _ in range(LOGIN_GROUPS))
 
 
-def new_controller_secrets() -> dict[str, str]:
-    """Every secret the controller reads besides its MQTT password (``SECRET_VARS``)."""
-    made = {GM_PASSWORD: new_login_password(), TECH_PASSWORD: new_login_password(),
-            SCREEN_TOKEN_SECRET: secrets.token_hex(32), SESSION_SECRET: secrets.token_hex(32)}
-    assert made.keys() == SECRET_VARS.keys(), "a controller secret is not generated"
-    return made
-
-
 # -- credential sets ----------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Credentials:
@@ -161,8 +149,10 @@ class Credentials:
     controller_secrets: Mapping[str, str] = field(repr=False, default_factory=dict)
 
     @classmethod
-    def generate(cls, *, apartment_id: str, nodes: Iterable[str]) -> Credentials:
-        """A fresh password for every node, the controller and the health check."""
+    def generate(cls, *, apartment_id: str, nodes: Iterable[str],
+                 controller_secrets: Mapping[str, str] | None = None) -> Credentials:
+        """A fresh password for every node, the controller and the health check;
+        *controller_secrets* (variable → value) go into ``controller.env`` besides."""
         node_ids = tuple(check_id(node, "node id") for node in nodes)
         clash = sorted(RESERVED_USERS.intersection(node_ids))
         if clash:
@@ -175,7 +165,7 @@ class Credentials:
         users = (*node_ids, CONTROLLER_USER, HEALTHCHECK_USER)
         return cls(apartment_id=check_id(apartment_id, "apartment id"), nodes=node_ids,
                    passwords={user: new_password() for user in users},
-                   controller_secrets=new_controller_secrets())
+                   controller_secrets=dict(controller_secrets or {}))
 
     @property
     def users(self) -> tuple[str, ...]:
@@ -394,8 +384,11 @@ def _check_reachable(directory: Path, owner: pwd.struct_passwd) -> None:
 
 
 # -- command line -------------------------------------------------------------------------
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``broker credentials`` and ``broker conf`` to the ``escape-apartment`` command."""
+def register(subparsers: argparse._SubParsersAction, *,
+             controller_secrets: Callable[[], Mapping[str, str]]) -> None:
+    """Add ``broker credentials``, ``broker install`` and ``broker conf`` to the
+    ``escape-apartment`` command; *controller_secrets* makes the controller's own secrets
+    (variable → fresh value) that ``credentials`` writes into ``controller.env``."""
     parser = subparsers.add_parser("broker", help="production Mosquitto broker: credentials, config")
     sub = parser.add_subparsers(dest="broker_cmd", required=True)
 
@@ -416,7 +409,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cred.add_argument("--broker", default=None, metavar="HOST[:PORT]",
                       help="also write ESCAPE_BROKER=HOST[:PORT] into the nodes' env files")
     cred.add_argument("--force", action="store_true", help="replace existing credential files")
-    cred.set_defaults(func=cmd_credentials)
+    cred.set_defaults(func=cmd_credentials, controller_secrets=controller_secrets)
 
     install = sub.add_parser(
         "install",
@@ -459,7 +452,8 @@ def cmd_credentials(args: argparse.Namespace) -> int:
             return 2
     try:
         credentials = Credentials.generate(apartment_id=game.apartment.id,
-                                           nodes=[node.id for node in game.nodes])
+                                           nodes=[node.id for node in game.nodes],
+                                           controller_secrets=args.controller_secrets())
         written = write_credentials(credentials, out=args.out, force=args.force,
                                     broker=args.broker)
     except (CredentialsError, OSError) as exc:
@@ -468,8 +462,8 @@ def cmd_credentials(args: argparse.Namespace) -> int:
     print(f"wrote {len(written)} files (mode 0600) in {args.out}:")
     for path in written:
         print(f"  {path}")
-    print("\nThe game master's and the technician's passwords are in "
-          f"{args.out / (CONTROLLER_USER + '.env')} ({GM_PASSWORD}, {TECH_PASSWORD}).\n"
+    print("\nThe game master's and the technician's passwords (and the signing secrets) are in "
+          f"{args.out / (CONTROLLER_USER + '.env')} ({', '.join(credentials.controller_secrets)}).\n"
           "Next steps (docs/deploy.md):\n"
           f"  docker: sudo chown 1883:1883 {args.out / PASSWD_FILE}   "
           "(the broker container runs as uid 1883)\n"

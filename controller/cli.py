@@ -16,6 +16,7 @@ from collections.abc import Sequence
 def build_parser() -> argparse.ArgumentParser:
     from config import broker as broker_cli
     from config import cli as config_cli
+    from controller.core.config import new_secrets
     from nodes import cli as node_cli
 
     parser = argparse.ArgumentParser(
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_cli.register(sub)
     node_cli.register(sub)
     register_controller(sub)
-    broker_cli.register(sub)
+    broker_cli.register(sub, controller_secrets=new_secrets)
     return parser
 
 
@@ -37,10 +38,12 @@ def register_controller(sub: argparse._SubParsersAction) -> None:
     ctl = sub.add_parser("controller", help="run the game controller (FastAPI + MQTT)",
                          epilog=environment_help(),
                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    ctl.add_argument("--config", default=None, help="game file (default: the shipped one)")
-    ctl.add_argument("--broker", default=None, help="MQTT broker host[:port]")
-    ctl.add_argument("--host", default=None, help="HTTP bind address")
-    ctl.add_argument("--port", type=int, default=None, help="HTTP port")
+    # no defaults here: a flag left out is read from the settings (controller/core/config.py)
+    ctl.add_argument("--config", default=None, help="game file (env ESCAPE_CONFIG; default: the shipped one)")
+    ctl.add_argument("--broker", default=None,
+                     help="MQTT broker host[:port] (env ESCAPE_MQTT_HOST, ESCAPE_MQTT_PORT)")
+    ctl.add_argument("--host", default=None, help="HTTP bind address (env ESCAPE_HTTP_HOST)")
+    ctl.add_argument("--port", type=int, default=None, help="HTTP port (env ESCAPE_HTTP_PORT)")
     ctl.set_defaults(func=cmd_controller)
 
     demo = sub.add_parser("demo", help="embedded broker + controller + a simulated node per room")
@@ -52,9 +55,10 @@ def register_controller(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_controller(args: argparse.Namespace) -> int:
-    from controller.main import run_controller
+    from controller.main import read_settings, run_controller
 
-    return run_controller(config=args.config, broker=args.broker, host=args.host, port=args.port)
+    settings = read_settings(config=args.config, broker=args.broker, host=args.host, port=args.port)
+    return 2 if settings is None else run_controller(settings)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -22,9 +22,12 @@ def run_demo(*, config: str | None, http_port: int, mqtt_port: int, host: str = 
     import uvicorn
     from gpiozero.pins.mock import MockFactory
 
-    from controller.main import WS_PER_MESSAGE_DEFLATE, create_app
+    from controller.main import WS_PER_MESSAGE_DEFLATE, create_app, read_settings
     from nodes.agent import NodeAgent
 
+    settings = read_settings()
+    if settings is None:
+        return 2
     try:
         game = load_game(config or SHIPPED_GAME)
     except GameConfigError as exc:
@@ -36,9 +39,10 @@ def run_demo(*, config: str | None, http_port: int, mqtt_port: int, host: str = 
                         simulate=True) for node in game.nodes]
     for agent in agents:
         agent.start()
-    # -- access control (issue "Web pages"): ESCAPE_GM_PASSWORD & co, or random ones --
-    auth = AuthSettings.from_env(demo=True)
-    app = create_app(game=game, broker=address, demo=True, auth=auth, freeze_gc=True)
+    # ESCAPE_GM_PASSWORD & co, or random ones
+    auth = AuthSettings.from_settings(settings, demo=True)
+    app = create_app(game=game, broker=address, demo=True, auth=auth, freeze_gc=True,
+                     settings=settings)
     url = f"http://{host}:{http_port}/"
     print(f"\n  Démo de l'appartement témoin : {url}\n"
           f"  MQTT (amqtt embarqué) : mqtt://127.0.0.1:{broker.port}  "

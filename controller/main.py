@@ -9,15 +9,16 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from config.game import Game
-from controller.api import auth as auth_api
+from controller.api import access
 from controller.api import errors as api_errors
-from controller.api.auth import AuthConfigError, AuthMiddleware, AuthSettings
+from controller.api.auth import AuthConfigError, AuthSettings
 from controller.api.routes import clues as clue_routes
 from controller.api.routes import config as config_routes
 from controller.api.routes import game as game_routes
@@ -35,7 +36,7 @@ from controller.store import Store, StoreError, default_path
 from protocol import contract
 from protocol.contract import Topics
 from protocol.mqtt import BrokerAddress
-from protocol.secrets import read_secret_file
+from protocol.settings import settings_error
 
 log = logging.getLogger(__name__)
 #: uvicorn's ``ws_per_message_deflate`` for every controller (service, demo, bench): off.
@@ -43,16 +44,22 @@ log = logging.getLogger(__name__)
 #: for nothing on a LAN (docs/performance.md: push p99 13.4 → 5.7 ms with 20 clients)
 WS_PER_MESSAGE_DEFLATE = False
 STATIC_DIR = Path(__file__).resolve().parent.parent / "dashboard" / "static"
+#: the largest request body read (413 beyond, FastAPI's max_body_size): every order is a
+#: few hundred bytes, and FastAPI reads a body before the route's role is checked, so
+#: without a bound anyone on the network could fill the controller's memory
+MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path: Path | None = None,
                clock: Callable[[], float] = time.monotonic,
                wall: Callable[[], float] = time.time,
                auth: AuthSettings | None = None, config_path: Path | None = None,
-               freeze_gc: bool = False) -> FastAPI:
+               freeze_gc: bool = False, settings: Settings | None = None) -> FastAPI:
     """The app: one MQTT client, one session store and one game service for its whole life.
 
-    *db_path* is the SQLite file of the sessions (default: ``Settings().DATA_DIR /
+    *settings* is the process's settings object (default: read from the environment now);
+    the app takes its MQTT keepalive and data directory from it.
+    *db_path* is the SQLite file of the sessions (default: ``settings.DATA_DIR /
     "escape.db"``); a controller started on the file of one killed mid-game resumes that
     game. *clock* (monotonic, for the timer) and *wall* (for records) are for tests.
     *auth* holds the credentials (:mod:`controller.api.auth`); ``None`` turns access control
@@ -64,9 +71,10 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
     not for tests, which build many apps in one process).
     """
 
+    settings = settings or Settings()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings = Settings()
         store = Store(db_path if db_path is not None else default_path(settings.DATA_DIR))
         bridge = MqttBridge(topics=Topics(game.apartment.id), broker=broker,
                             boot_id=contract.new_id(), keepalive=settings.MQTT_KEEPALIVE)
@@ -85,16 +93,14 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
             finally:
                 store.close()
 
-    app = FastAPI(title="Escape apartment controller", lifespan=lifespan)
+    # the API's docs are routes of pages.py, for staff only, like every other route
+    app = FastAPI(title="Escape apartment controller", lifespan=lifespan,
+                  openapi_url=None, docs_url=None, redoc_url=None, max_body_size=MAX_BODY_BYTES)
     api_errors.install(app)   # every error French first: {"detail": …, "detail_en": …}
-    # -- access control (issue "Web pages"): one ASGI middleware for HTTP and WebSocket --
-    app.state.auth = auth or AuthSettings.disabled()
+    access.install(app, auth or AuthSettings.disabled())   # each route declares its role
     app.state.config_path = config_path
-    app.add_middleware(AuthMiddleware, settings=app.state.auth)
-    app.include_router(auth_api.router)
     app.include_router(page_routes.router)
     app.include_router(tech_routes.router)
-    # -- end access control --
     app.include_router(game_routes.router)
     app.include_router(prop_routes.router)
     app.include_router(clue_routes.router)
@@ -106,6 +112,7 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(sqlite3.OperationalError, store_unavailable)
     app.add_exception_handler(StoreError, store_unavailable)
+    access.check_routes(app)
     return app
 
 
@@ -128,36 +135,35 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def broker_from_settings(settings: Settings, override: str | None = None) -> BrokerAddress:
-    password = settings.MQTT_PASSWORD
-    if password is None and settings.MQTT_PASSWORD_FILE is not None:
-        password = read_secret_file(settings.MQTT_PASSWORD_FILE)
-    if override:
-        return BrokerAddress.parse(override, username=settings.MQTT_USERNAME, password=password)
-    return BrokerAddress(settings.MQTT_HOST, settings.MQTT_PORT, settings.MQTT_USERNAME, password)
-
-
-def run_controller(*, config: str | None, broker: str | None, host: str | None,
-                   port: int | None) -> int:
+def run_controller(settings: Settings) -> int:
+    """Run the controller of *settings* (``escape-apartment controller``) until stopped."""
     import uvicorn
 
     from config.loader import GameConfigError, load_game
 
-    settings = Settings()
-    config_path = Path(config or settings.CONFIG)
     try:
-        game = load_game(config_path)
+        game = load_game(settings.CONFIG)
     except GameConfigError as exc:
         log.error("the game file has errors; controller not started:\n%s", exc)
         return 2
-    try:   # access control (issue "Web pages"): refuse to start without credentials
-        auth = AuthSettings.from_env(demo=settings.DEMO)
-    except (AuthConfigError, OSError) as exc:
+    try:   # refuse to start without credentials
+        auth = AuthSettings.from_settings(settings)
+    except AuthConfigError as exc:
         log.error("access control not configured; controller not started: %s", exc)
         return 2
-    app = create_app(game=game, broker=broker_from_settings(settings, broker), demo=settings.DEMO,
-                     db_path=default_path(settings.DATA_DIR), auth=auth, config_path=config_path,
-                     freeze_gc=True)
-    uvicorn.run(app, host=host or settings.HTTP_HOST, port=port or settings.HTTP_PORT,
+    app = create_app(game=game, broker=settings.broker(), demo=settings.DEMO,
+                     db_path=default_path(settings.DATA_DIR), auth=auth, config_path=settings.CONFIG,
+                     freeze_gc=True, settings=settings)
+    uvicorn.run(app, host=settings.HTTP_HOST, port=settings.HTTP_PORT,
                 log_level="info", ws_per_message_deflate=WS_PER_MESSAGE_DEFLATE)
     return 0
+
+
+def read_settings(**flags: Any) -> Settings | None:
+    """The controller's settings, its flags (``Settings.from_cli``) on top; wrong ones are
+    logged, in words, and give None."""
+    try:
+        return Settings.from_cli(**flags)
+    except ValueError as exc:   # ValidationError, SecretFileError, a wrong --broker
+        log.error("wrong settings; controller not started: %s", settings_error(Settings, exc))
+        return None

@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import logging
-import os
 import signal
 import threading
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
+
+from nodes.settings import NodeSettings
+from protocol.settings import environment_help as help_section
+from protocol.settings import flag_type, settings_error, variables
 
 log = logging.getLogger(__name__)
 
-#: every environment variable a node reads, and what for (``node --help`` lists them)
-NODE_ENV: dict[str, str] = {
-    "ESCAPE_NODE_ID": "the node id, as in the game file (--id wins)",
-    "ESCAPE_CONFIG": "the game file (--config wins)",
-    "ESCAPE_BROKER": "the broker's host[:port] (--broker wins; default 127.0.0.1:1883)",
-    "ESCAPE_MQTT_USERNAME": "this node's MQTT user: its node id",
-    "ESCAPE_MQTT_PASSWORD": "its MQTT password",
-    "ESCAPE_MQTT_PASSWORD_FILE": "a file holding the MQTT password, instead of ESCAPE_MQTT_PASSWORD",
-    "ESCAPE_MQTT_KEEPALIVE": "the MQTT keepalive in seconds (--keepalive wins)",
-    "ESCAPE_DATA_DIR": "where the outbox of undelivered events, the boot counter, the last game "
-                       "view and an active emergency are kept (--data-dir wins)",
+#: what a node reads from its environment besides its settings (nodes/settings.py): where
+#: systemd and the XDG layout say things; ``node --help`` lists them after the settings
+PLATFORM_ENV: dict[str, str] = {
     "XDG_STATE_HOME": "where the default data dir goes when /var/lib/escape-apartment is not "
                       "writable (see --data-dir)",
     "HOME": "likewise, ~/.local/state/escape-apartment when XDG_STATE_HOME is not set",
-    "GPIOZERO_PIN_FACTORY": "mock: simulated pins, as --simulate",
     "NOTIFY_SOCKET": "set by systemd (Type=notify): the agent says READY=1 there",
     "WATCHDOG_USEC": "set by systemd (WatchdogSec=): the agent pings it twice as often",
     "WATCHDOG_PID": "set by systemd: the process the watchdog watches",
@@ -36,28 +31,24 @@ NODE_ENV: dict[str, str] = {
 
 def environment_help() -> str:
     """What ``escape-apartment node --help`` says about the environment."""
-    import textwrap
-
-    lines = ["environment variables (the systemd unit reads /etc/escape-apartment/<node>.env, "
-             "written by `escape-apartment broker credentials`):"]
-    for name, text in NODE_ENV.items():
-        lines += textwrap.wrap(text, width=100, initial_indent=f"  {name:<26} ",
-                               subsequent_indent=" " * 29)
-    return "\n".join(lines)
+    return help_section("environment variables (the systemd unit reads /etc/escape-apartment/"
+                        "<node>.env, written by `escape-apartment broker credentials`):",
+                        {**variables(NodeSettings), **PLATFORM_ENV})
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("node", help="run a room's node agent, or a technician's tool",
                                    epilog=environment_help(),
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    # no defaults here: a flag left out is read from the settings (apply_settings)
     _common(parser)
-    parser.add_argument("--broker", default=os.environ.get("ESCAPE_BROKER", "127.0.0.1:1883"),
-                        help="MQTT broker host[:port] (env ESCAPE_BROKER)")
-    parser.add_argument("--keepalive", type=_keepalive, default=os.environ.get("ESCAPE_MQTT_KEEPALIVE", "5"),
+    parser.add_argument("--broker", default=None,
+                        help="MQTT broker host[:port] (env ESCAPE_BROKER; default 127.0.0.1:1883)")
+    parser.add_argument("--keepalive", type=flag_type(NodeSettings, "MQTT_KEEPALIVE"), default=None,
                         help="MQTT keepalive in seconds, 2 to 60: the broker declares the node "
                              "offline (last will) 1.5 times this after it went silent "
                              "(env ESCAPE_MQTT_KEEPALIVE, default 5)")
-    parser.add_argument("--data-dir", default=os.environ.get("ESCAPE_DATA_DIR"),
+    parser.add_argument("--data-dir", default=None,
                         help="where the node keeps what must survive its restarts: events not "
                              "delivered yet, the game view, its boot counter, an emergency not "
                              "cleared (env ESCAPE_DATA_DIR; default: /var/lib/escape-apartment/"
@@ -66,32 +57,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "~/.local/state/escape-apartment/<id>; never a temporary folder)")
     parser.set_defaults(func=cmd_run)
     sub = parser.add_subparsers(dest="node_cmd")
-    try:
-        from nodes import tools
-    except ImportError:  # pragma: no cover - only while the tools are being written
-        return
+    from nodes import tools
+
     tools.register(sub, _common)
-
-
-def _keepalive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 2 <= value <= 60:
-        msg = f"keepalive must be a whole number of seconds from 2 to 60, not {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
+    # every node command starts from the settings object, the flags on top
+    for command in (parser, *sub.choices.values()):
+        command.set_defaults(func=with_settings(command.get_default("func")))
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--id", dest="node_id", default=os.environ.get("ESCAPE_NODE_ID"),
+    parser.add_argument("--id", dest="node_id", default=None,
                         help="node id, as in the game file (env ESCAPE_NODE_ID)")
-    parser.add_argument("--config", default=os.environ.get("ESCAPE_CONFIG"),
-                        help="game file (default: the shipped config/apartment.yaml)")
-    parser.add_argument("--simulate", action="store_true",
-                        default=os.environ.get("GPIOZERO_PIN_FACTORY", "").lower() == "mock",
+    parser.add_argument("--config", default=None,
+                        help="game file (env ESCAPE_CONFIG; default: the shipped config/apartment.yaml)")
+    parser.add_argument("--simulate", action="store_true", default=None,
                         help="simulated pins (gpiozero MockFactory); also GPIOZERO_PIN_FACTORY=mock")
+
+
+def apply_settings(args: argparse.Namespace) -> NodeSettings:
+    """Read the node's settings (its flags on top of the environment) into *args*:
+    ``args.settings``, and the resolved ``node_id``, ``config``, ``simulate``, ``broker``,
+    ``keepalive`` and ``data_dir``."""
+    settings = NodeSettings.from_cli(
+        node_id=args.node_id, config=args.config, simulate=args.simulate,
+        broker=getattr(args, "broker", None), keepalive=getattr(args, "keepalive", None),
+        data_dir=getattr(args, "data_dir", None))
+    args.settings = settings
+    args.node_id, args.config, args.simulate = settings.NODE_ID, settings.CONFIG, settings.simulate
+    args.broker, args.keepalive, args.data_dir = settings.BROKER, settings.MQTT_KEEPALIVE, settings.DATA_DIR
+    return settings
+
+
+def with_settings(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """*command*, once :func:`apply_settings` read the settings; wrong ones: exit 2, in words."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            apply_settings(args)
+        except ValueError as exc:   # pydantic's ValidationError, SecretFileError
+            log.error("wrong settings; node not started: %s", settings_error(NodeSettings, exc))
+            return 2
+        return command(args)
+    return run
 
 
 def load_node_game(args: argparse.Namespace) -> Any:
@@ -122,16 +130,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from config.loader import GameConfigError
     from nodes.agent import NodeAgent
     from nodes.datadir import default_data_dir
-    from protocol.mqtt import BrokerAddress, credentials_from_env
 
     try:
         game = load_node_game(args)
     except GameConfigError as exc:
         log.error("the game file has errors; node not started:\n%s", exc)
         return 2
-    username, password = credentials_from_env()
-    broker = BrokerAddress.parse(args.broker, username=username, password=password)
-    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir(args.node_id)
+    broker = args.settings.broker()
+    data_dir = args.data_dir or default_data_dir(args.node_id)
     log.info("node %s keeps its data in %s%s", args.node_id, data_dir,
              "" if args.data_dir else " (no --data-dir nor ESCAPE_DATA_DIR: the default)")
     agent = NodeAgent(game=game, node_id=args.node_id, broker=broker,

@@ -2,21 +2,18 @@
 
 One place sets what every connection of this system needs: MQTT 3.1.1 with paho's
 VERSION2 callbacks, TCP_NODELAY on the socket (without it each hop waits for the peer's
-delayed ACK, ≈ 40 ms on Linux), credentials from settings, a last will, and automatic
-reconnection with a short back-off.
+delayed ACK, ≈ 40 ms on Linux), the credentials of the process's settings, a last will,
+and automatic reconnection with a short back-off.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-
-from protocol.secrets import read_secret_file
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +73,3 @@ def make_client(client_id: str, broker: BrokerAddress, *, will_topic: str | None
     if will_topic is not None:
         client.will_set(will_topic, will_payload, qos=1, retain=True)
     return client
-
-
-def credentials_from_env(prefix: str = "ESCAPE_MQTT_") -> tuple[str | None, str | None]:
-    """``ESCAPE_MQTT_USERNAME`` and ``ESCAPE_MQTT_PASSWORD`` or ``…_PASSWORD_FILE``."""
-    username = os.environ.get(prefix + "USERNAME") or None
-    password = os.environ.get(prefix + "PASSWORD") or None
-    password_file = os.environ.get(prefix + "PASSWORD_FILE")
-    if password is None and password_file:
-        password = read_secret_file(password_file)
-    return username, password
-
-

@@ -1,9 +1,10 @@
 """Every error the HTTP API answers, French first: ``{"detail": "…", "detail_en": "…"}``.
 
 One body for every status, whoever refuses — a route (:class:`ApiError`), the game
-(:class:`controller.core.errors.Bilingual`), the access control middleware
-(:func:`error_body`), FastAPI's request validation (422, one French sentence per wrong
-field, naming it), Starlette's unknown route (404) and method (405), or a bug (500):
+(:class:`controller.core.errors.Bilingual`), the access control
+(``controller/api/access.py``, :func:`error_body`), FastAPI's request validation (422,
+one French sentence per wrong field, naming it), Starlette's unknown route (404) and
+method (405), or a bug (500):
 
 - ``detail``: French, what the console shows (``dashboard/static/common.js``);
 - ``detail_en``: the same in English, what the pages show in English;

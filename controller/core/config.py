@@ -1,52 +1,47 @@
-"""The controller's settings: one validated object, from the environment (ESCAPE_…).
+"""The controller's settings: one validated object per process (:class:`Settings`).
 
-Every environment variable the controller reads is here, with what it is for:
-:class:`Settings` (read by pydantic-settings) and :data:`SECRET_VARS` (the access control's
-secrets, read by ``controller/api/auth.py``). ``escape-apartment controller --help`` lists
-them from here; ``escape-apartment broker credentials`` writes every secret into
-``controller.env``.
+Everything the controller reads from its environment is a field here: the game file, the
+broker and its credentials, the HTTP address, the data directory, the rehearsal mode and
+the access control's secrets. ``escape-apartment controller`` builds it once, with its
+flags on top (``--config``, ``--broker``, ``--host``, ``--port``), and hands it to the app;
+``controller --help`` lists its variables (:func:`environment_help`). Each secret is a
+``SecretStr`` (never printed) and may be given as ``NAME_FILE``, a file holding it
+(:mod:`protocol.settings`).
+
+The controller's secrets other than its MQTT password are made here too
+(:func:`new_secrets`): ``escape-apartment broker credentials`` (``config/broker.py``)
+writes them into ``controller.env`` without naming them itself, so their names live in
+this model only.
 """
 
 from __future__ import annotations
 
-import textwrap
+import secrets
+from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
+from config.broker import new_login_password
 from config.loader import SHIPPED_GAME
+from protocol.mqtt import BrokerAddress
+from protocol.settings import ProcessSettings, env_name, is_secret, variables
+from protocol.settings import environment_help as help_section
 
 ENV_PREFIX = "ESCAPE_"
 
-GM_PASSWORD = "ESCAPE_GM_PASSWORD"  # noqa: S105 - names of variables, not passwords
-TECH_PASSWORD = "ESCAPE_TECH_PASSWORD"  # noqa: S105
-SCREEN_TOKEN_SECRET = "ESCAPE_SCREEN_TOKEN_SECRET"  # noqa: S105
-SESSION_SECRET = "ESCAPE_SESSION_SECRET"  # noqa: S105
-#: the access control's secrets (each may also be given as NAME_FILE: a file holding it)
-SECRET_VARS: dict[str, str] = {
-    GM_PASSWORD: "the game master's password, 8 characters or more (required)",
-    TECH_PASSWORD: "the technician's password, 8 characters or more (required)",
-    SCREEN_TOKEN_SECRET: "signs the room screens' URLs; changing it revokes them all (required)",
-    SESSION_SECRET: "signs the login cookies (unset: a random one per start, so every "
-                    "login ends with a restart)",
-}
-#: the secrets the controller refuses to start without (outside demo mode)
-REQUIRED_SECRETS = (GM_PASSWORD, TECH_PASSWORD, SCREEN_TOKEN_SECRET)
 
-
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+class Settings(ProcessSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
 
     CONFIG: Path = Field(default=SHIPPED_GAME,
                          description="the game file (default: the shipped config/apartment.yaml; "
                                      "--config wins)")
     MQTT_HOST: str = Field(default="127.0.0.1", description="the broker's host (--broker wins)")
-    MQTT_PORT: int = Field(default=1883, gt=0, lt=65536, description="the broker's port")
+    MQTT_PORT: int = Field(default=1883, gt=0, lt=65536, description="the broker's port (--broker wins)")
     MQTT_USERNAME: str | None = Field(default=None, description="the controller's MQTT user")
-    MQTT_PASSWORD: str | None = Field(default=None, description="its MQTT password")
-    MQTT_PASSWORD_FILE: Path | None = Field(
-        default=None, description="a file holding the MQTT password, instead of ESCAPE_MQTT_PASSWORD")
+    MQTT_PASSWORD: SecretStr | None = Field(default=None, description="its MQTT password")
     #: MQTT keepalive of the controller's connection (seconds): the broker publishes the
     #: controller's last will 1.5 × this after it went silent, and nodes then queue events
     MQTT_KEEPALIVE: int = Field(
@@ -62,24 +57,51 @@ class Settings(BaseSettings):
     DEMO: bool = Field(default=False,
                        description="1: rehearsal mode, the /rehearsal page drives nodes "
                                    "started with --simulate")
+    GM_PASSWORD: SecretStr | None = Field(
+        default=None, description="the game master's password, 8 characters or more (required)")
+    TECH_PASSWORD: SecretStr | None = Field(
+        default=None, description="the technician's password, 8 characters or more (required)")
+    SCREEN_TOKEN_SECRET: SecretStr | None = Field(
+        default=None, description="signs the room screens' URLs; changing it revokes them all "
+                                  "(required)")
+    SESSION_SECRET: SecretStr | None = Field(
+        default=None, description="signs the login cookies (unset: a random one per start, so "
+                                  "every login ends with a restart)")
+
+    @classmethod
+    def from_cli(cls, *, config: str | Path | None = None, broker: str | None = None,
+                 host: str | None = None, port: int | None = None) -> Settings:
+        """The settings with ``controller``'s flags on top of the environment."""
+        address = BrokerAddress.parse(broker) if broker else None
+        return cls.with_flags(CONFIG=config, MQTT_HOST=address and address.host,
+                                MQTT_PORT=address and address.port, HTTP_HOST=host, HTTP_PORT=port)
+
+    def broker(self) -> BrokerAddress:
+        """Where the broker is and how the controller logs in."""
+        password = self.MQTT_PASSWORD.get_secret_value() if self.MQTT_PASSWORD else None
+        return BrokerAddress(self.MQTT_HOST, self.MQTT_PORT, self.MQTT_USERNAME, password)
+
+
+#: the secrets the controller refuses to start without (outside demo mode)
+REQUIRED_SECRETS = ("GM_PASSWORD", "TECH_PASSWORD", "SCREEN_TOKEN_SECRET")
+#: how a fresh value of each secret is made (the MQTT password is the broker's to make)
+NEW_SECRET: dict[str, Callable[[], str]] = {
+    "GM_PASSWORD": new_login_password,
+    "TECH_PASSWORD": new_login_password,
+    "SCREEN_TOKEN_SECRET": lambda: secrets.token_hex(32),
+    "SESSION_SECRET": lambda: secrets.token_hex(32),
+}
+
+
+def new_secrets() -> dict[str, str]:
+    """A fresh value of every secret of the controller but its MQTT password, by variable
+    (what ``broker credentials`` writes into ``controller.env``)."""
+    wanted = {name for name, field in Settings.model_fields.items() if is_secret(field)}
+    assert wanted - set(NEW_SECRET) == {"MQTT_PASSWORD"}, "a controller secret is not generated"
+    return {env_name(Settings, name): make() for name, make in NEW_SECRET.items()}
 
 
 def environment_help() -> str:
     """What ``escape-apartment controller --help`` says about the environment."""
-    lines = ["environment variables (an env file such as controller.env sets them):"]
-    for name, field in Settings.model_fields.items():
-        default = field.default
-        text = str(field.description)
-        if default is not None and not isinstance(default, Path):   # paths say it in words
-            text += f" (default: {int(default) if isinstance(default, bool) else default})"
-        lines += _entry(f"{ENV_PREFIX}{name}", text)
-    for name, text in SECRET_VARS.items():
-        lines += _entry(name, text)
-    lines.append("  each secret and ESCAPE_MQTT_PASSWORD may instead be read from a file: "
-                 "NAME_FILE=/path (mode 0600)")
-    return "\n".join(lines)
-
-
-def _entry(name: str, text: str) -> list[str]:
-    return textwrap.wrap(text, width=100, initial_indent=f"  {name:<27} ",
-                         subsequent_indent=" " * 30)
+    return help_section("environment variables (an env file such as controller.env sets them):",
+                        variables(Settings))

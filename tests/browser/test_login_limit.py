@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.api.auth import MAX_FAILURES
+from controller.api.limiter import MAX_FAILURES
 from tests.browser.conftest import GM_PASSWORD, Server, shot
 
 pytestmark = pytest.mark.browser

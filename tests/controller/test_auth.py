@@ -1,4 +1,5 @@
-"""Access control: one ASGI middleware for HTTP and WebSocket (controller/api/auth.py)."""
+"""Access control: roles declared on each route, HTTP and WebSocket alike
+(controller/api/access.py), and the secrets of controller/api/auth.py."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ from fastapi import FastAPI, WebSocket
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from controller.api import auth as auth_api
-from controller.api.auth import COOKIE, AuthConfigError, AuthMiddleware, AuthSettings, FailureLimiter
+from controller.api import access
+from controller.api.access import GM, SCREEN, TECH
+from controller.api.auth import COOKIE, AuthConfigError, AuthSettings
+from controller.api.limiter import FailureLimiter
+from controller.core.config import Settings
+from protocol.settings import variables
 
 SETTINGS = AuthSettings(gm_password="gm-password", tech_password="tech-password",
                         screen_secret="s" * 32)
@@ -17,27 +22,25 @@ SETTINGS = AuthSettings(gm_password="gm-password", tech_password="tech-password"
 @pytest.fixture
 def client() -> TestClient:
     app = FastAPI()
-    app.state.auth = SETTINGS
-    app.add_middleware(AuthMiddleware, settings=SETTINGS)
-    app.include_router(auth_api.router)
+    access.install(app, SETTINGS)
 
-    @app.get("/api/state")
+    @app.get("/api/state", dependencies=[SCREEN])
     def state() -> dict[str, bool]:
         return {"ok": True}
 
-    @app.post("/api/emergency")
+    @app.post("/api/emergency", dependencies=[GM])
     def emergency() -> dict[str, bool]:
         return {"ok": True}
 
-    @app.post("/api/clues/{clue_id}/shown")
+    @app.post("/api/clues/{clue_id}/shown", dependencies=[SCREEN])
     def shown(clue_id: str) -> dict[str, str]:
         return {"id": clue_id}
 
-    @app.get("/api/tech/wiring/{node}")
+    @app.get("/api/tech/wiring/{node}", dependencies=[TECH])
     def wiring(node: str) -> dict[str, str]:
         return {"node": node}
 
-    @app.websocket("/ws")
+    @app.websocket("/ws", dependencies=[SCREEN])
     async def ws(websocket: WebSocket) -> None:
         await websocket.accept()
         await websocket.send_text("hello")
@@ -115,14 +118,18 @@ def test_websocket_from_a_foreign_origin_is_closed_1008(client: TestClient) -> N
         assert ws.receive_text() == "hello"
 
 
-def test_settings_from_env_refuse_missing_secrets_outside_demo() -> None:
+def test_settings_refuse_missing_secrets_outside_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in variables(Settings):
+        monkeypatch.delenv(name, raising=False)
     with pytest.raises(AuthConfigError):
-        AuthSettings.from_env({})
-    demo = AuthSettings.from_env({}, demo=True)
+        AuthSettings.from_settings(Settings())
+    demo = AuthSettings.from_settings(Settings(), demo=True)
     assert demo.gm_password and demo.tech_password and demo.screen_secret
     env = {"ESCAPE_GM_PASSWORD": "g" * 10, "ESCAPE_TECH_PASSWORD": "t" * 10,
            "ESCAPE_SCREEN_TOKEN_SECRET": "x" * 32}
-    assert AuthSettings.from_env(env).login("g" * 10).role == "gm"
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert AuthSettings.from_settings(Settings()).login("g" * 10).role == "gm"
 
 
 def test_repeated_wrong_passwords_are_throttled_per_address(client: TestClient) -> None:

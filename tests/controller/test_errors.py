@@ -1,6 +1,6 @@
 """Every API error is French first, with its English beside it: ``{"detail", "detail_en"}``.
 
-Through HTTP (TestClient on the whole app, access control on): the middleware's 401, 403,
+Through HTTP (TestClient on the whole app, access control on): the access control's 401, 403,
 415 and 429, the router's 404 and 405, the game's 404 and 409, FastAPI's 422 (one French
 sentence per wrong field, naming it), a crash's 500. Before, 401 said "login required",
 403 "technician only", 415 and every 422 were English, an unknown route "Not Found", an
@@ -18,7 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from config.game import Game
-from controller.api.auth import MAX_FAILURES, AuthSettings
+from controller.api.auth import AuthSettings
+from controller.api.limiter import MAX_FAILURES
 from controller.main import create_app
 from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
@@ -58,7 +59,7 @@ def refusal(reply: Any, status: int) -> tuple[str, str]:
     return fr, en
 
 
-# -- the middleware: 401, 403, 415, 429 ------------------------------------------------------
+# -- the access control: 401, 403, 415, 429 ---------------------------------------------
 def test_no_credentials_is_401_in_french(anonymous: TestClient) -> None:
     fr, en = refusal(anonymous.get("/api/state"), 401)
     assert fr == "connexion requise : connectez-vous sur /login"

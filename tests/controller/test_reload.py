@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from controller.api.auth import TECH_ONLY, AuthSettings
+from controller.api.access import route_roles
+from controller.api.auth import AuthSettings
 from controller.main import create_app
 from protocol.mqtt import BrokerAddress
 from tests.controller.conftest import GAME, make_game
@@ -100,10 +101,10 @@ def test_without_a_game_file_there_is_nothing_to_reload(tmp_path: Path) -> None:
 
 
 def test_only_the_technician_may_reload(tmp_path: Path, game_path: Path) -> None:
-    assert TECH_ONLY.match("/api/config/reload")
     auth = AuthSettings(gm_password="gm-password", tech_password="tech-password", screen_secret="s" * 32)
     app = create_app(game=make_game(APARTMENT), broker=NOWHERE, db_path=tmp_path / "escape.db",
                      auth=auth, config_path=game_path)
+    assert route_roles(app)["POST", "/api/config/reload"] == "tech"
     with TestClient(app, base_url="http://testserver") as client:
         assert client.post("/api/config/reload", json={}).status_code == 401
         assert client.post("/api/login", json={"password": "gm-password"}).status_code == 200

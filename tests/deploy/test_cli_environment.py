@@ -1,9 +1,10 @@
 """``controller --help`` and ``node --help`` list every environment variable they read.
 
-Measured, not copied: the variables a node reads are recorded while its parser, its
-credentials and its systemd hooks run; the controller's are its settings' fields and what
-its access control asks for; and any ``ESCAPE_…`` name written in either program's source
-must be listed too, so a variable added later without a line of help fails here.
+Measured, not copied: each program's variables are its settings object's (a field each,
+and ``NAME_FILE`` for a secret: ``protocol/settings.py``), plus what its code asks of the
+environment itself, recorded while the settings are read and the systemd hooks run; and any
+``ESCAPE_…`` name written in either program's source must be listed too, so a variable
+added later without a line of help fails here.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def names_in_source(*packages: str) -> set[str]:
     return found
 
 
-OURS = tuple(str(REPO / package) for package in ("controller", "nodes", "props", "config"))
+OURS = tuple(str(REPO / package) for package in ("controller", "nodes", "props", "config", "protocol"))
 
 
 class Recording(dict[str, str]):
@@ -82,31 +83,48 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Recording:
 def test_controller_help_lists_every_variable_the_controller_reads(recorded: Recording) -> None:
     from controller.api.auth import AuthSettings
     from controller.core.config import ENV_PREFIX, Settings
+    from protocol.settings import variables
 
     shown = listed(help_text("controller"))
-    AuthSettings.from_env(recorded, demo=True)
+    AuthSettings.from_settings(Settings(), demo=True)
     read = {name for name in recorded.asked if name.startswith(ENV_PREFIX)}
-    read |= {f"{ENV_PREFIX}{name}" for name in Settings.model_fields}
-    read |= names_in_source("controller")
-    # the secrets' _FILE variants are one line of the help, not one line each
-    missing = sorted(name for name in read if name.removesuffix("_FILE") not in shown)
+    read |= set(variables(Settings)) | names_in_source("controller")
+    missing = sorted(read - shown)
     assert missing == [], f"controller --help does not say what these are: {missing}"
     assert {"ESCAPE_GM_PASSWORD", "ESCAPE_TECH_PASSWORD", "ESCAPE_SCREEN_TOKEN_SECRET",
-            "ESCAPE_SESSION_SECRET", "ESCAPE_MQTT_PASSWORD", "ESCAPE_DEMO"} <= shown
+            "ESCAPE_SESSION_SECRET", "ESCAPE_MQTT_PASSWORD", "ESCAPE_DEMO",
+            "ESCAPE_GM_PASSWORD_FILE", "ESCAPE_MQTT_PASSWORD_FILE"} <= shown
 
 
 def test_node_help_lists_every_variable_a_node_reads(recorded: Recording, tmp_path: Path) -> None:
     from controller.cli import build_parser
+    from nodes.cli import apply_settings
+    from nodes.datadir import default_data_dir
     from nodes.sdnotify import notify, watchdog_interval
-    from protocol.mqtt import credentials_from_env
+    from nodes.settings import NodeSettings
+    from protocol.settings import variables
 
     shown = listed(help_text("node"))
-    build_parser().parse_args(["node"])      # the options' defaults come from the environment
-    credentials_from_env()
+    apply_settings(build_parser().parse_args(["node"]))   # the settings, from the environment
+    default_data_dir("hall")
     notify("READY=1")
     watchdog_interval()
     read = {name for name in recorded.asked if name.isupper()} | names_in_source("nodes")
+    read |= set(variables(NodeSettings))
     missing = sorted(read - shown)
     assert missing == [], f"node --help does not say what these are: {missing}"
     assert {"ESCAPE_BROKER", "ESCAPE_MQTT_USERNAME", "ESCAPE_MQTT_PASSWORD", "ESCAPE_DATA_DIR",
-            "ESCAPE_NODE_ID"} <= shown
+            "ESCAPE_NODE_ID", "ESCAPE_MQTT_PASSWORD_FILE", "GPIOZERO_PIN_FACTORY"} <= shown
+
+
+def test_the_deploy_guide_lists_every_variable_of_both_programs() -> None:
+    from controller.core.config import Settings
+    from nodes.cli import PLATFORM_ENV
+    from nodes.settings import NodeSettings
+    from protocol.settings import variables
+
+    guide = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")
+    section = guide.split("## 7. Settings: every variable", 1)[1]
+    names = set(variables(Settings)) | set(variables(NodeSettings)) | set(PLATFORM_ENV)
+    missing = sorted(name for name in names if f"`{name}`" not in section)
+    assert missing == [], f"docs/deploy.md §7 does not list: {missing}"

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
@@ -44,6 +45,7 @@ import yaml
 from config.loader import SHIPPED_GAME, load_game
 from controller.api.auth import AuthSettings
 from controller.cli import build_parser
+from controller.core.config import Settings
 from tests.deploy.conftest import read_env_file
 from tests.support.mosquitto import free_port, require_or_skip_mosquitto
 
@@ -167,8 +169,11 @@ def check_compose_controller_env(ctx: Context) -> None:
     for env_file in controller["env_file"]:
         name = re.sub(r"^\$\{ESCAPE_SECRETS_DIR:\?[^}]*\}/", "", env_file)
         env.update(read_env_file(ctx.secrets / name))
-    env.update({k: str(v) for k, v in controller.get("environment", {}).items()})
-    AuthSettings.from_env(env, demo=False)   # raises when a secret is missing
+    # compose's ${NAME:-default}, with NAME unset: the default
+    env.update({k: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(v))
+                for k, v in controller.get("environment", {}).items()})
+    with mock.patch.dict(os.environ, env, clear=True):   # the settings parse, secrets too
+        AuthSettings.from_settings(Settings(), demo=False)   # raises when a secret is missing
     assert env["ESCAPE_MQTT_USERNAME"] == "controller" and env["ESCAPE_MQTT_PASSWORD"]
 
 

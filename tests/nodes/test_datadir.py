@@ -51,15 +51,17 @@ def test_an_emergency_is_remembered_until_cleared_and_a_damaged_record_counts_as
 
 
 def environment_variables_read() -> set[str]:
-    """Every environment variable the node's modules (and the protocol's) read: ``os.environ.get("X")``,
-    ``env.get("X")``, ``os.environ["X"]``, ``os.getenv("X")`` and the credentials'
-    ``prefix + "X"`` (prefix ``ESCAPE_MQTT_``)."""
-    names: set[str] = set()
+    """Every environment variable a node reads: its settings' (nodes/settings.py), and what
+    its modules (and the protocol's) read themselves: ``os.environ.get("X")``,
+    ``env.get("X")``, ``os.environ["X"]``, ``os.getenv("X")``."""
+    from nodes.settings import NodeSettings
+    from protocol.settings import variables
+
+    names: set[str] = set(variables(NodeSettings))
     for path in [*NODES.glob("*.py"), *(NODES.parent / "protocol").glob("*.py")]:
         text = path.read_text(encoding="utf-8")
         names |= set(re.findall(r'(?:environ|env)(?:\.get\(|\[)\s*"([A-Z][A-Z0-9_]+)"', text))
         names |= set(re.findall(r'getenv\(\s*"([A-Z][A-Z0-9_]+)"', text))
-        names |= {f"ESCAPE_MQTT_{n}" for n in re.findall(r'prefix \+ "([A-Z][A-Z0-9_]+)"', text)}
     return names
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from controller.api.access import GM, SCREEN
 from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, actor, http_errors
 
 router = APIRouter(prefix="/api/clues", tags=["clues"])
@@ -34,7 +35,7 @@ class ClueOrder(BaseModel):
     who: Who = DEFAULT_WHO
 
 
-@router.get("")
+@router.get("", dependencies=[GM])
 async def clues(service: ServiceDep) -> dict[str, Any]:
     """The pre-written clues of the current parcours, and the clues sent in this game."""
     engine = service.engine
@@ -42,7 +43,7 @@ async def clues(service: ServiceDep) -> dict[str, Any]:
             "clue_count": engine.clue_count}
 
 
-@router.post("")
+@router.post("", dependencies=[GM])
 async def send(request: Request, body: ClueOrder, service: ServiceDep) -> dict[str, Any]:
     room_given = "room" in body.model_fields_set
     room = None if body.room == "all" else body.room
@@ -55,7 +56,7 @@ async def send(request: Request, body: ClueOrder, service: ServiceDep) -> dict[s
             "budget": service.engine.budget}
 
 
-@router.post("/{clue_id}/shown")
+@router.post("/{clue_id}/shown", dependencies=[SCREEN])   # the room screen acknowledges
 async def shown(clue_id: str, service: ServiceDep) -> dict[str, Any]:
     """The room screen displayed the clue (idempotent)."""
     with http_errors():

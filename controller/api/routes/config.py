@@ -14,11 +14,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
+from controller.api.access import TECH
 from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, actor
 from controller.api.errors import ApiError
 from controller.reload import ReloadRefused, reload_game
 
-router = APIRouter(prefix="/api/config", tags=["config"])
+router = APIRouter(prefix="/api/config", tags=["config"], dependencies=[TECH])
 
 
 class ReloadOrder(BaseModel):

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from controller import jsonsafe
+from controller.api.access import GM, PUBLIC, SCREEN
 from controller.api.auth import principal
 from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, actor, http_errors
 from controller.api.errors import ApiError
@@ -92,7 +93,8 @@ def _group(body: BaseModel, service: Any) -> dict[str, Any]:
     return {k: getattr(body, k) for k in _GROUP}
 
 
-@router.get("/health", responses={503: {"description": "the controller runs, but degraded"}})
+@router.get("/health", dependencies=[PUBLIC],
+            responses={503: {"description": "the controller runs, but degraded"}})
 async def health(service: ServiceDep) -> Response:
     """200 ``ok`` when everything works; **503** ``degraded`` with what is wrong while the
     session log cannot be written (a full disk): the game goes on, nothing is lost yet
@@ -107,19 +109,19 @@ async def health(service: ServiceDep) -> Response:
                     media_type="application/json")
 
 
-@router.get("/state")
+@router.get("/state", dependencies=[SCREEN])
 async def state(request: Request, service: ServiceDep) -> dict[str, Any]:
     """The whole state for the staff; a room screen gets only its screen view."""
     return service.view(principal(request))
 
 
-@router.get("/game/check")
+@router.get("/game/check", dependencies=[GM])
 async def check_report(service: ServiceDep) -> dict[str, Any]:
     """Where every prop stands against its start state."""
     return {"phase": str(service.engine.phase), **service.check_report()}
 
 
-@router.post("/game/check")
+@router.post("/game/check", dependencies=[GM])
 async def check(request: Request, service: ServiceDep, body: GameCheck | None = None) -> dict[str, Any]:
     """Open a session and check the apartment: every prop is sent its start state (locks
     engaged, outputs at rest, keypads cleared, readers emptied). In check already: the
@@ -130,7 +132,7 @@ async def check(request: Request, service: ServiceDep, body: GameCheck | None = 
     return {"phase": str(service.engine.phase), **report}
 
 
-@router.post("/game/briefing")
+@router.post("/game/briefing", dependencies=[GM])
 async def briefing(request: Request, service: ServiceDep, body: GameBriefing | None = None) -> dict[str, Any]:
     """Check → briefing: every prop ready, or an ``override_reason``."""
     body = body or GameBriefing()
@@ -139,7 +141,7 @@ async def briefing(request: Request, service: ServiceDep, body: GameBriefing | N
     return service.engine.snapshot()
 
 
-@router.post("/game/start")
+@router.post("/game/start", dependencies=[GM])
 async def start(request: Request, body: GameStart, service: ServiceDep) -> dict[str, Any]:
     with http_errors():
         service.start_game(**_group(body, service), override=body.override_reason,
@@ -147,21 +149,21 @@ async def start(request: Request, body: GameStart, service: ServiceDep) -> dict[
     return service.engine.snapshot()
 
 
-@router.post("/game/pause")
+@router.post("/game/pause", dependencies=[GM])
 async def pause(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     with http_errors():
         service.pause(who=actor(request, (body or Order()).who))
     return service.engine.snapshot()
 
 
-@router.post("/game/resume")
+@router.post("/game/resume", dependencies=[GM])
 async def resume(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     with http_errors():
         service.resume_game(who=actor(request, (body or Order()).who))
     return service.engine.snapshot()
 
 
-@router.post("/game/time")
+@router.post("/game/time", dependencies=[GM])
 async def change_time(request: Request, body: TimeChange, service: ServiceDep) -> dict[str, Any]:
     """Add time (``{"seconds": 300}``) or remove some (``{"seconds": -120}``)."""
     with http_errors():
@@ -169,7 +171,7 @@ async def change_time(request: Request, body: TimeChange, service: ServiceDep) -
     return service.engine.snapshot()
 
 
-@router.post("/game/stop")
+@router.post("/game/stop", dependencies=[GM])
 async def stop(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     """Abort the run (every lock opens), or cancel a session still in check or briefing."""
     with http_errors():
@@ -177,14 +179,14 @@ async def stop(request: Request, service: ServiceDep, body: Order | None = None)
     return service.engine.snapshot()
 
 
-@router.post("/game/debrief")
+@router.post("/game/debrief", dependencies=[GM])
 async def debrief(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     with http_errors():
         service.debrief(who=actor(request, (body or Order()).who))
     return service.engine.snapshot()
 
 
-@router.get("/game/debrief")
+@router.get("/game/debrief", dependencies=[GM])
 async def current_debrief(service: ServiceDep) -> dict[str, Any]:
     """The debrief of the current session, or of the last one played when none is open."""
     session_id = service.engine.session_id
@@ -197,7 +199,7 @@ async def current_debrief(service: ServiceDep) -> dict[str, Any]:
     return build_debrief(row, service.game)
 
 
-@router.post("/game/reset")
+@router.post("/game/reset", dependencies=[GM])
 async def reset(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     """Close the session (it stays in the history) and go back to idle."""
     with http_errors():
@@ -205,7 +207,7 @@ async def reset(request: Request, service: ServiceDep, body: Order | None = None
     return service.engine.snapshot()
 
 
-@router.post("/game/puzzles/{puzzle}/{action}")
+@router.post("/game/puzzles/{puzzle}/{action}", dependencies=[GM])
 async def puzzle_order(request: Request, puzzle: str, action: Literal["solve", "reset", "skip"],
                        service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     """Force-solve a puzzle, reset it (players do it again), or skip to it (force-solve
@@ -221,7 +223,8 @@ async def puzzle_order(request: Request, puzzle: str, action: Literal["solve", "
     return service.engine.snapshot()
 
 
-@router.post("/emergency", responses={202: {"description": "some locks are not confirmed open yet"}})
+@router.post("/emergency", dependencies=[GM],
+             responses={202: {"description": "some locks are not confirmed open yet"}})
 async def emergency(request: Request, response: Response, service: ServiceDep,
                     body: Order | None = None) -> dict[str, Any]:
     """Open every lock of the apartment at once and raise the alert (retained ``Emergency``
@@ -242,7 +245,7 @@ async def emergency(request: Request, response: Response, service: ServiceDep,
             "emergency": service.snapshot_emergency()}
 
 
-@router.post("/emergency/end")
+@router.post("/emergency/end", dependencies=[GM])
 async def end_emergency(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     """« Fin de l'alerte »: clears the retained emergency (audited). Nothing is locked
     again: the locks stay open until the game master locks them or a game starts."""

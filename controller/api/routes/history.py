@@ -15,13 +15,14 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from config.game import Theme
+from controller.api.access import GM
 from controller.api.deps import ServiceDep, StoreDep, actor
 from controller.api.errors import ApiError
 from controller.core.errors import InvalidValue, NotFoundError
 from controller.debrief import debrief
 from controller.store import SessionNotEnded
 
-router = APIRouter(prefix="/api/history", tags=["history"])
+router = APIRouter(prefix="/api/history", tags=["history"], dependencies=[GM])
 
 DateFrom = Annotated[dt.date | None, Query(alias="from", description="first day (YYYY-MM-DD)")]
 DateTo = Annotated[dt.date | None, Query(alias="to", description="last day (YYYY-MM-DD)")]

@@ -2,8 +2,9 @@
 
 ``/console`` game master, ``/debrief`` debrief of a session, ``/history`` past sessions,
 ``/rehearsal`` simulated apartment (demo), ``/tech`` technician,
-``/screen/<room>?token=…`` in-room screen, ``/login``. Access is checked by
-:mod:`controller.api.auth` before any of these run.
+``/screen/<room>?token=…`` in-room screen, ``/login``; ``/docs``, ``/redoc`` and
+``/openapi.json``, the API's description. Each declares who may open it
+(:mod:`controller.api.access`): a page sends a visitor who is not logged in to ``/login``.
 """
 
 from __future__ import annotations
@@ -13,16 +14,22 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.params import Depends
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 
+from controller.api.access import GM, GM_PAGE, OWN_ROOM, PUBLIC, TECH, TECH_PAGE
 from controller.api.auth import AuthSettings
 from controller.api.deps import ServiceDep
 from controller.api.errors import ApiError
 from props.sim import gestures_of
 
 STATIC_DIR = Path(__file__).resolve().parents[3] / "dashboard" / "static"
-PAGES = {"console": "console.html", "rehearsal": "rehearsal.html", "tech": "tech.html",
-         "login": "login.html", "debrief": "debrief.html", "history": "history.html"}
+#: each page: its file, and who may open it
+PAGES: dict[str, tuple[str, Depends]] = {
+    "console": ("console.html", GM_PAGE), "rehearsal": ("rehearsal.html", GM_PAGE),
+    "tech": ("tech.html", TECH_PAGE), "login": ("login.html", PUBLIC),
+    "debrief": ("debrief.html", GM_PAGE), "history": ("history.html", GM_PAGE)}
 
 router = APIRouter(tags=["pages"])
 
@@ -31,31 +38,32 @@ def _page(name: str) -> FileResponse:
     return FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/", include_in_schema=False)
+@router.get("/", include_in_schema=False, dependencies=[GM_PAGE])
 def index() -> RedirectResponse:
     return RedirectResponse("/console")
 
 
 def _page_route(name: str) -> Callable[[], FileResponse]:
     def page() -> FileResponse:
-        return _page(PAGES[name])
+        return _page(PAGES[name][0])
     page.__name__ = f"{name}_page"
     return page
 
 
 # /login, /console, /rehearsal, /tech, /debrief (``?session=<id>`` for a past one), /history
-for _name in PAGES:
-    router.add_api_route(f"/{_name}", _page_route(_name), methods=["GET"], include_in_schema=False)
+for _name, (_file, _access) in PAGES.items():
+    router.add_api_route(f"/{_name}", _page_route(_name), methods=["GET"], include_in_schema=False,
+                         dependencies=[_access])
 
 
-@router.get("/screen/{room}", include_in_schema=False)
+@router.get("/screen/{room}", include_in_schema=False, dependencies=[OWN_ROOM])
 def screen_page(room: str, service: ServiceDep) -> FileResponse:
     if room not in service.registry.nodes:
         raise ApiError(404, f"pièce inconnue {room!r}", en=f"unknown room {room!r}")
     return _page("screen.html")
 
 
-@router.get("/api/layout", tags=["pages"])
+@router.get("/api/layout", tags=["pages"], dependencies=[GM])
 def layout(service: ServiceDep) -> dict[str, Any]:
     """The apartment as the game file declares it: rooms, props, their known RFID tags and
     the gestures the rehearsal can make on each."""
@@ -73,7 +81,8 @@ def layout(service: ServiceDep) -> dict[str, Any]:
     return {"apartment": service.game.apartment.id, "demo": service.demo, "nodes": nodes}
 
 
-@router.get("/api/tech/wiring/{node}", tags=["pages"], response_class=PlainTextResponse)
+@router.get("/api/tech/wiring/{node}", tags=["pages"], response_class=PlainTextResponse,
+            dependencies=[TECH])
 def wiring(node: str, service: ServiceDep) -> str:
     """The wiring sheet of one node (technician only)."""
     from nodes.wiring import wiring_sheet
@@ -84,8 +93,24 @@ def wiring(node: str, service: ServiceDep) -> str:
     return wiring_sheet(found)
 
 
-@router.get("/api/tech/screens", tags=["pages"])
+@router.get("/api/tech/screens", tags=["pages"], dependencies=[TECH])
 def screen_links(request: Request, service: ServiceDep) -> dict[str, str]:
     """The kiosk URL of every room screen, with its token (technician only)."""
     auth: AuthSettings = request.app.state.auth
     return {n: f"/screen/{n}?token={auth.screen_token(n)}" for n in service.registry.nodes}
+
+
+# -- the API's description: for staff, as FastAPI's own /docs would be for anyone ----------
+@router.get("/openapi.json", include_in_schema=False, dependencies=[GM])
+def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(request.app.openapi())
+
+
+@router.get("/docs", include_in_schema=False, dependencies=[GM])
+def docs(request: Request) -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{request.app.title} - Swagger UI")
+
+
+@router.get("/redoc", include_in_schema=False, dependencies=[GM])
+def redoc(request: Request) -> HTMLResponse:
+    return get_redoc_html(openapi_url="/openapi.json", title=f"{request.app.title} - ReDoc")

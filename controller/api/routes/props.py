@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from controller.api.access import GM
 from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, actor, http_errors
 from controller.api.errors import ApiError
 from controller.service import order_message
 
-router = APIRouter(prefix="/api/props", tags=["props"])
+router = APIRouter(prefix="/api/props", tags=["props"], dependencies=[GM])
 
 ACTIONS = ("lock", "unlock", "on", "off", "blink", "pulse", "beep", "reset", "clear")
 

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from controller.api.access import GM
 from controller.api.deps import ServiceDep
 from controller.api.errors import ApiError
 from controller.core.errors import EngineError, NotFoundError
@@ -21,7 +22,7 @@ from controller.service import NodeUnavailable
 from props.exc import BadActionParams
 from props.sim import UnknownGesture
 
-router = APIRouter(prefix="/api/sim", tags=["simulation"])
+router = APIRouter(prefix="/api/sim", tags=["simulation"], dependencies=[GM])
 
 
 class GestureIn(BaseModel):

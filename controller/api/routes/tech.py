@@ -1,4 +1,4 @@
-"""Technician routes (``/api/tech/*``, technician only: ``TECH_ONLY`` in auth.py).
+"""Technician routes (``/api/tech/*``, technician only: ``TECH``, controller/api/access.py).
 
 A request goes to the node over MQTT (``…/nodes/<node>/tech``, :class:`TechRequest`); the
 node runs the prop's own self-test or waits for the next RFID tag, and answers on
@@ -24,11 +24,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from controller.api.access import TECH
 from controller.api.deps import ServiceDep, actor, http_errors
 from controller.api.errors import ApiError
 from controller.service import NodeTimeout, NodeUnavailable
 
-router = APIRouter(prefix="/api/tech", tags=["technician"])
+router = APIRouter(prefix="/api/tech", tags=["technician"], dependencies=[TECH])
 TAG_NAME = r"^[a-z0-9][a-z0-9_]{0,39}$"
 
 

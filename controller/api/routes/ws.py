@@ -11,6 +11,7 @@ import logging
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from controller import jsonsafe
+from controller.api.access import SCREEN
 from controller.api.auth import principal
 from controller.hub import STAFF, Hub, screen_audience
 
@@ -18,7 +19,7 @@ router = APIRouter(tags=["live"])
 log = logging.getLogger(__name__)
 
 
-@router.websocket("/ws")
+@router.websocket("/ws", dependencies=[SCREEN])
 async def live(ws: WebSocket) -> None:
     service = ws.app.state.service
     who = principal(ws)
