@@ -12,10 +12,11 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.loader import SHIPPED_GAME
+from controller.mqtt_transports import TRANSPORTS
 
 ENV_PREFIX = "ESCAPE_"
 
@@ -53,6 +54,12 @@ class Settings(BaseSettings):
         default=5, ge=2, le=60,
         description="MQTT keepalive in seconds, 2 to 60: the nodes learn the controller is "
                     "gone 1.5 times this after it went silent")
+    #: which of the two transports of controller/mqtt_transports.py the controller uses
+    MQTT_TRANSPORT: str = Field(
+        default=TRANSPORTS[0],
+        description=f"the controller's MQTT transport, {' or '.join(TRANSPORTS)}: paho driven on "
+                    "the event loop by hand (a command is on the wire before the game is "
+                    "saved) or the aiomqtt library (docs/performance.md)")
     HTTP_HOST: str = Field(default="127.0.0.1", description="the HTTP bind address (--host wins)")
     HTTP_PORT: int = Field(default=8000, gt=0, lt=65536, description="the HTTP port (--port wins)")
     DATA_DIR: Path = Field(default=Path("data"),
@@ -62,6 +69,15 @@ class Settings(BaseSettings):
     DEMO: bool = Field(default=False,
                        description="1: rehearsal mode, the /rehearsal page drives nodes "
                                    "started with --simulate")
+
+
+    @field_validator("MQTT_TRANSPORT")
+    @classmethod
+    def _known_transport(cls, value: str) -> str:
+        if value not in TRANSPORTS:
+            msg = f"unknown MQTT transport {value!r}: one of {', '.join(TRANSPORTS)}"
+            raise ValueError(msg)
+        return value
 
 
 def environment_help() -> str:

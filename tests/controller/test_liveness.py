@@ -156,8 +156,7 @@ def test_the_controller_keepalive_comes_from_the_settings(tmp_path: Path, game: 
     app = create_app(game=game, broker=BrokerAddress("127.0.0.1", 9), db_path=tmp_path / "escape.db")
     with TestClient(app):
         bridge = app.state.service.bridge
-        assert bridge.keepalive == 7
-        assert bridge.client._keepalive == 7, "what paho sends in its CONNECT"
+        assert bridge.keepalive == 7   # what its CONNECT carries: test_hot_path.py, on the wire
     for bad in ("1", "61", "soon"):
         monkeypatch.setenv("ESCAPE_MQTT_KEEPALIVE", bad)
         with pytest.raises(ValidationError):
