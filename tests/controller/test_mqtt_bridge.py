@@ -19,13 +19,11 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from controller.mqtt import Connection, Incoming, MqttBridge
+from controller.mqtt import MAX_HELD, Connection, Incoming, MqttBridge
 from controller.mqtt_transports import TRANSPORTS
 from protocol.contract import Command, ControllerStatus, PropEvent, Topics, new_id
 from protocol.mqtt import RECONNECT_MAX_S, RECONNECT_MIN_S, BrokerAddress
 from tests.support.mosquitto import Mosquitto, require_or_skip_mosquitto
-
-pytestmark = pytest.mark.mosquitto
 
 T = Topics("bridge")
 
@@ -88,6 +86,7 @@ async def until(predicate: Callable[[], object], *, timeout: float = 5.0, what: 
     return time.monotonic() - start
 
 
+@pytest.mark.mosquitto
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_it_reconnects_after_a_broker_restart_with_its_back_off_and_sends_what_was_held(
         broker: Mosquitto, watcher: Watcher, transport: str) -> None:
@@ -135,6 +134,7 @@ def test_it_reconnects_after_a_broker_restart_with_its_back_off_and_sends_what_w
     asyncio.run(main())
 
 
+@pytest.mark.mosquitto
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_calls_from_another_thread_are_passed_to_the_loop_in_order(
         broker: Mosquitto, watcher: Watcher, transport: str) -> None:
@@ -172,6 +172,7 @@ def test_calls_from_another_thread_are_passed_to_the_loop_in_order(
     asyncio.run(main())
 
 
+@pytest.mark.mosquitto
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_stop_says_offline_retained_within_a_second_and_disconnects_cleanly(
         broker: Mosquitto, watcher: Watcher, transport: str) -> None:
@@ -204,6 +205,7 @@ def test_stop_says_offline_retained_within_a_second_and_disconnects_cleanly(
     assert len(offline) == 1, offline
 
 
+@pytest.mark.mosquitto
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_bad_payloads_are_counted_and_dropped_and_the_next_good_one_goes_through(
         broker: Mosquitto, watcher: Watcher, transport: str) -> None:
@@ -231,3 +233,27 @@ def test_bad_payloads_are_counted_and_dropped_and_the_next_good_one_goes_through
 def test_an_unknown_transport_is_refused_clearly() -> None:
     with pytest.raises(ValueError, match="unknown MQTT transport 'tcp'"):
         MqttBridge(topics=T, broker=BrokerAddress(), boot_id="b", transport="tcp")
+
+
+def test_a_full_queue_is_counted_and_logged_once_per_thousand(caplog: pytest.LogCaptureFixture) -> None:
+    bridge = MqttBridge(topics=T, broker=BrokerAddress(), boot_id="b")
+    while not bridge.queue.full():
+        bridge.queue.put_nowait(Connection(up=True))
+    event = PropEvent(boot_id="b", seq=1, type="key", value="1", ts=1.0).to_bytes()
+    for _ in range(1001):
+        bridge.on_link_message(T.prop_event("hall", "keypad"), event, False)
+    assert bridge.metrics["queue_full"] == 1001
+    assert len([r for r in caplog.records if "queue full" in r.getMessage()]) == 2
+    assert bridge.queue.qsize() == bridge.queue.maxsize, "what was queued is kept"
+
+
+def test_what_is_published_while_away_is_held_up_to_a_bound(caplog: pytest.LogCaptureFixture) -> None:
+    """Never connected (no broker yet): every publish waits (sent in order once connected:
+    the restart test above); past MAX_HELD the newest are dropped, counted and logged — the
+    controller's memory stays bounded."""
+    bridge = MqttBridge(topics=T, broker=BrokerAddress(), boot_id="b")
+    for i in range(MAX_HELD + 3):
+        bridge.send_command("hall", "door", Command(id=f"c{i}", action="unlock"))
+    assert bridge.metrics["held_dropped"] == 3
+    assert bridge.metrics["commands_sent"] == MAX_HELD + 3
+    assert len([r for r in caplog.records if "publishes held" in r.getMessage()]) == 1
