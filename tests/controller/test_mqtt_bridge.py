@@ -68,9 +68,9 @@ def watcher(broker: Mosquitto) -> Iterator[Watcher]:
     w.close()
 
 
-def bridge_on(broker: Mosquitto, transport: str) -> MqttBridge:
+def bridge_on(broker: Mosquitto, transport: str, **kw: float) -> MqttBridge:
     return MqttBridge(topics=T, broker=BrokerAddress(broker.host, broker.port), boot_id=new_id(),
-                      transport=transport)
+                      transport=transport, **kw)
 
 
 async def next_item(bridge: MqttBridge, timeout: float = 5.0) -> Incoming | Connection:
@@ -233,6 +233,37 @@ def test_bad_payloads_are_counted_and_dropped_and_the_next_good_one_goes_through
 def test_an_unknown_transport_is_refused_clearly() -> None:
     with pytest.raises(ValueError, match="unknown MQTT transport 'tcp'"):
         MqttBridge(topics=T, broker=BrokerAddress(), boot_id="b", transport="tcp")
+
+
+@pytest.mark.mosquitto
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_node_born_live_hears_a_fresh_status_at_once_a_retained_birth_does_not(
+        broker: Mosquitto, watcher: Watcher, transport: str) -> None:
+    bridge = bridge_on(broker, transport, heartbeat_s=60.0)   # no heartbeat in the way
+    statuses = lambda: len(watcher.payloads(T.controller_status))  # noqa: E731
+
+    async def main() -> None:
+        bridge.start()
+        assert await next_item(bridge) == Connection(up=True)
+        await until(lambda: statuses() == 1, what="the status of the connection")
+        birth = b'{"v":1,"online":true,"boot_id":"n1"}'
+        watcher.client.publish(T.node_status("hall"), birth, qos=1, retain=True)
+        assert isinstance(await next_item(bridge), Incoming)
+        took = await until(lambda: statuses() == 2, timeout=1, what="a fresh status for the birth")
+        assert took < 0.5
+        # a retained birth (the one just published, read by a new subscription) proves
+        # nothing about the node now: no status for it
+        late = bridge_on(broker, transport, heartbeat_s=60.0)
+        late.start()
+        assert await next_item(late) == Connection(up=True)
+        item = await next_item(late)
+        assert isinstance(item, Incoming) and item.retained
+        await asyncio.sleep(0.3)
+        assert statuses() == 3, "only the late bridge's own status of its connection"
+        await late.stop()
+        await bridge.stop()
+
+    asyncio.run(main())
 
 
 def test_a_full_queue_is_counted_and_logged_once_per_thousand(caplog: pytest.LogCaptureFixture) -> None:
