@@ -19,7 +19,7 @@ MQTT 3.1.1, a clean session, QoS 1, TCP_NODELAY and a reconnection back-off of
 Both are in ``controller/mqtt_transports.py``.
 
 Side by side in one bench run (docs/performance.md, "The controller's MQTT transport") the
-first gets a command to node B ≈ 1.1 ms sooner at p50, and its end-to-end p99 was 29–35 %
+first gets a command to node B ≈ 1.1 ms sooner at p50, and its end-to-end p99 was 29–38 %
 lower where the shared machine allowed a measurement: it is the default.
 """
 
