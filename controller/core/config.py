@@ -70,7 +70,6 @@ class Settings(BaseSettings):
                        description="1: rehearsal mode, the /rehearsal page drives nodes "
                                    "started with --simulate")
 
-
     @field_validator("MQTT_TRANSPORT")
     @classmethod
     def _known_transport(cls, value: str) -> str:
