@@ -31,7 +31,7 @@ import paho.mqtt.client as mqtt
 
 from protocol import contract
 from protocol.contract import Topics
-from protocol.mqtt import RECONNECT_MAX_S, RECONNECT_MIN_S, BrokerAddress, make_client, set_nodelay
+from protocol.mqtt import RECONNECT_MAX_S, RECONNECT_MIN_S, BrokerAddress, make_client
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +87,12 @@ class PahoLink:
         #: not be re-entered from them (its callback lock is not re-entrant)
         self._in_paho = False
         self._connecting = False
+        # make_client sets TCP_NODELAY on the socket (on_socket_open)
         client = make_client(owner.client_id, owner.broker,
                              will_topic=owner.topics.controller_status, will_payload=owner.will)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.on_socket_open = set_nodelay   # TCP_NODELAY: see protocol/mqtt.py
         client.on_socket_close = self._on_socket_close
         client.on_socket_register_write = self._on_socket_write_changed
         client.on_socket_unregister_write = self._on_socket_write_changed

@@ -182,7 +182,8 @@ def _publish_packet(topic: str, payload: bytes) -> bytes:
 def test_the_transport_runs_on_the_loop_and_a_command_goes_out_at_once(game: Game, transport: str):
     """No paho thread: a message is decoded on the loop's thread and queued. With the paho
     transport a command is written to the socket inside send_command (docs/performance.md,
-    fix 8); with aiomqtt as soon as the loop turns. The CONNECT carries the keepalive."""
+    fix 8); with aiomqtt as soon as the loop turns. The CONNECT carries the keepalive, the
+    socket has TCP_NODELAY."""
     broker = _FakeBroker()
     topics = Topics(game.apartment.id)
     bridge = MqttBridge(topics=topics, broker=BrokerAddress("127.0.0.1", broker.port), boot_id="ctl",
@@ -213,6 +214,9 @@ def test_the_transport_runs_on_the_loop_and_a_command_goes_out_at_once(game: Gam
         conn.sendall(bytes([0x90, 2 + 5]) + sub[:2] + b"\x01" * 5)  # SUBACK
         assert (await asyncio.wait_for(bridge.queue.get(), 5)) == Connection(up=True)
         assert bridge.connected
+        assert bridge.link is not None
+        sock = bridge.link.paho.socket()
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), "TCP_NODELAY"
         assert not [t.name for t in threading.enumerate() if t.name.startswith("paho")], \
             "no paho network thread"
         kind, _ = await asyncio.to_thread(broker.packet)
