@@ -46,7 +46,7 @@ def _e2e(args: argparse.Namespace, workdir: Path) -> Section:
 
     brokers = args.brokers.split(",") if args.brokers else None
     return e2e.run(quick=args.quick, workdir=workdir, trials=args.trials, brokers=brokers,
-                   naive=not args.no_naive)
+                   naive=not args.no_naive, transports=_transports(args))
 
 
 def _throughput(args: argparse.Namespace, workdir: Path) -> Section:
@@ -54,7 +54,11 @@ def _throughput(args: argparse.Namespace, workdir: Path) -> Section:
 
     # NOTE: pinned (controller on a CPU of its own, broker and the 10 simulated rooms on the
     # others): the publishers stand for ten Pis, which do not share the controller's CPU.
-    return throughput.run(quick=args.quick, workdir=workdir, pin=True)
+    return throughput.run(quick=args.quick, workdir=workdir, pin=True, transports=_transports(args))
+
+
+def _transports(args: argparse.Namespace) -> list[str]:
+    return [t for t in (args.transports or "").split(",") if t]
 
 
 def _push(args: argparse.Namespace, workdir: Path) -> Section:
@@ -161,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, help="override the trial count (e2e, push)")
     parser.add_argument("--brokers", help="e2e brokers, comma-separated (mosquitto, amqtt)")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive stack in e2e")
+    parser.add_argument("--transports", help="the controller's MQTT bridges side by side in e2e "
+                                             "(trials interleaved) and throughput (runs in turn), "
+                                             "e.g. paho,aiomqtt")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
                         help="print B/A for every metric of two result files, and exit")
     args = parser.parse_args(argv)

@@ -37,6 +37,7 @@ from bench._runner import Output, wait_for_stdin_eof
 from config.loader import load_game
 from controller.main import WS_PER_MESSAGE_DEFLATE, create_app
 from controller.mqtt import Connection, Incoming
+from controller.mqtt_transports import TRANSPORTS
 from protocol.contract import NodeStatus, PropEvent, PropState
 from protocol.mqtt import BrokerAddress
 
@@ -96,8 +97,8 @@ class Probe:
         bridge.send_command = send_command
 
     def watch_reads(self, bridge: Any) -> None:
-        """Time each keypad ``code`` event as paho hands it to the bridge (before decoding)."""
-        client = bridge.client
+        """Time each keypad ``code`` event as paho hands it over (before decoding)."""
+        client = bridge.link.paho   # whichever the transport, paho reads the socket
         forward = client.on_message
 
         def on_message(c: Any, userdata: Any, message: Any) -> None:
@@ -222,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                              "(controller.main.WS_PER_MESSAGE_DEFLATE), or forced on/off")
     parser.add_argument("--experiment", action="append", default=[], choices=sorted(EXPERIMENTS),
                         help="patch in a proposed fix (for measuring it only)")
+    parser.add_argument("--transport", choices=TRANSPORTS, default=TRANSPORTS[0],
+                        help="the controller's MQTT transport (ESCAPE_MQTT_TRANSPORT)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -230,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for name in args.experiment:
         EXPERIMENTS[name]()
+    os.environ["ESCAPE_MQTT_TRANSPORT"] = args.transport   # the controller's Settings read it
     out = Output()
     probe = Probe()
     game = load_game(args.game)

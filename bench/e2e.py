@@ -34,6 +34,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ from bench.results_model import Section
 CODE = "0412"
 RELAY = 17
 GAME = f"""\
-apartment: {{id: bench, name: Banc d'essai}}
+apartment: {{id: APARTMENT, name: Banc d'essai}}
 nodes:
   - id: node_a
     label: Nœud A
@@ -81,6 +82,11 @@ puzzles:
     final: true
 """
 WARMUP = 3
+
+
+def game_text(apartment: str = "bench") -> str:
+    """The e2e game; side by side, each system has an apartment (topics) of its own."""
+    return GAME.replace("APARTMENT", apartment, 1)
 
 
 def default_brokers() -> list[str]:
@@ -159,52 +165,94 @@ class Trial:
                 "t_code_wire": typed.get("t_code_wire") or 0, "t_relay": t_relay}
 
 
+@dataclass
+class System:
+    """A controller and nodes A and B on one broker: one apartment, trials run on it."""
+
+    ctl: Proc
+    node_a: Proc
+    node_b: Proc
+    http: Http
+    ready: dict[str, Any]
+    trial: Trial
+    rows: list[dict[str, int]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def run(self, i: int, trials: int) -> None:
+        try:
+            row = self.trial.run(i)
+        except BenchError as exc:
+            self.errors.append(str(exc)[:1500])
+            if len(self.errors) > max(3, trials // 20):
+                msg = f"{len(self.errors)} failed trials; the last: {self.errors[-1]}"
+                raise BenchError(msg) from exc
+            with contextlib.suppress(BenchError):
+                self.http.post("/api/game/stop")  # so that the next start begins afresh
+            return
+        if i >= WARMUP:
+            self.rows.append(row)
+
+
+def start_system(stack: contextlib.ExitStack, b: Broker, game: Path, workdir: Path, *,
+                 name: str, extra: Sequence[str] = ()) -> System:
+    ctl, port = controller_proc(f"e2e-controller-{name}", game=game, broker=b, workdir=workdir,
+                                extra=extra)
+    node_a = Proc(f"e2e-node_a-{name}", python_argv(
+        "bench._node", "--game", str(game), "--node", "node_a", "--broker", b.address),
+        workdir=workdir)
+    node_b = Proc(f"e2e-node_b-{name}", python_argv(
+        "bench._node", "--game", str(game), "--node", "node_b", "--broker", b.address,
+        "--watch", str(RELAY)), workdir=workdir)
+    ready = start_all(stack, [ctl, node_a, node_b])
+    http = Http(port)
+    stack.callback(http.close)
+    wait_until(lambda: all(n["online"] for n in http.get("/api/state")["nodes"]),
+               timeout=10, what="the controller to see both nodes online")
+    return System(ctl, node_a, node_b, http, ready[0], Trial(http, node_a, node_b))
+
+
 def system_latency(b: Broker, game: Path, trials: int, workdir: Path,
                    experiments: Sequence[str] = (), pin: bool = False) -> dict[str, Any]:
     """Key on node A → relay on node B, *trials* times, over broker *b*."""
+    return systems_latency(b, {"": game}, trials, workdir, experiments, pin=pin)[""]
+
+
+def systems_latency(b: Broker, games: dict[str, Path], trials: int, workdir: Path,
+                    experiments: Sequence[str] = (), pin: bool = False) -> dict[str, dict[str, Any]]:
+    """One system per transport (``{transport: game}``, each game an apartment of its own;
+    ``""``: the shipped transport), all up at once on broker *b*, their trials interleaved
+    (A, B, A, B …): what else loads the machine meanwhile weighs on each alike."""
     with contextlib.ExitStack() as stack:
-        ctl, port = controller_proc(f"e2e-controller-{b.kind}", game=game, broker=b, workdir=workdir,
-                                    extra=[f"--experiment={e}" for e in experiments])
-        node_a = Proc(f"e2e-node_a-{b.kind}", python_argv(
-            "bench._node", "--game", str(game), "--node", "node_a", "--broker", b.address),
-            workdir=workdir)
-        node_b = Proc(f"e2e-node_b-{b.kind}", python_argv(
-            "bench._node", "--game", str(game), "--node", "node_b", "--broker", b.address,
-            "--watch", str(RELAY)), workdir=workdir)
-        ready = start_all(stack, [ctl, node_a, node_b])
-        pinned = pin_groups({"nodes": [node_a.pid, node_b.pid],
-                             "controller_and_broker": [ctl.pid, *([b.pid] if b.pid else [])]}
-                            ) if pin else None
-        http = Http(port)
-        stack.callback(http.close)
-        wait_until(lambda: all(n["online"] for n in http.get("/api/state")["nodes"]),
-                   timeout=10, what="the controller to see both nodes online")
+        systems = {
+            transport: start_system(
+                stack, b, game, workdir, name=f"{b.kind}{'-' + transport if transport else ''}",
+                extra=[*(f"--experiment={e}" for e in experiments),
+                       *([f"--transport={transport}"] if transport else [])])
+            for transport, game in games.items()}
+        pinned = pin_groups({
+            "nodes": [p.pid for s in systems.values() for p in (s.node_a, s.node_b)],
+            "controller_and_broker": [*(s.ctl.pid for s in systems.values()),
+                                      *([b.pid] if b.pid else [])]}) if pin else None
         t_begin = time.monotonic_ns()
-        rows: list[dict[str, int]] = []
-        errors: list[str] = []
-        trial = Trial(http, node_a, node_b)
         for i in range(WARMUP + trials):
-            try:
-                row = trial.run(i)
-            except BenchError as exc:
-                errors.append(str(exc)[:1500])
-                if len(errors) > max(3, trials // 20):
-                    msg = f"{len(errors)} failed trials; the last: {errors[-1]}"
-                    raise BenchError(msg) from exc
-                with contextlib.suppress(BenchError):
-                    http.post("/api/game/stop")  # so that the next start begins afresh
-                continue
-            if i >= WARMUP:
-                rows.append(row)
-        records = http.get(f"/bench/records?since={t_begin}&events=true")
-        codes = sorted(t for t, node, prop, kind, _seq in records["events"]
-                       if (node, prop, kind) == ("node_a", "keypad", "code"))
-        unlocks = sorted(t for t, node, prop, action in records["commands"]
-                         if (node, prop, action) == ("node_b", "door", "unlock"))
-        reads = sorted(int(t) for t in records.get("code_reads", []))
-        received = sorted(int(m["t"]) for m in node_b.drain("rx") if m["topic"].endswith("/door/set"))
-        node_a_status = node_a.request("status", 5, cmd="status")
-        node_b_status = node_b.request("status", 5, cmd="status")
+            for system in systems.values():
+                system.run(i, trials)
+        return {transport: _result(system, t_begin, pinned) for transport, system in systems.items()}
+
+
+def _result(system: System, t_begin: int, pinned: dict[str, Any] | None) -> dict[str, Any]:
+    """The trials of *system*, each cut at its stages (see the module docstring)."""
+    http, node_a, node_b, rows = system.http, system.node_a, system.node_b, system.rows
+    records = http.get(f"/bench/records?since={t_begin}&events=true")
+    codes = sorted(t for t, node, prop, kind, _seq in records["events"]
+                   if (node, prop, kind) == ("node_a", "keypad", "code"))
+    unlocks = sorted(t for t, node, prop, action in records["commands"]
+                     if (node, prop, action) == ("node_b", "door", "unlock"))
+    reads = sorted(int(t) for t in records.get("code_reads", []))
+    received = sorted(int(m["t"]) for m in node_b.drain("rx") if m["topic"].endswith("/door/set"))
+    node_a_status = node_a.request("status", 5, cmd="status")
+    node_b_status = node_b.request("status", 5, cmd="status")
+    errors = system.errors
     total = [r["t_relay"] - r["t_pin"] for r in rows]
     keypad = [r["t_code"] - r["t_pin"] for r in rows if r["t_code"]]
     to_command, to_relay, to_handled, to_rx, rx_to_relay = [], [], [], [], []
@@ -232,7 +280,7 @@ def system_latency(b: Broker, game: Path, trials: int, workdir: Path,
             to_handled.append(handled - r["t_code"])
     return {
         "trials": len(rows), "failed_trials": len(errors), "errors": errors[:3],
-        "controller_loop": ready[0].get("loop"), "pinned": pinned,
+        "controller_loop": system.ready.get("loop"), "pinned": pinned,
         "pin_to_relay": summarize_ns(total),
         "parts": {
             "node_a_pin_to_code_event": summarize_ns(keypad),
@@ -284,20 +332,35 @@ def transport_latency(b: Broker, trials: int, workdir: Path, *, client: str, qos
 
 def run(*, quick: bool, workdir: Path, trials: int | None = None,
         brokers: Sequence[str] | None = None, naive: bool = True,
-        experiments: Sequence[str] = (), pin: bool = False) -> Section:
+        experiments: Sequence[str] = (), pin: bool = False,
+        transports: Sequence[str] = ()) -> Section:
+    """*transports*: the controller's MQTT bridges to measure side by side, trials
+    interleaved (``bench._controller --transport``); the first gives the usual metrics,
+    each also ``e2e.<broker>.<transport>.*``. Empty: the shipped one alone."""
     n = trials or (15 if quick else 1000)
     n_naive = max(5, n // 2) if trials else (10 if quick else 1000)
     section = Section()
     section.details.update({"trials": n, "warmup_trials": WARMUP, "code": CODE,
                             "keypad_debounce_s": 0, "experiments": list(experiments),
-                            "pinned": pin})
-    game = write_game(workdir, "e2e", GAME)
+                            "pinned": pin, "transports": list(transports)})
+    games = ({t: write_game(workdir, f"e2e-{t}", game_text(f"bench_{t}")) for t in transports}
+             or {"": write_game(workdir, "e2e", game_text())})
     kinds = list(brokers or default_brokers())
     for kind in kinds:
         with broker(kind, workdir) as b:
-            system = system_latency(b, game, n, workdir, experiments, pin=pin)
+            systems = systems_latency(b, games, n, workdir, experiments, pin=pin)
             floor = transport_latency(b, n, workdir, client="tuned", qos=1, label="floor", pin=pin)
+        system = next(iter(systems.values()))
         section.details[kind] = {"system": system, "floor": floor}
+        if transports:
+            section.details[kind]["systems"] = systems
+            for transport, each in systems.items():
+                for stat in ("p50_ms", "p99_ms", "max_ms"):
+                    section.metric(f"e2e.{kind}.{transport}.{stat}", each["pin_to_relay"].get(stat), "ms")
+                section.metric(f"e2e.{kind}.{transport}.read_to_command_p50_ms",
+                               each["parts"]["controller_read_to_unlock_command_sent"].get("p50_ms"), "ms")
+                section.metric(f"e2e.{kind}.{transport}.command_to_node_b_p50_ms",
+                               each["parts"]["unlock_command_sent_to_node_b_received"].get("p50_ms"), "ms")
         sp99, fp99 = system["pin_to_relay"].get("p99_ms"), floor["latency"].get("p99_ms")
         section.metric(f"e2e.{kind}.p50_ms", system["pin_to_relay"].get("p50_ms"), "ms")
         section.metric(f"e2e.{kind}.p99_ms", sp99, "ms")
@@ -338,6 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-naive", action="store_true")
     parser.add_argument("--experiment", action="append", default=[],
                         help="run the controller with a proposed fix patched in (bench._controller)")
+    parser.add_argument("--transports", default="",
+                        help="the controller's MQTT bridges side by side, trials interleaved, "
+                             "e.g. paho,aiomqtt (bench._controller --transport)")
     parser.add_argument("--pin", action="store_true",
                         help="the two nodes on one CPU, the controller and the broker on the "
                              "other (the floor's clients likewise): node A's work after the "
@@ -346,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     with workdir_for("bench-e2e-") as tmp:
         section = run(quick=args.quick, workdir=Path(tmp), trials=args.trials,
                       brokers=args.brokers.split(",") if args.brokers else None,
-                      naive=not args.no_naive, experiments=args.experiment, pin=args.pin)
+                      naive=not args.no_naive, experiments=args.experiment, pin=args.pin,
+                      transports=[t for t in args.transports.split(",") if t])
     json.dump(section.as_dict(), sys.stdout, indent=2)
     print()
     return 0

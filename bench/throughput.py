@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import signal
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -164,22 +165,18 @@ def pin_cpus(controller: int, others: Sequence[int]) -> dict[str, Any] | None:
     return pin_groups({"broker_and_publishers": list(others), "controller": [controller]})
 
 
-def run(*, quick: bool, workdir: Path, seconds: float | None = None,
-        broker_kind: str | None = None, experiments: Sequence[str] = (),
-        broker_options: Sequence[str] = (), rates: Sequence[int] = (),
-        pin: bool = False, backlog: bool = True, publisher_processes: int = 1) -> Section:
-    seconds = seconds or (1.0 if quick else 10.0)
-    kind = broker_kind or ("mosquitto" if mosquitto_available() else "amqtt")
-    section = Section()
-    section.details.update({"rooms": ROOMS, "props_per_room": PROPS_PER_ROOM, "seconds": seconds,
-                            "broker": kind, "publisher_processes": publisher_processes, "qos": 1,
-                            "experiments": list(experiments),
-                            "broker_options": list(broker_options), "pinned": None})
-    game = write_game(workdir, "throughput", game_text())
-    rows = []
+def one_run(kind: str, game: Path, workdir: Path, *, seconds: float, rates: Sequence[int],
+            drain_s: float, experiments: Sequence[str] = (), broker_options: Sequence[str] = (),
+            pin: bool = False, backlog: bool = True, publisher_processes: int = 1,
+            transport: str = "") -> dict[str, Any]:
+    """A broker, the controller (*transport*: its MQTT bridge, ``""`` the shipped one) and
+    the publishers: each rate of *rates* for *seconds*, then the backlog run."""
+    out: dict[str, Any] = {"pinned": None, "rates": [], "backlog": None}
     with broker(kind, workdir, options=broker_options) as b, contextlib.ExitStack() as stack:
-        ctl, port = controller_proc("tp-controller", game=game, broker=b, workdir=workdir,
-                                    extra=[f"--experiment={e}" for e in experiments])
+        ctl, port = controller_proc(f"tp-controller{'-' + transport if transport else ''}",
+                                    game=game, broker=b, workdir=workdir,
+                                    extra=[*(f"--experiment={e}" for e in experiments),
+                                           *([f"--transport={transport}"] if transport else [])])
         start_all(stack, [ctl])
         http = Http(port, timeout=30)
         stack.callback(http.close)
@@ -196,13 +193,59 @@ def run(*, quick: bool, workdir: Path, seconds: float | None = None,
         http.post("/api/game/start", {"parcours": "primo", "players": 4})
         others = [p.pid for p in publishers] + ([b.pid] if b.pid else [])
         if pin:
-            section.details["pinned"] = pin_cpus(ctl.pid, others)
-        for rate in rates or (QUICK_RATES if quick else RATES):
-            rows.append(measure_rate(ctl, http, publishers, others, rate=rate, seconds=seconds,
-                                     drain_s=3 if quick else 30))
+            out["pinned"] = pin_cpus(ctl.pid, others)
+        for rate in rates:
+            out["rates"].append(measure_rate(ctl, http, publishers, others, rate=rate,
+                                             seconds=seconds, drain_s=drain_s))
         if backlog:
-            backlog_row = measure_backlog(ctl, http, publishers, events=9_000)
+            out["backlog"] = measure_backlog(ctl, http, publishers, events=9_000)
+    return out
+
+
+def run(*, quick: bool, workdir: Path, seconds: float | None = None,
+        broker_kind: str | None = None, experiments: Sequence[str] = (),
+        broker_options: Sequence[str] = (), rates: Sequence[int] = (),
+        pin: bool = False, backlog: bool = True, publisher_processes: int = 1,
+        transports: Sequence[str] = (), rounds: int = 2) -> Section:
+    """*transports*: the controller's MQTT bridges to measure side by side, one whole run
+    each in turn, *rounds* times (A, B, A, B …); the first's first run gives the usual
+    metrics, each transport also ``throughput.<transport>.*`` (the median of its runs)."""
+    seconds = seconds or (1.0 if quick else 10.0)
+    kind = broker_kind or ("mosquitto" if mosquitto_available() else "amqtt")
+    section = Section()
+    section.details.update({"rooms": ROOMS, "props_per_room": PROPS_PER_ROOM, "seconds": seconds,
+                            "broker": kind, "publisher_processes": publisher_processes, "qos": 1,
+                            "experiments": list(experiments),
+                            "broker_options": list(broker_options), "pinned": None,
+                            "transports": list(transports)})
+    game = write_game(workdir, "throughput", game_text())
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for _round in range(rounds if transports else 1):
+        for transport in transports or [""]:
+            runs.setdefault(transport, []).append(one_run(
+                kind, game, workdir, seconds=seconds, rates=rates or (QUICK_RATES if quick else RATES),
+                drain_s=3 if quick else 30, experiments=experiments, broker_options=broker_options,
+                pin=pin, backlog=backlog, publisher_processes=publisher_processes,
+                transport=transport))
+    first = next(iter(runs.values()))[0]
+    rows, backlog_row = first["rates"], first["backlog"]
+    section.details["pinned"] = first["pinned"]
     section.details["rates"] = rows
+    if transports:
+        section.details["runs"] = runs
+        for transport, each in runs.items():
+            for rate in {r["rate_asked"] for r in each[0]["rates"]}:
+                got = [r for run_ in each for r in run_["rates"] if r["rate_asked"] == rate]
+                name = f"throughput.{transport}.{rate}"
+                section.metric(f"{name}.handled_per_s", _median([r["handled_per_s"] for r in got]),
+                               "events/s", better="higher")
+                section.metric(f"{name}.p99_ms", _median([r["latency_ms"]["p99"] for r in got]), "ms")
+                section.metric(f"{name}.controller_cpu_us_per_event",
+                               _median([r["controller_cpu_us_per_event"] for r in got]), "µs/event")
+            if backlog:
+                section.metric(f"throughput.{transport}.backlog.handled_per_s",
+                               _median([r["backlog"]["handled_per_s"] for r in each]),
+                               "events/s", better="higher")
     if backlog:
         section.details["backlog"] = backlog_row
         section.metric("throughput.backlog.handled_per_s", backlog_row["handled_per_s"],
@@ -233,6 +276,11 @@ def run(*, quick: bool, workdir: Path, seconds: float | None = None,
     return section
 
 
+def _median(values: Sequence[float | None]) -> float | None:
+    known = sorted(v for v in values if v is not None)
+    return statistics.median(known) if known else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -250,6 +298,11 @@ def main(argv: list[str] | None = None) -> int:
                         metavar=f"1..{ROOMS}",
                         help="processes sharing the rooms' clients (default 1: one select "
                              "loop for all, the cheapest load generator)")
+    parser.add_argument("--transports", default="",
+                        help="the controller's MQTT bridges side by side, one run each in turn, "
+                             "e.g. paho,aiomqtt (bench._controller --transport)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="with --transports: how many runs of each, alternating")
     parser.add_argument("--no-backlog", action="store_true",
                         help="skip the backlog run (controller stopped, events queued, drained)")
     args = parser.parse_args(argv)
@@ -259,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
                       broker_kind=args.broker, experiments=args.experiment,
                       broker_options=args.broker_option, rates=rates, pin=args.pin,
                       backlog=not args.no_backlog,
-                      publisher_processes=args.publisher_processes)
+                      publisher_processes=args.publisher_processes,
+                      transports=[t for t in args.transports.split(",") if t], rounds=args.rounds)
     json.dump(section.as_dict(), sys.stdout, indent=2)
     print()
     return 0

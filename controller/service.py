@@ -259,7 +259,7 @@ class GameService:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self.bridge.stop()
+        await self.bridge.stop()
 
     def resume(self) -> None:
         """Take up where the last controller left: desired output states, open session.
@@ -518,8 +518,6 @@ class GameService:
         before = self._fingerprint() if was_running else None
         effects = self.engine.on_event(node, prop, event.type, event.value)
         self._execute(effects)   # first the doors, then the books
-        if any(isinstance(e, PropCommand) for e in effects):
-            self.bridge.let_out()   # the doors really first: on the wire before the books
         if was_running and self.engine.phase != Phase.RUNNING:
             self._sync_bridge()
         if self.engine.session_id is None:
@@ -1035,7 +1033,6 @@ class GameService:
         self.emergency_state = Emergency(active=True, id=contract.new_id(), who=who, ts=contract.now())
         self._publish_emergency()   # first: every node releases on it, before anything queued
         self._execute(self.engine.release_all())
-        self.bridge.let_out()
         self._store_emergency()
         for key, want in self.desired.items():
             if want.relock_pending:

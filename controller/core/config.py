@@ -20,11 +20,12 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from config.broker import new_login_password
 from config.loader import SHIPPED_GAME
+from controller.mqtt_transports import TRANSPORTS
 from protocol.mqtt import BrokerAddress
 from protocol.settings import ProcessSettings, env_name, is_secret, variables
 from protocol.settings import environment_help as help_section
@@ -48,6 +49,12 @@ class Settings(ProcessSettings):
         default=5, ge=2, le=60,
         description="MQTT keepalive in seconds, 2 to 60: the nodes learn the controller is "
                     "gone 1.5 times this after it went silent")
+    #: which of the two transports of controller/mqtt_transports.py the controller uses
+    MQTT_TRANSPORT: str = Field(
+        default=TRANSPORTS[0],
+        description=f"the controller's MQTT transport, {' or '.join(TRANSPORTS)}: paho driven on "
+                    "the event loop by hand (a command is on the wire before the game is "
+                    "saved) or the aiomqtt library (docs/performance.md)")
     HTTP_HOST: str = Field(default="127.0.0.1", description="the HTTP bind address (--host wins)")
     HTTP_PORT: int = Field(default=8000, gt=0, lt=65536, description="the HTTP port (--port wins)")
     DATA_DIR: Path = Field(default=Path("data"),
@@ -75,6 +82,14 @@ class Settings(ProcessSettings):
         address = BrokerAddress.parse(broker) if broker else None
         return cls.with_flags(CONFIG=config, MQTT_HOST=address and address.host,
                                 MQTT_PORT=address and address.port, HTTP_HOST=host, HTTP_PORT=port)
+
+    @field_validator("MQTT_TRANSPORT")
+    @classmethod
+    def _known_transport(cls, value: str) -> str:
+        if value not in TRANSPORTS:
+            msg = f"unknown MQTT transport {value!r}: one of {', '.join(TRANSPORTS)}"
+            raise ValueError(msg)
+        return value
 
     def broker(self) -> BrokerAddress:
         """Where the broker is and how the controller logs in."""

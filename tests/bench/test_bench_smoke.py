@@ -86,3 +86,20 @@ def test_recovery_bench_runs_against_the_controllers_public_state(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((tmp_path / "latest.json").read_text(encoding="utf-8"))
     assert not any(s.get("error") for s in report["benches"].values()), report["benches"]
+
+
+def test_e2e_bench_runs_the_controller_transports_side_by_side(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "e2e", "--trials", "2", "--brokers", "amqtt",
+         "--transports", "paho,aiomqtt", "--name", "ab", "--results-dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    bench = json.loads((tmp_path / "latest.json").read_text(encoding="utf-8"))["benches"]["e2e"]
+    assert "error" not in bench
+    systems = bench["details"]["amqtt"]["systems"]
+    assert set(systems) == {"paho", "aiomqtt"}
+    for transport, system in systems.items():
+        assert system["trials"] == 2, transport
+        _summary_shape(system["pin_to_relay"])
+        assert isinstance(bench["metrics"][f"e2e.amqtt.{transport}.p99_ms"]["value"], float)
+    assert bench["details"]["amqtt"]["system"] == systems["paho"], "the usual metrics: the first"

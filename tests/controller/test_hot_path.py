@@ -5,7 +5,7 @@
   clock of the resume record (no whole record);
 * a solve is durable at once — after its commands, before the next message is read;
 * the game state is published once per loop turn, and only when something it shows moved;
-* the MQTT bridge runs paho on the loop: no thread hand-off, a command written at once.
+* the MQTT bridge runs on the loop: no thread hand-off, a command written at once.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pytest
 
 from config.game import Game
 from controller.mqtt import Connection, Incoming, MqttBridge
+from controller.mqtt_transports import TRANSPORTS
 from controller.service import FLUSH_AFTER_S, GameService
 from controller.store import Batch, Store
 from protocol.contract import Command, NodeStatus, PropEvent, TopicParts, Topics
@@ -177,38 +178,47 @@ def _publish_packet(topic: str, payload: bytes) -> bytes:
     return bytes([0x30, len(body)]) + body
 
 
-def test_paho_runs_on_the_loop_and_a_command_is_on_the_wire_when_send_returns(game: Game):
-    """No paho thread: a message is decoded on the loop's thread and queued; a command is
-    written to the socket inside send_command (docs/performance.md, fix 8)."""
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_the_transport_runs_on_the_loop_and_a_command_goes_out_at_once(game: Game, transport: str):
+    """No paho thread: a message is decoded on the loop's thread and queued. With the paho
+    transport a command is written to the socket inside send_command (docs/performance.md,
+    fix 8); with aiomqtt as soon as the loop turns. The CONNECT carries the keepalive, the
+    socket has TCP_NODELAY."""
     broker = _FakeBroker()
     topics = Topics(game.apartment.id)
-    bridge = MqttBridge(topics=topics, broker=BrokerAddress("127.0.0.1", broker.port), boot_id="ctl")
+    bridge = MqttBridge(topics=topics, broker=BrokerAddress("127.0.0.1", broker.port), boot_id="ctl",
+                        keepalive=7, transport=transport)
     threads: list[int] = []
-    on_message = bridge.client.on_message
+    on_message = bridge.on_link_message
 
     def spy(*args: Any) -> None:
         threads.append(threading.get_ident())
-        on_message(*args)   # type: ignore[misc]
+        on_message(*args)
 
-    bridge.client.on_message = spy
+    bridge.on_link_message = spy   # type: ignore[method-assign]
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         bridge.start()
         conn = await asyncio.to_thread(broker.accept)
-        kind, _ = await asyncio.to_thread(broker.packet)
+        kind, connect = await asyncio.to_thread(broker.packet)
         assert kind == 1, "CONNECT first"
+        assert connect[:7] == b"\x00\x04MQTT\x04", "MQTT 3.1.1"
+        assert connect[7] & 0x02, "clean session"
+        assert connect[7] & 0x04 and connect[7] & 0x20 and (connect[7] >> 3) & 0x03 == 1, \
+            "a retained QoS 1 will"
+        assert int.from_bytes(connect[8:10], "big") == 7, "the keepalive the settings gave"
         conn.sendall(b"\x20\x02\x00\x00")                       # CONNACK, accepted
         kind, sub = await asyncio.to_thread(broker.packet)
         assert kind == 8, "then SUBSCRIBE"
         conn.sendall(bytes([0x90, 2 + 5]) + sub[:2] + b"\x01" * 5)  # SUBACK
-        for _ in range(200):
-            if bridge.connected:
-                break
-            await asyncio.sleep(0.01)
-        assert bridge.connected
-        assert bridge.client._thread is None, "no paho network thread"
         assert (await asyncio.wait_for(bridge.queue.get(), 5)) == Connection(up=True)
+        assert bridge.connected
+        assert bridge.link is not None
+        sock = bridge.link.paho.socket()
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), "TCP_NODELAY"
+        assert not [t.name for t in threading.enumerate() if t.name.startswith("paho")], \
+            "no paho network thread"
         kind, _ = await asyncio.to_thread(broker.packet)
         assert kind == 3, "the retained online status"
 
@@ -220,11 +230,16 @@ def test_paho_runs_on_the_loop_and_a_command_is_on_the_wire_when_send_returns(ga
 
         conn.setblocking(False)
         bridge.send_command("hall", "door", Command(id="c1", action="unlock"))
-        data = conn.recv(4096)   # no await in between: written before send_command returned
+        if transport == "paho":
+            data = conn.recv(4096)   # no await in between: written before send_command returned
+        else:
+            for _ in range(5):   # the publish task, then aiomqtt's writer: a few loop turns
+                await asyncio.sleep(0)
+            data = await asyncio.to_thread(lambda: (conn.setblocking(True), conn.recv(4096))[1])
         conn.setblocking(True)
         assert data[0] >> 4 == 3 and topics.prop_set("hall", "door").encode() in data
         assert loop.is_running()
-        bridge.stop()
+        await bridge.stop()
 
     try:
         asyncio.run(main())

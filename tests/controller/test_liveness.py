@@ -1,6 +1,6 @@
 """Node liveness on the controller: heartbeats, silence, returns (controller/registry.py,
 ``GameService._watch_nodes``), the console's per-node fields, and the controller's own
-MQTT keepalive from the settings."""
+MQTT keepalive and transport from the settings."""
 
 from __future__ import annotations
 
@@ -156,9 +156,23 @@ def test_the_controller_keepalive_comes_from_the_settings(tmp_path: Path, game: 
     app = create_app(game=game, broker=BrokerAddress("127.0.0.1", 9), db_path=tmp_path / "escape.db")
     with TestClient(app):
         bridge = app.state.service.bridge
-        assert bridge.keepalive == 7
-        assert bridge.client._keepalive == 7, "what paho sends in its CONNECT"
+        assert bridge.keepalive == 7   # what its CONNECT carries: test_hot_path.py, on the wire
     for bad in ("1", "61", "soon"):
         monkeypatch.setenv("ESCAPE_MQTT_KEEPALIVE", bad)
         with pytest.raises(ValidationError):
             Settings()
+
+
+def test_the_controller_transport_comes_from_the_settings(tmp_path: Path, game: Game,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ESCAPE_MQTT_TRANSPORT", raising=False)
+    assert Settings().MQTT_TRANSPORT == "paho", "the default: measured faster (docs/performance.md)"
+    monkeypatch.setenv("ESCAPE_MQTT_TRANSPORT", "aiomqtt")
+    app = create_app(game=game, broker=BrokerAddress("127.0.0.1", 9), db_path=tmp_path / "escape.db")
+    with TestClient(app):
+        bridge = app.state.service.bridge
+        assert bridge.transport == "aiomqtt"
+        assert type(bridge.link).__name__ == "AiomqttLink"
+    monkeypatch.setenv("ESCAPE_MQTT_TRANSPORT", "tcp")
+    with pytest.raises(ValidationError, match="unknown MQTT transport"):
+        Settings()
