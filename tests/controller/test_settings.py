@@ -37,15 +37,16 @@ def test_every_variable_is_read_from_the_environment(clean_env: pytest.MonkeyPat
            "ESCAPE_MQTT_KEEPALIVE": "7", "ESCAPE_HTTP_HOST": "0.0.0.0", "ESCAPE_HTTP_PORT": "8080",
            "ESCAPE_DATA_DIR": "/var/lib/escape", "ESCAPE_DEMO": "1", "ESCAPE_GM_PASSWORD": "gm-secret",
            "ESCAPE_TECH_PASSWORD": "tech-secret", "ESCAPE_SCREEN_TOKEN_SECRET": "screen-secret",
-           "ESCAPE_SESSION_SECRET": "session-secret"}
+           "ESCAPE_SESSION_SECRET": "session-secret", "ESCAPE_MQTT_TRANSPORT": "aiomqtt"}
     assert set(env) == {name for name in variables(Settings) if not name.endswith("_FILE")}
     for name, value in env.items():
         clean_env.setenv(name, value)
     settings = Settings()
     assert settings.model_dump(include={"CONFIG", "MQTT_KEEPALIVE", "HTTP_HOST", "HTTP_PORT",
-                                        "DATA_DIR", "DEMO"}) == {
+                                        "DATA_DIR", "DEMO", "MQTT_TRANSPORT"}) == {
         "CONFIG": Path("/srv/game.yaml"), "MQTT_KEEPALIVE": 7, "HTTP_HOST": "0.0.0.0",
-        "HTTP_PORT": 8080, "DATA_DIR": Path("/var/lib/escape"), "DEMO": True}
+        "HTTP_PORT": 8080, "DATA_DIR": Path("/var/lib/escape"), "DEMO": True,
+        "MQTT_TRANSPORT": "aiomqtt"}
     broker = settings.broker()
     assert (broker.host, broker.port, broker.username, broker.password) == (
         "broker.lan", 1884, "controller", "mqtt-secret")
