@@ -60,6 +60,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 
 from controller.api.errors import ApiError, error_body
+from controller.api.models import LoggedIn, LoggedOut, Me
 from controller.core.config import (
     GM_PASSWORD,
     REQUIRED_SECRETS,
@@ -413,7 +414,7 @@ def _login_limiter(request: Request) -> FailureLimiter:
     return limiter
 
 
-@router.post("/login")
+@router.post("/login", response_model=LoggedIn)
 def login(body: LoginIn, request: Request, response: Response) -> dict[str, Any]:
     """Log in; after 5 wrong passwords within a minute from one address, that address gets
     429 (with ``Retry-After``) even with the right one, until the minute has passed."""
@@ -434,13 +435,13 @@ def login(body: LoginIn, request: Request, response: Response) -> dict[str, Any]
     return {"role": who.role}
 
 
-@router.post("/logout")
+@router.post("/logout", response_model=LoggedOut)
 def logout(response: Response) -> dict[str, bool]:
     response.delete_cookie(COOKIE, path="/")
     return {"ok": True}
 
 
-@router.get("/me")
+@router.get("/me", response_model=Me)
 def me(request: Request) -> dict[str, Any]:
     who: Principal = request.state.principal
     return {"role": who.role, "room": who.room}

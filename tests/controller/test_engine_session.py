@@ -19,6 +19,8 @@ from controller.engine import (
     PropCommand,
     ScreenMessage,
 )
+from controller.record import from_record, history_rows, to_record
+from controller.views import game_view
 from tests.controller.conftest import FakeClocks
 
 
@@ -183,7 +185,7 @@ def test_prewritten_clue_in_the_parcours_text_goes_to_the_puzzle_room(engine: En
                                                                  "hall", "sent")
     assert effects == [ScreenMessage("La date du bail.", "The lease date.", "hall")]
     assert engine.clue_count == 1
-    assert engine.snapshot()["clues"][0]["id"] == clue.id
+    assert game_view(engine)["clues"][0]["id"] == clue.id
 
 
 def test_clue_text_follows_the_parcours(engine: Engine):
@@ -292,7 +294,7 @@ def test_inactivity_warning_then_alert_then_cleared_by_a_prop_event(engine: Engi
     clocks.advance(1)
     assert engine.alert() == "warning"
     clocks.advance(120)
-    assert engine.alert() == "alert" and engine.snapshot()["alert"] == "alert"
+    assert engine.alert() == "alert" and game_view(engine)["alert"] == "alert"
     engine.on_event("hall", "keypad", "code", "0000")   # a wrong code is still activity
     assert engine.alert() is None
 
@@ -311,10 +313,10 @@ def test_record_resumes_phase_timer_puzzles_budget_and_clues(game: Game, engine:
     engine.on_event("hall", "keypad", "code", "0412")
     engine.send_clue(puzzle="mailbox", index=1)
     clocks.advance(600)
-    record = json.loads(json.dumps(engine.to_record()))   # it is JSON
+    record = json.loads(json.dumps(to_record(engine)))   # it is JSON
     clocks.advance(45)       # the controller is away 45 s; the players play on
     clocks.mono = 5.0        # a new process: its monotonic clock starts anywhere
-    resumed = Engine.from_record(game, record, clock=clocks.monotonic, wall=clocks.wall)
+    resumed = from_record(game, record, clock=clocks.monotonic, wall=clocks.wall)
     assert resumed.phase == Phase.RUNNING and resumed.session_id == engine.session_id
     assert resumed.remaining() == pytest.approx(3600 - 645)
     assert resumed.puzzles["mailbox"].status == "solved"
@@ -329,18 +331,18 @@ def test_paused_record_does_not_count_the_time_away(game: Game, engine: Engine, 
     running(engine)
     clocks.advance(100)
     engine.pause()
-    record = engine.to_record()
+    record = to_record(engine)
     clocks.advance(1000)
-    resumed = Engine.from_record(game, record, clock=clocks.monotonic, wall=clocks.wall)
+    resumed = from_record(game, record, clock=clocks.monotonic, wall=clocks.wall)
     assert resumed.phase == Phase.PAUSED and resumed.remaining() == pytest.approx(3500)
 
 
 def test_wall_clock_going_backwards_gives_no_time_back(game: Game, engine: Engine, clocks: FakeClocks):
     running(engine)
     clocks.advance(100)
-    record = engine.to_record()
+    record = to_record(engine)
     clocks.now -= 3600
-    resumed = Engine.from_record(game, record, clock=clocks.monotonic, wall=clocks.wall)
+    resumed = from_record(game, record, clock=clocks.monotonic, wall=clocks.wall)
     assert resumed.remaining() == pytest.approx(3500)
 
 
@@ -352,7 +354,7 @@ def test_history_rows_hold_per_puzzle_times_and_clues(engine: Engine, clocks: Fa
     engine.send_clue(puzzle="bell", text="Sonnez !")
     clocks.advance(20)
     engine.on_event("salon", "bell", "press", None)
-    rows = engine.history_rows()
+    rows = history_rows(engine)
     by_id = {p["puzzle_id"]: p for p in rows["puzzles"]}
     assert by_id["mailbox"]["duration_s"] == pytest.approx(30)
     assert by_id["bell"]["duration_s"] == pytest.approx(70) and by_id["bell"]["clues"] == 1

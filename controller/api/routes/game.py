@@ -23,10 +23,22 @@ from controller import jsonsafe
 from controller.api.auth import principal
 from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, actor, http_errors
 from controller.api.errors import ApiError
+from controller.api.models import (
+    CheckAnswer,
+    Debrief,
+    EmergencyAnswer,
+    EmergencyEnded,
+    GameView,
+    Health,
+    ScreenView,
+    Snapshot,
+)
 from controller.core.errors import InvalidValue
 from controller.debrief import debrief as build_debrief
 from controller.engine import PREPARING
-from controller.service import release_message
+from controller.outputs import release_message
+from controller.service import GameService
+from controller.views import game_view
 
 router = APIRouter(prefix="/api", tags=["game"])
 Parcours = Literal["primo", "locataire"]
@@ -84,7 +96,7 @@ class TimeChange(_Order):
         return value
 
 
-def _group(body: BaseModel, service: Any) -> dict[str, Any]:
+def _group(body: BaseModel, service: GameService) -> dict[str, Any]:
     """The group fields to apply: all of them when a session opens, only those given when
     the session is already being prepared."""
     if service.engine.phase in PREPARING:
@@ -92,14 +104,15 @@ def _group(body: BaseModel, service: Any) -> dict[str, Any]:
     return {k: getattr(body, k) for k in _GROUP}
 
 
-@router.get("/health", responses={503: {"description": "the controller runs, but degraded"}})
+@router.get("/health", response_model=Health,
+            responses={503: {"model": Health, "description": "the controller runs, but degraded"}})
 async def health(service: ServiceDep) -> Response:
     """200 ``ok`` when everything works; **503** ``degraded`` with what is wrong while the
     session log cannot be written (a full disk): the game goes on, nothing is lost yet
     (``store.waiting`` rows wait in memory since ``store.since``), but someone must act.
     Docker's health check then marks the container *unhealthy* (it does not restart it:
     a restart would lose the rows waiting in memory). No login needed."""
-    store = service.backlog.health()
+    store = service.journal.backlog.health()
     ok = store["ok"]
     body = {"ok": ok, "status": "ok" if ok else "degraded", "mqtt": service.bridge.connected,
             "store": store}
@@ -107,19 +120,19 @@ async def health(service: ServiceDep) -> Response:
                     media_type="application/json")
 
 
-@router.get("/state")
+@router.get("/state", response_model=Snapshot | ScreenView)
 async def state(request: Request, service: ServiceDep) -> dict[str, Any]:
     """The whole state for the staff; a room screen gets only its screen view."""
-    return service.view(principal(request))
+    return service.views.view(principal(request))
 
 
-@router.get("/game/check")
+@router.get("/game/check", response_model=CheckAnswer)
 async def check_report(service: ServiceDep) -> dict[str, Any]:
     """Where every prop stands against its start state."""
-    return {"phase": str(service.engine.phase), **service.check_report()}
+    return {"phase": str(service.engine.phase), **service.check.report()}
 
 
-@router.post("/game/check")
+@router.post("/game/check", response_model=CheckAnswer)
 async def check(request: Request, service: ServiceDep, body: GameCheck | None = None) -> dict[str, Any]:
     """Open a session and check the apartment: every prop is sent its start state (locks
     engaged, outputs at rest, keypads cleared, readers emptied). In check already: the
@@ -130,61 +143,61 @@ async def check(request: Request, service: ServiceDep, body: GameCheck | None = 
     return {"phase": str(service.engine.phase), **report}
 
 
-@router.post("/game/briefing")
+@router.post("/game/briefing", response_model=GameView)
 async def briefing(request: Request, service: ServiceDep, body: GameBriefing | None = None) -> dict[str, Any]:
     """Check → briefing: every prop ready, or an ``override_reason``."""
     body = body or GameBriefing()
     with http_errors():
         service.brief(override=body.override_reason, who=actor(request, body.who), **_group(body, service))
-    return service.engine.snapshot()
+    return game_view(service.engine)
 
 
-@router.post("/game/start")
+@router.post("/game/start", response_model=GameView)
 async def start(request: Request, body: GameStart, service: ServiceDep) -> dict[str, Any]:
     with http_errors():
         service.start_game(**_group(body, service), override=body.override_reason,
                            who=actor(request, body.who))
-    return service.engine.snapshot()
+    return game_view(service.engine)
 
 
-@router.post("/game/pause")
+@router.post("/game/pause", response_model=GameView)
 async def pause(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     with http_errors():
         service.pause(who=actor(request, (body or Order()).who))
-    return service.engine.snapshot()
+    return game_view(service.engine)
 
 
-@router.post("/game/resume")
+@router.post("/game/resume", response_model=GameView)
 async def resume(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     with http_errors():
         service.resume_game(who=actor(request, (body or Order()).who))
-    return service.engine.snapshot()
+    return game_view(service.engine)
 
 
-@router.post("/game/time")
+@router.post("/game/time", response_model=GameView)
 async def change_time(request: Request, body: TimeChange, service: ServiceDep) -> dict[str, Any]:
     """Add time (``{"seconds": 300}``) or remove some (``{"seconds": -120}``)."""
     with http_errors():
         service.add_time(body.seconds, who=actor(request, body.who))
-    return service.engine.snapshot()
+    return game_view(service.engine)
 
 
-@router.post("/game/stop")
+@router.post("/game/stop", response_model=GameView)
 async def stop(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     """Abort the run (every lock opens), or cancel a session still in check or briefing."""
     with http_errors():
         service.stop_game(who=actor(request, (body or Order()).who))
-    return service.engine.snapshot()
+    return game_view(service.engine)
 
 
-@router.post("/game/debrief")
+@router.post("/game/debrief", response_model=GameView)
 async def debrief(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     with http_errors():
         service.debrief(who=actor(request, (body or Order()).who))
-    return service.engine.snapshot()
+    return game_view(service.engine)
 
 
-@router.get("/game/debrief")
+@router.get("/game/debrief", response_model=Debrief)
 async def current_debrief(service: ServiceDep) -> dict[str, Any]:
     """The debrief of the current session, or of the last one played when none is open."""
     session_id = service.engine.session_id
@@ -197,15 +210,15 @@ async def current_debrief(service: ServiceDep) -> dict[str, Any]:
     return build_debrief(row, service.game)
 
 
-@router.post("/game/reset")
+@router.post("/game/reset", response_model=GameView)
 async def reset(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     """Close the session (it stays in the history) and go back to idle."""
     with http_errors():
         service.reset_game(who=actor(request, (body or Order()).who))
-    return service.engine.snapshot()
+    return game_view(service.engine)
 
 
-@router.post("/game/puzzles/{puzzle}/{action}")
+@router.post("/game/puzzles/{puzzle}/{action}", response_model=GameView)
 async def puzzle_order(request: Request, puzzle: str, action: Literal["solve", "reset", "skip"],
                        service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     """Force-solve a puzzle, reset it (players do it again), or skip to it (force-solve
@@ -218,10 +231,12 @@ async def puzzle_order(request: Request, puzzle: str, action: Literal["solve", "
             service.reset_puzzle(puzzle, who=who)
         else:
             service.skip_to(puzzle, who=who)
-    return service.engine.snapshot()
+    return game_view(service.engine)
 
 
-@router.post("/emergency", responses={202: {"description": "some locks are not confirmed open yet"}})
+@router.post("/emergency", response_model=EmergencyAnswer,
+             responses={202: {"model": EmergencyAnswer,
+                              "description": "some locks are not confirmed open yet"}})
 async def emergency(request: Request, response: Response, service: ServiceDep,
                     body: Order | None = None) -> dict[str, Any]:
     """Open every lock of the apartment at once and raise the alert (retained ``Emergency``
@@ -234,19 +249,18 @@ async def emergency(request: Request, response: Response, service: ServiceDep,
     confirmed open; 202: accepted, some not confirmed (they are resent until they are).
     """
     keys = service.emergency(who=actor(request, (body or Order()).who))
-    await service.wait_confirmed(keys)
-    report = service.lock_report(keys)
+    await service.outputs.wait_confirmed(keys)
+    report = service.outputs.lock_report(keys)
     if not report["all_confirmed"]:
         response.status_code = 202
-    return {**report, "message": release_message(report),
-            "emergency": service.snapshot_emergency()}
+    return {**report, "message": release_message(report), "emergency": service.alert.view()}
 
 
-@router.post("/emergency/end")
+@router.post("/emergency/end", response_model=EmergencyEnded)
 async def end_emergency(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     """« Fin de l'alerte »: clears the retained emergency (audited). Nothing is locked
     again: the locks stay open until the game master locks them or a game starts."""
     with http_errors():
         service.end_emergency(who=actor(request, (body or Order()).who))
-    return {"emergency": service.snapshot_emergency(),
+    return {"emergency": service.alert.view(),
             "message": "Fin de l'alerte : les ventouses restent ouvertes, rien n'est reverrouillé."}
