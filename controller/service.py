@@ -60,6 +60,7 @@ class GameService:
                  wall: Callable[[], float] = time.time) -> None:
         self.bridge = bridge
         self.store = store
+        self.demo = demo
         self.clock = clock
         self.wall = wall
         self.ctx = Context(game, Engine(game, clock=clock, wall=wall), Registry(game, wall=wall))
