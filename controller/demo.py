@@ -36,7 +36,7 @@ def run_demo(*, config: str | None, http_port: int, mqtt_port: int, host: str = 
                         simulate=True) for node in game.nodes]
     for agent in agents:
         agent.start()
-    # -- access control (issue "Web pages"): ESCAPE_GM_PASSWORD & co, or random ones --
+    # -- access control: ESCAPE_GM_PASSWORD & co, or random ones --
     auth = AuthSettings.from_env(demo=True)
     app = create_app(game=game, broker=address, demo=True, auth=auth, freeze_gc=True)
     url = f"http://{host}:{http_port}/"

@@ -123,7 +123,7 @@ def freeze_startup_objects() -> None:
     """``gc.collect()`` then ``gc.freeze()``: what start-up built (modules, models, routes,
     the game) lives as long as the process; the collector stops walking it on every full
     collection, which was a few ms in the middle of a key → lock path now and then
-    (docs/performance.md, fix 13). Objects made later are collected as usual."""
+    (docs/performance.md). Objects made later are collected as usual."""
     gc.collect()
     gc.freeze()
 

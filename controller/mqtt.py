@@ -397,16 +397,6 @@ class MqttBridge:
             return
         self._publish(topic, payload, retain=retain)
 
-    def let_out(self) -> None:
-        """On the loop, right after urgent commands: make sure they are on the wire.
-
-        With paho on the loop :meth:`send_command` has written them already (the
-        thread hand-off this used to wait for is gone, docs/performance.md, fix 8);
-        kept so the service's "the doors first, then the books" stays explicit.
-        """
-        if self._on_loop():
-            self._flush()
-
     # -- paho callbacks (on the loop) -------------------------------------------------
     def _put(self, item: Incoming | Connection) -> None:
         try:

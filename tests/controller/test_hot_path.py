@@ -73,7 +73,7 @@ def event(seq: int, type_: str, value: Any) -> Incoming:
 
 def test_events_that_change_nothing_are_batched_and_publish_nothing(service: GameService,
                                                                     clocks: FakeClocks, monkeypatch):
-    service.start_game(parcours="primo", players=4)
+    service.orders.start_game(parcours="primo", players=4)
     rec = Recorder(service)
     records: list[int] = []
     monkeypatch.setattr("controller.journal.to_record", lambda engine: records.append(1) or to_record(engine))
@@ -99,7 +99,7 @@ def test_events_that_change_nothing_are_batched_and_publish_nothing(service: Gam
 
 
 def test_a_solve_is_durable_at_once_after_its_commands(service: GameService, clocks: FakeClocks):
-    service.start_game(parcours="primo", players=4)
+    service.orders.start_game(parcours="primo", players=4)
     rec = Recorder(service)
 
     async def solve() -> list[str]:
@@ -126,9 +126,9 @@ def test_game_state_is_published_once_per_loop_turn(service: GameService):
     rec = Recorder(service)
 
     async def orders() -> list[str]:
-        service.start_game(parcours="primo", players=4)
-        service.add_time(60)
-        service.pause()
+        service.orders.start_game(parcours="primo", players=4)
+        service.orders.add_time(60)
+        service.orders.pause()
         during = [line for line in rec.take() if line == "game_state"]
         await asyncio.sleep(0)
         return during + [line for line in rec.take() if line == "game_state"]

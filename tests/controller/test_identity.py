@@ -433,7 +433,7 @@ def puzzle(service, puzzle_id: str) -> str:
 
 
 def test_an_event_of_another_session_is_recorded_never_applied(service) -> None:
-    service.start_game(parcours="primo", players=3)
+    service.orders.start_game(parcours="primo", players=3)
     session = service.engine.session_id
     service.handle(code(1, "0412", session="old_game"))
     assert puzzle(service, "mailbox") != "solved", "a code typed in an earlier game solved this one"
@@ -448,13 +448,13 @@ def test_an_event_of_another_session_is_recorded_never_applied(service) -> None:
 
 
 def test_an_event_without_a_session_is_applied_as_before(service) -> None:
-    service.start_game(parcours="primo", players=3)
+    service.orders.start_game(parcours="primo", players=3)
     service.handle(code(1, "0412", session=None))
     assert puzzle(service, "mailbox") == "solved"
 
 
 def test_a_local_solve_of_another_session_is_not_applied_but_an_emergency_always_is(service) -> None:
-    service.start_game(parcours="primo", players=3)
+    service.orders.start_game(parcours="primo", players=3)
     service.handle(code(1, "mailbox", session="old_game", prop="node", type_="solved_locally"))
     assert puzzle(service, "mailbox") != "solved"
     service.handle(code(2, "", session="old_game", prop="node", type_="emergency"))
@@ -468,7 +468,7 @@ def test_a_boot_adopted_from_its_heartbeat_is_resynced_and_its_exit_door_waits(s
     from controller.mqtt import Incoming
     from protocol.contract import Resync, TopicParts
 
-    service.start_game(parcours="primo", players=3)
+    service.orders.start_game(parcours="primo", players=3)
     assert service.desired[("salon", "door_lock")].action == "lock"
     service.bridge.connected = True
     # the salon rebooted fast; this controller saw only its old boot's will
@@ -512,7 +512,7 @@ def test_a_reboot_while_no_controller_ran_is_still_a_reboot_and_only_once(
     store = Store(tmp_path / "escape.db")
     first = controller()
     first.handle(Incoming(TopicParts("status", "salon"), birth("salon1", 1), retained=False))
-    first.start_game(parcours="primo", players=3)
+    first.orders.start_game(parcours="primo", players=3)
     assert first.desired[("salon", "door_lock")].action == "lock"
     # killed (no clean stop); meanwhile the salon reboots, or not; a new controller starts
     second = controller()
@@ -522,7 +522,7 @@ def test_a_reboot_while_no_controller_ran_is_still_a_reboot_and_only_once(
     want = second.desired[("salon", "door_lock")]
     assert (want.action, want.relock_pending) == (("unlock", True) if rebooted else ("lock", False))
     # the game master relocks it; a third controller sees the same boot: no reboot again
-    second.prop_order("salon", "door_lock", "lock", {})
+    second.orders.prop_order("salon", "door_lock", "lock", {})
     third = controller()
     third.handle(Incoming(TopicParts("status", "salon"), birth(retained_boot, boot_n), retained=True))
     want = third.desired[("salon", "door_lock")]

@@ -118,7 +118,7 @@ def test_the_service_stops_sending_to_a_silent_node_and_resyncs_it_on_its_return
     service.bridge.send_command = lambda n, p, c: commands.append(f"{n}.{p}:{c.action}")
     service.bridge.connected, service.bridge.connected_at = True, 0.0
     service.handle(Incoming(TopicParts("status", "hall"), birth(), retained=False))
-    service.command("hall", "box_lock", "lock")
+    service.outputs.command("hall", "box_lock", "lock")
     commands.clear()
 
     info = service.registry.nodes["hall"]

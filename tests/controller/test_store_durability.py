@@ -289,7 +289,7 @@ def key(seq: int, type_: str = "key", value: str = "1") -> Incoming:
 
 def test_the_game_goes_on_while_the_store_fails_and_every_row_is_written_after(
         service: GameService, clocks: FakeClocks):
-    service.start_game(parcours="primo", players=4)
+    service.orders.start_game(parcours="primo", players=4)
     session = service.engine.session_id or ""
     lock = Locked(service.store)
     received: list[float] = []   # the controller's clock at receipt: the log's time
@@ -302,7 +302,7 @@ def test_the_game_goes_on_while_the_store_fails_and_every_row_is_written_after(
             await asyncio.sleep(0)
         received.append(clocks.wall())
         service.handle(key(21, "code", "0412"))      # the mailbox: solved all the same
-        service.add_time(60)
+        service.orders.add_time(60)
         await asyncio.sleep(0.1)                       # the batch's flush is due
         service.tick()
 

@@ -48,7 +48,7 @@ async def send(request: Request, body: ClueOrder, service: ServiceDep) -> dict[s
     room_given = "room" in body.model_fields_set
     room = None if body.room == "all" else body.room
     with http_errors():
-        clue = service.send_clue(puzzle=body.puzzle, index=body.index, text=body.text,
+        clue = service.orders.send_clue(puzzle=body.puzzle, index=body.index, text=body.text,
                                  text_en=body.text_en, room=room, room_given=room_given,
                                  counts=body.counts, cost=body.cost,
                                  who=actor(request, body.who))
@@ -60,5 +60,5 @@ async def send(request: Request, body: ClueOrder, service: ServiceDep) -> dict[s
 async def shown(clue_id: str, service: ServiceDep) -> dict[str, Any]:
     """The room screen displayed the clue (idempotent)."""
     with http_errors():
-        clue = service.clue_shown(clue_id)
+        clue = service.orders.clue_shown(clue_id)
     return {"clue": Clue.model_validate(clue)}

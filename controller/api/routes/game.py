@@ -139,7 +139,7 @@ async def check(request: Request, service: ServiceDep, body: GameCheck | None = 
     props not ready yet are sent it again."""
     body = body or GameCheck()
     with http_errors():
-        report = service.begin_check(**_group(body, service), who=actor(request, body.who))
+        report = service.orders.begin_check(**_group(body, service), who=actor(request, body.who))
     return {"phase": str(service.engine.phase), **report}
 
 
@@ -148,14 +148,15 @@ async def briefing(request: Request, service: ServiceDep, body: GameBriefing | N
     """Check → briefing: every prop ready, or an ``override_reason``."""
     body = body or GameBriefing()
     with http_errors():
-        service.brief(override=body.override_reason, who=actor(request, body.who), **_group(body, service))
+        service.orders.brief(override=body.override_reason, who=actor(request, body.who),
+                             **_group(body, service))
     return game_view(service.engine)
 
 
 @router.post("/game/start", response_model=GameView)
 async def start(request: Request, body: GameStart, service: ServiceDep) -> dict[str, Any]:
     with http_errors():
-        service.start_game(**_group(body, service), override=body.override_reason,
+        service.orders.start_game(**_group(body, service), override=body.override_reason,
                            who=actor(request, body.who))
     return game_view(service.engine)
 
@@ -163,14 +164,14 @@ async def start(request: Request, body: GameStart, service: ServiceDep) -> dict[
 @router.post("/game/pause", response_model=GameView)
 async def pause(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     with http_errors():
-        service.pause(who=actor(request, (body or Order()).who))
+        service.orders.pause(who=actor(request, (body or Order()).who))
     return game_view(service.engine)
 
 
 @router.post("/game/resume", response_model=GameView)
 async def resume(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     with http_errors():
-        service.resume_game(who=actor(request, (body or Order()).who))
+        service.orders.resume_game(who=actor(request, (body or Order()).who))
     return game_view(service.engine)
 
 
@@ -178,7 +179,7 @@ async def resume(request: Request, service: ServiceDep, body: Order | None = Non
 async def change_time(request: Request, body: TimeChange, service: ServiceDep) -> dict[str, Any]:
     """Add time (``{"seconds": 300}``) or remove some (``{"seconds": -120}``)."""
     with http_errors():
-        service.add_time(body.seconds, who=actor(request, body.who))
+        service.orders.add_time(body.seconds, who=actor(request, body.who))
     return game_view(service.engine)
 
 
@@ -186,14 +187,14 @@ async def change_time(request: Request, body: TimeChange, service: ServiceDep) -
 async def stop(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     """Abort the run (every lock opens), or cancel a session still in check or briefing."""
     with http_errors():
-        service.stop_game(who=actor(request, (body or Order()).who))
+        service.orders.stop_game(who=actor(request, (body or Order()).who))
     return game_view(service.engine)
 
 
 @router.post("/game/debrief", response_model=GameView)
 async def debrief(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     with http_errors():
-        service.debrief(who=actor(request, (body or Order()).who))
+        service.orders.debrief(who=actor(request, (body or Order()).who))
     return game_view(service.engine)
 
 
@@ -214,7 +215,7 @@ async def current_debrief(service: ServiceDep) -> dict[str, Any]:
 async def reset(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     """Close the session (it stays in the history) and go back to idle."""
     with http_errors():
-        service.reset_game(who=actor(request, (body or Order()).who))
+        service.orders.reset_game(who=actor(request, (body or Order()).who))
     return game_view(service.engine)
 
 
@@ -226,11 +227,11 @@ async def puzzle_order(request: Request, puzzle: str, action: Literal["solve", "
     who = actor(request, (body or Order()).who)
     with http_errors():
         if action == "solve":
-            service.force_solve(puzzle, who=who)
+            service.orders.force_solve(puzzle, who=who)
         elif action == "reset":
-            service.reset_puzzle(puzzle, who=who)
+            service.orders.reset_puzzle(puzzle, who=who)
         else:
-            service.skip_to(puzzle, who=who)
+            service.orders.skip_to(puzzle, who=who)
     return game_view(service.engine)
 
 
@@ -248,7 +249,7 @@ async def emergency(request: Request, response: Response, service: ServiceDep,
     French ``message`` that says plainly when nothing was confirmed. 200: every lock
     confirmed open; 202: accepted, some not confirmed (they are resent until they are).
     """
-    keys = service.emergency(who=actor(request, (body or Order()).who))
+    keys = service.orders.emergency(who=actor(request, (body or Order()).who))
     await service.outputs.wait_confirmed(keys)
     report = service.outputs.lock_report(keys)
     if not report["all_confirmed"]:
@@ -261,6 +262,6 @@ async def end_emergency(request: Request, service: ServiceDep, body: Order | Non
     """« Fin de l'alerte »: clears the retained emergency (audited). Nothing is locked
     again: the locks stay open until the game master locks them or a game starts."""
     with http_errors():
-        service.end_emergency(who=actor(request, (body or Order()).who))
+        service.orders.end_emergency(who=actor(request, (body or Order()).who))
     return {"emergency": service.alert.view(),
             "message": "Fin de l'alerte : les ventouses restent ouvertes, rien n'est reverrouillé."}

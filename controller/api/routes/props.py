@@ -43,7 +43,7 @@ async def order(request: Request, response: Response, node: str, prop: str, acti
                        en=f"unknown action {action!r}: {', '.join(ACTIONS)}")
     body = body or PropOrder()
     with http_errors():
-        command_id = service.prop_order(node, prop, action, dict(body.params),
+        command_id = service.orders.prop_order(node, prop, action, dict(body.params),
                                         who=actor(request, body.who))
     if action not in ("lock", "unlock"):
         return {"command_id": command_id}
