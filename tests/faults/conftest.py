@@ -194,7 +194,7 @@ class Rig:
         for node in game.nodes:
             if nodes is None or node.id in nodes:
                 self.start_node(node.id)
-        self.client = self._start_controller()
+        self.client = self.start_controller()
         for node_id, agent in self.agents.items():
             wait_for(agent.connected.is_set, what=f"node {node_id} to connect")
         wait_for(lambda: all(self.service.registry.nodes[n].online for n in self.agents),
@@ -212,7 +212,7 @@ class Rig:
         self.agents[node_id] = agent
         return agent
 
-    def _start_controller(self) -> TestClient:
+    def start_controller(self) -> TestClient:
         link = self.controller_link
         address = BrokerAddress(link.host, link.port) if link is not None else self.address
         client = TestClient(create_app(game=self.game, broker=address, demo=True,
