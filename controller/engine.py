@@ -13,6 +13,10 @@ Every order of the game master (force-solve, time, clue, lock…) goes to the se
 audit log with who and when; the service drains it (:meth:`Engine.take_journal`) into the
 store. What the engine holds is saved and restored by :mod:`controller.record` (a restarted
 controller resumes the same game) and shown by :mod:`controller.views`.
+
+Longer than most modules on purpose: it is one state machine. The lifecycle, the timer,
+the budget, the puzzle orders and the clues change the same state under the same phase
+rules, and each order checks the phase right beside what it changes.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -193,9 +197,6 @@ class SentClue:
     @property
     def status(self) -> str:
         return "shown" if self.shown_wall is not None else "sent"
-
-    def public(self) -> dict[str, Any]:
-        return {**asdict(self), "status": self.status}
 
 
 class Engine:
@@ -699,20 +700,6 @@ class Engine:
         self.budget_history.append(BudgetLine(amount, label, self.elapsed(), puzzle))
 
     # -- clues ------------------------------------------------------------------------
-    def clue_catalogue(self) -> list[dict[str, Any]]:
-        """The pre-written clues of the current parcours, per puzzle, with their index."""
-        out = []
-        for puzzle in self.game.puzzles:
-            if not self.in_parcours(puzzle):
-                continue
-            clues = [{"index": i, "text": c.text_for(self.parcours).fr,
-                      "text_en": c.text_for(self.parcours).en, "cost": c.cost,
-                      "sent": sum(1 for s in self.clues if s.puzzle == puzzle.id and s.index == i)}
-                     for i, c in enumerate(puzzle.clues) if self.parcours in c.parcours]
-            out.append({"puzzle": puzzle.id, "label": puzzle.label.fr, "room": puzzle.room,
-                        "status": str(self.puzzles[puzzle.id].status), "clues": clues})
-        return out
-
     def send_clue(self, *, puzzle: str | None = None, index: int | None = None,
                   text: str | None = None, text_en: str | None = None,
                   room: str | None = None, room_given: bool = False, counts: bool = True,

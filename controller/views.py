@@ -63,6 +63,23 @@ def game_view(engine: Engine) -> dict[str, Any]:
     }
 
 
+def clue_catalogue(engine: Engine) -> list[dict[str, Any]]:
+    """The pre-written clues of the current parcours, per puzzle, with their index and how
+    many times each was sent (:class:`controller.api.models.CataloguePuzzle`)."""
+    out = []
+    parcours = engine.parcours
+    for puzzle in engine.game.puzzles:
+        if not engine.in_parcours(puzzle):
+            continue
+        clues = [{"index": i, "text": c.text_for(parcours).fr, "text_en": c.text_for(parcours).en,
+                  "cost": c.cost,
+                  "sent": sum(1 for s in engine.clues if s.puzzle == puzzle.id and s.index == i)}
+                 for i, c in enumerate(puzzle.clues) if parcours in c.parcours]
+        out.append({"puzzle": puzzle.id, "label": puzzle.label.fr, "room": puzzle.room,
+                    "status": str(engine.puzzles[puzzle.id].status), "clues": clues})
+    return out
+
+
 class Views:
     """The snapshot, the screen views and ``game/state``, built and pushed."""
 

@@ -20,7 +20,7 @@ from controller.engine import (
     ScreenMessage,
 )
 from controller.record import from_record, history_rows, to_record
-from controller.views import game_view
+from controller.views import clue_catalogue, game_view
 from tests.controller.conftest import FakeClocks
 
 
@@ -194,7 +194,7 @@ def test_clue_text_follows_the_parcours(engine: Engine):
     assert clue.text == "L'avis d'échéance." and clue.text_en is None
     with pytest.raises(EngineError, match="parcours"):
         engine.send_clue(puzzle="mailbox", index=2)
-    assert [c["index"] for c in engine.clue_catalogue()[0]["clues"]] == [0, 1]
+    assert [c["index"] for c in clue_catalogue(engine)[0]["clues"]] == [0, 1]
 
 
 def test_clue_cost_comes_off_the_budget_only_when_it_counts(engine: Engine):

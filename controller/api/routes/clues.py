@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, actor, http_errors
 from controller.api.models import CLUES, Clue, Clues, ClueSent, ClueShown, dump
+from controller.views import clue_catalogue
 
 router = APIRouter(prefix="/api/clues", tags=["clues"])
 
@@ -39,7 +40,7 @@ class ClueOrder(BaseModel):
 async def clues(service: ServiceDep) -> dict[str, Any]:
     """The pre-written clues of the current parcours, and the clues sent in this game."""
     engine = service.engine
-    return {"catalogue": engine.clue_catalogue(), "sent": dump(CLUES, engine.clues),
+    return {"catalogue": clue_catalogue(engine), "sent": dump(CLUES, engine.clues),
             "clue_count": engine.clue_count}
 
 
