@@ -346,6 +346,53 @@ def test_wall_clock_going_backwards_gives_no_time_back(game: Game, engine: Engin
     assert resumed.remaining() == pytest.approx(3500)
 
 
+#: a record as the controller wrote it before the record had a model (hand-built dict):
+#: a controller upgraded in the middle of a game must resume it
+HAND_BUILT_RECORD = {
+    "v": 1, "session": "f58237834a13", "phase": "running", "parcours": "primo", "players": 3,
+    "children": False, "created_wall": 1760000000.0, "started_wall": 1760000000.0,
+    "ended_wall": None, "result": None, "elapsed": 120.0, "running": True,
+    "wall_at": 1760000120.0, "added_seconds": 0, "budget": 880, "budget_start": 1000,
+    "budget_history": [{"amount": -100, "label": "Loyer", "at": 100.0, "puzzle": "mailbox"},
+                       {"amount": -20, "label": "Indice : La boîte aux lettres", "at": 100.0,
+                        "puzzle": "mailbox"}],
+    "puzzles": {"mailbox": {"status": "solved", "solved_at": 100.0, "solved_by": "players",
+                            "progress": [0], "available_at": 0.0},
+                "bell": {"status": "available", "solved_at": None, "solved_by": "", "progress": [],
+                         "available_at": 100.0},
+                "extra": {"status": "available", "solved_at": None, "solved_by": "", "progress": [],
+                          "available_at": 100.0},
+                "final": {"status": "locked", "solved_at": None, "solved_by": "", "progress": [],
+                          "available_at": None}},
+    "messages": [],
+    "clues": [{"id": "80b69dce2093", "text": "Jour puis mois.", "text_en": None, "room": "hall",
+               "puzzle": "mailbox", "index": 1, "counts": True, "cost": 20, "who": "game master",
+               "sent_at": 100.0, "sent_wall": 1760000100.0, "shown_wall": 1760000120.0}],
+    "last_activity": 100.0,
+    "check_override": {"who": "game master", "reason": "démarrage direct, sans vérification préalable",
+                       "not_ready": ["vérification non faite"], "at": 1760000000.0},
+}
+
+
+def test_a_record_of_the_hand_built_layout_resumes_and_is_written_back_the_same(game: Game,
+                                                                                clocks: FakeClocks):
+    clocks.now = 1760000120.0 + 30        # the controller was away 30 s
+    resumed = from_record(game, HAND_BUILT_RECORD, clock=clocks.monotonic, wall=clocks.wall)
+    assert resumed.phase == Phase.RUNNING and resumed.session_id == "f58237834a13"
+    assert resumed.remaining() == pytest.approx(3600 - 150)
+    assert resumed.puzzles["mailbox"].status == "solved" and resumed.puzzles["final"].status == "locked"
+    assert resumed.clues[0].status == "shown" and resumed.budget == 880
+    again = to_record(resumed)
+    assert again == {**HAND_BUILT_RECORD, "elapsed": pytest.approx(150.0), "wall_at": clocks.now}
+
+
+def test_an_unreadable_record_is_refused_as_a_value_error(game: Game) -> None:
+    for broken in ({**HAND_BUILT_RECORD, "v": 2}, {**HAND_BUILT_RECORD, "players": "many"},
+                   {**HAND_BUILT_RECORD, "phase": "dancing"}, {"v": 1}):
+        with pytest.raises(ValueError):
+            from_record(game, broken)
+
+
 def test_history_rows_hold_per_puzzle_times_and_clues(engine: Engine, clocks: FakeClocks):
     running(engine)
     clocks.advance(30)
