@@ -112,7 +112,7 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
 async def store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     """A request that writes to the database at once (an evaluation, an enrolled tag) while
     it cannot be written (a full disk): 503, in words, nothing half done. The game's own
-    writes never get here: they wait in memory (:class:`controller.store.Backlog`)."""
+    writes never get here: they wait in memory (:class:`controller.journal.Backlog`)."""
     log.error("a request could not be written to the session database: %s", exc)
     return JSONResponse(api_errors.error_body(
         f"enregistrement impossible ({exc}) : disque plein ? Réessayez une fois la place libérée.",

@@ -48,7 +48,6 @@ class ReloadResult:
     restart_nodes: list[str] = field(default_factory=list)
 
 
-
 def reload_game(service: GameService, path: Path | str, *, who: str = GAME_MASTER) -> ReloadResult:
     """Validate the game file at *path* and, if allowed, make it the service's game.
 

@@ -8,6 +8,9 @@ one breaks a page.
 
 Every model forbids fields it does not declare: an answer that grew a field the model
 does not know fails the tests (a 500), it never leaves the schema silently.
+
+Longer than most modules on purpose: declarations only, no logic, one place to read
+every answer's shape.
 """
 
 from __future__ import annotations

@@ -26,11 +26,12 @@ from fastapi.testclient import TestClient
 
 from config.game import Game
 from controller.engine import Engine
+from controller.journal import RETRY_FIRST_S, RETRY_MAX_S, WRITE_ROWS, Backlog
 from controller.main import create_app
 from controller.mqtt import Incoming, MqttBridge
 from controller.record import history_rows, to_record
 from controller.service import GameService
-from controller.store import RETRY_FIRST_S, RETRY_MAX_S, WRITE_ROWS, Backlog, Batch, Store
+from controller.store import Batch, Store
 from protocol.contract import NodeStatus, PropEvent, TopicParts, Topics
 from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
