@@ -75,16 +75,15 @@ class Probe:
             t0 = started.pop("push", (t_built, t_built))[0]
             self.pushes.append((t0, t_built, time.monotonic_ns()))
 
-        push = getattr(service, "_push", None)
-        if push is None:
-            return
+        views = service.views
+        push = views.push
 
         def timed_push() -> None:
             started["push"] = (time.monotonic_ns(), 0)
             push()
 
         hub.broadcast = timed_broadcast
-        service._push = timed_push
+        views.push = timed_push
 
     def watch_commands(self, bridge: Any) -> None:
         """Time every command as the service hands it to the MQTT client."""

@@ -23,12 +23,22 @@ when every prop is, or when the game master overrides with a reason.
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from controller.engine import PropCommand
 from props.models import PropConfig
 from props.start import Instruction, Remedy, off_start, one_shot, start_command
+
+if TYPE_CHECKING:
+    from controller.context import Context
+    from controller.outputs import Outputs
+
+#: during the check, resend a keypad's or reader's reset after this long
+RECHECK_AFTER_S = 2.0
 
 
 class CheckStatus(StrEnum):
@@ -124,3 +134,54 @@ def assess(node: str, config: PropConfig, *, online: bool, reported: dict[str, A
     if reset_id is not None and off.remedy == Remedy.COMMAND_THEN_HAND:
         return result(CheckStatus.MANUAL_RESET, off.instruction)
     return result(CheckStatus.NEEDS_RESET, off.instruction)
+
+
+class PreGameCheck:
+    """The check of the whole apartment, from what the nodes report and what was sent."""
+
+    def __init__(self, ctx: Context, outputs: Outputs) -> None:
+        self.ctx = ctx
+        self.outputs = outputs
+
+    def report(self) -> dict[str, Any]:
+        """Where every prop stands against its start state."""
+        registry, desired, resets = self.ctx.registry, self.outputs.desired, self.outputs.resets
+        checks: list[PropCheck] = []
+        for (node, prop), cfg in self.ctx.configs.items():
+            info = registry.props[(node, prop)]
+            want = desired.get((node, prop))
+            reset = resets.get((node, prop))
+            checks.append(assess(node, cfg, online=registry.nodes[node].online,
+                                 reported=info.reported, ack=info.ack,
+                                 desired_action=want.action if want else None,
+                                 reset_id=reset[0] if reset else None,
+                                 node_label=registry.nodes[node].label))
+        counts = Counter(str(c.status) for c in checks)
+        not_ready = [c.summary() for c in checks if c.status != CheckStatus.READY]
+        return {"ready": not not_ready, "counts": {str(s): counts.get(str(s), 0) for s in CheckStatus},
+                "not_ready": not_ready, "props": [c.public() for c in checks]}
+
+    def not_ready(self) -> list[str]:
+        return self.report()["not_ready"]
+
+    def resend_start_state(self, *, only_not_ready: bool) -> None:
+        """Every prop's start command again (only to those not ready yet)."""
+        status = {(p["node"], p["prop"]): p["status"] for p in self.report()["props"]}
+        self.outputs.execute(command for command in self.ctx.engine.start_state()
+                             if not (only_not_ready
+                                     and status[(command.node, command.prop)] == CheckStatus.READY))
+
+    def tick(self) -> bool:
+        """A keypad or reader that drifted off its start state (a key pressed after its
+        reset) gets another reset; True when one was sent."""
+        now = time.monotonic()
+        sent_any = False
+        for prop in self.report()["props"]:
+            key = (prop["node"], prop["prop"])
+            if prop["status"] != CheckStatus.NEEDS_RESET or not one_shot(self.ctx.configs[key]):
+                continue
+            sent = self.outputs.resets.get(key)
+            if sent is None or now - sent[1] >= RECHECK_AFTER_S:
+                self.outputs.execute([PropCommand(key[0], key[1], "reset")])
+                sent_any = True
+        return sent_any

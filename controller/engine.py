@@ -11,8 +11,12 @@ The lifecycle is declared as a table (:data:`TRANSITIONS`), as ``transitions`` d
 
 Every order of the game master (force-solve, time, clue, lock…) goes to the session's
 audit log with who and when; the service drains it (:meth:`Engine.take_journal`) into the
-store. :meth:`Engine.to_record` / :meth:`Engine.from_record` let a restarted controller
-resume the same game.
+store. What the engine holds is saved and restored by :mod:`controller.record` (a restarted
+controller resumes the same game) and shown by :mod:`controller.views`.
+
+Longer than most modules on purpose: it is one state machine. The lifecycle, the timer,
+the budget, the puzzle orders and the clues change the same state under the same phase
+rules, and each order checks the phase right beside what it changes.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -47,8 +51,6 @@ log = logging.getLogger(__name__)
 GAME_MASTER = "game master"
 #: recorded as the override reason when a game starts straight from idle
 DIRECT_START_REASON = "démarrage direct, sans vérification préalable"
-#: version of :meth:`Engine.to_record`'s layout
-RECORD_VERSION = 1
 
 
 class Phase(StrEnum):
@@ -195,9 +197,6 @@ class SentClue:
     def status(self) -> str:
         return "shown" if self.shown_wall is not None else "sent"
 
-    def public(self) -> dict[str, Any]:
-        return {**asdict(self), "status": self.status}
-
 
 class Engine:
     """One game being played, from the pre-game check to the debrief.
@@ -248,7 +247,7 @@ class Engine:
     def _move(self, trigger: str) -> None:
         for row in TRANSITIONS:
             if row["trigger"] == trigger and self.phase in row["source"]:
-                self._note("phase", f"{self.phase} -> {row['dest']}")
+                self.note("phase", f"{self.phase} -> {row['dest']}")
                 self.phase = row["dest"]
                 return
         msg = (f"{_impossible(_TRIGGER_WORDS.get(trigger, trigger))} : "
@@ -428,6 +427,23 @@ class Engine:
     def remaining(self) -> float:
         return max(0.0, self.duration - self.elapsed())
 
+    @property
+    def timer_running(self) -> bool:
+        return self._running_since is not None
+
+    def restore_timer(self, elapsed: float, *, running: bool) -> None:
+        """Carry on a run recorded by another process (controller/record.py): *elapsed*
+        seconds played so far, the timer running or stopped."""
+        now = self.clock()
+        self._running_since = now if running else None
+        self._elapsed_before = elapsed
+        if self.started_wall is not None:
+            self.started_at = now - elapsed
+        if self.ended_wall is not None:
+            self.ended_at = now
+        if self.phase in PLAYING:
+            self._refresh_availability()
+
     def add_time(self, seconds: int, *, who: str = GAME_MASTER) -> None:
         """Add (or, negative, remove) time; refused when it would end the game at once."""
         if self.phase not in (Phase.BRIEFING, *PLAYING):
@@ -439,7 +455,7 @@ class Engine:
             raise EngineError(msg, en=f"removing {-seconds} s would end the game ({int(self.remaining())} s "
                                       "left); to end it, use Stop")
         self.added_seconds += seconds
-        self._note("timer", f"{seconds:+d} s")
+        self.note("timer", f"{seconds:+d} s")
         self.audit("time", who=who, detail=f"{seconds:+d} s")
 
     def tick(self) -> list[Effect]:
@@ -500,7 +516,7 @@ class Engine:
             if not self.in_parcours(puzzle) or state.status == PuzzleStatus.SOLVED:
                 continue
             if state.status == PuzzleStatus.LOCKED:
-                self._note("ignored", f"{node}.{prop} {event}={value!r}: puzzle {puzzle.id} "
+                self.note("ignored", f"{node}.{prop} {event}={value!r}: puzzle {puzzle.id} "
                                       "is not available yet")
                 continue
             state.progress = rules.advance(puzzle, state.progress, seen, self.parcours)
@@ -611,7 +627,7 @@ class Engine:
         state.status, state.solved_at, state.solved_by = PuzzleStatus.SOLVED, self.elapsed(), by
         if state.available_at is None:
             state.available_at = state.solved_at
-        self._note("solved", f"{puzzle.id} by {by}")
+        self.note("solved", f"{puzzle.id} by {by}")
         effects: list[Effect] = []
         ended = False
         for action in puzzle.actions:
@@ -627,7 +643,7 @@ class Engine:
             elif isinstance(action, TimerAction):
                 if action.op == "add":
                     self.added_seconds += action.seconds
-                    self._note("timer", f"{action.seconds:+d} s ({puzzle.id})")
+                    self.note("timer", f"{action.seconds:+d} s ({puzzle.id})")
                 elif action.op == "pause" and self.phase == Phase.RUNNING:
                     self.pause(who=f"puzzle {puzzle.id}")
                 elif action.op == "resume" and self.phase == Phase.PAUSED:
@@ -645,20 +661,6 @@ class Engine:
         self.budget_history.append(BudgetLine(amount, label, self.elapsed(), puzzle))
 
     # -- clues ------------------------------------------------------------------------
-    def clue_catalogue(self) -> list[dict[str, Any]]:
-        """The pre-written clues of the current parcours, per puzzle, with their index."""
-        out = []
-        for puzzle in self.game.puzzles:
-            if not self.in_parcours(puzzle):
-                continue
-            clues = [{"index": i, "text": c.text_for(self.parcours).fr,
-                      "text_en": c.text_for(self.parcours).en, "cost": c.cost,
-                      "sent": sum(1 for s in self.clues if s.puzzle == puzzle.id and s.index == i)}
-                     for i, c in enumerate(puzzle.clues) if self.parcours in c.parcours]
-            out.append({"puzzle": puzzle.id, "label": puzzle.label.fr, "room": puzzle.room,
-                        "status": str(self.puzzles[puzzle.id].status), "clues": clues})
-        return out
-
     def send_clue(self, *, puzzle: str | None = None, index: int | None = None,
                   text: str | None = None, text_en: str | None = None,
                   room: str | None = None, room_given: bool = False, counts: bool = True,
@@ -707,7 +709,7 @@ class Engine:
         if sent.cost:
             label = f"Indice : {target.label.fr}" if target else "Indice"
             self.move_budget(-sent.cost, label, sent.puzzle)
-        self._note("clue", f"{sent.id} -> {room or 'all'}: {sent.text[:80]}")
+        self.note("clue", f"{sent.id} -> {room or 'all'}: {sent.text[:80]}")
         self.audit("clue", who=who, target=sent.puzzle or room,
                    detail=f"{sent.id}{'' if counts else ' (ne compte pas)'}: {sent.text[:200]}")
         message = ScreenMessage(sent.text, sent.text_en, sent.room)
@@ -721,7 +723,7 @@ class Engine:
             raise NotFoundError(msg, en=f"unknown clue {clue_id!r} in this game")
         if clue.shown_wall is None:
             clue.shown_wall = self.wall()
-            self._note("clue_shown", clue_id)
+            self.note("clue_shown", clue_id)
         return clue
 
     @property
@@ -729,7 +731,8 @@ class Engine:
         return sum(1 for c in self.clues if c.counts)
 
     # -- journal: event log and audit log ---------------------------------------------
-    def _note(self, kind: str, text: str) -> None:
+    def note(self, kind: str, text: str) -> None:
+        """Write *text* to the session's event log (a note of *kind*: ``phase``, ``solved``…)."""
         log.info("game %s: %s: %s", self.session_id, kind, text)
         entry = {"at": round(self.elapsed(), 3) if self.started_at else 0.0, "kind": kind,
                  "text": text, "wall": self.wall(), "session": self.session_id}
@@ -753,139 +756,3 @@ class Engine:
         """The notes and audit entries since the last call (for the store)."""
         journal, self._journal = self._journal, []
         return journal
-
-    # -- persistence ------------------------------------------------------------------
-    def to_record(self) -> dict[str, Any]:
-        """Everything needed to resume this session in another process (JSON-able).
-
-        The timer is saved as the run time so far plus a wall-clock anchor: a controller
-        that restarts adds the time it was away (the players kept playing).
-        """
-        return {
-            "v": RECORD_VERSION, "session": self.session_id, "phase": str(self.phase),
-            "parcours": self.parcours, "players": self.players, "children": self.children,
-            "created_wall": self.created_wall, "started_wall": self.started_wall,
-            "ended_wall": self.ended_wall, "result": self.result,
-            "elapsed": self.elapsed(), "running": self._running_since is not None,
-            "wall_at": self.wall(), "added_seconds": self.added_seconds,
-            "budget": self.budget, "budget_start": self.budget_start,
-            "budget_history": [asdict(b) for b in self.budget_history],
-            "puzzles": {pid: {"status": str(st.status), "solved_at": st.solved_at,
-                              "solved_by": st.solved_by, "progress": list(st.progress),
-                              "available_at": st.available_at}
-                        for pid, st in self.puzzles.items()},
-            "messages": [asdict(m) for m in self.messages[-20:]],
-            "clues": [asdict(c) for c in self.clues],
-            "last_activity": self.last_activity, "check_override": self.check_override,
-        }
-
-    @classmethod
-    def from_record(cls, game: Game, record: dict[str, Any], *,
-                    clock: Callable[[], float] = time.monotonic,
-                    wall: Callable[[], float] = time.time) -> Engine:
-        """An engine that carries on the session of *record* (see :meth:`to_record`).
-
-        Puzzles the game file no longer has are dropped, new ones start fresh.
-        """
-        if record.get("v") != RECORD_VERSION:
-            msg = f"unknown game record version {record.get('v')!r}"
-            raise ValueError(msg)
-        engine = cls(game, clock=clock, wall=wall)
-        engine.phase = Phase(record["phase"])
-        engine.session_id = record["session"]
-        engine.parcours = record["parcours"]
-        engine.players, engine.children = int(record["players"]), bool(record["children"])
-        engine.created_wall = record.get("created_wall")
-        engine.started_wall, engine.ended_wall = record.get("started_wall"), record.get("ended_wall")
-        engine.result = record.get("result")
-        engine.added_seconds = int(record.get("added_seconds", 0))
-        elapsed = float(record.get("elapsed", 0.0))
-        now = engine.clock()
-        if record.get("running") and engine.phase == Phase.RUNNING:
-            # NOTE: a wall clock that went backwards (NTP) must not give time back.
-            elapsed += max(0.0, engine.wall() - float(record["wall_at"]))
-            engine._running_since = now
-        engine._elapsed_before = elapsed
-        if engine.started_wall is not None:
-            engine.started_at = now - elapsed
-        if engine.ended_wall is not None:
-            engine.ended_at = now
-        engine.budget, engine.budget_start = int(record["budget"]), int(record.get("budget_start", 0))
-        engine.budget_history = [BudgetLine(**b) for b in record.get("budget_history", [])]
-        for pid, st in record.get("puzzles", {}).items():
-            if pid in engine.puzzles:
-                engine.puzzles[pid] = PuzzleState(PuzzleStatus(st["status"]), st.get("solved_at"),
-                                                  st.get("solved_by", ""), list(st.get("progress", [])),
-                                                  st.get("available_at"))
-        engine.messages = [ScreenMessage(**m) for m in record.get("messages", [])]
-        engine.clues = [SentClue(**c) for c in record.get("clues", [])]
-        engine.last_activity = float(record.get("last_activity", 0.0))
-        engine.check_override = record.get("check_override")
-        if engine.phase in PLAYING:
-            engine._refresh_availability()
-        return engine
-
-    def history_rows(self) -> dict[str, Any]:
-        """The session as the history tables hold it (see :mod:`controller.store`)."""
-        started = self.started_wall is not None
-        clues_per_puzzle: dict[str, int] = {}
-        for clue in self.clues:
-            if clue.counts and clue.puzzle:
-                clues_per_puzzle[clue.puzzle] = clues_per_puzzle.get(clue.puzzle, 0) + 1
-        puzzles = []
-        for puzzle in self.game.puzzles:
-            if not self.in_parcours(puzzle):
-                continue
-            st = self.puzzles[puzzle.id]
-            duration = (st.solved_at - st.available_at
-                        if st.solved_at is not None and st.available_at is not None else None)
-            puzzles.append({"puzzle_id": puzzle.id, "label": puzzle.label.fr, "theme": puzzle.theme,
-                            "room": puzzle.room, "status": str(st.status),
-                            "available_at_s": st.available_at, "solved_at_s": st.solved_at,
-                            "duration_s": duration, "solved_by": st.solved_by or None,
-                            "clues": clues_per_puzzle.get(puzzle.id, 0)})
-        return {
-            "session": {
-                "id": self.session_id, "apartment": self.game.apartment.id,
-                "created_at": self.created_wall, "parcours": self.parcours, "players": self.players,
-                "children": int(self.children), "started_at": self.started_wall,
-                "ended_at": self.ended_wall, "result": self.result, "phase": str(self.phase),
-                "duration_s": self.duration if started else None,
-                "time_used_s": round(self.elapsed(), 3) if started else None,
-                "clues": self.clue_count, "clues_sent": len(self.clues),
-                "budget_start": self.budget_start, "final_budget": self.budget,
-                "check_override": self.check_override["reason"] if self.check_override else None,
-            },
-            "puzzles": puzzles if started else [],
-            "budget": [asdict(b) for b in self.budget_history],
-            "clues": [asdict(c) for c in self.clues],
-        }
-
-    # -- views ------------------------------------------------------------------------
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "session": self.session_id, "phase": str(self.phase),
-            "phase_label": PHASE_LABELS[self.phase], "parcours": self.parcours,
-            "players": self.players, "children": self.children,
-            "duration_s": self.duration, "elapsed_s": round(self.elapsed(), 3),
-            "remaining_s": round(self.remaining(), 3), "result": self.result,
-            "started_wall": self.started_wall, "ended_wall": self.ended_wall,
-            "budget": self.budget, "budget_start": self.budget_start,
-            "budget_history": [{"amount": b.amount, "label": b.label, "at": round(b.at, 1),
-                                "puzzle": b.puzzle} for b in self.budget_history],
-            "puzzles": [{"id": p.id, "label": p.label.fr, "theme": p.theme, "room": p.room,
-                         "status": str(self.puzzles[p.id].status),
-                         "in_parcours": self.in_parcours(p),
-                         "available_at": self.puzzles[p.id].available_at,
-                         "solved_at": self.puzzles[p.id].solved_at,
-                         "solved_by": self.puzzles[p.id].solved_by,
-                         "clues": len(p.clues)} for p in self.game.puzzles],
-            "messages": [{"text": m.text, "text_en": m.text_en, "room": m.room}
-                         for m in self.messages[-10:]],
-            "clues": [c.public() for c in self.clues],
-            "clue_count": self.clue_count,
-            "alert": self.alert(), "idle_s": round(self.idle_seconds(), 1),
-            "check_override": self.check_override,
-            "audit": self.audit_log[-50:],
-            "log": self.log[-50:],
-        }

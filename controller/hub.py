@@ -3,7 +3,7 @@
 Each client belongs to an *audience*: :data:`STAFF` (game master and technician: the full
 snapshot) or ``screen:<room>`` (a room screen: only what its screen shows). A push builds
 one JSON text per audience present, never one per client (see
-:meth:`controller.service.GameService._push`).
+:meth:`controller.views.Views.push`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ and the game file — so none should reach this point; if a bug lets one through
 (a value the engine computed, a row read back from an old database), it goes out as
 ``null`` with an error in the log naming where it was, and the text stays valid.
 
-HTTP responses take the same road through FastAPI: a route's return annotation makes
+HTTP responses take the same road through FastAPI: a route's response model makes
 pydantic serialize it, which writes a non-finite number as ``null`` too.
 """
 

@@ -120,7 +120,7 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
 async def store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     """A request that writes to the database at once (an evaluation, an enrolled tag) while
     it cannot be written (a full disk): 503, in words, nothing half done. The game's own
-    writes never get here: they wait in memory (:class:`controller.store.Backlog`)."""
+    writes never get here: they wait in memory (:class:`controller.journal.Backlog`)."""
     log.error("a request could not be written to the session database: %s", exc)
     return JSONResponse(api_errors.error_body(
         f"enregistrement impossible ({exc}) : disque plein ? Réessayez une fois la place libérée.",
@@ -131,7 +131,7 @@ def freeze_startup_objects() -> None:
     """``gc.collect()`` then ``gc.freeze()``: what start-up built (modules, models, routes,
     the game) lives as long as the process; the collector stops walking it on every full
     collection, which was a few ms in the middle of a key → lock path now and then
-    (docs/performance.md, fix 13). Objects made later are collected as usual."""
+    (docs/performance.md). Objects made later are collected as usual."""
     gc.collect()
     gc.freeze()
 

@@ -152,6 +152,22 @@ class Registry:
         #: boot adopted from its heartbeat (its birth was missed)
         self.returned: set[str] = set()
 
+    def for_game(self, game: Game) -> Registry:
+        """A registry of *game* (a reloaded file) that keeps what this one knows of the
+        nodes and props still there (online, boots, reported states), with their new labels."""
+        registry = Registry(game, clock=self.clock, wall=self.wall)
+        for node_id, info in self.nodes.items():
+            if node_id in registry.nodes:
+                info.label = registry.nodes[node_id].label
+                registry.nodes[node_id] = info
+        for key, prop in self.props.items():
+            fresh = registry.props.get(key)
+            if fresh is not None and fresh.kind == prop.kind:
+                prop.label = fresh.label
+                registry.props[key] = prop
+        registry.returned = self.returned & set(registry.nodes)
+        return registry
+
     # -- identity -----------------------------------------------------------------------
     def known_boots(self) -> dict[str, tuple[str, int | None]]:
         """Each node's current boot (what the next controller starts from)."""

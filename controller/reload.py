@@ -19,15 +19,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from config.game import Game
 from config.loader import GameConfigError, load_game_file
 from controller.core.errors import Bilingual
-from controller.engine import GAME_MASTER, Engine, Phase
-from controller.registry import Registry
-from props.models import MaglockConfig
-from protocol import contract
+from controller.engine import GAME_MASTER, Phase
+from controller.service import GameService
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +40,15 @@ class ReloadRefused(Bilingual):
 
 @dataclass
 class ReloadResult:
+    """What a reload did (:class:`controller.api.models.Reloaded`)."""
+
     status: str                       # "reloaded" or "unchanged"
     path: str
     warnings: list[str] = field(default_factory=list)
     restart_nodes: list[str] = field(default_factory=list)
 
-    def public(self) -> dict[str, Any]:
-        return {"status": self.status, "path": self.path, "warnings": self.warnings,
-                "restart_nodes": self.restart_nodes}
 
-
-def reload_game(service: Any, path: Path | str, *, who: str = GAME_MASTER) -> ReloadResult:
+def reload_game(service: GameService, path: Path | str, *, who: str = GAME_MASTER) -> ReloadResult:
     """Validate the game file at *path* and, if allowed, make it the service's game.
 
     Raise :class:`ReloadRefused` (nothing changed) if the file has errors, or a session is
@@ -87,9 +81,9 @@ def reload_game(service: Any, path: Path | str, *, who: str = GAME_MASTER) -> Re
                                "sessions; nothing changed")
     restart = sorted({n.id for n in new.nodes} ^ {n.id for n in old.nodes}
                      | {n.id for n in new.nodes if (o := old.node(n.id)) is not None and o != n})
-    replace_game(service, new)
+    service.replace_game(new)
     service.engine.audit("config_reload", who=who, detail=str(path))
-    service._save()
+    service.journal.save()
     service.publish_game_state()
     service.changed()
     service.bridge.metrics["config_reloads"] += 1
@@ -98,36 +92,7 @@ def reload_game(service: Any, path: Path | str, *, who: str = GAME_MASTER) -> Re
     return ReloadResult("reloaded", str(path), warnings, restart)
 
 
-def replace_game(service: Any, game: Game) -> None:
-    """Make *game* the game of an idle *service*: a new engine; the registry, the desired
-    states and the configs follow the new file; what is known of nodes and props that are
-    still there (online, boots, reported states) is kept."""
-    service._save()   # the journal of the old engine first
-    old_registry: Registry = service.registry
-    registry = Registry(game, clock=old_registry.clock, wall=old_registry.wall)
-    for node_id, info in old_registry.nodes.items():
-        if node_id in registry.nodes:
-            info.label = registry.nodes[node_id].label
-            registry.nodes[node_id] = info
-    for key, prop in old_registry.props.items():
-        fresh = registry.props.get(key)
-        if fresh is not None and fresh.kind == prop.kind:
-            prop.label = fresh.label
-            registry.props[key] = prop
-    registry.returned = old_registry.returned & set(registry.nodes)
-    service.game = game
-    service.engine = Engine(game, clock=service.clock, wall=service.wall)
-    service.registry = registry
-    service._configs = {(n.id, p.id): p for n in game.nodes for p in n.props}
-    service._maglocks = {key: p for key, p in service._configs.items() if isinstance(p, MaglockConfig)}
-    service.desired = {key: want for key, want in service.desired.items()
-                       if key in service._configs and (want.action not in ("lock", "unlock")
-                                                       or key in service._maglocks)}
-    service.check_resets.clear()
-    service.bridge.heartbeat_s = contract.heartbeat_interval(game.apartment.autonomy_after_s)
-
-
-def install_sighup(service: Any, path: Path | str) -> bool:
+def install_sighup(service: GameService, path: Path | str) -> bool:
     """``kill -HUP <controller>`` reloads *path* (same rules as the route); logged, never
     fatal. Only possible on the main thread's loop (uvicorn); return whether installed."""
     import asyncio

@@ -1,9 +1,13 @@
 """Sessions on disk: SQLite (stdlib ``sqlite3``), written through on every change.
 
+Longer than most modules on purpose: it is all of the SQL, beside the schema it queries
+(one lock and one connection guard every statement); what is written when is
+:mod:`controller.journal`'s business.
+
 One file (``Settings.DATA_DIR / "escape.db"``) holds:
 
 * ``sessions``: one row per session (date, parcours, players, result, time used, clues,
-  budget) and, in ``state``, the engine's record (:meth:`Engine.to_record`) that a
+  budget) and, in ``state``, the engine's record (:func:`controller.record.to_record`) that a
   restarted controller resumes from;
 * ``puzzle_results``: per session and puzzle, when it became available, when it was
   solved, by whom, how many clues;
@@ -24,11 +28,11 @@ event loop*, on the path between a keypad code and its lock. A lost second of ga
 after a power cut is a smaller harm (the game master force-solves) than a lagging room.
 
 What is written when (docs/engine.md, "Write-through"): a solve, a phase or budget change
-at once; plain prop events batched by the service (one transaction for many rows). All of
-it goes through a :class:`Backlog`: the session log never loses a valid row. A write that
-fails (a full disk) is kept in memory and tried again with back-off; a row that fails on
-its own never sinks its batch (:meth:`Store.write` sets it aside in ``rejects``); the
-backlog's :meth:`Backlog.health` is what ``/api/health`` and the console show
+at once; plain prop events batched (one transaction for many rows): :mod:`controller.journal`.
+All of it goes through its :class:`~controller.journal.Backlog`: the session log never
+loses a valid row. A write that fails (a full disk) is kept in memory and tried again with
+back-off; a row that fails on its own never sinks its batch (:meth:`Store.write` sets it
+aside in ``rejects``); the backlog's health is what ``/api/health`` and the console show
 (docs/reliability.md, "The session log"). Every method runs one short transaction; a lock
 makes the store safe to share between the event loop and FastAPI's thread pool. (Queries built
 with f-strings only splice in ``WHERE`` clauses made of constants; every value is a bound
@@ -47,7 +51,7 @@ import sqlite3
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,7 +289,7 @@ class Store:
     """The controller's SQLite database.
 
     >>> store = Store(tmp_path / "escape.db")
-    >>> store.save_session(engine.to_record(), engine.history_rows(), engine.take_journal())
+    >>> store.save_session(to_record(engine), history_rows(engine), engine.take_journal())
     >>> store.open_session()["session"] == engine.session_id
     True
     """
@@ -382,7 +386,7 @@ class Store:
         cannot bind, a field missing) sinks nothing: the transaction goes on with each
         row in a savepoint of its own, and the row is kept in the ``rejects`` table with
         its error. Any other error (disk full, I/O error) leaves nothing written and is
-        raised: the caller keeps the batch and tries again (:class:`Backlog`).
+        raised: the caller keeps the batch and tries again (:class:`controller.journal.Backlog`).
         """
         with self._tx() as db:
             try:
@@ -798,198 +802,6 @@ class Store:
             for key in ("available_at_s", "solved_at_s", "duration_s"):
                 r[key] = "" if r[key] is None else round(r[key])
         return _csv(PUZZLE_CSV_COLUMNS, rows, sep)
-
-
-#: journal rows kept in memory while the database cannot be written (a full disk), at
-#: most: ~10 hours of a real game's events (a few per second), 20 s of the bench's 5,000/s;
-#: 43 MB (434 bytes a row). Past it the oldest are dropped, counted and logged as
-#: critical: the controller's memory would be the next thing to fill.
-MAX_WAITING_ROWS = 100_000
-#: a failed write is tried again after this long, then twice as long each time up to
-#: RETRY_MAX_S: a freed disk is written again within RETRY_MAX_S and one tick (0.2 s)
-RETRY_FIRST_S = 0.25
-RETRY_MAX_S = 1.0
-#: journal rows per transaction: a retry on a full disk fails after one of them, not after
-#: building and inserting every row waiting
-WRITE_ROWS = 1000
-#: catching up on many waiting rows holds the event loop this long per call, at most
-CATCH_UP_S = 0.05
-#: while failing, the log says so again this often (not at every retry)
-REMIND_EVERY_S = 60.0
-
-
-class Backlog:
-    """Everything the controller has to write to the session log, kept until it is written.
-
-    The service queues journal rows, session records, closes, desired states and meta
-    values, then calls :meth:`write`: all of it goes in one transaction
-    (:meth:`Store.write`). When that fails (a full disk, an I/O error) nothing is lost:
-    everything stays queued — the latest session record and desired state win over
-    older ones — and is tried again at the next :meth:`write` once the back-off has run
-    (the service's ticker calls it every 0.2 s). A row that fails on its own never
-    blocks the others: :meth:`Store.write` sets it aside in the ``rejects`` table.
-
-    :meth:`health` says what ``/api/health`` and the console show.
-    """
-
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time, max_rows: int = MAX_WAITING_ROWS) -> None:
-        self.store = store
-        self.clock, self.wall = clock, wall
-        self.max_rows = max_rows
-        self._journal: list[Entry] = []
-        self._sessions: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
-        self._activity: dict[str, tuple[str, float, float]] = {}
-        self._closes: dict[str, str | None] = {}
-        self._desired: dict[tuple[str, str], tuple[str, str, str, dict[str, Any], bool]] = {}
-        self._meta: dict[str, str] = {}
-        #: why the last write failed (None: the last write succeeded)
-        self.error: str | None = None
-        self._since: tuple[float, float] | None = None   # first failure: monotonic, wall
-        self._retry_at = 0.0
-        self._delay = 0.0
-        self._reminded = 0.0
-        self._caught_up = 0   # rows written since the first failure (to report)
-        self.failures = 0     # failed writes, since start
-        self.rejected = 0     # rows set aside (rejects table), since start
-        self.dropped = 0      # rows lost past max_rows, since start
-        #: the last time the database came back: rows written, how long they waited, when
-        self.recovered: dict[str, Any] | None = None
-
-    # -- what to write ------------------------------------------------------------------
-    def add(self, journal: Sequence[Entry]) -> None:
-        self._journal += journal
-        over = len(self._journal) - self.max_rows
-        if over > 0:
-            del self._journal[:over]
-            if not self.dropped:
-                log.critical("session log: %d rows waiting, the most kept in memory: dropping the "
-                             "oldest (database failing: %s)", self.max_rows, self.error)
-            self.dropped += over
-
-    def session(self, record: dict[str, Any], rows: dict[str, Any]) -> None:
-        """The whole session as it is now: replaces an older record of it not yet written."""
-        session_id = rows["session"]["id"]
-        self._sessions.pop(session_id, None)
-        self._sessions[session_id] = (record, rows)
-        self._activity.pop(session_id, None)   # the record holds the inactivity clock
-
-    def activity(self, session_id: str, last_activity: float, time_used_s: float) -> None:
-        self._activity[session_id] = (session_id, last_activity, time_used_s)
-
-    def close(self, session_id: str, result: str | None = None) -> None:
-        if result is None:
-            result = self._closes.get(session_id)
-        self._closes[session_id] = result
-
-    def desired(self, node: str, prop: str, action: str, params: dict[str, Any],
-                relock_pending: bool) -> None:
-        self._desired[(node, prop)] = (node, prop, action, params, relock_pending)
-
-    def meta(self, key: str, value: str) -> None:
-        self._meta[key] = value
-
-    @property
-    def waiting(self) -> int:
-        """Rows and records queued, not written yet."""
-        return (len(self._journal) + len(self._sessions) + len(self._activity) + len(self._closes)
-                + len(self._desired) + len(self._meta))
-
-    @property
-    def failing(self) -> bool:
-        return self.error is not None
-
-    # -- writing ------------------------------------------------------------------------
-    def write(self, *, force: bool = False) -> bool:
-        """Write what is queued, :data:`WRITE_ROWS` journal rows per transaction (the
-        records, closes, desired states and meta with the first); True when nothing is left.
-
-        While the database fails, a call before the back-off has run does nothing (unless
-        *force*): a full disk is not hammered on every event. Catching up on many rows
-        holds the caller (the event loop) for about :data:`CATCH_UP_S` at most per call
-        (unless *force*); the ticker's next call goes on.
-        """
-        if not self.waiting:
-            return True
-        now = self.clock()
-        if self.error is not None and not force and now < self._retry_at:
-            return False
-        started = time.perf_counter()
-        while True:
-            journal = self._journal[:WRITE_ROWS]
-            batch = Batch(sessions=list(self._sessions.values()), activity=list(self._activity.values()),
-                          closes=list(self._closes.items()), desired=list(self._desired.values()),
-                          meta=list(self._meta.items()), journal=journal)
-            try:
-                rejected = self.store.write(batch)
-            except Exception as exc:   # whatever it is, the rows stay queued
-                self._failed(exc, now)
-                return False
-            self._written(len(journal), rejected)
-            if not self._journal:
-                break
-            if not force and time.perf_counter() - started >= CATCH_UP_S:
-                return False
-        if self._since is not None:
-            waited = self.clock() - self._since[0]
-            self.recovered = {"rows": self._caught_up, "waited_s": round(waited, 3), "at": self.wall(),
-                              "failures": self.failures}
-            log.warning("session log: the database is written again: %d rows written after "
-                        "waiting up to %.1f s", self._caught_up, waited)
-            self._since, self._caught_up = None, 0
-        return True
-
-    def _written(self, rows: int, rejected: list[Rejected]) -> None:
-        if self._since is not None:
-            self._caught_up += rows + len(self._sessions) + len(self._activity) + len(self._closes) \
-                + len(self._desired) + len(self._meta)
-        del self._journal[:rows]
-        for queued in (self._sessions, self._activity, self._closes, self._desired, self._meta):
-            queued.clear()
-        for r in rejected:
-            log.error("session log: a %s row was refused on its own and set aside (table "
-                      "rejects): %s: %s", r.kind, r.error, r.text()[:500])
-        self.rejected += len(rejected)
-        self.error, self._delay = None, 0.0
-
-    def _failed(self, exc: Exception, now: float) -> None:
-        self.failures += 1
-        expected = isinstance(exc, sqlite3.Error | StoreError)
-        fresh = self.error is None
-        self.error = str(exc) if expected else f"{type(exc).__name__}: {exc}"
-        self._delay = RETRY_FIRST_S if fresh else min(self._delay * 2, RETRY_MAX_S)
-        self._retry_at = now + self._delay
-        if self._since is None:
-            self._since = (now, self.wall())
-            self._reminded = now
-            log.error("session log: cannot write (%s): %d rows kept in memory and retried; "
-                      "the game goes on", self.error, self.waiting, exc_info=not expected)
-        elif now - self._reminded >= REMIND_EVERY_S:
-            self._reminded = now
-            log.error("session log: still cannot write (%s) for %.0f s: %d rows waiting",
-                      self.error, now - self._since[0], self.waiting)
-
-    def abandon(self) -> None:
-        """The controller stops with rows it could not write: they go to the log, one line
-        each, the last place they can still be read from."""
-        if not self.waiting:
-            return
-        log.critical("session log: stopping with %d rows never written (%s); here they are",
-                     self.waiting, self.error)
-        for name, rows in (("session", list(self._sessions.values())), ("close", list(self._closes.items())),
-                           ("desired", list(self._desired.values())), ("meta", list(self._meta.items())),
-                           ("activity", list(self._activity.values())), ("journal", self._journal)):
-            for row in rows:
-                log.error("unwritten %s: %s", name, Rejected(name, "", row).text())
-
-    def health(self) -> dict[str, Any]:
-        """The store's health for ``/api/health`` and the console."""
-        since = self._since if self.error is not None else None
-        return {"ok": self.error is None, "error": self.error, "waiting": self.waiting,
-                "since": since[1] if since else None,
-                "failing_s": round(self.clock() - since[0], 1) if since else None,
-                "retry_s": self._delay if since else None, "failures": self.failures,
-                "rejected": self.rejected, "dropped": self.dropped, "recovered": self.recovered}
 
 
 def _round(value: float | None, digits: int = 1) -> float | None:

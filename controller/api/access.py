@@ -43,6 +43,7 @@ from starlette.routing import BaseRoute, Mount
 from controller.api.auth import COOKIE, SESSION_S, AuthSettings, Principal, Role
 from controller.api.errors import ApiError, error_body
 from controller.api.limiter import FailureLimiter, client_address
+from controller.api.models import LoggedIn, LoggedOut, Me
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +286,7 @@ class LoginIn(BaseModel):
     password: str = Field(min_length=1, max_length=200)
 
 
-@router.post("/login", dependencies=[PUBLIC])
+@router.post("/login", dependencies=[PUBLIC], response_model=LoggedIn)
 def login(body: LoginIn, request: Request, response: Response) -> dict[str, Any]:
     """Log in; after 5 wrong passwords within a minute from one address, that address gets
     429 (with ``Retry-After``) even with the right one, until the minute has passed."""
@@ -307,12 +308,12 @@ def login(body: LoginIn, request: Request, response: Response) -> dict[str, Any]
     return {"role": who.role}
 
 
-@router.post("/logout", dependencies=[PUBLIC])
+@router.post("/logout", dependencies=[PUBLIC], response_model=LoggedOut)
 def logout(response: Response) -> dict[str, bool]:
     response.delete_cookie(COOKIE, path="/")
     return {"ok": True}
 
 
-@router.get("/me")
+@router.get("/me", response_model=Me)
 def me(who: Annotated[Principal, SCREEN]) -> dict[str, Any]:
     return {"role": who.role, "room": who.room}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.store import RETRY_MAX_S
+from controller.journal import RETRY_MAX_S
 from protocol.contract import Topics
 from tests.browser.conftest import ARGS, CHROMIUM, _require_chromium, shot
 from tests.faults.conftest import ControllerProcess, game_file, wait_for

@@ -14,6 +14,7 @@ from config.game import Game
 from controller.debrief import debrief, outcome
 from controller.engine import Engine
 from controller.main import create_app
+from controller.record import history_rows, to_record
 from controller.store import Store
 from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
@@ -28,7 +29,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def save(store: Store, engine: Engine) -> None:
-    store.save_session(engine.to_record(), engine.history_rows(), engine.take_journal())
+    store.save_session(to_record(engine), history_rows(engine), engine.take_journal())
 
 
 def play(engine: Engine, clocks: FakeClocks) -> None:

@@ -19,6 +19,8 @@ from controller.engine import (
     PropCommand,
     ScreenMessage,
 )
+from controller.record import from_record, history_rows, to_record
+from controller.views import clue_catalogue, game_view
 from tests.controller.conftest import FakeClocks
 
 
@@ -183,7 +185,7 @@ def test_prewritten_clue_in_the_parcours_text_goes_to_the_puzzle_room(engine: En
                                                                  "hall", "sent")
     assert effects == [ScreenMessage("La date du bail.", "The lease date.", "hall")]
     assert engine.clue_count == 1
-    assert engine.snapshot()["clues"][0]["id"] == clue.id
+    assert game_view(engine)["clues"][0]["id"] == clue.id
 
 
 def test_clue_text_follows_the_parcours(engine: Engine):
@@ -192,7 +194,7 @@ def test_clue_text_follows_the_parcours(engine: Engine):
     assert clue.text == "L'avis d'échéance." and clue.text_en is None
     with pytest.raises(EngineError, match="parcours"):
         engine.send_clue(puzzle="mailbox", index=2)
-    assert [c["index"] for c in engine.clue_catalogue()[0]["clues"]] == [0, 1]
+    assert [c["index"] for c in clue_catalogue(engine)[0]["clues"]] == [0, 1]
 
 
 def test_clue_cost_comes_off_the_budget_only_when_it_counts(engine: Engine):
@@ -292,7 +294,7 @@ def test_inactivity_warning_then_alert_then_cleared_by_a_prop_event(engine: Engi
     clocks.advance(1)
     assert engine.alert() == "warning"
     clocks.advance(120)
-    assert engine.alert() == "alert" and engine.snapshot()["alert"] == "alert"
+    assert engine.alert() == "alert" and game_view(engine)["alert"] == "alert"
     engine.on_event("hall", "keypad", "code", "0000")   # a wrong code is still activity
     assert engine.alert() is None
 
@@ -311,10 +313,10 @@ def test_record_resumes_phase_timer_puzzles_budget_and_clues(game: Game, engine:
     engine.on_event("hall", "keypad", "code", "0412")
     engine.send_clue(puzzle="mailbox", index=1)
     clocks.advance(600)
-    record = json.loads(json.dumps(engine.to_record()))   # it is JSON
+    record = json.loads(json.dumps(to_record(engine)))   # it is JSON
     clocks.advance(45)       # the controller is away 45 s; the players play on
     clocks.mono = 5.0        # a new process: its monotonic clock starts anywhere
-    resumed = Engine.from_record(game, record, clock=clocks.monotonic, wall=clocks.wall)
+    resumed = from_record(game, record, clock=clocks.monotonic, wall=clocks.wall)
     assert resumed.phase == Phase.RUNNING and resumed.session_id == engine.session_id
     assert resumed.remaining() == pytest.approx(3600 - 645)
     assert resumed.puzzles["mailbox"].status == "solved"
@@ -329,19 +331,66 @@ def test_paused_record_does_not_count_the_time_away(game: Game, engine: Engine, 
     running(engine)
     clocks.advance(100)
     engine.pause()
-    record = engine.to_record()
+    record = to_record(engine)
     clocks.advance(1000)
-    resumed = Engine.from_record(game, record, clock=clocks.monotonic, wall=clocks.wall)
+    resumed = from_record(game, record, clock=clocks.monotonic, wall=clocks.wall)
     assert resumed.phase == Phase.PAUSED and resumed.remaining() == pytest.approx(3500)
 
 
 def test_wall_clock_going_backwards_gives_no_time_back(game: Game, engine: Engine, clocks: FakeClocks):
     running(engine)
     clocks.advance(100)
-    record = engine.to_record()
+    record = to_record(engine)
     clocks.now -= 3600
-    resumed = Engine.from_record(game, record, clock=clocks.monotonic, wall=clocks.wall)
+    resumed = from_record(game, record, clock=clocks.monotonic, wall=clocks.wall)
     assert resumed.remaining() == pytest.approx(3500)
+
+
+#: a record as the controller wrote it before the record had a model (hand-built dict):
+#: a controller upgraded in the middle of a game must resume it
+HAND_BUILT_RECORD = {
+    "v": 1, "session": "f58237834a13", "phase": "running", "parcours": "primo", "players": 3,
+    "children": False, "created_wall": 1760000000.0, "started_wall": 1760000000.0,
+    "ended_wall": None, "result": None, "elapsed": 120.0, "running": True,
+    "wall_at": 1760000120.0, "added_seconds": 0, "budget": 880, "budget_start": 1000,
+    "budget_history": [{"amount": -100, "label": "Loyer", "at": 100.0, "puzzle": "mailbox"},
+                       {"amount": -20, "label": "Indice : La boîte aux lettres", "at": 100.0,
+                        "puzzle": "mailbox"}],
+    "puzzles": {"mailbox": {"status": "solved", "solved_at": 100.0, "solved_by": "players",
+                            "progress": [0], "available_at": 0.0},
+                "bell": {"status": "available", "solved_at": None, "solved_by": "", "progress": [],
+                         "available_at": 100.0},
+                "extra": {"status": "available", "solved_at": None, "solved_by": "", "progress": [],
+                          "available_at": 100.0},
+                "final": {"status": "locked", "solved_at": None, "solved_by": "", "progress": [],
+                          "available_at": None}},
+    "messages": [],
+    "clues": [{"id": "80b69dce2093", "text": "Jour puis mois.", "text_en": None, "room": "hall",
+               "puzzle": "mailbox", "index": 1, "counts": True, "cost": 20, "who": "game master",
+               "sent_at": 100.0, "sent_wall": 1760000100.0, "shown_wall": 1760000120.0}],
+    "last_activity": 100.0,
+    "check_override": {"who": "game master", "reason": "démarrage direct, sans vérification préalable",
+                       "not_ready": ["vérification non faite"], "at": 1760000000.0},
+}
+
+
+def test_a_record_of_the_hand_built_layout_resumes_and_is_written_back_the_same(game: Game,
+                                                                                clocks: FakeClocks):
+    clocks.now = 1760000120.0 + 30        # the controller was away 30 s
+    resumed = from_record(game, HAND_BUILT_RECORD, clock=clocks.monotonic, wall=clocks.wall)
+    assert resumed.phase == Phase.RUNNING and resumed.session_id == "f58237834a13"
+    assert resumed.remaining() == pytest.approx(3600 - 150)
+    assert resumed.puzzles["mailbox"].status == "solved" and resumed.puzzles["final"].status == "locked"
+    assert resumed.clues[0].status == "shown" and resumed.budget == 880
+    again = to_record(resumed)
+    assert again == {**HAND_BUILT_RECORD, "elapsed": pytest.approx(150.0), "wall_at": clocks.now}
+
+
+def test_an_unreadable_record_is_refused_as_a_value_error(game: Game) -> None:
+    for broken in ({**HAND_BUILT_RECORD, "v": 2}, {**HAND_BUILT_RECORD, "players": "many"},
+                   {**HAND_BUILT_RECORD, "phase": "dancing"}, {"v": 1}):
+        with pytest.raises(ValueError):
+            from_record(game, broken)
 
 
 def test_history_rows_hold_per_puzzle_times_and_clues(engine: Engine, clocks: FakeClocks):
@@ -352,7 +401,7 @@ def test_history_rows_hold_per_puzzle_times_and_clues(engine: Engine, clocks: Fa
     engine.send_clue(puzzle="bell", text="Sonnez !")
     clocks.advance(20)
     engine.on_event("salon", "bell", "press", None)
-    rows = engine.history_rows()
+    rows = history_rows(engine)
     by_id = {p["puzzle_id"]: p for p in rows["puzzles"]}
     assert by_id["mailbox"]["duration_s"] == pytest.approx(30)
     assert by_id["bell"]["duration_s"] == pytest.approx(70) and by_id["bell"]["clues"] == 1

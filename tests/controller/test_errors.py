@@ -187,7 +187,7 @@ def test_a_crash_is_500_in_french_not_a_bare_text(gm: TestClient, monkeypatch: p
     def broken(*_args: Any) -> dict[str, Any]:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(service, "view", broken)
+    monkeypatch.setattr(service.views, "view", broken)
     fr, en = refusal(gm.get("/api/state"), 500)
     assert fr.startswith("erreur interne du contrôleur") and "boom" not in fr + en
 

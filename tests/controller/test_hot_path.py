@@ -20,9 +20,11 @@ from typing import Any
 import pytest
 
 from config.game import Game
+from controller.journal import FLUSH_AFTER_S
 from controller.mqtt import Connection, Incoming, MqttBridge
 from controller.mqtt_transports import TRANSPORTS
-from controller.service import FLUSH_AFTER_S, GameService
+from controller.record import history_rows, to_record
+from controller.service import GameService
 from controller.store import Batch, Store
 from protocol.contract import Command, NodeStatus, PropEvent, TopicParts, Topics
 from protocol.mqtt import BrokerAddress
@@ -71,18 +73,17 @@ def event(seq: int, type_: str, value: Any) -> Incoming:
 
 
 def test_events_that_change_nothing_are_batched_and_publish_nothing(service: GameService,
-                                                                    clocks: FakeClocks):
-    service.start_game(parcours="primo", players=4)
+                                                                    clocks: FakeClocks, monkeypatch):
+    service.orders.start_game(parcours="primo", players=4)
     rec = Recorder(service)
-    to_record = service.engine.to_record
     records: list[int] = []
-    service.engine.to_record = lambda: records.append(1) or to_record()   # type: ignore[method-assign]
+    monkeypatch.setattr("controller.journal.to_record", lambda engine: records.append(1) or to_record(engine))
 
     async def burst() -> list[str]:
         clocks.advance(30)
         for seq, key in enumerate("0413", start=1):
-            service._handle(event(seq, "key", key))
-        service._handle(event(5, "code", "0413"))      # a wrong code
+            service.handle(event(seq, "key", key))
+        service.handle(event(5, "code", "0413"))      # a wrong code
         during = rec.take()
         await asyncio.sleep(FLUSH_AFTER_S * 3)
         return during
@@ -99,13 +100,13 @@ def test_events_that_change_nothing_are_batched_and_publish_nothing(service: Gam
 
 
 def test_a_solve_is_durable_at_once_after_its_commands(service: GameService, clocks: FakeClocks):
-    service.start_game(parcours="primo", players=4)
+    service.orders.start_game(parcours="primo", players=4)
     rec = Recorder(service)
 
     async def solve() -> list[str]:
         clocks.advance(10)
-        service._handle(event(1, "key", "0"))
-        service._handle(event(2, "code", "0412"))
+        service.handle(event(1, "key", "0"))
+        service.handle(event(2, "code", "0412"))
         during = rec.take()
         # durable before the next message is read: a crash now resumes the solved puzzle
         record = service.store.open_session()
@@ -126,9 +127,9 @@ def test_game_state_is_published_once_per_loop_turn(service: GameService):
     rec = Recorder(service)
 
     async def orders() -> list[str]:
-        service.start_game(parcours="primo", players=4)
-        service.add_time(60)
-        service.pause()
+        service.orders.start_game(parcours="primo", players=4)
+        service.orders.add_time(60)
+        service.orders.pause()
         during = [line for line in rec.take() if line == "game_state"]
         await asyncio.sleep(0)
         return during + [line for line in rec.take() if line == "game_state"]
@@ -255,7 +256,7 @@ def test_store_batch_keeps_the_order_and_patches_only_the_inactivity_clock(tmp_p
     try:
         engine = Engine(game)
         engine.start(parcours="primo", players=4)
-        store.save_session(engine.to_record(), engine.history_rows(), engine.take_journal())
+        store.save_session(to_record(engine), history_rows(engine), engine.take_journal())
         before = store.open_session()
         sid = engine.session_id
         store.add_journal([

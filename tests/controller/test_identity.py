@@ -433,34 +433,34 @@ def puzzle(service, puzzle_id: str) -> str:
 
 
 def test_an_event_of_another_session_is_recorded_never_applied(service) -> None:
-    service.start_game(parcours="primo", players=3)
+    service.orders.start_game(parcours="primo", players=3)
     session = service.engine.session_id
-    service._handle(code(1, "0412", session="old_game"))
+    service.handle(code(1, "0412", session="old_game"))
     assert puzzle(service, "mailbox") != "solved", "a code typed in an earlier game solved this one"
     assert service.bridge.metrics["other_session_events"] == 1
-    service._flush()
+    service.journal.flush()
     old_rows = service.store.events("old_game")
     assert [(r["kind"], r["type"], r["value"]) for r in old_rows] == [("prop", "code", "0412")]
     notes = [r["text"] for r in service.store.events(session) if r["kind"] == "ignored"]
     assert notes and "old_game" in notes[0] and "non appliqué" in notes[0]
-    service._handle(code(2, "0412", session=session, replayed=True))
+    service.handle(code(2, "0412", session=session, replayed=True))
     assert puzzle(service, "mailbox") == "solved", "an event of this game queued while we were away"
 
 
 def test_an_event_without_a_session_is_applied_as_before(service) -> None:
-    service.start_game(parcours="primo", players=3)
-    service._handle(code(1, "0412", session=None))
+    service.orders.start_game(parcours="primo", players=3)
+    service.handle(code(1, "0412", session=None))
     assert puzzle(service, "mailbox") == "solved"
 
 
 def test_a_local_solve_of_another_session_is_not_applied_but_an_emergency_always_is(service) -> None:
-    service.start_game(parcours="primo", players=3)
-    service._handle(code(1, "mailbox", session="old_game", prop="node", type_="solved_locally"))
+    service.orders.start_game(parcours="primo", players=3)
+    service.handle(code(1, "mailbox", session="old_game", prop="node", type_="solved_locally"))
     assert puzzle(service, "mailbox") != "solved"
-    service._handle(code(2, "", session="old_game", prop="node", type_="emergency"))
+    service.handle(code(2, "", session="old_game", prop="node", type_="emergency"))
     assert service.engine.phase == "paused", "a release is never filtered"
     assert all(want.action == "unlock" for (n, _p), want in service.desired.items()
-               if (n, _p) in service._maglocks)
+               if (n, _p) in service.ctx.maglocks)
 
 
 def test_a_boot_adopted_from_its_heartbeat_is_resynced_and_its_exit_door_waits(service,
@@ -468,15 +468,15 @@ def test_a_boot_adopted_from_its_heartbeat_is_resynced_and_its_exit_door_waits(s
     from controller.mqtt import Incoming
     from protocol.contract import Resync, TopicParts
 
-    service.start_game(parcours="primo", players=3)
+    service.orders.start_game(parcours="primo", players=3)
     assert service.desired[("salon", "door_lock")].action == "lock"
     service.bridge.connected = True
     # the salon rebooted fast; this controller saw only its old boot's will
-    service._handle(Incoming(TopicParts("status", "salon"),
+    service.handle(Incoming(TopicParts("status", "salon"),
                              NodeStatus(online=False, boot_id="salon1", boot_n=1), retained=True))
     service.published.clear()
     clocks.advance(1)
-    assert service._on_heartbeat(Incoming(TopicParts("heartbeat", "salon"),
+    assert service.handle(Incoming(TopicParts("heartbeat", "salon"),
                                           beat("salon2", 2), retained=False))
     assert service.registry.nodes["salon"].online
     resyncs = [Resync.model_validate_json(d) for t, d in service.published
@@ -511,20 +511,20 @@ def test_a_reboot_while_no_controller_ran_is_still_a_reboot_and_only_once(
 
     store = Store(tmp_path / "escape.db")
     first = controller()
-    first._handle(Incoming(TopicParts("status", "salon"), birth("salon1", 1), retained=False))
-    first.start_game(parcours="primo", players=3)
+    first.handle(Incoming(TopicParts("status", "salon"), birth("salon1", 1), retained=False))
+    first.orders.start_game(parcours="primo", players=3)
     assert first.desired[("salon", "door_lock")].action == "lock"
     # killed (no clean stop); meanwhile the salon reboots, or not; a new controller starts
     second = controller()
     assert second.registry.nodes["salon"].remembered == ("salon1", 1)
     boot_n = 2 if rebooted else 1
-    second._handle(Incoming(TopicParts("status", "salon"), birth(retained_boot, boot_n), retained=True))
+    second.handle(Incoming(TopicParts("status", "salon"), birth(retained_boot, boot_n), retained=True))
     want = second.desired[("salon", "door_lock")]
     assert (want.action, want.relock_pending) == (("unlock", True) if rebooted else ("lock", False))
     # the game master relocks it; a third controller sees the same boot: no reboot again
-    second.prop_order("salon", "door_lock", "lock", {})
+    second.orders.prop_order("salon", "door_lock", "lock", {})
     third = controller()
-    third._handle(Incoming(TopicParts("status", "salon"), birth(retained_boot, boot_n), retained=True))
+    third.handle(Incoming(TopicParts("status", "salon"), birth(retained_boot, boot_n), retained=True))
     want = third.desired[("salon", "door_lock")]
     assert (want.action, want.relock_pending) == ("lock", False)
     assert third.registry.nodes["salon"].reboots == 0

@@ -1,5 +1,5 @@
 """Node liveness on the controller: heartbeats, silence, returns (controller/registry.py,
-``GameService._watch_nodes``), the console's per-node fields, and the controller's own
+``Liveness.watch``), the console's per-node fields, and the controller's own
 MQTT keepalive and transport from the settings."""
 
 from __future__ import annotations
@@ -117,8 +117,8 @@ def test_the_service_stops_sending_to_a_silent_node_and_resyncs_it_on_its_return
     commands: list[str] = []
     service.bridge.send_command = lambda n, p, c: commands.append(f"{n}.{p}:{c.action}")
     service.bridge.connected, service.bridge.connected_at = True, 0.0
-    service._handle(Incoming(TopicParts("status", "hall"), birth(), retained=False))
-    service.command("hall", "box_lock", "lock")
+    service.handle(Incoming(TopicParts("status", "hall"), birth(), retained=False))
+    service.outputs.command("hall", "box_lock", "lock")
     commands.clear()
 
     info = service.registry.nodes["hall"]
@@ -130,7 +130,7 @@ def test_the_service_stops_sending_to_a_silent_node_and_resyncs_it_on_its_return
     service.tick()
     assert commands == [], "no reconciliation towards an offline node"
 
-    assert service._on_heartbeat(Incoming(TopicParts("heartbeat", "hall"),
+    assert service.handle(Incoming(TopicParts("heartbeat", "hall"),
                                           NodeHeartbeat(boot_id="boot1", outbox=0), retained=False))
     assert info.online
     resyncs = [p for t, p in sent if t == service.bridge.topics.node_resync("hall")]
@@ -142,7 +142,7 @@ def test_the_service_stops_sending_to_a_silent_node_and_resyncs_it_on_its_return
 def test_no_verdict_while_the_controller_itself_is_cut_off(client: TestClient) -> None:
     service = client.app.state.service
     service.bridge.connected = False
-    service._handle(Incoming(TopicParts("status", "hall"), birth(), retained=False))
+    service.handle(Incoming(TopicParts("status", "hall"), birth(), retained=False))
     service.registry.nodes["hall"].heard_at -= LIMIT + 1
     service.tick()
     assert service.registry.nodes["hall"].online

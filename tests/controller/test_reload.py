@@ -113,3 +113,35 @@ def test_only_the_technician_may_reload(tmp_path: Path, game_path: Path) -> None
         assert client.post("/api/login", json={"password": "tech-password"}).status_code == 200
         reply = client.post("/api/config/reload", json={})
         assert reply.status_code == 200 and reply.json()["status"] == "unchanged"
+
+
+def test_every_part_of_the_service_sees_the_reloaded_game(client: TestClient, game_path: Path) -> None:
+    """The orders, the outputs, the check, the views and the emergency all read the new file
+    (one Context), and what was desired of a prop the file no longer has is forgotten."""
+    assert client.post("/api/props/salon/lamp/on", json={}).status_code == 200
+    assert client.post("/api/props/hall/box_lock/lock", json={}).status_code == 202   # no node
+    service = client.app.state.service
+    assert set(service.desired) == {("salon", "lamp"), ("hall", "box_lock")}
+    text = GAME.format(apartment_id=APARTMENT)
+    for was, now in (("{id: lamp, kind: relay, pin: 23}", "{id: fan, kind: relay, pin: 24}"),
+                     ("target: salon.lamp", "target: salon.fan"),
+                     ("{id: box_lock, kind: maglock, relay: 17, door: 27, relock_after_restart: true}",
+                      "{id: box_light, kind: relay, pin: 17}"),
+                     ("{do: unlock, target: hall.box_lock}", '{do: command, target: hall.box_light, action: "on"}')):
+        assert was in text
+        text = text.replace(was, now)
+    write(game_path, text)
+    reply = reload(client)
+    assert reply.status_code == 200 and reply.json()["status"] == "reloaded", reply.text
+
+    state = client.get("/api/state").json()
+    props = {(p["node"], p["id"]) for p in state["props"]}
+    assert ("salon", "fan") in props and ("salon", "lamp") not in props
+    assert ("hall", "box_light") in props and ("hall", "box_lock") not in props
+    checked = {(p["node"], p["prop"]) for p in client.get("/api/game/check").json()["props"]}
+    assert checked == props
+    assert service.desired == {}, "nothing is desired of props the file no longer has"
+    assert client.post("/api/props/salon/fan/on", json={}).status_code == 200
+    assert client.post("/api/props/hall/box_light/lock", json={}).status_code == 409, "no longer a lock"
+    released = client.post("/api/emergency", json={}).json()
+    assert [(e["node"], e["prop"]) for e in released["unconfirmed"]] == [("salon", "door_lock")]

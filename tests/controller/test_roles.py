@@ -108,9 +108,10 @@ def test_a_screen_websocket_never_receives_props_or_the_audit_log(app: TestClien
 def test_one_push_builds_one_text_per_audience(app: TestClient, monkeypatch) -> None:
     service = app.app.state.service
     calls: list[str] = []
-    snapshot, screen_view = service.snapshot, service.screen_view
-    monkeypatch.setattr(service, "snapshot", lambda: calls.append("staff") or snapshot())
-    monkeypatch.setattr(service, "screen_view", lambda room: calls.append(room) or screen_view(room))
+    views = service.views
+    snapshot, screen_view = views.snapshot, views.screen_view
+    monkeypatch.setattr(views, "snapshot", lambda: calls.append("staff") or snapshot())
+    monkeypatch.setattr(views, "screen_view", lambda room: calls.append(room) or screen_view(room))
     gm = as_role(app, "gm-password")
     hall = AUTH.screen_token("hall")
     with app.websocket_connect(f"/ws?token={hall}") as s1, app.websocket_connect(f"/ws?token={hall}") as s2, \

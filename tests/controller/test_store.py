@@ -18,6 +18,7 @@ import pytest
 
 from config.game import Game
 from controller.engine import Engine, Phase
+from controller.record import from_record, history_rows, to_record
 from controller.store import Store, StoreError
 from tests.controller.conftest import FakeClocks, make_game
 
@@ -32,7 +33,7 @@ def store(tmp_path: Path):
 
 
 def save(store: Store, engine: Engine) -> None:
-    store.save_session(engine.to_record(), engine.history_rows(), engine.take_journal())
+    store.save_session(to_record(engine), history_rows(engine), engine.take_journal())
 
 
 def test_database_runs_in_wal_mode_with_normal_sync(store: Store):
@@ -65,7 +66,7 @@ def test_open_session_round_trip_and_closing(store: Store, game: Game, clocks: F
     save(store, engine)
     record = store.open_session()
     assert record is not None and record["session"] == engine.session_id
-    resumed = Engine.from_record(game, record, clock=clocks.monotonic, wall=clocks.wall)
+    resumed = from_record(game, record, clock=clocks.monotonic, wall=clocks.wall)
     assert resumed.puzzles["mailbox"].status == "solved"
     store.close_session(engine.session_id)
     assert store.open_session() is None
@@ -99,6 +100,7 @@ CHILD = textwrap.dedent("""
     import json, sys, time
     sys.path.insert(0, sys.argv[2])
     from controller.engine import Engine
+    from controller.record import history_rows, to_record
     from controller.store import Store
     from tests.controller.conftest import make_game
 
@@ -107,7 +109,7 @@ CHILD = textwrap.dedent("""
     engine.start(parcours="primo", players=4)
     engine.on_event("hall", "keypad", "code", "0412")
     engine.send_clue(puzzle="mailbox", index=1)
-    store.save_session(engine.to_record(), engine.history_rows(), engine.take_journal())
+    store.save_session(to_record(engine), history_rows(engine), engine.take_journal())
     store.save_desired("salon", "door_lock", "lock", {}, False)
     print(json.dumps({"session": engine.session_id, "remaining": engine.remaining(),
                       "wall": time.time()}), flush=True)
@@ -134,7 +136,7 @@ def test_a_controller_killed_with_sigkill_resumes_from_the_database(tmp_path: Pa
         assert store.pragma("journal_mode") == "wal"
         record = store.open_session()
         assert record is not None and record["session"] == saved["session"]
-        engine = Engine.from_record(make_game("crash"), record)
+        engine = from_record(make_game("crash"), record)
         assert engine.phase == Phase.RUNNING
         assert engine.puzzles["mailbox"].status == "solved"
         assert engine.budget == 1000 - 100 - 20 and engine.clue_count == 1

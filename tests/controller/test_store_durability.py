@@ -26,10 +26,12 @@ from fastapi.testclient import TestClient
 
 from config.game import Game
 from controller.engine import Engine
+from controller.journal import RETRY_FIRST_S, RETRY_MAX_S, WRITE_ROWS, Backlog
 from controller.main import create_app
 from controller.mqtt import Incoming, MqttBridge
+from controller.record import history_rows, to_record
 from controller.service import GameService
-from controller.store import RETRY_FIRST_S, RETRY_MAX_S, WRITE_ROWS, Backlog, Batch, Store
+from controller.store import Batch, Store
 from protocol.contract import NodeStatus, PropEvent, TopicParts, Topics
 from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
@@ -108,9 +110,9 @@ def test_a_bad_session_record_is_set_aside_and_its_journal_still_written(store: 
                                                                         clocks: FakeClocks):
     engine = Engine(game, clock=clocks.monotonic, wall=clocks.wall)
     engine.start(parcours="primo", players=4)
-    rows = engine.history_rows()
+    rows = history_rows(engine)
     rows["session"]["players"] = None    # NOT NULL constraint failed: sessions.players
-    rejected = store.write(Batch(sessions=[(engine.to_record(), rows)], journal=engine.take_journal()))
+    rejected = store.write(Batch(sessions=[(to_record(engine), rows)], journal=engine.take_journal()))
     assert [r.kind for r in rejected] == ["session"]
     assert store.open_session() is None
     assert "start" in actions(store, engine.session_id or ""), "the audit of the start is written"
@@ -145,7 +147,7 @@ def test_a_failed_write_is_kept_and_written_once_the_database_is_back(store: Sto
     failed_at = clocks.now
 
     backlog.add(engine.take_journal())
-    backlog.session(engine.to_record(), engine.history_rows())
+    backlog.session(to_record(engine), history_rows(engine))
     backlog.desired("salon", "door_lock", "lock", {}, False)
     assert backlog.write() is False
     for seq in range(1, 6):
@@ -154,7 +156,7 @@ def test_a_failed_write_is_kept_and_written_once_the_database_is_back(store: Sto
         backlog.write()
     engine.on_event("hall", "keypad", "code", "0412")     # a solve while the store is down
     backlog.add(engine.take_journal())
-    backlog.session(engine.to_record(), engine.history_rows())   # the latest record wins
+    backlog.session(to_record(engine), history_rows(engine))   # the latest record wins
     backlog.desired("salon", "door_lock", "unlock", {}, True)    # so does the desired state
     backlog.meta("clean_stop", "0")
 
@@ -288,7 +290,7 @@ def key(seq: int, type_: str = "key", value: str = "1") -> Incoming:
 
 def test_the_game_goes_on_while_the_store_fails_and_every_row_is_written_after(
         service: GameService, clocks: FakeClocks):
-    service.start_game(parcours="primo", players=4)
+    service.orders.start_game(parcours="primo", players=4)
     session = service.engine.session_id or ""
     lock = Locked(service.store)
     received: list[float] = []   # the controller's clock at receipt: the log's time
@@ -297,23 +299,23 @@ def test_the_game_goes_on_while_the_store_fails_and_every_row_is_written_after(
         for seq in range(1, 21):
             clocks.advance(0.5)
             received.append(clocks.wall())
-            service._handle(key(seq, value=str(seq % 10)))
+            service.handle(key(seq, value=str(seq % 10)))
             await asyncio.sleep(0)
         received.append(clocks.wall())
-        service._handle(key(21, "code", "0412"))      # the mailbox: solved all the same
-        service.add_time(60)
+        service.handle(key(21, "code", "0412"))      # the mailbox: solved all the same
+        service.orders.add_time(60)
         await asyncio.sleep(0.1)                       # the batch's flush is due
         service.tick()
 
     asyncio.run(play())
     assert service.engine.puzzles["mailbox"].status == "solved"
-    snap = service.snapshot()["store"]
+    snap = service.views.snapshot()["store"]
     assert snap["ok"] is False and snap["waiting"] >= 21 and "locked" in snap["error"]
 
     lock.release()
     clocks.advance(RETRY_MAX_S)
     service.tick()
-    assert service.snapshot()["store"]["ok"] is True
+    assert service.views.snapshot()["store"]["ok"] is True
     rows = [e for e in service.store.events(session) if e["kind"] == "prop"]
     assert [e["value"] for e in rows] == [str(seq % 10) for seq in range(1, 21)] + ["0412"]
     assert [e["at"] for e in rows] == received

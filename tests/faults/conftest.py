@@ -30,6 +30,7 @@ from config.game import Game
 from config.loader import parse_game
 from controller.main import create_app
 from controller.service import GameService
+from controller.views import game_view
 from nodes.agent import NodeAgent
 from protocol.contract import Topics, new_id
 from protocol.mqtt import BrokerAddress
@@ -193,7 +194,7 @@ class Rig:
         for node in game.nodes:
             if nodes is None or node.id in nodes:
                 self.start_node(node.id)
-        self.client = self._start_controller()
+        self.client = self.start_controller()
         for node_id, agent in self.agents.items():
             wait_for(agent.connected.is_set, what=f"node {node_id} to connect")
         wait_for(lambda: all(self.service.registry.nodes[n].online for n in self.agents),
@@ -211,7 +212,7 @@ class Rig:
         self.agents[node_id] = agent
         return agent
 
-    def _start_controller(self) -> TestClient:
+    def start_controller(self) -> TestClient:
         link = self.controller_link
         address = BrokerAddress(link.host, link.port) if link is not None else self.address
         client = TestClient(create_app(game=self.game, broker=address, demo=True,
@@ -248,7 +249,7 @@ class Rig:
             if node not in self.agents:
                 continue
             reported = service.registry.props[(node, prop)].reported
-            if not GameService._reached(reported, want):
+            if not want.reached(reported):
                 return False
         return True
 
@@ -256,12 +257,12 @@ class Rig:
         """Every command the controller has in flight is acknowledged (``ack`` in the state)."""
         service = self.service
         sent = {key: want.command_id for key, want in list(service.desired.items())}
-        sent.update({key: command_id for key, (command_id, _at) in list(service.check_resets.items())})
+        sent.update({key: command_id for key, (command_id, _at) in list(service.outputs.resets.items())})
         return all(service.registry.props[key].ack == command_id
                    for key, command_id in sent.items() if key[0] in self.agents and command_id)
 
     def puzzle(self, puzzle_id: str) -> dict[str, Any]:
-        return next(p for p in self.service.engine.snapshot()["puzzles"] if p["id"] == puzzle_id)
+        return next(p for p in game_view(self.service.engine)["puzzles"] if p["id"] == puzzle_id)
 
     def metrics(self) -> dict[str, int]:
         return dict(self.service.bridge.metrics)

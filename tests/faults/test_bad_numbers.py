@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from controller.views import game_view
 from protocol.contract import PropEvent, now
 from tests.faults.conftest import Rig, fault_game, wait_for
 from tests.support.badnumbers import NOT_NUMBERS, forged, strict_json
@@ -29,7 +30,7 @@ def room(rig: Rig) -> dict[str, Any]:
             "props": {p: (dict(service.registry.props[("hall", p)].reported),
                           service.registry.props[("hall", p)].last_event)
                       for p in ("mailbox_keypad", "mailbox_lock", "bell")},
-            "events_seen": service.events_seen, "game": service.engine.snapshot()["puzzles"]}
+            "events_seen": service.events_seen, "game": game_view(service.engine)["puzzles"]}
 
 
 def test_non_finite_numbers_in_every_place_are_refused_and_nothing_changes(make_rig, wire):
@@ -54,7 +55,7 @@ def test_non_finite_numbers_in_every_place_are_refused_and_nothing_changes(make_
 
     assert rig.metrics().get("bad_payloads", 0) - bad_before == len(messages), "every one refused at the door"
     assert room(rig) == before, "nothing of the room changed"
-    rig.service._flush()
+    rig.service.journal.flush()
     assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == rows_before
     db.close()
 

@@ -28,8 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from controller.service import FLUSH_AFTER_S
-from controller.store import RETRY_MAX_S
+from controller.journal import FLUSH_AFTER_S, RETRY_MAX_S
 from protocol.contract import Command, Topics
 from tests.faults.conftest import ControllerProcess, game_file, wait_for
 from tests.support.diskfull import RawRoom, fill, small_tmpfs

@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, Phase, given, reject, settings
 from hypothesis import strategies as st
 
 from controller.mqtt import Incoming
+from controller.views import game_view
 from protocol import contract
 from protocol.contract import (
     Command,
@@ -211,7 +212,7 @@ def corpus(topics: st.SearchStrategy[str], verdict: Any, receiver: str) -> list[
 def controller_state(rig: Rig) -> dict[str, Any]:
     service = rig.service
     reg = service.registry
-    game = service.engine.snapshot()
+    game = game_view(service.engine)
     return {
         "nodes": {n.id: (n.online, n.boot_id, n.last_seq, n.reboots) for n in reg.nodes.values()},
         "props": {k: (p.reported, p.ack, p.last_event) for k, p in reg.props.items()},

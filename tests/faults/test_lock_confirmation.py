@@ -206,7 +206,7 @@ def test_the_emergency_is_retained_until_the_game_master_ends_it_and_a_restarted
     rig.client.__exit__(None, None, None)
     cleared = time.monotonic()
     wire.publish(rig.topics.emergency, b"", retain=True)
-    rig.client = rig._start_controller()
+    rig.client = rig.start_controller()
     fresh = Wire(mosquitto)
     try:
         again = retained_emergency(fresh, rig.topics, since=cleared)

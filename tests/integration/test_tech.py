@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from config.loader import parse_game
-from controller import service as service_module
+from controller import tech as tech_module
 from tests.integration.conftest import GM_PASSWORD, TECH_PASSWORD, wait_for
 
 GAME = """\
@@ -101,7 +101,7 @@ def test_enroll_without_a_tag_says_so(apt) -> None:
 
 
 def test_a_silent_node_gives_504_and_an_offline_one_503(apt, monkeypatch) -> None:
-    monkeypatch.setattr(service_module, "TECH_MARGIN_S", 0.3)
+    monkeypatch.setattr(tech_module, "TECH_MARGIN_S", 0.3)
     publish = apt.service.bridge.publish
 
     def drop_tech(topic: str, payload: bytes, **kw) -> None:   # the request is lost
@@ -112,7 +112,7 @@ def test_a_silent_node_gives_504_and_an_offline_one_503(apt, monkeypatch) -> Non
     reply = apt.client.post("/api/tech/cuisine/cupboard_lock/test", json={"timeout": 0.2})
     assert reply.status_code == 504
     assert "n'a pas répondu" in reply.json()["detail"]
-    assert not apt.service.tech_waiters
+    assert not apt.service.tech.waiters
     apt.agents["cuisine"].stop()
     wait_for(lambda: not apt.service.registry.nodes["cuisine"].online, what="the node's last will")
     reply = apt.client.post("/api/tech/cuisine/cupboard_lock/test", json={})

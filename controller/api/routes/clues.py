@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from controller.api.access import GM, SCREEN
 from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, actor, http_errors
+from controller.api.models import CLUES, Clue, Clues, ClueSent, ClueShown, dump
+from controller.views import clue_catalogue
 
 router = APIRouter(prefix="/api/clues", tags=["clues"])
 
@@ -35,30 +37,31 @@ class ClueOrder(BaseModel):
     who: Who = DEFAULT_WHO
 
 
-@router.get("", dependencies=[GM])
+@router.get("", dependencies=[GM], response_model=Clues)
 async def clues(service: ServiceDep) -> dict[str, Any]:
     """The pre-written clues of the current parcours, and the clues sent in this game."""
     engine = service.engine
-    return {"catalogue": engine.clue_catalogue(), "sent": [c.public() for c in engine.clues],
+    return {"catalogue": clue_catalogue(engine), "sent": dump(CLUES, engine.clues),
             "clue_count": engine.clue_count}
 
 
-@router.post("", dependencies=[GM])
+@router.post("", dependencies=[GM], response_model=ClueSent)
 async def send(request: Request, body: ClueOrder, service: ServiceDep) -> dict[str, Any]:
     room_given = "room" in body.model_fields_set
     room = None if body.room == "all" else body.room
     with http_errors():
-        clue = service.send_clue(puzzle=body.puzzle, index=body.index, text=body.text,
+        clue = service.orders.send_clue(puzzle=body.puzzle, index=body.index, text=body.text,
                                  text_en=body.text_en, room=room, room_given=room_given,
                                  counts=body.counts, cost=body.cost,
                                  who=actor(request, body.who))
-    return {"clue": clue.public(), "clue_count": service.engine.clue_count,
+    return {"clue": Clue.model_validate(clue), "clue_count": service.engine.clue_count,
             "budget": service.engine.budget}
 
 
-@router.post("/{clue_id}/shown", dependencies=[SCREEN])   # the room screen acknowledges
+# the room screen acknowledges
+@router.post("/{clue_id}/shown", dependencies=[SCREEN], response_model=ClueShown)
 async def shown(clue_id: str, service: ServiceDep) -> dict[str, Any]:
     """The room screen displayed the clue (idempotent)."""
     with http_errors():
-        clue = service.clue_shown(clue_id)
-    return {"clue": clue.public()}
+        clue = service.orders.clue_shown(clue_id)
+    return {"clue": Clue.model_validate(clue)}

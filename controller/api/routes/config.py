@@ -9,15 +9,14 @@ apartment id changed. Nothing changes unless the answer is 200 ``reloaded``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
 from controller.api.access import TECH
 from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, actor
 from controller.api.errors import ApiError
-from controller.reload import ReloadRefused, reload_game
+from controller.api.models import Reloaded
+from controller.reload import ReloadRefused, ReloadResult, reload_game
 
 router = APIRouter(prefix="/api/config", tags=["config"], dependencies=[TECH])
 
@@ -28,14 +27,14 @@ class ReloadOrder(BaseModel):
     who: Who = DEFAULT_WHO
 
 
-@router.post("/reload")
-async def reload(request: Request, service: ServiceDep, body: ReloadOrder | None = None) -> dict[str, Any]:
+@router.post("/reload", response_model=Reloaded)
+async def reload(request: Request, service: ServiceDep, body: ReloadOrder | None = None) -> ReloadResult:
     """Validate the game file again and make it the game (between two sessions only)."""
     path = getattr(request.app.state, "config_path", None)
     if path is None:
         raise ApiError(409, "ce contrôleur n'a pas de fichier de jeu à recharger",
                        en="this controller has no game file to reload", errors=[])
     try:
-        return reload_game(service, path, who=actor(request, (body or ReloadOrder()).who)).public()
+        return reload_game(service, path, who=actor(request, (body or ReloadOrder()).who))
     except ReloadRefused as exc:
         raise ApiError.of(exc.status, exc, errors=exc.errors) from exc

@@ -24,10 +24,21 @@ from controller.api.access import GM, PUBLIC, SCREEN
 from controller.api.auth import principal
 from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, actor, http_errors
 from controller.api.errors import ApiError
+from controller.api.models import (
+    CheckAnswer,
+    Debrief,
+    EmergencyAnswer,
+    EmergencyEnded,
+    GameView,
+    Health,
+    Snapshot,
+)
 from controller.core.errors import InvalidValue
 from controller.debrief import debrief as build_debrief
 from controller.engine import PREPARING
-from controller.service import release_message
+from controller.outputs import release_message
+from controller.service import GameService
+from controller.views import game_view
 
 router = APIRouter(prefix="/api", tags=["game"])
 Parcours = Literal["primo", "locataire"]
@@ -85,7 +96,7 @@ class TimeChange(_Order):
         return value
 
 
-def _group(body: BaseModel, service: Any) -> dict[str, Any]:
+def _group(body: BaseModel, service: GameService) -> dict[str, Any]:
     """The group fields to apply: all of them when a session opens, only those given when
     the session is already being prepared."""
     if service.engine.phase in PREPARING:
@@ -93,15 +104,15 @@ def _group(body: BaseModel, service: Any) -> dict[str, Any]:
     return {k: getattr(body, k) for k in _GROUP}
 
 
-@router.get("/health", dependencies=[PUBLIC],
-            responses={503: {"description": "the controller runs, but degraded"}})
+@router.get("/health", dependencies=[PUBLIC], response_model=Health,
+            responses={503: {"model": Health, "description": "the controller runs, but degraded"}})
 async def health(service: ServiceDep) -> Response:
     """200 ``ok`` when everything works; **503** ``degraded`` with what is wrong while the
     session log cannot be written (a full disk): the game goes on, nothing is lost yet
     (``store.waiting`` rows wait in memory since ``store.since``), but someone must act.
     Docker's health check then marks the container *unhealthy* (it does not restart it:
     a restart would lose the rows waiting in memory). No login needed."""
-    store = service.backlog.health()
+    store = service.journal.backlog.health()
     ok = store["ok"]
     body = {"ok": ok, "status": "ok" if ok else "degraded", "mqtt": service.bridge.connected,
             "store": store}
@@ -109,84 +120,85 @@ async def health(service: ServiceDep) -> Response:
                     media_type="application/json")
 
 
-@router.get("/state", dependencies=[SCREEN])
+@router.get("/state", dependencies=[SCREEN], response_model=Snapshot)
 async def state(request: Request, service: ServiceDep) -> dict[str, Any]:
     """The whole state for the staff; a room screen gets only its screen view."""
-    return service.view(principal(request))
+    return service.views.view(principal(request))
 
 
-@router.get("/game/check", dependencies=[GM])
+@router.get("/game/check", dependencies=[GM], response_model=CheckAnswer)
 async def check_report(service: ServiceDep) -> dict[str, Any]:
     """Where every prop stands against its start state."""
-    return {"phase": str(service.engine.phase), **service.check_report()}
+    return {"phase": str(service.engine.phase), **service.check.report()}
 
 
-@router.post("/game/check", dependencies=[GM])
+@router.post("/game/check", dependencies=[GM], response_model=CheckAnswer)
 async def check(request: Request, service: ServiceDep, body: GameCheck | None = None) -> dict[str, Any]:
     """Open a session and check the apartment: every prop is sent its start state (locks
     engaged, outputs at rest, keypads cleared, readers emptied). In check already: the
     props not ready yet are sent it again."""
     body = body or GameCheck()
     with http_errors():
-        report = service.begin_check(**_group(body, service), who=actor(request, body.who))
+        report = service.orders.begin_check(**_group(body, service), who=actor(request, body.who))
     return {"phase": str(service.engine.phase), **report}
 
 
-@router.post("/game/briefing", dependencies=[GM])
+@router.post("/game/briefing", dependencies=[GM], response_model=GameView)
 async def briefing(request: Request, service: ServiceDep, body: GameBriefing | None = None) -> dict[str, Any]:
     """Check → briefing: every prop ready, or an ``override_reason``."""
     body = body or GameBriefing()
     with http_errors():
-        service.brief(override=body.override_reason, who=actor(request, body.who), **_group(body, service))
-    return service.engine.snapshot()
+        service.orders.brief(override=body.override_reason, who=actor(request, body.who),
+                             **_group(body, service))
+    return game_view(service.engine)
 
 
-@router.post("/game/start", dependencies=[GM])
+@router.post("/game/start", dependencies=[GM], response_model=GameView)
 async def start(request: Request, body: GameStart, service: ServiceDep) -> dict[str, Any]:
     with http_errors():
-        service.start_game(**_group(body, service), override=body.override_reason,
+        service.orders.start_game(**_group(body, service), override=body.override_reason,
                            who=actor(request, body.who))
-    return service.engine.snapshot()
+    return game_view(service.engine)
 
 
-@router.post("/game/pause", dependencies=[GM])
+@router.post("/game/pause", dependencies=[GM], response_model=GameView)
 async def pause(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     with http_errors():
-        service.pause(who=actor(request, (body or Order()).who))
-    return service.engine.snapshot()
+        service.orders.pause(who=actor(request, (body or Order()).who))
+    return game_view(service.engine)
 
 
-@router.post("/game/resume", dependencies=[GM])
+@router.post("/game/resume", dependencies=[GM], response_model=GameView)
 async def resume(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     with http_errors():
-        service.resume_game(who=actor(request, (body or Order()).who))
-    return service.engine.snapshot()
+        service.orders.resume_game(who=actor(request, (body or Order()).who))
+    return game_view(service.engine)
 
 
-@router.post("/game/time", dependencies=[GM])
+@router.post("/game/time", dependencies=[GM], response_model=GameView)
 async def change_time(request: Request, body: TimeChange, service: ServiceDep) -> dict[str, Any]:
     """Add time (``{"seconds": 300}``) or remove some (``{"seconds": -120}``)."""
     with http_errors():
-        service.add_time(body.seconds, who=actor(request, body.who))
-    return service.engine.snapshot()
+        service.orders.add_time(body.seconds, who=actor(request, body.who))
+    return game_view(service.engine)
 
 
-@router.post("/game/stop", dependencies=[GM])
+@router.post("/game/stop", dependencies=[GM], response_model=GameView)
 async def stop(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     """Abort the run (every lock opens), or cancel a session still in check or briefing."""
     with http_errors():
-        service.stop_game(who=actor(request, (body or Order()).who))
-    return service.engine.snapshot()
+        service.orders.stop_game(who=actor(request, (body or Order()).who))
+    return game_view(service.engine)
 
 
-@router.post("/game/debrief", dependencies=[GM])
+@router.post("/game/debrief", dependencies=[GM], response_model=GameView)
 async def debrief(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     with http_errors():
-        service.debrief(who=actor(request, (body or Order()).who))
-    return service.engine.snapshot()
+        service.orders.debrief(who=actor(request, (body or Order()).who))
+    return game_view(service.engine)
 
 
-@router.get("/game/debrief", dependencies=[GM])
+@router.get("/game/debrief", dependencies=[GM], response_model=Debrief)
 async def current_debrief(service: ServiceDep) -> dict[str, Any]:
     """The debrief of the current session, or of the last one played when none is open."""
     session_id = service.engine.session_id
@@ -199,15 +211,15 @@ async def current_debrief(service: ServiceDep) -> dict[str, Any]:
     return build_debrief(row, service.game)
 
 
-@router.post("/game/reset", dependencies=[GM])
+@router.post("/game/reset", dependencies=[GM], response_model=GameView)
 async def reset(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     """Close the session (it stays in the history) and go back to idle."""
     with http_errors():
-        service.reset_game(who=actor(request, (body or Order()).who))
-    return service.engine.snapshot()
+        service.orders.reset_game(who=actor(request, (body or Order()).who))
+    return game_view(service.engine)
 
 
-@router.post("/game/puzzles/{puzzle}/{action}", dependencies=[GM])
+@router.post("/game/puzzles/{puzzle}/{action}", dependencies=[GM], response_model=GameView)
 async def puzzle_order(request: Request, puzzle: str, action: Literal["solve", "reset", "skip"],
                        service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     """Force-solve a puzzle, reset it (players do it again), or skip to it (force-solve
@@ -215,16 +227,17 @@ async def puzzle_order(request: Request, puzzle: str, action: Literal["solve", "
     who = actor(request, (body or Order()).who)
     with http_errors():
         if action == "solve":
-            service.force_solve(puzzle, who=who)
+            service.orders.force_solve(puzzle, who=who)
         elif action == "reset":
-            service.reset_puzzle(puzzle, who=who)
+            service.orders.reset_puzzle(puzzle, who=who)
         else:
-            service.skip_to(puzzle, who=who)
-    return service.engine.snapshot()
+            service.orders.skip_to(puzzle, who=who)
+    return game_view(service.engine)
 
 
-@router.post("/emergency", dependencies=[GM],
-             responses={202: {"description": "some locks are not confirmed open yet"}})
+@router.post("/emergency", dependencies=[GM], response_model=EmergencyAnswer,
+             responses={202: {"model": EmergencyAnswer,
+                              "description": "some locks are not confirmed open yet"}})
 async def emergency(request: Request, response: Response, service: ServiceDep,
                     body: Order | None = None) -> dict[str, Any]:
     """Open every lock of the apartment at once and raise the alert (retained ``Emergency``
@@ -236,20 +249,19 @@ async def emergency(request: Request, response: Response, service: ServiceDep,
     French ``message`` that says plainly when nothing was confirmed. 200: every lock
     confirmed open; 202: accepted, some not confirmed (they are resent until they are).
     """
-    keys = service.emergency(who=actor(request, (body or Order()).who))
-    await service.wait_confirmed(keys)
-    report = service.lock_report(keys)
+    keys = service.orders.emergency(who=actor(request, (body or Order()).who))
+    await service.outputs.wait_confirmed(keys)
+    report = service.outputs.lock_report(keys)
     if not report["all_confirmed"]:
         response.status_code = 202
-    return {**report, "message": release_message(report),
-            "emergency": service.snapshot_emergency()}
+    return {**report, "message": release_message(report), "emergency": service.alert.view()}
 
 
-@router.post("/emergency/end", dependencies=[GM])
+@router.post("/emergency/end", dependencies=[GM], response_model=EmergencyEnded)
 async def end_emergency(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
     """« Fin de l'alerte »: clears the retained emergency (audited). Nothing is locked
     again: the locks stay open until the game master locks them or a game starts."""
     with http_errors():
-        service.end_emergency(who=actor(request, (body or Order()).who))
-    return {"emergency": service.snapshot_emergency(),
+        service.orders.end_emergency(who=actor(request, (body or Order()).who))
+    return {"emergency": service.alert.view(),
             "message": "Fin de l'alerte : les ventouses restent ouvertes, rien n'est reverrouillé."}

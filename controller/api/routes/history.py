@@ -18,6 +18,7 @@ from config.game import Theme
 from controller.api.access import GM
 from controller.api.deps import ServiceDep, StoreDep, actor
 from controller.api.errors import ApiError
+from controller.api.models import Debrief, EvaluationView, SessionDetail, SessionEvents, Sessions, Stats
 from controller.core.errors import InvalidValue, NotFoundError
 from controller.debrief import debrief
 from controller.store import SessionNotEnded
@@ -65,12 +66,20 @@ def _unknown_session(session_id: str) -> ApiError:
     return ApiError(404, f"session inconnue {session_id!r}", en=f"unknown session {session_id!r}")
 
 
+class CsvResponse(Response):
+    media_type = "text/csv"
+
+
+CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "a CSV file"}}
+
+
 def _csv(text: str, name: str) -> Response:
     return Response(text, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-@router.get("/sessions")
+@router.get("/sessions", response_model=Sessions)
 async def sessions(*, store: StoreDep, date_from: DateFrom = None, date_to: DateTo = None,
                    parcours: ParcoursQ = None,
                    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -80,28 +89,28 @@ async def sessions(*, store: StoreDep, date_from: DateFrom = None, date_to: Date
     return {"sessions": rows, "limit": limit, "offset": offset}
 
 
-@router.get("/sessions.csv")
+@router.get("/sessions.csv", response_class=CsvResponse, responses=CSV)
 async def sessions_csv(*, store: StoreDep, date_from: DateFrom = None, date_to: DateTo = None,
                        parcours: ParcoursQ = None, sep: Sep = ";") -> Response:
     """One line per session: date, parcours, players, result, time used, clues, budget."""
     return _csv(store.sessions_csv(sep=sep, **_filters(date_from, date_to, parcours)), "sessions.csv")
 
 
-@router.get("/puzzles.csv")
+@router.get("/puzzles.csv", response_class=CsvResponse, responses=CSV)
 async def puzzles_csv(*, store: StoreDep, date_from: DateFrom = None, date_to: DateTo = None,
                       parcours: ParcoursQ = None, sep: Sep = ";") -> Response:
     """One line per session and puzzle: when available, when solved, by whom, clues."""
     return _csv(store.puzzles_csv(sep=sep, **_filters(date_from, date_to, parcours)), "enigmes.csv")
 
 
-@router.get("/stats")
+@router.get("/stats", response_model=Stats)
 async def stats(*, store: StoreDep, date_from: DateFrom = None, date_to: DateTo = None,
                 parcours: ParcoursQ = None) -> dict[str, Any]:
     """Sessions, participants, success rate, average time, per-puzzle time and clues."""
     return store.stats(**_filters(date_from, date_to, parcours))
 
 
-@router.get("/sessions/{session_id}")
+@router.get("/sessions/{session_id}", response_model=SessionDetail)
 async def session(session_id: str, store: StoreDep) -> dict[str, Any]:
     """One session with its puzzles, budget lines, clues and audit log."""
     row = store.session(session_id)
@@ -110,7 +119,7 @@ async def session(session_id: str, store: StoreDep) -> dict[str, Any]:
     return row
 
 
-@router.get("/sessions/{session_id}/debrief")
+@router.get("/sessions/{session_id}/debrief", response_model=Debrief)
 async def session_debrief(session_id: str, store: StoreDep, service: ServiceDep) -> dict[str, Any]:
     """The debrief of a session: per theme what the group did, clues, budget history."""
     row = store.session(session_id)
@@ -119,7 +128,7 @@ async def session_debrief(session_id: str, store: StoreDep, service: ServiceDep)
     return debrief(row, service.game)
 
 
-@router.put("/sessions/{session_id}/evaluation")
+@router.put("/sessions/{session_id}/evaluation", response_model=EvaluationView)
 async def evaluate(session_id: str, body: Evaluation, request: Request, store: StoreDep) -> dict[str, Any]:
     """Record (or correct) the group's evaluation of a finished session (audited)."""
     try:
@@ -131,7 +140,7 @@ async def evaluate(session_id: str, body: Evaluation, request: Request, store: S
         raise ApiError.of(404, exc) from exc
 
 
-@router.get("/sessions/{session_id}/events")
+@router.get("/sessions/{session_id}/events", response_model=SessionEvents)
 async def session_events(session_id: str, store: StoreDep,
                          limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000) -> dict[str, Any]:
     """The event log of a session: every prop event and the engine's notes, oldest first."""

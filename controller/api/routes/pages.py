@@ -22,6 +22,7 @@ from controller.api.access import GM, GM_PAGE, OWN_ROOM, PUBLIC, TECH, TECH_PAGE
 from controller.api.auth import AuthSettings
 from controller.api.deps import ServiceDep
 from controller.api.errors import ApiError
+from controller.api.models import Layout
 from props.sim import gestures_of
 
 STATIC_DIR = Path(__file__).resolve().parents[3] / "dashboard" / "static"
@@ -63,7 +64,7 @@ def screen_page(room: str, service: ServiceDep) -> FileResponse:
     return _page("screen.html")
 
 
-@router.get("/api/layout", tags=["pages"], dependencies=[GM])
+@router.get("/api/layout", tags=["pages"], dependencies=[GM], response_model=Layout)
 def layout(service: ServiceDep) -> dict[str, Any]:
     """The apartment as the game file declares it: rooms, props, their known RFID tags and
     the gestures the rehearsal can make on each."""

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from controller.api.access import GM
 from controller.api.deps import DEFAULT_WHO, ServiceDep, Who, actor, http_errors
 from controller.api.errors import ApiError
-from controller.service import order_message
+from controller.api.models import CommandSent, LockOrderConfirmed, LockOrderPending
+from controller.outputs import order_message
 
 router = APIRouter(prefix="/api/props", tags=["props"], dependencies=[GM])
 
@@ -25,7 +26,9 @@ class PropOrder(BaseModel):
 
 
 @router.post("/{node}/{prop}/{action}",
-             responses={202: {"description": "lock/unlock sent, not confirmed by the node yet"}})
+             response_model=LockOrderConfirmed | LockOrderPending | CommandSent,
+             responses={202: {"model": LockOrderPending,
+                              "description": "lock/unlock sent, not confirmed by the node yet"}})
 async def order(request: Request, response: Response, node: str, prop: str, action: str, *,
                 service: ServiceDep, body: PropOrder | None = None) -> dict[str, Any]:
     """Lock, unlock, or command a prop (``on``, ``off``, ``blink``, ``pulse``, ``reset``).
@@ -41,12 +44,12 @@ async def order(request: Request, response: Response, node: str, prop: str, acti
                        en=f"unknown action {action!r}: {', '.join(ACTIONS)}")
     body = body or PropOrder()
     with http_errors():
-        command_id = service.prop_order(node, prop, action, dict(body.params),
+        command_id = service.orders.prop_order(node, prop, action, dict(body.params),
                                         who=actor(request, body.who))
     if action not in ("lock", "unlock"):
         return {"command_id": command_id}
-    await service.wait_confirmed([(node, prop)])
-    report = service.lock_report([(node, prop)])
+    await service.outputs.wait_confirmed([(node, prop)])
+    report = service.outputs.lock_report([(node, prop)])
     entry = (report["confirmed"] or report["unconfirmed"])[0]
     if not report["all_confirmed"]:
         response.status_code = 202

@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from controller.api.access import GM
 from controller.api.deps import ServiceDep
 from controller.api.errors import ApiError
+from controller.api.models import GestureSent
 from controller.core.errors import EngineError, NotFoundError
-from controller.service import NodeUnavailable
+from controller.tech import NodeUnavailable
 from props.exc import BadActionParams
 from props.sim import UnknownGesture
 
@@ -32,10 +33,10 @@ class GestureIn(BaseModel):
     value: JsonValue = None
 
 
-@router.post("/{node}/{prop}")
+@router.post("/{node}/{prop}", response_model=GestureSent)
 def gesture(node: str, prop: str, body: GestureIn, service: ServiceDep) -> dict[str, Any]:
     try:
-        gesture_id = service.simulate(node, prop, body.gesture, body.value)
+        gesture_id = service.tech.simulate(node, prop, body.gesture, body.value)
     except NotFoundError as exc:
         raise ApiError.of(404, exc) from exc
     except UnknownGesture as exc:

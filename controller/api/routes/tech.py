@@ -27,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from controller.api.access import TECH
 from controller.api.deps import ServiceDep, actor, http_errors
 from controller.api.errors import ApiError
-from controller.service import NodeTimeout, NodeUnavailable
+from controller.api.models import Enrolled, EnrolledTags, SelfTest
+from controller.tech import NodeTimeout, NodeUnavailable
 
 router = APIRouter(prefix="/api/tech", tags=["technician"], dependencies=[TECH])
 TAG_NAME = r"^[a-z0-9][a-z0-9_]{0,39}$"
@@ -63,39 +64,39 @@ def yaml_lines(uid: str, name: str | None) -> str:
     return f'tags:\n  "{uid}": {name or "nom_du_badge"}'
 
 
-@router.post("/{node}/{prop}/test")
+@router.post("/{node}/{prop}/test", response_model=SelfTest)
 async def self_test(request: Request, node: str, prop: str, service: ServiceDep,
                     body: TechTest | None = None) -> dict[str, Any]:
     """Run the prop's self-test on its node; ``ok`` and the steps the node reports."""
     body = body or TechTest()
     with _errors():
-        reply = await service.tech_request(node, prop, "self_test", timeout=body.timeout,
+        reply = await service.tech.request(node, prop, "self_test", timeout=body.timeout,
                                            who=actor(request))
     steps = reply.result if isinstance(reply.result, list) else []
     return {"node": node, "prop": prop, "ok": reply.ok, "steps": steps, "message": reply.message}
 
 
-@router.post("/{node}/{prop}/enroll")
+@router.post("/{node}/{prop}/enroll", response_model=Enrolled)
 async def enroll(request: Request, node: str, prop: str, service: ServiceDep,
                  body: TechEnroll | None = None) -> dict[str, Any]:
     """Read the next tag presented to an RFID reader; keep it under ``name`` if given."""
     body = body or TechEnroll()
     who = actor(request)
     with _errors():
-        reply = await service.tech_request(node, prop, "enroll", timeout=body.timeout, who=who)
+        reply = await service.tech.request(node, prop, "enroll", timeout=body.timeout, who=who)
     uid = reply.result if reply.ok and isinstance(reply.result, str) else None
     answer: dict[str, Any] = {"node": node, "prop": prop, "ok": uid is not None, "uid": uid,
                               "name": None, "message": reply.message, "yaml": None}
     if uid is not None:
         if body.name:
-            answer["name"] = service.remember_tag(node, prop, uid, body.name, who=who)["name"]
+            answer["name"] = service.tech.remember_tag(node, prop, uid, body.name, who=who)["name"]
         answer["yaml"] = yaml_lines(uid, body.name)
     elif reply.message in ("", "no tag presented in time"):
         answer["message"] = "aucun badge présenté à temps"
     return answer
 
 
-@router.get("/enrolled")
+@router.get("/enrolled", response_model=EnrolledTags)
 async def enrolled(service: ServiceDep) -> dict[str, Any]:
     """The tags enrolled from the technician page, newest last."""
-    return {"tags": service.enrolled_tags()}
+    return {"tags": service.tech.enrolled_tags()}

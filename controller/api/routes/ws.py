@@ -1,7 +1,7 @@
 """The live WebSocket: a snapshot on connect, then one on every change.
 
 Game master and technician get the full snapshot; a room screen only its screen view
-(:meth:`controller.service.GameService.screen_view`): no props, audit log or metrics.
+(:meth:`controller.views.Views.screen_view`): no props, audit log or metrics.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ async def live(ws: WebSocket) -> None:
     await ws.accept()
     service.hub.add(ws, screen_audience(who.room) if who.role == "screen" else STAFF)
     try:
-        await ws.send_text(jsonsafe.dumps(Hub.frame("snapshot", service.view(who)), what="first snapshot"))
+        first = Hub.frame("snapshot", service.views.view(who))
+        await ws.send_text(jsonsafe.dumps(first, what="first snapshot"))
         while True:
             await ws.receive_text()  # pings from the page; nothing else is accepted
     except WebSocketDisconnect:

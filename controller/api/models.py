@@ -1,0 +1,763 @@
+"""Every answer of the controller's API, as a model (what ``/openapi.json`` shows).
+
+One place, as the FastAPI template keeps its models: the routes name them in
+``response_model``; :mod:`controller.views` builds the WebSocket snapshot, the room
+screens' view and the retained ``game/state`` with the same :class:`Message`,
+:class:`ScreenClue` and :class:`Clue`. The field names are what the pages read: renaming
+one breaks a page.
+
+Every model forbids fields it does not declare: an answer that grew a field the model
+does not know fails the tests (a 500), it never leaves the schema silently.
+
+Longer than most modules on purpose: declarations only, no logic, one place to read
+every answer's shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
+
+
+class Out(BaseModel):
+    """An answer: exactly the fields declared, read from dicts or objects."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+
+# -- what room screens show (also in game/state and the staff's snapshot) -----------------
+class Message(Out):
+    """A text shown on a room screen (``room`` None: on every screen)."""
+
+    text: str
+    text_en: str | None = None
+    room: str | None = None
+    sound: str | None = None
+
+
+class ScreenClue(Out):
+    """A clue as a room screen shows it."""
+
+    id: str
+    text: str
+    text_en: str | None
+    room: str | None = Field(description="node id of the room screen; null: every screen")
+    status: Literal["sent", "shown"] = Field(description="shown: the screen said it displayed it")
+
+
+class Clue(ScreenClue):
+    """A clue sent during the game, as the staff sees it."""
+
+    puzzle: str | None
+    index: int | None = Field(description="a pre-written clue of the puzzle; null: a free text")
+    counts: bool = Field(description="counts in the game's clues (and costs its cost)")
+    cost: int
+    who: str
+    sent_at: float = Field(description="run time when it was sent (s)")
+    sent_wall: float
+    shown_wall: float | None
+
+
+MESSAGES: TypeAdapter[list[Message]] = TypeAdapter(list[Message])
+SCREEN_CLUES: TypeAdapter[list[ScreenClue]] = TypeAdapter(list[ScreenClue])
+CLUES: TypeAdapter[list[Clue]] = TypeAdapter(list[Clue])
+
+
+def dump(adapter: TypeAdapter[Any], items: Any) -> Any:
+    """*items* (objects with the model's attributes) as the model dumps them (JSON-able)."""
+    return adapter.dump_python(adapter.validate_python(items, from_attributes=True))
+
+
+# -- the game (the engine's state) ---------------------------------------------------------
+class BudgetLine(Out):
+    amount: int
+    label: str
+    at: float = Field(description="run time (s)")
+    puzzle: str | None
+
+
+class PuzzleView(Out):
+    id: str
+    label: str
+    theme: str
+    room: str
+    status: Literal["locked", "available", "solved"]
+    in_parcours: bool
+    available_at: float | None
+    solved_at: float | None
+    solved_by: str
+    clues: int = Field(description="pre-written clues it has")
+
+
+class CheckOverride(Out):
+    who: str
+    reason: str
+    not_ready: list[str]
+    at: float
+
+
+class AuditEntry(Out):
+    at: float
+    elapsed: float | None
+    who: str
+    action: str
+    target: str | None
+    detail: str | None
+    session: str | None
+
+
+class LogEntry(Out):
+    at: float | None
+    kind: str
+    text: str | None
+    wall: float
+    session: str | None
+
+
+class GameView(Out):
+    """The game as the engine holds it: phase, timer, budget, puzzles, clues, journal."""
+
+    session: str | None
+    phase: str
+    phase_label: str
+    parcours: str
+    players: int
+    children: bool
+    duration_s: float
+    elapsed_s: float
+    remaining_s: float
+    result: str | None
+    started_wall: float | None
+    ended_wall: float | None
+    budget: int
+    budget_start: int
+    budget_history: list[BudgetLine]
+    puzzles: list[PuzzleView]
+    messages: list[Message]
+    clues: list[Clue]
+    clue_count: int
+    alert: Literal["warning", "alert"] | None = Field(description="no prop moved for a while")
+    idle_s: float
+    check_override: CheckOverride | None
+    audit: list[AuditEntry]
+    log: list[LogEntry]
+
+
+# -- nodes, props, the pre-game check ------------------------------------------------------
+class NodeView(Out):
+    id: str
+    label: str
+    online: bool
+    boot_id: str | None
+    boot_n: int | None
+    version: str | None
+    simulated: bool | None
+    last_seen: float | None
+    booted_at: float | None
+    reboots: int
+    offline_reason: Literal["will", "silent"] | None
+    keepalive: float | None
+    heartbeat_late: bool
+    autonomous: bool | None
+    outbox: int | None
+    clock_offset: float | None = Field(description="the node's clock minus the controller's (s)")
+    clock_skewed: bool
+
+
+class LastEvent(Out):
+    type: str
+    value: JsonValue
+    ts: float
+
+
+class DesiredView(Out):
+    """The state the controller wants an output in, and whether its node confirmed it."""
+
+    action: str
+    command_id: str
+    confirmed: bool = Field(description="the node reported it on this broker connection")
+    pending_s: float | None
+    overdue: bool = Field(description="not confirmed within 1 s: a red alert on the console")
+    attempts: int
+    relock_pending: bool = Field(description="opened by a node reboot: waits for the game master")
+
+
+class PropView(Out):
+    node: str
+    id: str
+    kind: str
+    label: str
+    reported: dict[str, JsonValue]
+    ack: str | None
+    last_event: LastEvent | None
+    desired: DesiredView | None = None
+
+
+class Instruction(Out):
+    key: str
+    text: str
+    vars: dict[str, str]
+
+
+class PropCheck(Out):
+    node: str
+    prop: str
+    kind: str
+    label: str
+    status: Literal["ready", "reset_sent", "needs_reset", "waiting_node", "manual_reset"]
+    status_label: str
+    detail: str
+    instruction: Instruction | None
+
+
+class CheckReport(Out):
+    """Where every prop stands against its start state."""
+
+    ready: bool
+    counts: dict[str, int]
+    not_ready: list[str]
+    props: list[PropCheck]
+
+
+class CheckAnswer(CheckReport):
+    phase: str
+
+
+# -- lock orders and the emergency ---------------------------------------------------------
+class Lock(Out):
+    node: str
+    prop: str
+    name: str = Field(description="« Ventouse du coffre (Chambre) »")
+    label: str
+    room: str
+    action: str | None
+
+
+class ConfirmedLock(Lock):
+    ms: int = Field(description="from the order to the node's report")
+
+
+class UnconfirmedLock(Lock):
+    reason: Literal["broker", "offline", "no_answer"]
+    pending_s: float | None
+    attempts: int
+
+
+class EmergencyView(Out):
+    active: bool
+    id: str
+    who: str
+    ts: float
+
+
+class EmergencyAnswer(Out):
+    confirmed: list[ConfirmedLock]
+    unconfirmed: list[UnconfirmedLock]
+    all_confirmed: bool
+    mqtt: bool = Field(description="the broker was reachable")
+    message: str
+    emergency: EmergencyView | None
+
+
+class EmergencyEnded(Out):
+    emergency: EmergencyView | None
+    message: str
+
+
+class CommandSent(Out):
+    command_id: str
+
+
+class _LockOrder(Out):
+    command_id: str
+    mqtt: bool
+    message: str
+
+
+class LockOrderConfirmed(_LockOrder, ConfirmedLock):
+    confirmed: Literal[True]
+
+
+class LockOrderPending(_LockOrder, UnconfirmedLock):
+    confirmed: Literal[False]
+
+
+# -- the whole state: staff snapshot and room screens --------------------------------------
+class Recovered(Out):
+    rows: int
+    waited_s: float
+    at: float
+    failures: int
+
+
+class StoreHealth(Out):
+    ok: bool
+    error: str | None
+    waiting: int
+    since: float | None
+    failing_s: float | None
+    retry_s: float | None
+    failures: int
+    rejected: int
+    dropped: int
+    recovered: Recovered | None
+
+
+class Health(Out):
+    ok: bool
+    status: Literal["ok", "degraded"]
+    mqtt: bool
+    store: StoreHealth
+
+
+class Resumed(Out):
+    session: str | None
+    clean: bool
+    phase: str
+
+
+class MqttView(Out):
+    connected: bool
+    metrics: dict[str, int]
+
+
+class Apartment(Out):
+    id: str
+    name: str
+
+
+class Snapshot(Out):
+    """What the game master and the technician see (``GET /api/state``, the WebSocket)."""
+
+    game: GameView
+    nodes: list[NodeView]
+    props: list[PropView]
+    check: CheckReport
+    emergency: EmergencyView | None
+    lock_alerts: list[UnconfirmedLock]
+    resumed: Resumed | None
+    store: StoreHealth
+    mqtt: MqttView
+    apartment: Apartment
+    demo: bool
+    ts: float
+
+
+class ScreenGame(Out):
+    phase: str
+    remaining_s: float
+    duration_s: float
+    budget: int
+    budget_start: int
+    messages: list[Message]
+    clues: list[ScreenClue]
+
+
+class ScreenNode(Out):
+    id: str
+    label: str
+
+
+class ScreenApartment(Out):
+    name: str
+
+
+class ScreenView(Out):
+    """What a room screen sees, and nothing more."""
+
+    screen: Literal[True]
+    room: str | None
+    game: ScreenGame
+    nodes: list[ScreenNode]
+    apartment: ScreenApartment
+    ts: float
+
+
+class GameStateMessage(Out):
+    """The retained ``game/state`` (MQTT): for room screens and monitoring."""
+
+    v: Literal[1]
+    phase: str
+    session: str | None
+    parcours: str
+    remaining_s: float
+    duration_s: float
+    budget: int
+    messages: list[Message]
+    clues: list[ScreenClue]
+    clue_count: int
+    alert: Literal["warning", "alert"] | None
+    ts: float
+
+
+# -- clues ----------------------------------------------------------------------------------
+class CatalogueClue(Out):
+    index: int
+    text: str
+    text_en: str | None
+    cost: int
+    sent: int = Field(description="how many times it was sent in this game")
+
+
+class CataloguePuzzle(Out):
+    puzzle: str
+    label: str
+    room: str
+    status: str
+    clues: list[CatalogueClue]
+
+
+class Clues(Out):
+    catalogue: list[CataloguePuzzle]
+    sent: list[Clue]
+    clue_count: int
+
+
+class ClueSent(Out):
+    clue: Clue
+    clue_count: int
+    budget: int
+
+
+class ClueShown(Out):
+    clue: Clue
+
+
+# -- history and debrief --------------------------------------------------------------------
+class EvaluationView(Out):
+    rating: int
+    learned: list[str]
+    comment: str
+    who: str
+    at: float
+
+
+class SessionRow(Out):
+    """A played session, as the history lists it."""
+
+    id: str
+    apartment: str
+    created_at: float
+    date: str
+    parcours: str
+    players: int
+    children: bool
+    started_at: float | None
+    ended_at: float | None
+    result: str | None
+    phase: str
+    closed: bool
+    duration_s: float | None
+    time_used_s: float | None
+    clues: int
+    clues_sent: int
+    budget_start: int | None
+    final_budget: int | None
+    check_override: str | None
+    updated_at: float
+    puzzles_solved: int
+    puzzles: int
+    rating: int | None
+    learned: list[str] | None
+    comment: str | None
+    result_label: str | None
+    started: str
+    ended: str
+    time_used: str
+
+
+class Sessions(Out):
+    sessions: list[SessionRow]
+    limit: int
+    offset: int
+
+
+class PuzzleResult(Out):
+    session_id: str
+    puzzle_id: str
+    position: int
+    label: str
+    theme: str | None
+    room: str | None
+    status: str
+    available_at_s: float | None
+    solved_at_s: float | None
+    duration_s: float | None
+    solved_by: str | None
+    clues: int
+
+
+class BudgetRow(Out):
+    seq: int
+    at_s: float
+    amount: int
+    label: str
+    puzzle: str | None
+
+
+class ClueRow(Out):
+    session_id: str
+    id: str
+    seq: int
+    puzzle: str | None
+    idx: int | None
+    text: str
+    room: str | None
+    counts: bool
+    cost: int
+    who: str | None
+    sent_at_s: float
+    sent_wall: float
+    shown_wall: float | None
+
+
+class AuditRow(Out):
+    at: float
+    elapsed_s: float | None
+    who: str
+    action: str
+    target: str | None
+    detail: str | None
+
+
+class SessionDetail(SessionRow):
+    """One session with its puzzles, budget lines, clues, audit log and evaluation."""
+
+    puzzles_detail: list[PuzzleResult]
+    budget_lines: list[BudgetRow]
+    clues_detail: list[ClueRow]
+    audit: list[AuditRow]
+    events: int = Field(description="how many prop events it had")
+    evaluation: EvaluationView | None
+
+
+class EventRow(Out):
+    at: float
+    elapsed_s: float | None
+    kind: str
+    node: str | None
+    prop: str | None
+    type: str | None
+    value: JsonValue
+    text: str | None
+
+
+class SessionEvents(Out):
+    session: str
+    events: list[EventRow]
+
+
+class Results(Out):
+    won: int
+    lost: int
+    aborted: int
+    in_progress: int
+
+
+class ParcoursStats(Out):
+    parcours: str
+    sessions: int
+    participants: int
+    won: int | None
+
+
+class EvaluationStats(Out):
+    count: int
+    average_rating: float | None
+    learned: dict[str, int]
+
+
+class PuzzleStats(Out):
+    id: str
+    label: str | None
+    theme: str | None
+    sessions: int
+    solved: int | None
+    solved_by_players: int | None
+    solve_rate: float | None
+    average_time_s: float | None
+    median_time_s: float | None
+    average_clues: float | None
+    clues: int | None
+
+
+class Stats(Out):
+    sessions: int
+    participants: int
+    sessions_with_children: int
+    results: Results
+    success_rate: float | None
+    average_time_s: float | None
+    average_time_won_s: float | None
+    average_clues: float | None
+    average_final_budget: float | None
+    per_parcours: list[ParcoursStats]
+    evaluations: EvaluationStats
+    puzzles: list[PuzzleStats]
+
+
+class DebriefSession(Out):
+    id: str | None
+    date: str | None
+    parcours: str | None
+    players: int | None
+    children: bool | None
+    started: str | None
+    ended: str | None
+    started_at: float | None
+    ended_at: float | None
+    result: str | None
+    result_label: str | None
+    phase: str | None
+    closed: bool | None
+    duration_s: float | None
+    time_used_s: float | None
+    time_used: str | None
+    check_override: str | None
+
+
+class DebriefPuzzle(Out):
+    id: str
+    label: str
+    label_en: str
+    theme: str | None
+    room: str | None
+    room_label: str | None
+    room_label_en: str | None
+    outcome: Literal["solved", "forced", "skipped", "unsolved", "not_reached"]
+    solved_by: str | None
+    available_at_s: float | None
+    solved_at_s: float | None
+    time_s: float | None
+    clues: int
+    budget: int
+
+
+class DebriefTheme(Out):
+    theme: str | None
+    puzzles: list[DebriefPuzzle]
+    total: int
+    solved: int
+    forced: int
+    skipped: int
+    unsolved: int
+    not_reached: int
+    time_s: float | None
+    clues: int
+    budget: int
+
+
+class BalanceLine(Out):
+    at_s: float | None
+    amount: int
+    label: str
+    puzzle: str | None
+    clue: bool
+    balance: int
+
+
+class DebriefBudget(Out):
+    start: int | None
+    final: int | None
+    change: int | None
+    history: list[BalanceLine]
+
+
+class Debrief(Out):
+    """What the group did, theme by theme, its clues and its budget."""
+
+    session: DebriefSession
+    puzzles_total: int
+    solved: int
+    forced: int
+    skipped: int
+    unsolved: int
+    not_reached: int
+    clues: int
+    clues_sent: int
+    clues_free: int
+    clue_cost: int
+    budget: DebriefBudget
+    themes: list[DebriefTheme]
+    puzzles: list[DebriefPuzzle]
+    evaluation: EvaluationView | None
+
+
+# -- technician, rehearsal, configuration, access -------------------------------------------
+class SelfTest(Out):
+    node: str
+    prop: str
+    ok: bool
+    steps: list[JsonValue] = Field(description="what the node did, step by step")
+    message: str
+
+
+class Enrolled(Out):
+    node: str
+    prop: str
+    ok: bool
+    uid: str | None
+    name: str | None
+    message: str
+    yaml: str | None = Field(description="the lines to paste under the prop's tags: in the game file")
+
+
+class EnrolledTag(Out):
+    node: str
+    prop: str
+    uid: str
+    name: str
+    at: float
+    who: str
+
+
+class EnrolledTags(Out):
+    tags: list[EnrolledTag]
+
+
+class GestureSent(Out):
+    gesture_id: str
+
+
+class Reloaded(Out):
+    status: Literal["reloaded", "unchanged"]
+    path: str
+    warnings: list[str]
+    restart_nodes: list[str] = Field(description="nodes to restart with the new file")
+
+
+class LayoutProp(Out):
+    id: str
+    kind: str
+    label: str
+    tags: dict[str, str]
+    bins: list[str]
+    door_sensor: bool
+    gestures: list[str]
+
+
+class LayoutNode(Out):
+    id: str
+    label: str
+    label_en: str | None
+    props: list[LayoutProp]
+
+
+class Layout(Out):
+    apartment: str
+    demo: bool
+    nodes: list[LayoutNode]
+
+
+class LoggedIn(Out):
+    role: str
+
+
+class LoggedOut(Out):
+    ok: bool
+
+
+class Me(Out):
+    role: str
+    room: str | None
