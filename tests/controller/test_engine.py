@@ -6,6 +6,7 @@ import pytest
 
 from config.loader import SHIPPED_GAME, load_game, parse_game
 from controller.engine import Engine, EngineError, Phase, PropCommand, ScreenMessage
+from controller.record import from_record, to_record
 from tests.solutions import FINAL_BUDGET, events
 
 
@@ -178,9 +179,9 @@ def test_a_session_resumed_with_a_shorter_sequence_in_the_game_file_still_plays(
     before.start(parcours="primo", players=2)
     for code in ("7", "8"):
         before.on_event("hall", "keypad", "code", code)
-    record = before.to_record()
+    record = to_record(before)
     assert record["puzzles"]["steps"]["progress"] == [0, 1]
-    after = Engine.from_record(sequence_game("7"), record, clock=clock, wall=lambda: 0.0)
+    after = from_record(sequence_game("7"), record, clock=clock, wall=lambda: 0.0)
     assert after.on_event("hall", "keypad", "code", "5") == []
     assert PropCommand("hall", "box", "unlock") in after.on_event("hall", "keypad", "code", "7")
     assert after.phase == Phase.WON

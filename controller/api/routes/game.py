@@ -31,6 +31,7 @@ from controller.api.models import (
     EmergencyEnded,
     GameView,
     Health,
+    ScreenView,
     Snapshot,
 )
 from controller.core.errors import InvalidValue
@@ -120,7 +121,7 @@ async def health(service: ServiceDep) -> Response:
                     media_type="application/json")
 
 
-@router.get("/state", dependencies=[SCREEN], response_model=Snapshot)
+@router.get("/state", dependencies=[SCREEN], response_model=Snapshot | ScreenView)
 async def state(request: Request, service: ServiceDep) -> dict[str, Any]:
     """The whole state for the staff; a room screen gets only its screen view."""
     return service.views.view(principal(request))
