@@ -13,8 +13,7 @@ size limits, message expiry.
 from __future__ import annotations
 
 import math
-from collections import deque
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from simulation.network import Connection, Network
@@ -35,6 +34,7 @@ from simulation.packets import (
     Will,
 )
 from simulation.scheduler import Machine
+from simulation.session import Session
 from simulation.topics import RetainedTree, matches, valid_filter, valid_topic, walk_key
 
 #: the granted-QoS code of a refused subscription
@@ -77,25 +77,6 @@ class BrokerConfig:
         return cls.from_mosquitto_conf(Path(MOSQUITTO_CONF).read_text(encoding="utf-8"))
 
 
-@dataclass(slots=True)
-class Session:
-    """What the broker keeps for a client id: subscriptions and undelivered QoS 1 messages."""
-
-    client_id: str
-    clean: bool
-    subs: dict[str, int] = field(default_factory=dict)
-    #: sent, not yet acknowledged (resent with DUP on reconnection), by message id
-    inflight: dict[int, Publish] = field(default_factory=dict)
-    #: not sent yet: the client is offline or its in-flight window is full
-    queued: deque[Publish] = field(default_factory=deque)
-    last_mid: int = 0
-    conn: BrokerConn | None = None
-
-    def next_mid(self) -> int:
-        self.last_mid = self.last_mid % 65_535 + 1
-        return self.last_mid
-
-
 class BrokerConn:
     """The broker's end of one client connection."""
 
@@ -123,7 +104,7 @@ class _Saved:
     """The persistence file: retained messages and persistent sessions."""
 
     retained: list[tuple[str, bytes, int]]
-    sessions: list[tuple[str, dict[str, int], list[Publish], list[Publish], int]]
+    sessions: list[Session]
 
 
 class SimBroker:
@@ -147,7 +128,7 @@ class SimBroker:
 
     def now_s(self) -> int:
         """Mosquitto's clock: whole seconds of its machine's monotonic time."""
-        return math.floor(self.machine.monotonic())
+        return math.floor(self.machine.monotonic() + 1e-6)  # a timer set for a second is in it
 
     def _log(self, text: str) -> None:
         self.scheduler.log(self.machine.name, text)
@@ -163,9 +144,8 @@ class SimBroker:
         if self.config.persistence and self._saved is not None:
             for topic, payload, qos in self._saved.retained:
                 self.retained.store(topic, payload, qos)
-            for cid, subs, inflight, queued, last_mid in self._saved.sessions:
-                self.sessions[cid] = Session(cid, False, dict(subs), {m.mid: replace(m) for m in inflight},
-                                             deque(replace(m) for m in queued), last_mid)
+            for session in self._saved.sessions:
+                self.sessions[session.client_id] = session.saved()
         self._log(f"started ({len(self.retained.all())} retained, {len(self.sessions)} sessions)")
         # Mosquitto looks at keepalives at start, then every `keepalive_sweep` whole seconds
         self._at_second(self.now_s(), self._sweep, self._incarnation)
@@ -210,9 +190,7 @@ class SimBroker:
     def _save(self) -> None:
         self._saved = _Saved(
             [(m.topic, m.payload, m.qos) for m in self.retained.all()],
-            [(s.client_id, dict(s.subs), [replace(m) for m in s.inflight.values()],
-              [replace(m) for m in s.queued], s.last_mid)
-             for s in self.sessions.values() if not s.clean])
+            [s.saved() for s in self.sessions.values() if not s.clean])
 
     def _at_second(self, second: int, action: object, incarnation: int) -> None:
         self.scheduler.call_later(second - self.machine.monotonic(), action, incarnation)
@@ -306,10 +284,7 @@ class SimBroker:
         self.sessions[cid] = session
         session.conn, conn.session, conn.state = conn, session, "active"
         conn.send(Connack(old is not None, 0))
-        # Mosquitto resends what was in flight (DUP set, since it was sent), then what queued
-        for message in session.inflight.values():
-            self._transmit(conn, message)
-        self._flush_queue(session)
+        session.resume(self.config)
 
     def _lost(self, conn: BrokerConn, reason: str) -> None:
         """The connection ended (closed by the client, reset, or by us): will and session."""
@@ -376,52 +351,14 @@ class SimBroker:
         return found
 
     def _enqueue(self, session: Session, message: Publish) -> None:
-        """Mosquitto's ``db__message_insert``: send now, queue, or drop."""
-        cfg, conn = self.config, session.conn
-        if conn is None:
-            if message.qos == 0 and not cfg.queue_qos0_messages:
-                return
-            if cfg.max_queued_messages and (len(session.inflight) + len(session.queued)
-                                            >= cfg.max_queued_messages):
-                self.dropped += 1
-                return
-            message.mid = session.next_mid() if message.qos else 0
-            session.queued.append(message)
-            return
-        if message.qos == 0:
-            # QoS 0 is never queued behind QoS 1: it may overtake queued QoS 1 messages
-            if cfg.max_queued_messages and conn.connection.down.pending() >= cfg.max_queued_messages:
-                self.dropped += 1
-                return
-            conn.send(message)
-            return
-        message.mid = session.next_mid()
-        if not cfg.max_inflight_messages or len(session.inflight) < cfg.max_inflight_messages:
-            session.inflight[message.mid] = message
-            self._transmit(conn, message)
-        elif not cfg.max_queued_messages or len(session.queued) < cfg.max_queued_messages:
-            session.queued.append(message)
-        else:
+        conn = session.conn
+        pending = conn.connection.down.pending if conn is not None else int
+        if not session.enqueue(message, self.config, pending):
             self.dropped += 1
 
-    def _transmit(self, conn: BrokerConn, message: Publish) -> None:
-        conn.send(replace(message))
-        message.dup = True  # any later send of it is a redelivery
-
-    def _flush_queue(self, session: Session) -> None:
-        conn, limit = session.conn, self.config.max_inflight_messages
-        while conn is not None and session.queued and (not limit or len(session.inflight) < limit):
-            message = session.queued.popleft()
-            if message.qos:
-                session.inflight[message.mid] = message
-                self._transmit(conn, message)
-            else:
-                conn.send(message)
-
     def _on_puback(self, conn: BrokerConn, packet: Puback) -> None:
-        session = conn.session
-        if session is not None and session.inflight.pop(packet.mid, None) is not None:
-            self._flush_queue(session)
+        if conn.session is not None:
+            conn.session.acknowledge(packet.mid, self.config)
 
     def _on_subscribe(self, conn: BrokerConn, packet: Subscribe) -> None:
         session = conn.session

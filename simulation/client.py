@@ -21,8 +21,7 @@ code written for paho runs unchanged. Simulation-only controls: :meth:`SimClient
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
 from typing import Any
 
 from paho.mqtt.client import (
@@ -38,6 +37,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from simulation.network import Connection, Network
+from simulation.outgoing import Outgoing, PublishInfo, check_qos, payload_bytes
 from simulation.packets import (
     Closed,
     Connack,
@@ -58,30 +58,9 @@ from simulation.scheduler import Machine, Timer
 from simulation.topics import valid_filter, valid_topic
 
 Callback = Callable[..., Any] | None
-
-
-class PublishInfo:
-    """What ``publish`` returns (paho's ``MQTTMessageInfo``, minus the blocking wait)."""
-
-    __slots__ = ("_published", "mid", "rc")
-
-    def __init__(self, mid: int, rc: MQTTErrorCode = MQTTErrorCode.MQTT_ERR_SUCCESS) -> None:
-        self.mid = mid
-        self.rc = rc
-        self._published = False
-
-    def is_published(self) -> bool:
-        return self._published
-
-    def __iter__(self) -> Iterator[int]:
-        return iter((self.rc, self.mid))
-
-
-@dataclass(slots=True)
-class _Out:
-    packet: Publish
-    info: PublishInfo
-    state: str  # "queued" (beyond the window), "publish" (to send), "wait" (for its PUBACK)
+#: below float rounding of virtual times, above zero: a deadline computed from a clock is
+#: reached when the timer set for it fires, and a re-armed timer always moves time forward
+TICK = 1e-6
 
 
 class _End:
@@ -95,19 +74,6 @@ class _End:
 
     def receive(self, packet: Packet) -> None:
         self.client._receive(self, packet)
-
-
-def _payload(payload: Any) -> bytes:
-    if payload is None:
-        return b""
-    if isinstance(payload, str):
-        return payload.encode()
-    if isinstance(payload, bytes | bytearray):
-        return bytes(payload)
-    if isinstance(payload, int | float):
-        return str(payload).encode("ascii")
-    msg = "payload must be a string, bytearray, int, float or None."
-    raise TypeError(msg)
 
 
 class SimClient:
@@ -138,9 +104,7 @@ class SimClient:
         self._will: Will | None = None
         self._reconnect_min, self._reconnect_max = 1.0, 120.0
         self._reconnect_delay: float | None = None
-        self._max_inflight, self._max_queued = 20, 0
-        self._out: dict[int, _Out] = {}
-        self._inflight = 0
+        self._out = Outgoing()
         self._last_mid = 0
         self._last_out = self._last_in = self._ping_t = 0.0
         self._keepalive_timer: Timer | None = None
@@ -151,11 +115,11 @@ class SimClient:
 
     # -- configuration (paho's names) ---------------------------------------------------
     def will_set(self, topic: str, payload: Any = None, qos: int = 0, retain: bool = False) -> None:
-        _check_qos(qos)
+        check_qos(qos)
         if not valid_topic(topic):
             msg = "Invalid topic."
             raise ValueError(msg)
-        self._will = Will(topic, _payload(payload), qos, retain)
+        self._will = Will(topic, payload_bytes(payload), qos, retain)
 
     def will_clear(self) -> None:
         self._will = None
@@ -165,10 +129,10 @@ class SimClient:
         self._reconnect_delay = None
 
     def max_inflight_messages_set(self, inflight: int) -> None:
-        self._max_inflight = inflight
+        self._out.max_inflight = inflight
 
     def max_queued_messages_set(self, queue_size: int) -> None:
-        self._max_queued = queue_size
+        self._out.max_queued = queue_size
 
     def user_data_set(self, userdata: Any) -> None:
         self._userdata = userdata
@@ -234,12 +198,7 @@ class SimClient:
         end = _End(self)
         end.conn = self.network.open(self.machine, end)
         self._end, self._state = end, "connecting"
-        # paho: what was waiting for its PUBACK goes again with DUP, the window ignored
-        self._inflight = 0
-        for out in self._out.values():
-            if out.state == "wait":
-                out.packet.dup = True
-            out.state = "publish"
+        self._out.reconnecting()
         self._last_out = self._last_in = self.machine.monotonic()
         self._ping_t = 0.0
         self._send(Connect(self.client_id, self.clean_session, self._keepalive, self._will))
@@ -292,13 +251,13 @@ class SimClient:
             self._keepalive_timer.cancel()
         if self._keepalive:
             due = min(self._last_out, self._last_in) + self._keepalive - self.machine.monotonic()
-            self._keepalive_timer = self.scheduler.call_later(max(due, 0.0), self._check_keepalive)
+            self._keepalive_timer = self.scheduler.call_later(max(due, TICK), self._check_keepalive)
 
     def _check_keepalive(self) -> None:
         self._keepalive_timer = None
         if self._paused or self._end is None:
             return
-        now, k = self.machine.monotonic(), self._keepalive
+        now, k = self.machine.monotonic() + TICK, self._keepalive
         if now - self._last_out >= k or now - self._last_in >= k:
             if self._state == "connected" and (self._ping_t == 0 or now - self._last_in < k):
                 if self._ping_t == 0 or now - self._ping_t >= k:
@@ -330,35 +289,25 @@ class SimClient:
         if not valid_topic(topic):
             msg = "Invalid topic."
             raise ValueError(msg)
-        _check_qos(qos)
-        packet = Publish(topic, _payload(payload), qos, retain, False, self._next_mid())
-        info = PublishInfo(packet.mid)
+        check_qos(qos)
+        packet = Publish(topic, payload_bytes(payload), qos, retain, False, self._next_mid())
         if qos == 0:
+            info = PublishInfo(packet.mid)
             if self._sendable():
                 self._send(packet)
-                info._published = True
+                info.published = True
             else:
                 info.rc = MQTTErrorCode.MQTT_ERR_NO_CONN
             return info
-        if self._max_queued and len(self._out) >= self._max_queued:
-            info.rc = MQTTErrorCode.MQTT_ERR_QUEUE_SIZE
-            return info
-        out = _Out(packet, info, "queued")
-        self._out[packet.mid] = out
-        if not self._max_inflight or self._inflight < self._max_inflight:
-            if self._sendable():
-                self._inflight += 1
-                out.state = "wait"
-                self._send(replace(packet))
-            else:
-                out.state = "publish"
-                info.rc = MQTTErrorCode.MQTT_ERR_NO_CONN
+        info, now = self._out.add(packet, sendable=self._sendable())
+        if now is not None:
+            self._send(now)
         return info
 
     def subscribe(self, topic: str | list[tuple[str, int]], qos: int = 0) -> tuple[MQTTErrorCode, int | None]:
         topics = [(topic, qos)] if isinstance(topic, str) else list(topic)
         for name, q in topics:
-            _check_qos(q)
+            check_qos(q)
             if not valid_filter(name):
                 msg = f"Invalid subscription filter {name!r}"
                 raise ValueError(msg)
@@ -381,21 +330,6 @@ class SimClient:
             self._send(Puback(mid))
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
-    def _send_waiting(self, *, stop_at_queued: bool) -> None:
-        """Send what may go: after a CONNACK, every message to resend (paho ignores the
-        window there); after a PUBACK, queued messages while the window allows."""
-        for out in self._out.values():
-            if out.state == "queued":
-                if stop_at_queued:
-                    return
-                if self._max_inflight and self._inflight >= self._max_inflight:
-                    return
-            elif out.state != "publish":
-                continue
-            self._inflight += 1
-            out.state = "wait"
-            self._send(replace(out.packet))
-
     # -- receiving ----------------------------------------------------------------------
     def _receive(self, end: _End, packet: Packet) -> None:
         if end is not self._end or self._state == "dead":
@@ -407,13 +341,11 @@ class SimClient:
         if isinstance(packet, Publish):
             self._on_publish_packet(packet)
         elif isinstance(packet, Puback):
-            out = self._out.pop(packet.mid, None)
-            if out is not None:
-                self._inflight = max(0, self._inflight - 1)
-                out.info._published = True
+            if self._out.acknowledged(packet.mid) is not None:
                 self._call(self.on_publish, self, self._userdata, packet.mid,
                            ReasonCode(PacketTypes.PUBACK), Properties(PacketTypes.PUBACK))
-                self._send_waiting(stop_at_queued=False)
+                for due in self._out.due(after_connack=False):
+                    self._send(due)
         elif isinstance(packet, Connack):
             self._on_connack(packet)
         elif isinstance(packet, Suback):
@@ -441,7 +373,8 @@ class SimClient:
         self._call(self.on_connect, self, self._userdata, ConnectFlags(packet.session_present), code,
                    Properties(PacketTypes.CONNACK))
         if self._state == "connected":
-            self._send_waiting(stop_at_queued=True)
+            for due in self._out.due(after_connack=True):
+                self._send(due)
 
     def _on_publish_packet(self, packet: Publish) -> None:
         message = MQTTMessage(packet.mid, packet.topic.encode())
@@ -459,8 +392,3 @@ class SimClient:
     def __repr__(self) -> str:
         return f"<SimClient {self.client_id!r} on {self.machine.name}: {self._state}>"
 
-
-def _check_qos(qos: int) -> None:
-    if qos not in (0, 1):
-        msg = f"QoS {qos} is not simulated (this project uses 0 and 1)" if qos == 2 else "Invalid QoS level."
-        raise ValueError(msg)

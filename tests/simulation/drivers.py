@@ -36,12 +36,13 @@ WillSpec = tuple[str, bytes, int, bool]
 class Handle:
     """One scripted client (paho or simulated)."""
 
-    def __init__(self, driver: Driver, name: str, client: Any) -> None:
+    def __init__(self, driver: Driver, name: str, client: Any, birth: tuple[str, bytes] | None = None) -> None:
         self.driver = driver
+        self.birth = birth
         self.name = name
         self.client = client
         self.events = driver.events.setdefault(name, [])
-        self.acked: dict[str, int] = {}
+        self._unacked: list[int] = []
 
     # what a scenario does
     def subscribe(self, *topics: tuple[str, int]) -> None:
@@ -56,6 +57,12 @@ class Handle:
             self.driver.wait_until(info.is_published, timeout=5, what=f"PUBACK of {topic}")
         return info
 
+    def ack_all(self) -> None:
+        """Acknowledge every QoS 1 message received so far (a ``manual_ack`` client)."""
+        for mid in self._unacked:
+            self.client.ack(mid, 1)
+        self._unacked.clear()
+
     def count(self, kind: str) -> int:
         return sum(1 for e in self.events if e[0] == kind)
 
@@ -66,12 +73,16 @@ class Handle:
     def _on_connect(self, _c: Any, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
         self.events.append(("connack", bool(flags.session_present)) if not reason.is_failure
                            else ("refused", str(reason)))
+        if self.birth is not None and not reason.is_failure:
+            self.client.publish(*self.birth, qos=1, retain=True)  # what a node does first
 
     def _on_subscribe(self, _c: Any, _u: Any, _mid: int, codes: list[Any], _p: Any) -> None:
         self.events.append(("suback", [int(c.value) for c in codes]))
 
     def _on_message(self, _c: Any, _u: Any, m: Any) -> None:
         self.events.append(("msg", m.topic, bytes(m.payload), m.qos, bool(m.retain), bool(m.dup)))
+        if m.qos == 1:
+            self._unacked.append(m.mid)
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.events.append(("disconnect", str(reason)))
@@ -88,7 +99,9 @@ class Driver:
     events: dict[str, list[Event]]
 
     def client(self, name: str, *, client_id: str | None = None, clean: bool = True,
-               keepalive: int = 60, will: WillSpec | None = None, manual_ack: bool = False) -> Handle:
+               keepalive: int = 60, will: WillSpec | None = None, manual_ack: bool = False,
+               max_inflight: int = 20, reconnect: bool = False, birth: tuple[str, bytes] | None = None,
+               ) -> Handle:
         raise NotImplementedError
 
     def disconnect(self, handle: Handle) -> None:
@@ -140,13 +153,17 @@ class MosquittoDriver(Driver):
         self.broker.stop()
 
     def client(self, name: str, *, client_id: str | None = None, clean: bool = True,
-               keepalive: int = 60, will: WillSpec | None = None, manual_ack: bool = False) -> Handle:
+               keepalive: int = 60, will: WillSpec | None = None, manual_ack: bool = False,
+               max_inflight: int = 20, reconnect: bool = False, birth: tuple[str, bytes] | None = None,
+               ) -> Handle:
         c = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
                         client_id=client_id or name, protocol=mqtt.MQTTv311, clean_session=clean,
-                        reconnect_on_failure=False, manual_ack=manual_ack)
+                        reconnect_on_failure=reconnect, manual_ack=manual_ack)
         if will is not None:
             c.will_set(*will)
-        handle = Handle(self, name, c)
+        c.max_inflight_messages_set(max_inflight)
+        c.reconnect_delay_set(min_delay=0.5, max_delay=1)  # type: ignore[arg-type]  # as protocol.mqtt
+        handle = Handle(self, name, c, birth)
         handle.wire()
         self._clients.append(c)
         before = len(handle.events)
@@ -212,12 +229,16 @@ class SimDriver(Driver):
         self.events = {}
 
     def client(self, name: str, *, client_id: str | None = None, clean: bool = True,
-               keepalive: int = 60, will: WillSpec | None = None, manual_ack: bool = False) -> Handle:
+               keepalive: int = 60, will: WillSpec | None = None, manual_ack: bool = False,
+               max_inflight: int = 20, reconnect: bool = False, birth: tuple[str, bytes] | None = None,
+               ) -> Handle:
         c = SimClient(self.network, Machine(self.scheduler, name), client_id or name,
-                      clean_session=clean, reconnect_on_failure=False, manual_ack=manual_ack)
+                      clean_session=clean, reconnect_on_failure=reconnect, manual_ack=manual_ack)
         if will is not None:
             c.will_set(*will)
-        handle = Handle(self, name, c)
+        c.max_inflight_messages_set(max_inflight)
+        c.reconnect_delay_set(min_delay=0.5, max_delay=1)  # type: ignore[arg-type]  # as protocol.mqtt
+        handle = Handle(self, name, c, birth)
         handle.wire()
         before = len(handle.events)
         c.connect(keepalive=keepalive)

@@ -169,6 +169,30 @@ def offline_queue_check(ev: Events) -> None:
     assert ev["c"] == [("connack", True), ("suback", [1]), bye, ("connack", False), bye, ("connack", False)]
 
 
+# -- the broker's in-flight window --------------------------------------------------------
+WINDOW = 20  # Mosquitto's default max_inflight_messages
+
+
+def window_run(d: Driver) -> None:
+    s = d.client("s", manual_ack=True)
+    s.subscribe(("win/#", 1))
+    pub = d.client("pub", max_inflight=100)          # the publisher's own window is no limit
+    for n in range(WINDOW + 5):
+        pub.publish("win/q1", f"{n}".encode(), qos=1, wait=False)
+    pub.publish("win/q0", b"overtakes", qos=0)
+    d.wait_until(lambda: len(s.messages()) == WINDOW + 1, timeout=5, what="a full window and QoS 0")
+    d.settle()                                        # the rest waits for acknowledgements
+    s.ack_all()
+    d.wait_until(lambda: len(s.messages()) == WINDOW + 6, timeout=5, what="the queued rest")
+    d.settle()
+
+
+def window_check(ev: Events) -> None:
+    q1 = [msg("win/q1", f"{n}".encode(), 1) for n in range(WINDOW + 5)]
+    # QoS 0 is never queued behind QoS 1: it overtakes what waits for the window
+    assert ev["s"][2:] == [*q1[:WINDOW], msg("win/q0", b"overtakes", 0), *q1[WINDOW:]]
+
+
 # -- keepalive ------------------------------------------------------------------------------
 #: Mosquitto 2.0: will after more than int(1.5 × 1) = 1 whole second of silence, seen by a
 #: sweep every 6 s: between 1 and 8 s (plus the time to deliver it)
@@ -235,6 +259,30 @@ def kill_check(ev: Events) -> None:
     assert ev["s"][3:] == [("connack", False)]
 
 
+# -- paho's backlog after a reconnection ---------------------------------------------------
+def backlog_run(d: Driver) -> None:
+    obs = d.client("obs", clean=False, reconnect=True)
+    obs.subscribe(("ev/#", 1))
+    node = d.client("node", reconnect=True, birth=("ev/birth", b"online"))
+    d.settle()
+    d.stop_broker()
+    d.wait_until(lambda: node.count("disconnect") == 1, timeout=5, what="the node to notice")
+    for topic, qos in (("ev/1", 1), ("ev/lost", 0), ("ev/2", 1)):
+        node.publish(topic, topic.encode(), qos=qos, wait=False)
+    d.start_broker()
+    d.wait_until(lambda: len(obs.messages()) >= 4, timeout=15, what="the backlog")
+    d.settle()
+
+
+def backlog_check(ev: Events) -> None:
+    lost = ("disconnect", "Unspecified error")
+    assert ev["node"] == [("connack", False), lost, ("connack", False)]
+    # what on_connect publishes goes before the QoS 1 kept while offline; QoS 0 is lost
+    assert ev["obs"][ev["obs"].index(("connack", True)) + 1:] == [
+        msg("ev/birth", b"online", 1), msg("ev/1", b"ev/1", 1), msg("ev/2", b"ev/2", 1)]
+    assert ev["obs"][:4] == [("connack", False), ("suback", [1]), msg("ev/birth", b"online", 1), lost]
+
+
 # -- ordering under a burst -----------------------------------------------------------------
 BURST = 200
 
@@ -273,10 +321,12 @@ SCENARIOS = [
     Scenario("will_on_cut_not_on_disconnect", will_run, will_check, will_project),
     Scenario("takeover_publishes_the_old_will", takeover_run, takeover_check),
     Scenario("qos1_offline_queue_dup_and_clean_session", offline_queue_run, offline_queue_check),
+    Scenario("qos0_overtakes_qos1_beyond_the_inflight_window", window_run, window_check),
     Scenario("keepalive_expiry_publishes_the_will", keepalive_run, keepalive_check),
     Scenario("restart_with_persistence", lambda d: _restart_run(d, kill=False), restart_check_persistent,
              persistence=True),
     Scenario("restart_without_persistence", lambda d: _restart_run(d, kill=False), restart_check_volatile),
     Scenario("kill_before_autosave", lambda d: _restart_run(d, kill=True), kill_check, persistence=True),
+    Scenario("paho_sends_on_connect_first_then_its_backlog", backlog_run, backlog_check, persistence=True),
     Scenario("per_publisher_order_in_a_burst", burst_run, burst_check, burst_project),
 ]
