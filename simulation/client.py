@@ -342,8 +342,9 @@ class SimClient:
             self._on_publish_packet(packet)
         elif isinstance(packet, Puback):
             if self._out.acknowledged(packet.mid) is not None:
-                self._call(self.on_publish, self, self._userdata, packet.mid,
-                           ReasonCode(PacketTypes.PUBACK), Properties(PacketTypes.PUBACK))
+                if self.on_publish is not None:
+                    self.on_publish(self, self._userdata, packet.mid, ReasonCode(PacketTypes.PUBACK),
+                                    Properties(PacketTypes.PUBACK))
                 for due in self._out.due(after_connack=False):
                     self._send(due)
         elif isinstance(packet, Connack):

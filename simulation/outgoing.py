@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from paho.mqtt.client import MQTTErrorCode
@@ -73,7 +73,7 @@ class Outgoing:
             return info, None
         self.inflight += 1
         kept.state = "wait"
-        return info, replace(packet)
+        return info, packet.copy()
 
     def reconnecting(self) -> None:
         """A new connection starts: everything is to be sent again."""
@@ -108,7 +108,7 @@ class Outgoing:
                 continue
             self.inflight += 1
             kept.state = "wait"
-            out.append(replace(kept.packet))
+            out.append(kept.packet.copy())
         return out
 
 

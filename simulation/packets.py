@@ -57,6 +57,9 @@ class Publish:
     dup: bool = False
     mid: int = 0
 
+    def copy(self) -> Publish:
+        return Publish(self.topic, self.payload, self.qos, self.retain, self.dup, self.mid)
+
     def __str__(self) -> str:
         return (f"PUBLISH {self.topic} q{self.qos} r{int(self.retain)} d{int(self.dup)} m{self.mid} "
                 f"{_payload(self.payload)}")

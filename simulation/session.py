@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from simulation.packets import Publish
@@ -71,7 +71,7 @@ class Session:
 
     def transmit(self, message: Publish) -> None:
         if self.conn is not None:
-            self.conn.send(replace(message))
+            self.conn.send(message.copy())
             message.dup = True  # any later send of it is a redelivery
 
     def resume(self, cfg: BrokerConfig) -> None:
@@ -98,5 +98,5 @@ class Session:
     def saved(self) -> Session:
         """A copy for the persistence file (offline, messages copied)."""
         return Session(self.client_id, False, dict(self.subs),
-                       {mid: replace(m) for mid, m in self.inflight.items()},
-                       deque(replace(m) for m in self.queued), self.last_mid)
+                       {mid: m.copy() for mid, m in self.inflight.items()},
+                       deque(m.copy() for m in self.queued), self.last_mid)
