@@ -47,16 +47,19 @@ def retained_run(d: Driver) -> None:
     late = d.client("late")
     late.subscribe(("r/#", 0), ("r/+", 1))              # retained sent filter by filter
     d.settle()
+    late.subscribe(("r/+", 1))                          # again: the retained ones again
+    d.settle()
 
 
 def retained_check(ev: Events) -> None:
     assert ev["early"][2:] == [msg("r/a", b"1", 1), msg("r/a", b"2", 1), msg("r/b/c", b"c", 0),
                                msg("r/b", b"b", 1), msg("r", b"root", 1), msg("r/gone", b"x", 1),
                                msg("r/gone", b"", 1)]
-    late = ev["late"][2:]
+    late = ev["late"][2:8]
     assert set(late) == {msg("r/a", b"2", 0, True), msg("r/b/c", b"c", 0, True),
                          msg("r/b", b"b", 0, True), msg("r", b"root", 0, True),
                          msg("r/a", b"2", 1, True), msg("r/b", b"b", 1, True)}
+    assert ev["late"][8:] == [("suback", [1]), msg("r/a", b"2", 1, True), msg("r/b", b"b", 1, True)]
     assert not any(e[1] == "r/gone" for e in late)
 
 
