@@ -13,6 +13,7 @@ size limits, message expiry.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -192,7 +193,7 @@ class SimBroker:
             [(m.topic, m.payload, m.qos) for m in self.retained.all()],
             [s.saved() for s in self.sessions.values() if not s.clean])
 
-    def _at_second(self, second: int, action: object, incarnation: int) -> None:
+    def _at_second(self, second: int, action: Callable[[int], None], incarnation: int) -> None:
         self.scheduler.call_later(second - self.machine.monotonic(), action, incarnation)
 
     def _autosave(self, incarnation: int) -> None:

@@ -191,6 +191,8 @@ class SimClient:
             self._receive(end, packet)
         if self._state in ("connecting", "connected"):
             self._check_keepalive()
+        elif self._state == "disconnected" and self._retry_timer is None and self.reconnect_on_failure:
+            self._retry()  # a reconnection that came due while hung
 
     def _open(self) -> None:
         self._drop_connection()
@@ -229,7 +231,7 @@ class SimClient:
 
     def _retry(self) -> None:
         self._retry_timer = None
-        if self._wanted and self._state == "disconnected":
+        if self._wanted and self._state == "disconnected" and not self._paused:
             self._open()
 
     def _notify_disconnect(self, reason: str) -> None:

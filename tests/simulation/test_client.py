@@ -99,3 +99,20 @@ def test_disconnect_and_crash_stop_the_client_for_good() -> None:
     assert inbox_a.disconnects == ["Normal disconnection"] and not a.is_connected()
     assert inbox_b.disconnects == [] and not b.is_connected()
     assert not world.broker.connected("a") and not world.broker.connected("b")
+
+
+def test_a_reconnection_due_while_hung_waits_for_the_process_to_resume() -> None:
+    world = World.create(7)
+    node = world.client("node", keepalive=2, connect=False)
+    node.reconnect_delay_set(0.5, 1.0)
+    inbox = Inbox(node)
+    node.connect(keepalive=2)
+    world.run_for(1)
+    world.network.cut("node")
+    world.run_for(0.1)                                   # lost; a retry is due in 0.5 s…
+    node.pause()
+    world.run_for(5)                                     # …but the process hangs
+    assert inbox.connects == 1 and not world.broker.connected("node")
+    node.resume()
+    world.run_for(1)
+    assert inbox.connects == 2 and node.is_connected()
