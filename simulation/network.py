@@ -202,7 +202,8 @@ class Network:
         self.scheduler = scheduler
         self.default_profile = profile or LinkProfile()
         self._profiles: dict[str, LinkProfile] = {}
-        self._partitioned: set[str] = set()
+        #: partitioned machines: (holding what they send, holding what they receive)
+        self._partitioned: dict[str, tuple[bool, bool]] = {}
         self.connections: dict[str, list[Connection]] = {}
         self._numbers: dict[str, int] = {}
         #: set by the broker while it listens: returns its end of a new connection
@@ -226,23 +227,29 @@ class Network:
         conn = Connection(self, name, number, client)
         live = [c for c in self.connections.get(name, []) if not c.closed]
         self.connections[name] = [*live, conn]
-        if name in self._partitioned:
+        up, down = self._partitioned.get(name, (False, False))
+        if up:
             conn.up.hold()
+        if down:
             conn.down.hold()
         return conn
 
     # -- faults -------------------------------------------------------------------------
-    def partition(self, machine: str) -> None:
-        """Hold everything to and from *machine* until :meth:`heal` (nobody is told)."""
-        self._partitioned.add(machine)
+    def partition(self, machine: str, *, outgoing: bool = True, incoming: bool = True) -> None:
+        """Hold everything *machine* sends and receives (or one direction only) until
+        :meth:`heal`; nobody is told."""
+        self._partitioned[machine] = (outgoing, incoming)
         for conn in self.connections.get(machine, []):
-            conn.up.hold()
-            conn.down.hold()
-        self.scheduler.log(machine, "partitioned")
+            if outgoing:
+                conn.up.hold()
+            if incoming:
+                conn.down.hold()
+        way = "both ways" if outgoing and incoming else "outgoing" if outgoing else "incoming"
+        self.scheduler.log(machine, f"partitioned ({way})")
 
     def heal(self, machine: str) -> None:
         """End *machine*'s partition: the held packets are delivered, in order."""
-        self._partitioned.discard(machine)
+        self._partitioned.pop(machine, None)
         for conn in self.connections.get(machine, []):
             conn.up.release()
             conn.down.release()

@@ -281,3 +281,22 @@ def test_bad_input_gets_a_clear_error_and_changes_nothing() -> None:
     world.run_for(1)
     assert world.broker.retained.count == 0 and not world.broker.connected("raw")
     assert c.is_connected()
+
+
+def test_a_one_way_partition_lets_the_node_hear_but_not_be_heard() -> None:
+    world = World.create(11)
+    watcher = world.client("watcher")
+    seen = Inbox(watcher)
+    watcher.subscribe("#", 1)
+    node = world.client("node", keepalive=5)
+    heard = Inbox(node)
+    node.subscribe("cmd/#", 1)
+    world.run_for(1)
+    world.network.partition("node", incoming=False)
+    node.publish("event/node", b"unheard", qos=1)
+    watcher.publish("cmd/node", b"heard", qos=1)
+    world.run_for(2)
+    assert heard.payloads("cmd/node") == [b"heard"] and seen.payloads("event/node") == []
+    world.network.heal("node")
+    world.run_for(1)
+    assert seen.payloads("event/node") == [b"unheard"]
