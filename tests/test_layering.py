@@ -11,6 +11,7 @@ threads and greenlets of other tests have run, python/cpython#106905).
     config    ← the game file's models and loader
     nodes     ← the node agent (props, protocol, config)
     controller, dashboard ← the game server (everything above)
+    simulation ← the deterministic simulator: drives the cores above; nothing imports it
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("config", "controller", "dashboard", "nodes", "props", "protocol")
+PACKAGES = ("config", "controller", "dashboard", "nodes", "props", "protocol", "simulation")
 #: what each package may import from the others (itself always)
 ALLOWED = {
     "protocol": set(),
@@ -33,6 +34,7 @@ ALLOWED = {
     "nodes": {"config", "props", "protocol"},
     "controller": {"config", "dashboard", "nodes", "props", "protocol"},
     "dashboard": set(),
+    "simulation": {"config", "controller", "nodes", "props", "protocol"},
 }
 #: the web stack and the embedded broker: the game server's, never a node's
 SERVER_ONLY = ("fastapi", "starlette", "uvicorn", "amqtt", "itsdangerous", "aiomqtt", "httpx")

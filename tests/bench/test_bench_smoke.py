@@ -103,3 +103,18 @@ def test_e2e_bench_runs_the_controller_transports_side_by_side(tmp_path):
         _summary_shape(system["pin_to_relay"])
         assert isinstance(bench["metrics"][f"e2e.amqtt.{transport}.p99_ms"]["value"], float)
     assert bench["details"]["amqtt"]["system"] == systems["paho"], "the usual metrics: the first"
+
+
+def test_simulation_bench_measures_messages_through_the_simulated_broker(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "simulation", "--name", "smoke",
+         "--results-dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    bench = json.loads((tmp_path / "latest.json").read_text(encoding="utf-8"))["benches"]["simulation"]
+    assert "error" not in bench
+    for case in ("qos1", "qos0", "qos1_traced", "qos1_fanout3"):
+        details = bench["details"][case]
+        assert details["deliveries"] == details["messages"] * details["subscribers"] > 0
+        assert bench["metrics"][f"sim.{case}.messages_per_s"]["value"] > 0
+    assert bench["duration_s"] < 30
