@@ -51,9 +51,12 @@ class FaultRecord:
     converged: bool | None = None
     detail: str = ""
     error: str | None = None
+    #: checks to run once the view has converged (what a crash must not have lost)
+    after: Callable[[], None] | None = None
 
     def public(self, t0: float) -> dict[str, Any]:
         out = asdict(self)
+        out.pop("after", None)
         for key in ("injected_at", "healed_at", "recovered_at"):
             if out[key] is not None:
                 out[key] = round(out[key] - t0, 2)
@@ -135,6 +138,8 @@ class Faults:
         injector(record)
         soak.log(f"fault #{record.n} {kind} {record.target} healed; waiting for the view to converge")
         self.await_recovery(record)
+        if record.after is not None:
+            record.after()
         soak.log(f"fault #{record.n} {kind} {record.target}: recovered in "
                  f"{record.recovery_s if record.recovery_s is not None else '—'} s")
         return record
@@ -184,7 +189,7 @@ class Faults:
         self._down(record, 0.5, 5.0)
         restart()
         record.healed_at = time.monotonic()
-        soak.after_crash(before, what=f"{name} kill -9 (fault #{record.n})")
+        record.after = lambda: soak.after_crash(before, what=f"{name} kill -9 (fault #{record.n})")
 
     def _controller_kill(self, record: FaultRecord) -> None:
         self._crash_and_check(record, "controller", self.soak.stack.procs["controller"].start)
@@ -209,6 +214,8 @@ class Faults:
         tmpfs = soak.stack.tmpfs
         assert tmpfs is not None
         record.target = "controller tmpfs"
+        # a full disk only shows while something is written: wait for a game being played
+        soak.until(soak.playing.is_set, timeout=120, step=0.2)
         record.injected_at = time.monotonic()
         written = tmpfs.fill()
         record.down_s = self.disk_full_s

@@ -31,6 +31,15 @@ CONVERGE_BOUND_S = 30.0
 RACE_S = 1.0
 
 
+#: checks that fail on a bug already reported, with the test that reproduces it: their
+#: failures are listed in the report but do not fail the run (the test turns red — XPASS —
+#: once the bug is fixed: then remove both entries)
+KNOWN: dict[str, str] = {
+    "evaluation_accepted_once_ended":
+        "tests/soak/test_findings.py::test_an_evaluation_during_a_full_disk_is_not_refused_as_not_ended",
+}
+
+
 @dataclass
 class Failure:
     check: str
@@ -58,6 +67,10 @@ class Ledger:
 
     def failed(self, name: str) -> int:
         return sum(1 for f in self.failures if f.check == name)
+
+    def unknown_failures(self) -> int:
+        """Failures of checks not in :data:`KNOWN`: what makes the run fail."""
+        return sum(1 for f in self.failures if f.check not in KNOWN)
 
 
 # -- safety: locks released, exit doors never relocked alone --------------------------------
@@ -132,7 +145,7 @@ class Locks:
         with self.lock:
             before = self.engaged[key]
             self.engaged[key] = engaged
-            if engaged is False:
+            if engaged is False and before is True:
                 if key in self.facts.exit_doors:
                     self.revoked_at[key] = max(self.revoked_at.get(key, 0.0), msg.at - RACE_S)
             elif engaged is True and before is False:
@@ -335,18 +348,31 @@ def completed_sessions_kept(ledger: Ledger, completed: dict[str, dict[str, Any]]
         if row is None:
             wrong.append(f"{sid} missing")
             continue
-        for k, v in want.items():
-            if row.get(k) != v:
-                wrong.append(f"{sid}.{k}: {row.get(k)!r} ≠ {v!r}")
+        wrong += _row_differences(sid, want, row)
     ledger.check("completed_sessions_kept", not wrong, lambda: f"after {after}: {'; '.join(wrong)}")
+
+
+def _row_differences(sid: str, want: dict[str, Any], row: dict[str, Any]) -> list[str]:
+    """The fields of a history row that are not what was played (themes in any order:
+    the history keeps them in the game's order)."""
+    out = []
+    for k, v in want.items():
+        got = row.get(k)
+        if k == "learned":
+            got, v = sorted(got or []), sorted(v)
+        if k != "id" and got != v:
+            out.append(f"{sid}.{k}: {got!r} ≠ {v!r}")
+    return out
 
 
 def solved_puzzles_kept(ledger: Ledger, before: set[str], after_state: dict[str, Any], *,
                         session_id: str | None, after: str) -> None:
     """The puzzles the console showed solved before a crash are solved after it."""
     game = after_state.get("game", {})
-    if session_id is None or game.get("session") != session_id:
-        ledger.check("solved_puzzles_kept", not before or game.get("session") == session_id,
+    if session_id is None:
+        return   # no session was open: nothing to keep
+    if game.get("session") != session_id:
+        ledger.check("solved_puzzles_kept", False,
                      lambda: f"after {after}: session {session_id} not resumed "
                              f"(the console shows {game.get('session')})")
         return
@@ -397,9 +423,7 @@ def history_complete(ledger: Ledger, played: list[dict[str, Any]], rows: list[di
         if row is None:
             problems.append(f"{want['id']} not in /api/history/sessions")
             continue
-        for k, v in want.items():
-            if k != "id" and row.get(k) != v:
-                problems.append(f"{want['id']}.{k}: {row.get(k)!r} ≠ {v!r}")
+        problems += _row_differences(want["id"], want, row)
     lines = list(csv.DictReader(io.StringIO(sessions_csv.lstrip("\ufeff")), delimiter=";"))
     csv_by_id = {line["session"]: line for line in lines}
     for want in played:
@@ -409,8 +433,9 @@ def history_complete(ledger: Ledger, played: list[dict[str, Any]], rows: list[di
             continue
         expected = {"joueurs": str(want["players"]), "enfants": "oui" if want["children"] else "non",
                     "budget_final": str(want["final_budget"]), "note_groupe": str(want["rating"]),
-                    "themes_retenus": ",".join(want["learned"]), "commentaire": want["comment"],
+                    "themes_retenus": ",".join(sorted(want["learned"])), "commentaire": want["comment"],
                     "parcours": want["parcours"]}
+        line["themes_retenus"] = ",".join(sorted(filter(None, line.get("themes_retenus", "").split(","))))
         for column, value in expected.items():
             if line.get(column) != value:
                 problems.append(f"sessions.csv {want['id']}.{column}: {line.get(column)!r} ≠ {value!r}")
