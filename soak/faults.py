@@ -24,12 +24,13 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from soak import invariants as inv
-
-if TYPE_CHECKING:
-    from soak.run import Soak
+from soak.console import Poller
+from soak.game import GameFacts
+from soak.procs import Stack
+from soak.wire import Wire
 
 KINDS = ("node_kill", "controller_kill", "broker_kill", "clock_step", "disk_full")
 #: relative frequencies over a long run
@@ -65,6 +66,24 @@ class FaultRecord:
         return out
 
 
+class World(Protocol):
+    """What the faults need of the soak (:class:`soak.run.Soak`)."""
+
+    stack: Stack
+    facts: GameFacts
+    wire: Wire
+    poller: Poller
+    ledger: inv.Ledger
+    playing: threading.Event
+
+    def log(self, text: str) -> None: ...
+    def alive(self, name: str) -> bool: ...
+    def until(self, predicate: Callable[[], object], timeout: float, step: float = 0.1) -> bool: ...
+    def time_touched(self) -> None: ...
+    def before_crash(self) -> dict[str, Any]: ...
+    def after_crash(self, before: dict[str, Any], *, what: str) -> None: ...
+
+
 class Faults:
     """Draws faults from *rng* and injects them into *soak*'s stack until stopped.
 
@@ -72,7 +91,7 @@ class Faults:
     *gap_s*: seconds of calm between the recovery of one fault and the next, drawn in it.
     """
 
-    def __init__(self, soak: Soak, rng: random.Random, *, gap_s: tuple[float, float],
+    def __init__(self, soak: World, rng: random.Random, *, gap_s: tuple[float, float],
                  disk_full_s: float, plan: list[str] | None = None,
                  kinds: tuple[str, ...] = KINDS, limit: int | None = None,
                  first_after_s: float = 5.0) -> None:
@@ -115,7 +134,7 @@ class Faults:
             kind = self.plan.pop(0) if self.plan is not None else self._draw()
             try:
                 self.inject(kind)
-            except Exception:  # noqa: BLE001 - a broken injector is reported, the soak goes on
+            except Exception:
                 self.errors.append(traceback.format_exc())
             self.active = None
             if self._stop.wait(self.rng.uniform(*self.gap_s)):

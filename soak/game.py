@@ -149,8 +149,9 @@ def read(path: Path) -> GameFacts:
             final=bool(raw.get("final")), local=bool(raw.get("local")), amount=amount,
             clue_costs=[int(c.get("cost", 0)) for c in raw.get("clues", [])], unlocks=unlocks,
             parcours=tuple(raw.get("parcours", PARCOURS)))
+    start = _per_parcours(apartment["budget"]["start"])
     facts = GameFacts(path=path, apartment_id=apartment["id"], duration_s=apartment["duration_min"] * 60,
-                      budget_start={p: int(v) for p, v in _per_parcours(apartment["budget"]["start"]).items()},
+                      budget_start={p: int(v) for p, v in start.items()},
                       nodes=[n["id"] for n in data["nodes"]], props=props, puzzles=puzzles)
     for parcours in PARCOURS:
         sheet = GESTURES[parcours]

@@ -182,9 +182,9 @@ class Locks:
             complete = len(item.released_at) == len(self.facts.maglocks)
             if complete or now > start + RELEASE_BOUND_S:
                 missing = sorted(set(self.facts.maglocks) - set(item.released_at))
-                self.ledger.check("every_maglock_released", complete, lambda m=missing, i=item: (
+                self.ledger.check("every_maglock_released", complete, lambda m=missing, i=item, s=start: (
                     f"after {i.why}: {', '.join(f'{n}.{p}' for n, p in m)} still engaged "
-                    f"{RELEASE_BOUND_S} s after t={max(i.at, up_since):.1f}"))
+                    f"{RELEASE_BOUND_S} s after t={s:.1f}"))
                 with self.lock:
                     self.pending.remove(item)
                     self.done.append(item)
@@ -212,17 +212,21 @@ class Game:
         self.session_id: str | None = None
         self.parcours = "primo"
         self.paid = 0
+        self.paid_for: Counter[str] = Counter()   # paid clues per puzzle: a budget line each
         self.solved_at: dict[str, float] = {}
         self.lock = threading.Lock()
 
     def open(self, session_id: str, parcours: str) -> None:
         with self.lock:
             self.session_id, self.parcours, self.paid = session_id, parcours, 0
+            self.paid_for = Counter()
             self.solved_at = {}
 
-    def clue_paid(self, cost: int) -> None:
+    def clue_paid(self, cost: int, puzzle: str | None = None) -> None:
         with self.lock:
             self.paid += cost
+            if cost and puzzle:
+                self.paid_for[puzzle] += 1
 
     def on_state(self, state: dict[str, Any]) -> None:
         game = state.get("game", {})
@@ -235,9 +239,10 @@ class Game:
             self.budget_is_start_plus_amounts_minus_clues(game)
 
     def each_solve_counted_once(self, game: dict[str, Any]) -> None:
-        """A solved puzzle keeps its solve time; no puzzle has two budget lines."""
+        """A solved puzzle keeps its solve time; no puzzle has more budget lines than one
+        for its solve and one per clue paid for it."""
         lines = Counter(line.get("puzzle") for line in game.get("budget_history", []) if line.get("puzzle"))
-        twice = sorted(p for p, n in lines.items() if n > 1)
+        twice = sorted(p for p, n in lines.items() if n > 1 + self.paid_for[p])
         moved = []
         for puzzle in game.get("puzzles", []):
             if puzzle.get("status") != "solved":
@@ -310,7 +315,8 @@ def view_differences(facts: GameFacts, wire: Wire, state: dict[str, Any],
         view = nodes.get(node, {})
         status = wire.status(node) or {}
         if alive(node):
-            if not (status.get("online") and view.get("online") and view.get("boot_id") == status.get("boot_id")):
+            same_boot = view.get("boot_id") == status.get("boot_id")
+            if not (status.get("online") and view.get("online") and same_boot):
                 diffs.append(f"{node}: view online={view.get('online')} boot={view.get('boot_id')}, "
                              f"retained online={status.get('online')} boot={status.get('boot_id')}")
             elif view.get("clock_skewed"):
@@ -356,12 +362,12 @@ def _row_differences(sid: str, want: dict[str, Any], row: dict[str, Any]) -> lis
     """The fields of a history row that are not what was played (themes in any order:
     the history keeps them in the game's order)."""
     out = []
-    for k, v in want.items():
-        got = row.get(k)
+    for k, value in want.items():
+        got, expected = row.get(k), value
         if k == "learned":
-            got, v = sorted(got or []), sorted(v)
-        if k != "id" and got != v:
-            out.append(f"{sid}.{k}: {got!r} ≠ {v!r}")
+            got, expected = sorted(got or []), sorted(value)
+        if k != "id" and got != expected:
+            out.append(f"{sid}.{k}: {got!r} ≠ {expected!r}")
     return out
 
 
@@ -411,7 +417,7 @@ def _hashable(value: Any) -> Any:
 
 
 # -- the history at the end --------------------------------------------------------------------
-def history_complete(ledger: Ledger, played: list[dict[str, Any]], rows: list[dict[str, Any]],
+def history_complete(ledger: Ledger, played: list[dict[str, Any]], rows: list[dict[str, Any]], *,
                      sessions_csv: str, puzzles_csv: str, n_puzzles: int) -> None:
     """Every session played is in ``/api/history/sessions`` with its participants, result,
     budget and evaluation, and in both CSV files (one line per session, one per session

@@ -72,8 +72,8 @@ def free_port() -> int:
 def read_env_file(path: Path) -> dict[str, str]:
     """``NAME=value`` lines of an env file written by ``broker credentials``."""
     env: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
         if line and not line.startswith("#") and "=" in line:
             name, _, value = line.partition("=")
             env[name.strip()] = value.strip().strip("'\"")
@@ -317,9 +317,11 @@ class Stack:
         machines = ["broker", "controller", *self.node_ids]
         self.clocks = {m: Clock(self.clock_dir / f"{m}.clock") for m in machines}
         base = _clean_environ()
+        mosquitto = [mosquitto_executable() or "mosquitto", "-c", str(self.broker_dir / "mosquitto.conf")]
         self.procs["broker"] = Proc(
-            "broker", [mosquitto_executable() or "mosquitto", "-c", str(self.broker_dir / "mosquitto.conf")],
-            {**base, **self.clocks["broker"].env(self.faketime)}, self.logs / "broker.log", cwd=self.broker_dir)
+            "broker", mosquitto,
+            {**base, **self.clocks["broker"].env(self.faketime)}, self.logs / "broker.log",
+            cwd=self.broker_dir)
         python_path = {"PYTHONPATH": str(SLEEP_FIX_DIR)} if self.sleep_fix else {}
         self.procs["controller"] = Proc(
             "controller",

@@ -97,8 +97,9 @@ def markdown(report: dict[str, Any]) -> str:
     out += ["", "| # | at (s) | kind | target | session | phase | down (s) | recovery (s) | note |",
             "|---|---|---|---|---|---|---|---|---|"]
     for f in report["faults"]["records"]:
-        out.append(f"| {f['n']} | {_v(f['injected_at'])} | {f['kind']} | {f['target']} | {_v(f['session'])} | "
-                   f"{_v(f['phase'])} | {_v(f['down_s'])} | {_v(f['recovery_s'])} | {f['detail']} |")
+        out.append(f"| {f['n']} | {_v(f['injected_at'])} | {f['kind']} | {f['target']} | "
+                   f"{_v(f['session'])} | {_v(f['phase'])} | {_v(f['down_s'])} | {_v(f['recovery_s'])} | "
+                   f"{f['detail']} |")
     rel = report.get("release_s") or {}
     out += ["", f"Release after an emergency, an end or an abort, order → last maglock reported "
                 f"released: min {_v(rel.get('min'))} s, median {_v(rel.get('median'))} s, "

@@ -8,6 +8,7 @@ own. Nothing here reaches into a process: what the checks know, a stranger could
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import random
 import re
@@ -89,7 +90,8 @@ class SessionResult:
                 "final_budget": self.final_budget, "expected_budget": self.expected_budget,
                 "solved": len(self.solved), "clues_sent": self.clues, "gestures_repeated": self.repeats,
                 "check_s": _round(self.check_s), "played_s": _round(self.played_s),
-                "faults": self.faults, "events": self.events, "events_lost": self.events_lost, "error": self.error}
+                "faults": self.faults, "events": self.events, "events_lost": self.events_lost,
+                "error": self.error}
 
 
 def _round(value: float | None) -> float | None:
@@ -106,7 +108,8 @@ class Soak:
         self.ledger = inv.Ledger()
         self._own_workdir = options.workdir is None
         self.workdir = options.workdir or Path(tempfile.mkdtemp(prefix="soak-"))
-        self.workdir.chmod(0o755)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir.chmod(0o755)   # the broker runs as its own user and reads its files here
         game_file = shortened_copy(self.workdir / "apartment.yaml", duration_min=options.duration_min)
         self.facts: GameFacts = read(game_file)
         self.stack = Stack(workdir=self.workdir, game_file=game_file, node_ids=self.facts.nodes,
@@ -198,8 +201,9 @@ class Soak:
             return
         ran = last[1] - self._last_timer[1]
         passed = now - last[0]
-        self.ledger.check("timer_runs_at_real_pace", abs(ran - passed) <= 2.5 + (snap.at - snap.sent), lambda: (
-            f"the timer moved {ran:.1f} s in {passed:.1f} s"))
+        slack = 2.5 + (snap.at - snap.sent)
+        self.ledger.check("timer_runs_at_real_pace", abs(ran - passed) <= slack,
+                          lambda: f"the timer moved {ran:.1f} s in {passed:.1f} s")
 
     def time_touched(self) -> None:
         """A game master's order on the time (pause, resume, add, trim) or a restart."""
@@ -210,7 +214,7 @@ class Soak:
         while not self._stop.wait(0.2):
             try:
                 self.locks.every_maglock_released()
-            except Exception as exc:  # noqa: BLE001 - a check's bug must not stop the soak
+            except Exception as exc:
                 self.log(f"monitor error: {exc!r}")
             for name, code in list(self.stack.unexpected_exits()):
                 self.ledger.check("processes_survive", False, f"{name} exited by itself with code {code}")
@@ -258,8 +262,9 @@ class Soak:
                 time.sleep(self.rng.uniform(0.5, 2.0))   # between two groups
             if self.faults is not None:
                 # a quick run's faults all happen: wait for the last ones
+                planned = options.fault_plan is not None
                 self.until(lambda: self.faults is not None and self.faults.done
-                           and self.faults.active is None, timeout=180 if options.quick else 1)
+                           and self.faults.active is None, timeout=180 if planned else 1)
                 self.faults.stop()
             self.finish()
         finally:
@@ -288,7 +293,7 @@ class Soak:
                                  self.ledger, where, detail))
         self.poller.console.login()
         self.poller.start()
-        if not self.until(lambda: self._all_online(), timeout=60, step=0.2):
+        if not self.until(self._all_online, timeout=60, step=0.2):
             msg = "not every room came online within 60 s"
             raise RuntimeError(msg)
         self.log(f"stack up in {time.monotonic() - self.t0:.1f} s: broker :{stack.mqtt_port}, "
@@ -303,7 +308,7 @@ class Soak:
     def _login(self) -> bool:
         try:
             self.console.login()
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:
             return False
         return True
 
@@ -314,10 +319,8 @@ class Soak:
     def teardown(self) -> None:
         for closer in (getattr(self, "poller", None), getattr(self, "wire", None)):
             if closer is not None:
-                try:
+                with contextlib.suppress(Exception):   # tearing down anyway
                     closer.stop() if isinstance(closer, Poller) else closer.close()
-                except Exception:  # noqa: BLE001,S110 - tearing down anyway
-                    pass
         if self.faults is not None:
             self.faults.stop()
         self.scan_logs()
@@ -449,7 +452,8 @@ class Soak:
         body = {"gesture": gesture, "value": value}
         deadline = time.monotonic() + (90 if wait_online else 5)
         while time.monotonic() < deadline:
-            answer = self.console.order(f"/api/sim/{node}/{prop}", body, accept=lambda a: a.status_code == 503)
+            answer = self.console.order(f"/api/sim/{node}/{prop}", body,
+                                        accept=lambda a: a.status_code == 503)
             if answer.status_code == 200:
                 return True
             if answer.status_code != 503:
@@ -544,7 +548,8 @@ class Soak:
     def _clue(self, clue: dict[str, Any], result: SessionResult) -> None:
         answer = self.console.order("/api/clues", clue)
         if answer.status_code != 200:
-            self.ledger.check("clue_sent", False, f"/api/clues {clue} → {answer.status_code} {answer.text[:200]}")
+            self.ledger.check("clue_sent", False,
+                              f"/api/clues {clue} → {answer.status_code} {answer.text[:200]}")
             return
         if "cost" in clue:
             cost = int(clue["cost"])
@@ -552,7 +557,7 @@ class Soak:
             cost = self.facts.puzzles[clue["puzzle"]].clue_costs[clue["index"]]
         else:
             cost = 0
-        self.game.clue_paid(cost)
+        self.game.clue_paid(cost, clue.get("puzzle"))
         result.clues += 1
 
     def _solved(self, puzzle: str, after: float) -> bool:
@@ -580,7 +585,7 @@ class Soak:
             # a hold lasts its seconds on the node; a fault meanwhile delays everything
             patience = 6.0 + sum(v for _n, _p, g, v in gestures if g == "hold")
             while True:
-                if self.until(lambda: self._solved(puzzle, sent), timeout=patience, step=0.1):
+                if self.until(lambda s=sent: self._solved(puzzle, s), timeout=patience, step=0.1):
                     return True
                 if not self.fault_active():
                     break
@@ -632,10 +637,10 @@ class Soak:
 
     def _end(self, plan: Plan, result: SessionResult) -> None:
         phase = self.phase()
-        if phase in ("running", "paused") and plan.outcome != "time_up":
-            if plan.outcome == "abort" or phase == "paused":
-                self.locks.release_ordered("aborted")
-                self.gm("/api/game/stop")
+        stopping = plan.outcome == "abort" or phase == "paused"
+        if phase in ("running", "paused") and plan.outcome != "time_up" and stopping:
+            self.locks.release_ordered("aborted")
+            self.gm("/api/game/stop")
         deadline_s = self.facts.duration_s + 600
         if not self.until(lambda: self.phase() in ENDED, timeout=deadline_s, step=0.5):
             msg = "the game never ended"
@@ -680,7 +685,8 @@ class Soak:
         sid = result.session_id
         events = self.wire.since(self.t0, lambda m: m.topic.endswith("/event"))
         logged = self.console.get(f"/api/history/sessions/{sid}/events?limit=100000")["events"]
-        result.events_lost, result.events = inv.session_events_recorded(self.ledger, sid or "", events, logged)
+        result.events_lost, result.events = inv.session_events_recorded(self.ledger, sid or "", events,
+                                                                        logged)
 
     # -- at the end: the history -------------------------------------------------------------
     def finish(self) -> None:
@@ -691,19 +697,17 @@ class Soak:
         sessions_csv = self.console.text("/api/history/sessions.csv")
         puzzles_csv = self.console.text("/api/history/puzzles.csv")
         n_puzzles = len(self.facts.puzzles)
-        inv.history_complete(self.ledger, played, rows, sessions_csv, puzzles_csv, n_puzzles)
+        inv.history_complete(self.ledger, played, rows, sessions_csv=sessions_csv, puzzles_csv=puzzles_csv,
+                             n_puzzles=n_puzzles)
         (self.workdir / "sessions.csv").write_text(sessions_csv, encoding="utf-8")
         for result in self.results:
             if result.session_id in self.completed:
                 result.events_lost, result.events = self._final_events(result)
-        self.history_rows = rows
 
     def _final_events(self, result: SessionResult) -> tuple[list[str], int]:
         events = self.wire.since(self.t0, lambda m: m.topic.endswith("/event"))
         logged = self.console.get(f"/api/history/sessions/{result.session_id}/events?limit=100000")["events"]
         return inv.session_events_recorded(self.ledger, result.session_id or "", events, logged)
-
-    history_rows: list[dict[str, Any]] = []
 
     # -- the report's data -----------------------------------------------------------------
     def report_data(self, duration_s: float) -> dict[str, Any]:
@@ -728,7 +732,8 @@ class Soak:
             "lost": {"events": sum(len(r.events_lost) for r in self.results),
                      "sessions_missing": [f.detail for f in self.ledger.failures
                                           if f.check in ("completed_sessions_kept", "history_complete")],
-                     "solved_lost": [f.detail for f in self.ledger.failures if f.check == "solved_puzzles_kept"]},
+                     "solved_lost": [f.detail for f in self.ledger.failures
+                                     if f.check == "solved_puzzles_kept"]},
             "process_exits": self.process_exits,
             "log_alarms": self.alarms[:200],
             "mqtt": {"messages": len(self.wire.messages) if hasattr(self, "wire") else 0,

@@ -12,6 +12,8 @@ threads and greenlets of other tests have run, python/cpython#106905).
     nodes     ← the node agent (props, protocol, config)
     controller, dashboard ← the game server (everything above)
     simulation ← the deterministic simulator: drives the cores above; nothing imports it
+    soak      ← a year of sessions over the real processes (like bench): may import
+                anything, nothing imports it
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("config", "controller", "dashboard", "nodes", "props", "protocol", "simulation")
+PACKAGES = ("config", "controller", "dashboard", "nodes", "props", "protocol", "simulation", "soak")
 #: what each package may import from the others (itself always)
 ALLOWED = {
     "protocol": set(),
@@ -35,6 +37,7 @@ ALLOWED = {
     "controller": {"config", "dashboard", "nodes", "props", "protocol"},
     "dashboard": set(),
     "simulation": {"config", "controller", "nodes", "props", "protocol"},
+    "soak": {"config", "controller", "dashboard", "nodes", "props", "protocol", "simulation"},
 }
 #: the web stack and the embedded broker: the game server's, never a node's
 SERVER_ONLY = ("fastapi", "starlette", "uvicorn", "amqtt", "itsdangerous", "aiomqtt", "httpx")
