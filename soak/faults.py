@@ -75,6 +75,7 @@ class World(Protocol):
     poller: Poller
     ledger: inv.Ledger
     playing: threading.Event
+    emergencies: inv.Emergencies
 
     def log(self, text: str) -> None: ...
     def alive(self, name: str) -> bool: ...
@@ -141,6 +142,12 @@ class Faults:
                 return
 
     def _draw(self) -> str:
+        # NOTE: where it hurts: a broker that dies within a minute of an emergency's end
+        # may come back on a save made while it lasted (its autosave is every 60 s)
+        ended = self.soak.emergencies.ended_at
+        if (ended is not None and time.monotonic() - ended < 50 and "broker_kill" in self.kinds
+                and self.rng.random() < 0.7):
+            return "broker_kill"
         kinds = list(self.kinds)
         return self.rng.choices(kinds, weights=[WEIGHTS[k] for k in kinds])[0]
 

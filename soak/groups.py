@@ -38,6 +38,7 @@ class Plan:
     add_time_s: int             # the game master adds that much (0: none)
     leave_s: float              # time_up: seconds left once the game master trims the timer
     emergency: bool             # the game master presses the emergency mid-game
+    emergency_hold_s: float     # … and ends the alert that long after every lock is open
     forget_reset: bool          # the game master asks for the briefing before the room is ready
     rating: int
     learned: list[str]
@@ -116,6 +117,7 @@ def year(facts: GameFacts, n: int, rng: random.Random, *, start: dt.date, quick:
             add_time_s=rng.choice((0, 0, 0, 30, 60)),
             leave_s=(25.0 if quick else rng.uniform(45, 75)),
             emergency=(rng.random() < 0.15) if not quick else (outcome == "abort"),
+            emergency_hold_s=rng.uniform(5, 25) if not quick else 1.0,
             forget_reset=i > 0 and rng.random() < 0.4,
             rating=rng.randint(1, 5), learned=learned, comment=rng.choice(COMMENTS)))
     return plans

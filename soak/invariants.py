@@ -37,6 +37,8 @@ RACE_S = 1.0
 KNOWN: dict[str, str] = {
     "evaluation_accepted_once_ended":
         "tests/soak/test_findings.py::test_an_evaluation_during_a_full_disk_is_not_refused_as_not_ended",
+    "ended_emergency_stays_ended":
+        "tests/soak/test_findings.py::test_a_broker_back_on_an_old_save_does_not_bring_back_an_ended_emergency",
 }
 
 
@@ -262,6 +264,33 @@ class Game:
         self.ledger.check("budget_is_start_plus_amounts_minus_clues", got == want, lambda: (
             f"budget {got}, expected {want} = {self.facts.budget_start[self.parcours]} + amounts of "
             f"{sorted(solved)} − {self.paid} of clues"))
+
+
+class Emergencies:
+    """:meth:`ended_emergency_stays_ended` — an emergency the game master ended never comes
+    back: no message on the emergency topic, retained or not, says active with its id."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.ended: set[str] = set()
+        self.ended_at: float | None = None
+
+    def on_message(self, msg: Msg) -> None:
+        data = msg.data
+        if not isinstance(data, dict) or "active" not in data:
+            return
+        if not data["active"]:
+            self.ended.add(str(data.get("id")))
+            self.ended_at = msg.at
+            return
+        self.ended_emergency_stays_ended(msg)
+
+    def ended_emergency_stays_ended(self, msg: Msg) -> None:
+        """An ``Emergency(active)`` whose id was seen cleared is a ghost."""
+        ghost = str(msg.data.get("id")) in self.ended
+        self.ledger.check("ended_emergency_stays_ended", not ghost, lambda: (
+            f"emergency {msg.data.get('id')} active again (retained={msg.retain}) after the game "
+            "master ended it: every node that reads it releases every lock"))
 
 
 def console_state_is_valid_json(ledger: Ledger, where: str, detail: str) -> None:

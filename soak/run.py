@@ -131,6 +131,7 @@ class Soak:
         self.locks: inv.Locks
         self.game: inv.Game
         self.faults: Faults | None = None
+        self.emergencies = inv.Emergencies(self.ledger)
 
     # -- small things ----------------------------------------------------------------------
     def log(self, text: str) -> None:
@@ -167,9 +168,11 @@ class Soak:
     def _on_wire(self, msg: Msg) -> None:
         self.ledger.check("mqtt_payloads_are_valid_json", msg.valid,
                           lambda: f"{msg.topic}: {msg.payload[:300]!r}")
+        parts = msg.parts
+        if parts[2:] == ["emergency"]:
+            self.emergencies.on_message(msg)
         if msg.retain or not isinstance(msg.data, dict):
             return
-        parts = msg.parts
         if parts[2:] == ["controller", "status"] and msg.data.get("online"):
             procs = self.stack.procs
             since = max(p.started_at for p in (procs["broker"], procs["controller"]))
@@ -630,6 +633,7 @@ class Soak:
                               f"no fault active, yet the emergency answered {answer.status_code}: "
                               f"{body.get('message')}")
         self.until(lambda: pending in self.locks.done, timeout=60, step=0.1)
+        time.sleep(plan.emergency_hold_s)   # the game master sees to the players first
         self.gm("/api/emergency/end", {})
         if plan.outcome != "abort":
             self.time_touched()

@@ -63,7 +63,9 @@ class Wire:
                                   client_id=f"soak-observer-{int(time.time() * 1000) % 10**9}",
                                   protocol=mqtt.MQTTv311, clean_session=True)
         self.client.username_pw_set(username, password)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
+        # NOTE: back before the nodes (0.5 s, then 1 s) after a broker restart, so that what
+        # they are handed and do on reconnection is seen too
+        self.client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)  # type: ignore[arg-type]  # floats work
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message

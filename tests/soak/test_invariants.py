@@ -265,3 +265,20 @@ def test_known_bugs_do_not_fail_the_run_but_are_counted() -> None:
     assert ledger.unknown_failures() == 0 and len(ledger.failures) == 1
     ledger.check("budget_is_start_plus_amounts_minus_clues", False, "wrong")
     assert ledger.unknown_failures() == 1
+
+
+def test_an_ended_emergency_that_comes_back_is_a_ghost() -> None:
+    ledger = inv.Ledger()
+    emergencies = inv.Emergencies(ledger)
+
+    def emergency(active: bool, em_id: str, *, retain: bool = False) -> None:
+        data = {"v": 1, "active": active, "id": em_id, "who": "game master"}
+        emergencies.on_message(Msg(time.monotonic(), f"{ROOT}/emergency", b"", retain, data))
+
+    emergency(True, "e1")
+    emergency(False, "e1")
+    emergency(True, "e2")                  # a new one: the game master pressed again
+    assert not ledger.failures and emergencies.ended_at is not None
+    emergency(True, "e1", retain=True)     # a broker back on an old save
+    assert ledger.failed("ended_emergency_stays_ended") == 1
+    assert ledger.runs["ended_emergency_stays_ended"] == 3
