@@ -58,13 +58,19 @@ class Ledger:
     failures: list[Failure] = field(default_factory=list)
     session: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: told of every failure as it happens (the soak prints it)
+    on_failure: Callable[[Failure], None] | None = None
 
     def check(self, name: str, ok: bool, detail: str | Callable[[], str] = "") -> bool:
+        failure = None
         with self.lock:
             self.runs[name] += 1
             if not ok:
                 text = detail() if callable(detail) else detail
-                self.failures.append(Failure(name, time.monotonic(), text, self.session))
+                failure = Failure(name, time.monotonic(), text, self.session)
+                self.failures.append(failure)
+        if failure is not None and self.on_failure is not None:
+            self.on_failure(failure)
         return ok
 
     def failed(self, name: str) -> int:

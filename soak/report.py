@@ -77,15 +77,16 @@ def markdown(report: dict[str, Any]) -> str:
            f"{len(report['lost']['solved_lost'])} solved puzzle(s)",
            "", "## Sessions", "",
            "| # | date | parcours | group | plan | result | solved | clues | budget (expected) | "
-           "repeated | faults |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "events (lost) | repeated | faults |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in report["sessions"]:
         group = f"{s['players']}{' + enfants' if s['children'] else ''}"
         plan = s["outcome"] + (", urgence" if s["emergency"] else "")
         budget = f"{_v(s['final_budget'])} ({_v(s['expected_budget'])})"
         out.append(f"| {s['n']} | {s['date']} | {s['parcours']} | {group} | {plan} | "
                    f"{_v(s['result'])}{' ⚠ ' + s['error'][:60] if s['error'] else ''} | {s['solved']} | "
-                   f"{s['clues_sent']} | {budget} | {s['gestures_repeated']} | "
+                   f"{s['clues_sent']} | {budget} | {s['events']} ({len(s['events_lost'])}) | "
+                   f"{s['gestures_repeated']} | "
                    f"{', '.join(f'#{n}' for n in s['faults']) or '—'} |")
     out += ["", "## Faults", "",
             "| kind | injected | recovered | recovery min | median | max (s) |",

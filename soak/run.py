@@ -47,7 +47,7 @@ class Options:
     fault_kinds: tuple[str, ...] = KINDS
     fault_plan: list[str] | None = None
     fault_limit: int | None = None
-    fault_gap_s: tuple[float, float] = (20.0, 50.0)
+    fault_gap_s: tuple[float, float] = (5.0, 25.0)
     disk_full_s: float = 60.0
     calendar: bool = True
     sleep_fix: bool = True
@@ -106,6 +106,8 @@ class Soak:
         self.rng = random.Random(options.seed)
         self.t0 = time.monotonic()
         self.ledger = inv.Ledger()
+        self.ledger.on_failure = lambda f: self.log(
+            f"!! {'known bug' if f.check in inv.KNOWN else 'FAILED'} {f.check}: {f.detail}")
         self._own_workdir = options.workdir is None
         self.workdir = options.workdir or Path(tempfile.mkdtemp(prefix="soak-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
