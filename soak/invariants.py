@@ -115,7 +115,12 @@ class Locks:
         self.pending: list[PendingRelease] = []
         self.done: list[PendingRelease] = []
         self.lock = threading.Lock()
+        #: each lock's last reported state, retained or live (what the releases are judged on:
+        #: after a broker restart the nodes may report before this client subscribed again)
         self.engaged: dict[tuple[str, str], bool | None] = dict.fromkeys(facts.maglocks)
+        #: … and from live messages only (what a relock is judged on: a retained message may
+        #: be the broker's old save, not a relay that moved)
+        self.live: dict[tuple[str, str], bool | None] = dict.fromkeys(facts.maglocks)
         # when a game master's order last allowed each lock to be locked, and when a
         # release last took that away
         self.allowed_at: dict[tuple[str, str], float] = {}
@@ -142,8 +147,6 @@ class Locks:
 
     def _on_message(self, msg: Msg) -> None:
         parts = msg.parts
-        if msg.retain:
-            return   # the broker's memory (stale after a restart), not a relay that moved
         if len(parts) != 7 or parts[2] != "nodes" or parts[4] != "props" or parts[6] != "state":
             return
         key = (parts[3], parts[5])
@@ -151,8 +154,11 @@ class Locks:
             return
         engaged = msg.data.get("engaged")
         with self.lock:
-            before = self.engaged[key]
             self.engaged[key] = engaged
+            if msg.retain:
+                return
+            before = self.live[key]
+            self.live[key] = engaged
             if engaged is False and before is True:
                 if key in self.facts.exit_doors:
                     self.revoked_at[key] = max(self.revoked_at.get(key, 0.0), msg.at - RACE_S)
