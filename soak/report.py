@@ -67,7 +67,9 @@ def markdown(report: dict[str, Any]) -> str:
            f"{'quick' if opts['quick'] else 'full'}; {report['duration_s']} s in all",
            f"- game: the shipped one with `duration_min: {opts['duration_min']}`; calendar "
            f"{'on' if opts['calendar'] else 'off'}; libfaketime sleep fix "
-           f"{'on' if opts['sleep_fix'] else 'off'}",
+           f"{'on' if opts['sleep_fix'] else 'off'}"
+           + ("" if report.get("disk_full_possible", True) else
+              "; **no full disk** (mounting the tmpfs needs root)"),
            f"- sessions: **{played['won']} won, {played['time_up']} time up, {played['aborted']} stopped**"
            + (f", {played['unfinished']} unfinished" if played["unfinished"] else ""),
            f"- faults injected: **{len(report['faults']['records'])}**; invariant checks: "

@@ -341,6 +341,8 @@ class Soak:
             for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
                 if LOG_ALARMS.search(line):
                     self.alarms.append(f"{path.name}:{n}: {line.strip()[:300]}")
+        self.ledger.check("logs_show_no_unhandled_error", not self.alarms,
+                          lambda: f"{len(self.alarms)} line(s), the first: {self.alarms[0]}")
 
     # -- one group -------------------------------------------------------------------------
     def play(self, plan: Plan) -> SessionResult:
@@ -722,6 +724,7 @@ class Soak:
         return {
             "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.options).items()},
             "duration_s": round(duration_s, 1),
+            "disk_full_possible": self.stack.tmpfs is not None,
             "sessions": [r.public() for r in self.results],
             "played": {"sessions": len(self.results), "won": counts["won"], "time_up": counts["lost"],
                        "aborted": counts["aborted"], "unfinished": counts[None]},
