@@ -349,7 +349,8 @@ class Engine:
         now = self.clock()
         self.started_at, self._running_since, self._elapsed_before = now, now, 0.0
         self.started_wall = self.wall()
-        self.ended_at, self.ended_wall, self.result, self.added_seconds = None, None, None, 0
+        # added_seconds stays: time changed during the briefing counts (prepare zeroed it)
+        self.ended_at, self.ended_wall, self.result = None, None, None
         self.budget = self.budget_start = self._start_budget()
         self.budget_history = []
         self.puzzles = {p.id: PuzzleState() for p in self.game.puzzles}

@@ -40,9 +40,6 @@ def client(embedded_broker: BrokerHandle, tmp_path: Path) -> Iterator[TestClient
         yield c
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Engine.start() sets added_seconds = 0: time the game master adds or removes during "
-    "the briefing (accepted with 200 and audited) is dropped when the run starts"))
 def test_time_changed_during_the_briefing_is_still_there_once_the_game_runs(client: TestClient) -> None:
     assert client.post("/api/game/check", json={"parcours": "primo", "players": 3}).status_code == 200
     briefing = client.post("/api/game/briefing", json={"override_reason": "répétition"})
