@@ -313,6 +313,18 @@ class Journal:
         if self.backlog.failing != failing:
             self.on_failing()
 
+    def catch_up(self) -> None:
+        """Write everything queued now, whatever the back-off: what a request that reads the
+        store before writing to it (an evaluation) needs first, or it reads a session older
+        than the console's (its end still waiting in memory).
+
+        :raises StoreError: the store cannot be written (a full disk): nothing was lost.
+        """
+        self.backlog.add(self._take())
+        self.write(force=True)
+        if self.backlog.waiting:
+            raise StoreError(self.backlog.error or "the session log is behind")
+
     def _take(self) -> list[Entry]:
         """The queued event rows and every note and audit entry since, in order."""
         journal, self._pending = self._pending, []

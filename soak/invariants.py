@@ -35,8 +35,6 @@ RACE_S = 1.0
 #: failures are listed in the report but do not fail the run (the test turns red — XPASS —
 #: once the bug is fixed: then remove both entries)
 KNOWN: dict[str, str] = {
-    "evaluation_accepted_once_ended":
-        "tests/soak/test_findings.py::test_an_evaluation_during_a_full_disk_is_not_refused_as_not_ended",
     "ended_emergency_stays_ended":
         "tests/soak/test_findings.py::test_a_broker_back_on_an_old_save_does_not_bring_back_an_ended_emergency",
 }

@@ -54,12 +54,6 @@ def test_time_changed_during_the_briefing_is_still_there_once_the_game_runs(clie
     assert started.json()["duration_s"] == 3600 + 600
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Store.save_evaluation reads the session's row before writing: while the disk is full "
-    "the end of the game waits in the backlog, so the row still says 'not ended' and the "
-    "game master is told « la session … n'est pas terminée » (409) about a game the console "
-    "shows won; a 503 saying the session log cannot be written (or the evaluation kept with "
-    "the backlog) is what the rules ask"))
 def test_an_evaluation_during_a_full_disk_is_not_refused_as_not_ended(
         embedded_broker: BrokerHandle, tmp_path: Path) -> None:
     with small_tmpfs(tmp_path / "data", size_kb=1024) as data:
@@ -79,7 +73,15 @@ def test_an_evaluation_during_a_full_disk_is_not_refused_as_not_ended(
             answer = client.put(f"/api/history/sessions/{session}/evaluation",
                                 json={"rating": 4, "learned": ["budget"], "comment": ""})
             assert "pas terminée" not in answer.text, (answer.status_code, answer.text)
-            assert answer.status_code in (200, 503), (answer.status_code, answer.text)
+            assert answer.status_code == 503, (answer.status_code, answer.text)
+            assert "disque plein" in answer.json()["detail"]
+            # the space back: the same evaluation is taken, on the session as it ended
+            (data / "filler").unlink()
+            again = client.put(f"/api/history/sessions/{session}/evaluation",
+                               json={"rating": 4, "learned": ["budget"], "comment": ""})
+            assert again.status_code == 200, again.text
+            row = client.get(f"/api/history/sessions/{session}").json()
+            assert row["result"] == "won" and row["evaluation"]["rating"] == 4, row
 
 
 @pytest.mark.mosquitto

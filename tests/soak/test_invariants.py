@@ -259,9 +259,10 @@ def test_a_solved_puzzle_gone_after_a_crash_is_a_loss() -> None:
     assert ledger.failed("solved_puzzles_kept") == 2 and ledger.runs["solved_puzzles_kept"] == 3
 
 
-def test_known_bugs_do_not_fail_the_run_but_are_counted() -> None:
+def test_known_bugs_do_not_fail_the_run_but_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(inv.KNOWN, "ended_emergency_stays_ended", "tests/soak/test_findings.py::a_test")
     ledger = inv.Ledger()
-    ledger.check(next(iter(inv.KNOWN)), False, "seen")
+    ledger.check("ended_emergency_stays_ended", False, "seen")
     assert ledger.unknown_failures() == 0 and len(ledger.failures) == 1
     ledger.check("budget_is_start_plus_amounts_minus_clues", False, "wrong")
     assert ledger.unknown_failures() == 1
