@@ -59,7 +59,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -105,6 +105,7 @@ log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 _APPLIED_IDS_KEPT = 1024
+_CLEARED_IDS_KEPT = 64
 #: heartbeats missed before the node stops trusting the controller to be listening
 _HEARTBEATS_MISSED = 3
 
@@ -216,6 +217,9 @@ class NodeAgent:
         self._applied: OrderedDict[str, None] = OrderedDict()
         #: the apartment's emergency while active (set first, cleared only by an explicit clear)
         self.emergency: Emergency | None = None
+        # ids of emergencies seen cleared: a broker back on an old save (kill -9, power cut)
+        # hands an ended one back as active; only a new id is a new emergency
+        self._cleared: deque[str] = deque(maxlen=_CLEARED_IDS_KEPT)
         # per maglock, the receipt rank of the last release applied: an older lock still
         # queued for the worker must not undo it (_received: the last rank given)
         self._released_at: dict[str, int] = {}
@@ -416,6 +420,11 @@ class NodeAgent:
         from before is superseded. The same message on every reconnection (retained)
         releases again. Inactive: the hold is lifted; nothing is relocked.
         """
+        if emergency.active and emergency.id in self._cleared:
+            self.metrics["stale_emergencies"] += 1
+            log.warning("node %s: emergency %s was cleared already (a broker back on an old "
+                        "save): ignored", self.node.id, emergency.id)
+            return
         if emergency.active:
             known = self.emergency is not None and self.emergency.id == emergency.id
             self.emergency = emergency
@@ -433,6 +442,7 @@ class NodeAgent:
                 log.info("node %s: emergency %s still active: locks released again",
                          self.node.id, emergency.id)
             return
+        self._cleared.append(emergency.id)
         if self.emergency is None:
             return
         log.warning("node %s: emergency %s cleared (%s): locks may be locked again, none is "

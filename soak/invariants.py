@@ -29,15 +29,15 @@ CONVERGE_BOUND_S = 30.0
 #: a state received this long before a game master's order may still be on its way: it
 #: does not cancel what the order allowed
 RACE_S = 1.0
+#: seconds after an ended emergency came back (a broker's old save) within which a node
+#: acting on it would have released its locks
+GHOST_WINDOW_S = 3.0
 
 
 #: checks that fail on a bug already reported, with the test that reproduces it: their
 #: failures are listed in the report but do not fail the run (the test turns red — XPASS —
 #: once the bug is fixed: then remove both entries)
-KNOWN: dict[str, str] = {
-    "ended_emergency_stays_ended":
-        "tests/soak/test_findings.py::test_a_broker_back_on_an_old_save_does_not_bring_back_an_ended_emergency",
-}
+KNOWN: dict[str, str] = {}
 
 
 @dataclass
@@ -124,6 +124,8 @@ class Locks:
         self.allowed_at: dict[tuple[str, str], float] = {}
         self.revoked_at: dict[tuple[str, str], float] = {}
         self.relocks = 0
+        #: (when, lock) of every live report of a lock going from engaged to released
+        self.live_releases: list[tuple[float, tuple[str, str]]] = []
         wire.listeners.append(self._on_message)
 
     # -- input ----------------------------------------------------------------------------
@@ -158,6 +160,7 @@ class Locks:
             before = self.live[key]
             self.live[key] = engaged
             if engaged is False and before is True:
+                self.live_releases.append((msg.at, key))
                 if key in self.facts.exit_doors:
                     self.revoked_at[key] = max(self.revoked_at.get(key, 0.0), msg.at - RACE_S)
             elif engaged is True and before is False:
@@ -200,6 +203,14 @@ class Locks:
                 with self.lock:
                     self.pending.remove(item)
                     self.done.append(item)
+
+    def released_unordered(self, start: float, end: float) -> list[tuple[str, str]]:
+        """The locks reported released (live) between *start* and *end* with no release
+        order (emergency, end, abort) in that time."""
+        with self.lock:
+            if any(start <= item.at <= end for item in (*self.pending, *self.done)):
+                return []
+            return [key for at, key in self.live_releases if start <= at <= end]
 
     def release_delays(self) -> list[float]:
         """Seconds from each release order to its last lock reported released."""
@@ -277,13 +288,21 @@ class Game:
 
 
 class Emergencies:
-    """:meth:`ended_emergency_stays_ended` — an emergency the game master ended never comes
-    back: no message on the emergency topic, retained or not, says active with its id."""
+    """:meth:`ended_emergency_stays_ended` — an emergency the game master ended never acts
+    again. A broker back on its old save (Mosquitto saves every 60 s) may hand its
+    ``Emergency(active)`` back, retained: no node may take it for a new one. So: nobody
+    publishes it live again, and within :data:`GHOST_WINDOW_S` of its coming back no locks
+    of two nodes or more report released with no release ordered (a solved puzzle releases
+    one lock; an emergency, every lock of every node)."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, locks: Locks | None = None) -> None:
         self.ledger = ledger
+        self.locks = locks
         self.ended: set[str] = set()
         self.ended_at: float | None = None
+        #: (when, id) of ended emergencies handed back by the broker, to be judged
+        self.ghosts: list[tuple[float, str]] = []
+        self.ghosts_seen = 0
 
     def on_message(self, msg: Msg) -> None:
         data = msg.data
@@ -293,14 +312,32 @@ class Emergencies:
             self.ended.add(str(data.get("id")))
             self.ended_at = msg.at
             return
-        self.ended_emergency_stays_ended(msg)
+        em_id = str(data.get("id"))
+        if em_id not in self.ended:
+            self.ledger.check("ended_emergency_stays_ended", True, "")
+        elif msg.retain:
+            self.ghosts_seen += 1
+            self.ghosts.append((msg.at, em_id))
+        else:
+            self.ledger.check("ended_emergency_stays_ended", False, lambda: (
+                f"emergency {em_id} published active again after the game master ended it"))
 
-    def ended_emergency_stays_ended(self, msg: Msg) -> None:
-        """An ``Emergency(active)`` whose id was seen cleared is a ghost."""
-        ghost = str(msg.data.get("id")) in self.ended
-        self.ledger.check("ended_emergency_stays_ended", not ghost, lambda: (
-            f"emergency {msg.data.get('id')} active again (retained={msg.retain}) after the game "
-            "master ended it: every node that reads it releases every lock"))
+    def settle(self, now: float) -> None:
+        """Called often: judges every ghost whose window has passed."""
+        due = [g for g in self.ghosts if g[0] + GHOST_WINDOW_S < now]
+        for ghost in due:
+            self.ghosts.remove(ghost)
+            self.ended_emergency_stays_ended(*ghost)
+
+    def ended_emergency_stays_ended(self, at: float, em_id: str) -> None:
+        """No node released its locks on an ended emergency the broker handed back."""
+        window = (at - RACE_S, at + GHOST_WINDOW_S)
+        released = [] if self.locks is None else self.locks.released_unordered(*window)
+        nodes = sorted({node for node, _ in released})
+        self.ledger.check("ended_emergency_stays_ended", len(nodes) < 2, lambda: (
+            f"emergency {em_id}, ended, came back from the broker's save and "
+            f"{', '.join(f'{n}.{p}' for n, p in released)} were released with no order: the "
+            "nodes took it for a new one"))
 
 
 def console_state_is_valid_json(ledger: Ledger, where: str, detail: str) -> None:

@@ -107,6 +107,8 @@ def markdown(report: dict[str, Any]) -> str:
     out += ["", f"Release after an emergency, an end or an abort, order → last maglock reported "
                 f"released: min {_v(rel.get('min'))} s, median {_v(rel.get('median'))} s, "
                 f"max {_v(rel.get('max'))} s.",
+            "", f"Ended emergencies the broker handed back (its old save, after a kill): "
+                f"{report.get('ghost_emergencies', 0)} (each judged by `ended_emergency_stays_ended`).",
             "", "## Invariant checks", "", "| check | runs | failed |", "|---|---|---|"]
     known = report["checks"].get("known", {})
     for name, runs in report["checks"]["runs"].items():

@@ -220,6 +220,7 @@ class Soak:
         while not self._stop.wait(0.2):
             try:
                 self.locks.every_maglock_released()
+                self.emergencies.settle(time.monotonic())
             except Exception as exc:
                 self.log(f"monitor error: {exc!r}")
             for name, code in list(self.stack.unexpected_exits()):
@@ -286,6 +287,7 @@ class Soak:
         self.wire.listeners.append(self._on_wire)
         self.locks = inv.Locks(self.facts, self.wire, self.ledger, alive=self.alive,
                                path_up_since=self.path_up_since)
+        self.emergencies.locks = self.locks
         self.game = inv.Game(self.facts, self.ledger)
         stack.procs["controller"].start()
         for node in self.facts.nodes:
@@ -700,6 +702,7 @@ class Soak:
     # -- at the end: the history -------------------------------------------------------------
     def finish(self) -> None:
         self.ledger.session = None
+        self.until(lambda: not self.emergencies.ghosts, timeout=inv.GHOST_WINDOW_S + 2)
         self.log("the year is over: checking the history")
         rows = self.console.get("/api/history/sessions?limit=1000")["sessions"]
         played = [{"id": sid, **values} for sid, values in self.completed.items()]
@@ -739,6 +742,7 @@ class Soak:
                                      "session": f.session, "detail": f.detail}
                                     for f in self.ledger.failures]},
             "release_s": _stats(self.locks.release_delays()) if hasattr(self, "locks") else {},
+            "ghost_emergencies": self.emergencies.ghosts_seen,
             "lost": {"events": sum(len(r.events_lost) for r in self.results),
                      "sessions_missing": [f.detail for f in self.ledger.failures
                                           if f.check in ("completed_sessions_kept", "history_complete")],

@@ -268,18 +268,47 @@ def test_known_bugs_do_not_fail_the_run_but_are_counted(monkeypatch: pytest.Monk
     assert ledger.unknown_failures() == 1
 
 
-def test_an_ended_emergency_that_comes_back_is_a_ghost() -> None:
-    ledger = inv.Ledger()
-    emergencies = inv.Emergencies(ledger)
+def test_an_ended_emergency_handed_back_fails_only_when_the_nodes_act_on_it(facts: GameFacts) -> None:
+    wire, ledger = FakeWire(), inv.Ledger()
+    watch = locks(facts, wire, ledger)
+    emergencies = inv.Emergencies(ledger, watch)
 
-    def emergency(active: bool, em_id: str, *, retain: bool = False) -> None:
+    def emergency(active: bool, em_id: str, *, at: float, retain: bool = False) -> None:
         data = {"v": 1, "active": active, "id": em_id, "who": "game master"}
-        emergencies.on_message(Msg(time.monotonic(), f"{ROOT}/emergency", b"", retain, data))
+        emergencies.on_message(Msg(at, f"{ROOT}/emergency", b"", retain, data))
 
-    emergency(True, "e1")
-    emergency(False, "e1")
-    emergency(True, "e2")                  # a new one: the game master pressed again
-    assert not ledger.failures and emergencies.ended_at is not None
-    emergency(True, "e1", retain=True)     # a broker back on an old save
+    for key in facts.maglocks:
+        lock_state(wire, key, True, at=10.0)
+    emergency(True, "e1", at=11.0)
+    emergency(False, "e1", at=12.0)
+    emergency(True, "e2", at=13.0)                 # a new one: the game master pressed again
+    emergency(False, "e2", at=14.0)
+    # a broker back on an old save hands e1 back; the nodes ignore it
+    emergency(True, "e1", at=20.0, retain=True)
+    lock_state(wire, ("hall", "mailbox_lock"), False, at=21.0)   # a solve: one lock
+    emergencies.settle(now=22.0)
+    assert emergencies.ghosts and not ledger.failures            # its window is not over
+    emergencies.settle(now=30.0)
+    assert not emergencies.ghosts and not ledger.failures, ledger.failures
+    # e2 handed back, and every node releases every lock: they took it for a new one
+    emergency(True, "e2", at=40.0, retain=True)
+    for key in facts.maglocks:
+        lock_state(wire, key, True, at=39.0)
+    for key in facts.maglocks:
+        lock_state(wire, key, False, at=40.2)
+    emergencies.settle(now=50.0)
     assert ledger.failed("ended_emergency_stays_ended") == 1
-    assert ledger.runs["ended_emergency_stays_ended"] == 3
+    assert "took it for a new one" in ledger.failures[0].detail
+    # the same releases with an emergency ordered meanwhile are that one's doing
+    watch.release_ordered("emergency", at=60.0)
+    emergency(True, "e1", at=60.1, retain=True)
+    for key in facts.maglocks:
+        lock_state(wire, key, True, at=59.0)
+    for key in facts.maglocks:
+        lock_state(wire, key, False, at=60.2)
+    emergencies.settle(now=70.0)
+    assert ledger.failed("ended_emergency_stays_ended") == 1
+    # published live again (not the broker's save): a failure at once
+    emergency(True, "e1", at=80.0)
+    assert ledger.failed("ended_emergency_stays_ended") == 2
+    assert emergencies.ghosts_seen == 3
