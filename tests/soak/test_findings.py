@@ -1,8 +1,9 @@
-"""Bugs the soak (``python -m soak``) found, each reproduced here through HTTP alone.
+"""Bugs the soak (``python -m soak``) found, each reproduced here through HTTP or MQTT alone.
 
-Each test states the behaviour the rules ask for and is marked ``xfail(strict=True)``
-while the bug lasts: once it is fixed the test passes, pytest reports XPASS as a failure,
-and the mark comes off (with the entry in ``soak.invariants.KNOWN``, if it has one).
+Each test states the behaviour the rules ask for and failed on the code before its fix. A
+bug found and not fixed yet gets its test here marked ``xfail(strict=True)`` (pytest
+reports XPASS as a failure once it is fixed: then the mark comes off, with the check's
+entry in ``soak.invariants.KNOWN``, if it has one).
 """
 
 from __future__ import annotations
