@@ -132,7 +132,10 @@ class Faults:
             if self.paused.is_set():
                 self._stop.wait(0.2)
                 continue
-            kind = self.plan.pop(0) if self.plan is not None else self._draw()
+            kind = self._next()
+            if kind is None:
+                self._stop.wait(0.2)
+                continue
             try:
                 self.inject(kind)
             except Exception:
@@ -141,15 +144,28 @@ class Faults:
             if self._stop.wait(self.rng.uniform(*self.gap_s)):
                 return
 
-    def _draw(self) -> str:
-        # NOTE: where it hurts: a broker that dies within a minute of an emergency's end
-        # may come back on a save made while it lasted (its autosave is every 60 s)
+    def _next(self) -> str | None:
+        """The next kind to inject (None: not now): the plan's next, or one drawn.
+
+        Where it hurts: a broker that dies soon after an emergency's end comes back on a
+        save made while it lasted. A planned broker kill waits for an emergency's end when
+        the year still holds one; a drawn one is likelier then.
+        """
         ended = self.soak.emergencies.ended_at
-        if (ended is not None and time.monotonic() - ended < 50 and "broker_kill" in self.kinds
-                and self.rng.random() < 0.7):
+        after_emergency = ended is not None and time.monotonic() - ended < 50
+        if self.plan is None:
+            if after_emergency and "broker_kill" in self.kinds and self.rng.random() < 0.7:
+                return "broker_kill"
+            kinds = list(self.kinds)
+            return self.rng.choices(kinds, weights=[WEIGHTS[k] for k in kinds])[0]
+        if after_emergency and "broker_kill" in self.plan:
+            self.plan.remove("broker_kill")
             return "broker_kill"
-        kinds = list(self.kinds)
-        return self.rng.choices(kinds, weights=[WEIGHTS[k] for k in kinds])[0]
+        ready = [k for k in self.plan if k != "broker_kill" or not self.soak.emergencies.to_come]
+        if not ready:
+            return None
+        self.plan.remove(ready[0])
+        return ready[0]
 
     # -- one fault ----------------------------------------------------------------------
     def inject(self, kind: str) -> FaultRecord:

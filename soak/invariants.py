@@ -303,6 +303,13 @@ class Emergencies:
         #: (when, id) of ended emergencies handed back by the broker, to be judged
         self.ghosts: list[tuple[float, str]] = []
         self.ghosts_seen = 0
+        #: emergencies the year's groups live through (the faults time a broker kill after one)
+        self.planned = 0
+
+    @property
+    def to_come(self) -> bool:
+        """Some planned emergency has not ended yet."""
+        return len(self.ended) < self.planned
 
     def on_message(self, msg: Msg) -> None:
         data = msg.data

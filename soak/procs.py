@@ -378,6 +378,12 @@ class Stack:
         raise StackError(msg)
 
     # -- everything ------------------------------------------------------------------
+    def broker_saves(self) -> None:
+        """Mosquitto writes its save now (SIGUSR1): what its autosave does every 60 s."""
+        broker = self.procs["broker"].process
+        if broker is not None and broker.poll() is None:
+            broker.send_signal(signal.SIGUSR1)
+
     def start_all(self) -> None:
         self.start_broker()
         self.procs["controller"].start()

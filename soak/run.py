@@ -260,6 +260,7 @@ class Soak:
         plans = year(self.facts, options.sessions, self.rng,
                      start=dt.date(dt.date.today().year + 1, 1, 1), quick=options.quick)
         self.log(f"soak: {len(plans)} session(s), seed {options.seed}, workdir {self.workdir}")
+        self.emergencies.planned = sum(p.emergency for p in plans)
         self.stack.prepare()
         started = time.monotonic()
         try:
@@ -638,6 +639,9 @@ class Soak:
                               f"no fault active, yet the emergency answered {answer.status_code}: "
                               f"{body.get('message')}")
         self.until(lambda: pending in self.locks.done, timeout=60, step=0.1)
+        # the broker's save falls during the alert, as its autosave (every 60 s) does in any
+        # alert longer than a minute: a broker killed after its end comes back on that save
+        self.stack.broker_saves()
         time.sleep(plan.emergency_hold_s)   # the game master sees to the players first
         self.gm("/api/emergency/end", {})
         if plan.outcome != "abort":
