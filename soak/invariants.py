@@ -116,14 +116,17 @@ class Locks:
         #: each lock's last reported state, retained or live (what the releases are judged on:
         #: after a broker restart the nodes may report before this client subscribed again)
         self.engaged: dict[tuple[str, str], bool | None] = dict.fromkeys(facts.maglocks)
-        #: … and from live messages only (what a relock is judged on: a retained message may
-        #: be the broker's old save, not a relay that moved)
+        #: … and from live messages only, or retained ones newer than any seen (what a relock
+        #: is judged on: an older retained message is the broker's old save, not a relay
+        #: that moved)
         self.live: dict[tuple[str, str], bool | None] = dict.fromkeys(facts.maglocks)
         # when a game master's order last allowed each lock to be locked, and when a
         # release last took that away
         self.allowed_at: dict[tuple[str, str], float] = {}
         self.revoked_at: dict[tuple[str, str], float] = {}
         self.relocks = 0
+        #: per lock, the newest node timestamp (``ts``) of its reports
+        self.newest_ts: dict[tuple[str, str], float] = {}
         #: (when, lock) of every live report of a lock going from engaged to released
         self.live_releases: list[tuple[float, tuple[str, str]]] = []
         wire.listeners.append(self._on_message)
@@ -153,9 +156,16 @@ class Locks:
         if key not in self.engaged or not isinstance(msg.data, dict):
             return
         engaged = msg.data.get("engaged")
+        ts = msg.data.get("ts")
         with self.lock:
             self.engaged[key] = engaged
-            if msg.retain:
+            # a retained state newer than any seen live was published while this client was
+            # away (a node back on a restarted broker before it): news, not the old save
+            newest = self.newest_ts.get(key)
+            news = isinstance(ts, int | float) and (newest is None or ts > newest)
+            if news:
+                self.newest_ts[key] = ts
+            if msg.retain and not news:
                 return
             before = self.live[key]
             self.live[key] = engaged

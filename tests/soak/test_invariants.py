@@ -53,9 +53,10 @@ class FakeWire:
         return None if msg is None else msg.data
 
 
-def lock_state(wire: FakeWire, key: tuple[str, str], engaged: bool, **kw: Any) -> None:
-    wire.publish(f"nodes/{key[0]}/props/{key[1]}/state",
-                 {"v": 1, "engaged": engaged, "locked": engaged, "door": "closed"}, **kw)
+def lock_state(wire: FakeWire, key: tuple[str, str], engaged: bool, *, ts: float | None = None,
+               **kw: Any) -> None:
+    data = {"v": 1, "engaged": engaged, "locked": engaged, "door": "closed"}
+    wire.publish(f"nodes/{key[0]}/props/{key[1]}/state", data if ts is None else {**data, "ts": ts}, **kw)
 
 
 def locks(facts: GameFacts, wire: FakeWire, ledger: inv.Ledger, *, dead: set[str] = frozenset()) -> inv.Locks:
@@ -115,6 +116,20 @@ def test_a_retained_state_is_not_a_relay_that_moved(facts: GameFacts) -> None:
     lock_state(wire, door, False, at=2.0)
     lock_state(wire, door, True, at=3.0, retain=True)   # a broker restarted on old data
     assert ledger.runs["no_relock_without_game_master"] == 0
+
+
+def test_a_retained_state_newer_than_any_seen_is_news(facts: GameFacts) -> None:
+    wire, ledger = FakeWire(), inv.Ledger()
+    watch = locks(facts, wire, ledger)
+    door = ("poubelles", "exit_lock")
+    lock_state(wire, door, True, at=1.0, ts=100.0)
+    lock_state(wire, door, False, at=2.0, ts=50.0, retain=True)   # the old save
+    assert watch.live_releases == []
+    # the node released it while this client was away (it came back on the broker first)
+    lock_state(wire, door, False, at=3.0, ts=101.0, retain=True)
+    assert watch.live_releases == [(3.0, door)]
+    lock_state(wire, door, True, at=4.0, ts=102.0)                # relocked by nobody
+    assert ledger.failed("no_relock_without_game_master") == 1
 
 
 def test_a_lock_still_engaged_after_an_end_fails_and_a_dead_node_counts_as_released(facts: GameFacts) -> None:
