@@ -237,6 +237,11 @@ class Faults:
         self._crash_and_check(record, "controller", self.soak.stack.procs["controller"].start)
 
     def _broker_kill(self, record: FaultRecord) -> None:
+        # after an emergency, once a group plays again (its locks locked again): what an
+        # ended alert handed back by the broker's old save would release
+        ended = self.soak.emergencies.ended_at
+        if ended is not None and time.monotonic() - ended < 50:
+            self.soak.until(self.soak.playing.is_set, timeout=max(0.0, ended + 50 - time.monotonic()))
         self._crash_and_check(record, "broker", self.soak.stack.start_broker)
 
     def _clock_step(self, record: FaultRecord) -> None:
