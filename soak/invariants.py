@@ -326,8 +326,10 @@ class Emergencies:
         if not isinstance(data, dict) or "active" not in data:
             return
         if not data["active"]:
-            self.ended.add(str(data.get("id")))
-            self.ended_at = msg.at
+            em_id = str(data.get("id"))
+            if em_id not in self.ended:   # not the same end said again (each reconnection)
+                self.ended.add(em_id)
+                self.ended_at = msg.at
             return
         em_id = str(data.get("id"))
         if em_id not in self.ended:

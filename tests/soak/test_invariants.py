@@ -298,6 +298,8 @@ def test_an_ended_emergency_handed_back_fails_only_when_the_nodes_act_on_it(fact
     emergency(False, "e1", at=12.0)
     emergency(True, "e2", at=13.0)                 # a new one: the game master pressed again
     emergency(False, "e2", at=14.0)
+    emergency(False, "e2", at=15.0, retain=True)   # said again at a reconnection: not a new end
+    assert emergencies.ended_at == 14.0             # (a broker kill is drawn after a new one only)
     # a broker back on an old save hands e1 back; the nodes ignore it
     emergency(True, "e1", at=20.0, retain=True)
     lock_state(wire, ("hall", "mailbox_lock"), False, at=21.0)   # a solve: one lock
