@@ -1,7 +1,7 @@
 """``python -m soak``: a year of sessions over real processes, with faults; a report.
 
-    .venv/bin/python -m soak                 # 24 sessions, faults all along (~40 min)
-    .venv/bin/python -m soak --quick         # 3 sessions, one fault of each kind (< 3 min; CI)
+    .venv/bin/python -m soak                 # 24 sessions, faults all along (~35 min)
+    .venv/bin/python -m soak --quick         # 3 sessions, one fault of each kind (2–4 min; CI)
     .venv/bin/python -m soak --seed 7 --sessions 6
 
 Needs Mosquitto and libfaketime; the full disk needs root (a tmpfs). Results go to
