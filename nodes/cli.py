@@ -9,7 +9,6 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -94,33 +93,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="simulated pins (gpiozero MockFactory); also GPIOZERO_PIN_FACTORY=mock")
 
 
-def load_node_game(args: argparse.Namespace) -> Any:
-    """Load the game file named by ``--config`` (or the shipped one) and check ``--id``."""
-    from config.loader import SHIPPED_GAME, load_game
-
-    game = load_game(args.config or SHIPPED_GAME)
-    if not args.node_id:
-        msg = "--id is required (one of: " + ", ".join(n.id for n in game.nodes) + ")"
-        raise SystemExit(msg)
-    if game.node(args.node_id) is None:
-        msg = f"node {args.node_id!r} is not in the game file (known: " + ", ".join(
-            n.id for n in game.nodes) + ")"
-        raise SystemExit(msg)
-    return game
-
-
-def pin_factory_for(simulate: bool) -> Any:
-    """MockFactory when simulating, else gpiozero's default (lgpio on a Pi 5 / Bookworm)."""
-    if simulate:
-        from gpiozero.pins.mock import MockFactory
-
-        return MockFactory()
-    return None
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from config.loader import GameConfigError
     from nodes.agent import NodeAgent
+    from nodes.build import load_node_game, pin_factory_for
     from nodes.datadir import default_data_dir
     from protocol.mqtt import BrokerAddress, credentials_from_env
 
