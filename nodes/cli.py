@@ -65,10 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "~/.local/state/escape-apartment/<id>; never a temporary folder)")
     parser.set_defaults(func=cmd_run)
     sub = parser.add_subparsers(dest="node_cmd")
-    try:
-        from nodes import tools
-    except ImportError:  # pragma: no cover - only while the tools are being written
-        return
+    from nodes import tools
+
     tools.register(sub, _common)
 
 
@@ -118,15 +116,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: done.set())
     agent.start()
     # NOTE: start-up objects live as long as the process: out of the collector's sight,
-    # full collections stop pausing the props' threads (docs/performance.md, fix 13).
+    # full collections stop pausing the props' threads (docs/performance.md).
     gc.collect()
     gc.freeze()
     log.info("node %s running (%s)", args.node_id, "simulated pins" if args.simulate else "GPIO")
-    try:
-        from nodes.sdnotify import notify
-    except ImportError:  # pragma: no cover
-        def notify(_state: str) -> bool:
-            return False
+    from nodes.sdnotify import notify
+
     notify("READY=1")
     while not done.wait(2.0):
         notify("WATCHDOG=1")
