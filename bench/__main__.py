@@ -46,7 +46,8 @@ def _e2e(args: argparse.Namespace, workdir: Path) -> Section:
 
     brokers = args.brokers.split(",") if args.brokers else None
     return e2e.run(quick=args.quick, workdir=workdir, trials=args.trials, brokers=brokers,
-                   naive=not args.no_naive)
+                   naive=not args.no_naive,
+                   node_transports=[t for t in (args.node_transports or "").split(",") if t])
 
 
 def _throughput(args: argparse.Namespace, workdir: Path) -> Section:
@@ -161,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, help="override the trial count (e2e, push)")
     parser.add_argument("--brokers", help="e2e brokers, comma-separated (mosquitto, amqtt)")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive stack in e2e")
+    parser.add_argument("--node-transports", help="e2e: the nodes' network loops to compare, "
+                        "interleaved A/B/A/B in the same run (e.g. paho,thread; the first fills "
+                        "the usual metrics)")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
                         help="print B/A for every metric of two result files, and exit")
     args = parser.parse_args(argv)

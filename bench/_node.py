@@ -11,6 +11,8 @@ the props claim them unchanged:
   in the thread that changed it (the agent's worker applying a command);
 * with ``--watch``, each command (``…/set``) is also reported as
   ``{"kind": "rx", "topic": …, "t": ns}`` as the node's paho thread receives it;
+* ``--transport``: the node's network loop (``nodes.agent.TRANSPORTS``: paho's own, or
+  the hand-written one where the publishing thread writes to the socket);
 * the column pins of every keypad are :class:`TimedColumnPin`: ``type`` times the
   moment the last key's press pulls its column low (the electrical event a real keypad
   sees), and the moment the keypad emits its ``code`` event.
@@ -140,7 +142,7 @@ class Runner:
 
     def spy_wire(self) -> None:
         """Time the moment paho writes a ``code`` event's bytes to the socket."""
-        client = getattr(self.agent, "_client", None)
+        client = self.agent.client
         send = getattr(client, "_sock_send", None)
         if client is None or send is None:
             return
@@ -154,7 +156,7 @@ class Runner:
 
     def watch_commands(self) -> None:
         """Time each command as the node's paho thread receives it (before decoding)."""
-        client = getattr(self.agent, "_client", None)
+        client = self.agent.client
         if client is None:
             return
         forward = client.on_message
@@ -178,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--watch", type=int, action="append", default=[],
                         help="BCM pin whose changes are reported (repeat)")
     parser.add_argument("--connect-timeout", type=float, default=15.0)
+    parser.add_argument("--transport", default="paho",
+                        help="the node's network loop (nodes.agent.TRANSPORTS)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -196,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(prop, KeypadConfig):
             columns[prop.id] = [factory.pin(c, pin_class=TimedColumnPin) for c in prop.cols]
     agent = NodeAgent(game=game, node_id=args.node, broker=BrokerAddress.parse(args.broker),
-                      pin_factory=factory, simulate=True)
+                      pin_factory=factory, simulate=True, transport=args.transport)
     runner = Runner(agent, columns, out)
     agent.start()
     try:

@@ -160,17 +160,27 @@ class Trial:
 
 
 def system_latency(b: Broker, game: Path, trials: int, workdir: Path,
-                   experiments: Sequence[str] = (), pin: bool = False) -> dict[str, Any]:
-    """Key on node A → relay on node B, *trials* times, over broker *b*."""
+                   experiments: Sequence[str] = (), pin: bool = False,
+                   transport: str | None = None) -> dict[str, Any]:
+    """Key on node A → relay on node B, *trials* times, over broker *b* (both nodes on the
+    network loop *transport*: ``nodes.agent.TRANSPORTS``; None: the default)."""
+    return summarize_system(run_system(b, game, trials, workdir, experiments, pin, transport))
+
+
+def run_system(b: Broker, game: Path, trials: int, workdir: Path,
+               experiments: Sequence[str] = (), pin: bool = False,
+               transport: str | None = None) -> dict[str, Any]:
+    """The raw samples (ns) of :func:`system_latency`."""
+    node_extra = ["--transport", transport] if transport else []
     with contextlib.ExitStack() as stack:
         ctl, port = controller_proc(f"e2e-controller-{b.kind}", game=game, broker=b, workdir=workdir,
                                     extra=[f"--experiment={e}" for e in experiments])
         node_a = Proc(f"e2e-node_a-{b.kind}", python_argv(
-            "bench._node", "--game", str(game), "--node", "node_a", "--broker", b.address),
-            workdir=workdir)
+            "bench._node", "--game", str(game), "--node", "node_a", "--broker", b.address,
+            *node_extra), workdir=workdir)
         node_b = Proc(f"e2e-node_b-{b.kind}", python_argv(
             "bench._node", "--game", str(game), "--node", "node_b", "--broker", b.address,
-            "--watch", str(RELAY)), workdir=workdir)
+            "--watch", str(RELAY), *node_extra), workdir=workdir)
         ready = start_all(stack, [ctl, node_a, node_b])
         pinned = pin_groups({"nodes": [node_a.pid, node_b.pid],
                              "controller_and_broker": [ctl.pid, *([b.pid] if b.pid else [])]}
@@ -207,47 +217,61 @@ def system_latency(b: Broker, game: Path, trials: int, workdir: Path,
         node_b_status = node_b.request("status", 5, cmd="status")
     total = [r["t_relay"] - r["t_pin"] for r in rows]
     keypad = [r["t_code"] - r["t_pin"] for r in rows if r["t_code"]]
-    to_command, to_relay, to_handled, to_rx, rx_to_relay = [], [], [], [], []
-    to_wire, wire_to_read, read_to_command = [], [], []
+    parts: dict[str, list[int]] = {name: [] for name in PARTS}
     for r in rows:
         if not r["t_code"]:
             continue
         sent = next((t for t in unlocks if r["t_code"] <= t <= r["t_relay"]), None)
         read = next((t for t in reads if r["t_code"] <= t <= r["t_relay"]), None)
         if r["t_code_wire"]:
-            to_wire.append(r["t_code_wire"] - r["t_code"])
+            parts["code_event_to_node_a_socket_write"].append(r["t_code_wire"] - r["t_code"])
             if read is not None:
-                wire_to_read.append(read - r["t_code_wire"])
+                parts["node_a_socket_write_to_controller_read"].append(read - r["t_code_wire"])
         if read is not None and sent is not None:
-            read_to_command.append(sent - read)
+            parts["controller_read_to_unlock_command_sent"].append(sent - read)
         if sent is not None:
-            to_command.append(sent - r["t_code"])
-            to_relay.append(r["t_relay"] - sent)
+            parts["code_event_to_unlock_command_sent"].append(sent - r["t_code"])
+            parts["unlock_command_sent_to_node_b_relay"].append(r["t_relay"] - sent)
             rx = next((t for t in received if sent <= t <= r["t_relay"]), None)
             if rx is not None:
-                to_rx.append(rx - sent)
-                rx_to_relay.append(r["t_relay"] - rx)
+                parts["unlock_command_sent_to_node_b_received"].append(rx - sent)
+                parts["node_b_received_to_relay"].append(r["t_relay"] - rx)
         handled = next((t for t in codes if t >= r["t_code"]), None)
         if handled is not None:
-            to_handled.append(handled - r["t_code"])
+            parts["code_event_to_controller_done_handling"].append(handled - r["t_code"])
+    parts["node_a_pin_to_code_event"] = keypad
     return {
         "trials": len(rows), "failed_trials": len(errors), "errors": errors[:3],
-        "controller_loop": ready[0].get("loop"), "pinned": pinned,
-        "pin_to_relay": summarize_ns(total),
-        "parts": {
-            "node_a_pin_to_code_event": summarize_ns(keypad),
-            "code_event_to_unlock_command_sent": summarize_ns(to_command),
-            "code_event_to_node_a_socket_write": summarize_ns(to_wire),
-            "node_a_socket_write_to_controller_read": summarize_ns(wire_to_read),
-            "controller_read_to_unlock_command_sent": summarize_ns(read_to_command),
-            "unlock_command_sent_to_node_b_relay": summarize_ns(to_relay),
-            "unlock_command_sent_to_node_b_received": summarize_ns(to_rx),
-            "node_b_received_to_relay": summarize_ns(rx_to_relay),
-            "code_event_to_controller_done_handling": summarize_ns(to_handled),
-        },
+        "controller_loop": ready[0].get("loop"), "pinned": pinned, "pin_to_relay": total,
+        "parts": parts,
         "node_metrics": {"node_a": node_a_status.get("metrics"),
                          "node_b": node_b_status.get("metrics")},
     }
+
+
+#: the cuts of a trial, in the order of the path
+PARTS = ("node_a_pin_to_code_event", "code_event_to_unlock_command_sent",
+         "code_event_to_node_a_socket_write", "node_a_socket_write_to_controller_read",
+         "controller_read_to_unlock_command_sent", "unlock_command_sent_to_node_b_relay",
+         "unlock_command_sent_to_node_b_received", "node_b_received_to_relay",
+         "code_event_to_controller_done_handling")
+
+
+def merge_runs(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The raw samples of several :func:`run_system` runs, as one."""
+    merged = dict(runs[0])
+    merged["trials"] = sum(r["trials"] for r in runs)
+    merged["failed_trials"] = sum(r["failed_trials"] for r in runs)
+    merged["errors"] = [e for r in runs for e in r["errors"]][:3]
+    merged["pin_to_relay"] = [x for r in runs for x in r["pin_to_relay"]]
+    merged["parts"] = {name: [x for r in runs for x in r["parts"][name]] for name in PARTS}
+    merged["node_metrics"] = [r["node_metrics"] for r in runs]
+    return merged
+
+
+def summarize_system(raw: dict[str, Any]) -> dict[str, Any]:
+    return {**raw, "pin_to_relay": summarize_ns(raw["pin_to_relay"]),
+            "parts": {name: summarize_ns(raw["parts"][name]) for name in PARTS}}
 
 
 def transport_latency(b: Broker, trials: int, workdir: Path, *, client: str, qos: int,
@@ -284,20 +308,30 @@ def transport_latency(b: Broker, trials: int, workdir: Path, *, client: str, qos
 
 def run(*, quick: bool, workdir: Path, trials: int | None = None,
         brokers: Sequence[str] | None = None, naive: bool = True,
-        experiments: Sequence[str] = (), pin: bool = False) -> Section:
+        experiments: Sequence[str] = (), pin: bool = False,
+        node_transports: Sequence[str] = (), rounds: int | None = None) -> Section:
+    """*node_transports*: measure the system with each of these network loops on the nodes,
+    interleaved A, B, A, B… (*rounds* each, the trials shared out), in the same run and on
+    the same broker, so the machine's noise falls on both alike; the first one fills the
+    usual metrics."""
     n = trials or (15 if quick else 1000)
     n_naive = max(5, n // 2) if trials else (10 if quick else 1000)
     section = Section()
     section.details.update({"trials": n, "warmup_trials": WARMUP, "code": CODE,
                             "keypad_debounce_s": 0, "experiments": list(experiments),
-                            "pinned": pin})
+                            "pinned": pin, "node_transports": list(node_transports)})
     game = write_game(workdir, "e2e", GAME)
     kinds = list(brokers or default_brokers())
     for kind in kinds:
         with broker(kind, workdir) as b:
-            system = system_latency(b, game, n, workdir, experiments, pin=pin)
+            by_transport = _interleaved(b, game, n, workdir, experiments, pin, node_transports,
+                                        rounds or (2 if quick else 4))
+            system = next(iter(by_transport.values()))
             floor = transport_latency(b, n, workdir, client="tuned", qos=1, label="floor", pin=pin)
         section.details[kind] = {"system": system, "floor": floor}
+        if len(by_transport) > 1:
+            section.details[kind]["node_transports"] = by_transport
+            _transport_metrics(section, kind, by_transport)
         sp99, fp99 = system["pin_to_relay"].get("p99_ms"), floor["latency"].get("p99_ms")
         section.metric(f"e2e.{kind}.p50_ms", system["pin_to_relay"].get("p50_ms"), "ms")
         section.metric(f"e2e.{kind}.p99_ms", sp99, "ms")
@@ -330,6 +364,34 @@ def run(*, quick: bool, workdir: Path, trials: int | None = None,
     return section
 
 
+def _interleaved(b: Broker, game: Path, n: int, workdir: Path, experiments: Sequence[str],
+                 pin: bool, transports: Sequence[str], rounds: int) -> dict[str, dict[str, Any]]:
+    """The system latency per node transport, its runs interleaved; one run of the default
+    when *transports* is empty."""
+    if not transports:
+        return {"default": system_latency(b, game, n, workdir, experiments, pin=pin)}
+    per_run = max(5, n // rounds)
+    runs: dict[str, list[dict[str, Any]]] = {t: [] for t in transports}
+    for _round in range(rounds):
+        for transport in transports:
+            runs[transport].append(run_system(b, game, per_run, workdir, experiments, pin, transport))
+    return {t: summarize_system(merge_runs(r)) for t, r in runs.items()}
+
+
+def _transport_metrics(section: Section, kind: str, by_transport: dict[str, dict[str, Any]]) -> None:
+    first = next(iter(by_transport))
+    for transport, system in by_transport.items():
+        total, parts = system["pin_to_relay"], system["parts"]
+        for stat in ("p50_ms", "p99_ms"):
+            section.metric(f"e2e.{kind}.node_{transport}.{stat}", total.get(stat), "ms")
+        section.metric(f"e2e.{kind}.node_{transport}.code_to_socket_p50_ms",
+                       parts["code_event_to_node_a_socket_write"].get("p50_ms"), "ms")
+        if transport != first:
+            section.metric(f"e2e.{kind}.node_{transport}_over_{first}.p99",
+                           ratio(total.get("p99_ms"), by_transport[first]["pin_to_relay"].get("p99_ms")),
+                           "×", better="info")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -338,6 +400,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-naive", action="store_true")
     parser.add_argument("--experiment", action="append", default=[],
                         help="run the controller with a proposed fix patched in (bench._controller)")
+    parser.add_argument("--node-transports", default="",
+                        help="comma-separated network loops for the nodes (paho, thread), measured "
+                             "interleaved A/B/A/B in this run; the first fills the usual metrics")
+    parser.add_argument("--rounds", type=int, help="with --node-transports: runs of each (default "
+                                                   "2 quick, 4 full)")
     parser.add_argument("--pin", action="store_true",
                         help="the two nodes on one CPU, the controller and the broker on the "
                              "other (the floor's clients likewise): node A's work after the "
@@ -346,7 +413,9 @@ def main(argv: list[str] | None = None) -> int:
     with workdir_for("bench-e2e-") as tmp:
         section = run(quick=args.quick, workdir=Path(tmp), trials=args.trials,
                       brokers=args.brokers.split(",") if args.brokers else None,
-                      naive=not args.no_naive, experiments=args.experiment, pin=args.pin)
+                      naive=not args.no_naive, experiments=args.experiment, pin=args.pin,
+                      node_transports=[t for t in args.node_transports.split(",") if t],
+                      rounds=args.rounds)
     json.dump(section.as_dict(), sys.stdout, indent=2)
     print()
     return 0

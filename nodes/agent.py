@@ -176,6 +176,11 @@ class NodeAgent:
             return self._core().autonomous(time.monotonic())
 
     @property
+    def client(self) -> mqtt.Client | None:
+        """The paho client, once started: for tools and benches that watch the wire."""
+        return self._ports.client
+
+    @property
     def client_id(self) -> str:
         """The node's MQTT client id: the same at every boot (``nodes/identity.py``)."""
         return f"{self.game.apartment.id}-{self.node.id}"
