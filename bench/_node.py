@@ -11,8 +11,8 @@ the props claim them unchanged:
   in the thread that changed it (the agent's worker applying a command);
 * with ``--watch``, each command (``…/set``) is also reported as
   ``{"kind": "rx", "topic": …, "t": ns}`` as the node's paho thread receives it;
-* ``--transport``: the node's network loop (``nodes.agent.TRANSPORTS``: paho's own, or
-  the hand-written one where the publishing thread writes to the socket);
+* ``--transport``: the node's network loop (paho's own, the node's; or ``thread``: the
+  hand-written one of ``bench/_network_thread.py``, where the publishing thread writes);
 * the column pins of every keypad are :class:`TimedColumnPin`: ``type`` times the
   moment the last key's press pulls its column low (the electrical event a real keypad
   sees), and the moment the keypad emits its ``code`` event.
@@ -38,14 +38,19 @@ from typing import Any
 
 from gpiozero.pins.mock import MockFactory, MockPin
 
+from bench._network_thread import NetworkThread
 from bench._runner import Output, serve
 from config.loader import load_game
 from nodes.agent import NodeAgent
+from nodes.transport import PahoLoop
 from props.models import KeypadConfig
 from props.sim import KeypadColumnPin, KeypadSimulator
 from protocol.mqtt import BrokerAddress
 
 log = logging.getLogger(__name__)
+
+#: the network loops ``--transport`` picks from
+TRANSPORTS: dict[str, Any] = {"paho": PahoLoop, "thread": NetworkThread}
 
 
 class TimedPin(MockPin):
@@ -180,8 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--watch", type=int, action="append", default=[],
                         help="BCM pin whose changes are reported (repeat)")
     parser.add_argument("--connect-timeout", type=float, default=15.0)
-    parser.add_argument("--transport", default="paho",
-                        help="the node's network loop (nodes.agent.TRANSPORTS)")
+    parser.add_argument("--transport", default="paho", choices=sorted(TRANSPORTS),
+                        help="the node's network loop: paho's own (the node's), or the "
+                             "hand-written one of bench/_network_thread.py")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -200,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(prop, KeypadConfig):
             columns[prop.id] = [factory.pin(c, pin_class=TimedColumnPin) for c in prop.cols]
     agent = NodeAgent(game=game, node_id=args.node, broker=BrokerAddress.parse(args.broker),
-                      pin_factory=factory, simulate=True, transport=args.transport)
+                      pin_factory=factory, simulate=True, transport=TRANSPORTS[args.transport])
     runner = Runner(agent, columns, out)
     agent.start()
     try:

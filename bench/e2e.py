@@ -163,7 +163,7 @@ def system_latency(b: Broker, game: Path, trials: int, workdir: Path,
                    experiments: Sequence[str] = (), pin: bool = False,
                    transport: str | None = None) -> dict[str, Any]:
     """Key on node A → relay on node B, *trials* times, over broker *b* (both nodes on the
-    network loop *transport*: ``nodes.agent.TRANSPORTS``; None: the default)."""
+    network loop *transport*: ``bench._node.TRANSPORTS``; None: the node's own)."""
     return summarize_system(run_system(b, game, trials, workdir, experiments, pin, transport))
 
 

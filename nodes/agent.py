@@ -1,25 +1,13 @@
 """The node agent: the program on each room's Raspberry Pi — a thin shell around the core.
 
-Every rule of a node is in :class:`nodes.core.NodeCore` (synchronous, no threads); this
-shell gives it the world: the props built on gpiozero (``nodes/build.py``), the data dir
-(``nodes/datadir.py``), the MQTT client and its network loop (``nodes/transport.py``),
-and one **worker thread** that owns the core. The callbacks only hand over:
-
-* paho's ``on_message`` decodes and validates (a bad payload is counted and dropped) and
-  puts the message in the worker's inbox, in the broker's order;
-* a prop's event or state change (gpiozero threads) goes into the same inbox;
-* the worker takes them one by one and calls the core under its lock; between two, or
-  when idle, it ticks the core (heartbeat, birth due).
-
-Releasing never waits for the worker. An ``unlock`` of a maglock and the apartment's
-emergency are handled in paho's thread as they arrive, and the emergency input in its
-button's thread: the relays are released **first**, with no lock taken, then the core
-does the books under its lock (held only for short calls with no blocking I/O) and
-releases again anything a lock engaged in between. A maglock's ``lock`` is applied there
-too when no message received before it is still waiting for the worker (it keeps its
-order with what came first, and skips a thread hand-off). A maglock that engages while
-the core holds it open (a pulse's relock, a self-test's click) is released again in its
-own state callback. Why, and what it guarantees: docs/architecture.md, "Inside a node".
+Every rule of a node is in :class:`nodes.core.NodeCore` (synchronous, no threads); the
+shell gives it the world: the props on gpiozero (``nodes/build.py``), the data dir, the
+MQTT client on paho's own loop (``nodes/transport.py``) and one worker thread that owns the
+core (``nodes/worker.py``). The callbacks only hand over, in order, to the worker — except
+the release lane: an ``unlock`` of a maglock, the apartment's emergency and the emergency
+input release the relays **first**, in the thread they arrive in, with no lock taken, then
+the core does the books under its lock. Threads, the lock and why: docs/architecture.md,
+"Inside a node".
 """
 
 from __future__ import annotations
@@ -43,7 +31,6 @@ from config.game import Game
 from nodes.build import build_core, build_props, close_props
 from nodes.core import NodeCore
 from nodes.inbound import Inbound, decode
-from nodes.network import NetworkThread
 from nodes.outbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Outbox
 from nodes.ports import AgentPorts
 from nodes.transport import PahoLoop, Transport
@@ -72,8 +59,6 @@ INBOX_MAX = 10_000
 _INBOX_FULL_LOG_EVERY = 1000
 #: a maglock's commands applied in paho's thread when no message waits ahead of them
 _AT_ONCE = frozenset({"lock", "unlock"})
-#: the network loops a node can run (docs/performance.md, "Node transport")
-TRANSPORTS: dict[str, Callable[..., Transport]] = {"paho": PahoLoop, "thread": NetworkThread}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,26 +88,25 @@ class NodeAgent:
     outbox, the game view, the boot counter, an uncleared emergency); default: a temporary
     directory removed at :meth:`stop` (the CLI always gives one outside simulation);
     *keepalive* is the MQTT keepalive: the broker publishes our last will 1.5 times that
-    after we went silent; *transport*: the network loop (:data:`TRANSPORTS`).
+    after we went silent; *transport* builds the network loop on the paho client (paho's
+    own by default; the bench measures another: docs/performance.md, "Node transport").
     """
 
     def __init__(self, *, game: Game, node_id: str, broker: BrokerAddress,
                  pin_factory: Factory | None = None, simulate: bool = False,
                  keepalive: int = 5, data_dir: Path | str | None = None,
                  outbox_max_events: int = DEFAULT_MAX_EVENTS,
-                 outbox_max_bytes: int = DEFAULT_MAX_BYTES, transport: str = "paho") -> None:
+                 outbox_max_bytes: int = DEFAULT_MAX_BYTES,
+                 transport: Callable[..., Transport] = PahoLoop) -> None:
         node = game.node(node_id)
         if node is None:
             known = ", ".join(n.id for n in game.nodes)
             msg = f"node {node_id!r} is not in the game file (known: {known})"
             raise ValueError(msg)
-        if transport not in TRANSPORTS:
-            msg = f"transport {transport!r}: one of {', '.join(TRANSPORTS)}"
-            raise ValueError(msg)
         self.game, self.node, self.broker = game, node, broker
         self.topics = Topics(game.apartment.id)
         self.pin_factory, self.simulate, self.keepalive = pin_factory, simulate, keepalive
-        self.transport_name = transport
+        self._transport_factory = transport
         self.boot_id = contract.new_id()
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.props: dict[str, Prop] = {}
@@ -231,7 +215,7 @@ class NodeAgent:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.connect_async(self.broker.host, self.broker.port, keepalive=self.keepalive)
-        transport = TRANSPORTS[self.transport_name](client, name=f"node-{self.node.id}-mqtt")
+        transport = self._transport_factory(client, name=f"node-{self.node.id}-mqtt")
         self._ports.client, self._ports.transport = client, transport
         transport.start()
 

@@ -74,3 +74,16 @@ def test_compare_prints_the_ratio_of_each_metric(tmp_path):
     line = next(x for x in done.stdout.splitlines() if x.startswith("e2e.amqtt.p99_ms"))
     assert "0.5" in line
     assert "better" in line
+
+
+def test_e2e_measures_the_two_node_transports_in_one_run():
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.e2e", "--trials", "4", "--rounds", "1", "--brokers", "amqtt",
+         "--no-naive", "--node-transports", "paho,thread"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    section = json.loads(done.stdout)
+    for transport in ("paho", "thread"):
+        assert isinstance(section["metrics"][f"e2e.amqtt.node_{transport}.p99_ms"]["value"], float)
+        _summary_shape(section["details"]["amqtt"]["node_transports"][transport]["pin_to_relay"])
+    assert section["metrics"]["e2e.amqtt.p99_ms"] == section["metrics"]["e2e.amqtt.node_paho.p99_ms"]

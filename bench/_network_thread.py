@@ -1,5 +1,10 @@
-"""The node's MQTT network loop: paho's, on a thread of ours where a publish is written by
-the thread that makes it (docs/performance.md, fix 11)."""
+"""The bench's alternative network loop for a node: paho's, on a thread of ours, where a
+publish is written to the socket by the thread that makes it.
+
+The node ships paho's own loop (``nodes/transport.py``); this hand-written one is kept
+here to measure the two side by side (``python -m bench.e2e --node-transports
+paho,thread``; docs/performance.md, "Node transport"), and is not used by the node.
+"""
 
 from __future__ import annotations
 
@@ -21,13 +26,12 @@ log = logging.getLogger(__name__)
 class NetworkThread:
     """paho's network loop on a thread of ours, where a publish is written by its caller.
 
-    With paho's ``loop_start()`` a publish made on another thread (a keypad's scanner, the
-    command worker) only queues the packet and wakes paho's thread, which must then wake
-    up, get the GIL from the thread that published and go round its ``select`` loop:
-    0.4–0.8 ms between a keypad's ``code`` and its bytes on the wire on the bench
-    (docs/performance.md, fix 11). Here the thread that publishes writes the packet to
-    the socket before :meth:`publish` returns, through paho's external-loop hooks
-    (``on_socket_register_write``; the controller's asyncio bridge uses the same ones).
+    With paho's ``loop_start()`` a publish made on another thread (the node's worker) only
+    queues the packet and wakes paho's thread, which must then wake up, get the GIL from
+    the thread that published and go round its ``select`` loop. Here the thread that
+    publishes writes the packet to the socket before :meth:`publish` returns, through
+    paho's external-loop hooks (``on_socket_register_write``, as the controller's asyncio
+    bridge does).
 
     One lock serialises the writes: this thread holds it while paho writes, pings and
     reconnects; a caller holds it around ``client.publish()``, so two threads never write
