@@ -73,6 +73,17 @@ class _State:
     prop: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Released:
+    prop: str
+
+
+@dataclass(frozen=True, slots=True)
+class _EmergencyBooked:
+    emergency: Emergency
+    changed: bool
+
+
 _CONNECTED, _DISCONNECTED = "connected", "disconnected"
 
 
@@ -271,35 +282,35 @@ class NodeAgent:
         if self._emergency_input is not None:
             self._emergency_input.close()
 
-    # -- releasing: at once, relays first, never behind the worker ----------------------
-    def release_locks(self) -> None:
-        """Open every lock of this node now (local, no network needed)."""
-        self._ports.release(p for p, prop in self.props.items() if prop.kind == "maglock")
-
+    # -- the release lane: at once, relays first, never behind the worker --------------
     def _emergency_pressed(self) -> None:
-        self.release_locks()   # first the doors, then the news
-        with self._lock:
-            self._core().emergency_pressed(now=time.monotonic())
+        core = self._core()
+        core.lane.emergency_input()   # the doors first, held open: no lock taken
+        with self._lock:              # then the news (only this button's thread waits)
+            core.emergency_pressed(now=time.monotonic())
 
     def _on_emergency(self, emergency: Emergency, receipt: int) -> None:
-        if emergency.active:
-            self.release_locks()
-        with self._lock:
-            self._core().emergency(emergency, receipt=receipt)
+        core = self._core()
+        changed = core.lane.emergency(emergency, receipt=receipt)
+        if emergency.active or changed:
+            self._worker.put_urgent(_EmergencyBooked(emergency, changed))
 
     def _command_at_once(self, prop_id: str, command: Command, receipt: int) -> bool:
-        """A maglock's release always, a lock when no message waits ahead of it (see the
-        module's doc); False: for the worker."""
+        """A maglock's release always; a lock when no message waits ahead of it and the
+        core is free this instant (never waiting for it: what follows may be an emergency);
+        False: for the worker."""
         core = self.core
         if core is None or prop_id not in core.maglocks or self._stopped.is_set():
             return False
         if is_release(command.action):
-            self._ports.release([prop_id])
-            with self._lock:
-                core.released(prop_id, command, receipt=receipt)
-        elif command.action in _AT_ONCE and self._worker.no_message_waiting():
-            with self._lock:
+            core.lane.release(prop_id, command, receipt=receipt)
+            self._worker.put_urgent(_Released(prop_id))
+        elif command.action in _AT_ONCE and self._worker.no_message_waiting() \
+                and self._lock.acquire(blocking=False):
+            try:
                 core.command(prop_id, command, receipt=receipt, now=time.monotonic())
+            finally:
+                self._lock.release()
         else:
             return False
         self.metrics["commands_now"] += 1
@@ -315,15 +326,11 @@ class NodeAgent:
 
     def _state_callback(self, prop_id: str) -> Callable[[], None]:
         def on_state() -> None:
-            core, prop = self.core, self.props.get(prop_id)
-            if core is not None and prop_id in core.gate.held_open and getattr(prop, "engaged", False):
-                # Whatever engaged it (a lock applied in the instant before an emergency, a
-                # pulse's relock, a self-test's click): released again at once.
-                self.metrics["held_relocks_undone"] += 1
-                log.warning("node %s: %s engaged while held open: released", self.node.id, prop_id)
-                self._ports.release([prop_id])
-                return
-            self._worker.put(_State(prop_id))
+            core = self.core
+            # Whatever engaged a held maglock (a lock applied in the instant before an
+            # emergency, a pulse's relock, a self-test's click): released again at once.
+            if core is None or not core.lane.undo_if_held(prop_id):
+                self._worker.put(_State(prop_id))
         return on_state
 
     # -- MQTT callbacks (paho's thread): decode, then hand over -----------------------
@@ -394,6 +401,10 @@ class NodeAgent:
                         core.prop_event(prop, event_type, value, now=time.monotonic())
                     case _State(prop):
                         core.publish_state(prop)
+                    case _Released(prop):
+                        core.released(prop)
+                    case _EmergencyBooked(emergency, changed):
+                        core.emergency_booked(emergency, changed=changed)
                     case Inbound():
                         self._handle(core, item)
                     case "connected":

@@ -14,8 +14,9 @@ identity (``nodes/identity.py``), the controller link (``nodes/link.py``, a decl
 machine) and the hand-off to the local puzzles (``nodes/autonomy.py``) when the
 controller has been silent too long during a game.
 
-Not thread-safe: the shell calls it under one lock, held only for these calls, which do
-no blocking I/O (paho's ``publish`` only queues; the outbox appends without fsync).
+Not thread-safe: the shell calls it under one lock, from its worker, except
+:attr:`NodeCore.lane` and :attr:`NodeCore.gate`, which any thread may use (``nodes/lane.py``:
+releasing never waits for that lock).
 """
 
 from __future__ import annotations
@@ -28,15 +29,15 @@ from typing import Any, Protocol
 from config.game import Game, Puzzle
 from nodes.autonomy import GameView, LocalPuzzles
 from nodes.events import EventStream, Leftover
-from nodes.gate import CommandGate, Refusal
+from nodes.gate import CommandGate
 from nodes.identity import Identity, ReadBack
+from nodes.lane import ReleaseLane
 from nodes.link import ControllerLink, LinkState
 from nodes.outbox import Outbox
 from props.exc import PropError
 from protocol import contract
 from protocol.contract import (
     NODE_PROP,
-    RELEASE,
     Command,
     ControllerStatus,
     Emergency,
@@ -98,8 +99,9 @@ class NodeCore:
         self.events = EventStream(node_id=node_id, boot_id=identity.boot_id, topics=self.topics,
                                   outbox=outbox, link=self.link, publish=ports.publish,
                                   metrics=self.metrics)
+        #: what is done at once, from any thread (``nodes/lane.py``)
+        self.lane = ReleaseLane(gate=self.gate, ports=ports, metrics=self.metrics)
         self._autonomous = False
-        self._acks: dict[str, str] = {}      # prop -> id of the last command applied
         self._published: dict[str, tuple[dict[str, Any], str | None]] = {}
         self._status_epoch = 0               # the connection of the last status seen
         self._next_beat = now
@@ -243,91 +245,57 @@ class NodeCore:
             return
         release = is_release(command.action)
         if release:
-            self.gate.released(prop, receipt)
+            self.gate.released([prop], receipt)
         age = self.clock.age(controller=command.controller, issued=command.issued, local=now)
         refusal = self.gate.refusal(prop, command, age=age, session=self.session, receipt=receipt)
         if refusal is not None:
-            self._refused(prop, command, refusal)
+            self.metrics[refusal.counter] += 1
+            log.warning("node %s: %s %s of %s not applied: %s", self.node_id, command.action,
+                        command.id, prop, refusal.reason)
             self.publish_state(prop, force=True)
             return
-        self._note_applied(prop, command)
+        if self.gate.applied(prop, command) and release:
+            self.metrics["repeated_releases"] += 1   # applied again: harmless
         self._apply(prop, command.action, command.params, counter="rejected_commands")
+        if not release:
+            self.lane.undo_superseded(prop, receipt)   # a release booked meanwhile wins
         self.publish_state(prop, force=True)
 
-    def released(self, prop: str, command: Command, *, receipt: int | None) -> None:
-        """The shell has released maglock *prop* for *command* already (at once, with no
-        lock held): the books, and the state that confirms it."""
-        self.gate.released(prop, receipt)
-        self._note_applied(prop, command)
-        self._undo_engaged([prop])
+    def released(self, prop: str) -> None:
+        """The release lane released maglock *prop* and booked it: the state that confirms it."""
         self.publish_state(prop, force=True)
 
-    def emergency(self, emergency: Emergency, *, receipt: int | None) -> None:
-        """The apartment's emergency, after the shell released every maglock at once.
-
-        Active: every maglock is held open — every lock refused — until an explicit clear;
-        what waits for the worker from before is superseded; a lock that engaged between
-        the shell's release and now is released again. The same message on every
-        reconnection (retained) releases again. Inactive: the hold is lifted; nothing is
-        relocked.
-        """
+    def emergency_booked(self, emergency: Emergency, *, changed: bool) -> None:
+        """The release lane applied the apartment's emergency (released every maglock, held
+        them open — every lock refused — until an explicit clear) or its clear (nothing
+        relocked): what is kept on disk, said, and reported. The same alert on every
+        reconnection (retained) released again; it changes nothing else."""
         if emergency.active:
-            current = self.gate.emergency
-            known = current is not None and current.id == emergency.id
-            self.gate.set_emergency(emergency)
-            for prop in self.maglocks:
-                self.gate.released(prop, receipt)
-            self._undo_engaged(self.maglocks)
-            self.metrics["emergency_releases"] += 1
-            if known:
-                log.info("node %s: emergency %s still active: locks released again", self.node_id,
-                         emergency.id)
-            else:
+            if changed:
                 log.warning("node %s: emergency %s (%s): every lock released, every lock "
                             "refused until it is cleared", self.node_id, emergency.id, emergency.who)
                 self.ports.save_emergency(emergency)
+            else:
+                log.info("node %s: emergency %s still active: locks released again", self.node_id,
+                         emergency.id)
             for prop in sorted(self.maglocks):
                 self.publish_state(prop)
-            return
-        current = self.gate.emergency
-        if current is None:
-            return
-        log.warning("node %s: emergency %s cleared (%s): locks may be locked again, none is "
-                    "locked by this", self.node_id, current.id, emergency.who)
-        self.gate.set_emergency(None)
-        self.metrics["emergency_clears"] += 1
-        self.ports.save_emergency(None)
+        elif changed:
+            log.warning("node %s: emergency %s cleared (%s): locks may be locked again, none is "
+                        "locked by this", self.node_id, emergency.id, emergency.who)
+            self.metrics["emergency_clears"] += 1
+            self.ports.save_emergency(None)
 
     def emergency_pressed(self, *, now: float) -> None:
-        """The node's emergency input, after the shell released every maglock at once:
-        report it, and hold the locks open until the controller has handled that report
+        """The node's emergency input, after the release lane released and held every
+        maglock: report it; the locks stay held until the controller has handled that report
         (and released every lock of the apartment): a relock it sends meanwhile is refused."""
         log.warning("emergency input pressed on node %s: locks released", self.node_id)
         self.metrics["emergency"] += 1
         seq = self.events.emit(NODE_PROP, "emergency", True, session=self.session, now=now)
         self.gate.hold(self.maglocks, seq)
-        self._undo_engaged(self.maglocks)
         for prop in sorted(self.maglocks):
             self.publish_state(prop)
-
-    def _refused(self, prop: str, command: Command, refusal: Refusal) -> None:
-        self.metrics[refusal.counter] += 1
-        log.warning("node %s: %s %s of %s not applied: %s", self.node_id, command.action,
-                    command.id, prop, refusal.reason)
-
-    def _note_applied(self, prop: str, command: Command) -> None:
-        if is_release(command.action) and self.gate.was_applied(command.id):
-            self.metrics["repeated_releases"] += 1   # applied again: harmless
-        self.gate.applied(command.id)
-        # NOTE: before the prop moves, so the state it then reports carries this ack.
-        self._acks[prop] = command.id
-
-    def _undo_engaged(self, props: frozenset[str] | list[str]) -> None:
-        """Release any of *props* a lock engaged in the instant before the books were set."""
-        for prop in props:
-            if self.ports.engaged(prop):
-                self.metrics["superseded_commands"] += 1
-                self._apply(prop, RELEASE, {}, counter="rejected_commands")
 
     def _apply(self, prop: str, action: str, params: Mapping[str, Any], *, counter: str) -> bool:
         try:
@@ -395,7 +363,7 @@ class NodeCore:
         except Exception:
             log.exception("state of %s failed", prop)
             return
-        ack = self._acks.get(prop)
+        ack = self.gate.ack(prop)
         if not force and self._published.get(prop) == (fields, ack):
             return
         state = PropState(boot_id=self.boot_id, ack=ack, ts=contract.now(), **fields)

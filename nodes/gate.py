@@ -14,12 +14,16 @@ twice is harmless. Any other command is refused when
   received after it has been applied already (it waited behind other messages: the later
   order wins).
 
-Pure: no threads, no I/O. :attr:`CommandGate.held_open` is an immutable set replaced
-whole, so a prop's callback may read it from any thread without a lock.
+No I/O. Thread-safe: the release lane (``nodes/lane.py``) books releases here from the
+thread they arrive in while the worker checks commands; one small lock, held only for
+these dictionary operations. :attr:`CommandGate.held_open` is an immutable set replaced
+whole, so a prop's callback reads it with no lock at all.
 """
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,6 +31,8 @@ from dataclasses import dataclass
 from protocol.contract import COMMAND_TTL_S, Command, Emergency, is_release
 
 APPLIED_IDS_KEPT = 1024
+#: a hold whose event has no seq yet (the emergency input, before its event is emitted)
+PENDING = sys.maxsize
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,18 +54,25 @@ class CommandGate:
         self.holds: dict[str, int] = {}
         #: the maglocks nothing may engage now (emergency or hold)
         self.held_open: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
         self._applied: OrderedDict[str, None] = OrderedDict()
+        self._acks: dict[str, str] = {}   # prop -> id of the last command applied
         # per maglock, the receipt rank of the last release applied: a lock received
         # before it and applied after it would undo it
         self._released_at: dict[str, int] = {}
         self.set_emergency(emergency)
 
     # -- the gate ---------------------------------------------------------------------
-    def refusal(self, prop: str, command: Command, *, age: float | None, session: str | None,  # noqa: PLR0911 - one return per rule
+    def refusal(self, prop: str, command: Command, *, age: float | None, session: str | None,
                 receipt: int | None) -> Refusal | None:
         """Why *command* may not be applied to *prop* now, or None (see the module's doc)."""
         if is_release(command.action):
             return None
+        with self._lock:
+            return self._refusal(prop, command, age=age, session=session, receipt=receipt)
+
+    def _refusal(self, prop: str, command: Command, *, age: float | None,  # noqa: PLR0911 - one return per rule
+                 session: str | None, receipt: int | None) -> Refusal | None:
         if command.id in self._applied:
             return Refusal("duplicate_commands", "already applied")
         ttl = command.ttl if command.ttl is not None else COMMAND_TTL_S
@@ -70,15 +83,19 @@ class CommandGate:
             return Refusal("foreign_session", f"for session {command.session}, not {session}")
         if prop not in self.maglocks:
             return None
-        held = self.why_held(prop)
+        held = self._why_held(prop)
         if held is not None:
             return held
-        if self.superseded(prop, receipt):
+        if self._superseded(prop, receipt):
             return Refusal("superseded_commands", "a release received after it was applied first")
         return None
 
     def why_held(self, prop: str) -> Refusal | None:
         """Why this maglock must stay open whatever anyone asks, or None."""
+        with self._lock:
+            return self._why_held(prop)
+
+    def _why_held(self, prop: str) -> Refusal | None:
         if prop not in self.maglocks:
             return None
         if self.emergency is not None:
@@ -90,43 +107,67 @@ class CommandGate:
 
     def superseded(self, prop: str, receipt: int | None) -> bool:
         """Was a release received after the message of rank *receipt* applied already?"""
+        with self._lock:
+            return self._superseded(prop, receipt)
+
+    def _superseded(self, prop: str, receipt: int | None) -> bool:
         released = self._released_at.get(prop)
         return receipt is not None and released is not None and receipt < released
 
-    def was_applied(self, command_id: str) -> bool:
-        return command_id in self._applied
+    def ack(self, prop: str) -> str | None:
+        """The id of the last command applied to *prop* (its state's ``ack``)."""
+        return self._acks.get(prop)
 
     @property
     def applied_ids(self) -> tuple[str, ...]:
         """The ids of the commands applied, oldest first (the last ``APPLIED_IDS_KEPT``)."""
-        return tuple(self._applied)
+        with self._lock:
+            return tuple(self._applied)
 
     # -- what happened ----------------------------------------------------------------
-    def applied(self, command_id: str) -> None:
-        self._applied[command_id] = None
-        self._applied.move_to_end(command_id)
-        while len(self._applied) > APPLIED_IDS_KEPT:
-            self._applied.popitem(last=False)
+    def applied(self, prop: str, command: Command) -> bool:
+        """*command* is being applied to *prop* (before it moves: its state then carries
+        this ``ack``); True if its id was applied before."""
+        with self._lock:
+            again = command.id in self._applied
+            self._applied[command.id] = None
+            self._applied.move_to_end(command.id)
+            while len(self._applied) > APPLIED_IDS_KEPT:
+                self._applied.popitem(last=False)
+            self._acks[prop] = command.id
+            return again
 
-    def released(self, prop: str, receipt: int | None) -> None:
-        if receipt is not None:
-            self._released_at[prop] = max(receipt, self._released_at.get(prop, 0))
+    def released(self, props: Iterable[str], receipt: int | None) -> None:
+        """A release of *props* received with rank *receipt*: a lock received before it
+        that is still waiting will be refused."""
+        if receipt is None:
+            return
+        with self._lock:
+            for prop in props:
+                self._released_at[prop] = max(receipt, self._released_at.get(prop, 0))
 
     def hold(self, props: Iterable[str], seq: int) -> None:
-        """Hold *props* open until the controller acknowledges event *seq*."""
-        for prop in props:
-            if prop in self.maglocks:
-                self.holds[prop] = seq
-        self._refresh()
+        """Hold *props* open until the controller acknowledges event *seq* (``PENDING``:
+        an event not emitted yet)."""
+        with self._lock:
+            for prop in props:
+                if prop in self.maglocks:
+                    self.holds[prop] = seq
+            self._refresh()
 
     def acknowledged(self, seq: int) -> None:
         """The controller handled this boot's events up to *seq*: lift the holds they cover."""
-        self.holds = {p: s for p, s in self.holds.items() if s > seq}
-        self._refresh()
+        with self._lock:
+            self.holds = {p: s for p, s in self.holds.items() if s > seq}
+            self._refresh()
 
-    def set_emergency(self, emergency: Emergency | None) -> None:
-        self.emergency = emergency if emergency is not None and emergency.active else None
-        self._refresh()
+    def set_emergency(self, emergency: Emergency | None) -> Emergency | None:
+        """The apartment's emergency (None or inactive: cleared); return the one it replaces."""
+        with self._lock:
+            before = self.emergency
+            self.emergency = emergency if emergency is not None and emergency.active else None
+            self._refresh()
+            return before
 
     def _refresh(self) -> None:
         self.held_open = self.maglocks if self.emergency is not None else frozenset(self.holds)

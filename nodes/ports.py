@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,7 +26,7 @@ from nodes.transport import Transport
 from props.base import Prop
 from props.exc import PropError
 from protocol import contract
-from protocol.contract import RELEASE, Emergency, Gesture, TechRequest, Topics
+from protocol.contract import Emergency, Gesture, TechRequest, Topics
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +74,6 @@ class AgentPorts:
             self.saved_view.save(view, controller_boot=controller_boot)
 
     # -- the hands ----------------------------------------------------------------------
-    def release(self, props: Iterable[str]) -> None:
-        """Release these maglocks now, in this thread, with no lock taken."""
-        for prop in props:
-            try:
-                self.props[prop].apply(RELEASE, {})
-            except Exception:
-                log.exception("release of %s failed", prop)
-
     def perform(self, prop: str, gesture: Gesture) -> None:
         """A rehearsal gesture (it takes time: a button held 2 s, a code typed key by key),
         on the simulated hand's own thread: the commands behind it do not wait."""

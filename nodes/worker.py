@@ -3,15 +3,17 @@
 Callbacks put what happened into the inbox — the props' events and state changes (never
 dropped: a node's own facts), the broker's messages (bounded: a flood from outside is
 dropped and counted, the node goes on) — and the thread hands each to the agent, in the
-order they came; between two, or when idle, it ticks (heartbeat).
+order they came; between two, or when idle, it ticks (heartbeat). What the release lane
+already did goes to the head of the inbox (:meth:`Worker.put_urgent`): its confirmation
+is next, whatever waits.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +45,9 @@ class Worker:
                  max_messages: int) -> None:
         self._handle, self._tick = handle, tick
         self.max_messages = max_messages
-        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._ready = threading.Condition(threading.Lock())
+        self._urgent: deque[Any] = deque()
+        self._inbox: deque[Any] = deque()
         # messages put and handled: each written by one thread only (the broker's, the worker)
         self._queued = self._handled = 0
         self._stopped = threading.Event()
@@ -55,13 +59,21 @@ class Worker:
     def stop(self, timeout: float = 2.0) -> None:
         """Stop after the item in hand (what is queued is dropped); safe to call twice."""
         self._stopped.set()
-        self._inbox.put(_STOP)
+        self.put_urgent(_STOP)
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
     def put(self, item: Any) -> None:
         """One of the node's own facts: never dropped."""
-        self._inbox.put(item)
+        with self._ready:
+            self._inbox.append(item)
+            self._ready.notify()
+
+    def put_urgent(self, item: Any) -> None:
+        """Before everything waiting (what the release lane did: its books, its report)."""
+        with self._ready:
+            self._urgent.append(item)
+            self._ready.notify()
 
     def put_message(self, item: Any) -> bool:
         """A message from the broker (from its network thread only); False if the inbox is
@@ -69,7 +81,7 @@ class Worker:
         if self._queued - self._handled >= self.max_messages:
             return False
         self._queued += 1
-        self._inbox.put(Message(item))
+        self.put(Message(item))
         return True
 
     def no_message_waiting(self) -> bool:
@@ -80,16 +92,21 @@ class Worker:
     def wait_idle(self, timeout: float) -> bool:
         """Wait until everything put before this call has been handled."""
         fence = Fence(threading.Event())
-        self._inbox.put(fence)
+        self.put(fence)
         return fence.passed.wait(timeout)
+
+    def _get(self, timeout: float) -> Any:
+        with self._ready:
+            if not (self._urgent or self._inbox):
+                self._ready.wait(timeout)
+            if self._urgent:
+                return self._urgent.popleft()
+            return self._inbox.popleft() if self._inbox else None
 
     def _run(self) -> None:
         next_tick = time.monotonic()
         while True:
-            try:
-                item = self._inbox.get(timeout=max(0.0, next_tick - time.monotonic()))
-            except queue.Empty:
-                item = None
+            item = self._get(max(0.0, next_tick - time.monotonic()))
             if self._stopped.is_set():
                 return
             try:

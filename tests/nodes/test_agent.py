@@ -21,7 +21,7 @@ from gpiozero.pins.mock import MockFactory
 
 from config.loader import parse_game
 from nodes.agent import NodeAgent
-from protocol.contract import Command, Resync, Topics, new_id
+from protocol.contract import Command, Emergency, Resync, Topics, new_id
 from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
 from tests.faults.conftest import Wire, wait_for
@@ -111,6 +111,8 @@ def test_the_emergency_input_releases_before_its_handler_returns_with_no_broker(
         assert node.locked
         node.factory.pin(EMERGENCY).drive_low()
         assert not node.locked, "released before the button's handler returned"
+        assert node.agent.core.gate.held_open == {"box"}, "and held open at once"
+        assert node.agent.wait_idle()
         assert [e.event.type for e in node.agent.outbox][-1] == "emergency"
         assert node.agent.status()["holds"] == {"box": node.agent.core.seq}
     finally:
@@ -165,7 +167,7 @@ def test_a_release_never_waits_behind_a_busy_worker_and_a_lock_keeps_its_order(h
         (getattr(payload, "id", ""), threading.current_thread().name.endswith("worker")))
     first = controller.command("lock")
     controller.send("hall", "box", first)
-    wait_for(lambda: hall.locked, what="the lock")
+    wait_for(lambda: hall.locked and at_once, what="the lock")
     assert at_once == [(first.id, False)], "applied in paho's thread, not handed to the worker"
 
     stuck, freed = threading.Event(), threading.Event()
@@ -195,3 +197,40 @@ def test_a_release_never_waits_behind_a_busy_worker_and_a_lock_keeps_its_order(h
     controller.stop()
     assert hall.agent.metrics["superseded_commands"] == 1
     assert hall.locked, "the last lock came after the release: applied, in order"
+
+
+def test_a_release_never_waits_for_the_cores_lock(hall, wire, controller, monkeypatch):
+    """The worker is stuck *inside* the core's lock (reading a prop's state hangs, as a
+    driver might on a dead bus): an unlock and the emergency still release the relay at
+    once (the relays move before any lock is taken), and everything is booked after."""
+    controller.send("hall", "box", controller.command("lock"))
+    wait_for(lambda: hall.locked, what="the lock")
+    bell = hall.agent.props["bell"]
+    inside, free = threading.Event(), threading.Event()
+    real_state = type(bell).state
+
+    def stuck_state(prop: object) -> object:
+        if prop is bell and not free.is_set():
+            inside.set()
+            free.wait(10)
+        return real_state.fget(prop)   # type: ignore[attr-defined]
+
+    monkeypatch.setattr(type(bell), "state", property(stuck_state))
+    hall.agent.simulators["bell"].perform("press")     # its state change: the worker hangs in it
+    wait_for(inside.is_set, what="the worker to hang inside the core's lock")
+    try:
+        controller.send("hall", "box", controller.command("unlock"))
+        wait_for(lambda: not hall.locked, timeout=2, what="the unlock, the core's lock held")
+        controller.send("hall", "box", controller.command("lock"))   # waits behind the worker
+        alert = Emergency(active=True, id=new_id(), who="test")
+        wire.publish(hall.topics.emergency, alert.to_bytes(), retain=True)
+        wait_for(lambda: hall.agent.emergency is not None, timeout=2,
+                 what="the emergency held, the core's lock held")
+        assert not hall.locked and not free.is_set(), "the worker was still hanging"
+    finally:
+        free.set()
+    hall.fence(wire)
+    assert not hall.locked and hall.agent.metrics["emergency_refused"] == 1
+    wire.publish(hall.topics.emergency, Emergency(active=False, id=alert.id, who="test").to_bytes(),
+                 retain=True)
+    wait_for(lambda: hall.agent.emergency is None, what="the clear")

@@ -9,7 +9,7 @@ tests/nodes/test_agent.py.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,10 @@ class Wire:
     applied: list[tuple[str, str]] = field(default_factory=list)
     saved_emergency: list[Emergency | None] = field(default_factory=list)
     saved_views: list[GameView] = field(default_factory=list)
+    #: called once, just before / just after the next action: another thread's move in
+    #: the middle of ours
+    before: Callable[[], None] | None = None
+    after: Callable[[], None] | None = None
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1) -> bool:
         if not self.connected:
@@ -78,11 +82,17 @@ class Wire:
         return True
 
     def apply(self, prop: str, action: str, params: Mapping[str, Any]) -> None:
+        if self.before is not None:
+            hook, self.before = self.before, None
+            hook()
         if prop == "box" and action in ("lock", "unlock", "reset"):
             self.relays["box"] = action != "unlock"
         elif not (prop == "lamp" and action in ("on", "off")) and action != "reset":
             raise UnknownAction(f"{prop} does not accept {action!r}")
         self.applied.append((prop, action))
+        if self.after is not None:
+            hook, self.after = self.after, None
+            hook()
 
     def state(self, prop: str) -> Mapping[str, Any]:
         if prop == "box":
@@ -147,6 +157,17 @@ def cmd(action: str, cid: str, **fields: Any) -> Command:
     return Command(id=cid, action=action, **fields)
 
 
+def release(core: NodeCore, cid: str, *, receipt: int) -> None:
+    """An unlock of the box as the shell takes it: the release lane, then the worker."""
+    core.lane.release("box", cmd("unlock", cid), receipt=receipt)
+    core.released("box")
+
+
+def alert(core: NodeCore, emergency: Emergency, *, receipt: int) -> None:
+    """The apartment's emergency (or its clear) as the shell takes it."""
+    core.emergency_booked(emergency, changed=core.lane.emergency(emergency, receipt=receipt))
+
+
 # -- the command gate -----------------------------------------------------------------
 def test_a_release_passes_every_filter_and_a_lock_passes_none(tmp_path):
     core, wire = make_core(tmp_path)
@@ -168,26 +189,33 @@ def test_a_release_passes_every_filter_and_a_lock_passes_none(tmp_path):
     stale = cmd("unlock", "u0", controller="ctl1", issued=0.0, ttl=1, session="other")
     core.command("box", stale, receipt=5, now=2.0)
     assert not wire.relays["box"] and core.metrics["repeated_releases"] == 1
+    core.command("box", cmd("lock", "c5"), receipt=6, now=2.0)
+    release(core, "u0", receipt=7)            # the same, taken by the release lane
+    assert not wire.relays["box"] and core.metrics["repeated_releases"] == 2
 
 
 def test_a_lock_received_before_a_release_applied_first_is_refused(tmp_path):
     core, wire = make_core(tmp_path)
     live(core)
-    wire.relays["box"] = False                 # released at once by the shell (receipt 7)...
-    core.released("box", cmd("unlock", "u1"), receipt=7)
-    core.command("box", cmd("lock", "l1"), receipt=6, now=2.0)   # ...and then its turn comes
+    release(core, "u1", receipt=7)             # taken at once, ahead of what waits...
+    core.command("box", cmd("lock", "l1"), receipt=6, now=2.0)   # ...and then this one's turn
     assert not wire.relays["box"] and core.metrics["superseded_commands"] == 1
     core.command("box", cmd("lock", "l2"), receipt=8, now=2.0)   # a lock after it: applied
     assert wire.relays["box"]
 
 
-def test_a_release_books_its_ack_and_undoes_a_lock_that_slipped_in(tmp_path):
+def test_the_later_release_wins_whichever_thread_gets_there_first(tmp_path):
     core, wire = make_core(tmp_path)
     live(core)
-    wire.relays["box"] = True   # a lock the worker applied after the shell released the relay
-    core.released("box", cmd("unlock", "u1"), receipt=3)
+    # the release lands after the gate let a lock through, before the lock engages
+    wire.before = lambda: core.lane.release("box", cmd("unlock", "u1"), receipt=9)
+    core.command("box", cmd("lock", "l1"), receipt=8, now=2.0)
     assert not wire.relays["box"] and core.metrics["superseded_commands"] == 1
-    assert wire.states()[-1]["ack"] == "u1" and wire.states()[-1]["engaged"] is False
+    # a lock engages between the lane's release of the relay and its books
+    wire.after = lambda: wire.relays.update(box=True)
+    release(core, "u2", receipt=11)
+    assert not wire.relays["box"] and core.metrics["superseded_commands"] == 2
+    assert wire.states()[-1]["ack"] == "u2" and wire.states()[-1]["engaged"] is False
 
 
 def test_each_command_publishes_the_state_once_with_its_ack(tmp_path):
@@ -217,20 +245,21 @@ def test_the_emergency_holds_every_lock_and_its_clear_relocks_nothing(tmp_path):
     core, wire = make_core(tmp_path)
     live(core)
     core.command("box", cmd("lock", "c1"), receipt=1, now=2.0)
-    alert = Emergency(active=True, id="em1", who="gm")
-    # the shell released the relay already; a lock engaged it again in between
-    core.emergency(alert, receipt=5)
+    emergency = Emergency(active=True, id="em1", who="gm")
+    alert(core, emergency, receipt=5)
     assert not wire.relays["box"] and core.gate.held_open == {"box"}
-    assert wire.saved_emergency == [alert] and wire.states()[-1]["engaged"] is False
+    assert wire.saved_emergency == [emergency] and wire.states()[-1]["engaged"] is False
     core.command("box", cmd("lock", "c2"), receipt=6, now=2.0)
     core.command("box", cmd("reset", "c3"), receipt=7, now=2.0)
     assert not wire.relays["box"] and core.metrics["emergency_refused"] == 2
-    core.emergency(alert, receipt=8)          # again on a reconnection: released again, not saved
-    assert wire.saved_emergency == [alert] and core.metrics["emergency_releases"] == 2
-    core.emergency(Emergency(active=False, id="em1", who="gm"), receipt=9)
+    alert(core, emergency, receipt=8)         # again on a reconnection: released again, not saved
+    assert wire.saved_emergency == [emergency] and core.metrics["emergency_releases"] == 2
+    alert(core, Emergency(active=False, id="em1", who="gm"), receipt=9)
     assert not wire.relays["box"] and core.gate.held_open == frozenset()
-    assert wire.saved_emergency == [alert, None]
-    core.command("box", cmd("lock", "c4"), receipt=10, now=2.0)
+    assert wire.saved_emergency == [emergency, None]
+    alert(core, Emergency(active=False, id="em1", who="gm"), receipt=10)   # said again: nothing
+    assert wire.saved_emergency == [emergency, None] and core.metrics["emergency_clears"] == 1
+    core.command("box", cmd("lock", "c4"), receipt=11, now=2.0)
     assert wire.relays["box"], "a lock after the clear works"
 
 
@@ -246,8 +275,9 @@ def test_the_emergency_input_holds_the_locks_until_the_controller_acknowledges_i
     core, wire = make_core(tmp_path)
     live(core)
     core.command("box", cmd("lock", "c1"), receipt=1, now=2.0)
-    wire.relays["box"] = False                # the shell released it first
-    core.emergency_pressed(now=3.0)
+    core.lane.emergency_input()               # the button's thread: released, held at once
+    assert not wire.relays["box"] and core.gate.why_held("box") is not None
+    core.emergency_pressed(now=3.0)           # the worker: the event
     event = wire.events()[-1]
     assert (event.type, event.value) == ("emergency", True)
     core.command("box", cmd("lock", "c2"), receipt=2, now=3.0)
