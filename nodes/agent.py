@@ -20,7 +20,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,16 @@ from gpiozero import Button, Factory
 from config.game import Game
 from nodes.build import build_core, build_props, close_props
 from nodes.core import NodeCore
-from nodes.inbound import Inbound, decode
+from nodes.inbound import (
+    CONNECTED,
+    DISCONNECTED,
+    EmergencyBooked,
+    Happened,
+    Inbound,
+    Released,
+    StateChanged,
+    decode,
+)
 from nodes.outbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Outbox
 from nodes.ports import AgentPorts
 from nodes.transport import PahoLoop, Transport
@@ -59,32 +67,6 @@ INBOX_MAX = 10_000
 _INBOX_FULL_LOG_EVERY = 1000
 #: a maglock's commands applied in paho's thread when no message waits ahead of them
 _AT_ONCE = frozenset({"lock", "unlock"})
-
-
-@dataclass(frozen=True, slots=True)
-class _Event:
-    prop: str
-    type: str
-    value: Any
-
-
-@dataclass(frozen=True, slots=True)
-class _State:
-    prop: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Released:
-    prop: str
-
-
-@dataclass(frozen=True, slots=True)
-class _EmergencyBooked:
-    emergency: Emergency
-    changed: bool
-
-
-_CONNECTED, _DISCONNECTED = "connected", "disconnected"
 
 
 class NodeAgent:
@@ -293,7 +275,7 @@ class NodeAgent:
         core = self._core()
         changed = core.lane.emergency(emergency, receipt=receipt)
         if emergency.active or changed:
-            self._worker.put_urgent(_EmergencyBooked(emergency, changed))
+            self._worker.put_urgent(EmergencyBooked(emergency, changed))
 
     def _command_at_once(self, prop_id: str, command: Command, receipt: int) -> bool:
         """A maglock's release always; a lock when no message waits ahead of it and the
@@ -304,7 +286,7 @@ class NodeAgent:
             return False
         if is_release(command.action):
             core.lane.release(prop_id, command, receipt=receipt)
-            self._worker.put_urgent(_Released(prop_id))
+            self._worker.put_urgent(Released(prop_id))
         elif command.action in _AT_ONCE and self._worker.no_message_waiting() \
                 and self._lock.acquire(blocking=False):
             try:
@@ -321,7 +303,7 @@ class NodeAgent:
     # -- prop callbacks (gpiozero threads): hand over ------------------------------------
     def _event_callback(self, prop_id: str) -> Callable[[str, Any], None]:
         def on_event(event_type: str, value: Any) -> None:
-            self._worker.put(_Event(prop_id, event_type, value))
+            self._worker.put(Happened(prop_id, event_type, value))
         return on_event
 
     def _state_callback(self, prop_id: str) -> Callable[[], None]:
@@ -330,7 +312,7 @@ class NodeAgent:
             # Whatever engaged a held maglock (a lock applied in the instant before an
             # emergency, a pulse's relock, a self-test's click): released again at once.
             if core is None or not core.lane.undo_if_held(prop_id):
-                self._worker.put(_State(prop_id))
+                self._worker.put(StateChanged(prop_id))
         return on_state
 
     # -- MQTT callbacks (paho's thread): decode, then hand over -----------------------
@@ -343,14 +325,14 @@ class NodeAgent:
         # retained messages were (the emergency, our old status) before it handles our
         # birth, so anything on our status topic after our birth's echo came later than it.
         client.subscribe([(t, contract.QOS) for t in self.topics.node_subscriptions(self.node.id)])
-        self._worker.put(_CONNECTED)
+        self._worker.put(CONNECTED)
         log.info("node %s connected to %s:%s (boot %s)", self.node.id, self.broker.host,
                  self.broker.port, self.boot_id)
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
                        reason_code: Any, _properties: Any) -> None:
         self.connected.clear()
-        self._worker.put(_DISCONNECTED)
+        self._worker.put(DISCONNECTED)
         if not self._stopped.is_set():
             log.warning("node %s lost the broker (%s); reconnecting", self.node.id, reason_code)
 
@@ -397,13 +379,13 @@ class NodeAgent:
         try:
             with self._lock:
                 match item:
-                    case _Event(prop, event_type, value):
+                    case Happened(prop, event_type, value):
                         core.prop_event(prop, event_type, value, now=time.monotonic())
-                    case _State(prop):
+                    case StateChanged(prop):
                         core.publish_state(prop)
-                    case _Released(prop):
+                    case Released(prop):
                         core.released(prop)
-                    case _EmergencyBooked(emergency, changed):
+                    case EmergencyBooked(emergency, changed):
                         core.emergency_booked(emergency, changed=changed)
                     case Inbound():
                         self._handle(core, item)

@@ -1,4 +1,5 @@
-"""What the broker sends a node: decoded and validated here, in paho's thread, or refused.
+"""What reaches a node's worker: the broker's messages, decoded and validated here in
+paho's thread (or refused), and the node's own facts.
 
 Nothing received is trusted: a topic that is not for this node, a payload that is not
 the contract's (bad JSON, a non-finite number, a wrong schema, over 64 KiB) raises
@@ -42,6 +43,38 @@ class Inbound:
     raw: bytes
     retained: bool
     receipt: int          # its rank among every message received (the broker's order)
+
+
+@dataclass(frozen=True, slots=True)
+class Happened:
+    """A prop's event."""
+
+    prop: str
+    type: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    prop: str
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """The release lane released this maglock and booked it: its state, to confirm it."""
+
+    prop: str
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyBooked:
+    """The release lane applied the apartment's emergency (or its clear)."""
+
+    emergency: Emergency
+    changed: bool
+
+
+CONNECTED, DISCONNECTED = "connected", "disconnected"
 
 
 def decode(topics: Topics, node_id: str, message: mqtt.MQTTMessage) -> tuple[Any, contract.TopicParts]:

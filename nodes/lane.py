@@ -23,22 +23,27 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from nodes.gate import PENDING, CommandGate
 from protocol.contract import RELEASE, Command, Emergency
 
-if TYPE_CHECKING:
-    from nodes.core import Ports
-
 log = logging.getLogger(__name__)
+
+
+class Relays(Protocol):
+    """What the lane needs of the props (a part of ``nodes.core.Ports``)."""
+
+    def apply(self, prop: str, action: str, params: Mapping[str, Any]) -> None: ...
+
+    def engaged(self, prop: str) -> bool: ...
 
 
 class ReleaseLane:
     """Releases at once, from any thread, on the gate and the port's props."""
 
-    def __init__(self, *, gate: CommandGate, ports: Ports, metrics: Counter[str]) -> None:
+    def __init__(self, *, gate: CommandGate, ports: Relays, metrics: Counter[str]) -> None:
         self.gate, self.ports, self.metrics = gate, ports, metrics
         self.maglocks = gate.maglocks
 
