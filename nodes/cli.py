@@ -9,7 +9,6 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from nodes.settings import NodeSettings
 from protocol.settings import environment_help as help_section
@@ -102,33 +101,10 @@ def with_settings(command: Callable[[argparse.Namespace], int]) -> Callable[[arg
     return run
 
 
-def load_node_game(args: argparse.Namespace) -> Any:
-    """Load the game file named by ``--config`` (or the shipped one) and check ``--id``."""
-    from config.loader import SHIPPED_GAME, load_game
-
-    game = load_game(args.config or SHIPPED_GAME)
-    if not args.node_id:
-        msg = "--id is required (one of: " + ", ".join(n.id for n in game.nodes) + ")"
-        raise SystemExit(msg)
-    if game.node(args.node_id) is None:
-        msg = f"node {args.node_id!r} is not in the game file (known: " + ", ".join(
-            n.id for n in game.nodes) + ")"
-        raise SystemExit(msg)
-    return game
-
-
-def pin_factory_for(simulate: bool) -> Any:
-    """MockFactory when simulating, else gpiozero's default (lgpio on a Pi 5 / Bookworm)."""
-    if simulate:
-        from gpiozero.pins.mock import MockFactory
-
-        return MockFactory()
-    return None
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from config.loader import GameConfigError
     from nodes.agent import NodeAgent
+    from nodes.build import load_node_game, pin_factory_for
     from nodes.datadir import default_data_dir
 
     try:
@@ -148,15 +124,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: done.set())
     agent.start()
     # NOTE: start-up objects live as long as the process: out of the collector's sight,
-    # full collections stop pausing the props' threads (docs/performance.md, fix 13).
+    # full collections stop pausing the props' threads (docs/performance.md).
     gc.collect()
     gc.freeze()
     log.info("node %s running (%s)", args.node_id, "simulated pins" if args.simulate else "GPIO")
-    try:
-        from nodes.sdnotify import notify
-    except ImportError:  # pragma: no cover
-        def notify(_state: str) -> bool:
-            return False
+    from nodes.sdnotify import notify
+
     notify("READY=1")
     while not done.wait(2.0):
         notify("WATCHDOG=1")

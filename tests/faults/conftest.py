@@ -239,8 +239,10 @@ class Rig:
         return bool(self.factories[node].pin(pin).state)
 
     def gesture(self, node: str, prop: str, gesture: str, value: object = None) -> None:
-        """A hand on a simulated prop: drives the node's MockFactory pins."""
+        """A hand on a simulated prop: drives the node's MockFactory pins; returns once the node has taken
+        in what the prop reported (the node's worker handles it)."""
         self.agents[node].simulators[prop].perform(gesture, value)
+        assert self.agents[node].wait_idle(), f"node {node} did not take in the gesture"
 
     def reconciled(self) -> bool:
         """Controller's desired state == the state every online node reports."""

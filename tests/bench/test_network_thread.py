@@ -1,4 +1,5 @@
-"""The node's MQTT network thread (``nodes.network.NetworkThread``, docs/performance.md, fix 11).
+"""The bench's hand-written network loop for a node (``bench._network_thread``: the
+alternative to paho's own loop that ``bench.e2e --node-transports`` measures).
 
 A publish is written to the socket by the thread that makes it, before ``publish()``
 returns; several threads publishing at once never interleave their packets; paho's
@@ -18,7 +19,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from nodes.network import NetworkThread
+from bench._network_thread import NetworkThread
 from protocol.mqtt import BrokerAddress, make_client
 from tests.conftest import BrokerHandle
 
