@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import paho.mqtt.client as mqtt
-
 from bench._network_thread import NetworkThread
+
 from protocol.mqtt import BrokerAddress, make_client
 from tests.conftest import BrokerHandle
 
