@@ -4,8 +4,7 @@ paho's ``loop_start()`` runs its network thread: it connects (retrying with the 
 ``protocol.mqtt.make_client`` sets), reads, writes, pings, and calls our callbacks; a
 publish from another thread queues the packet and wakes it. A hand-written loop where
 the publishing thread writes to the socket itself saves that wake-up and was measured
-side by side (``bench/_network_thread.py``; docs/performance.md, "Node transport"): not
-enough to keep it in the node.
+side by side (docs/performance.md, "Node transport"): not better end to end, so not kept.
 """
 
 from __future__ import annotations
