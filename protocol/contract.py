@@ -5,6 +5,9 @@ only. Topics are built and parsed here and nowhere else (see docs/mqtt.md).
 
 Root ``escape/<apartment_id>``; every payload is UTF-8 JSON with ``"v": 1``.
 
+Over 400 lines because it is one thing: the whole contract, every topic and every payload
+beside the others, so that a reader checks a message against one file.
+
 >>> t = Topics("temoin")
 >>> t.prop_event("hall", "mailbox_keypad")
 'escape/temoin/nodes/hall/props/mailbox_keypad/event'
