@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from props.kinds import LOCK_KINDS, RELAY_KINDS
 from props.models import BcmPin, PropConfig
+from protocol import contract
 
 Parcours = Literal["primo", "locataire"]
 PARCOURS: tuple[Parcours, ...] = ("primo", "locataire")
@@ -308,6 +309,14 @@ class NodePart(_Model):
     apartment: Apartment
     node: Node
     puzzles: list[Puzzle] = Field(default_factory=list, description="its local puzzles")
+
+    def as_data(self) -> dict[str, Any]:
+        """The part as it goes on the wire (``NodeGame.part``), and its hash is computed on."""
+        return self.model_dump(mode="json")
+
+    def content_hash(self) -> str:
+        """Its hash, as both the controller and the node compute it."""
+        return contract.content_hash(self.as_data())
 
 
 # -- whole-file checks -----------------------------------------------------------------

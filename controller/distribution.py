@@ -84,8 +84,8 @@ def messages_for(game: Game, *, source: str | None = None) -> dict[str, NodeGame
     digest = whole_hash(game)
     out: dict[str, NodeGame] = {}
     for node in game.nodes:
-        data = game.part(node.id).model_dump(mode="json")
-        message = NodeGame(hash=contract.content_hash(data), part=data, game=digest,
+        part = game.part(node.id)
+        message = NodeGame(hash=part.content_hash(), part=part.as_data(), game=digest,
                            source=source, ts=contract.now())
         size = len(message.to_bytes())
         if size > MAX_PAYLOAD_BYTES * 0.9:   # room for the envelope's fields that change

@@ -271,7 +271,7 @@ class NodeAgent:
         when there is none or it cannot be built here, of the part given; its hash."""
         store = self._ports.part_store = gamefile.PartStore(
             data.path(gamefile.PART_FILE), apartment=self.topics.apartment_id, node_id=self.node.id)
-        given = gamefile.part_hash(self.part)
+        given = self.part.content_hash()
         kept = store.load()
         if kept is not None and kept.hash != given:
             try:

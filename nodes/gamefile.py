@@ -38,18 +38,6 @@ class PartRefused(ValueError):
     """A part this node cannot apply; the message says why, for the technician."""
 
 
-def part_hash(part: NodePart) -> str:
-    """The hash of *part*, as the controller computes it for the message it sends."""
-    return contract.content_hash(part.model_dump(mode="json"))
-
-
-def message_for(part: NodePart, *, game: str | None = None, source: str | None = None) -> NodeGame:
-    """The message that carries *part* (the controller's side builds it here too)."""
-    data = part.model_dump(mode="json")
-    return NodeGame(hash=contract.content_hash(data), part=data, game=game, source=source,
-                    ts=contract.now())
-
-
 def placeholder(apartment: Game | NodePart, node_id: str) -> NodePart:
     """A part with no props, for a node the local game file does not name: it connects and
     waits for the controller's part."""

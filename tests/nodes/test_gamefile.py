@@ -26,7 +26,7 @@ from protocol.contract import ContractError, NodeGame, NodeStatus
 from tests.nodes.test_core import GAME, KEEPALIVE, KINDS, T, Wire, live
 
 PART = GAME.part("hall")
-HASH = gamefile.part_hash(PART)
+HASH = PART.content_hash()
 
 
 @dataclass
