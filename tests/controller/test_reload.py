@@ -167,3 +167,32 @@ def test_every_part_of_the_service_sees_the_reloaded_game(client: TestClient, ga
     assert client.post("/api/props/hall/box_light/lock", json={}).status_code == 409, "no longer a lock"
     released = client.post("/api/emergency", json={}).json()
     assert [(e["node"], e["prop"]) for e in released["unconfirmed"]] == [("salon", "door_lock")]
+
+
+def test_a_part_too_large_for_one_message_is_refused_and_changes_nothing(client: TestClient,
+                                                                        game_path: Path) -> None:
+    """Each node's part goes in one MQTT message (64 KiB): a file whose part would not fit
+    is refused before anything changes, with the node named."""
+    service = client.app.state.service
+    before = service.game
+    long_label = "x" * 70_000
+    write(game_path, GAME.format(apartment_id=APARTMENT).replace("label: Hall", f"label: {long_label}", 1))
+    reply = reload(client)
+    assert reply.status_code == 422, reply.text
+    assert any("'hall'" in e and "MQTT" in e for e in reply.json()["errors"]), reply.json()["errors"]
+    assert service.game is before
+
+
+def test_the_nodes_whose_part_changed_are_sent_it_between_sessions(client: TestClient,
+                                                                  game_path: Path) -> None:
+    service = client.app.state.service
+    sent_before = dict(service.distribution.messages)
+    write(game_path, GAME.format(apartment_id=APARTMENT).replace("label: Hall", "label: Hall d'entrée"))
+    reply = reload(client)
+    assert reply.status_code == 200 and reply.json()["status"] == "reloaded"
+    assert reply.json()["nodes"] == ["hall"]
+    after = service.distribution.messages
+    assert after["hall"].hash != sent_before["hall"].hash
+    assert all(after[n].hash == m.hash for n, m in sent_before.items() if n != "hall")
+    hall = next(n for n in client.get("/api/state").json()["nodes"] if n["id"] == "hall")
+    assert hall["game"]["expected"] == after["hall"].hash
