@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from props.kinds import LOCK_KINDS, RELAY_KINDS
 from props.models import BcmPin, PropConfig
+from protocol import contract
 
 Parcours = Literal["primo", "locataire"]
 PARCOURS: tuple[Parcours, ...] = ("primo", "locataire")
@@ -288,6 +289,35 @@ class Game(_Model):
         prop = node.prop(prop_id) if node else None
         return (node, prop) if node and prop else None
 
+    def part(self, node_id: str) -> NodePart:
+        """What node *node_id* needs of this game (KeyError if it has no such node)."""
+        node = self.node(node_id)
+        if node is None:
+            raise KeyError(node_id)
+        return NodePart(apartment=self.apartment, node=node,
+                        puzzles=[p for p in self.puzzles if p.local and p.room == node_id])
+
+
+class NodePart(_Model):
+    """One node's part of the game: what its Pi builds and plays on its own.
+
+    The controller holds the game file and gives each node its part over MQTT
+    (``protocol.contract.NodeGame``); the node validates it with these same models and
+    :func:`node_part_issues` before it builds anything.
+    """
+
+    apartment: Apartment
+    node: Node
+    puzzles: list[Puzzle] = Field(default_factory=list, description="its local puzzles")
+
+    def as_data(self) -> dict[str, Any]:
+        """The part as it goes on the wire (``NodeGame.part``), and its hash is computed on."""
+        return self.model_dump(mode="json")
+
+    def content_hash(self) -> str:
+        """Its hash, as both the controller and the node compute it."""
+        return contract.content_hash(self.as_data())
+
 
 # -- whole-file checks -----------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
@@ -325,7 +355,7 @@ HIGH_AT_BOOT = frozenset({2, 3, 4, 5, 6, 7, 8})
 BUS_PINS = {"SPI0": frozenset({7, 8, 9, 10, 11}), "UART": frozenset({14, 15}), "I2C": frozenset({2, 3})}
 
 
-def _pin_issues(n_index: int, node: Node) -> Iterator[ConfigIssue]:  # noqa: PLR0912 - one pass, many checks
+def _pin_issues(base: tuple[str | int, ...], node: Node) -> Iterator[ConfigIssue]:  # noqa: PLR0912 - one pass, many checks
     seen: dict[int, tuple[int, str]] = {}
     buses_used = set()
     for p_index, prop in enumerate(node.props):
@@ -336,7 +366,7 @@ def _pin_issues(n_index: int, node: Node) -> Iterator[ConfigIssue]:  # noqa: PLR
             buses_used.add("UART")
         shared_bus = {u.pin for u in uses if u.direction == "bus"}
         for use in uses:
-            path = ("nodes", n_index, "props", p_index)
+            path = (*base, "props", p_index)
             owner = seen.get(use.pin)
             if owner is not None and owner[0] != p_index and not (
                 use.pin in shared_bus and owner[1] == "bus" and prop.kind in ("mfrc522", "sorting")
@@ -355,7 +385,7 @@ def _pin_issues(n_index: int, node: Node) -> Iterator[ConfigIssue]:  # noqa: PLR
     if node.emergency is not None:
         pin = node.emergency.pin
         if pin in seen:
-            yield ConfigIssue(("nodes", n_index, "emergency", "pin"),
+            yield ConfigIssue((*base, "emergency", "pin"),
                               f"emergency pin BCM {pin} is already used by prop "
                               f"{node.props[seen[pin][0]].id!r}")
         seen.setdefault(pin, (-1, "in"))
@@ -365,7 +395,7 @@ def _pin_issues(n_index: int, node: Node) -> Iterator[ConfigIssue]:  # noqa: PLR
                 prop = node.props[p_index]
                 if prop.kind in ("mfrc522", "sorting") and bus == "SPI0":
                     continue  # chip selects on CE0/CE1 are the bus's own
-                yield ConfigIssue(("nodes", n_index, "props", p_index),
+                yield ConfigIssue((*base, "props", p_index),
                                   f"pin BCM {pin} is reserved by the {bus} bus this node uses", pin=pin)
 
 
@@ -473,6 +503,41 @@ def _action_issues(game: Game, i: int, puzzle: Puzzle, rooms: set[str],
             yield ConfigIssue((*path, "room"), f"unknown room {action.room!r}")
 
 
+def _node_issues(base: tuple[str | int, ...], node: Node) -> Iterator[ConfigIssue]:
+    """What one node's Pi could not build: prop ids twice or reserved, pins in conflict."""
+    seen_props: set[str] = set()
+    for p_index, prop in enumerate(node.props):
+        if prop.id in seen_props:
+            yield ConfigIssue((*base, "props", p_index, "id"),
+                              f"duplicate prop id {prop.id!r} in node {node.id!r}")
+        if prop.id == RESERVED_PROP:
+            yield ConfigIssue((*base, "props", p_index, "id"),
+                              f"prop id {RESERVED_PROP!r} is reserved for the node's own "
+                              "events (emergency input, puzzles solved on its own)")
+        seen_props.add(prop.id)
+    yield from _pin_issues(base, node)
+
+
+def node_part_issues(part: NodePart) -> list[ConfigIssue]:
+    """Every problem of one node's part (errors and warnings): the node's own checks
+    (:func:`_node_issues`), and its puzzles are its local ones, on its own props."""
+    issues = list(_node_issues(("node",), part.node))
+    node = part.node
+    for i, puzzle in enumerate(part.puzzles):
+        path: tuple[str | int, ...] = ("puzzles", i)
+        if not puzzle.local or puzzle.room != node.id:
+            issues.append(ConfigIssue(path, f"puzzle {puzzle.id!r} is not a local puzzle of {node.id!r}"))
+            continue
+        refs = [(("solve",), c.prop) for c in puzzle.conditions()]
+        refs += [(("actions", a), action.target) for a, action in enumerate(puzzle.actions)
+                 if isinstance(action, PropAction)]
+        for where, ref in refs:
+            node_id, _, prop_id = ref.partition(".")
+            if node_id != node.id or node.prop(prop_id) is None:
+                issues.append(ConfigIssue((*path, *where), f"prop {ref!r} is not a prop of {node.id!r}"))
+    return issues
+
+
 def semantic_issues(game: Game, unchecked: Unchecked | None = None) -> list[ConfigIssue]:
     """Every whole-file problem of *game* (errors and warnings).
 
@@ -488,17 +553,7 @@ def semantic_issues(game: Game, unchecked: Unchecked | None = None) -> list[Conf
                 issues.append(ConfigIssue((f"{kind}s", i, "id"), f"duplicate {kind} id {item.id!r}"))
             seen.add(item.id)
     for n_index, node in enumerate(game.nodes):
-        seen_props: set[str] = set()
-        for p_index, prop in enumerate(node.props):
-            if prop.id in seen_props:
-                issues.append(ConfigIssue(("nodes", n_index, "props", p_index, "id"),
-                                          f"duplicate prop id {prop.id!r} in node {node.id!r}"))
-            if prop.id == RESERVED_PROP:
-                issues.append(ConfigIssue(("nodes", n_index, "props", p_index, "id"),
-                                          f"prop id {RESERVED_PROP!r} is reserved for the node's own "
-                                          "events (emergency input, puzzles solved on its own)"))
-            seen_props.add(prop.id)
-        issues.extend(_pin_issues(n_index, node))
+        issues.extend(_node_issues(("nodes", n_index), node))
     issues.extend(_ref_issues(game, unchecked))
     issues.extend(_graph_issues(game, unchecked))
     return issues

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from config.game import ConfigIssue, Game, Unchecked, semantic_issues
+from config.game import ConfigIssue, Game, NodePart, Unchecked, node_part_issues, semantic_issues
 
 CONFIG_DIR = Path(__file__).resolve().parent
 SHIPPED_GAME = CONFIG_DIR / "apartment.yaml"
@@ -293,6 +293,21 @@ def _dedup(issues: list[ConfigIssue]) -> list[ConfigIssue]:
             seen.add((issue.path, issue.message))
             out.append(issue)
     return out
+
+
+def parse_node_part(data: Any, *, source: str = "<part>") -> NodePart:
+    """Validate one node's part of a game (``config.game.NodePart``) as it came over MQTT;
+    raise :class:`GameConfigError` listing every error (no line numbers: it is JSON)."""
+    try:
+        part = NodePart.model_validate(data)
+    except ValidationError as exc:
+        raise GameConfigError([LocatedIssue(source, None, i.path, i.message)
+                               for i in _dedup(_schema_issues(exc))]) from exc
+    errors = [LocatedIssue(source, None, i.path, i.message)
+              for i in node_part_issues(part) if i.severity == "error"]
+    if errors:
+        raise GameConfigError(errors)
+    return part
 
 
 def load_game(path: str | Path) -> Game:

@@ -79,7 +79,8 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
         bridge = MqttBridge(topics=Topics(game.apartment.id), broker=broker,
                             boot_id=contract.new_id(), keepalive=settings.MQTT_KEEPALIVE,
                             transport=settings.MQTT_TRANSPORT)
-        service = GameService(game=game, bridge=bridge, store=store, demo=demo, clock=clock, wall=wall)
+        service = GameService(game=game, bridge=bridge, store=store, demo=demo, clock=clock, wall=wall,
+                              source=config_path.name if config_path is not None else None)
         app.state.service = service
         try:
             await service.start()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from controller import jsonsafe
 from controller.api.models import CLUES, MESSAGES, SCREEN_CLUES, dump
 from controller.context import Context
+from controller.distribution import whole_hash
 from controller.emergency import Alert
 from controller.engine import PHASE_LABELS, PLAYING, Engine
 from controller.hub import STAFF, Hub
@@ -26,6 +27,7 @@ from protocol import contract
 
 if TYPE_CHECKING:
     from controller.check import PreGameCheck
+    from controller.distribution import Distribution
 
 #: how many of the newest screen messages and clues each view shows
 SNAPSHOT_MESSAGES = 10
@@ -85,7 +87,9 @@ class Views:
 
     def __init__(self, ctx: Context, bridge: MqttBridge, *, journal: Journal, outputs: Outputs,
                  alert: Alert, check: PreGameCheck, hub: Hub, demo: bool,
-                 resumed: Callable[[], dict[str, Any] | None]) -> None:
+                 resumed: Callable[[], dict[str, Any] | None],
+                 distribution: Distribution | None = None,
+                 pending_game: Callable[[], Any] = lambda: None) -> None:
         self.ctx = ctx
         self.bridge = bridge
         self.journal = journal
@@ -95,6 +99,8 @@ class Views:
         self.hub = hub
         self.demo = demo
         self.resumed = resumed
+        self.distribution = distribution
+        self.pending_game = pending_game
         self._push_scheduled = False
         self._game_state_due = False
 
@@ -106,12 +112,27 @@ class Views:
         for prop in reg["props"]:
             prop["desired"] = self.outputs.view((prop["node"], prop["id"]), now)
         game = self.ctx.game
-        return {"game": game_view(self.ctx.engine), **reg, "check": self.check.report(),
+        return {"game": game_view(self.ctx.engine), **reg, **self._game_file(reg["nodes"]),
+                "check": self.check.report(),
                 "emergency": self.alert.view(), "lock_alerts": self.outputs.lock_alerts(),
                 "resumed": self.resumed(), "store": self.journal.backlog.health(),
                 "mqtt": {"connected": self.bridge.connected, "metrics": dict(self.bridge.metrics)},
                 "apartment": {"id": game.apartment.id, "name": game.apartment.name.fr},
                 "demo": self.demo, "ts": contract.now()}
+
+    def _game_file(self, nodes: list[dict[str, Any]]) -> dict[str, Any]:
+        """The game file the controller holds, one waiting for the end of the session, and
+        each node's game beside it (``NodeView.game``, ``GameFileView``)."""
+        if self.distribution is None:
+            return {}
+        registry = self.ctx.registry.nodes
+        for node in nodes:
+            node["game"] = self.distribution.view(registry[node["id"]])
+        pending = self.pending_game()
+        waiting = None if pending is None else {
+            "hash": whole_hash(pending.game), "source": pending.source, "who": pending.who,
+            "since": pending.since}
+        return {"game_file": {**self.distribution.summary(), "pending": waiting}}
 
     def view(self, who: Any) -> dict[str, Any]:
         """What *who* (a :class:`controller.api.auth.Principal`) may see: the full snapshot

@@ -169,5 +169,14 @@ class CommandGate:
             self._refresh()
             return before
 
+    def reconfigure(self, maglocks: Iterable[str]) -> None:
+        """The node's props were rebuilt from a new game part: these are its maglocks now
+        (the emergency still holds them all; the holds of maglocks that are gone go)."""
+        with self._lock:
+            self.maglocks = frozenset(maglocks)
+            self.holds = {p: s for p, s in self.holds.items() if p in self.maglocks}
+            self._released_at = {p: r for p, r in self._released_at.items() if p in self.maglocks}
+            self._refresh()
+
     def _refresh(self) -> None:
         self.held_open = self.maglocks if self.emergency is not None else frozenset(self.holds)

@@ -45,7 +45,11 @@ class ReleaseLane:
 
     def __init__(self, *, gate: CommandGate, ports: Relays, metrics: Counter[str]) -> None:
         self.gate, self.ports, self.metrics = gate, ports, metrics
-        self.maglocks = gate.maglocks
+
+    @property
+    def maglocks(self) -> frozenset[str]:
+        """The gate's: a new game part may change them."""
+        return self.gate.maglocks
 
     def release(self, prop: str, command: Command, *, receipt: int | None) -> None:
         """An ``unlock`` of maglock *prop*."""

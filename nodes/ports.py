@@ -17,9 +17,10 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from config.game import Node
+from config.game import Node, NodePart
 from nodes.autonomy import GameView, SavedView
 from nodes.datadir import DataDir
+from nodes.gamefile import PartStore
 from nodes.gate import Refusal
 from nodes.tech import answer
 from nodes.transport import Transport
@@ -40,6 +41,9 @@ class AgentPorts:
         self.metrics = metrics
         self.data: DataDir | None = None
         self.saved_view: SavedView | None = None
+        self.part_store: PartStore | None = None
+        #: the agent's: closes the props and builds a game part's (``NodeAgent._rebuild``)
+        self.rebuilder: Callable[[NodePart], str | None] | None = None
         self.client: mqtt.Client | None = None
         self.transport: Transport | None = None
         self._hand: ThreadPoolExecutor | None = None
@@ -72,6 +76,15 @@ class AgentPorts:
     def save_view(self, view: GameView, *, controller_boot: str | None) -> None:
         if self.saved_view is not None:
             self.saved_view.save(view, controller_boot=controller_boot)
+
+    def rebuild(self, part: NodePart) -> str | None:
+        if self.rebuilder is None:
+            return "this node cannot rebuild its props"
+        return self.rebuilder(part)
+
+    def save_part(self, raw: bytes) -> None:
+        if self.part_store is not None:
+            self.part_store.save(raw)
 
     # -- the hands ----------------------------------------------------------------------
     def perform(self, prop: str, gesture: Gesture) -> None:

@@ -145,6 +145,38 @@ class GameView(Out):
 
 
 # -- nodes, props, the pre-game check ------------------------------------------------------
+class GameRefusalView(Out):
+    hash: str
+    reason: str = Field(description="why the node could not apply it, in its words")
+
+
+class NodeGameView(Out):
+    """A node's part of the game file against the one it was sent (controller/distribution.py)."""
+
+    expected: str | None = Field(description="hash of the part the controller sent it")
+    running: str | None = Field(description="hash of the part it says it runs")
+    pending: str | None = Field(description="a part it keeps for the end of the game")
+    status: Literal["same", "waiting", "pending", "refused", "unknown", "offline"]
+    refused: GameRefusalView | None
+    software_differs: bool = Field(description="its software version is not the controller's")
+
+
+class PendingGameView(Out):
+    hash: str
+    source: str
+    who: str
+    since: float
+
+
+class GameFileView(Out):
+    """The game file the controller holds, and one waiting for the end of the session."""
+
+    hash: str
+    source: str | None
+    software: str = Field(description="the controller's software version")
+    pending: PendingGameView | None
+
+
 class NodeView(Out):
     id: str
     label: str
@@ -163,6 +195,7 @@ class NodeView(Out):
     outbox: int | None
     clock_offset: float | None = Field(description="the node's clock minus the controller's (s)")
     clock_skewed: bool
+    game: NodeGameView | None = None
 
 
 class LastEvent(Out):
@@ -211,13 +244,23 @@ class PropCheck(Out):
     instruction: Instruction | None
 
 
+class NodeCheck(Out):
+    """A node that does not run its part of the game file: the check waits for it."""
+
+    node: str
+    label: str
+    status: Literal["waiting", "pending", "refused", "unknown"]
+    instruction: Instruction
+
+
 class CheckReport(Out):
-    """Where every prop stands against its start state."""
+    """Where every prop stands against its start state, and every node against its part."""
 
     ready: bool
     counts: dict[str, int]
     not_ready: list[str]
     props: list[PropCheck]
+    nodes: list[NodeCheck] = Field(default_factory=list)
 
 
 class CheckAnswer(CheckReport):
@@ -342,6 +385,7 @@ class Snapshot(Out):
     apartment: Apartment
     demo: bool
     ts: float
+    game_file: GameFileView | None = None
 
 
 class ScreenGame(Out):
@@ -721,10 +765,12 @@ class GestureSent(Out):
 
 
 class Reloaded(Out):
-    status: Literal["reloaded", "unchanged"]
+    status: Literal["reloaded", "unchanged", "pending"] = Field(
+        description="pending: a session is open; taken as soon as it is over")
     path: str
     warnings: list[str]
-    restart_nodes: list[str] = Field(description="nodes to restart with the new file")
+    nodes: list[str] = Field(description="nodes sent their new part (or, pending, to be)")
+    game: str = Field(description="the hash of the file's content")
 
 
 class LayoutProp(Out):
