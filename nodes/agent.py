@@ -366,7 +366,7 @@ class NodeAgent:
     def _on_emergency(self, emergency: Emergency, receipt: int) -> None:
         core = self._core()
         changed = core.lane.emergency(emergency, receipt=receipt)
-        if emergency.active or changed:
+        if changed or (emergency.active and core.gate.emergency is not None):
             self._worker.put_urgent(EmergencyBooked(emergency, changed))
 
     def _command_at_once(self, prop_id: str, command: Command, receipt: int) -> bool:

@@ -165,7 +165,9 @@ def release(core: NodeCore, cid: str, *, receipt: int) -> None:
 
 def alert(core: NodeCore, emergency: Emergency, *, receipt: int) -> None:
     """The apartment's emergency (or its clear) as the shell takes it."""
-    core.emergency_booked(emergency, changed=core.lane.emergency(emergency, receipt=receipt))
+    changed = core.lane.emergency(emergency, receipt=receipt)
+    if changed or (emergency.active and core.gate.emergency is not None):
+        core.emergency_booked(emergency, changed=changed)
 
 
 # -- the command gate -----------------------------------------------------------------
@@ -261,6 +263,22 @@ def test_the_emergency_holds_every_lock_and_its_clear_relocks_nothing(tmp_path):
     assert wire.saved_emergency == [emergency, None] and core.metrics["emergency_clears"] == 1
     core.command("box", cmd("lock", "c4"), receipt=11, now=2.0)
     assert wire.relays["box"], "a lock after the clear works"
+
+
+def test_an_ended_emergency_handed_back_by_a_broker_on_an_old_save_is_ignored(tmp_path):
+    core, wire = make_core(tmp_path)
+    live(core)
+    alert(core, Emergency(active=True, id="em1", who="gm"), receipt=1)
+    alert(core, Emergency(active=False, id="em1", who="gm"), receipt=2)
+    core.command("box", cmd("lock", "c1"), receipt=3, now=2.0)
+    assert wire.relays["box"]
+    published = len(wire.published)
+    alert(core, Emergency(active=True, id="em1", who="gm"), receipt=4)   # the old save's copy
+    assert wire.relays["box"], "a replay of an ended emergency opens nothing"
+    assert core.gate.emergency is None and core.metrics["stale_emergencies"] == 1
+    assert wire.saved_emergency[-1] is None and len(wire.published) == published
+    alert(core, Emergency(active=True, id="em2", who="gm"), receipt=5)   # a new one: at once
+    assert not wire.relays["box"] and core.gate.held_open == {"box"}
 
 
 def test_an_emergency_kept_on_disk_refuses_every_lock_from_the_start(tmp_path):
