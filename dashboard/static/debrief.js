@@ -33,7 +33,8 @@ function render() {
   $("clue-cost").textContent = data.clue_cost ? t("clue_cost", {euros: data.clue_cost}) : "";
   $("final-budget").textContent = euros(data.budget.final);
   $("budget-from").textContent = data.budget.start === null ? "" :
-    `${t("budget_from", {start: data.budget.start})} (${signed(data.budget.change || 0)})`;
+    `${t("budget_from", {start: data.budget.start})} (${signed(data.budget.change || 0)})` +
+    (data.budget.late ? ` · ${t("debrief_late_total", {euros: `${data.budget.late} €`})}` : "");
   $("group").textContent = [t("players_n", {n: s.players}), s.children ? t("with_children") : ""].filter(Boolean).join(", ");
   $("parcours").textContent = s.parcours ? t(s.parcours) : "—";
   $("session-date").textContent = s.started || s.date || "";
@@ -58,7 +59,7 @@ function render() {
   const rows = [el("tr", {class: "start"}, el("td", {}, "00:00"), el("td", {}, t("budget_month_start")),
     el("td", {class: "num"}, ""), el("td", {class: "num"}, `${euros(b.start)} €`))];
   for (const line of b.history) {
-    rows.push(el("tr", {dataset: {puzzle: line.puzzle || ""}}, el("td", {}, fmt(line.at_s)), el("td", {}, line.label),
+    rows.push(el("tr", {dataset: {puzzle: line.puzzle || "", kind: line.kind || ""}}, el("td", {}, fmt(line.at_s)), el("td", {}, line.label),
       el("td", {class: `num ${line.amount < 0 ? "minus" : "plus"}`}, signed(line.amount)),
       el("td", {class: "num"}, `${line.balance} €`)));
   }
@@ -66,8 +67,49 @@ function render() {
     el("td", {}, t("budget_end")), el("td", {class: "num"}, ""), el("td", {class: "num", id: "budget-end"}, `${euros(b.final)} €`)));
   document.querySelector("#budget-lines tbody").replaceChildren(...rows);
   drawChart(b);
+  renderBills(b.bills);
   renderEvaluation(s);
 }
+
+// The month's bills: paid during the game, or charged at the end with the late fee, and
+// what an unpaid bill leads to (the game file's words).
+function renderBills(bills) {
+  const en = App.lang === "en";
+  $("bills").classList.toggle("hidden", !bills.length);
+  $("bills-list").replaceChildren(...bills.map((b) => {
+    const why = en ? b.late_fee_label_en : b.late_fee_label;
+    const status = b.status === "paid" ? t("debrief_bill_paid", {amount: `${b.paid} €`})
+      : b.status === "due" ? t("debrief_bill_due")
+        : t(b.late_fee ? "debrief_bill_charged" : "debrief_bill_charged_nofee",
+          {amount: `${b.charged} €`, fee: `${b.late_fee} €`, why: why || ""});
+    const consequence = b.status === "charged" ? (en ? b.consequence_en : b.consequence) : null;
+    return el("li", {dataset: {bill: b.id, status: b.status}},
+      el("span", {class: "pict", "aria-hidden": "true"}, b.icon), " ",
+      el("strong", {}, en ? b.label_en : b.label), " — ", el("span", {class: "st"}, status),
+      consequence ? el("p", {class: "consequence"}, consequence) : null);
+  }));
+}
+
+// Presentation mode: the debrief shown to the group, without the game master's controls
+// (emergency button, navigation, language, the group's evaluation form). « Présenter »
+// enters it (?present in the URL); the browser's back or Escape leaves it.
+function presenting() { return new URLSearchParams(location.search).has("present"); }
+function setPresenting() { document.body.classList.toggle("presenting", presenting()); }
+$("present").onclick = () => {
+  const url = new URL(location.href);
+  url.searchParams.set("present", "1");
+  history.pushState(null, "", url);
+  setPresenting();
+};
+window.addEventListener("popstate", setPresenting);
+document.addEventListener("keydown", (ev) => {
+  if (ev.key !== "Escape" || !presenting()) return;
+  const url = new URL(location.href);
+  url.searchParams.delete("present");
+  history.pushState(null, "", url);
+  setPresenting();
+});
+setPresenting();
 
 // The group's evaluation of a finished session: a rating, what they learned, their words.
 // The form is filled from the server only while the game master has not started editing.
