@@ -65,6 +65,7 @@ function drawBudget(g) {
   $("spent").textContent = `${t("screen_spent")} ${money(m.spent)}`;
   $("month").setAttribute("aria-label", t("screen_month_label",
     {income: money(m.income), spent: money(m.spent), left: `${m.left < 0 ? "−" : ""}${money(m.left)}`}));
+  $("bills-box").classList.toggle("hidden", !g.bills.length);
   $("bills").replaceChildren(...g.bills.map((b) => el("li", {dataset: {bill: b.id, status: b.status}},
     el("span", {class: "pict", "aria-hidden": "true"}, b.icon),
     el("span", {class: "name"}, words(b.label, b.label_en)),
@@ -79,9 +80,10 @@ function drawMessages(g) {
   // the clues that still matter first (the newest one marked new), then the game's
   // messages, then one old clue (its puzzle solved: no longer new)
   const open = g.clues.filter((c) => !c.done).reverse().slice(0, 2);
+  const playing = ["running", "paused"].includes(g.phase);   // once over, nothing is new
   const done = g.clues.filter((c) => c.done).reverse().slice(0, 1);
   $("clues").replaceChildren(...open.map((c, i) =>
-    el("div", {class: i === 0 ? "clue new" : "clue", dataset: {clue: c.id}}, `💡 ${text(c)}`)));
+    el("div", {class: i === 0 && playing ? "clue new" : "clue", dataset: {clue: c.id}}, `💡 ${text(c)}`)));
   $("notes").replaceChildren(
     ...g.messages.slice(-2).reverse().map((m) => el("div", {class: "clue note"}, `📣 ${text(m)}`)),
     ...done.map((c) => el("div", {class: "clue done", dataset: {clue: c.id}}, `✔ ${text(c)}`)));

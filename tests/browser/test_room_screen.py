@@ -98,6 +98,17 @@ def px(page: Any, selector: str) -> float:
     return page.evaluate("(s) => parseFloat(getComputedStyle(document.querySelector(s)).fontSize)", selector)
 
 
+#: the TV's words cut off: a leaf element past its panel's edge or the screen's, or a name
+#: shortened with an ellipsis
+CLIPPED = """() => [...document.querySelectorAll('main.tv section')].flatMap((s) => {
+  const box = s.getBoundingClientRect();
+  return [...s.querySelectorAll('*')].filter((e) => e.getClientRects().length && !e.children.length)
+    .filter((e) => { const r = e.getBoundingClientRect();
+      return r.bottom > box.bottom + 1 || r.right > box.right + 1 || r.bottom > innerHeight
+        || (getComputedStyle(e).overflow === 'hidden' && e.scrollWidth > e.clientWidth + 1); })
+    .map((e) => e.id || e.className || e.textContent.slice(0, 30)); })"""
+
+
 def euros(n: int) -> str:
     return f"{n:,}".replace(",", NBSP) + " €"
 
@@ -228,6 +239,8 @@ def test_skipped_bills_are_charged_at_the_end_and_the_debrief_explains_them(
     assert tv.text_content("#budget") == euros(final)
     assert "125 € en retard" in tv.text_content('#bills li[data-bill="energy"]')
     assert "Assurance habitation : mise en demeure de l'assureur" in tv.text_content("#last-change")
+    assert tv.evaluate(CLIPPED) == []                            # every bill readable, in full
+    assert tv.locator("#clues .clue.new").count() == 0           # the game is over: nothing new
     shot(tv, "tv-bills-charged")
 
     # the debrief, shown to the group on a tablet: presentation mode
@@ -290,6 +303,7 @@ def test_the_tv_reads_from_across_the_room_and_has_nothing_to_press(gm: GameMast
     assert px(tv, "#remaining") >= 150
     # everything fits on the TV, nothing to press, the link a small dot
     assert tv.evaluate("document.documentElement.scrollHeight <= window.innerHeight")
+    assert tv.evaluate(CLIPPED) == []
     assert tv.locator("button, a, input, select").count() == 0
     dot = tv.locator("#link").bounding_box()
     assert dot["width"] <= 24 and dot["height"] <= 24
