@@ -243,36 +243,59 @@ def test_skipped_bills_are_charged_at_the_end_and_the_debrief_explains_them(
     assert tv.locator("#clues .clue.new").count() == 0           # the game is over: nothing new
     shot(tv, "tv-bills-charged")
 
-    # the debrief, shown to the group on a tablet: presentation mode
-    tablet = browser.new_context(viewport=TABLET)
-    tablet.set_default_timeout(TIMEOUT_MS)
-    tablet.add_cookies(gm.request.storage_state()["cookies"])
-    page = tablet.new_page()
-    page.goto(f"{server.url}/debrief")
-    page.wait_for_selector("#content:not(.hidden)")
-    page.click("#present")
-    page.wait_for_selector("body.presenting #content:not(.hidden)")
-    assert page.text_content("#final-budget") == str(final)
-    assert "150 €" in page.text_content("#budget-from")          # of which bills paid late
-    energy = page.locator('#bills-list [data-bill="energy"]')
-    assert energy.get_attribute("data-status") == "charged"
-    words = energy.text_content()
-    assert "115 €" in words and "10 €" in words and "relance du fournisseur" in words
-    assert "chèque énergie" in words                              # what an unpaid bill leads to
-    assert page.locator('#bills-list [data-bill="rent"]').get_attribute("data-status") == "paid"
-    late = page.locator('#budget-lines tr[data-kind="late_fee"]')
-    assert late.count() == 2
-    assert page.locator('#budget-lines tr[data-kind="charged"]').count() == 2
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    # nothing of the game master's on it
-    for staff in ("#emergency", "#evaluation", "#nav-console", "#lang", "#present"):
-        assert page.locator(staff).is_hidden(), staff
-    page.locator("#bills").scroll_into_view_if_needed()
-    shot(page, "debrief-presentation-tablet")
-    page.keyboard.press("Escape")                                 # the game master takes it back
-    page.wait_for_selector("body:not(.presenting) #emergency")
-    assert page.locator("#evaluation").is_visible()
-    tablet.close()
+    # one figure everywhere: the console's snapshot, the debrief on a tablet and on a TV, the history
+    game = gm.state()["game"]
+    assert game["budget"] == game["month"]["left"] == final
+    for viewport, name in ((TABLET, "tablet"), (TV, "tv")):
+        present_debrief(browser, server, gm, viewport, final, name)
+    context = browser.new_context(viewport=TABLET)
+    context.add_cookies(gm.request.storage_state()["cookies"])
+    try:
+        history = context.new_page()
+        history.goto(f"{server.url}/history")
+        row = history.locator(f'#sessions tr[data-session="{game["session"]}"]')
+        row.wait_for(timeout=TIMEOUT_MS)
+        assert f"{final} €" in row.text_content()
+    finally:
+        context.close()
+
+
+def present_debrief(browser: Any, server: Server, gm: GameMaster, viewport: dict, final: int,
+                    name: str) -> None:
+    """The debrief shown to the group: presentation mode, the bills explained, nothing of
+    the game master's; Escape gives it back to the game master."""
+    context = browser.new_context(viewport=viewport)
+    context.set_default_timeout(TIMEOUT_MS)
+    context.add_cookies(gm.request.storage_state()["cookies"])
+    try:
+        page = context.new_page()
+        page.goto(f"{server.url}/debrief")
+        page.wait_for_selector("#content:not(.hidden)")
+        page.click("#present")
+        page.wait_for_selector("body.presenting #content:not(.hidden)")
+        assert page.text_content("#final-budget") == str(final)
+        from_ = page.text_content("#budget-from")
+        assert f"parti de {euros(START)}" in from_ and "150 €" in from_   # of which bills paid late
+        assert page.text_content("#session-date").count(" déc. ") == 1    # « 4 déc. 2026 17:04 »
+        energy = page.locator('#bills-list [data-bill="energy"]')
+        assert energy.get_attribute("data-status") == "charged"
+        words = energy.text_content()
+        assert "115 €" in words and "10 €" in words and "relance du fournisseur" in words
+        assert "chèque énergie" in words                              # what an unpaid bill leads to
+        assert page.locator('#bills-list [data-bill="rent"]').get_attribute("data-status") == "paid"
+        assert page.locator('#budget-lines tr[data-kind="late_fee"]').count() == 2
+        assert page.locator('#budget-lines tr[data-kind="charged"]').count() == 2
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        # nothing of the game master's on it
+        for staff in ("#emergency", "#evaluation", "#nav-console", "#lang", "#present"):
+            assert page.locator(staff).is_hidden(), staff
+        page.locator("#bills").scroll_into_view_if_needed()
+        shot(page, f"debrief-presentation-{name}")
+        page.keyboard.press("Escape")                                 # the game master takes it back
+        page.wait_for_selector("body:not(.presenting) #emergency")
+        assert page.locator("#evaluation").is_visible()
+    finally:
+        context.close()
 
 
 # -- a family at 3 metres ----------------------------------------------------------------------
