@@ -185,7 +185,8 @@ def test_an_emergency_says_sortez_then_jeu_en_pause(gm: GameMaster, tv_for: Any)
 
 
 # -- « Nouvelle session »: nothing of the last group left --------------------------------------
-def test_a_new_session_clears_the_tv_and_the_idle_snapshot(gm: GameMaster, tv_for: Any) -> None:
+def test_a_new_session_clears_the_tv_and_the_idle_console(gm: GameMaster, tv_for: Any, browser: Any,
+                                                          server: Server) -> None:
     gm.start()
     tv = tv_for("hall")
     gm.solve("mailbox", "front_door")
@@ -212,6 +213,21 @@ def test_a_new_session_clears_the_tv_and_the_idle_snapshot(gm: GameMaster, tv_fo
     assert {p["status"] for p in game["puzzles"]} == {"locked"}
     assert game["month"] == {"income": START, "spent": 0, "left": START}
     assert {b["status"] for b in game["bills"]} == {"due"}
+    # the idle console on a tablet, opened fresh: the full hour and the month's start
+    context = browser.new_context(viewport=TABLET)
+    context.set_default_timeout(TIMEOUT_MS)
+    context.add_cookies(gm.request.storage_state()["cookies"])
+    try:
+        console = context.new_page()
+        console.goto(f"{server.url}/console")
+        console.wait_for_function(
+            "(s) => { const t = document.body.innerText.replace(/[\\s\\u202f\\u00a0]/g, '');"
+            " return t.includes('60:00') && t.includes(s); }", arg=str(START))
+        text = console.inner_text("body")
+        assert "paillasson" not in text and "Loyer payé" not in text and "✔ résolue" not in text
+        shot(console, "console-new-session-tablet")
+    finally:
+        context.close()
 
 
 # -- the budget tells the truth ------------------------------------------------------------------
