@@ -156,7 +156,8 @@ class Views:
                          "emergency": self.alert.active},
                 "nodes": [{"id": node.id, "label": node.label,
                            "label_en": room_cfg.label.en if room_cfg else None}] if node else [],
-                "apartment": {"name": self.ctx.game.apartment.name.fr}, "ts": contract.now()}
+                "apartment": {"name": self.ctx.game.apartment.name.fr,
+                              "name_en": self.ctx.game.apartment.name.en}, "ts": contract.now()}
 
     def game_state(self) -> dict[str, Any]:
         """The retained ``game/state`` (:class:`~controller.api.models.GameStateMessage`)."""

@@ -413,6 +413,7 @@ class ScreenNode(Out):
 
 class ScreenApartment(Out):
     name: str
+    name_en: str | None = None
 
 
 class ScreenView(Out):

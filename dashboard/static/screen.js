@@ -103,7 +103,7 @@ function render() {
   document.body.classList.toggle("evacuating", g.emergency);
   $("evacuate").classList.toggle("hidden", !g.emergency);
   $("room-name").textContent = node ? words(node.label, node.label_en) : (snap.room || t("screen"));
-  $("apartment").textContent = snap.apartment.name;
+  $("apartment").textContent = words(snap.apartment.name, snap.apartment.name_en);
   const [pict, key] = STATES[g.phase] || ["", "screen"];
   $("state-pict").textContent = pict;
   $("state-text").textContent = t(key);

@@ -367,9 +367,34 @@ def test_the_tv_speaks_english_when_its_kiosk_url_says_so(gm: GameMaster, browse
         page.goto(f"{server.url}/screen/entree?token={server.auth.screen_token('entree')}&lang=en")
         page.wait_for_function("document.getElementById('state-text').textContent === 'Your turn to play!'")
         assert page.text_content("#room-name") == "Entrance"
+        assert page.text_content("#apartment") == "The show flat"
+        assert "Rent" in page.text_content('#bills li[data-bill="rent"]')
         assert page.text_content("#last-change") == "−620 € Rent paid"
         assert page.locator("button").count() == 0
         shot(page, "tv-running-en")
+    finally:
+        context.close()
+    gm.idle()
+
+
+def test_a_smaller_screen_shows_it_all_too(gm: GameMaster, browser: Any, server: Server) -> None:
+    """A room with a smaller screen (1280×800): the same page, everything in view, nothing
+    cut off, with two clues, a message and the three bills."""
+    gm.start()
+    gm.solve("mailbox", "front_door")
+    assert gm.post("/api/clues", {"puzzle": "repairs", "index": 0})["ok"]
+    assert gm.post("/api/clues", {"text": "Cherchez la fiche dans l'entrée, près de la porte", "room": "entree"})["ok"]
+    context = browser.new_context(viewport=TABLET)
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto(f"{server.url}/screen/entree?token={server.auth.screen_token('entree')}")
+        page.wait_for_selector("#clues .clue.new")
+        page.wait_for_selector("#notes .clue.note")
+        assert page.locator("#bills li").count() == 3
+        assert page.evaluate("document.documentElement.scrollHeight <= window.innerHeight")
+        assert page.evaluate(CLIPPED) == []
+        shot(page, "tv-running-1280x800")
     finally:
         context.close()
     gm.idle()
