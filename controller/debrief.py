@@ -87,6 +87,7 @@ def debrief(session: dict[str, Any], game: Game | None = None) -> dict[str, Any]
     for line in lines:
         balance += line["amount"]
         history.append({"at_s": _r(line["at_s"]), "amount": line["amount"], "label": line["label"],
+                        "label_en": line.get("label_en") or line["label"],
                         "puzzle": line.get("puzzle"), "clue": _is_clue(line),
                         "obligation": line.get("obligation"), "kind": line.get("kind"),
                         "balance": balance})

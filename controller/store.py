@@ -67,7 +67,8 @@ SCHEMA_VERSION = 2
 #: what brings a database of an older schema version up to the next one
 _MIGRATIONS = {
     1: ("ALTER TABLE budget_lines ADD COLUMN obligation TEXT",
-        "ALTER TABLE budget_lines ADD COLUMN kind TEXT"),
+        "ALTER TABLE budget_lines ADD COLUMN kind TEXT",
+        "ALTER TABLE budget_lines ADD COLUMN label_en TEXT"),
 }
 
 _SCHEMA = """
@@ -120,6 +121,7 @@ CREATE TABLE IF NOT EXISTS budget_lines (
     puzzle TEXT,
     obligation TEXT,
     kind TEXT,
+    label_en TEXT,
     PRIMARY KEY (session_id, seq)
 );
 CREATE TABLE IF NOT EXISTS clues (
@@ -483,9 +485,9 @@ class Store:
                    (s["id"], len(rows["budget"])))
         db.executemany(
             "INSERT OR REPLACE INTO budget_lines (session_id, seq, at_s, amount, label, puzzle, "
-            "obligation, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "obligation, kind, label_en) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(s["id"], i, b["at"], b["amount"], b["label"], b["puzzle"], b.get("obligation"),
-              None if b.get("kind") is None else str(b["kind"]))
+              None if b.get("kind") is None else str(b["kind"]), b.get("label_en"))
              for i, b in enumerate(rows["budget"])])
         db.executemany(
             """INSERT OR REPLACE INTO clues (session_id, id, seq, puzzle, idx, text, room, counts,
@@ -653,7 +655,7 @@ class Store:
             out["puzzles_detail"] = [dict(r) for r in self._db.execute(
                 "SELECT * FROM puzzle_results WHERE session_id = ? ORDER BY position", (session_id,))]
             out["budget_lines"] = [dict(r) for r in self._db.execute(
-                "SELECT seq, at_s, amount, label, puzzle, obligation, kind FROM budget_lines "
+                "SELECT seq, at_s, amount, label, label_en, puzzle, obligation, kind FROM budget_lines "
                 "WHERE session_id = ? "
                 "ORDER BY seq", (session_id,))]
             out["clues_detail"] = [dict(r) for r in self._db.execute(

@@ -546,6 +546,7 @@ class BudgetRow(Out):
     at_s: float
     amount: int
     label: str
+    label_en: str | None = None
     puzzle: str | None
     obligation: str | None = Field(default=None, description="the bill it pays or charges")
     kind: LineKind | None = None
@@ -707,6 +708,7 @@ class BalanceLine(Out):
     at_s: float | None
     amount: int
     label: str
+    label_en: str = Field(description="the line in English (the French one when the game file has none)")
     puzzle: str | None
     clue: bool
     obligation: str | None = Field(default=None, description="the bill it pays or charges")

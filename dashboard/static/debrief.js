@@ -64,7 +64,7 @@ function render() {
   const rows = [el("tr", {class: "start"}, el("td", {}, "00:00"), el("td", {}, t("budget_month_start")),
     el("td", {class: "num"}, ""), el("td", {class: "num"}, `${euros(b.start)} €`))];
   for (const line of b.history) {
-    rows.push(el("tr", {dataset: {puzzle: line.puzzle || "", kind: line.kind || ""}}, el("td", {}, fmt(line.at_s)), el("td", {}, line.label),
+    rows.push(el("tr", {dataset: {puzzle: line.puzzle || "", kind: line.kind || ""}}, el("td", {}, fmt(line.at_s)), el("td", {}, en ? line.label_en : line.label),
       el("td", {class: `num ${line.amount < 0 ? "minus" : "plus"}`}, signed(line.amount)),
       el("td", {class: "num"}, `${euros(line.balance)} €`)));
   }

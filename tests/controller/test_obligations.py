@@ -153,6 +153,10 @@ def test_the_debrief_explains_the_bills_charged(tmp_path: Path):
     assert kinds == [("charged", "energy"), ("late_fee", "energy"),
                      ("charged", "insurance"), ("late_fee", "insurance")]
     assert d["budget"]["history"][-1]["balance"] == d["budget"]["final"]
+    # the lines in English too, as stored (a participant who reads little French)
+    assert [line["label_en"] for line in d["budget"]["history"][-4:-2]] == [
+        "Paid late: Electricity and water", "Electricity and water: supplier's reminder, late fees"]
+    assert d["budget"]["history"][0]["label_en"] == "Rent paid"
     assert d["budget"]["month"]["left"] == d["budget"]["final"]
 
 
@@ -174,7 +178,7 @@ def test_a_store_of_the_previous_schema_is_migrated_and_keeps_its_lines(tmp_path
     db = sqlite3.connect(path)
     try:
         columns = [r[1] for r in db.execute("PRAGMA table_info(budget_lines)")]
-        assert columns[-2:] == ["obligation", "kind"]
+        assert columns[-3:] == ["obligation", "kind", "label_en"]
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2
         assert db.execute("SELECT label, kind FROM budget_lines").fetchone() == ("Loyer payé", None)
     finally:
