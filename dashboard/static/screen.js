@@ -63,9 +63,10 @@ function drawBudget(g) {
   $("bar-left").style.width = `${(100 * Math.max(m.left, 0)) / whole}%`;
   $("income").textContent = `${t("screen_income")} ${money(m.income)}`;
   $("spent").textContent = `${t("screen_spent")} ${money(m.spent)}`;
+  $("left").textContent = `${t("screen_left")} ${m.left < 0 ? "−" : ""}${money(m.left)}`;
   $("month").setAttribute("aria-label", t("screen_month_label",
     {income: money(m.income), spent: money(m.spent), left: `${m.left < 0 ? "−" : ""}${money(m.left)}`}));
-  $("bills-box").classList.toggle("hidden", !g.bills.length);
+  $("bills").classList.toggle("hidden", !g.bills.length);
   $("bills").replaceChildren(...g.bills.map((b) => el("li", {dataset: {bill: b.id, status: b.status}},
     el("span", {class: "pict", "aria-hidden": "true"}, b.icon),
     el("span", {class: "name"}, words(b.label, b.label_en)),

@@ -109,6 +109,13 @@ CLIPPED = """() => [...document.querySelectorAll('main.tv section')].flatMap((s)
     .map((e) => e.id || e.className || e.textContent.slice(0, 30)); })"""
 
 
+def tv_shot(page: Any, name: str) -> None:
+    """Whatever the TV shows, all of it is in view, nothing cut off; then its screenshot."""
+    assert page.evaluate("document.documentElement.scrollHeight <= window.innerHeight"), name
+    assert page.evaluate(CLIPPED) == [], name
+    shot(page, name)
+
+
 def euros(n: int) -> str:
     return f"{n:,}".replace(",", NBSP) + " €"
 
@@ -125,7 +132,7 @@ def test_a_won_game_says_gagne_on_the_tv(gm: GameMaster, tv_for: Any) -> None:
     assert "Gagné ! Bravo !" in text and "🏆" in text
     assert "En attente" not in text
     assert tv.text_content("#budget") == euros(PERFECT)     # every bill paid on the way
-    shot(tv, "tv-won")
+    tv_shot(tv, "tv-won")
 
 
 def test_time_up_says_temps_ecoule_after_the_last_minutes_cue(gm: GameMaster, tv_for: Any) -> None:
@@ -141,7 +148,7 @@ def test_time_up_says_temps_ecoule_after_the_last_minutes_cue(gm: GameMaster, tv
     assert px(tv, "#hurry") >= 48
     red = tv.evaluate("getComputedStyle(document.getElementById('remaining')).color")
     assert red == "rgb(255, 138, 128)", red
-    shot(tv, "tv-last-minutes")
+    tv_shot(tv, "tv-last-minutes")
     # then the time runs out
     remaining = gm.state()["game"]["remaining_s"]
     assert gm.post("/api/game/time", {"seconds": -int(remaining - 2)})["ok"]
@@ -150,7 +157,7 @@ def test_time_up_says_temps_ecoule_after_the_last_minutes_cue(gm: GameMaster, tv
     assert "Temps écoulé" in text and "⌛" in text and "En attente" not in text
     assert tv.text_content("#remaining") == "00:00"
     assert tv.is_hidden("#hurry")
-    shot(tv, "tv-time-up")
+    tv_shot(tv, "tv-time-up")
 
 
 def test_an_aborted_game_says_so_on_the_tv(gm: GameMaster, tv_for: Any) -> None:
@@ -160,7 +167,7 @@ def test_an_aborted_game_says_so_on_the_tv(gm: GameMaster, tv_for: Any) -> None:
     assert gm.post("/api/game/stop")["ok"]
     wait_phase(tv, "aborted")
     assert "Partie terminée" in said(tv) and "En attente" not in said(tv)
-    shot(tv, "tv-aborted")
+    tv_shot(tv, "tv-aborted")
 
 
 def test_an_emergency_says_sortez_then_jeu_en_pause(gm: GameMaster, tv_for: Any) -> None:
@@ -175,12 +182,12 @@ def test_an_emergency_says_sortez_then_jeu_en_pause(gm: GameMaster, tv_for: Any)
     box = tv.locator("#evacuate").bounding_box()
     assert (box["width"], box["height"]) == (TV["width"], TV["height"])
     assert px(tv, "#evacuate h2") >= 150
-    shot(tv, "tv-emergency")
+    tv_shot(tv, "tv-emergency")
     assert gm.post("/api/emergency/end")["ok"]
     tv.wait_for_selector("#evacuate.hidden", state="attached")
     wait_phase(tv, "paused")
     assert "Jeu en pause" in said(tv)
-    shot(tv, "tv-paused-after-emergency")
+    tv_shot(tv, "tv-paused-after-emergency")
     gm.idle()
 
 
@@ -204,7 +211,7 @@ def test_a_new_session_clears_the_tv_and_the_idle_console(gm: GameMaster, tv_for
     assert "paillasson" not in said(tv) and "boîte aux lettres" not in said(tv)
     assert tv.text_content("#last-change") == ""
     assert "La partie va bientôt commencer" in said(tv)
-    shot(tv, "tv-new-session")
+    tv_shot(tv, "tv-new-session")
     game = gm.state()["game"]                                    # what the idle console shows
     assert (game["phase"], game["session"], game["parcours"]) == ("idle", None, "primo")
     assert (game["remaining_s"], game["duration_s"]) == (3600, 3600)
@@ -257,7 +264,7 @@ def test_skipped_bills_are_charged_at_the_end_and_the_debrief_explains_them(
     assert "Assurance habitation : mise en demeure de l'assureur" in tv.text_content("#last-change")
     assert tv.evaluate(CLIPPED) == []                            # every bill readable, in full
     assert tv.locator("#clues .clue.new").count() == 0           # the game is over: nothing new
-    shot(tv, "tv-bills-charged")
+    tv_shot(tv, "tv-bills-charged")
 
     # one figure everywhere: the console's snapshot, the debrief on a tablet and on a TV, the history
     game = gm.state()["game"]
@@ -328,6 +335,7 @@ def test_the_tv_reads_from_across_the_room_and_has_nothing_to_press(gm: GameMast
     assert tv.text_content("#last-change") == "−620 € Loyer payé"
     assert tv.text_content("#income") == f"Revenus {euros(START)}"
     assert tv.text_content("#spent") == "Dépensé 620 €"
+    assert tv.text_content("#left") == "Il reste 830 €"
     spent_share = tv.evaluate("document.getElementById('bar-spent').getBoundingClientRect().width / "
                               "document.querySelector('#month .bar').getBoundingClientRect().width")
     assert spent_share == pytest.approx(620 / START, abs=0.01)
@@ -347,13 +355,13 @@ def test_the_tv_reads_from_across_the_room_and_has_nothing_to_press(gm: GameMast
     dot = tv.locator("#link").bounding_box()
     assert dot["width"] <= 24 and dot["height"] <= 24
     assert tv.text_content("#link") == "" and tv.get_attribute("#link", "aria-label") == "en direct"
-    shot(tv, "tv-running")
+    tv_shot(tv, "tv-running")
     # a new clue is new again
     assert gm.post("/api/clues", {"puzzle": "repairs", "index": 0})["ok"]
     tv.wait_for_selector("#clues .clue.new")
     assert "fiche « réparations »" in tv.text_content("#clues .clue.new")
     assert px(tv, "#clues .clue.new") >= 48
-    shot(tv, "tv-running-new-clue")
+    tv_shot(tv, "tv-running-new-clue")
     gm.idle()
 
 
@@ -371,7 +379,7 @@ def test_the_tv_speaks_english_when_its_kiosk_url_says_so(gm: GameMaster, browse
         assert "Rent" in page.text_content('#bills li[data-bill="rent"]')
         assert page.text_content("#last-change") == "−620 € Rent paid"
         assert page.locator("button").count() == 0
-        shot(page, "tv-running-en")
+        tv_shot(page, "tv-running-en")
     finally:
         context.close()
     gm.idle()
@@ -394,7 +402,7 @@ def test_a_smaller_screen_shows_it_all_too(gm: GameMaster, browser: Any, server:
         assert page.locator("#bills li").count() == 3
         assert page.evaluate("document.documentElement.scrollHeight <= window.innerHeight")
         assert page.evaluate(CLIPPED) == []
-        shot(page, "tv-running-1280x800")
+        tv_shot(page, "tv-running-1280x800")
     finally:
         context.close()
     gm.idle()
