@@ -97,23 +97,29 @@ function renderBills(bills) {
 
 // Presentation mode: the debrief shown to the group, without the game master's controls
 // (emergency button, navigation, language, the group's evaluation form). « Présenter »
-// enters it (?present in the URL); the browser's back or Escape leaves it.
+// enters it (?present in the URL); the browser's back, Escape, or on a tablet without a
+// keyboard a long press on the page's title (nothing a participant would see) leaves it.
+const HOLD_TO_LEAVE_MS = 1000;
 function presenting() { return new URLSearchParams(location.search).has("present"); }
 function setPresenting() { document.body.classList.toggle("presenting", presenting()); }
-$("present").onclick = () => {
+function present(on) {
   const url = new URL(location.href);
-  url.searchParams.set("present", "1");
+  if (on) url.searchParams.set("present", "1"); else url.searchParams.delete("present");
   history.pushState(null, "", url);
   setPresenting();
-};
+}
+$("present").onclick = () => present(true);
 window.addEventListener("popstate", setPresenting);
-document.addEventListener("keydown", (ev) => {
-  if (ev.key !== "Escape" || !presenting()) return;
-  const url = new URL(location.href);
-  url.searchParams.delete("present");
-  history.pushState(null, "", url);
-  setPresenting();
-});
+document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && presenting()) present(false); });
+{
+  const title = document.querySelector("header h1");
+  let hold = null;
+  const cancel = () => { clearTimeout(hold); hold = null; };
+  title.addEventListener("pointerdown", () => {
+    if (presenting()) hold = setTimeout(() => { hold = null; present(false); }, HOLD_TO_LEAVE_MS);
+  });
+  for (const ev of ["pointerup", "pointerleave", "pointercancel"]) title.addEventListener(ev, cancel);
+}
 setPresenting();
 
 // The group's evaluation of a finished session: a rating, what they learned, their words.

@@ -317,6 +317,18 @@ def present_debrief(browser: Any, server: Server, gm: GameMaster, viewport: dict
         page.keyboard.press("Escape")                                 # the game master takes it back
         page.wait_for_selector("body:not(.presenting) #emergency")
         assert page.locator("#evaluation").is_visible()
+        # on a tablet without a keyboard: a long press on the title; a short one does nothing
+        page.click("#present")
+        page.wait_for_selector("body.presenting")
+        page.locator("header h1").scroll_into_view_if_needed()
+        title = page.locator("header h1").bounding_box()
+        page.mouse.move(title["x"] + 10, title["y"] + title["height"] / 2)
+        page.mouse.down()
+        page.mouse.up()
+        assert page.locator("body.presenting").count() == 1
+        page.mouse.down()
+        page.wait_for_selector("body:not(.presenting) #emergency")
+        page.mouse.up()
     finally:
         context.close()
 
