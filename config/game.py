@@ -63,6 +63,38 @@ class PerParcours(_Model):
 
 
 # -- apartment and nodes ---------------------------------------------------------------
+class Obligation(_Model):
+    """A bill the household owes this month (rent, energy, insurance…).
+
+    A puzzle's ``budget`` action pays it (``pays: <id>``, its amount is what is due). When
+    the game ends with that puzzle unsolved, the bill is charged all the same, with its late
+    fee: what is due is due (``controller/engine.py``, ``Engine.bills``).
+    """
+
+    id: Id
+    label: Text = Field(description="the bill as the family reads it: « Loyer »")
+    icon: str = Field(default="🧾", min_length=1, max_length=8,
+                      description="a pictogram for the room screens (an emoji)")
+    late_fee: int | PerParcours = Field(default=0, union_mode="left_to_right",
+                                        description="euros added when it is paid late (at the end)")
+    late_fee_label: Text = Field(
+        default_factory=lambda: Text(fr="relance, frais de retard", en="reminder, late fees"),
+        description="what the late fee is: « relance du bailleur, frais de retard »")
+    consequence: Text | None = Field(default=None,
+                                     description="what an unpaid bill leads to, said at the debrief")
+
+    _text_fields: ClassVar[tuple[str, ...]] = ("label", "late_fee_label", "consequence")
+
+    @model_validator(mode="after")
+    def _fee_not_negative(self) -> Obligation:
+        fees = (self.late_fee.primo, self.late_fee.locataire) if isinstance(self.late_fee, PerParcours) \
+            else (self.late_fee,)
+        if any(not isinstance(f, int) or isinstance(f, bool) or f < 0 for f in fees):
+            msg = "late_fee: whole euros, 0 or more (per parcours or one for both)"
+            raise ValueError(msg)
+        return self
+
+
 class Budget(_Model):
     """The household budget: the common thread of the game."""
 
@@ -70,8 +102,13 @@ class Budget(_Model):
                                      union_mode="left_to_right")
     currency: str = "EUR"
     label: Text = Field(default_factory=lambda: Text(fr="Budget du foyer", en="Household budget"))
+    obligations: list[Obligation] = Field(
+        default_factory=list, description="the month's bills: charged at the end when left unpaid")
 
     _text_fields: ClassVar[tuple[str, ...]] = ("label",)
+
+    def obligation(self, obligation_id: str) -> Obligation | None:
+        return next((o for o in self.obligations if o.id == obligation_id), None)
 
 
 class Apartment(_Model):
@@ -167,6 +204,8 @@ class BudgetAction(_Model):
     do: Literal["budget"]
     amount: int | PerParcours = Field(union_mode="left_to_right")
     label: Text
+    pays: Id | None = Field(default=None,
+                            description="the obligation (apartment.budget.obligations) this pays")
 
     _text_fields: ClassVar[tuple[str, ...]] = ("label",)
 
@@ -501,6 +540,36 @@ def _action_issues(game: Game, i: int, puzzle: Puzzle, rooms: set[str],
                                   "a local puzzle may only act on its own room's props")
         if isinstance(action, MessageAction) and action.room and action.room not in rooms:
             yield ConfigIssue((*path, "room"), f"unknown room {action.room!r}")
+        if isinstance(action, BudgetAction) and action.pays is not None:
+            budget = game.apartment.budget
+            if budget is None or budget.obligation(action.pays) is None:
+                yield ConfigIssue((*path, "pays"), f"unknown obligation {action.pays!r} "
+                                                   "(apartment.budget.obligations)")
+            amounts = (action.amount.primo, action.amount.locataire) \
+                if isinstance(action.amount, PerParcours) else (action.amount,)
+            if any(not isinstance(a, int) or a >= 0 for a in amounts):
+                yield ConfigIssue((*path, "amount"), "a payment is a negative amount of euros")
+
+
+def _obligation_issues(game: Game, unchecked: Unchecked) -> Iterator[ConfigIssue]:
+    budget = game.apartment.budget
+    if budget is None:
+        return
+    seen: set[str] = set()
+    for o_index, obligation in enumerate(budget.obligations):
+        path = ("apartment", "budget", "obligations", o_index)
+        if obligation.id in seen:
+            yield ConfigIssue((*path, "id"), f"duplicate obligation id {obligation.id!r}")
+        seen.add(obligation.id)
+        if not unchecked.complete:
+            continue   # the puzzle that pays it may be one left out
+        for parcours in PARCOURS:
+            if not any(parcours in p.parcours and any(
+                    isinstance(a, BudgetAction) and a.pays == obligation.id for a in p.actions)
+                       for p in game.puzzles):
+                yield ConfigIssue(path, f"obligation {obligation.id!r} is paid by no puzzle of "
+                                        f"parcours {parcours!r} (a budget action with pays: "
+                                        f"{obligation.id})")
 
 
 def _node_issues(base: tuple[str | int, ...], node: Node) -> Iterator[ConfigIssue]:
@@ -555,5 +624,6 @@ def semantic_issues(game: Game, unchecked: Unchecked | None = None) -> list[Conf
     for n_index, node in enumerate(game.nodes):
         issues.extend(_node_issues(("nodes", n_index), node))
     issues.extend(_ref_issues(game, unchecked))
+    issues.extend(_obligation_issues(game, unchecked))
     issues.extend(_graph_issues(game, unchecked))
     return issues

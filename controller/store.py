@@ -63,7 +63,13 @@ from controller.core.errors import Bilingual, NotFoundError
 log = logging.getLogger(__name__)
 
 DB_NAME = "escape.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: what brings a database of an older schema version up to the next one
+_MIGRATIONS = {
+    1: ("ALTER TABLE budget_lines ADD COLUMN obligation TEXT",
+        "ALTER TABLE budget_lines ADD COLUMN kind TEXT",
+        "ALTER TABLE budget_lines ADD COLUMN label_en TEXT"),
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -113,6 +119,9 @@ CREATE TABLE IF NOT EXISTS budget_lines (
     amount INTEGER NOT NULL,
     label TEXT NOT NULL,
     puzzle TEXT,
+    obligation TEXT,
+    kind TEXT,
+    label_en TEXT,
     PRIMARY KEY (session_id, seq)
 );
 CREATE TABLE IF NOT EXISTS clues (
@@ -312,9 +321,17 @@ class Store:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
+            if version == 0:   # a new file: the schema above is the latest
+                version = SCHEMA_VERSION
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            elif version != SCHEMA_VERSION:
+            while version in _MIGRATIONS:
+                with self._db:   # one transaction per step: a step is all done or not at all
+                    self._db.execute("BEGIN")
+                    for statement in _MIGRATIONS[version]:
+                        self._db.execute(statement)
+                    version += 1
+                    self._db.execute(f"PRAGMA user_version={version}")
+            if version != SCHEMA_VERSION:
                 msg = f"{path}: database schema version {version}, this controller knows {SCHEMA_VERSION}"
                 raise StoreError(msg)
         except sqlite3.Error as exc:
@@ -467,9 +484,10 @@ class Store:
         db.execute("DELETE FROM budget_lines WHERE session_id = ? AND seq >= ?",
                    (s["id"], len(rows["budget"])))
         db.executemany(
-            "INSERT OR REPLACE INTO budget_lines (session_id, seq, at_s, amount, label, puzzle) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [(s["id"], i, b["at"], b["amount"], b["label"], b["puzzle"])
+            "INSERT OR REPLACE INTO budget_lines (session_id, seq, at_s, amount, label, puzzle, "
+            "obligation, kind, label_en) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(s["id"], i, b["at"], b["amount"], b["label"], b["puzzle"], b.get("obligation"),
+              None if b.get("kind") is None else str(b["kind"]), b.get("label_en"))
              for i, b in enumerate(rows["budget"])])
         db.executemany(
             """INSERT OR REPLACE INTO clues (session_id, id, seq, puzzle, idx, text, room, counts,
@@ -637,7 +655,8 @@ class Store:
             out["puzzles_detail"] = [dict(r) for r in self._db.execute(
                 "SELECT * FROM puzzle_results WHERE session_id = ? ORDER BY position", (session_id,))]
             out["budget_lines"] = [dict(r) for r in self._db.execute(
-                "SELECT seq, at_s, amount, label, puzzle FROM budget_lines WHERE session_id = ? "
+                "SELECT seq, at_s, amount, label, label_en, puzzle, obligation, kind FROM budget_lines "
+                "WHERE session_id = ? "
                 "ORDER BY seq", (session_id,))]
             out["clues_detail"] = [dict(r) for r in self._db.execute(
                 "SELECT * FROM clues WHERE session_id = ? ORDER BY seq", (session_id,))]

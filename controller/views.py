@@ -14,11 +14,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from controller import jsonsafe
-from controller.api.models import CLUES, MESSAGES, SCREEN_CLUES, dump
+from controller.api.models import CLUES, MESSAGES, SCREEN_CLUES, ScreenClue, dump
 from controller.context import Context
 from controller.distribution import whole_hash
 from controller.emergency import Alert
-from controller.engine import PHASE_LABELS, PLAYING, Engine
+from controller.engine import PHASE_LABELS, PLAYING, Engine, PuzzleStatus
 from controller.hub import STAFF, Hub
 from controller.journal import Journal
 from controller.mqtt import MqttBridge
@@ -48,8 +48,10 @@ def game_view(engine: Engine) -> dict[str, Any]:
         "remaining_s": round(engine.remaining(), 3), "result": engine.result,
         "started_wall": engine.started_wall, "ended_wall": engine.ended_wall,
         "budget": engine.budget, "budget_start": engine.budget_start,
-        "budget_history": [{"amount": b.amount, "label": b.label, "at": round(b.at, 1),
-                            "puzzle": b.puzzle} for b in engine.budget_history],
+        "budget_history": [{"amount": b.amount, "label": b.label, "label_en": b.label_en,
+                            "at": round(b.at, 1), "puzzle": b.puzzle, "obligation": b.obligation,
+                            "kind": b.kind} for b in engine.budget_history],
+        "bills": bills_view(engine), "month": engine.month(),
         "puzzles": [{"id": p.id, "label": p.label.fr, "theme": p.theme, "room": p.room,
                      "status": str(puzzles[p.id].status), "in_parcours": engine.in_parcours(p),
                      "available_at": puzzles[p.id].available_at,
@@ -63,6 +65,13 @@ def game_view(engine: Engine) -> dict[str, Any]:
         "audit": engine.audit_log[-SNAPSHOT_JOURNAL:],
         "log": engine.log[-SNAPSHOT_JOURNAL:],
     }
+
+
+def bills_view(engine: Engine) -> list[dict[str, Any]]:
+    """The month's bills as they stand (:class:`controller.api.models.Bill`)."""
+    return [{"id": b.id, "label": b.label.fr, "label_en": b.label.en, "icon": b.icon,
+             "amount": b.amount, "unpaid": b.unpaid, "late_fee": b.late_fee, "status": b.status}
+            for b in engine.bills()]
 
 
 def clue_catalogue(engine: Engine) -> list[dict[str, Any]]:
@@ -150,15 +159,26 @@ class Views:
             return target is None or room is None or target == room
 
         node = self.ctx.registry.nodes.get(room or "")
+        room_cfg = self.ctx.game.node(room or "")
         messages = [m for m in engine.messages[-SCREEN_ITEMS:] if mine(m.room)]
-        clues = [c for c in engine.clues if mine(c.room)][-SCREEN_ITEMS:]
+        solved = {pid for pid, st in engine.puzzles.items() if st.status == PuzzleStatus.SOLVED}
+        clues = [{**ScreenClue.model_validate(c).model_dump(), "done": c.puzzle in solved}
+                 for c in engine.clues if mine(c.room)][-SCREEN_ITEMS:]
+        last = engine.budget_history[-1] if engine.budget_history else None
         return {"screen": True, "room": room,
-                "game": {"phase": str(engine.phase), "remaining_s": round(engine.remaining(), 3),
-                         "duration_s": engine.duration, "budget": engine.budget,
-                         "budget_start": engine.budget_start,
-                         "messages": dump(MESSAGES, messages), "clues": dump(SCREEN_CLUES, clues)},
-                "nodes": [{"id": node.id, "label": node.label}] if node else [],
-                "apartment": {"name": self.ctx.game.apartment.name.fr}, "ts": contract.now()}
+                "game": {"phase": str(engine.phase), "result": engine.result,
+                         "remaining_s": round(engine.remaining(), 3),
+                         "duration_s": engine.duration, "timer_running": engine.timer_running,
+                         "budget": engine.budget, "budget_start": engine.budget_start,
+                         "month": engine.month(), "bills": bills_view(engine),
+                         "last_change": None if last is None else {
+                             "amount": last.amount, "label": last.label, "label_en": last.label_en},
+                         "messages": dump(MESSAGES, messages), "clues": clues,
+                         "emergency": self.alert.active},
+                "nodes": [{"id": node.id, "label": node.label,
+                           "label_en": room_cfg.label.en if room_cfg else None}] if node else [],
+                "apartment": {"name": self.ctx.game.apartment.name.fr,
+                              "name_en": self.ctx.game.apartment.name.en}, "ts": contract.now()}
 
     def game_state(self) -> dict[str, Any]:
         """The retained ``game/state`` (:class:`~controller.api.models.GameStateMessage`)."""

@@ -70,11 +70,48 @@ def dump(adapter: TypeAdapter[Any], items: Any) -> Any:
 
 
 # -- the game (the engine's state) ---------------------------------------------------------
+#: what a budget line is, beyond a puzzle's action (``controller.engine.LineKind``)
+LineKind = Literal["paid", "charged", "late_fee", "clue", "cancel"]
+
+
 class BudgetLine(Out):
     amount: int
     label: str
+    label_en: str | None = None
     at: float = Field(description="run time (s)")
     puzzle: str | None
+    obligation: str | None = Field(default=None, description="the bill it pays, charges or gives back")
+    kind: LineKind | None = None
+
+
+class Bill(Out):
+    """A bill of the month (``apartment.budget.obligations``) as it stands."""
+
+    id: str
+    label: str
+    label_en: str | None
+    icon: str
+    amount: int = Field(description="euros the month owes for it")
+    unpaid: int = Field(description="of which not paid by the players' puzzles")
+    late_fee: int = Field(description="added when it is charged at the end")
+    status: Literal["paid", "due", "charged"] = Field(
+        description="due: the game goes on; charged: unpaid at the end, charged with its late fee")
+
+
+class Month(Out):
+    """The month in three figures, for a picture: income against spending, what is left."""
+
+    income: int = Field(description="the month's start and every gain")
+    spent: int
+    left: int
+
+
+class LastChange(Out):
+    """The last move of the budget and its reason (« −620 € Loyer payé »)."""
+
+    amount: int
+    label: str
+    label_en: str | None
 
 
 class PuzzleView(Out):
@@ -133,6 +170,8 @@ class GameView(Out):
     budget: int
     budget_start: int
     budget_history: list[BudgetLine]
+    bills: list[Bill]
+    month: Month
     puzzles: list[PuzzleView]
     messages: list[Message]
     clues: list[Clue]
@@ -388,23 +427,37 @@ class Snapshot(Out):
     game_file: GameFileView | None = None
 
 
+class RoomClue(ScreenClue):
+    """A clue as a room screen shows it, and whether it still matters."""
+
+    done: bool = Field(description="its puzzle is solved: an old clue, no longer shown as new")
+
+
 class ScreenGame(Out):
     phase: str
+    result: str | None
     remaining_s: float
     duration_s: float
+    timer_running: bool = Field(description="the timer counts down (the screen counts between pushes)")
     budget: int
     budget_start: int
+    month: Month
+    last_change: LastChange | None
+    bills: list[Bill]
     messages: list[Message]
-    clues: list[ScreenClue]
+    clues: list[RoomClue]
+    emergency: bool = Field(description="the emergency alert is on: everybody out")
 
 
 class ScreenNode(Out):
     id: str
     label: str
+    label_en: str | None = None
 
 
 class ScreenApartment(Out):
     name: str
+    name_en: str | None = None
 
 
 class ScreenView(Out):
@@ -537,7 +590,10 @@ class BudgetRow(Out):
     at_s: float
     amount: int
     label: str
+    label_en: str | None = None
     puzzle: str | None
+    obligation: str | None = Field(default=None, description="the bill it pays or charges")
+    kind: LineKind | None = None
 
 
 class ClueRow(Out):
@@ -696,9 +752,29 @@ class BalanceLine(Out):
     at_s: float | None
     amount: int
     label: str
+    label_en: str = Field(description="the line in English (the French one when the game file has none)")
     puzzle: str | None
     clue: bool
+    obligation: str | None = Field(default=None, description="the bill it pays or charges")
+    kind: LineKind | None = None
     balance: int
+
+
+class DebriefBill(Out):
+    """A bill of the month at the debrief: paid in the game, or charged at the end and why."""
+
+    id: str
+    label: str
+    label_en: str
+    icon: str
+    status: Literal["paid", "charged", "due"]
+    paid: int = Field(description="euros paid by the players' puzzles")
+    charged: int = Field(description="euros charged at the end, unpaid")
+    late_fee: int = Field(description="euros of late fee charged with it")
+    late_fee_label: str | None
+    late_fee_label_en: str | None
+    consequence: str | None = Field(description="what an unpaid bill leads to")
+    consequence_en: str | None
 
 
 class DebriefBudget(Out):
@@ -706,6 +782,9 @@ class DebriefBudget(Out):
     final: int | None
     change: int | None
     history: list[BalanceLine]
+    month: Month
+    bills: list[DebriefBill]
+    late: int = Field(description="euros charged at the end for unpaid bills, late fees included")
 
 
 class Debrief(Out):

@@ -83,8 +83,8 @@ def test_journal_keeps_the_audit_log_with_who_and_when(store: Store, game: Game,
     assert any(n["kind"] == "solved" for n in notes)
     detail = store.session(engine.session_id)
     assert detail["audit"][-1]["target"] == "mailbox"
-    assert detail["budget_lines"] == [{"seq": 0, "at_s": 0.0, "amount": -100, "label": "Loyer",
-                                       "puzzle": "mailbox"}]
+    assert detail["budget_lines"] == [{"seq": 0, "at_s": 0.0, "amount": -100, "label": "Loyer", "label_en": None,
+                                       "puzzle": "mailbox", "obligation": None, "kind": None}]
 
 
 def test_desired_states_round_trip(store: Store):
