@@ -16,7 +16,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from config import followup as questionnaire
 from config.game import Game
 from controller.api import access
 from controller.api import errors as api_errors
@@ -87,7 +86,7 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
         service = GameService(game=game, bridge=bridge, store=store, demo=demo, clock=clock, wall=wall,
                               source=config_path.name if config_path is not None else None)
         app.state.service = service
-        purge = asyncio.create_task(purge_every(Followup(store, questionnaire.load(), wall=service.wall)))
+        purge = asyncio.create_task(purge_every(Followup(store, wall=service.wall)))
         try:
             await service.start()
             if config_path is not None:

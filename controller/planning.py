@@ -67,16 +67,17 @@ class Planning:
         """Planned sessions in date and time order, each with its groups and totals."""
         where, args = ["1"], []
         if date_from:
-            where.append("date >= ?")
+            where.append("p.date >= ?")
             args.append(date_from)
         if date_to:
-            where.append("date <= ?")
+            where.append("p.date <= ?")
             args.append(date_to)
+        clause = " AND ".join(where)   # constants only; the values are bound
         plans = self.store.read(
-            f"SELECT * FROM planned WHERE {' AND '.join(where)} ORDER BY date, time, id", args)  # noqa: S608
+            f"SELECT * FROM planned p WHERE {clause} ORDER BY p.date, p.time, p.id", args)  # noqa: S608
         groups = self.store.read(
             "SELECT g.* FROM planned_groups g JOIN planned p ON p.id = g.planned_id "  # noqa: S608
-            f"WHERE {' AND '.join('p.' + w if w != '1' else w for w in where)} ORDER BY g.id", args)
+            f"WHERE {clause} ORDER BY g.id", args)
         by_plan: dict[int, list[dict[str, Any]]] = {}
         for g in groups:
             by_plan.setdefault(g["planned_id"], []).append(self._group_view(g))

@@ -5,6 +5,7 @@ called or after 3 months, export and erase on request, an audit line for each ac
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from config.game import Game
+from controller.followup import Followup, purge_every
 from controller.main import create_app
 from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
@@ -102,6 +104,8 @@ def test_a_wrong_plan_is_refused_in_french(client: TestClient):
                                                "parcours": "primo"}), 422, "date : doit être une date")
     refused(client.post("/api/planning", json={"date": "2026-03-12", "time": "25:00", "game_master": "Awa",
                                                "parcours": "primo"}), 422, "time : forme incorrecte")
+    refused(client.post("/api/planning", json={"date": "2026-03-12", "time": "14:00", "game_master": "  ",
+                                               "parcours": "primo"}), 422, "game_master : au moins 1")
     refused(client.get("/api/planning/999"), 404, "séance prévue inconnue : n° 999")
     assert client.get("/api/planning").json()["sessions"] == []
 
@@ -191,6 +195,25 @@ def test_a_number_is_erased_after_3_months_even_if_never_called(client: TestClie
     assert "followup_erase" in [a["action"] for a in kept["audit"]]
     refused(client.post(f"/api/followup/contacts/{contact['id']}/call", json={"answers": {"useful": 3}}),
             409, "déjà effacé")
+
+
+def test_the_hourly_round_erases_a_number_3_months_old_without_anyone_reading(client: TestClient,
+                                                                               clocks: FakeClocks):
+    session = played_session(client)
+    contact = client.post(f"/api/followup/sessions/{session}/contacts",
+                          json={"phone": "0612345678", "consent": True}).json()
+    store = client.app.state.service.store
+    clocks.advance(91 * DAY)
+    assert store.read("SELECT phone FROM followup_contacts WHERE id = ?", (contact["id"],)) == [
+        {"phone": "0612345678"}], "nobody read it yet"
+
+    async def one_round() -> None:
+        with pytest.raises(TimeoutError):   # the loop never ends on its own: one round, then cut
+            await asyncio.wait_for(purge_every(Followup(store, wall=clocks.wall)), 0.5)
+
+    asyncio.run(one_round())
+    assert store.read("SELECT phone, erased_why FROM followup_contacts WHERE id = ?", (contact["id"],)) == [
+        {"phone": None, "erased_why": "retention"}]
 
 
 def test_a_household_is_erased_on_request_and_every_access_is_audited(client: TestClient, clocks: FakeClocks):

@@ -13,7 +13,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from controller.api.access import GM
 from controller.api.deps import ServiceDep, StoreDep, actor, http_errors
@@ -26,6 +26,8 @@ router = APIRouter(prefix="/api/planning", tags=["planning"], dependencies=[GM])
 
 Parcours = Literal["primo", "locataire"]
 TimeOfDay = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM")]
+#: a name as the staff write it (spaces around it dropped; blank refused)
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
 
 
 def get_planning(store: StoreDep, service: ServiceDep) -> Planning:
@@ -40,7 +42,7 @@ class PlanIn(BaseModel):
 
     date: dt.date
     time: TimeOfDay
-    game_master: str = Field(min_length=1, max_length=60)
+    game_master: Name
     parcours: Parcours
     note: str = Field(default="", max_length=300)
 
@@ -50,7 +52,7 @@ class PlanChange(BaseModel):
 
     date: dt.date | None = None
     time: TimeOfDay | None = None
-    game_master: str | None = Field(default=None, min_length=1, max_length=60)
+    game_master: Name | None = None
     parcours: Parcours | None = None
     note: str | None = Field(default=None, max_length=300)
 
@@ -100,7 +102,7 @@ def planned(planning: PlanningDep, service: ServiceDep,
 def plan(body: PlanIn, planning: PlanningDep) -> dict[str, Any]:
     """Plan a session: date, time, game master, parcours."""
     return planning.plan(date=body.date.isoformat(), time_of_day=body.time,
-                         game_master=body.game_master.strip(), parcours=body.parcours,
+                         game_master=body.game_master, parcours=body.parcours,
                          note=body.note.strip())
 
 
