@@ -6,6 +6,7 @@ called or after 3 months, export and erase on request, an audit line for each ac
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,8 +126,17 @@ def test_the_game_starts_pre_filled_from_the_plan_and_the_plan_is_then_fixed(cli
     refused(client.post(f"/api/planning/{planned['id']}/check"), 409, "a déjà été lancée")
 
 
+def test_a_plan_cannot_be_prepared_during_a_game_and_stays_unplayed(client: TestClient):
+    assert client.post("/api/game/start", json={"parcours": "primo", "players": 2}).status_code == 200
+    planned = plan(client)
+    client.post(f"/api/planning/{planned['id']}/groups", json=GROUP)
+    refused(client.post(f"/api/planning/{planned['id']}/check"), 409, "la partie est")
+    assert client.get(f"/api/planning/{planned['id']}").json()["session_id"] is None
+    game = client.get("/api/state").json()["game"]
+    assert (game["phase"], game["players"]) == ("running", 2), "the game in play is untouched"
+
+
 def test_today_lists_the_days_sessions_only(client: TestClient, clocks: FakeClocks):
-    import datetime as dt
     today = dt.datetime.fromtimestamp(clocks.now).date()
     mine = plan(client, date=today.isoformat())
     plan(client, date=(today + dt.timedelta(days=1)).isoformat())
