@@ -58,6 +58,11 @@ def test_plan_register_and_prepare_a_session_from_the_planning_page(browser: obj
     # the tablet's width holds the whole table: nothing to scroll sideways
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
     shot(page, "planning_1280x800")
+    page.click("#lang")   # the same page in English, names and numbers in words
+    page.wait_for_function("() => document.querySelector('h1').textContent === 'Workshop planning'")
+    assert "2 adults, 1 child, 1 household" in row.inner_text() and "CCAS (social services)" in row.inner_text()
+    page.click("#lang")
+    page.wait_for_function("() => document.querySelector('h1').textContent === 'Planning des ateliers'")
 
     row.locator(".prepare").click()
     page.wait_for_url("**/console")
