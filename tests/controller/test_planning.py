@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,18 @@ def test_a_seventh_player_is_refused_children_included_and_nothing_is_written(cl
     # one group alone above 6 too
     refused(client.post(f"/api/planning/{plan(client)['id']}/groups", json={**GROUP, "adults": 3, "children": 4}),
             409, "ce groupe ferait 7 personnes")
+
+
+def test_two_groups_registered_at_once_cannot_overfill_a_session(client: TestClient):
+    """Two tablets register 4 people each on the same empty session at the same moment:
+    the cap is checked inside the write's transaction, so exactly one gets in."""
+    planned = plan(client)
+    url = f"/api/planning/{planned['id']}/groups"
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(pool.map(lambda _: client.post(url, json={**GROUP, "adults": 3, "children": 1}).status_code,
+                                   range(8)))
+    assert statuses == [201] + [409] * 7
+    assert client.get(f"/api/planning/{planned['id']}").json()["players"] == 4
 
 
 @pytest.mark.parametrize(("body", "words"), [
