@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import sqlite3
@@ -21,14 +22,17 @@ from controller.api import errors as api_errors
 from controller.api.auth import AuthConfigError, AuthSettings
 from controller.api.routes import clues as clue_routes
 from controller.api.routes import config as config_routes
+from controller.api.routes import followup as followup_routes
 from controller.api.routes import game as game_routes
 from controller.api.routes import history as history_routes
 from controller.api.routes import pages as page_routes
+from controller.api.routes import planning as planning_routes
 from controller.api.routes import props as prop_routes
 from controller.api.routes import sim as sim_routes
 from controller.api.routes import tech as tech_routes
 from controller.api.routes import ws as ws_routes
 from controller.core.config import Settings
+from controller.followup import Followup, purge_every
 from controller.mqtt import MqttBridge
 from controller.reload import install_sighup
 from controller.service import GameService
@@ -82,6 +86,7 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
         service = GameService(game=game, bridge=bridge, store=store, demo=demo, clock=clock, wall=wall,
                               source=config_path.name if config_path is not None else None)
         app.state.service = service
+        purge = asyncio.create_task(purge_every(Followup(store, wall=service.wall)))
         try:
             await service.start()
             if config_path is not None:
@@ -90,6 +95,7 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
                 freeze_startup_objects()
             yield
         finally:
+            purge.cancel()
             try:
                 await service.stop()
             finally:
@@ -107,6 +113,8 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
     app.include_router(prop_routes.router)
     app.include_router(clue_routes.router)
     app.include_router(history_routes.router)
+    app.include_router(planning_routes.router)
+    app.include_router(followup_routes.router)
     app.include_router(config_routes.router)
     app.include_router(ws_routes.router)
     if demo:

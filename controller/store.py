@@ -16,7 +16,10 @@ One file (``Settings.DATA_DIR / "escape.db"``) holds:
 * ``audit``: every order of the game master, with who and when;
 * ``desired``: the state the controller wants each output in (re-sent after a restart);
 * ``meta``: small key/values (was the last stop clean?);
-* ``rejects``: a row the database refused on its own, with its error (kept, not dropped).
+* ``rejects``: a row the database refused on its own, with its error (kept, not dropped);
+* ``planned``, ``planned_groups``: the year's calendar and the groups registered ahead;
+  ``followup_contacts``, ``followup_answers``: the follow-up phone calls (their SQL is in
+  :mod:`controller.planning` and :mod:`controller.followup`, through :meth:`Store.transaction`).
 
 Durability: WAL journal with ``synchronous=NORMAL``. In WAL mode a commit is a single
 append to the ``-wal`` file; NORMAL skips the fsync at each commit (it syncs at
@@ -63,12 +66,60 @@ from controller.core.errors import Bilingual, NotFoundError
 log = logging.getLogger(__name__)
 
 DB_NAME = "escape.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+#: the year's calendar, the groups registered ahead, the follow-up calls (version 3)
+_PLANNING_TABLES = (
+    """CREATE TABLE IF NOT EXISTS planned (
+    id INTEGER PRIMARY KEY,
+    date TEXT NOT NULL,
+    time TEXT NOT NULL,
+    game_master TEXT NOT NULL,
+    parcours TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT '',
+    session_id TEXT,
+    created_at REAL NOT NULL
+)""",
+    "CREATE INDEX IF NOT EXISTS planned_date ON planned (date, time)",
+    """CREATE TABLE IF NOT EXISTS planned_groups (
+    id INTEGER PRIMARY KEY,
+    planned_id INTEGER NOT NULL REFERENCES planned (id) ON DELETE CASCADE,
+    adults INTEGER NOT NULL CHECK (adults >= 0),
+    children INTEGER NOT NULL CHECK (children >= 0),
+    households INTEGER NOT NULL CHECK (households >= 1),
+    tenancy TEXT NOT NULL,
+    referral TEXT NOT NULL,
+    first_visit INTEGER NOT NULL,
+    created_at REAL NOT NULL
+)""",
+    "CREATE INDEX IF NOT EXISTS planned_groups_plan ON planned_groups (planned_id)",
+    """CREATE TABLE IF NOT EXISTS followup_contacts (
+    id INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions (id),
+    phone TEXT,
+    consent INTEGER NOT NULL,
+    given_at REAL NOT NULL,
+    called_at REAL,
+    erased_at REAL,
+    erased_why TEXT
+)""",
+    "CREATE INDEX IF NOT EXISTS followup_due ON followup_contacts (called_at, given_at)",
+    """CREATE TABLE IF NOT EXISTS followup_answers (
+    contact_id INTEGER NOT NULL REFERENCES followup_contacts (id) ON DELETE CASCADE,
+    session_id TEXT NOT NULL REFERENCES sessions (id),
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (contact_id, question)
+)""",
+)
+
 #: what brings a database of an older schema version up to the next one
 _MIGRATIONS = {
     1: ("ALTER TABLE budget_lines ADD COLUMN obligation TEXT",
         "ALTER TABLE budget_lines ADD COLUMN kind TEXT",
         "ALTER TABLE budget_lines ADD COLUMN label_en TEXT"),
+    2: _PLANNING_TABLES,
 }
 
 _SCHEMA = """
@@ -187,7 +238,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
     who TEXT NOT NULL,
     at REAL NOT NULL
 );
-"""
+""" + "".join(f"{statement};\n" for statement in _PLANNING_TABLES)
 
 SESSION_CSV_COLUMNS = (
     ("session", "id"), ("date", "date"), ("parcours", "parcours"), ("joueurs", "players"),
@@ -360,6 +411,22 @@ class Store:
             except BaseException:
                 self._rollback()
                 raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction, for the modules that keep their own tables here
+        (:mod:`controller.planning`, :mod:`controller.followup`): committed when the block
+        ends, rolled back if it raises."""
+        with self._tx() as db:
+            yield db
+
+    def read(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """The rows of one read-only query, as dicts."""
+        with self._lock:
+            if self._closed:
+                msg = "the session database is closed"
+                raise StoreError(msg)
+            return [dict(r) for r in self._db.execute(sql, args).fetchall()]
 
     def _rollback(self) -> None:
         # NOTE: SQLite rolls a transaction back by itself on some errors (SQLITE_FULL,

@@ -886,3 +886,94 @@ class LoggedOut(Out):
 class Me(Out):
     role: str
     room: str | None
+
+
+# -- the year's calendar and the follow-up calls ----------------------------------------------
+class PlannedGroup(Out):
+    """A group registered ahead on a planned session."""
+
+    id: int
+    adults: int
+    children: int
+    households: int
+    tenancy: Literal["primo", "locataire"] = Field(
+        description="primo: first-time tenant (primo-accédant); locataire: current tenant")
+    referral: Literal["osica_cal", "ccas", "mds", "service_habitat", "autre"]
+    referral_label: str
+    referral_label_en: str
+    first_visit: bool
+
+
+class PlannedSession(Out):
+    """A session of the year's calendar, with the groups registered on it."""
+
+    id: int
+    date: str = Field(description="YYYY-MM-DD")
+    time: str = Field(description="HH:MM, local time")
+    game_master: str
+    parcours: Literal["primo", "locataire"]
+    note: str
+    session_id: str | None = Field(description="the game session it was started as; null: not yet")
+    groups: list[PlannedGroup]
+    adults: int
+    children: int
+    households: int
+    players: int = Field(description="adults and children")
+    places_left: int
+    max_players: int
+
+
+class PlannedSessions(Out):
+    sessions: list[PlannedSession]
+
+
+class PlanCancelled(Out):
+    ok: bool
+
+
+class FollowupContact(Out):
+    """A household's consent to be called back, as the staff sees it."""
+
+    id: int
+    session_id: str
+    session_date: str
+    phone: str | None = Field(description="null once erased (called, 3 months old, or on request)")
+    consent: bool
+    given_at: float
+    due_at: float = Field(description="when the call is due (one month after)")
+    erase_at: float = Field(description="when the number is erased whatever happens (3 months after)")
+    called_at: float | None
+    erased_at: float | None
+    erased_why: str | None
+    answers: dict[str, JsonValue]
+
+
+class FollowupContacts(Out):
+    contacts: list[FollowupContact]
+
+
+class FollowupQuestion(Out):
+    id: str
+    kind: Literal["scale", "yes_no", "choice", "text"]
+    text: str
+    text_en: str
+    options: list[str]
+    options_en: list[str]
+
+
+class Questionnaire(Out):
+    purpose: str
+    purpose_en: str
+    questions: list[FollowupQuestion]
+
+
+class FollowupExport(Out):
+    """Everything kept about one household's follow-up (the right of access)."""
+
+    contact: FollowupContact
+    audit: list[AuditRow]
+
+
+class FollowupErased(Out):
+    id: int
+    erased_at: float

@@ -34,7 +34,7 @@ ANYONE = re.compile(r"^/(login|api/login|api/logout|api/health)$")
 TECHNICIAN = re.compile(r"^/(tech|api/tech/.*|api/config/.*)$")
 SCREEN_READS = re.compile(r"^/(ws|api/me|api/state|screen/[^/]+)$")
 SCREEN_WRITES = re.compile(r"^/api/clues/[^/]+/shown$")
-PAGES = re.compile(r"^/(|console|rehearsal|tech|history|debrief)$")
+PAGES = re.compile(r"^/(|console|rehearsal|tech|history|debrief|planning)$")
 
 
 def policy(method: str, path: str) -> str | None:

@@ -18,7 +18,7 @@ from config.loader import SHIPPED_GAME, GameConfigError, load_game, parse_game
 from controller.debrief import debrief
 from controller.engine import Engine, LineKind, Phase, month_figures
 from controller.record import from_record, history_rows, to_record
-from controller.store import Store
+from controller.store import SCHEMA_VERSION, Store
 from tests.controller.conftest import FakeClocks
 from tests.solutions import FINAL_BUDGET, events
 
@@ -179,7 +179,7 @@ def test_a_store_of_the_previous_schema_is_migrated_and_keeps_its_lines(tmp_path
     try:
         columns = [r[1] for r in db.execute("PRAGMA table_info(budget_lines)")]
         assert columns[-3:] == ["obligation", "kind", "label_en"]
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION   # every later step too
         assert db.execute("SELECT label, kind FROM budget_lines").fetchone() == ("Loyer payé", None)
     finally:
         db.close()
