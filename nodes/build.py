@@ -21,6 +21,7 @@ from config.game import Game, Node
 from nodes.autonomy import SavedView
 from nodes.core import NodeCore
 from nodes.datadir import DataDir
+from nodes.health import HealthProbe
 from nodes.identity import Identity
 from nodes.outbox import Outbox
 from props.base import Prop
@@ -93,11 +94,17 @@ def close_props(props: Iterable[Prop]) -> None:
 
 def build_core(game: Game, node: Node, *, directory: Path, ports: AgentPorts, boot_id: str,
                keepalive: int, simulated: bool, outbox_limits: tuple[int, int],
-               metrics: Counter[str]) -> NodeCore:
+               metrics: Counter[str], health_root: Path | None = None) -> NodeCore:
     """The core of this boot: count the boot in the data dir, read back what an earlier run
-    left there (an uncleared emergency, the game view, undelivered events)."""
+    left there (an uncleared emergency, the game view, undelivered events). *health_root*:
+    where the Pi's health is read (``nodes/health.py``; None: ``/``, and no sensor read
+    when *simulated*)."""
     data = ports.data = DataDir(directory, apartment=game.apartment.id, node=node.id)
     boot_n = data.next_boot()
+    probe = ports.probe = HealthProbe(root=health_root or Path("/"),
+                                      sensors=not simulated or health_root is not None,
+                                      data_dir=directory)
+    probe.system_boots = data.count_system_boot(probe.boot_id())
     log.info("node %s: boot %d (%s), data dir %s", node.id, boot_n, boot_id, directory)
     max_events, max_bytes = outbox_limits
     box = Outbox(path=data.path("outbox.jsonl"), max_events=max_events, max_bytes=max_bytes)

@@ -41,6 +41,7 @@ from protocol.contract import (
     Command,
     ControllerStatus,
     Emergency,
+    NodeHealth,
     NodeHeartbeat,
     NodeStatus,
     PropState,
@@ -75,6 +76,9 @@ class Ports(Protocol):
     def save_view(self, view: GameView, *, controller_boot: str | None) -> None:
         """Keep the game view for a restart while the controller is away."""
 
+    def health(self) -> NodeHealth | None:
+        """The Pi's health, read now (``nodes/health.py``); never raises."""
+
 
 class NodeCore:
     """One node's rules: see the module's doc. ``kinds`` maps each prop id to its kind."""
@@ -105,6 +109,7 @@ class NodeCore:
         self._published: dict[str, tuple[dict[str, Any], str | None]] = {}
         self._status_epoch = 0               # the connection of the last status seen
         self._next_beat = now
+        self._next_health = now
 
     @property
     def boot_id(self) -> str:
@@ -142,6 +147,7 @@ class NodeCore:
     def connected(self) -> None:
         """A new connection (subscribed already): birth, then every state."""
         self.link.trigger("connect")
+        self._next_health = -float("inf")   # the first heartbeat of a connection carries it
         self._publish_birth()
         self.publish_all_states()
 
@@ -172,7 +178,8 @@ class NodeCore:
 
         A small QoS 0 sign of life every keepalive / 3 while connected lets the controller
         see a hung or cut-off node offline within 1.2 × keepalive; it says whether the node
-        plays alone and how many events wait in its outbox.
+        plays alone and how many events wait in its outbox; one in
+        ``NODE_HEALTH_EVERY_S`` carries the Pi's health.
         """
         if now < self._next_beat:
             return self._next_beat
@@ -181,8 +188,12 @@ class NodeCore:
             return self._next_beat
         if self.identity.due:
             self._publish_birth()
+        health = None
+        if now >= self._next_health:
+            self._next_health = now + contract.NODE_HEALTH_EVERY_S
+            health = self.ports.health()
         beat = NodeHeartbeat(boot_id=self.boot_id, boot_n=self.identity.boot_n, ts=contract.now(),
-                             autonomous=self.autonomous(now), outbox=len(self.outbox))
+                             autonomous=self.autonomous(now), outbox=len(self.outbox), health=health)
         if self.ports.publish(self.topics.node_heartbeat(self.node_id), beat.to_bytes(), qos=0):
             self.metrics["heartbeats"] += 1
         return self._next_beat
