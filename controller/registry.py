@@ -104,6 +104,10 @@ class NodeInfo:
     remembered: tuple[str, int | None] | None = None
     #: the node's clock minus the controller's, per heartbeat of the current boot (s)
     clock_samples: deque[float] = field(default_factory=lambda: deque(maxlen=CLOCK_SAMPLES))
+    #: the Pi's last health report (a heartbeat's ``health``; kept across the agent's
+    #: restarts: it is the Pi's) and the controller's wall clock when it came
+    health: dict[str, Any] | None = None
+    health_at: float | None = None
 
     @property
     def known(self) -> tuple[str, int | None] | None:
@@ -294,14 +298,18 @@ class Registry:
             self.returned.add(node_id)   # its birth was missed: ask for it and every state
         elif beat.boot_n is not None and node.boot_n is None:
             node.boot_n = beat.boot_n
-        before = (node.online, node.heartbeat_late, node.autonomous, node.outbox, self._skewed(node))
+        before = (node.online, node.heartbeat_late, node.autonomous, node.outbox, self._skewed(node),
+                  node.health)
         if self._live(node, now) and kind == Boot.SAME:
             kind = Boot.RETURN
             self.returned.add(node_id)
         node.autonomous, node.outbox = beat.autonomous, beat.outbox
+        if beat.health is not None:
+            node.health, node.health_at = beat.health.model_dump(), self.wall()
         if beat.ts is not None:
             node.clock_samples.append(beat.ts - self.wall())
-        after = (node.online, node.heartbeat_late, node.autonomous, node.outbox, self._skewed(node))
+        after = (node.online, node.heartbeat_late, node.autonomous, node.outbox, self._skewed(node),
+                 node.health)
         if kind == Boot.SAME and after != before:
             kind = Boot.UPDATED
         return kind
@@ -388,4 +396,4 @@ class Registry:
                 "heartbeat_late": n.heartbeat_late, "autonomous": n.autonomous,
                 "outbox": n.outbox,
                 "clock_offset": None if offset is None else round(offset, 3),
-                "clock_skewed": self._skewed(n)}
+                "clock_skewed": self._skewed(n), "health": n.health, "health_at": n.health_at}

@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from controller import jsonsafe
+from controller import health, jsonsafe
 from controller.api.models import CLUES, MESSAGES, SCREEN_CLUES, dump
+from controller.backup import Backups
 from controller.context import Context
 from controller.emergency import Alert
 from controller.engine import PHASE_LABELS, PLAYING, Engine
@@ -85,7 +86,7 @@ class Views:
 
     def __init__(self, ctx: Context, bridge: MqttBridge, *, journal: Journal, outputs: Outputs,
                  alert: Alert, check: PreGameCheck, hub: Hub, demo: bool,
-                 resumed: Callable[[], dict[str, Any] | None]) -> None:
+                 resumed: Callable[[], dict[str, Any] | None], backups: Backups) -> None:
         self.ctx = ctx
         self.bridge = bridge
         self.journal = journal
@@ -95,6 +96,7 @@ class Views:
         self.hub = hub
         self.demo = demo
         self.resumed = resumed
+        self.backups = backups
         self._push_scheduled = False
         self._game_state_due = False
 
@@ -105,13 +107,24 @@ class Views:
         now = time.monotonic()
         for prop in reg["props"]:
             prop["desired"] = self.outputs.view((prop["node"], prop["id"]), now)
+        for node in reg["nodes"]:
+            node["health_problems"] = health.assess(node["health"])
         game = self.ctx.game
         return {"game": game_view(self.ctx.engine), **reg, "check": self.check.report(),
                 "emergency": self.alert.view(), "lock_alerts": self.outputs.lock_alerts(),
                 "resumed": self.resumed(), "store": self.journal.backlog.health(),
+                "backup": self.backups.health(), "notices": self.notices(reg["nodes"]),
                 "mqtt": {"connected": self.bridge.connected, "metrics": dict(self.bridge.metrics)},
                 "apartment": {"id": game.apartment.id, "name": game.apartment.name.fr},
                 "demo": self.demo, "ts": contract.now()}
+
+    def notices(self, nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """What the game master should know before the next session: a node too hot or
+        under-powered, a failed backup. Never while a game is played: nothing to do about
+        it with players inside, and the console is for them."""
+        if self.ctx.engine.phase in PLAYING:
+            return []
+        return [*health.notices(nodes), *self.backups.notices()]
 
     def view(self, who: Any) -> dict[str, Any]:
         """What *who* (a :class:`controller.api.auth.Principal`) may see: the full snapshot
