@@ -307,3 +307,27 @@ def test_a_damaged_backup_is_never_restored(tmp_path: Path, game: Game):
     refused = cli(data, "restore")
     assert refused.returncode == 1 and "aucune sauvegarde lisible" in refused.stdout, refused.stdout
     assert content(data / "escape.db") == before
+
+
+def test_a_full_usb_stick_fails_in_words_and_leaves_no_half_backup(tmp_path: Path, store: Store, game: Game):
+    from tests.support.diskfull import fill, small_tmpfs
+
+    play(store, game, 3)
+    with small_tmpfs(tmp_path / "stick", size_kb=2048) as stick:
+        backups_ = Backups(store.path, stick, create=False)
+        assert backups_.run("nightly") is not None
+        (first,) = [p for _s, p in backups(stick)]
+        (stick / ".escape-20200101-000000.db.tmp").write_bytes(b"cut short by kill -9")
+        fill(stick / "holiday-photos.bin")
+        now = dt.datetime.now() + dt.timedelta(minutes=1)
+        backups_.wall = now.timestamp
+        assert backups_.run("session s1") is None
+        assert "sauvegarde impossible" in backups_.health()["error"], backups_.health()["error"]
+        assert backups_.notices()[0]["code"] == "backup_failed"
+        assert sorted(p.name for p in stick.iterdir()) == [first.name, "holiday-photos.bin"], \
+            "no half-written backup, not even a temporary one; the good one kept"
+        assert verify(first).ok
+        (stick / "holiday-photos.bin").unlink()
+        assert backups_.run("session s1") is not None and backups_.health()["ok"]
+        (latest,) = [p for _s, p in backups(stick)]
+        assert latest != first, "the same day's newer backup replaces it (rotation: one a day)"
