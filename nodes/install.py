@@ -111,6 +111,12 @@ class Installer:
     #: runs a system command; None (``--root``): commands are listed, not run
     runner: Callable[[list[str]], None] | None = None
     say: Callable[[str], None] = print
+    #: is this Debian package installed (dpkg), does this system user exist (getent)
+    has_package: Callable[[str], bool] = lambda name: subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", name], capture_output=True, text=True, check=False,
+    ).stdout.strip() == "install ok installed"
+    has_user: Callable[[str], bool] = lambda name: subprocess.run(
+        ["getent", "passwd", name], capture_output=True, check=False).returncode == 0
     changed: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     manifest: dict = field(default_factory=dict)
@@ -228,12 +234,12 @@ class Installer:
 
     def packages(self) -> None:
         if self.runner is None:
+            self.run(["apt-get", "update"])
             self.run(["apt-get", "install", "-y", *APT])
             return
-        missing = [p for p in APT if subprocess.run(
-            ["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True, check=False,
-        ).stdout.strip() != "install ok installed"]
+        missing = [p for p in APT if not self.has_package(p)]
         if missing:
+            self.run(["apt-get", "update"])   # a fresh card's package lists are months old
             self.run(["apt-get", "install", "-y", *missing])
         self.done(f"paquets {', '.join(APT)}", bool(missing))
 
@@ -241,7 +247,7 @@ class Installer:
         if self.runner is None:
             self.run(["useradd", "--system", "--no-create-home", "--groups", ",".join(GROUPS), USER])
             return
-        exists = subprocess.run(["getent", "passwd", USER], capture_output=True, check=False).returncode == 0
+        exists = self.has_user(USER)
         if not exists:
             self.run(["useradd", "--system", "--no-create-home", "--groups", ",".join(GROUPS), USER])
             self.manifest["user_created"] = True

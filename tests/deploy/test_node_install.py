@@ -122,7 +122,7 @@ def test_it_writes_the_node_its_settings_time_and_unit(pi: dict) -> None:
 
     # on a real Pi these run; with --root they are listed
     out = pi["first"].stdout
-    for command in ("apt-get install -y python3-venv python3-dev gcc",
+    for command in ("apt-get update", "apt-get install -y python3-venv python3-dev gcc",
                     "useradd --system --no-create-home --groups gpio,spi,dialout escape",
                     "systemctl restart systemd-timesyncd", "systemctl restart escape-node@hall.service"):
         assert f"à lancer sur le Pi : {command}" in out, out
@@ -183,3 +183,50 @@ def test_no_module_beside_the_installer_hides_one_of_the_standard_library() -> N
     # run as a script, nodes/ is first on sys.path: a nodes/signal.py would break it on the Pi
     beside = {p.stem for p in (REPO / "nodes").glob("*.py")} | {p.name for p in (REPO / "nodes").iterdir() if p.is_dir()}
     assert beside & set(sys.stdlib_module_names) == set()
+
+
+def test_on_a_real_pi_it_runs_the_system_commands_in_order_and_only_what_is_needed(
+        tmp_path: Path, secrets: Path) -> None:
+    """The path a real Pi takes (commands run, not listed), with a recording runner, and a
+    venv already installed from this checkout (its stamp; its python the tests' own)."""
+    import json
+
+    from nodes.install import SOURCE, Installer, source_hash
+
+    root = fresh_pi(tmp_path / "root")
+    venv = root / VENV
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    stamp = {"source": str(SOURCE), "hash": source_hash(SOURCE)}
+    (venv / "escape-installed.json").write_text(json.dumps(stamp) + "\n")
+    ran: list[str] = []
+    lines: list[str] = []
+    env = (secrets / "hall.env").read_text()
+
+    def installer() -> Installer:
+        return Installer("hall", root, env_text=env, runner=lambda argv: ran.append(" ".join(argv)),
+                         say=lines.append, has_user=users.__contains__, has_package=packages.__contains__)
+
+    users: set[str] = set()
+    packages: set[str] = set()
+    installer().install()
+    assert ran[-4:] == ["timedatectl set-ntp true", "systemctl restart systemd-timesyncd",
+                        "systemctl daemon-reload", "systemctl restart escape-node@hall.service"], ran
+    assert "useradd --system --no-create-home --groups gpio,spi,dialout escape" in ran
+    assert not any("à lancer" in line for line in lines), "run, not listed"
+    assert ran[:2] == ["apt-get update", "apt-get install -y python3-venv python3-dev gcc"], ran
+    users.add("escape")   # the Pi has its user and its packages now
+    packages.update(("python3-venv", "python3-dev", "gcc"))
+
+    ran.clear()
+    installer().install()
+    assert not any(r.startswith(("useradd", "apt-get")) for r in ran), ran
+    assert "timedatectl set-ntp true" not in ran, "time sync already set: not touched"
+    assert ran[-2:] == ["systemctl daemon-reload", "systemctl start escape-node@hall.service"], ran
+
+    ran.clear()
+    installer().undo()
+    assert ran[0] == "systemctl disable --now escape-node@hall.service"
+    assert "userdel escape" in ran, "the user it made is taken away"
+    assert not venv.exists()
+    assert tree(root) == tree(fresh_pi(tmp_path / "fresh"))
