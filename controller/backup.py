@@ -94,9 +94,10 @@ def verify(path: Path) -> Verdict:
             if check != ["ok"]:
                 return Verdict(path, ok=False, error="; ".join(check[:3]))
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version != SCHEMA_VERSION:
+            # an older schema is fine: the store brings it up to date when it opens it
+            if not 1 <= version <= SCHEMA_VERSION:
                 return Verdict(path, ok=False,
-                               error=f"schéma {version}, ce contrôleur lit le {SCHEMA_VERSION}")
+                               error=f"schéma {version}, ce contrôleur lit jusqu'au {SCHEMA_VERSION}")
             count, last = db.execute("SELECT count(*), max(date) FROM sessions").fetchone()
     except sqlite3.Error as exc:
         return Verdict(path, ok=False, error=str(exc))

@@ -331,3 +331,22 @@ def test_a_full_usb_stick_fails_in_words_and_leaves_no_half_backup(tmp_path: Pat
         assert backups_.run("session s1") is not None and backups_.health()["ok"]
         (latest,) = [p for _s, p in backups(stick)]
         assert latest != first, "the same day's newer backup replaces it (rotation: one a day)"
+
+
+def test_a_backup_of_a_newer_controller_is_never_restored(tmp_path: Path, game: Game):
+    data = tmp_path / "data"
+    store = Store(data / "escape.db")
+    play(store, game, 1)
+    store.close()
+    newer = tmp_path / "newer.db"
+    backup(data / "escape.db", tmp_path / "b", create=True)
+    (made,) = [p for _s, p in backups(tmp_path / "b")]
+    made.rename(newer)
+    db = sqlite3.connect(newer)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    assert "schéma 99" in (verify(newer).error or "")
+    before = content(data / "escape.db")
+    refused = cli(data, "restore", "--from", str(newer))
+    assert refused.returncode == 1 and "schéma 99" in refused.stdout, refused.stdout
+    assert content(data / "escape.db") == before
