@@ -49,7 +49,7 @@ def test_unit_runs_the_controller_command_on_the_files_the_guide_installs() -> N
     assert argv[0] == shlex.split(node["ExecStart"])[0], "one venv on a Pi, whichever runs it"
     assert Path(svc["EnvironmentFile"]).parent == Path(node["EnvironmentFile"]).parent
     assert svc["User"] == node["User"]
-    load_unit(UNIT)["Unit"]["After"].split().index("mosquitto.service")
+    assert "mosquitto.service" in load_unit(UNIT)["Unit"]["After"].split(), "after the broker beside it"
 
 
 def test_unit_keeps_the_store_in_its_state_directory_and_lets_a_backup_finish() -> None:
