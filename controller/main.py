@@ -31,6 +31,7 @@ from controller.api.routes import props as prop_routes
 from controller.api.routes import sim as sim_routes
 from controller.api.routes import tech as tech_routes
 from controller.api.routes import ws as ws_routes
+from controller.backup import Backups, default_directory
 from controller.core.config import Settings
 from controller.followup import Followup, purge_every
 from controller.mqtt import MqttBridge
@@ -83,7 +84,12 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
         bridge = MqttBridge(topics=Topics(game.apartment.id), broker=broker,
                             boot_id=contract.new_id(), keepalive=settings.MQTT_KEEPALIVE,
                             transport=settings.MQTT_TRANSPORT)
+        live = store.path
+        backups = Backups(live, settings.BACKUP_DIR or default_directory(live),
+                          create=settings.BACKUP_DIR is None, nightly=settings.BACKUP_AT,
+                          wall=wall) if live is not None else None
         service = GameService(game=game, bridge=bridge, store=store, demo=demo, clock=clock, wall=wall,
+                              backups=backups,
                               source=config_path.name if config_path is not None else None)
         app.state.service = service
         purge = asyncio.create_task(purge_every(Followup(store, wall=service.wall)))

@@ -116,6 +116,10 @@ class NodeInfo:
     game: str | None = None
     game_refused: GameRefusal | None = None
     game_pending: str | None = None
+    #: the Pi's last health report (a heartbeat's ``health``; kept across the agent's
+    #: restarts: it is the Pi's) and the controller's wall clock when it came
+    health: dict[str, Any] | None = None
+    health_at: float | None = None
 
     @property
     def known(self) -> tuple[str, int | None] | None:
@@ -310,17 +314,19 @@ class Registry:
         elif beat.boot_n is not None and node.boot_n is None:
             node.boot_n = beat.boot_n
         before = (node.online, node.heartbeat_late, node.autonomous, node.outbox, self._skewed(node),
-                  node.game)
+                  node.game, node.health)
         if self._live(node, now) and kind == Boot.SAME:
             kind = Boot.RETURN
             self.returned.add(node_id)
         node.autonomous, node.outbox = beat.autonomous, beat.outbox
         if beat.game is not None:
             node.game = beat.game
+        if beat.health is not None:
+            node.health, node.health_at = beat.health.model_dump(), self.wall()
         if beat.ts is not None:
             node.clock_samples.append(beat.ts - self.wall())
         after = (node.online, node.heartbeat_late, node.autonomous, node.outbox, self._skewed(node),
-                 node.game)
+                 node.game, node.health)
         if kind == Boot.SAME and after != before:
             kind = Boot.UPDATED
         return kind
@@ -407,4 +413,4 @@ class Registry:
                 "heartbeat_late": n.heartbeat_late, "autonomous": n.autonomous,
                 "outbox": n.outbox,
                 "clock_offset": None if offset is None else round(offset, 3),
-                "clock_skewed": self._skewed(n)}
+                "clock_skewed": self._skewed(n), "health": n.health, "health_at": n.health_at}

@@ -24,10 +24,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from config.game import Game
 from controller.autonomy import status_fields
+from controller.backup import Backups
 from controller.check import PreGameCheck
 from controller.context import Context, Key
 from controller.distribution import Distribution
@@ -70,14 +72,19 @@ class GameService:
 
     def __init__(self, *, game: Game, bridge: MqttBridge, store: Store, demo: bool = False,
                  clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time, source: str | None = None) -> None:
+                 wall: Callable[[], float] = time.time, source: str | None = None,
+                 backups: Backups | None = None) -> None:
         self.bridge = bridge
         self.store = store
         self.demo = demo
         self.clock = clock
         self.wall = wall
+        #: the store's backups (controller/backup.py); none given: none taken
+        self.backups = backups or Backups(None, Path(), create=False)
+        self.backups.changed = self.changed
         self.ctx = Context(game, Engine(game, clock=clock, wall=wall), Registry(game, wall=wall))
-        self.journal = Journal(self.ctx, store, on_failing=self.changed, clock=clock, wall=wall)
+        self.journal = Journal(self.ctx, store, on_failing=self.changed,
+                               on_closed=self.backups.after_session, clock=clock, wall=wall)
         self.alert = Alert(bridge, self.journal)
         self.outputs = Outputs(self.ctx, bridge, self.journal, self.alert, changed=self.changed,
                                publish_game_state=self.publish_game_state)
@@ -91,8 +98,8 @@ class GameService:
         self.hub = Hub()
         self.views = Views(self.ctx, bridge, journal=self.journal, outputs=self.outputs,
                            alert=self.alert, check=self.check, hub=self.hub, demo=demo,
-                           resumed=lambda: self.resumed, distribution=self.distribution,
-                           pending_game=lambda: self.pending_game)
+                           resumed=lambda: self.resumed, backups=self.backups,
+                           distribution=self.distribution, pending_game=lambda: self.pending_game)
         self.orders = Orders(self.ctx, alert=self.alert, outputs=self.outputs, check=self.check,
                              journal=self.journal, views=self.views)
         self.events = PropEvents(self.ctx, bridge, journal=self.journal, liveness=self.liveness,
@@ -132,6 +139,7 @@ class GameService:
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
         self.resume()
+        self.backups.start()
         self.bridge.start()
         self._tasks = [asyncio.create_task(self._consume(), name="mqtt-consumer"),
                        asyncio.create_task(self._ticker(), name="timer-and-reconcile")]
@@ -147,6 +155,7 @@ class GameService:
         self.journal.write(force=True)
         self.journal.backlog.abandon()   # what a failing database still holds, to the log
         await asyncio.sleep(0.1)
+        await self.backups.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -299,6 +308,7 @@ class GameService:
         self.liveness.watch()
         self.outputs.reconcile()
         self.outputs.watch()
+        self.backups.tick()
 
     # -- what is shown ------------------------------------------------------------------
     def changed(self) -> None:

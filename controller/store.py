@@ -47,9 +47,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import fcntl
 import io
 import json
 import logging
+import os
 import sqlite3
 import statistics
 import threading
@@ -121,6 +123,9 @@ _MIGRATIONS = {
         "ALTER TABLE budget_lines ADD COLUMN label_en TEXT"),
     2: _PLANNING_TABLES,
 }
+#: beside the database, ``escape.db.lock``: every open store holds it shared, a restore
+#: (controller/backup.py) alone — so a restore never pulls the file from under a controller
+LOCK_SUFFIX = ".lock"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -363,6 +368,7 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._closed = False
+        self._lock_fd = self._share_lock()
         try:
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None,
                                        timeout=5.0)
@@ -386,8 +392,30 @@ class Store:
                 msg = f"{path}: database schema version {version}, this controller knows {SCHEMA_VERSION}"
                 raise StoreError(msg)
         except sqlite3.Error as exc:
+            self._unlock()
             msg = f"cannot open the session database {path}: {exc}"
             raise StoreError(msg) from exc
+
+    def _share_lock(self) -> int | None:
+        if self.path is None:
+            return None
+        try:
+            fd = os.open(self.path.with_name(self.path.name + LOCK_SUFFIX), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            msg = f"cannot open the session database's lock file beside {self.path}: {exc}"
+            raise StoreError(msg) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            msg = f"the session database {self.path} is being restored from a backup: try again after"
+            raise StoreError(msg) from None
+        return fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def close(self) -> None:
         """Close the database (safe to call twice)."""
@@ -397,6 +425,7 @@ class Store:
                 self._db.close()
             except sqlite3.Error:
                 log.exception("closing the session database failed")
+            self._unlock()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from controller import jsonsafe
+from controller import health, jsonsafe
 from controller.api.models import CLUES, MESSAGES, SCREEN_CLUES, ScreenClue, dump
+from controller.backup import Backups
 from controller.context import Context
 from controller.distribution import whole_hash
 from controller.emergency import Alert
@@ -96,7 +97,7 @@ class Views:
 
     def __init__(self, ctx: Context, bridge: MqttBridge, *, journal: Journal, outputs: Outputs,
                  alert: Alert, check: PreGameCheck, hub: Hub, demo: bool,
-                 resumed: Callable[[], dict[str, Any] | None],
+                 resumed: Callable[[], dict[str, Any] | None], backups: Backups,
                  distribution: Distribution | None = None,
                  pending_game: Callable[[], Any] = lambda: None) -> None:
         self.ctx = ctx
@@ -110,6 +111,7 @@ class Views:
         self.resumed = resumed
         self.distribution = distribution
         self.pending_game = pending_game
+        self.backups = backups
         self._push_scheduled = False
         self._game_state_due = False
 
@@ -120,11 +122,14 @@ class Views:
         now = time.monotonic()
         for prop in reg["props"]:
             prop["desired"] = self.outputs.view((prop["node"], prop["id"]), now)
+        for node in reg["nodes"]:
+            node["health_problems"] = health.assess(node["health"])
         game = self.ctx.game
         return {"game": game_view(self.ctx.engine), **reg, **self._game_file(reg["nodes"]),
                 "check": self.check.report(),
                 "emergency": self.alert.view(), "lock_alerts": self.outputs.lock_alerts(),
                 "resumed": self.resumed(), "store": self.journal.backlog.health(),
+                "backup": self.backups.health(), "notices": self.notices(reg["nodes"]),
                 "mqtt": {"connected": self.bridge.connected, "metrics": dict(self.bridge.metrics)},
                 "apartment": {"id": game.apartment.id, "name": game.apartment.name.fr},
                 "demo": self.demo, "ts": contract.now()}
@@ -142,6 +147,14 @@ class Views:
             "hash": whole_hash(pending.game), "source": pending.source, "who": pending.who,
             "since": pending.since}
         return {"game_file": {**self.distribution.summary(), "pending": waiting}}
+
+    def notices(self, nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """What the game master should know before the next session: a node too hot or
+        under-powered, a failed backup. Never while a game is played: nothing to do about
+        it with players inside, and the console is for them."""
+        if self.ctx.engine.phase in PLAYING:
+            return []
+        return [*health.notices(nodes), *self.backups.notices()]
 
     def view(self, who: Any) -> dict[str, Any]:
         """What *who* (a :class:`controller.api.auth.Principal`) may see: the full snapshot

@@ -87,7 +87,9 @@ class NodeAgent:
     directory removed at :meth:`stop` (the CLI always gives one outside simulation);
     *keepalive* is the MQTT keepalive: the broker publishes our last will 1.5 times that
     after we went silent; *transport* builds the network loop on the paho client (paho's
-    own by default; the bench measures another: docs/performance.md, "Node transport").
+    own by default; the bench measures another: docs/performance.md, "Node transport");
+    *health_root* is where the Pi's health is read (``nodes/health.py``: ``/`` by default, a
+    folder of fake sensor files in tests; a simulated node reads no sensor without one).
     """
 
     def __init__(self, *, game: Game | NodePart, node_id: str, broker: BrokerAddress,
@@ -95,7 +97,8 @@ class NodeAgent:
                  keepalive: int = 5, data_dir: Path | str | None = None,
                  outbox_max_events: int = DEFAULT_MAX_EVENTS,
                  outbox_max_bytes: int = DEFAULT_MAX_BYTES,
-                 transport: Callable[..., Transport] = PahoLoop) -> None:
+                 transport: Callable[..., Transport] = PahoLoop,
+                 health_root: Path | str | None = None) -> None:
         if isinstance(game, Game):
             if game.node(node_id) is None:
                 known = ", ".join(n.id for n in game.nodes)
@@ -114,6 +117,7 @@ class NodeAgent:
         self._transport_factory = transport
         self.boot_id = contract.new_id()
         self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.health_root = Path(health_root) if health_root is not None else None
         self.props: dict[str, Prop] = {}
         self.simulators: dict[str, Any] = {}
         self.metrics: Counter[str] = Counter()
@@ -198,7 +202,8 @@ class NodeAgent:
             self.core = build_core(self.part, self.node, data=data, ports=self._ports,
                                    boot_id=self.boot_id, keepalive=self.keepalive,
                                    simulated=self.simulate, outbox_limits=self._outbox_limits,
-                                   metrics=self.metrics, game=digest)
+                                   metrics=self.metrics, game=digest,
+                                   health_root=self.health_root)
         except Exception:
             self._close_props()   # a node that fails halfway leaves no relay driven
             raise

@@ -22,6 +22,7 @@ from nodes.autonomy import SavedView
 from nodes.core import NodeCore
 from nodes.datadir import DataDir
 from nodes.gamefile import PartStore, placeholder
+from nodes.health import HealthProbe
 from nodes.identity import Identity
 from nodes.outbox import Outbox
 from props.base import Prop
@@ -124,11 +125,17 @@ def close_props(props: Iterable[Prop]) -> None:
 
 def build_core(part: NodePart, node: Node, *, data: DataDir, ports: AgentPorts, boot_id: str,
                keepalive: int, simulated: bool, outbox_limits: tuple[int, int],
-               metrics: Counter[str], game: str | None = None) -> NodeCore:
+               metrics: Counter[str], game: str | None = None,
+               health_root: Path | None = None) -> NodeCore:
     """The core of this boot, on *part* (of hash *game*): count the boot in the data dir,
     read back what an earlier run left there (an uncleared emergency, the game view,
-    undelivered events)."""
+    undelivered events). *health_root*: where the Pi's health is read (``nodes/health.py``;
+    None: ``/``, and no sensor read when *simulated*)."""
     boot_n = data.next_boot()
+    probe = ports.probe = HealthProbe(root=health_root or Path("/"),
+                                      sensors=not simulated or health_root is not None,
+                                      data_dir=data.directory)
+    probe.system_boots = data.count_system_boot(probe.boot_id())
     log.info("node %s: boot %d (%s), data dir %s, game part %s", node.id, boot_n, boot_id,
              data.directory, game)
     max_events, max_bytes = outbox_limits

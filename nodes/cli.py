@@ -121,7 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
              "" if args.data_dir else " (no --data-dir nor ESCAPE_DATA_DIR: the default)")
     agent = NodeAgent(game=part, node_id=args.node_id, broker=broker,
                       pin_factory=pin_factory_for(args.simulate), simulate=args.simulate,
-                      keepalive=args.keepalive, data_dir=data_dir)
+                      keepalive=args.keepalive, data_dir=data_dir,
+                      health_root=args.settings.HEALTH_ROOT)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

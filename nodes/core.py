@@ -44,6 +44,7 @@ from protocol.contract import (
     Emergency,
     GameRefusal,
     NodeGame,
+    NodeHealth,
     NodeHeartbeat,
     NodeStatus,
     PropState,
@@ -86,6 +87,9 @@ class Ports(Protocol):
     def save_part(self, raw: bytes) -> None:
         """Keep the game part just applied (the :class:`NodeGame` message) for a restart."""
 
+    def health(self) -> NodeHealth | None:
+        """The Pi's health, read now (``nodes/health.py``); never raises."""
+
 
 class NodeCore:
     """One node's rules: see the module's doc. ``kinds`` maps each prop id to its kind."""
@@ -118,6 +122,7 @@ class NodeCore:
         self._next_beat = now
         #: a game part received during a game: (part, hash, message), applied after it
         self._pending: tuple[NodePart, str, bytes] | None = None
+        self._next_health = now
 
     @property
     def boot_id(self) -> str:
@@ -155,6 +160,7 @@ class NodeCore:
     def connected(self) -> None:
         """A new connection (subscribed already): birth, then every state."""
         self.link.trigger("connect")
+        self._next_health = -float("inf")   # the first heartbeat of a connection carries it
         self._publish_birth()
         self.publish_all_states()
 
@@ -185,7 +191,8 @@ class NodeCore:
 
         A small QoS 0 sign of life every keepalive / 3 while connected lets the controller
         see a hung or cut-off node offline within 1.2 × keepalive; it says whether the node
-        plays alone and how many events wait in its outbox.
+        plays alone and how many events wait in its outbox; one in
+        ``NODE_HEALTH_EVERY_S`` carries the Pi's health.
         """
         if now < self._next_beat:
             return self._next_beat
@@ -194,9 +201,13 @@ class NodeCore:
             return self._next_beat
         if self.identity.due:
             self._publish_birth()
+        health = None
+        if now >= self._next_health:
+            self._next_health = now + contract.NODE_HEALTH_EVERY_S
+            health = self.ports.health()
         beat = NodeHeartbeat(boot_id=self.boot_id, boot_n=self.identity.boot_n, ts=contract.now(),
                              autonomous=self.autonomous(now), outbox=len(self.outbox),
-                             game=self.identity.game)
+                             game=self.identity.game, health=health)
         if self.ports.publish(self.topics.node_heartbeat(self.node_id), beat.to_bytes(), qos=0):
             self.metrics["heartbeats"] += 1
         return self._next_beat

@@ -316,6 +316,37 @@ class NodeStatus(_Payload):
         "hash of a part it was given and applies once the game running now is over"))
 
 
+# -- a node's health (the Pi under it) ---------------------------------------------
+#: a node sends its health with one heartbeat in this many seconds (and the first of each
+#: connection): it changes slowly, and the heartbeat stays small
+NODE_HEALTH_EVERY_S = 10.0
+_COUNT = Annotated[int, Field(ge=0)]
+
+
+class NodeHealth(BaseModel):
+    """How the Pi under a node is doing: what the technician page shows, with thresholds in
+    words (controller/health.py). ``None``: not known here (a simulated node has no CPU
+    sensor nor power monitor)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    cpu_temp_c: float | None = Field(default=None, ge=-60, le=200, description="the SoC's temperature")
+    under_voltage: bool | None = Field(default=None, description="the supply is too weak now")
+    under_voltage_seen: bool | None = Field(default=None, description="it was, since the Pi booted")
+    throttled: bool | None = Field(default=None, description=(
+        "the CPU is slowed now (heat or power: frequency capped, throttled or soft limit)"))
+    throttled_seen: bool | None = Field(default=None, description="it was, since the Pi booted")
+    disk_free_bytes: int | None = Field(default=None, ge=0, description="free space of its data dir")
+    disk_total_bytes: int | None = Field(default=None, ge=0)
+    uptime_s: float | None = Field(default=None, ge=0, description="since the Pi booted")
+    system_boots: int | None = Field(default=None, ge=0, description=(
+        "times the Pi booted since its data dir was made (the agent's restarts are boot_n)"))
+    read_errors: dict[Annotated[str, Field(pattern=ID_PATTERN)], _COUNT] | None = Field(
+        default=None, max_length=100, description="per RFID reader: bad reads since the agent started")
+    counters: dict[Annotated[str, Field(max_length=60)], _COUNT] | None = Field(
+        default=None, max_length=200, description="the node's own counters (refusals, errors …)")
+
+
 class NodeHeartbeat(_Payload):
     """A node's sign of life (QoS 0, not retained), every ``heartbeat`` s of its birth.
 
@@ -333,6 +364,8 @@ class NodeHeartbeat(_Payload):
     # -- the game it runs (NodeGame) --
     game: str | None = Field(default=None, pattern=GAME_HASH_PATTERN,
                              description="hash of the part of the game file it runs")
+    health: NodeHealth | None = Field(default=None, description=(
+        f"the Pi's health, in one heartbeat every {NODE_HEALTH_EVERY_S:.0f} s"))
 
 
 class EventAck(BaseModel):

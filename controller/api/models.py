@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
+from protocol.contract import NodeHealth
+
 
 class Out(BaseModel):
     """An answer: exactly the fields declared, read from dicts or objects."""
@@ -235,6 +237,9 @@ class NodeView(Out):
     clock_offset: float | None = Field(description="the node's clock minus the controller's (s)")
     clock_skewed: bool
     game: NodeGameView | None = None
+    health: NodeHealth | None = Field(description="the Pi's last health report (its heartbeat's)")
+    health_at: float | None = Field(description="when it came (the controller's clock)")
+    health_problems: list[HealthProblem] = Field(description="controller/health.py's verdict, worst first")
 
 
 class LastEvent(Out):
@@ -373,6 +378,55 @@ class Recovered(Out):
     failures: int
 
 
+class HealthProblem(Out):
+    """A reading past its threshold (controller/health.py); the pages say it in words
+    (i18n ``health_<code>``, with ``value`` and ``limit``)."""
+
+    code: str
+    severity: Literal["warn", "bad"]
+    value: float | None
+    limit: float | None
+    prop: str | None = Field(description="the RFID reader, for read_errors")
+
+
+class Notice(Out):
+    """Something the game master should know before the next session (never shown during
+    one): a node's ``bad`` health problem, or a failed backup."""
+
+    kind: Literal["health", "backup"]
+    code: str
+    severity: Literal["warn", "bad"]
+    node: str | None = None
+    label: str | None = None
+    value: float | None = None
+    limit: float | None = None
+    prop: str | None = None
+    detail: str | None = Field(default=None, description="why a backup failed (French)")
+
+
+class LastBackup(Out):
+    at: float
+    reason: str = Field(description="nightly, or the session it followed")
+    path: str
+    sessions: int | None
+    bytes: int
+    seconds: float
+
+
+class BackupHealth(Out):
+    """The session store's backups (controller/backup.py)."""
+
+    ok: bool
+    error: str | None
+    failed_at: float | None
+    directory: str
+    last: LastBackup | None
+    taken: int
+    failures: int
+    next_nightly: float | None
+    running: bool
+
+
 class StoreHealth(Out):
     ok: bool
     error: str | None
@@ -420,6 +474,8 @@ class Snapshot(Out):
     lock_alerts: list[UnconfirmedLock]
     resumed: Resumed | None
     store: StoreHealth
+    backup: BackupHealth
+    notices: list[Notice]
     mqtt: MqttView
     apartment: Apartment
     demo: bool

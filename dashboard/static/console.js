@@ -182,9 +182,17 @@ function renderStore(store) {
     store.dropped ? t("store_dropped", {n: new Intl.NumberFormat(App.lang).format(store.dropped)}) : ""].join(" ");
 }
 
+// What to fix before the next session (the controller sends none while a game is played).
+function renderNotices(notices) {
+  const list = notices || [];
+  $("notices").classList.toggle("hidden", !list.length);
+  $("notices").querySelector("ul").replaceChildren(...list.map((n) =>
+    el("li", {dataset: {code: n.code, node: n.node || ""}}, n.label ? `${n.label} : ${App.problemText(n)}` : App.problemText(n))));
+}
+
 window.render = () => {
   if (!snap) return;
-  renderBanners(); renderStore(snap.store);
+  renderBanners(); renderStore(snap.store); renderNotices(snap.notices);
   renderGame(snap.game); renderFlow(snap.game); renderCheck(snap.game, snap.check); renderRooms();
 };
 

@@ -29,6 +29,7 @@ from protocol.contract import (
     ControllerStatus,
     Emergency,
     EventAck,
+    NodeHealth,
     NodeStatus,
     PropEvent,
     Topics,
@@ -70,6 +71,8 @@ class Wire:
     applied: list[tuple[str, str]] = field(default_factory=list)
     saved_emergency: list[Emergency | None] = field(default_factory=list)
     saved_views: list[GameView] = field(default_factory=list)
+    #: how many times the core read the Pi's health
+    health_reads: int = 0
     #: called once, just before / just after the next action: another thread's move in
     #: the middle of ours
     before: Callable[[], None] | None = None
@@ -107,6 +110,10 @@ class Wire:
 
     def save_view(self, view: GameView, *, controller_boot: str | None) -> None:
         self.saved_views.append(view)
+
+    def health(self) -> NodeHealth | None:
+        self.health_reads += 1
+        return NodeHealth(cpu_temp_c=50.0 + self.health_reads, under_voltage=False)
 
     # -- reading what went out ------------------------------------------------------
     def on(self, topic: str) -> list[dict[str, Any]]:
@@ -340,6 +347,22 @@ def test_the_heartbeat_says_alone_and_outbox_and_only_while_connected(tmp_path):
     beat = wire.on(T.node_heartbeat("hall"))
     assert beat[0]["boot_n"] == 1 and beat[0]["outbox"] == 1 and beat[0]["autonomous"] is False
     assert next(q for t, _p, _r, q in wire.published if t == T.node_heartbeat("hall")) == 0
+
+
+def test_one_heartbeat_in_ten_seconds_carries_the_pis_health_and_the_first_of_a_connection(tmp_path):
+    core, wire = make_core(tmp_path)
+    live(core, now=0.5)
+    for second in range(1, 25):   # a heartbeat a second (keepalive 3)
+        core.tick(float(second))
+    beats = wire.on(T.node_heartbeat("hall"))
+    with_health = [n for n, beat in enumerate(beats) if "health" in beat]
+    assert len(beats) == 24 and with_health == [0, 10, 20]
+    assert beats[0]["health"] == {"cpu_temp_c": 51.0, "under_voltage": False}
+    assert wire.health_reads == 3, "read only when sent"
+    core.disconnected()
+    live(core, now=24.5)   # a new connection: the controller may be new too
+    core.tick(25.0)
+    assert "health" in wire.on(T.node_heartbeat("hall"))[-1]
 
 
 # -- events: outbox, live controller, acknowledgements --------------------------------------
