@@ -37,6 +37,7 @@ from controller.events import PropEvents
 from controller.hub import Hub
 from controller.journal import Journal
 from controller.liveness import Liveness
+from controller.media import MediaLibrary
 from controller.mqtt import Connection, Incoming, MqttBridge
 from controller.orders import Orders
 from controller.outputs import Desired, Outputs
@@ -70,8 +71,11 @@ class GameService:
 
     def __init__(self, *, game: Game, bridge: MqttBridge, store: Store, demo: bool = False,
                  clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time, source: str | None = None) -> None:
+                 wall: Callable[[], float] = time.time, source: str | None = None,
+                 media: MediaLibrary | None = None) -> None:
         self.bridge = bridge
+        #: the sounds and videos the game file may name (None: not checked on reload)
+        self.media = media
         self.store = store
         self.demo = demo
         self.clock = clock

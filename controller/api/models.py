@@ -886,3 +886,36 @@ class LoggedOut(Out):
 class Me(Out):
     role: str
     room: str | None
+
+
+# -- the media library (controller/media.py) and speech (controller/speech.py) ------------
+class MediaItem(Out):
+    """One sound or video of the library, under the name a game file gives it."""
+
+    name: str = Field(description="what a game file's do: sound / do: video names")
+    kind: Literal["audio", "video"]
+    format: str = Field(description="the container read from the content (WAV, MP3, …)")
+    mime: str
+    bytes: int
+    duration_s: float
+    hash: str = Field(description="SHA-256 of the content")
+    shipped: bool = Field(description="shipped with the game (cannot be deleted)")
+    added: float | None = Field(description="when it was uploaded (Unix time); null: shipped")
+    url: str = Field(description="where screens load it: named by its content, cached for ever")
+
+
+class MediaList(Out):
+    files: list[MediaItem]
+    max_bytes: int
+    max_duration_s: int
+    accepted: str
+
+
+class MediaDeleted(Out):
+    deleted: str
+
+
+class SpeechStatus(Out):
+    available: bool = Field(description="espeak-ng is installed on the controller")
+    voice: str
+    rate_wpm: int

@@ -1,0 +1,153 @@
+"""Media routes: the library of sounds and videos, and the clues' speech (docs/media.md).
+
+* ``GET /api/media`` (game master, technician): every file, shipped and uploaded;
+* ``POST /api/media?name=musique_salon.mp3`` (technician), the file itself as the body,
+  ``Content-Type: application/octet-stream``: checked on its content (type, size,
+  duration), kept under its SHA-256; 201 with the new entry. Refused, nothing kept: 413
+  too large or too long, 415 not a sound or video we read (or a name whose extension is
+  not its type), 409 a name already taken, 422 a name a game file could not write;
+* ``DELETE /api/media/{name}`` (technician): a shipped file, or one the game plays: 409;
+* ``GET /api/media/files/{hash}.{ext}`` (room screens and staff): the file, with byte
+  ranges (a video seeks) and cached for ever (its name is its content);
+* ``GET /api/speech/clues/{id}`` (room screens and staff): the clue's text spoken
+  (``audio/wav``, made once per text); 503 in words when espeak-ng is not installed;
+* ``GET /api/speech?text=…`` (game master): any text spoken, to hear it before sending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse
+
+from controller.api.access import GM, SCREEN, TECH
+from controller.api.deps import ServiceDep
+from controller.api.errors import ApiError
+from controller.api.models import MediaDeleted, MediaItem, MediaList, SpeechStatus
+from controller.media import ACCEPTED, MAX_BYTES, MAX_DURATION_S, MediaError, MediaFile, MediaLibrary
+from controller.speech import MAX_CHARS, Speech, SpeechUnavailable
+
+router = APIRouter(tags=["media"])
+#: a content-named file never changes: cached for a year, never revalidated
+IMMUTABLE = "private, max-age=31536000, immutable"
+#: a spoken clue is named by its text too
+SPOKEN = "private, max-age=86400"
+
+
+def library(request: Request) -> MediaLibrary:
+    return request.app.state.media
+
+
+def speech(request: Request) -> Speech:
+    return request.app.state.speech
+
+
+def item_view(item: MediaFile) -> dict[str, Any]:
+    return {"name": item.name, "kind": item.kind, "format": item.format, "mime": item.mime,
+            "bytes": item.bytes, "duration_s": item.duration_s, "hash": item.hash,
+            "shipped": item.shipped, "added": item.added, "url": f"/api/media/files/{item.stored}"}
+
+
+def _refused(exc: MediaError | SpeechUnavailable) -> ApiError:
+    return ApiError(exc.status, exc.fr, en=exc.en)
+
+
+@router.get("/api/media", dependencies=[GM], response_model=MediaList)
+def list_media(request: Request) -> dict[str, Any]:
+    return {"files": [item_view(i) for i in library(request).items()], "max_bytes": MAX_BYTES,
+            "max_duration_s": MAX_DURATION_S, "accepted": ACCEPTED}
+
+
+def _too_large(size: int | None = None) -> ApiError:
+    mb = f"{MAX_BYTES / 1_000_000:.0f}"
+    said = "" if size is None else f" ({size / 1_000_000:.1f} Mo)".replace(".", ",")
+    return ApiError(413, f"fichier trop gros{said} : au plus {mb} Mo",
+                    en=f"file too large: at most {MAX_BYTES} bytes")
+
+
+@router.post("/api/media", dependencies=[TECH], response_model=MediaItem, status_code=201,
+             max_body_size=MAX_BYTES + 1024 * 1024)
+async def upload_media(request: Request,
+                       name: Annotated[str, Query(max_length=64, description="the name a game file "
+                                                  "will give it, e.g. musique_salon.mp3")]) -> dict[str, Any]:
+    """The body is the file itself (``application/octet-stream``), read here after the
+    role was checked, on disk as it comes, never whole in memory."""
+    lib = library(request)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BYTES:
+        raise _too_large(int(declared))
+    out, tmp = await asyncio.to_thread(lib.receive)
+    size = 0
+    try:
+        with out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BYTES:
+                    raise _too_large()
+                await asyncio.to_thread(out.write, chunk)
+        item = await asyncio.to_thread(lib.add, name, tmp)
+    except MediaError as exc:
+        raise _refused(exc) from exc
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return item_view(item)
+
+
+@router.delete("/api/media/{name}", dependencies=[TECH], response_model=MediaDeleted)
+def delete_media(request: Request, service: ServiceDep, name: Annotated[str, PathParam(max_length=64)]
+                 ) -> dict[str, str]:
+    try:
+        item = library(request).delete(name, in_use=service.ctx.game.media_files())
+    except MediaError as exc:
+        raise _refused(exc) from exc
+    return {"deleted": item.name}
+
+
+@router.get("/api/media/files/{stored}", dependencies=[SCREEN], response_class=FileResponse,
+            responses={200: {"content": {"audio/*": {}, "video/*": {}}}})
+def media_file(request: Request, stored: Annotated[str, PathParam(max_length=80)]) -> FileResponse:
+    lib = library(request)
+    path = lib.path_of(stored)
+    if path is None:
+        raise ApiError(404, f"fichier inconnu de la médiathèque : {stored}",
+                       en=f"no such file in the media library: {stored}")
+    item = next(i for i in lib.items() if i.stored == stored)
+    return FileResponse(path, media_type=item.mime, headers={"Cache-Control": IMMUTABLE})
+
+
+@router.get("/api/speech/status", dependencies=[GM], response_model=SpeechStatus)
+def speech_status(request: Request) -> dict[str, Any]:
+    voice = speech(request)
+    return {"available": voice.available(), "voice": voice.voice, "rate_wpm": voice.rate}
+
+
+async def _spoken(request: Request, text: str) -> FileResponse:
+    try:
+        spoken = await asyncio.to_thread(speech(request).speak, text)
+    except SpeechUnavailable as exc:
+        raise _refused(exc) from exc
+    return FileResponse(spoken.path, media_type="audio/wav",
+                        headers={"Cache-Control": SPOKEN, "X-Speech-Cache": "miss" if spoken.made else "hit"})
+
+
+@router.get("/api/speech/clues/{clue_id}", dependencies=[SCREEN], response_class=FileResponse,
+            responses={200: {"content": {"audio/wav": {}}}})
+async def clue_speech(request: Request, service: ServiceDep,
+                      clue_id: Annotated[str, PathParam(max_length=40)]) -> FileResponse:
+    """A clue sent this game, spoken in French (a screen can speak only what was sent)."""
+    clue = next((c for c in service.ctx.engine.clues if c.id == clue_id), None)
+    if clue is None:
+        raise ApiError(404, f"indice inconnu : {clue_id}", en=f"unknown clue: {clue_id}")
+    return await _spoken(request, clue.text)
+
+
+@router.get("/api/speech", dependencies=[GM], response_class=FileResponse,
+            responses={200: {"content": {"audio/wav": {}}}})
+async def text_speech(request: Request,
+                      text: Annotated[str, Query(min_length=1, max_length=MAX_CHARS)]) -> FileResponse:
+    """Any text spoken, for the game master to hear before sending it."""
+    return await _spoken(request, text)
