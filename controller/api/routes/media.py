@@ -36,6 +36,11 @@ router = APIRouter(tags=["media"])
 IMMUTABLE = "private, max-age=31536000, immutable"
 #: a spoken clue is named by its text too
 SPOKEN = "private, max-age=86400"
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+MEDIA_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"audio/*": BINARY, "video/*": BINARY}, "description": "the file"}}
+SPEECH_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"audio/wav": BINARY}, "description": "the text spoken"}}
 
 
 def library(request: Request) -> MediaLibrary:
@@ -108,7 +113,7 @@ def delete_media(request: Request, service: ServiceDep, name: Annotated[str, Pat
 
 
 @router.get("/api/media/files/{stored}", dependencies=[SCREEN], response_class=FileResponse,
-            responses={200: {"content": {"audio/*": {}, "video/*": {}}}})
+            responses=MEDIA_ANSWER)
 def media_file(request: Request, stored: Annotated[str, PathParam(max_length=80)]) -> FileResponse:
     lib = library(request)
     path = lib.path_of(stored)
@@ -135,7 +140,7 @@ async def _spoken(request: Request, text: str) -> FileResponse:
 
 
 @router.get("/api/speech/clues/{clue_id}", dependencies=[SCREEN], response_class=FileResponse,
-            responses={200: {"content": {"audio/wav": {}}}})
+            responses=SPEECH_ANSWER)
 async def clue_speech(request: Request, service: ServiceDep,
                       clue_id: Annotated[str, PathParam(max_length=40)]) -> FileResponse:
     """A clue sent this game, spoken in French (a screen can speak only what was sent)."""
@@ -146,7 +151,7 @@ async def clue_speech(request: Request, service: ServiceDep,
 
 
 @router.get("/api/speech", dependencies=[GM], response_class=FileResponse,
-            responses={200: {"content": {"audio/wav": {}}}})
+            responses=SPEECH_ANSWER)
 async def text_speech(request: Request,
                       text: Annotated[str, Query(min_length=1, max_length=MAX_CHARS)]) -> FileResponse:
     """Any text spoken, for the game master to hear before sending it."""
