@@ -47,6 +47,8 @@ MAX_DURATION_S = 15 * 60
 #: a name as a game file writes it: lower case, digits, ``_ - .``, and an extension
 NAME = re.compile(MEDIA_NAME_PATTERN)
 CHUNK = 64 * 1024
+#: where screens load a file: by its content, so a browser may cache it for ever
+URL_PREFIX = "/api/media/files/"
 
 Kind = Literal["audio", "video"]
 
@@ -101,6 +103,10 @@ class MediaFile:
     def stored(self) -> str:
         """The file's name on disk and in its URL: its content, so cached for ever."""
         return f"{self.hash}.{self.ext}"
+
+    @property
+    def url(self) -> str:
+        return URL_PREFIX + self.stored
 
 
 def _hash_file(path: Path) -> str:

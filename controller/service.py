@@ -96,7 +96,7 @@ class GameService:
         self.views = Views(self.ctx, bridge, journal=self.journal, outputs=self.outputs,
                            alert=self.alert, check=self.check, hub=self.hub, demo=demo,
                            resumed=lambda: self.resumed, distribution=self.distribution,
-                           pending_game=lambda: self.pending_game)
+                           pending_game=lambda: self.pending_game, media_url=self.media_url)
         self.orders = Orders(self.ctx, alert=self.alert, outputs=self.outputs, check=self.check,
                              journal=self.journal, views=self.views)
         self.events = PropEvents(self.ctx, bridge, journal=self.journal, liveness=self.liveness,
@@ -111,6 +111,11 @@ class GameService:
         # What the controller status tells the nodes besides online/session/running.
         bridge.heartbeat_s = contract.heartbeat_interval(game.apartment.autonomy_after_s)
         bridge.status_source = lambda: status_fields(engine=self.engine, registry=self.registry)
+
+    def media_url(self, name: str) -> str | None:
+        """Where a screen loads the media file *name* (None: not in the library)."""
+        item = self.media.get(name) if self.media is not None else None
+        return item.url if item is not None else None
 
     # -- the parts' state, by name ---------------------------------------------------------
     @property

@@ -433,6 +433,18 @@ class RoomClue(ScreenClue):
     done: bool = Field(description="its puzzle is solved: an old clue, no longer shown as new")
 
 
+class ScreenCue(Out):
+    """A sound or video for this screen to play once (``id`` grows through a game)."""
+
+    id: int
+    kind: Literal["sound", "video"]
+    file: str
+    url: str | None = Field(description="where to load it; null: no longer in the library")
+    volume: float = Field(ge=0, le=1)
+    loop: bool
+    at: float = Field(description="elapsed run time when it was cued, seconds")
+
+
 class ScreenGame(Out):
     phase: str
     result: str | None
@@ -446,6 +458,8 @@ class ScreenGame(Out):
     bills: list[Bill]
     messages: list[Message]
     clues: list[RoomClue]
+    cues: list[ScreenCue] = Field(default_factory=list, description="the newest sounds and videos "
+                                  "cued for this screen")
     emergency: bool = Field(description="the emergency alert is on: everybody out")
 
 

@@ -13,6 +13,7 @@ import hashlib
 import io
 import math
 import struct
+import uuid
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,11 +23,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from config.game import Game
+from config.loader import parse_game
 from controller.api.auth import AuthSettings
 from controller.api.routes import media as media_routes
 from controller.main import create_app
 from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
+from tests.controller.conftest import GAME
 
 AUTH = AuthSettings(gm_password="gm-password", tech_password="tech-password",
                     screen_secret="media-screen-secret", session_secret="media-session-secret")
@@ -220,3 +223,34 @@ def test_without_espeak_ng_speech_is_refused_in_french_and_the_clue_still_shown(
     assert gm.get("/api/speech/status").json()["available"] is False
     shown = gm.get("/api/state").json()["game"]["clues"]
     assert any(c["id"] == clue for c in shown)
+
+
+# -- cues: a sound action of the game file, carried to the room screens ---------------------
+@pytest.fixture
+def sound_app(embedded_broker: BrokerHandle, tmp_path: Path) -> Iterator[FastAPI]:
+    text = GAME.format(apartment_id=f"t{uuid.uuid4().hex[:10]}").replace(
+        "      - {do: unlock, target: hall.box_lock}",
+        "      - {do: unlock, target: hall.box_lock}\n"
+        "      - {do: sound, file: unlock.wav, room: hall, volume: 0.7}")
+    game = parse_game(text, media={"unlock.wav"}).game
+    application = create_app(game=game, auth=AUTH, db_path=tmp_path / "escape.db",
+                             broker=BrokerAddress(embedded_broker.host, embedded_broker.port))
+    with TestClient(application):
+        yield application
+
+
+def test_a_sound_action_reaches_its_rooms_screen_with_the_url_to_play_and_no_other(sound_app: FastAPI) -> None:
+    gm = logged(sound_app, "gm-password")
+    assert gm.post("/api/game/start", json={"parcours": "primo", "players": 4}).status_code == 200
+    hall, salon = TestClient(sound_app), TestClient(sound_app)
+    hall.params = {"token": AUTH.screen_token("hall")}
+    salon.params = {"token": AUTH.screen_token("salon")}
+    assert hall.get("/api/state").json()["game"]["cues"] == []
+
+    assert gm.post("/api/game/puzzles/mailbox/solve").status_code == 200
+    cues = hall.get("/api/state").json()["game"]["cues"]
+    assert [(c["id"], c["kind"], c["file"], c["volume"], c["loop"]) for c in cues] == \
+        [(1, "sound", "unlock.wav", 0.7, False)]
+    played = hall.get(cues[0]["url"])
+    assert played.status_code == 200 and played.headers["content-type"] == "audio/wav"
+    assert salon.get("/api/state").json()["game"]["cues"] == []

@@ -54,7 +54,7 @@ def speech(request: Request) -> Speech:
 def item_view(item: MediaFile) -> dict[str, Any]:
     return {"name": item.name, "kind": item.kind, "format": item.format, "mime": item.mime,
             "bytes": item.bytes, "duration_s": item.duration_s, "hash": item.hash,
-            "shipped": item.shipped, "added": item.added, "url": f"/api/media/files/{item.stored}"}
+            "shipped": item.shipped, "added": item.added, "url": item.url}
 
 
 def _refused(exc: MediaError | SpeechUnavailable) -> ApiError:
