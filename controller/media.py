@@ -202,7 +202,11 @@ class MediaLibrary:
         for path in sorted(folder.glob("*")) if folder.is_dir() else []:
             if not NAME.match(path.name):
                 continue   # the licences, a README
-            fmt, duration = sniff(path)
+            try:
+                fmt, duration = sniff(path)
+            except MediaError as exc:
+                log.error("shipped media %s left out: %s", path.name, exc.en)
+                continue
             found[path.name] = MediaFile(path.name, _hash_file(path), path.suffix[1:], fmt.kind,
                                          fmt.mime, fmt.label, path.stat().st_size, round(duration, 3),
                                          shipped=True)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,23 @@ WORD_GAP = 2
 MAX_CHARS = 600
 #: a synthesis longer than this is stopped (espeak-ng makes ~20 s of speech per second here)
 TIMEOUT_S = 20
+
+
+#: what espeak-ng reads wrongly in our clues, said the way a person would (docs/media.md):
+#: a code with a leading zero digit by digit ("0412" is not "four hundred and twelve"),
+#: the hash key, an hour ("12 h 30" is not "douze hache trente")
+SAY: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    (re.compile(r"\b0\d+\b"), lambda m: " ".join(m.group())),
+    (re.compile(r"#"), " dièse "),
+    (re.compile(r"\b(\d{1,2}) ?h ?(\d{2})\b"), r"\1 heures \2"),
+)
+
+
+def as_said(text: str) -> str:
+    """*text* rewritten for the synthesizer (the screen still shows it as written)."""
+    for pattern, replacement in SAY:
+        text = pattern.sub(replacement, text)
+    return " ".join(text.split())
 
 
 class SpeechUnavailable(Bilingual):
@@ -73,7 +92,7 @@ class Speech:
     def speak(self, text: str) -> Spoken:
         """The WAV of *text*, made now or taken from the cache. Blocking (run it in a
         thread); two callers of the same text wait for one synthesis."""
-        text = " ".join(text.split())
+        text = as_said(text)
         if not text:
             raise SpeechRefused("rien à dire : le texte est vide", en="nothing to say: empty text")
         if len(text) > MAX_CHARS:

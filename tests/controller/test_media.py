@@ -27,6 +27,7 @@ from config.loader import parse_game
 from controller.api.auth import AuthSettings
 from controller.api.routes import media as media_routes
 from controller.main import create_app
+from controller.speech import as_said
 from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
 from tests.controller.conftest import GAME
@@ -254,3 +255,9 @@ def test_a_sound_action_reaches_its_rooms_screen_with_the_url_to_play_and_no_oth
     played = hall.get(cues[0]["url"])
     assert played.status_code == 200 and played.headers["content-type"] == "audio/wav"
     assert salon.get("/api/state").json()["game"]["cues"] == []
+
+
+def test_codes_hours_and_the_hash_key_are_said_as_a_person_would() -> None:
+    assert as_said("Tapez  0412 puis #.") == "Tapez 0 4 1 2 puis dièse ."
+    assert as_said("Rendez-vous à 12 h 30 ou 9h05, loyer 1507 €") == \
+        "Rendez-vous à 12 heures 30 ou 9 heures 05, loyer 1507 €"
