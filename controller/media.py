@@ -194,6 +194,8 @@ class MediaLibrary:
         self._lock = threading.Lock()
         self._shipped = self._read_shipped(shipped)
         self._uploads: dict[str, MediaFile] = self._read_index()
+        for left in root.glob(".upload-*") if root.is_dir() else []:
+            left.unlink(missing_ok=True)   # an upload cut by a crash: never kept
 
     # -- reading ----------------------------------------------------------------------
     @staticmethod

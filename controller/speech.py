@@ -8,6 +8,7 @@ renamed), so a clue sent to three rooms, or sent again, is synthesized once. Wit
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -16,6 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +51,17 @@ def as_said(text: str) -> str:
     for pattern, replacement in SAY:
         text = pattern.sub(replacement, text)
     return " ".join(text.split())
+
+
+def whole_wav(path: Path) -> bool:
+    """True when *path* is a WAV holding every frame its header announces, and some."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            frames = w.getnframes()
+            expected = frames * w.getsampwidth() * w.getnchannels()
+            return frames > 0 and len(w.readframes(frames)) == expected
+    except (OSError, EOFError, wave.Error):
+        return False
 
 
 class SpeechUnavailable(Bilingual):
@@ -121,6 +134,9 @@ class Speech:
                            "-w", tmp, "--stdin"]
                 subprocess.run(command, input=text.encode(), check=True,  # noqa: S603 - fixed program
                                capture_output=True, timeout=TIMEOUT_S)
+                # espeak-ng exits 0 on a full disk with an empty or cut file: never cached
+                if not whole_wav(Path(tmp)):
+                    raise OSError(errno.ENOSPC, "espeak-ng wrote an empty or cut WAV (disk full?)")
                 os.replace(tmp, path)
             except (subprocess.SubprocessError, OSError) as exc:
                 log.error("espeak-ng failed on a text of %d characters: %s", len(text), exc)

@@ -261,3 +261,59 @@ def test_codes_hours_and_the_hash_key_are_said_as_a_person_would() -> None:
     assert as_said("Tapez  0412 puis #.") == "Tapez 0 4 1 2 puis dièse ."
     assert as_said("Rendez-vous à 12 h 30 ou 9h05, loyer 1507 €") == \
         "Rendez-vous à 12 heures 30 ou 9 heures 05, loyer 1507 €"
+
+
+def test_a_game_file_playing_a_sound_not_in_the_library_is_refused_on_reload_at_its_line(
+        embedded_broker: BrokerHandle, tmp_path: Path, game: Game) -> None:
+    path = tmp_path / "game.yaml"
+    good = GAME.format(apartment_id=game.apartment.id)
+    path.write_text(good, encoding="utf-8")
+    application = create_app(game=game, auth=AUTH, db_path=tmp_path / "escape.db", config_path=path,
+                             broker=BrokerAddress(embedded_broker.host, embedded_broker.port))
+    with TestClient(application):
+        tech = logged(application, "tech-password")
+        bad = good.replace("      - {do: unlock, target: hall.box_lock}",
+                           "      - {do: unlock, target: hall.box_lock}\n"
+                           "      - {do: sound, file: applaudissements.wav, room: hall}")
+        path.write_text(bad, encoding="utf-8")
+        line = bad.splitlines().index("      - {do: sound, file: applaudissements.wav, room: hall}") + 1
+        reply = tech.post("/api/config/reload", json={})
+        assert reply.status_code == 422, reply.text
+        assert reply.json()["errors"] == [
+            f"{path}:{line}:21: error: puzzles[0].actions[1].file: fichier absent de la médiathèque : "
+            "'applaudissements.wav' (à téléverser sur la page du technicien, ou nom mal écrit)"]
+        # uploaded, the same file is taken
+        assert upload(tech, "applaudissements.wav", tone_wav()).status_code == 201
+        reply = tech.post("/api/config/reload", json={})
+        assert reply.status_code == 200 and reply.json()["status"] == "reloaded", reply.text
+        assert tech.request("DELETE", "/api/media/applaudissements.wav").status_code == 409
+
+
+def test_an_upload_cut_by_a_crash_leaves_nothing_behind(tmp_path: Path) -> None:
+    from controller.media import MediaLibrary
+
+    (tmp_path / "media").mkdir()
+    (tmp_path / "media" / ".upload-abc123").write_bytes(b"half a file")
+    library = MediaLibrary(tmp_path / "media")
+    assert list((tmp_path / "media").iterdir()) == []
+    assert "chime.wav" in library.names()
+
+
+def test_a_full_disk_refuses_an_upload_and_a_speech_in_french_and_keeps_nothing(
+        embedded_broker: BrokerHandle, tmp_path: Path, game: Game) -> None:
+    from tests.support.diskfull import fill, small_tmpfs
+
+    with small_tmpfs(tmp_path / "data", size_kb=512) as data:
+        application = create_app(game=game, auth=AUTH, db_path=data / "escape.db",
+                                 broker=BrokerAddress(embedded_broker.host, embedded_broker.port))
+        with TestClient(application):
+            tech = logged(application, "tech-password")
+            body = tone_wav(seconds=40.0)          # 640 KB: more than the disk holds
+            assert_french_refusal(upload(tech, "trop_gros.wav", body), 507, "disque plein")
+            assert stored_files(data) == []
+            assert "trop_gros.wav" not in names(tech)
+            assert upload(tech, "petit.wav", tone_wav(0.2)).status_code == 201   # room for a small one
+            fill(data / "filler")                  # now the disk is full
+            reply = tech.get("/api/speech", params={"text": "Un texte qui ne tiendra pas sur le disque."})
+            assert_french_refusal(reply, 503, "synthèse vocale a échoué")
+            assert [p.name for p in (data / "speech").iterdir()] == []

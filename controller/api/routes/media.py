@@ -97,6 +97,9 @@ async def upload_media(request: Request,
         item = await asyncio.to_thread(lib.add, name, tmp)
     except MediaError as exc:
         raise _refused(exc) from exc
+    except OSError as exc:   # a full disk: nothing kept, the game goes on
+        raise ApiError(507, f"le fichier n'a pas pu être enregistré ({exc.strerror}) : disque plein ?",
+                       en=f"the file could not be stored ({exc.strerror}): disk full?") from exc
     finally:
         Path(tmp).unlink(missing_ok=True)
     return item_view(item)
