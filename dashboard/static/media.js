@@ -2,6 +2,8 @@
 // do: video) that the screen view carries, each played once; a looping sound is the room's
 // music. Each new clue is spoken (speech made on the controller), and while a voice speaks
 // the music drops to DUCK of its volume and comes back after.
+// A video plays over the screen (below the evacuation notice); during the emergency alert
+// nothing plays: people must hear the staff.
 // A kiosk runs Chromium with --autoplay-policy=no-user-gesture-required; a screen opened by
 // hand plays once it has been touched (screen.js).
 "use strict";
@@ -12,7 +14,10 @@ const MediaCues = (() => {
   const box = document.createElement("div");
   box.id = "cues";
   box.hidden = true;
-  document.body.append(box);
+  const stage = document.createElement("div");   // where a video is seen
+  stage.id = "cue-video";
+  stage.className = "cue-video hidden";
+  document.body.append(box, stage);
   let last = null;             // the highest cue id handled; null before the first view
   let music = null, voices = 0;
   const spoken = new Set();
@@ -55,9 +60,9 @@ const MediaCues = (() => {
       music = m;
       m.volume = musicLevel();
     } else {
-      m.addEventListener("ended", () => m.remove());
+      m.addEventListener("ended", () => { m.remove(); stage.classList.toggle("hidden", !stage.children.length); });
     }
-    box.append(m);
+    if (cue.kind === "video") { stage.replaceChildren(m); stage.classList.remove("hidden"); } else box.append(m);
     m.play().catch(() => {});   // not allowed yet (no touch on a screen opened by hand)
   }
 
@@ -72,6 +77,13 @@ const MediaCues = (() => {
     setTimeout(() => v.play().catch(end), VOICE_AFTER_MS);
   }
 
+  function silence() {
+    for (const m of [...box.children, ...stage.children]) { m.pause(); m.remove(); }
+    stage.classList.add("hidden");
+    music = null;
+    voices = 0;
+  }
+
   function update(g) {
     const cues = g.cues || [];
     const top = cues.reduce((n, c) => Math.max(n, c.id), 0);
@@ -81,13 +93,19 @@ const MediaCues = (() => {
       return;
     }
     if (top < last) last = 0;   // a new game numbers its cues from 1 again
+    if (g.emergency) {   // what was cued meanwhile is not played afterwards either
+      silence();
+      last = top;
+      for (const c of g.clues) spoken.add(c.id);
+      return;
+    }
     for (const c of cues) if (c.id > last) { last = c.id; play(c); }
     for (const c of g.clues) {
       if (spoken.has(c.id)) continue;
       spoken.add(c.id);
       if (c.status !== "shown") speak(c);
     }
-    if (g.phase === "idle" && music) { music.pause(); music.remove(); music = null; }
+    if (g.phase === "idle") silence();
   }
   return {update, get music() { return music; }};
 })();

@@ -1,7 +1,8 @@
 """Sound on a room screen, in headless Chromium started as the kiosk is (autoplay allowed):
 a sound action of the game plays on its room's screen (not paused, time advancing), the
-room's music drops while a clue is spoken and comes back after (docs/media.md). Measures
-the time from the game event to the sound playing."""
+room's music drops while a clue is spoken and comes back after, and everything stops
+when the emergency alert is declared (docs/media.md). Measures the time from the game
+event to the sound playing."""
 
 from __future__ import annotations
 
@@ -113,4 +114,10 @@ def screen_plays_the_game(gm: httpx.Client, url: str) -> None:
         page.wait_for_function("([sel, v]) => document.querySelector(sel).volume > v",
                                arg=[music, MUSIC_VOLUME * 0.95])
         assert not state(music)["paused"]
+
+        # the emergency alert: nothing plays any more, people must hear the staff
+        assert gm.post("/api/emergency", json={}).status_code in (200, 202)   # 202: locks unconfirmed
+        page.wait_for_selector("#evacuate:not(.hidden)")
+        page.wait_for_selector(music, state="detached")
+        assert page.eval_on_selector_all("#cues audio, #cue-video video", "(m) => m.length") == 0
         browser.close()
