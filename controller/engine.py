@@ -164,7 +164,7 @@ class MediaCue:
     is None). *id* grows through a game: a screen plays each cue once."""
 
     id: int
-    kind: str                      # "sound" or "video"
+    kind: str                      # "sound", "video", or "stop" (silence the screens)
     file: str
     rooms: tuple[str, ...] | None
     volume: float
@@ -757,10 +757,8 @@ class Engine:
                 self.messages.append(message)
                 effects.append(message)
             elif isinstance(action, MediaAction):
-                cue = MediaCue(len(self.cues) + 1, action.do, action.file, action.rooms, action.volume,
-                               action.loop, round(self.elapsed(), 3))
-                self.cues.append(cue)
-                effects.append(cue)
+                effects += self.cue_media(action.do, action.file, action.rooms, volume=action.volume,
+                                          loop=action.loop, who=f"puzzle {puzzle.id}")
             elif isinstance(action, TimerAction):
                 if action.op == "add":
                     self.added_seconds += action.seconds
@@ -868,6 +866,21 @@ class Engine:
         self.log.append(entry)
         del self.log[:-500]
         self._journal.append(("note", entry))
+
+    # -- media --------------------------------------------------------------------------
+    def cue_media(self, kind: str, file: str, rooms: tuple[str, ...] | None, *, volume: float = 1.0,
+                  loop: bool = False, who: str = GAME_MASTER) -> list[Effect]:
+        """The game master plays *file* (``kind``: sound, video) on the screens of *rooms*
+        (None: every screen), or with ``kind`` "stop" silences them; any phase."""
+        for room in rooms or ():
+            if self.game.node(room) is None:
+                msg = f"pièce inconnue {room!r}"
+                raise NotFoundError(msg, en=f"unknown room {room!r}")
+        cue = MediaCue(len(self.cues) + 1, kind, file, rooms, volume, loop, round(self.elapsed(), 3))
+        self.cues.append(cue)
+        self.audit(f"media_{kind}", who=who, target=", ".join(rooms) if rooms else "all",
+                   detail=file or None)
+        return [cue]
 
     def audit(self, action: str, *, who: str = GAME_MASTER, target: str | None = None,
               detail: str | None = None) -> dict[str, Any]:

@@ -437,9 +437,9 @@ class ScreenCue(Out):
     """A sound or video for this screen to play once (``id`` grows through a game)."""
 
     id: int
-    kind: Literal["sound", "video"]
+    kind: Literal["sound", "video", "stop"] = Field(description="stop: silence this screen")
     file: str
-    url: str | None = Field(description="where to load it; null: no longer in the library")
+    url: str | None = Field(description="where to load it; null: no longer in the library (or stop)")
     volume: float = Field(ge=0, le=1)
     loop: bool
     at: float = Field(description="elapsed run time when it was cued, seconds")
@@ -927,6 +927,15 @@ class MediaList(Out):
 
 class MediaDeleted(Out):
     deleted: str
+
+
+class MediaCued(Out):
+    """A sound or video the game master played (or a stop), as the screens get it."""
+
+    id: int
+    kind: Literal["sound", "video", "stop"]
+    file: str
+    rooms: list[str] | None = Field(description="null: every screen")
 
 
 class SpeechStatus(Out):

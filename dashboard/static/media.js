@@ -99,7 +99,7 @@ const MediaCues = (() => {
       for (const c of g.clues) spoken.add(c.id);
       return;
     }
-    for (const c of cues) if (c.id > last) { last = c.id; play(c); }
+    for (const c of cues) if (c.id > last) { last = c.id; if (c.kind === "stop") silence(); else play(c); }
     for (const c of g.clues) {
       if (spoken.has(c.id)) continue;
       spoken.add(c.id);

@@ -115,6 +115,16 @@ def screen_plays_the_game(gm: httpx.Client, url: str) -> None:
                                arg=[music, MUSIC_VOLUME * 0.95])
         assert not state(music)["paused"]
 
+        # the game master stops the room's music, then plays it again from the library
+        assert gm.post("/api/media/stop", json={"room": "hall"}).status_code == 200
+        page.wait_for_selector(music, state="detached")
+        again = gm.post("/api/media/play", json={"file": "ambiance.wav", "room": "hall", "loop": True,
+                                                 "volume": 0.3})
+        assert again.status_code == 200, again.text
+        music = f'#cues audio[data-cue="{again.json()["id"]}"]'
+        page.wait_for_function("(sel) => { const m = document.querySelector(sel); "
+                               "return m && !m.paused && m.currentTime > 0; }", arg=music)
+
         # the emergency alert: nothing plays any more, people must hear the staff
         assert gm.post("/api/emergency", json={}).status_code in (200, 202)   # 202: locks unconfirmed
         page.wait_for_selector("#evacuate:not(.hidden)")

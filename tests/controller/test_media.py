@@ -317,3 +317,32 @@ def test_a_full_disk_refuses_an_upload_and_a_speech_in_french_and_keeps_nothing(
             reply = tech.get("/api/speech", params={"text": "Un texte qui ne tiendra pas sur le disque."})
             assert_french_refusal(reply, 503, "synthèse vocale a échoué")
             assert [p.name for p in (data / "speech").iterdir()] == []
+
+
+def test_the_game_master_plays_music_in_one_room_and_stops_it(app: FastAPI) -> None:
+    gm = logged(app, "gm-password")
+    assert gm.post("/api/game/start", json={"parcours": "primo", "players": 4}).status_code == 200
+    hall, salon = TestClient(app), TestClient(app)
+    hall.params = {"token": AUTH.screen_token("hall")}
+    salon.params = {"token": AUTH.screen_token("salon")}
+    reply = gm.post("/api/media/play", json={"file": "ambiance.wav", "room": "salon", "volume": 0.4,
+                                             "loop": True})
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {"id": 1, "kind": "sound", "file": "ambiance.wav", "rooms": ["salon"]}
+    cue = salon.get("/api/state").json()["game"]["cues"][-1]
+    assert (cue["file"], cue["volume"], cue["loop"]) == ("ambiance.wav", 0.4, True)
+    assert salon.get(cue["url"]).status_code == 200
+    assert hall.get("/api/state").json()["game"]["cues"] == []
+
+    stop = gm.post("/api/media/stop", json={"room": ["salon"]})
+    assert stop.status_code == 200 and stop.json()["kind"] == "stop"
+    last = salon.get("/api/state").json()["game"]["cues"][-1]
+    assert last["kind"] == "stop" and last["url"] is None
+    audit = [e["action"] for e in gm.get("/api/state").json()["game"]["audit"]]
+    assert "media_sound" in audit and "media_stop" in audit
+
+    assert_french_refusal(gm.post("/api/media/play", json={"file": "absent.wav"}), 404,
+                          "n'est pas dans la médiathèque")
+    assert_french_refusal(gm.post("/api/media/play", json={"file": "chime.wav", "room": "cave"}), 404,
+                          "pièce inconnue")
+    assert hall.post("/api/media/play", json={"file": "chime.wav"}).status_code == 403

@@ -9,6 +9,10 @@
 * ``DELETE /api/media/{name}`` (technician): a shipped file, or one the game plays: 409;
 * ``GET /api/media/files/{hash}.{ext}`` (room screens and staff): the file, with byte
   ranges (a video seeks) and cached for ever (its name is its content);
+* ``POST /api/media/play`` ``{"file": "ambiance.wav", "room": "salon", "volume": 0.5,
+  "loop": true}`` (game master): play a file of the library on a room's screen (``room``: a
+  node id, a list, or null: every screen); ``POST /api/media/stop`` ``{"room": …}``: silence
+  them. Unknown file or room: 404;
 * ``GET /api/speech/clues/{id}`` (room screens and staff): the clue's text spoken
   (``audio/wav``, made once per text); 503 in words when espeak-ng is not installed;
 * ``GET /api/speech?text=…`` (game master): any text spoken, to hear it before sending.
@@ -23,12 +27,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from controller.api.access import GM, SCREEN, TECH
-from controller.api.deps import ServiceDep
+from controller.api.deps import ServiceDep, actor, http_errors
 from controller.api.errors import ApiError
-from controller.api.models import MediaDeleted, MediaItem, MediaList, SpeechStatus
+from controller.api.models import MediaCued, MediaDeleted, MediaItem, MediaList, SpeechStatus
 from controller.media import ACCEPTED, MAX_BYTES, MAX_DURATION_S, MediaError, MediaFile, MediaLibrary
+from controller.service import GameService
 from controller.speech import MAX_CHARS, Speech, SpeechUnavailable
 
 router = APIRouter(tags=["media"])
@@ -103,6 +109,54 @@ async def upload_media(request: Request,
     finally:
         Path(tmp).unlink(missing_ok=True)
     return item_view(item)
+
+
+Room = Annotated[str, Field(max_length=40)]
+
+
+class PlayOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = Field(max_length=64, description="a name of the library")
+    room: Room | list[Room] | None = Field(default=None, description="node id(s); null: every screen")
+    volume: float = Field(default=1.0, ge=0, le=1)
+    loop: bool = Field(default=False, description="the room's music: loops until stopped")
+
+
+class StopOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    room: Room | list[Room] | None = Field(default=None, description="node id(s); null: every screen")
+
+
+def _rooms(room: str | list[str] | None) -> tuple[str, ...] | None:
+    return None if room is None else (room,) if isinstance(room, str) else tuple(room)
+
+
+def _cued(service: GameService) -> dict[str, Any]:
+    cue = service.engine.cues[-1]
+    return {"id": cue.id, "kind": cue.kind, "file": cue.file,
+            "rooms": list(cue.rooms) if cue.rooms is not None else None}
+
+
+@router.post("/api/media/play", dependencies=[GM], response_model=MediaCued)
+async def play_media(request: Request, body: PlayOrder, service: ServiceDep) -> dict[str, Any]:
+    item = library(request).get(body.file)
+    if item is None:
+        raise ApiError(404, f"« {body.file} » n'est pas dans la médiathèque",
+                       en=f"{body.file!r} is not in the media library")
+    kind = "video" if item.kind == "video" else "sound"
+    with http_errors():
+        service.orders.cue_media(kind, item.name, _rooms(body.room), volume=body.volume, loop=body.loop,
+                                 who=actor(request))
+    return _cued(service)
+
+
+@router.post("/api/media/stop", dependencies=[GM], response_model=MediaCued)
+async def stop_media(request: Request, body: StopOrder, service: ServiceDep) -> dict[str, Any]:
+    with http_errors():
+        service.orders.cue_media("stop", "", _rooms(body.room), who=actor(request))
+    return _cued(service)
 
 
 @router.delete("/api/media/{name}", dependencies=[TECH], response_model=MediaDeleted)
