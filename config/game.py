@@ -369,8 +369,12 @@ class Game(_Model):
         node = self.node(node_id)
         if node is None:
             raise KeyError(node_id)
-        return NodePart(apartment=self.apartment, node=node,
-                        puzzles=[p for p in self.puzzles if p.local and p.room == node_id])
+        # a node plays no media: its sounds and videos stay on the controller, so a node
+        # whose software predates them still takes the part
+        puzzles = [p.model_copy(update={"actions": [a for a in p.actions if not isinstance(a, MediaAction)]})
+                   if any(isinstance(a, MediaAction) for a in p.actions) else p
+                   for p in self.puzzles if p.local and p.room == node_id]
+        return NodePart(apartment=self.apartment, node=node, puzzles=puzzles)
 
 
 class NodePart(_Model):

@@ -73,3 +73,13 @@ def test_an_unknown_room_of_a_sound_is_an_error_and_without_a_library_files_are_
     assert errors == ["game.yaml:21:9: error: puzzles[0].actions[1].room: unknown room 'cuisine'"]
     # a node checks its part without the library (it plays nothing)
     assert parse_game(GAME.replace("solved.wav", "anything.wav"), media=None).game
+
+
+def test_a_nodes_part_carries_no_media_so_a_node_of_older_software_takes_it() -> None:
+    local = GAME.replace("    final: true\n", "    final: true\n    local: true\n")
+    game = parse_game(local, media=LIBRARY).game
+    part = game.part("hall")
+    assert [a.do for a in part.puzzles[0].actions] == ["unlock"]
+    assert [a.do for a in game.puzzles[0].actions] == ["unlock", "sound", "video"]   # the controller's
+    data = part.as_data()
+    assert "sound" not in str(data) and "intro.mp4" not in str(data)
