@@ -360,9 +360,10 @@ class Game(_Model):
         prop = node.prop(prop_id) if node else None
         return (node, prop) if node and prop else None
 
-    def media_files(self) -> frozenset[str]:
-        """Every file of the media library the game plays."""
-        return frozenset(a.file for p in self.puzzles for a in p.actions if isinstance(a, MediaAction))
+    def media_files(self, room: str | None = None) -> frozenset[str]:
+        """Every file of the media library the game plays (in *room*: there or everywhere)."""
+        return frozenset(a.file for p in self.puzzles for a in p.actions if isinstance(a, MediaAction)
+                         and (room is None or a.rooms is None or room in a.rooms))
 
     def part(self, node_id: str) -> NodePart:
         """What node *node_id* needs of this game (KeyError if it has no such node)."""

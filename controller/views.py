@@ -180,11 +180,17 @@ class Views:
                          "last_change": None if last is None else {
                              "amount": last.amount, "label": last.label, "label_en": last.label_en},
                          "messages": dump(MESSAGES, messages), "clues": clues, "cues": cues,
+                         "preload": self.preload(room),
                          "emergency": self.alert.active},
                 "nodes": [{"id": node.id, "label": node.label,
                            "label_en": room_cfg.label.en if room_cfg else None}] if node else [],
                 "apartment": {"name": self.ctx.game.apartment.name.fr,
                               "name_en": self.ctx.game.apartment.name.en}, "ts": contract.now()}
+
+    def preload(self, room: str | None) -> list[dict[str, str]]:
+        """The files the game file may cue on *room*'s screen, with where to load them."""
+        files = sorted(self.ctx.game.media_files(room))
+        return [{"file": f, "url": url} for f in files if (url := self.media_url(f)) is not None]
 
     def game_state(self) -> dict[str, Any]:
         """The retained ``game/state`` (:class:`~controller.api.models.GameStateMessage`)."""

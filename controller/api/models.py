@@ -445,6 +445,13 @@ class ScreenCue(Out):
     at: float = Field(description="elapsed run time when it was cued, seconds")
 
 
+class ScreenMedia(Out):
+    """A file this screen may be asked to play: loaded before it is (kept if the network drops)."""
+
+    file: str
+    url: str
+
+
 class ScreenGame(Out):
     phase: str
     result: str | None
@@ -460,6 +467,8 @@ class ScreenGame(Out):
     clues: list[RoomClue]
     cues: list[ScreenCue] = Field(default_factory=list, description="the newest sounds and videos "
                                   "cued for this screen")
+    preload: list[ScreenMedia] = Field(default_factory=list, description="the files the game file "
+                                       "may cue on this screen: loaded in advance")
     emergency: bool = Field(description="the emergency alert is on: everybody out")
 
 

@@ -21,6 +21,10 @@ const MediaCues = (() => {
   let last = null;             // the highest cue id handled; null before the first view
   let music = null, voices = 0;
   const spoken = new Set();
+  // the files this room may play, loaded in advance and kept in memory (url → blob: URL):
+  // a cue plays even when the controller cannot be reached at that moment
+  const loaded = new Map();
+  window.__preloaded = [];
   // when each cue started playing (wall clock, ms): what the tests and docs/media.md measure
   window.__cuesPlayed = [];
 
@@ -42,9 +46,20 @@ const MediaCues = (() => {
     if (music) fade(music, musicLevel());
   }
 
+  function preload(files) {
+    for (const f of files || []) {
+      if (loaded.has(f.url)) continue;
+      loaded.set(f.url, null);
+      fetch(withToken(f.url), {credentials: "same-origin"})
+        .then((r) => (r.ok ? r.blob() : Promise.reject(new Error(String(r.status)))))
+        .then((blob) => { loaded.set(f.url, URL.createObjectURL(blob)); window.__preloaded.push(f.file); })
+        .catch(() => loaded.delete(f.url));   // tried again on the next view
+    }
+  }
+
   function element(kind, url, id, volume, loop) {
     const m = document.createElement(kind === "video" ? "video" : "audio");
-    Object.assign(m, {src: withToken(url), preload: "auto", loop, volume});
+    Object.assign(m, {src: loaded.get(url) || withToken(url), preload: "auto", loop, volume});
     m.dataset.cue = id;
     m.dataset.base = volume;
     m.addEventListener("playing", () => window.__cuesPlayed.push(
@@ -85,6 +100,7 @@ const MediaCues = (() => {
   }
 
   function update(g) {
+    preload(g.preload);
     const cues = g.cues || [];
     const top = cues.reduce((n, c) => Math.max(n, c.id), 0);
     if (last === null) {   // the first view: what was cued before is over

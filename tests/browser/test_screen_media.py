@@ -1,7 +1,8 @@
 """Sound on a room screen, in headless Chromium started as the kiosk is (autoplay allowed):
 a sound action of the game plays on its room's screen (not paused, time advancing), the
 room's music drops while a clue is spoken and comes back after, and everything stops
-when the emergency alert is declared (docs/media.md). Measures the time from the game
+when the emergency alert is declared; what the room may play is preloaded, so it plays
+while the controller's files cannot be reached (docs/media.md). Measures the time from the game
 event to the sound playing."""
 
 from __future__ import annotations
@@ -75,6 +76,11 @@ def screen_plays_the_game(gm: httpx.Client, url: str) -> None:
         page.set_default_timeout(20_000)
         page.goto(f"{url}/screen/hall?token={AUTH.screen_token('hall')}")
         page.wait_for_selector("#link.dot.ok")
+        # what the room may play is loaded before the game needs it; from now on the
+        # controller's files cannot be reached (a network that fails under the screen)
+        page.wait_for_function("window.__preloaded.length >= 2")
+        assert sorted(page.evaluate("window.__preloaded")) == ["ambiance.wav", "unlock.wav"]
+        page.route("**/api/media/files/**", lambda route: route.abort())
 
         sent = time.time()
         assert gm.post("/api/game/puzzles/mailbox/solve").status_code == 200
@@ -94,6 +100,7 @@ def screen_plays_the_game(gm: httpx.Client, url: str) -> None:
         later = state(music)
         assert not later["paused"] and later["t"] > first["t"] and later["loop"]
         assert later["v"] == pytest.approx(MUSIC_VOLUME, abs=0.01)
+        assert page.eval_on_selector(music, "(a) => a.src").startswith("blob:")   # the preloaded copy
 
         # a clue: the chime, then its voice; the music drops under it, then comes back
         said = time.time()

@@ -247,6 +247,9 @@ def test_a_sound_action_reaches_its_rooms_screen_with_the_url_to_play_and_no_oth
     hall.params = {"token": AUTH.screen_token("hall")}
     salon.params = {"token": AUTH.screen_token("salon")}
     assert hall.get("/api/state").json()["game"]["cues"] == []
+    preload = hall.get("/api/state").json()["game"]["preload"]      # loaded before it is needed
+    assert [p["file"] for p in preload] == ["unlock.wav"] and hall.get(preload[0]["url"]).status_code == 200
+    assert salon.get("/api/state").json()["game"]["preload"] == []
 
     assert gm.post("/api/game/puzzles/mailbox/solve").status_code == 200
     cues = hall.get("/api/state").json()["game"]["cues"]
