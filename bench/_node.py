@@ -140,7 +140,7 @@ class Runner:
 
     def spy_wire(self) -> None:
         """Time the moment paho writes a ``code`` event's bytes to the socket."""
-        client = getattr(self.agent, "_client", None)
+        client = self.agent.client
         send = getattr(client, "_sock_send", None)
         if client is None or send is None:
             return
@@ -154,7 +154,7 @@ class Runner:
 
     def watch_commands(self) -> None:
         """Time each command as the node's paho thread receives it (before decoding)."""
-        client = getattr(self.agent, "_client", None)
+        client = self.agent.client
         if client is None:
             return
         forward = client.on_message

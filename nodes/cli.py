@@ -9,7 +9,6 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from nodes.settings import NodeSettings
 from protocol.settings import environment_help as help_section
@@ -102,61 +101,39 @@ def with_settings(command: Callable[[argparse.Namespace], int]) -> Callable[[arg
     return run
 
 
-def load_node_game(args: argparse.Namespace) -> Any:
-    """Load the game file named by ``--config`` (or the shipped one) and check ``--id``."""
-    from config.loader import SHIPPED_GAME, load_game
-
-    game = load_game(args.config or SHIPPED_GAME)
-    if not args.node_id:
-        msg = "--id is required (one of: " + ", ".join(n.id for n in game.nodes) + ")"
-        raise SystemExit(msg)
-    if game.node(args.node_id) is None:
-        msg = f"node {args.node_id!r} is not in the game file (known: " + ", ".join(
-            n.id for n in game.nodes) + ")"
-        raise SystemExit(msg)
-    return game
-
-
-def pin_factory_for(simulate: bool) -> Any:
-    """MockFactory when simulating, else gpiozero's default (lgpio on a Pi 5 / Bookworm)."""
-    if simulate:
-        from gpiozero.pins.mock import MockFactory
-
-        return MockFactory()
-    return None
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from config.loader import GameConfigError
     from nodes.agent import NodeAgent
+    from nodes.build import node_part_at_start, pin_factory_for
     from nodes.datadir import default_data_dir
 
+    if not args.node_id:
+        log.error("--id is required (or ESCAPE_NODE_ID); node not started")
+        return 2
+    data_dir = args.data_dir or default_data_dir(args.node_id)
     try:
-        game = load_node_game(args)
+        part = node_part_at_start(args, data_dir)
     except GameConfigError as exc:
-        log.error("the game file has errors; node not started:\n%s", exc)
+        log.error("the game file has errors and no game part was kept; node not started:\n%s", exc)
         return 2
     broker = args.settings.broker()
-    data_dir = args.data_dir or default_data_dir(args.node_id)
     log.info("node %s keeps its data in %s%s", args.node_id, data_dir,
              "" if args.data_dir else " (no --data-dir nor ESCAPE_DATA_DIR: the default)")
-    agent = NodeAgent(game=game, node_id=args.node_id, broker=broker,
+    agent = NodeAgent(game=part, node_id=args.node_id, broker=broker,
                       pin_factory=pin_factory_for(args.simulate), simulate=args.simulate,
-                      keepalive=args.keepalive, data_dir=data_dir)
+                      keepalive=args.keepalive, data_dir=data_dir,
+                      health_root=args.settings.HEALTH_ROOT)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     agent.start()
     # NOTE: start-up objects live as long as the process: out of the collector's sight,
-    # full collections stop pausing the props' threads (docs/performance.md, fix 13).
+    # full collections stop pausing the props' threads (docs/performance.md).
     gc.collect()
     gc.freeze()
     log.info("node %s running (%s)", args.node_id, "simulated pins" if args.simulate else "GPIO")
-    try:
-        from nodes.sdnotify import notify
-    except ImportError:  # pragma: no cover
-        def notify(_state: str) -> bool:
-            return False
+    from nodes.sdnotify import notify
+
     notify("READY=1")
     while not done.wait(2.0):
         notify("WATCHDOG=1")

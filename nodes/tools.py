@@ -1,7 +1,8 @@
 """The technician's commands on a node: ``node wiring``, ``node test``, ``node enroll``.
 
-They build the node's props exactly as the agent does (real pins on a Pi, MockFactory
-with ``--simulate``) but without MQTT, so they work with no broker and no controller.
+They build the node's props exactly as the agent does (``nodes/build.py``: real pins on a
+Pi, MockFactory with ``--simulate``) but without MQTT, so they work with no broker and no
+controller.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nodes.build import build_props, close_props, load_node_game, pin_factory_for
+from nodes.tech import wait_next_tag
 from props.kinds import RFID_KINDS
 
 
@@ -39,7 +42,6 @@ def register(sub: argparse._SubParsersAction, common: Callable[[argparse.Argumen
 
 
 def cmd_wiring(args: argparse.Namespace) -> int:
-    from nodes.cli import load_node_game
     from nodes.wiring import wiring_sheet
 
     node = load_node_game(args).node(args.node_id)
@@ -50,30 +52,12 @@ def cmd_wiring(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace, only: str | None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    from nodes.cli import load_node_game, pin_factory_for
-    from props.factory import build_prop
-
     node = load_node_game(args).node(args.node_id)
-    configs = [p for p in node.props if only is None or p.id == only]
-    if only is not None and not configs:
+    if only is not None and all(p.id != only for p in node.props):
         msg = f"no prop {only!r} on node {node.id} (props: {', '.join(p.id for p in node.props)})"
         raise SystemExit(msg)
-    factory = pin_factory_for(args.simulate)
-    props: dict[str, Any] = {}
-    sims: dict[str, Any] = {}
-    try:
-        for config in configs:
-            built_from = config
-            if args.simulate:
-                from props.sim import prepare
-
-                sims[config.id] = prepare(config, factory)
-                built_from = sims[config.id].config
-            props[config.id] = build_prop(built_from, pin_factory=factory)
-    except Exception:
-        for prop in props.values():
-            prop.close()
-        raise
+    props, sims = build_props(node, pin_factory=pin_factory_for(args.simulate),
+                              simulate=args.simulate, only=only)
     return node, props, sims
 
 
@@ -92,8 +76,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             print(f"{mark}  {prop_id:<20} {prop.kind:<12} {steps}"
                   + (f" — {result.message}" if result.message else ""))
     finally:
-        for prop in props.values():
-            prop.close()
+        close_props(props.values())
     print(f"\n{len(props) - failures} passed, {failures} failed")
     return 1 if failures else 0
 
@@ -115,36 +98,6 @@ def _simulated_hand(prop: Any, sim: Any) -> threading.Thread | None:
     thread = threading.Thread(target=act, daemon=True)
     thread.start()
     return thread
-
-
-def wait_next_tag(prop: Any, timeout: float) -> str | None:
-    """The UID of the next tag presented to an RFID prop (any reader kind), or None.
-
-    It listens to the prop's own events (``tag`` for a reader, ``placed`` for a sorting
-    station), chaining whatever listener was there, so it works on a running node too.
-    """
-    if prop.kind not in RFID_KINDS:
-        msg = f"{prop.name or prop} is a {prop.kind}, not an RFID reader"
-        raise ValueError(msg)
-    seen: list[str] = []
-    got = threading.Event()
-    previous = prop.when_event
-
-    def listen(event_type: str, value: Any) -> None:
-        if event_type == "tag" and isinstance(value, str):
-            seen.append(value)
-            got.set()
-        elif event_type == "placed" and isinstance(value, dict):
-            seen.append(str(value.get("uid")))
-            got.set()
-        if previous is not None:
-            previous(event_type, value)
-
-    prop.when_event = listen
-    try:
-        return seen[0] if got.wait(timeout) else None
-    finally:
-        prop.when_event = previous
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
@@ -170,5 +123,4 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         print(f"\nÀ coller dans la configuration de {args.prop} :\n  tags:\n    \"{uid}\": nom_du_badge")
         return 0
     finally:
-        for p in props.values():
-            p.close()
+        close_props(props.values())

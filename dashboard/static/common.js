@@ -151,11 +151,23 @@ const App = (() => {
     }
     return r;
   }
+  // A node's health problem or a console notice (controller/health.py, controller/backup.py)
+  // in words: what is wrong, and what to do about it.
+  function problemText(p) {
+    const num = (n, digits = 0) => Number(n).toLocaleString(lang, {maximumFractionDigits: digits});
+    const gb = (b) => num(b / 1024 ** 3, 1);
+    const disk = p.code === "disk_low" || p.code === "disk_warn";
+    return t(p.kind === "backup" ? p.code : `health_${p.code}`, {
+      value: p.value === null || p.value === undefined ? "?" : disk ? gb(p.value) : num(p.value),
+      limit: p.limit === null || p.limit === undefined ? "?" : disk ? gb(p.limit) : num(p.limit),
+      prop: p.prop || "", detail: p.detail || ""});
+  }
   function setupLangSwitch() {
     const b = document.getElementById("lang");
     if (b) b.onclick = () => setLang(lang === "fr" ? "en" : "fr").then(() => { if (window.render) window.render(); });
   }
   return {t, actor, loadTexts, setLang, api, post, errorText, live, linkBadge, fmt, el, lockText, lockName, emergency,
+          problemText,
           toast, token, setupLangSwitch,
           get lang() { return lang; }};
 })();

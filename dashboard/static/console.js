@@ -49,7 +49,9 @@ function renderCheck(g, check) {
   const show = g.phase === "idle" || PREPARING.includes(g.phase);
   $("check-panel").classList.toggle("hidden", !show || !check);
   if (!show || !check) return;
-  const notReady = check.props.filter((p) => p.status !== "ready").length;
+  // a node that runs another part of the game file counts as not ready (controller/distribution.py)
+  const nodes = check.nodes || [];
+  const notReady = check.props.filter((p) => p.status !== "ready").length + nodes.length;
   const summary = $("check-summary");
   summary.textContent = notReady ? t("check_not_ready", {n: notReady}) : t("check_ready");
   summary.className = notReady ? "warn" : "";
@@ -66,6 +68,9 @@ function renderCheck(g, check) {
     el("span", {class: "st"}, t(`check_status_${p.status}`)),
     el("span", {class: "name"}, `${names[p.node] || p.node} · ${p.label}`),
     p.instruction ? el("span", {class: "detail", dataset: {fix: p.instruction.key}}, instructionText(p.instruction)) : null)));
+  $("check-list").prepend(...nodes.map((n) => el("li", {dataset: {node: n.node, status: `game_${n.status}`}},
+    el("span", {class: "st"}, "✖"), el("span", {class: "name"}, n.label || n.node),
+    el("span", {class: "detail", dataset: {fix: n.instruction.key}}, instructionText(n.instruction)))));
 }
 
 // the server words it in French; other languages from the key and its values
@@ -177,9 +182,17 @@ function renderStore(store) {
     store.dropped ? t("store_dropped", {n: new Intl.NumberFormat(App.lang).format(store.dropped)}) : ""].join(" ");
 }
 
+// What to fix before the next session (the controller sends none while a game is played).
+function renderNotices(notices) {
+  const list = notices || [];
+  $("notices").classList.toggle("hidden", !list.length);
+  $("notices").querySelector("ul").replaceChildren(...list.map((n) =>
+    el("li", {dataset: {code: n.code, node: n.node || ""}}, n.label ? `${n.label} : ${App.problemText(n)}` : App.problemText(n))));
+}
+
 window.render = () => {
   if (!snap) return;
-  renderBanners(); renderStore(snap.store);
+  renderBanners(); renderStore(snap.store); renderNotices(snap.notices);
   renderGame(snap.game); renderFlow(snap.game); renderCheck(snap.game, snap.check); renderRooms();
 };
 

@@ -71,8 +71,8 @@ def test_a_room_screen_reads_its_screen_view_only(app: TestClient) -> None:
     assert not GAME_STAFF_ONLY & view["game"].keys()
     assert view["game"]["phase"] == "running" and view["game"]["budget"] == 1000
     assert [c["text"] for c in view["game"]["clues"]] == ["Pour le hall", "Pour tous"]
-    assert set(view["game"]["clues"][0]) == {"id", "text", "text_en", "room", "status"}
-    assert view["nodes"] == [{"id": "hall", "label": "Hall"}]
+    assert set(view["game"]["clues"][0]) == {"id", "text", "text_en", "room", "status", "done"}
+    assert view["nodes"] == [{"id": "hall", "label": "Hall", "label_en": None}]
     staff = gm.get("/api/state").json()
     assert staff.keys() >= STAFF_ONLY and "audit" in staff["game"]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -34,7 +33,7 @@ from controller.views import game_view
 from nodes.agent import NodeAgent
 from protocol.contract import Topics, new_id
 from protocol.mqtt import BrokerAddress
-from tests.support.mosquitto import Mosquitto, require_or_skip_mosquitto
+from tests.support.mosquitto import Mosquitto, free_port, require_or_skip_mosquitto
 from tests.support.netfault import TcpProxy
 
 #: the relay and door pins of every maglock in GAME, the emergency input of the hall
@@ -239,8 +238,10 @@ class Rig:
         return bool(self.factories[node].pin(pin).state)
 
     def gesture(self, node: str, prop: str, gesture: str, value: object = None) -> None:
-        """A hand on a simulated prop: drives the node's MockFactory pins."""
+        """A hand on a simulated prop: drives the node's MockFactory pins; returns once the node has taken
+        in what the prop reported (the node's worker handles it)."""
         self.agents[node].simulators[prop].perform(gesture, value)
+        assert self.agents[node].wait_idle(), f"node {node} did not take in the gesture"
 
     def reconciled(self) -> bool:
         """Controller's desired state == the state every online node reports."""
@@ -344,10 +345,6 @@ _CONTROLLER = textwrap.dedent("""
 """)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ControllerProcess(_Process):

@@ -88,7 +88,7 @@ def test_controller_gone_the_mailbox_still_opens_and_the_game_catches_up_once(ma
     ours = [(p, e.type, e.value) for n, p, e in handled if n == "hall" and e.type in ("code", "solved_locally")]
     assert ours[-3:] == [("mailbox_keypad", "code", "1111"), ("node", "solved_locally", "mailbox"),
                          ("mailbox_keypad", "code", "0412")]
-    assert rig.service.registry.nodes["hall"].last_seq == hall._seq
+    assert rig.service.registry.nodes["hall"].last_seq == hall.core.seq
     wait_for(lambda: not hall.autonomous, what="the hall to hand its puzzles back")
     print(f"\n[autonomy] controller will seen by the nodes after {will_s * 1000:.0f} ms; hall "
           f"autonomous after {autonomous_after:.2f} s (threshold {AUTONOMY_S} s); controller "

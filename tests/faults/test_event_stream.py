@@ -24,7 +24,7 @@ def test_a_lost_event_makes_the_controller_ask_the_room_for_all_its_states_again
     wire.subscribe(rig.topics.node_resync("hall"),
                    *(rig.topics.prop_state("hall", p) for p in props))
     rig.gesture("hall", "bell", "press")   # a first real event, so the controller has a seq
-    wait_for(lambda: rig.service.registry.nodes["hall"].last_seq == hall._seq,
+    wait_for(lambda: rig.service.registry.nodes["hall"].last_seq == hall.core.seq,
              what="the controller to see the hall's first event")
     seen = rig.service.events_seen
     resyncs = hall.metrics["resyncs"]
@@ -32,7 +32,7 @@ def test_a_lost_event_makes_the_controller_ask_the_room_for_all_its_states_again
     # event seq+1 "was lost": the next one the controller sees is seq+2
     forged_at = time.monotonic()
     wire.publish(rig.topics.prop_event("hall", "bell"), PropEvent(
-        boot_id=hall.boot_id, seq=hall._seq + 2, type="released", ts=now()).to_bytes())
+        boot_id=hall.boot_id, seq=hall.core.seq + 2, type="released", ts=now()).to_bytes())
     wait_for(lambda: wire.received(rig.topics.node_resync("hall"), since=forged_at),
              what="the controller to ask the hall for a resync")
     wait_for(lambda: hall.metrics["resyncs"] == resyncs + 1, what="the hall to handle the resync")

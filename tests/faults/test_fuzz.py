@@ -226,8 +226,8 @@ def node_state(rig: Rig) -> dict[str, Any]:
     hall = rig.agents["hall"]
     status = hall.status()
     return {"props": status["props"], "session": status["session"], "holds": status["holds"],
-            "outbox": status["outbox"]["events"], "view": hall.view, "seq": hall._seq,
-            "relay": rig.relay_driven("hall", RELAY), "applied": list(hall._applied)}
+            "outbox": status["outbox"]["events"], "view": hall.core.view, "seq": hall.core.seq,
+            "relay": rig.relay_driven("hall", RELAY), "applied": hall.core.gate.applied_ids}
 
 
 def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

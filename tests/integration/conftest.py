@@ -90,8 +90,10 @@ class Apartment:
         return bool(self.pin(node, number).state)
 
     def gesture(self, node: str, prop: str, gesture: str, value: object = None) -> None:
-        """A hand on a simulated prop: drives the node's MockFactory pins directly."""
+        """A hand on a simulated prop: drives the node's MockFactory pins directly; returns once the node has taken
+        in what the prop reported (the node's worker handles it)."""
         self.agents[node].simulators[prop].perform(gesture, value)
+        assert self.agents[node].wait_idle(), f"node {node} did not take in the gesture"
 
 
 @pytest.fixture
