@@ -3,7 +3,8 @@
 Views read the parts of the service and change nothing. :class:`Views` also pushes them:
 :meth:`Views.changed` schedules one push per loop turn, each WebSocket audience getting
 its own view (the staff: the snapshot; a room screen: its screen view), one JSON text per
-audience, never one per client. The shapes are the models of :mod:`controller.api.models`.
+audience, never one per client: what changed since the last push (:mod:`controller.hub`).
+The shapes are the models of :mod:`controller.api.models`.
 """
 
 from __future__ import annotations
@@ -105,6 +106,11 @@ class Views:
         now = time.monotonic()
         for prop in reg["props"]:
             prop["desired"] = self.outputs.view((prop["node"], prop["id"]), now)
+        for node in reg["nodes"]:
+            # estimated from the node's clock offset, which jitters by milliseconds with each
+            # heartbeat: to the second, it changes (and is pushed) only when it does change
+            if node["booted_at"] is not None:
+                node["booted_at"] = round(node["booted_at"])
         game = self.ctx.game
         return {"game": game_view(self.ctx.engine), **reg, "check": self.check.report(),
                 "emergency": self.alert.view(), "lock_alerts": self.outputs.lock_alerts(),
@@ -189,8 +195,17 @@ class Views:
         self._push_scheduled = True
         asyncio.get_running_loop().call_soon(self.push)
 
+    def welcome(self, who: Any, audience: str) -> str:
+        """The first frame of a new client of *audience*: the whole view its audience holds
+        (then what changed since, pushed to all of them)."""
+        if audience in self.hub.feeds:
+            self.changed()
+        else:
+            self.hub.update(audience, self.view(who))
+        return self.hub.snapshot_text(audience)
+
     def push(self) -> None:
-        """Send each audience present its view now: one JSON text per audience."""
+        """Send each audience present what changed in its view: one JSON text per audience."""
         self._push_scheduled = False
         texts: dict[str, str] = {}
         for audience in self.hub.audiences():
@@ -199,6 +214,10 @@ class Views:
             else:
                 room = audience.partition(":")[2]
                 data = self.screen_view(None if room == "*" else room)
-            texts[audience] = jsonsafe.dumps(Hub.frame("snapshot", data), what=f"push to {audience}")
+            text = self.hub.update(audience, data)
+            if text is not None:
+                texts[audience] = text
+        if not texts:
+            return
         task = asyncio.ensure_future(self.hub.broadcast(texts))
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
