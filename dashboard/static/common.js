@@ -113,7 +113,7 @@ const App = (() => {
           state = applyPatch(state, frame.ops); version = frame.v;
         } else return;   // pong: the link is alive
         report(true);
-        onSnapshot(state);
+        onSnapshot(structuredClone(state));   // a page may change its copy; the patches apply to ours
         window.__lastRender = {received: t0, rendered: performance.now(), ts: state.ts, v: version};
       };
     }
