@@ -18,7 +18,7 @@ from controller import jsonsafe
 from controller.api.models import CLUES, MESSAGES, SCREEN_CLUES, dump
 from controller.context import Context
 from controller.emergency import Alert
-from controller.engine import PHASE_LABELS, PLAYING, Engine
+from controller.engine import PHASE_LABELS, PLAYING, Engine, Phase
 from controller.hub import STAFF, Hub
 from controller.journal import Journal
 from controller.mqtt import MqttBridge
@@ -27,6 +27,7 @@ from protocol import contract
 
 if TYPE_CHECKING:
     from controller.check import PreGameCheck
+    from controller.stuck import Stuck
 
 #: how many of the newest screen messages and clues each view shows
 SNAPSHOT_MESSAGES = 10
@@ -49,7 +50,8 @@ def game_view(engine: Engine) -> dict[str, Any]:
         "budget": engine.budget, "budget_start": engine.budget_start,
         "budget_history": [{"amount": b.amount, "label": b.label, "at": round(b.at, 1),
                             "puzzle": b.puzzle} for b in engine.budget_history],
-        "puzzles": [{"id": p.id, "label": p.label.fr, "theme": p.theme, "room": p.room,
+        "puzzles": [{"id": p.id, "label": p.label.fr, "label_en": p.label.en, "theme": p.theme,
+                     "room": p.room,
                      "status": str(puzzles[p.id].status), "in_parcours": engine.in_parcours(p),
                      "available_at": puzzles[p.id].available_at,
                      "solved_at": puzzles[p.id].solved_at, "solved_by": puzzles[p.id].solved_by,
@@ -81,12 +83,29 @@ def clue_catalogue(engine: Engine) -> list[dict[str, Any]]:
     return out
 
 
+def relock_plan(ctx: Context) -> list[dict[str, Any]]:
+    """What « Reprendre et reverrouiller » would lock again: the locks the game holds locked
+    (:meth:`Engine.held_locks`) that are not engaged now (an emergency opened them); an exit
+    door only when the game master ticks it (``exit_door``)."""
+    if ctx.engine.phase != Phase.PAUSED:
+        return []
+    plan = []
+    for key in ctx.engine.held_locks():
+        cfg, info = ctx.maglocks.get(key), ctx.registry.props.get(key)
+        if cfg is None or info is None or info.reported.get("engaged") is True:
+            continue
+        node = ctx.registry.nodes.get(key[0])
+        plan.append({"node": key[0], "prop": key[1], "label": info.label,
+                     "room": node.label if node else key[0], "exit_door": cfg.exit_door})
+    return plan
+
+
 class Views:
     """The snapshot, the screen views and ``game/state``, built and pushed."""
 
     def __init__(self, ctx: Context, bridge: MqttBridge, *, journal: Journal, outputs: Outputs,
                  alert: Alert, check: PreGameCheck, hub: Hub, demo: bool,
-                 resumed: Callable[[], dict[str, Any] | None]) -> None:
+                 resumed: Callable[[], dict[str, Any] | None], stuck: Stuck) -> None:
         self.ctx = ctx
         self.bridge = bridge
         self.journal = journal
@@ -96,6 +115,7 @@ class Views:
         self.hub = hub
         self.demo = demo
         self.resumed = resumed
+        self.stuck = stuck
         self._push_scheduled = False
         self._game_state_due = False
 
@@ -114,6 +134,8 @@ class Views:
         game = self.ctx.game
         return {"game": game_view(self.ctx.engine), **reg, "check": self.check.report(),
                 "emergency": self.alert.view(), "lock_alerts": self.outputs.lock_alerts(),
+                "stuck": self.stuck.view(), "relock": relock_plan(self.ctx),
+                "hint_after_s": round(game.apartment.hint_after_min * 60),
                 "resumed": self.resumed(), "store": self.journal.backlog.health(),
                 "mqtt": {"connected": self.bridge.connected, "metrics": dict(self.bridge.metrics)},
                 "apartment": {"id": game.apartment.id, "name": game.apartment.name.fr},

@@ -80,6 +80,7 @@ class BudgetLine(Out):
 class PuzzleView(Out):
     id: str
     label: str
+    label_en: str | None
     theme: str
     room: str
     status: Literal["locked", "available", "solved"]
@@ -327,6 +328,39 @@ class Apartment(Out):
     name: str
 
 
+class Try(Out):
+    """An event on a puzzle's prop: a code typed, a tag presented, a button pressed."""
+
+    at: float = Field(description="run time (s)")
+    node: str
+    prop: str
+    type: str
+    value: JsonValue
+    tag: str | None = Field(description="the game file's name of the tag presented, if known")
+
+
+class StuckPuzzle(Out):
+    """A puzzle open now, and what the group did on it (controller/stuck.py)."""
+
+    puzzle: str
+    available_at: float = Field(description="run time it opened at (s)")
+    progress_at: float = Field(description="run time of its last step forward, or its opening (s)")
+    tries: list[Try] = Field(description="the latest events that could solve it, oldest first")
+    touched: Try | None = Field(description="the last event of any kind on its props")
+    hint_due: bool = Field(description="no progress for apartment.hint_after_min: suggest a clue")
+    longest: bool = Field(description="the puzzle open the longest")
+
+
+class RelockLock(Out):
+    """A lock « Reprendre et reverrouiller » would lock again."""
+
+    node: str
+    prop: str
+    label: str
+    room: str
+    exit_door: bool = Field(description="relocked only when the game master ticks it")
+
+
 class Snapshot(Out):
     """What the game master and the technician see (``GET /api/state``, the WebSocket)."""
 
@@ -336,6 +370,9 @@ class Snapshot(Out):
     check: CheckReport
     emergency: EmergencyView | None
     lock_alerts: list[UnconfirmedLock]
+    stuck: list[StuckPuzzle]
+    relock: list[RelockLock]
+    hint_after_s: int = Field(description="apartment.hint_after_min, in seconds")
     resumed: Resumed | None
     store: StoreHealth
     mqtt: MqttView
