@@ -86,7 +86,7 @@ const App = (() => {
   // asks for the whole view again). A watchdog pings every PING_MS: a link silent for
   // SILENT_MS is dead even if the socket looks open (a frozen server, a pulled cable), and
   // the page says so at once instead of showing stale data as live.
-  const PING_MS = 2000, SILENT_MS = 5000;
+  const PING_MS = 1000, SILENT_MS = 4000;
   let linkUp = false;
   function live(onSnapshot, onLink) {
     let delay = 500;
@@ -172,6 +172,59 @@ const App = (() => {
     for (const c of children) if (c !== null && c !== undefined) e.append(c);
     return e;
   }
+  // Update *parent*'s children in place to look like *kids* (built fresh by a render):
+  // a node of the same tag is kept and only its text, attributes and handler change, so a
+  // button under a finger is never replaced (a held press would be lost) and nothing moves.
+  function morph(parent, kids) {
+    kids = kids.filter((k) => k !== null && k !== undefined && k !== "")
+      .map((k) => (typeof k === "string" ? document.createTextNode(k) : k));
+    kids.forEach((fresh, i) => {
+      const old = parent.childNodes[i];
+      if (!old) { parent.append(fresh); return; }
+      if (old.nodeName !== fresh.nodeName || (old.dataset && old.dataset.key !== fresh.dataset.key)) {
+        parent.replaceChild(fresh, old); return;
+      }
+      if (old.nodeType === Node.TEXT_NODE) { if (old.data !== fresh.data) old.data = fresh.data; return; }
+      for (const {name} of [...old.attributes]) {
+        if (!fresh.hasAttribute(name) && name !== "open") old.removeAttribute(name);   // « open »: the user's
+      }
+      for (const {name, value} of fresh.attributes) if (old.getAttribute(name) !== value) old.setAttribute(name, value);
+      old.onclick = fresh.onclick;
+      morph(old, [...fresh.childNodes]);
+    });
+    while (parent.childNodes.length > kids.length) parent.lastChild.remove();
+  }
+
+  // A question before a drastic order: resolves to the value of the button pressed ("" when
+  // cancelled). *choices*: [[value, label, primary?]…]; *extra*: nodes shown under the text.
+  function ask(text, choices, extra) {
+    let dialog = document.getElementById("ask-dialog");
+    if (!dialog) {
+      dialog = el("dialog", {id: "ask-dialog"}, el("form", {method: "dialog"},
+        el("p", {id: "ask-text"}), el("div", {id: "ask-extra"}), el("div", {id: "ask-choices", class: "row"})));
+      document.body.append(dialog);
+    }
+    document.getElementById("ask-text").textContent = text;
+    document.getElementById("ask-extra").replaceChildren(...(extra || []));
+    document.getElementById("ask-choices").replaceChildren(
+      ...choices.map(([value, label, primary]) => el("button", {value, class: primary ? "primary" : null, dataset: {ask: value}}, label)),
+      el("button", {value: "", dataset: {ask: "cancel"}}, t("cancel")));
+    dialog.returnValue = "";
+    dialog.showModal();
+    return new Promise((resolve) => { dialog.onclose = () => resolve(dialog.returnValue); });
+  }
+
+  // a tag's name in the game file (« vinaigre_blanc ») as words: « vinaigre blanc »
+  const tagName = (name) => String(name || "").replace(/_/g, " ");
+
+  // « 1 450 € », « −620 € »: money as the page's language writes it
+  function money(n, signed) {
+    if (n === null || n === undefined) return "—";
+    const f = new Intl.NumberFormat(lang, {style: "currency", currency: "EUR", maximumFractionDigits: 0,
+                                           signDisplay: signed ? "exceptZero" : "auto"});
+    return f.format(n);
+  }
+
   function lockText(p) {
     const r = p.reported || {};
     if (p.kind !== "maglock") {
@@ -215,7 +268,7 @@ const App = (() => {
     const b = document.getElementById("lang");
     if (b) b.onclick = () => setLang(lang === "fr" ? "en" : "fr").then(() => { if (window.render) window.render(); });
   }
-  return {t, actor, loadTexts, setLang, api, post, errorText, live, applyPatch, linkBadge, fmt, el, lockText, lockName,
+  return {t, actor, loadTexts, morph, ask, money, tagName, setLang, api, post, errorText, live, applyPatch, linkBadge, fmt, el, lockText, lockName,
           emergency, toast, token, setupLangSwitch,
           get lang() { return lang; }, get linkUp() { return linkUp; }};
 })();

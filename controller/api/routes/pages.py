@@ -44,6 +44,13 @@ def index() -> RedirectResponse:
     return RedirectResponse("/console")
 
 
+@router.get("/favicon.ico", include_in_schema=False, dependencies=[PUBLIC])
+def favicon() -> FileResponse:
+    """Every page's icon (browsers ask for it at this address without a ``<link>``)."""
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml",
+                        headers={"Cache-Control": "max-age=86400"})
+
+
 def _page_route(name: str) -> Callable[[], FileResponse]:
     def page() -> FileResponse:
         return _page(PAGES[name][0])
