@@ -37,5 +37,9 @@ async def live(ws: WebSocket) -> None:
                 await ws.send_text(service.hub.snapshot_text(audience))
     except WebSocketDisconnect:
         pass
+    except (OSError, RuntimeError) as exc:
+        # the page gave up on us first (its watchdog closed a link we were too slow on):
+        # answering it fails, and that is no error of the controller's
+        log.info("live page gone before its answer: %r", exc)
     finally:
         service.hub.discard(ws)
