@@ -781,10 +781,33 @@ class LayoutNode(Out):
     props: list[LayoutProp]
 
 
+class SolutionStep(Out):
+    """One event that solves a puzzle (or a part of it), for the rehearsal."""
+
+    prop: str = Field(description="node.prop")
+    label: str = Field(description="the prop's name")
+    room: str = Field(description="its room's name")
+    event: str
+    value: JsonValue = Field(description="the value it must have (a list: one of them; null: any)")
+    tag: str | None = Field(description="the game file's name of the tag, when the value is one")
+    min_value: float | None
+
+
+class LayoutPuzzle(Out):
+    id: str
+    label: str
+    label_en: str | None
+    room: str
+    parcours: list[str]
+    order: Literal["one", "all", "sequence"] = Field(description="all: any order; sequence: in order")
+    solution: dict[str, list[SolutionStep]] = Field(description="per parcours")
+
+
 class Layout(Out):
     apartment: str
     demo: bool
     nodes: list[LayoutNode]
+    puzzles: list[LayoutPuzzle]
 
 
 class LoggedIn(Out):

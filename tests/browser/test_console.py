@@ -262,3 +262,32 @@ def test_what_the_group_is_stuck_on_is_next_to_each_puzzle(browser: object, serv
     assert re.fullmatch(r"\d \d{3} €", budget), budget
     back_to_idle(page)
     page.context.close()
+
+
+def test_the_rehearsal_page_names_tags_shows_the_keys_typed_and_each_solution(browser: object, server: Server,
+                                                                            size: str) -> None:
+    console = login(browser, server, size)
+    start(console)
+    page = console.context.new_page()
+    page.on("pageerror", lambda e: print(f"page error: {e}"))
+    page.goto(f"{server.url}/rehearsal")
+    page.wait_for_selector("#link.ok")
+    tags = page.eval_on_selector_all("[data-tag]", "els => els.map(e => e.textContent)")
+    assert tags and not [t for t in tags if "_" in t], tags
+    assert "🏷 vinaigre blanc" in tags
+    keypad = '[data-keypad="hall.mailbox_keypad"]'
+    for key in "04":
+        page.click(f'{keypad} [data-key="{key}"]')
+    page.wait_for_function("document.querySelector('[data-typed=\"hall.mailbox_keypad\"]').textContent.includes('tapé : 04')")
+    mailbox = '#puzzles li[data-puzzle="mailbox"]'
+    assert page.get_attribute(mailbox, "data-status") == "available"
+    page.click(f'{mailbox} summary')
+    solution = page.text_content(f"{mailbox} details")
+    assert "« 0412 »" in solution and "(Hall d'immeuble)" in solution and "mailbox_keypad" not in solution, solution
+    for key in "12":
+        page.click(f'{keypad} [data-key="{key}"]')
+    page.wait_for_selector(f'{mailbox}[data-status="solved"]')
+    page.wait_for_function("document.querySelector('[data-typed=\"hall.mailbox_keypad\"]').textContent.includes('« 0412 »')")
+    shot(page, f"rehearsal-{size}")
+    back_to_idle(console)
+    console.context.close()
