@@ -149,6 +149,7 @@ class GameView(Out):
 class NodeView(Out):
     id: str
     label: str
+    label_en: str | None
     online: bool
     boot_id: str | None
     boot_n: int | None

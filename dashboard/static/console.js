@@ -58,7 +58,7 @@ function renderCheck(g, check) {
   $("start-run").disabled = !PREPARING.includes(g.phase) || emergencyOn();
   $("reset-all").disabled = emergencyOn();
   $("override-reason").placeholder = t("override_reason");
-  const names = Object.fromEntries((snap.nodes || []).map((n) => [n.id, n.label]));
+  const names = Object.fromEntries((snap.nodes || []).map((n) => [n.id, roomLabel(n)]));
   // what a human must do first, then what waits, then what is ready (stable within each)
   const rank = (p) => (p.status === "manual_reset" ? 0 : p.status === "ready" ? 2 : 1);
   const props = check.props.map((p, i) => [p, i]).sort(([a, i], [b, j]) => rank(a) - rank(b) || i - j).map(([p]) => p);
@@ -76,7 +76,10 @@ function instructionText(fix) {
 
 // What the relays did not confirm, the broker link, the emergency alert: in the sticky header.
 const emergencyOn = () => !!(snap && snap.emergency && snap.emergency.active);
-const lockName = App.lockName;
+// a room in the page's language, when the game file gives it; a lock with its room
+const roomLabel = (n) => (App.lang === "en" && n.label_en) || n.label;
+const roomOf = (id) => { const n = snap && snap.nodes.find((x) => x.id === id); return n ? roomLabel(n) : id; };
+const lockName = (e) => (e.node ? `${e.label} (${roomOf(e.node)})` : App.lockName(e));
 const clock = (ts) => new Date(ts * 1000).toLocaleTimeString(App.lang);
 
 function renderBanners() {
@@ -117,14 +120,10 @@ const puzzleName = (p) => (App.lang === "en" && p.label_en) || p.label;
 function nameOf(id) {
   if (!snap || !id) return id || "";
   const prop = snap.props.find((p) => `${p.node}.${p.id}` === id);
-  if (prop) {
-    const room = snap.nodes.find((n) => n.id === prop.node);
-    return `${prop.label} (${room ? room.label : prop.node})`;
-  }
+  if (prop) return `${prop.label} (${roomOf(prop.node)})`;
   const puzzle = snap.game.puzzles.find((p) => p.id === id);
   if (puzzle) return puzzleName(puzzle);
-  const node = snap.nodes.find((n) => n.id === id);
-  return node ? node.label : id;
+  return roomOf(id);
 }
 const minutes = (s) => Math.max(0, Math.floor((s || 0) / 60));
 
@@ -218,7 +217,7 @@ function renderRooms() {
   App.morph($("rooms"), snap.nodes.map((n) => {
     const props = snap.props.filter((p) => p.node === n.id);
     return el("div", {class: `room ${n.online ? "" : "offline"}`, dataset: {node: n.id, key: n.id}},
-      el("h3", {}, n.label, el("span", {class: n.online ? "badge ok" : "badge off"},
+      el("h3", {}, roomLabel(n), el("span", {class: n.online ? "badge ok" : "badge off"},
         n.online ? t("online") : (n.offline_reason === "silent" ? t("node_silent") : t("node_offline"))),
         // the room plays its local puzzles on its own (controller away) / events it still has to deliver
         n.autonomous ? el("span", {class: "badge warn", dataset: {autonomous: "true"}}, t("node_autonomous")) : "",
@@ -261,8 +260,9 @@ function renderStore(store) {
 
 window.render = () => {
   if (!snap) return;
+  for (const o of $("clue-room").options) if (o.value !== "all") o.textContent = roomOf(o.value);
   renderBanners(); renderStore(snap.store);
-  renderGame(snap.game); renderFlow(snap.game); renderCheck(snap.game, snap.check); renderRooms();
+  renderGame(snap.game); renderFlow(snap.game); renderCheck(snap.game, snap.check); renderRooms(); renderCatalogue();
 };
 
 async function loadClues() {
@@ -271,11 +271,14 @@ async function loadClues() {
   if (!res.ok) return;
   $("clue-panel").classList.remove("hidden");
   catalogue = (await res.json()).catalogue;
+  window.render();
+}
+function renderCatalogue() {
+  if (!catalogue) return;
   App.morph($("clue-catalogue"), catalogue.filter((p) => p.clues.length).map((p) =>
     el("details", {dataset: {puzzle: p.puzzle, key: p.puzzle}},
-      el("summary", {}, `${p.label} (${nameOf(p.room)})`, p.clues.some((c) => c.sent) ? el("span", {class: "sent"}, ` · ${t("clue_sent")}`) : null),
+      el("summary", {}, `${nameOf(p.puzzle)} (${nameOf(p.room)})`, p.clues.some((c) => c.sent) ? el("span", {class: "sent"}, ` · ${t("clue_sent")}`) : null),
       ...clueRows(p.puzzle))));
-  window.render();
 }
 
 // The live link: lost, the whole page says so, its controls are out of reach and the timer
@@ -297,7 +300,7 @@ App.live((data) => {
   const sel = $("clue-room");
   if (!sel.options.length) {
     // data-i18n: translated again whenever the texts (re)load, whatever came first
-    sel.append(el("option", {value: "all", "data-i18n": "all_rooms"}, t("all_rooms")), ...snap.nodes.map((n) => el("option", {value: n.id}, n.label)));
+    sel.append(el("option", {value: "all", "data-i18n": "all_rooms"}, t("all_rooms")), ...snap.nodes.map((n) => el("option", {value: n.id}, roomLabel(n))));
   }
   $("nav-rehearsal").classList.toggle("hidden", !snap.demo);
   window.render();

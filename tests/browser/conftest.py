@@ -67,11 +67,15 @@ def _loop_keeper(app: object, keep: list[asyncio.AbstractEventLoop]) -> object:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     import uvicorn
 
     _require_chromium()
     game = load_game(SHIPPED_GAME)
+    # a test module may play a variant of the shipped game (``def tweak_game(game) -> Game``)
+    tweak = getattr(request.module, "tweak_game", None)
+    if tweak is not None:
+        game = tweak(game)
     auth = AuthSettings(gm_password=GM_PASSWORD, tech_password=TECH_PASSWORD,
                         screen_secret="browser-screen-secret")
     with EmbeddedBroker(port=0) as broker:

@@ -291,3 +291,23 @@ def test_the_rehearsal_page_names_tags_shows_the_keys_typed_and_each_solution(br
     shot(page, f"rehearsal-{size}")
     back_to_idle(console)
     console.context.close()
+
+
+def test_in_english_nothing_the_game_translates_stays_in_french(browser: object, server: Server, size: str) -> None:
+    page = login(browser, server, size)
+    start(page)
+    page.click("#lang")
+    page.wait_for_function("document.documentElement.lang === 'en'")
+    page.wait_for_function("document.querySelector('#rooms [data-node=\"hall\"] h3').textContent.startsWith('Building hall')")
+    assert page.text_content('#puzzles li[data-puzzle="mailbox"] .label') == "The landlord's letter"
+    assert page.text_content("#phase") == "Running"
+    assert "Building hall" in page.text_content("#clue-room")
+    main = page.inner_text("main")
+    for french in ("Hall d'immeuble", "La lettre", "En cours", "disponible depuis", "Résoudre"):
+        assert french not in main, french
+    shot(page, f"console-english-{size}")
+    page.click("#lang")
+    page.wait_for_function("document.documentElement.lang === 'fr'")
+    page.evaluate("localStorage.removeItem('lang')")
+    back_to_idle(page)
+    page.context.close()
