@@ -197,6 +197,13 @@ def test_drastic_orders_ask_first_and_what_cannot_be_done_is_greyed(browser: obj
     page.wait_for_selector("#end-panel:not(.hidden)")
     assert not page.is_disabled("#reset-game")
     back_to_idle(page)
+    # one start path: « Vérifier d'abord » is the main button, starting without it the second
+    page.wait_for_function("!document.getElementById('open-start').disabled")
+    page.click("#open-start")
+    buttons = page.eval_on_selector_all("#start-form .row button", "els => els.map(e => [e.id, e.className])")
+    assert buttons[0] == ["start-check", "primary"] and ["start-confirm", ""] in buttons, buttons
+    assert "sans vérifier" in page.text_content("#start-confirm")
+    page.click('#start-form button[value="cancel"]')
     page.context.close()
 
 
