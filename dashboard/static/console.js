@@ -90,7 +90,9 @@ function renderBanners() {
     $("emergency-text").textContent = t("emergency_active", {time: em.ts ? clock(em.ts) : "—", who: App.actor(em.who)});
   }
   // after the alert: a banner until the game master says they saw it (the locks are open)
-  const after = em && !em.active && !acknowledged(em);
+  // (an emergency of this game only: a new session starts without it)
+  const started = snap.game.started_wall;
+  const after = em && !em.active && !acknowledged(em) && !!started && (em.ts || 0) >= started;
   $("after-emergency").classList.toggle("hidden", !after);
   if (after) {
     $("after-emergency-text").textContent = t(snap.game.phase === "paused" ? "after_emergency_paused" : "after_emergency",
@@ -125,6 +127,8 @@ function nameOf(id) {
   if (puzzle) return puzzleName(puzzle);
   return roomOf(id);
 }
+// an audit line's detail in words: ids named, a clue's internal id left out
+const auditDetail = (detail) => (detail || "").replace(/^[0-9a-f]{8,}: /, "").split(", ").map(nameOf).join(", ");
 const minutes = (s) => Math.max(0, Math.floor((s || 0) / 60));
 
 // What the group tried on an open puzzle, in words: « 0413 », « 🏷 vinaigre blanc », « appui ».
@@ -207,7 +211,7 @@ function renderGame(g) {
     el("tr", {}, el("td", {}, new Date(a.at * 1000).toLocaleTimeString(App.lang, {hour: "2-digit", minute: "2-digit", second: "2-digit"})),
        el("td", {}, App.actor(a.who)),
        el("td", {}, App.t(`audit_${a.action}`) === `audit_${a.action}` ? a.action : App.t(`audit_${a.action}`)),
-       el("td", {}, [nameOf(a.target), (a.detail || "").split(", ").map(nameOf).join(", ")].filter(Boolean).join(" — ")))));
+       el("td", {}, [nameOf(a.target), auditDetail(a.detail)].filter(Boolean).join(" — ")))));
   App.morph($("clues-sent"), (g.clues || []).map((c) =>
     el("li", {dataset: {clue: c.id, status: c.status}}, el("strong", {}, c.status === "shown" ? t("shown") : t("sent")),
        ` · ${c.room ? nameOf(c.room) : t("all_rooms")} · ${c.text}`)));

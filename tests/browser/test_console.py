@@ -265,6 +265,8 @@ def test_what_the_group_is_stuck_on_is_next_to_each_puzzle(browser: object, serv
     # names, not ids, in the journal; money written in French
     audit = page.text_content("#audit")
     assert "hall.mailbox" not in audit and "mailbox_keypad" not in audit
+    assert "Le code est la date" in audit and not re.search(r"\b[0-9a-f]{8,}\b", audit), audit
+    assert page.is_hidden("#after-emergency"), "no banner of an earlier game's emergency"
     budget = page.text_content("#budget").replace("\u202f", " ").replace("\xa0", " ")
     assert re.fullmatch(r"\d \d{3} €", budget), budget
     back_to_idle(page)
