@@ -231,6 +231,37 @@ class MessageAction(_Model):
     _text_fields: ClassVar[tuple[str, ...]] = ("text",)
 
 
+#: a file of the media library (controller/media.py) as a game file names it
+MEDIA_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,59}\.[a-z0-9]{2,4}$"
+MediaName = Annotated[str, Field(pattern=MEDIA_NAME_PATTERN,
+                                 description="a file of the media library, e.g. chime.wav")]
+
+
+class MediaAction(_Model):
+    """Play a file of the media library on room screens (docs/media.md)."""
+
+    file: MediaName
+    room: Id | list[Id] | None = Field(default=None, description="node id(s) of the room screens; "
+                                                                 "none = every screen")
+    volume: float = Field(default=1.0, ge=0, le=1, description="0 to 1, of the screen's volume")
+    loop: bool = False
+
+    @property
+    def rooms(self) -> tuple[str, ...] | None:
+        """The rooms it plays in; None: every room."""
+        if self.room is None:
+            return None
+        return (self.room,) if isinstance(self.room, str) else tuple(self.room)
+
+
+class SoundAction(MediaAction):
+    do: Literal["sound"]
+
+
+class VideoAction(MediaAction):
+    do: Literal["video"]
+
+
 class TimerAction(_Model):
     do: Literal["timer"]
     op: Literal["pause", "resume", "add"]
@@ -243,7 +274,8 @@ class EndAction(_Model):
 
 
 Action = Annotated[
-    PropAction | BudgetAction | MessageAction | TimerAction | EndAction, Field(discriminator="do")
+    PropAction | BudgetAction | MessageAction | SoundAction | VideoAction | TimerAction | EndAction,
+    Field(discriminator="do")
 ]
 
 
@@ -340,13 +372,22 @@ class Game(_Model):
         prop = node.prop(prop_id) if node else None
         return (node, prop) if node and prop else None
 
+    def media_files(self, room: str | None = None) -> frozenset[str]:
+        """Every file of the media library the game plays (in *room*: there or everywhere)."""
+        return frozenset(a.file for p in self.puzzles for a in p.actions if isinstance(a, MediaAction)
+                         and (room is None or a.rooms is None or room in a.rooms))
+
     def part(self, node_id: str) -> NodePart:
         """What node *node_id* needs of this game (KeyError if it has no such node)."""
         node = self.node(node_id)
         if node is None:
             raise KeyError(node_id)
-        return NodePart(apartment=self.apartment, node=node,
-                        puzzles=[p for p in self.puzzles if p.local and p.room == node_id])
+        # a node plays no media: its sounds and videos stay on the controller, so a node
+        # whose software predates them still takes the part
+        puzzles = [p.model_copy(update={"actions": [a for a in p.actions if not isinstance(a, MediaAction)]})
+                   if any(isinstance(a, MediaAction) for a in p.actions) else p
+                   for p in self.puzzles if p.local and p.room == node_id]
+        return NodePart(apartment=self.apartment, node=node, puzzles=puzzles)
 
 
 class NodePart(_Model):
@@ -517,7 +558,8 @@ def _reachable(game: Game, parcours: str) -> set[str]:
     return done
 
 
-def _ref_issues(game: Game, unchecked: Unchecked) -> Iterator[ConfigIssue]:
+def _ref_issues(game: Game, unchecked: Unchecked,
+                media: Collection[str] | None = None) -> Iterator[ConfigIssue]:
     node_ids = {n.id for n in game.nodes}
     rooms = node_ids | unchecked.nodes
     for i, puzzle in enumerate(game.puzzles):
@@ -532,13 +574,15 @@ def _ref_issues(game: Game, unchecked: Unchecked) -> Iterator[ConfigIssue]:
                 yield ConfigIssue((*path, "prop"), f"unknown prop {cond.prop!r}")
             if puzzle.local and found and found[0].id != puzzle.room:
                 yield ConfigIssue((*path, "prop"), "a local puzzle's event must come from its own room")
-        yield from _action_issues(game, i, puzzle, rooms, unchecked)
+        yield from _action_issues(game, i, puzzle, rooms, unchecked, media=media)
 
 
 def _action_issues(game: Game, i: int, puzzle: Puzzle, rooms: set[str],
-                   unchecked: Unchecked) -> Iterator[ConfigIssue]:
+                   unchecked: Unchecked, *, media: Collection[str] | None) -> Iterator[ConfigIssue]:
     for a_index, action in enumerate(puzzle.actions):
         path = ("puzzles", i, "actions", a_index)
+        if isinstance(action, MediaAction):
+            yield from _media_issues(path, action, rooms, media)
         if isinstance(action, PropAction):
             found = game.prop(action.target)
             if found is None:
@@ -561,6 +605,18 @@ def _action_issues(game: Game, i: int, puzzle: Puzzle, rooms: set[str],
                 if isinstance(action.amount, PerParcours) else (action.amount,)
             if any(not isinstance(a, int) or a >= 0 for a in amounts):
                 yield ConfigIssue((*path, "amount"), "a payment is a negative amount of euros")
+
+
+def _media_issues(path: tuple[str | int, ...], action: MediaAction, rooms: set[str],
+                  media: Collection[str] | None) -> Iterator[ConfigIssue]:
+    """A sound or video names a file of the library and rooms of the game. *media*: the
+    library's names (None: not known here, e.g. on a node, which plays no media)."""
+    if media is not None and action.file not in media:
+        yield ConfigIssue((*path, "file"), f"fichier absent de la médiathèque : {action.file!r} "
+                                           "(à téléverser sur la page du technicien, ou nom mal écrit)")
+    for room in action.rooms or ():
+        if room not in rooms:
+            yield ConfigIssue((*path, "room"), f"unknown room {room!r}")
 
 
 def _obligation_issues(game: Game, unchecked: Unchecked) -> Iterator[ConfigIssue]:
@@ -619,9 +675,12 @@ def node_part_issues(part: NodePart) -> list[ConfigIssue]:
     return issues
 
 
-def semantic_issues(game: Game, unchecked: Unchecked | None = None) -> list[ConfigIssue]:
+def semantic_issues(game: Game, unchecked: Unchecked | None = None,
+                    media: Collection[str] | None = None) -> list[ConfigIssue]:
     """Every whole-file problem of *game* (errors and warnings).
 
+    *media*: the names of the media library the sounds and videos must be in (None: not
+    checked, where the library is not known).
     *unchecked*: what the file names but *game* lacks because it failed validation (the
     loader checks the valid parts of a file with errors); references to it are not errors.
     """
@@ -635,7 +694,7 @@ def semantic_issues(game: Game, unchecked: Unchecked | None = None) -> list[Conf
             seen.add(item.id)
     for n_index, node in enumerate(game.nodes):
         issues.extend(_node_issues(("nodes", n_index), node))
-    issues.extend(_ref_issues(game, unchecked))
+    issues.extend(_ref_issues(game, unchecked, media))
     issues.extend(_obligation_issues(game, unchecked))
     issues.extend(_graph_issues(game, unchecked))
     return issues

@@ -34,6 +34,7 @@ from config.game import (
     BudgetAction,
     EndAction,
     Game,
+    MediaAction,
     MessageAction,
     PropAction,
     Puzzle,
@@ -157,7 +158,21 @@ class ScreenMessage:
     sound: str | None = None
 
 
-Effect = PropCommand | ScreenMessage
+@dataclass(frozen=True, slots=True)
+class MediaCue:
+    """Effect: play a file of the media library on room screens (every screen when rooms
+    is None). *id* grows through a game: a screen plays each cue once."""
+
+    id: int
+    kind: str                      # "sound", "video", or "stop" (silence the screens)
+    file: str
+    rooms: tuple[str, ...] | None
+    volume: float
+    loop: bool
+    at: float                      # elapsed run time, seconds
+
+
+Effect = PropCommand | ScreenMessage | MediaCue
 
 
 class LineKind(StrEnum):
@@ -284,6 +299,8 @@ class Engine:
         self.settled = False
         self.puzzles: dict[str, PuzzleState] = {p.id: PuzzleState() for p in self.game.puzzles}
         self.messages: list[ScreenMessage] = []
+        #: the sounds and videos played this game (not kept on disk: a cue is of its moment)
+        self.cues: list[MediaCue] = []
         self.clues: list[SentClue] = []
         self.last_activity = 0.0
         self.check_override: dict[str, Any] | None = None
@@ -401,6 +418,7 @@ class Engine:
         self.settled = False
         self.puzzles = {p.id: PuzzleState() for p in self.game.puzzles}
         self.messages = []
+        self.cues = []
         self.clues = []
         self.last_activity = 0.0
         self._refresh_availability()
@@ -748,6 +766,9 @@ class Engine:
                 message = ScreenMessage(action.text.fr, action.text.en, action.room, action.sound)
                 self.messages.append(message)
                 effects.append(message)
+            elif isinstance(action, MediaAction):
+                effects += self.cue_media(action.do, action.file, action.rooms, volume=action.volume,
+                                          loop=action.loop, who=f"puzzle {puzzle.id}")
             elif isinstance(action, TimerAction):
                 if action.op == "add":
                     self.added_seconds += action.seconds
@@ -855,6 +876,21 @@ class Engine:
         self.log.append(entry)
         del self.log[:-500]
         self._journal.append(("note", entry))
+
+    # -- media --------------------------------------------------------------------------
+    def cue_media(self, kind: str, file: str, rooms: tuple[str, ...] | None, *, volume: float = 1.0,
+                  loop: bool = False, who: str = GAME_MASTER) -> list[Effect]:
+        """The game master plays *file* (``kind``: sound, video) on the screens of *rooms*
+        (None: every screen), or with ``kind`` "stop" silences them; any phase."""
+        for room in rooms or ():
+            if self.game.node(room) is None:
+                msg = f"pièce inconnue {room!r}"
+                raise NotFoundError(msg, en=f"unknown room {room!r}")
+        cue = MediaCue(len(self.cues) + 1, kind, file, rooms, volume, loop, round(self.elapsed(), 3))
+        self.cues.append(cue)
+        self.audit(f"media_{kind}", who=who, target=", ".join(rooms) if rooms else "all",
+                   detail=file or None)
+        return [cue]
 
     def audit(self, action: str, *, who: str = GAME_MASTER, target: str | None = None,
               detail: str | None = None) -> dict[str, Any]:

@@ -198,6 +198,12 @@ class Orders:
         self._done()
         return clue
 
+    def cue_media(self, kind: str, file: str, rooms: tuple[str, ...] | None, *, volume: float = 1.0,
+                  loop: bool = False, who: str = GAME_MASTER) -> None:
+        """Play a file of the media library on room screens, or stop them (``kind`` stop)."""
+        self.outputs.execute(self.engine.cue_media(kind, file, rooms, volume=volume, loop=loop, who=who))
+        self._done()
+
     def clue_shown(self, clue_id: str) -> SentClue:
         clue = self.engine.clue_shown(clue_id)
         self._done()

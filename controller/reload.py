@@ -61,7 +61,7 @@ def reload_game(service: GameService, path: Path | str, *, who: str = GAME_MASTE
     id changed.
     """
     try:
-        loaded = load_game_file(path)
+        loaded = load_game_file(path, media=service.media.names() if service.media else None)
         messages_for(loaded.game)
     except (GameConfigError, PartTooLarge) as exc:
         log.error("game file %s has errors; the controller keeps its game:\n%s", path, exc)

@@ -39,6 +39,7 @@ from controller.events import PropEvents
 from controller.hub import Hub
 from controller.journal import Journal
 from controller.liveness import Liveness
+from controller.media import MediaLibrary
 from controller.mqtt import Connection, Incoming, MqttBridge
 from controller.orders import Orders
 from controller.outputs import Desired, Outputs
@@ -74,8 +75,11 @@ class GameService:
     def __init__(self, *, game: Game, bridge: MqttBridge, store: Store, demo: bool = False,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time, source: str | None = None,
-                 backups: Backups | None = None) -> None:
+                 backups: Backups | None = None,
+                 media: MediaLibrary | None = None) -> None:
         self.bridge = bridge
+        #: the sounds and videos the game file may name (None: not checked on reload)
+        self.media = media
         self.store = store
         self.demo = demo
         self.clock = clock
@@ -102,7 +106,7 @@ class GameService:
                            alert=self.alert, check=self.check, hub=self.hub, demo=demo,
                            resumed=lambda: self.resumed, backups=self.backups,
                            distribution=self.distribution, pending_game=lambda: self.pending_game,
-                           stuck=self.stuck)
+                           stuck=self.stuck, media_url=self.media_url)
         self.orders = Orders(self.ctx, alert=self.alert, outputs=self.outputs, check=self.check,
                              journal=self.journal, views=self.views)
         self.events = PropEvents(self.ctx, bridge, journal=self.journal, liveness=self.liveness,
@@ -117,6 +121,11 @@ class GameService:
         # What the controller status tells the nodes besides online/session/running.
         bridge.heartbeat_s = contract.heartbeat_interval(game.apartment.autonomy_after_s)
         bridge.status_source = lambda: status_fields(engine=self.engine, registry=self.registry)
+
+    def media_url(self, name: str) -> str | None:
+        """Where a screen loads the media file *name* (None: not in the library)."""
+        item = self.media.get(name) if self.media is not None else None
+        return item.url if item is not None else None
 
     # -- the parts' state, by name ---------------------------------------------------------
     @property

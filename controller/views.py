@@ -119,8 +119,11 @@ class Views:
                  alert: Alert, check: PreGameCheck, hub: Hub, demo: bool,
                  resumed: Callable[[], dict[str, Any] | None], backups: Backups,
                  stuck: Stuck, distribution: Distribution | None = None,
-                 pending_game: Callable[[], Any] = lambda: None) -> None:
+                 pending_game: Callable[[], Any] = lambda: None,
+                 media_url: Callable[[str], str | None] = lambda _name: None) -> None:
         self.ctx = ctx
+        #: where a screen loads a file of the media library, by its name
+        self.media_url = media_url
         self.bridge = bridge
         self.journal = journal
         self.outputs = outputs
@@ -201,6 +204,9 @@ class Views:
         node = self.ctx.registry.nodes.get(room or "")
         room_cfg = self.ctx.game.node(room or "")
         messages = [m for m in engine.messages[-SCREEN_ITEMS:] if mine(m.room)]
+        cues = [{"id": c.id, "kind": c.kind, "file": c.file, "url": self.media_url(c.file),
+                 "volume": c.volume, "loop": c.loop, "at": c.at}
+                for c in engine.cues if c.rooms is None or room is None or room in c.rooms][-SCREEN_ITEMS:]
         solved = {pid for pid, st in engine.puzzles.items() if st.status == PuzzleStatus.SOLVED}
         clues = [{**ScreenClue.model_validate(c).model_dump(), "done": c.puzzle in solved}
                  for c in engine.clues if mine(c.room)][-SCREEN_ITEMS:]
@@ -213,12 +219,18 @@ class Views:
                          "month": engine.month(), "bills": bills_view(engine),
                          "last_change": None if last is None else {
                              "amount": last.amount, "label": last.label, "label_en": last.label_en},
-                         "messages": dump(MESSAGES, messages), "clues": clues,
+                         "messages": dump(MESSAGES, messages), "clues": clues, "cues": cues,
+                         "preload": self.preload(room),
                          "emergency": self.alert.active},
                 "nodes": [{"id": node.id, "label": node.label,
                            "label_en": room_cfg.label.en if room_cfg else None}] if node else [],
                 "apartment": {"name": self.ctx.game.apartment.name.fr,
                               "name_en": self.ctx.game.apartment.name.en}, "ts": contract.now()}
+
+    def preload(self, room: str | None) -> list[dict[str, str]]:
+        """The files the game file may cue on *room*'s screen, with where to load them."""
+        files = sorted(self.ctx.game.media_files(room))
+        return [{"file": f, "url": url} for f in files if (url := self.media_url(f)) is not None]
 
     def game_state(self) -> dict[str, Any]:
         """The retained ``game/state`` (:class:`~controller.api.models.GameStateMessage`)."""

@@ -527,6 +527,25 @@ class RoomClue(ScreenClue):
     done: bool = Field(description="its puzzle is solved: an old clue, no longer shown as new")
 
 
+class ScreenCue(Out):
+    """A sound or video for this screen to play once (``id`` grows through a game)."""
+
+    id: int
+    kind: Literal["sound", "video", "stop"] = Field(description="stop: silence this screen")
+    file: str
+    url: str | None = Field(description="where to load it; null: no longer in the library (or stop)")
+    volume: float = Field(ge=0, le=1)
+    loop: bool
+    at: float = Field(description="elapsed run time when it was cued, seconds")
+
+
+class ScreenMedia(Out):
+    """A file this screen may be asked to play: loaded before it is (kept if the network drops)."""
+
+    file: str
+    url: str
+
+
 class ScreenGame(Out):
     phase: str
     result: str | None
@@ -540,6 +559,10 @@ class ScreenGame(Out):
     bills: list[Bill]
     messages: list[Message]
     clues: list[RoomClue]
+    cues: list[ScreenCue] = Field(default_factory=list, description="the newest sounds and videos "
+                                  "cued for this screen")
+    preload: list[ScreenMedia] = Field(default_factory=list, description="the files the game file "
+                                       "may cue on this screen: loaded in advance")
     emergency: bool = Field(description="the emergency alert is on: everybody out")
 
 
@@ -1094,3 +1117,45 @@ class FollowupExport(Out):
 class FollowupErased(Out):
     id: int
     erased_at: float
+
+
+# -- the media library (controller/media.py) and speech (controller/speech.py) ------------
+class MediaItem(Out):
+    """One sound or video of the library, under the name a game file gives it."""
+
+    name: str = Field(description="what a game file's do: sound / do: video names")
+    kind: Literal["audio", "video"]
+    format: str = Field(description="the container read from the content (WAV, MP3, …)")
+    mime: str
+    bytes: int
+    duration_s: float
+    hash: str = Field(description="SHA-256 of the content")
+    shipped: bool = Field(description="shipped with the game (cannot be deleted)")
+    added: float | None = Field(description="when it was uploaded (Unix time); null: shipped")
+    url: str = Field(description="where screens load it: named by its content, cached for ever")
+
+
+class MediaList(Out):
+    files: list[MediaItem]
+    max_bytes: int
+    max_duration_s: int
+    accepted: str
+
+
+class MediaDeleted(Out):
+    deleted: str
+
+
+class MediaCued(Out):
+    """A sound or video the game master played (or a stop), as the screens get it."""
+
+    id: int
+    kind: Literal["sound", "video", "stop"]
+    file: str
+    rooms: list[str] | None = Field(description="null: every screen")
+
+
+class SpeechStatus(Out):
+    available: bool = Field(description="espeak-ng is installed on the controller")
+    voice: str
+    rate_wpm: int

@@ -111,6 +111,7 @@ function render() {
   drawTime();
   drawBudget(g);
   drawMessages(g);
+  MediaCues.update(g);   // media.js: the cues to play, the clues to speak
 }
 window.render = render;
 
