@@ -119,11 +119,23 @@ class Apartment(_Model):
     budget: Budget | None = None
     inactivity_warning_min: float = Field(default=3, gt=0)
     inactivity_alert_min: float = Field(default=5, gt=0)
+    hint_after_min: float = Field(
+        default=8, gt=0,
+        description="the console suggests a clue (never sends it) when the group has made no "
+                    "progress on an open puzzle for this long")
     autonomy_after_s: float = Field(
         default=20, gt=0, description="a node runs its local puzzles after this long without the controller"
     )
 
     _text_fields: ClassVar[tuple[str, ...]] = ("name",)
+
+    @model_validator(mode="after")
+    def _hint_within_the_game(self) -> Apartment:
+        if self.hint_after_min >= self.duration_min:
+            msg = (f"hint_after_min ({self.hint_after_min:g}) must be shorter than the game "
+                   f"(duration_min: {self.duration_min})")
+            raise ValueError(msg)
+        return self
 
 
 class EmergencyInput(_Model):

@@ -522,6 +522,16 @@ class Engine:
                                  obligation=bill.id, kind=LineKind.LATE_FEE)
             self.note("charged", f"{bill.id}: {bill.unpaid} € + {bill.late_fee} € late fee")
 
+    def held_locks(self) -> list[tuple[str, str]]:
+        """The locks the game holds locked now: every lock, but those the puzzles solved so
+        far opened (what an emergency release may have opened that the game had not)."""
+        opened = {action.target for puzzle in self.game.puzzles
+                  if self.puzzles[puzzle.id].status == PuzzleStatus.SOLVED
+                  for action in puzzle.actions
+                  if isinstance(action, PropAction) and action.command == "unlock"}
+        return [(node.id, prop.id) for node in self.game.nodes for prop in node.props
+                if prop.kind in LOCK_KINDS and f"{node.id}.{prop.id}" not in opened]
+
     def release_all(self) -> list[Effect]:
         """Effects that open every lock of the apartment."""
         return [PropCommand(node.id, prop.id, "unlock") for node in self.game.nodes

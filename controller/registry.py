@@ -75,6 +75,7 @@ class Boot(StrEnum):
 class NodeInfo:
     id: str
     label: str
+    label_en: str | None = None   # the room's name in English, when the game file gives one
     online: bool = False
     boot_id: str | None = None
     #: the boot counter of the current boot (None: unknown, or an older node without one)
@@ -158,7 +159,7 @@ class Registry:
                  wall: Callable[[], float] = time.time) -> None:
         self.clock, self.wall = clock, wall
         self.nodes: dict[str, NodeInfo] = {
-            n.id: NodeInfo(n.id, n.label.fr) for n in game.nodes
+            n.id: NodeInfo(n.id, n.label.fr, n.label.en) for n in game.nodes
         }
         self.props: dict[tuple[str, str], PropInfo] = {
             (n.id, p.id): PropInfo(n.id, p.id, p.kind, p.label or p.id)
@@ -175,6 +176,7 @@ class Registry:
         for node_id, info in self.nodes.items():
             if node_id in registry.nodes:
                 info.label = registry.nodes[node_id].label
+                info.label_en = registry.nodes[node_id].label_en
                 registry.nodes[node_id] = info
         for key, prop in self.props.items():
             fresh = registry.props.get(key)
@@ -406,7 +408,8 @@ class Registry:
         booted_at = n.booted_at
         if booted_at is None and n.birth_ts is not None and offset is not None:
             booted_at = n.birth_ts - offset   # its own clock, brought to ours
-        return {"id": n.id, "label": n.label, "online": n.online, "boot_id": n.boot_id,
+        return {"id": n.id, "label": n.label, "label_en": n.label_en, "online": n.online,
+                "boot_id": n.boot_id,
                 "boot_n": n.boot_n, "version": n.version, "simulated": n.simulated,
                 "last_seen": n.last_seen, "booted_at": booted_at, "reboots": n.reboots,
                 "offline_reason": n.offline_reason, "keepalive": n.keepalive,

@@ -45,6 +45,7 @@ from controller.orders import Orders
 from controller.outputs import Desired, Outputs
 from controller.registry import Registry
 from controller.store import Store
+from controller.stuck import Stuck
 from controller.tech import TechDesk
 from controller.views import Views
 from protocol import contract
@@ -100,15 +101,16 @@ class GameService:
         self.check = PreGameCheck(self.ctx, self.outputs, self.distribution)
         self.tech = TechDesk(self.ctx, bridge, self.journal, self.alert, changed=self.changed, wall=wall)
         self.hub = Hub()
+        self.stuck = Stuck(self.ctx)
         self.views = Views(self.ctx, bridge, journal=self.journal, outputs=self.outputs,
                            alert=self.alert, check=self.check, hub=self.hub, demo=demo,
                            resumed=lambda: self.resumed, backups=self.backups,
                            distribution=self.distribution, pending_game=lambda: self.pending_game,
-                           media_url=self.media_url)
+                           stuck=self.stuck, media_url=self.media_url)
         self.orders = Orders(self.ctx, alert=self.alert, outputs=self.outputs, check=self.check,
                              journal=self.journal, views=self.views)
         self.events = PropEvents(self.ctx, bridge, journal=self.journal, liveness=self.liveness,
-                                 outputs=self.outputs, views=self.views,
+                                 outputs=self.outputs, views=self.views, stuck=self.stuck,
                                  emergency=lambda who: self.orders.emergency(who=who), wall=wall)
         #: the session taken up at start (None: none was open)
         self.resumed: dict[str, Any] | None = None

@@ -3,7 +3,8 @@
 Views read the parts of the service and change nothing. :class:`Views` also pushes them:
 :meth:`Views.changed` schedules one push per loop turn, each WebSocket audience getting
 its own view (the staff: the snapshot; a room screen: its screen view), one JSON text per
-audience, never one per client. The shapes are the models of :mod:`controller.api.models`.
+audience, never one per client: what changed since the last push (:mod:`controller.hub`).
+The shapes are the models of :mod:`controller.api.models`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from controller.backup import Backups
 from controller.context import Context
 from controller.distribution import whole_hash
 from controller.emergency import Alert
-from controller.engine import PHASE_LABELS, PLAYING, Engine, PuzzleStatus
+from controller.engine import PHASE_LABELS, PLAYING, Engine, Phase, PuzzleStatus
 from controller.hub import STAFF, Hub
 from controller.journal import Journal
 from controller.mqtt import MqttBridge
@@ -29,6 +30,7 @@ from protocol import contract
 if TYPE_CHECKING:
     from controller.check import PreGameCheck
     from controller.distribution import Distribution
+    from controller.stuck import Stuck
 
 #: how many of the newest screen messages and clues each view shows
 SNAPSHOT_MESSAGES = 10
@@ -53,7 +55,8 @@ def game_view(engine: Engine) -> dict[str, Any]:
                             "at": round(b.at, 1), "puzzle": b.puzzle, "obligation": b.obligation,
                             "kind": b.kind} for b in engine.budget_history],
         "bills": bills_view(engine), "month": engine.month(),
-        "puzzles": [{"id": p.id, "label": p.label.fr, "theme": p.theme, "room": p.room,
+        "puzzles": [{"id": p.id, "label": p.label.fr, "label_en": p.label.en, "theme": p.theme,
+                     "room": p.room,
                      "status": str(puzzles[p.id].status), "in_parcours": engine.in_parcours(p),
                      "available_at": puzzles[p.id].available_at,
                      "solved_at": puzzles[p.id].solved_at, "solved_by": puzzles[p.id].solved_by,
@@ -92,13 +95,30 @@ def clue_catalogue(engine: Engine) -> list[dict[str, Any]]:
     return out
 
 
+def relock_plan(ctx: Context) -> list[dict[str, Any]]:
+    """What « Reprendre et reverrouiller » would lock again: the locks the game holds locked
+    (:meth:`Engine.held_locks`) that are not engaged now (an emergency opened them); an exit
+    door only when the game master ticks it (``exit_door``)."""
+    if ctx.engine.phase != Phase.PAUSED:
+        return []
+    plan = []
+    for key in ctx.engine.held_locks():
+        cfg, info = ctx.maglocks.get(key), ctx.registry.props.get(key)
+        if cfg is None or info is None or info.reported.get("engaged") is True:
+            continue
+        node = ctx.registry.nodes.get(key[0])
+        plan.append({"node": key[0], "prop": key[1], "label": info.label,
+                     "room": node.label if node else key[0], "exit_door": cfg.exit_door})
+    return plan
+
+
 class Views:
     """The snapshot, the screen views and ``game/state``, built and pushed."""
 
     def __init__(self, ctx: Context, bridge: MqttBridge, *, journal: Journal, outputs: Outputs,
                  alert: Alert, check: PreGameCheck, hub: Hub, demo: bool,
                  resumed: Callable[[], dict[str, Any] | None], backups: Backups,
-                 distribution: Distribution | None = None,
+                 stuck: Stuck, distribution: Distribution | None = None,
                  pending_game: Callable[[], Any] = lambda: None,
                  media_url: Callable[[str], str | None] = lambda _name: None) -> None:
         self.ctx = ctx
@@ -115,6 +135,7 @@ class Views:
         self.distribution = distribution
         self.pending_game = pending_game
         self.backups = backups
+        self.stuck = stuck
         self._push_scheduled = False
         self._game_state_due = False
 
@@ -127,10 +148,16 @@ class Views:
             prop["desired"] = self.outputs.view((prop["node"], prop["id"]), now)
         for node in reg["nodes"]:
             node["health_problems"] = health.assess(node["health"])
+            # estimated from the node's clock offset, which jitters by milliseconds with each
+            # heartbeat: to the second, it changes (and is pushed) only when it does change
+            if node["booted_at"] is not None:
+                node["booted_at"] = round(node["booted_at"])
         game = self.ctx.game
         return {"game": game_view(self.ctx.engine), **reg, **self._game_file(reg["nodes"]),
                 "check": self.check.report(),
                 "emergency": self.alert.view(), "lock_alerts": self.outputs.lock_alerts(),
+                "stuck": self.stuck.view(), "relock": relock_plan(self.ctx),
+                "hint_after_s": round(game.apartment.hint_after_min * 60),
                 "resumed": self.resumed(), "store": self.journal.backlog.health(),
                 "backup": self.backups.health(), "notices": self.notices(reg["nodes"]),
                 "mqtt": {"connected": self.bridge.connected, "metrics": dict(self.bridge.metrics)},
@@ -255,8 +282,17 @@ class Views:
         self._push_scheduled = True
         asyncio.get_running_loop().call_soon(self.push)
 
+    def welcome(self, who: Any, audience: str) -> str:
+        """The first frame of a new client of *audience*: the whole view its audience holds
+        (then what changed since, pushed to all of them)."""
+        if audience in self.hub.feeds:
+            self.changed()
+        else:
+            self.hub.update(audience, self.view(who))
+        return self.hub.snapshot_text(audience)
+
     def push(self) -> None:
-        """Send each audience present its view now: one JSON text per audience."""
+        """Send each audience present what changed in its view: one JSON text per audience."""
         self._push_scheduled = False
         texts: dict[str, str] = {}
         for audience in self.hub.audiences():
@@ -265,6 +301,10 @@ class Views:
             else:
                 room = audience.partition(":")[2]
                 data = self.screen_view(None if room == "*" else room)
-            texts[audience] = jsonsafe.dumps(Hub.frame("snapshot", data), what=f"push to {audience}")
+            text = self.hub.update(audience, data)
+            if text is not None:
+                texts[audience] = text
+        if not texts:
+            return
         task = asyncio.ensure_future(self.hub.broadcast(texts))
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)

@@ -119,6 +119,7 @@ class LastChange(Out):
 class PuzzleView(Out):
     id: str
     label: str
+    label_en: str | None
     theme: str
     room: str
     status: Literal["locked", "available", "solved"]
@@ -221,6 +222,7 @@ class GameFileView(Out):
 class NodeView(Out):
     id: str
     label: str
+    label_en: str | None
     online: bool
     boot_id: str | None
     boot_n: int | None
@@ -463,6 +465,39 @@ class Apartment(Out):
     name: str
 
 
+class Try(Out):
+    """An event on a puzzle's prop: a code typed, a tag presented, a button pressed."""
+
+    at: float = Field(description="run time (s)")
+    node: str
+    prop: str
+    type: str
+    value: JsonValue
+    tag: str | None = Field(description="the game file's name of the tag presented, if known")
+
+
+class StuckPuzzle(Out):
+    """A puzzle open now, and what the group did on it (controller/stuck.py)."""
+
+    puzzle: str
+    available_at: float = Field(description="run time it opened at (s)")
+    progress_at: float = Field(description="run time of its last step forward, or its opening (s)")
+    tries: list[Try] = Field(description="the latest events that could solve it, oldest first")
+    touched: Try | None = Field(description="the last event of any kind on its props")
+    hint_due: bool = Field(description="no progress for apartment.hint_after_min: suggest a clue")
+    longest: bool = Field(description="the puzzle open the longest")
+
+
+class RelockLock(Out):
+    """A lock « Reprendre et reverrouiller » would lock again."""
+
+    node: str
+    prop: str
+    label: str
+    room: str
+    exit_door: bool = Field(description="relocked only when the game master ticks it")
+
+
 class Snapshot(Out):
     """What the game master and the technician see (``GET /api/state``, the WebSocket)."""
 
@@ -472,6 +507,9 @@ class Snapshot(Out):
     check: CheckReport
     emergency: EmergencyView | None
     lock_alerts: list[UnconfirmedLock]
+    stuck: list[StuckPuzzle]
+    relock: list[RelockLock]
+    hint_after_s: int = Field(description="apartment.hint_after_min, in seconds")
     resumed: Resumed | None
     store: StoreHealth
     backup: BackupHealth
@@ -948,10 +986,33 @@ class LayoutNode(Out):
     props: list[LayoutProp]
 
 
+class SolutionStep(Out):
+    """One event that solves a puzzle (or a part of it), for the rehearsal."""
+
+    prop: str = Field(description="node.prop")
+    label: str = Field(description="the prop's name")
+    room: str = Field(description="its room's name")
+    event: str
+    value: JsonValue = Field(description="the value it must have (a list: one of them; null: any)")
+    tag: str | None = Field(description="the game file's name of the tag, when the value is one")
+    min_value: float | None
+
+
+class LayoutPuzzle(Out):
+    id: str
+    label: str
+    label_en: str | None
+    room: str
+    parcours: list[str]
+    order: Literal["one", "all", "sequence"] = Field(description="all: any order; sequence: in order")
+    solution: dict[str, list[SolutionStep]] = Field(description="per parcours")
+
+
 class Layout(Out):
     apartment: str
     demo: bool
     nodes: list[LayoutNode]
+    puzzles: list[LayoutPuzzle]
 
 
 class LoggedIn(Out):

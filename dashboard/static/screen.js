@@ -134,6 +134,6 @@ setInterval(() => {
 
 allowSound();
 const wanted = new URLSearchParams(location.search).get("lang");   // a kiosk may say ?lang=en
+// the link once the texts are in: a view drawn before would show their keys for a moment
 (wanted && ["fr", "en"].includes(wanted) && wanted !== App.lang ? App.setLang(wanted) : App.loadTexts())
-  .then(() => { drawDot(); render(); });
-App.live((data) => { snap = data; render(); }, (u) => { up = u; drawDot(); });
+  .then(() => App.live((data) => { snap = data; render(); }, (u) => { up = u; drawDot(); }));

@@ -1,6 +1,7 @@
 """The technician page (tablet size) shows the controller's game file and each node's game
 and software against it: a node that runs another part, or older software, is named in
 French with what to do; a new file is reloaded from the page and reaches the hall's node.
+The console's check list names such a node first.
 
 Over a real Mosquitto: the controller under uvicorn, the hall as a node agent on
 MockFactory, the entrance as a raw paho client announcing an older node.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -34,7 +35,7 @@ TABLET = {"width": 1280, "height": 800}
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def stack(tmp_path: Path) -> Iterator[tuple[str, Path, Callable[[str], None]]]:
     import uvicorn
 
     _require_chromium()
@@ -51,11 +52,16 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                           protocol=mqtt.MQTTv311)
         old.connect(broker.host, broker.port, keepalive=30)
         old.loop_start()
-        old.publish(topics.node_status("entree"), json.dumps({
-            "v": 1, "online": True, "boot_id": "oldentree1", "version": "0.0.9",
-            "props": [{"id": p.id, "kind": p.kind} for p in game.node("entree").props],
-            "simulated": True, "ts": time.time(), "game": "0123456789abcdef"}),
-            qos=1, retain=True).wait_for_publish(5)
+
+        def announce(game_hash: str) -> None:
+            """The entrance's status, as an older node would send it, running *game_hash*."""
+            old.publish(topics.node_status("entree"), json.dumps({
+                "v": 1, "online": True, "boot_id": "oldentree1", "version": "0.0.9",
+                "props": [{"id": p.id, "kind": p.kind} for p in game.node("entree").props],
+                "simulated": True, "ts": time.time(), "game": game_hash}),
+                qos=1, retain=True).wait_for_publish(5)
+
+        announce("0123456789abcdef")
         auth = AuthSettings(gm_password="gm-game-file-password", tech_password=TECH_PASSWORD,
                             screen_secret="game-file-screen-secret")
         app = create_app(game=game, broker=address, auth=auth, db_path=tmp_path / "escape.db",
@@ -69,7 +75,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             while not server.started:
                 assert time.monotonic() < deadline, "uvicorn did not start"
                 time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}", path
+            yield f"http://127.0.0.1:{port}", path, announce
         finally:
             server.should_exit = True
             thread.join(timeout=10)
@@ -91,8 +97,8 @@ def browser() -> Iterator[object]:
 
 
 def test_the_technician_sees_each_nodes_game_and_software_and_reloads_the_file(
-        stack: tuple[str, Path], browser: object) -> None:
-    url, path = stack
+        stack: tuple[str, Path, Callable[[str], None]], browser: object) -> None:
+    url, path, _announce = stack
     context = browser.new_context(viewport=TABLET)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
@@ -124,4 +130,36 @@ def test_the_technician_sees_each_nodes_game_and_software_and_reloads_the_file(
                          return row && row.dataset.game === "same" && row.querySelector("td.num").textContent !== before; }""",
         arg=running)
     assert "Hall d'entrée (hall)" in page.inner_text('#node-games tr[data-node="hall"]')
+    context.close()
+
+
+def test_the_console_check_list_names_a_node_without_its_game_first_in_place(
+        stack: tuple[str, Path, Callable[[str], None]], browser: object) -> None:
+    """The nodes come first in the one check list, kept in place through redraws (a list
+    rebuilt around them would recreate them at every push), and go once caught up."""
+    url, _path, announce = stack
+    context = browser.new_context(viewport=TABLET)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(f"{url}/login?next=/console")
+    page.fill("#password", "gm-game-file-password")
+    page.click("#submit")
+    page.wait_for_url("**/console")
+
+    page.wait_for_selector('#check-list > li:first-child[data-node="entree"][data-status="game_waiting"]')
+    props = page.locator("#check-list > li[data-prop]").count()
+    assert props and page.locator("#check-list > li").count() == props + 1
+    assert "pas encore" in page.inner_text('#check-list li[data-node="entree"]')
+    kept = page.evaluate("""() => { const item = document.querySelector('#check-list li[data-node="entree"]');
+                                    window.render(); window.render();
+                                    return document.querySelector("#check-list > li:first-child") === item; }""")
+    assert kept, "the node's item was rebuilt by a redraw"
+    assert page.locator("#check-list > li").count() == props + 1
+
+    expected = next(n for n in context.request.get(f"{url}/api/state").json()["nodes"]
+                    if n["id"] == "entree")["game"]["expected"]
+    announce(expected)   # the entrance now runs its part
+    page.wait_for_selector('#check-list li[data-node="entree"]', state="detached")
+    assert page.locator("#check-list > li").count() == props
+    assert page.locator("#check-list > li[data-prop]").count() == props
     context.close()

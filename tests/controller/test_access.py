@@ -30,7 +30,7 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 # The policy as the pages rely on it, written once more here on purpose, by path (what a
 # page, a script or a screen calls), independent of how the routes declare it.
-ANYONE = re.compile(r"^/(login|api/login|api/logout|api/health)$")
+ANYONE = re.compile(r"^/(login|api/login|api/logout|api/health|favicon\.ico)$")
 TECHNICIAN = re.compile(r"^/(tech|api/tech/.*|api/config/.*)$")
 SCREEN_READS = re.compile(r"^/(ws|api/me|api/state|screen/[^/]+|api/media/files/[^/]+|api/speech/clues/[^/]+)$")
 #: the media library: the game master reads it, the technician changes it
