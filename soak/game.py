@@ -33,12 +33,15 @@ _SHEET = (("mailbox", 0, 1), ("front_door", 1, 2), ("repairs", 2, 3), ("kitchen_
 
 
 def shortened_copy(dest: Path, *, duration_min: int, source: Path = SHIPPED) -> Path:
-    """The shipped game with only ``duration_min`` changed (comments kept)."""
+    """The shipped game with only ``duration_min`` changed (and the hint suggestion's delay,
+    which must stay shorter than the game; comments kept)."""
     text = source.read_text(encoding="utf-8")
     new, count = re.subn(r"^(\s*duration_min:\s*)\d+", rf"\g<1>{duration_min}", text, flags=re.MULTILINE)
     if count != 1:
         msg = f"{source}: expected one duration_min line, found {count}"
         raise ValueError(msg)
+    hint_after = max(1, duration_min // 2)
+    new = re.sub(r"^(\s*hint_after_min:\s*)\d+", rf"\g<1>{hint_after}", new, flags=re.MULTILINE)
     dest.write_text(new, encoding="utf-8")
     return dest
 
@@ -84,6 +87,10 @@ class GameFacts:
     nodes: list[str]
     props: dict[tuple[str, str], Prop]
     puzzles: dict[str, Puzzle]
+    #: the month's bills: obligation id -> its late fee, per parcours
+    late_fees: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: (puzzle, obligation, amount per parcours) of every budget action that pays a bill
+    payments: list[tuple[str, str, dict[str, int]]] = field(default_factory=list)
 
     @property
     def root(self) -> str:
@@ -97,10 +104,18 @@ class GameFacts:
     def exit_doors(self) -> set[tuple[str, str]]:
         return {k for k, p in self.props.items() if p.kind == "maglock" and p.config.get("exit_door")}
 
-    def expected_budget(self, parcours: str, solved: set[str], paid_clues: int) -> int:
-        """Start + the solved puzzles' amounts − the clues paid."""
-        return (self.budget_start[parcours] + sum(self.puzzles[p].amount[parcours] for p in solved)
-                - paid_clues)
+    def expected_budget(self, parcours: str, solved: set[str], paid_clues: int, *, over: bool) -> int:
+        """Start + the solved puzzles' amounts − the clues paid; once the game is *over*,
+        − each bill its unsolved puzzles left unpaid, and that bill's late fee."""
+        budget = (self.budget_start[parcours] + sum(self.puzzles[p].amount[parcours] for p in solved)
+                  - paid_clues)
+        if over:
+            unpaid: dict[str, int] = {}
+            for puzzle, bill, amount in self.payments:
+                if puzzle not in solved and parcours in self.puzzles[puzzle].parcours:
+                    unpaid[bill] = unpaid.get(bill, 0) - amount[parcours]
+            budget -= sum(owed + self.late_fees[bill][parcours] for bill, owed in unpaid.items() if owed)
+        return budget
 
     def in_start_state(self, key: tuple[str, str], fields: dict[str, Any] | None) -> bool:
         """Is this prop, as it last reported, where a game may start from?"""
@@ -134,13 +149,17 @@ def read(path: Path) -> GameFacts:
         for prop in node.get("props", []):
             props[(node["id"], prop["id"])] = Prop(node["id"], prop["id"], prop["kind"], prop)
     puzzles: dict[str, Puzzle] = {}
+    payments: list[tuple[str, str, dict[str, int]]] = []
     for raw in data["puzzles"]:
         amount = dict.fromkeys(PARCOURS, 0)
         unlocks = []
         for action in raw.get("actions", []):
             if action["do"] == "budget":
-                for p, v in _per_parcours(action["amount"]).items():
-                    amount[p] += int(v)
+                moved = {p: int(v) for p, v in _per_parcours(action["amount"]).items()}
+                for p, v in moved.items():
+                    amount[p] += v
+                if action.get("pays"):
+                    payments.append((raw["id"], action["pays"], moved))
             elif action["do"] == "unlock":
                 node, _, prop = action["target"].partition(".")
                 unlocks.append((node, prop))
@@ -152,7 +171,10 @@ def read(path: Path) -> GameFacts:
     start = _per_parcours(apartment["budget"]["start"])
     facts = GameFacts(path=path, apartment_id=apartment["id"], duration_s=apartment["duration_min"] * 60,
                       budget_start={p: int(v) for p, v in start.items()},
-                      nodes=[n["id"] for n in data["nodes"]], props=props, puzzles=puzzles)
+                      nodes=[n["id"] for n in data["nodes"]], props=props, puzzles=puzzles,
+                      late_fees={o["id"]: {p: int(v) for p, v in _per_parcours(o.get("late_fee", 0)).items()}
+                                 for o in apartment["budget"].get("obligations", [])},
+                      payments=payments)
     for parcours in PARCOURS:
         sheet = GESTURES[parcours]
         for puzzle_id, start, end in _SHEET:

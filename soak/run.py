@@ -662,7 +662,8 @@ class Soak:
         result.result = state["game"]["phase"]
         result.solved = [p["id"] for p in state["game"]["puzzles"] if p["status"] == "solved"]
         result.final_budget = state["game"]["budget"]
-        result.expected_budget = self.facts.expected_budget(plan.parcours, set(result.solved), self.game.paid)
+        result.expected_budget = self.facts.expected_budget(plan.parcours, set(result.solved), self.game.paid,
+                                                            over=True)
 
     # -- after the game: debrief, evaluation, reset ------------------------------------------
     def _close(self, plan: Plan, result: SessionResult) -> None:

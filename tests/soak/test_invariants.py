@@ -70,8 +70,14 @@ def test_the_shipped_game_read_from_outside(facts: GameFacts) -> None:
     assert facts.exit_doors == {("entree", "door_lock"), ("poubelles", "exit_lock")}
     for parcours in ("primo", "locataire"):
         every = set(play_order(facts, parcours))
-        assert facts.expected_budget(parcours, every, 0) == FINAL_BUDGET[parcours]
-        assert facts.expected_budget(parcours, every, 25) == FINAL_BUDGET[parcours] - 25
+        assert facts.expected_budget(parcours, every, 0, over=True) == FINAL_BUDGET[parcours]
+        assert facts.expected_budget(parcours, every, 25, over=False) == FINAL_BUDGET[parcours] - 25
+    # the tester's group of the console issue: no electricity bill, no insurance
+    skipped = set(play_order(facts, "primo")) - {"household_budget", "insurance"}
+    assert facts.expected_budget("primo", skipped, 0, over=False) > FINAL_BUDGET["primo"], \
+        "due, not yet charged"
+    assert facts.expected_budget("primo", skipped, 0, over=True) < FINAL_BUDGET["primo"], \
+        "unpaid bills charged at the end with their late fees: poorer than a perfect game"
     assert facts.puzzles["household_budget"].clue_costs == [0, 10]
 
 
