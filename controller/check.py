@@ -11,7 +11,8 @@ status             label (console)               meaning
 ``ready``          prêt                          in its start state
 ``reset_sent``     remise à zéro envoyée         a reset/lock was sent, not confirmed yet
 ``needs_reset``    à remettre à zéro             not in its start state; nothing pending
-``waiting_node``   en attente du nœud            its node is offline, or has not reported it
+``waiting_node``   en attente du nœud            its node is offline or has not reported it,
+                                                 or the controller is cut from the broker
 ``manual_reset``   remise en place manuelle      a human must act: close a window, release a
                                                  button, take a tag off a reader
 =================  ============================  ==============================================
@@ -23,7 +24,6 @@ when every prop is, or when the game master overrides with a reason.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
@@ -61,6 +61,7 @@ CHECK_LABELS: dict[CheckStatus, str] = {
 NODE_FRENCH = {
     "node_offline": "Nœud hors ligne, vérifiez son alimentation et son réseau : {node}",
     "no_state": "Aucun état reçu de : {label}",
+    "broker_cut": "Liaison coupée avec les salles : état inconnu de {label}",
 }
 
 
@@ -101,11 +102,13 @@ class PropCheck:
 # one return per status, read top to bottom
 def assess(node: str, config: PropConfig, *, online: bool, reported: dict[str, Any],  # noqa: PLR0911
            ack: str | None, desired_action: str | None, reset_id: str | None,
-           node_label: str = "") -> PropCheck:
+           node_label: str = "", linked: bool = True) -> PropCheck:
     """Where one prop stands against its start state.
 
     *desired_action* is what the controller wants of an output now; *reset_id* the id of
-    the ``reset`` command sent to a keypad or reader during this check (if any).
+    the ``reset`` command sent to a keypad or reader during this check (if any); *linked*:
+    the controller is connected to the broker (cut off, what it holds of the props dates
+    from before the outage: nothing is ready).
     """
     label = config.label or config.id
 
@@ -117,6 +120,8 @@ def assess(node: str, config: PropConfig, *, online: bool, reported: dict[str, A
         return result(CheckStatus.WAITING_NODE,
                       Instruction(key, NODE_FRENCH[key].format(**values), values))
 
+    if not linked:
+        return waiting("broker_cut")
     if not online:
         return waiting("node_offline")
     if not reported:
@@ -155,7 +160,8 @@ class PreGameCheck:
                                  reported=info.reported, ack=info.ack,
                                  desired_action=want.action if want else None,
                                  reset_id=reset[0] if reset else None,
-                                 node_label=registry.nodes[node].label))
+                                 node_label=registry.nodes[node].label,
+                                 linked=self.outputs.bridge.connected))
         counts = Counter(str(c.status) for c in checks)
         not_ready = [c.summary() for c in checks if c.status != CheckStatus.READY]
         return {"ready": not not_ready, "counts": {str(s): counts.get(str(s), 0) for s in CheckStatus},
@@ -174,7 +180,7 @@ class PreGameCheck:
     def tick(self) -> bool:
         """A keypad or reader that drifted off its start state (a key pressed after its
         reset) gets another reset; True when one was sent."""
-        now = time.monotonic()
+        now = self.ctx.clock()
         sent_any = False
         for prop in self.report()["props"]:
             key = (prop["node"], prop["prop"])

@@ -58,9 +58,10 @@ class Boot(StrEnum):
     SAME = "same"        # the current boot, nothing the console shows changed
     UPDATED = "updated"  # the current boot; what the console shows changed
     BIRTH = "birth"      # the current boot's birth, or the first boot heard of
-    REBOOT = "reboot"    # another boot took over: the node restarted (its relays were released)
+    REBOOT = "reboot"    # another boot took over (its birth, heartbeat or will): the node
+    #                      restarted, its relays were released
     RETURN = "return"    # the current boot, or one current before, back after its will or silence
-    OFFLINE = "offline"  # the will of the current boot (or of a newer one)
+    OFFLINE = "offline"  # the will of the current boot (or of the first one heard of)
     STALE = "stale"      # another boot's message that takes nothing over: ignored
 
 
@@ -180,6 +181,27 @@ class Registry:
         if node is not None and node.boot_id is None:
             node.remembered = (boot_id, boot_n)
 
+    def handled(self) -> dict[str, dict[str, int]]:
+        """Per node, the last seq handled of its current boot and of the recent others (what
+        the next controller must not apply again when the node replays them)."""
+        out: dict[str, dict[str, int]] = {}
+        for node in self.nodes.values():
+            seqs = dict(node.other_seqs)
+            if node.boot_id is not None:
+                seqs[node.boot_id] = node.last_seq
+            if seqs:
+                out[node.id] = seqs
+        return out
+
+    def remember_handled(self, node_id: str, seqs: dict[str, int]) -> None:
+        """What a previous controller had handled (:meth:`handled`): those events are
+        duplicates here too."""
+        node = self.nodes.get(node_id)
+        if node is None or node.boot_id is not None:
+            return
+        for boot_id, seq in seqs.items():
+            _remember(node.other_seqs, boot_id, max(seq, node.other_seqs.get(boot_id, 0)))
+
     def _silent(self, node: NodeInfo, now: float) -> bool:
         """The current boot is offline, or has said nothing for two heartbeat intervals."""
         if not node.online:
@@ -203,9 +225,9 @@ class Registry:
             return True   # no counter to compare: the node has just connected with it
         return self._silent(node, now)   # no order known: only in place of a boot that is gone
 
-    def _adopt(self, node: NodeInfo, boot_id: str, boot_n: int | None, *, count: bool = True) -> Boot:
-        """Make *boot_id* the current boot; return REBOOT (*count*: counted in ``reboots``),
-        BIRTH (no boot known before) or RETURN (one current before: no reboot again)."""
+    def _adopt(self, node: NodeInfo, boot_id: str, boot_n: int | None) -> Boot:
+        """Make *boot_id* the current boot; return REBOOT (counted in ``reboots``), BIRTH
+        (no boot known before) or RETURN (one current before: no reboot again)."""
         previous = node.known
         if previous is None:
             kind = Boot.BIRTH
@@ -213,7 +235,7 @@ class Registry:
             kind = Boot.RETURN
         else:
             kind = Boot.REBOOT
-            node.reboots += count
+            node.reboots += 1
         if node.boot_id is not None:
             _remember(node.other_seqs, node.boot_id, node.last_seq)
         if previous is not None and previous[0] != boot_id:
@@ -250,15 +272,19 @@ class Registry:
             if known is not None and status.boot_id != known[0] and not (
                     status.boot_n is not None and known[1] is not None and status.boot_n > known[1]):
                 return Boot.STALE  # the will of an older boot, arriving after the new birth
+            kind = Boot.OFFLINE
             if status.boot_id != node.boot_id:
                 # The first boot heard of, or a newer one whose birth we missed: it is gone.
-                self._adopt(node, status.boot_id, status.boot_n, count=False)
+                # A newer one replaced the boot we knew, whose relays were released: that is
+                # a reboot, whichever of its will and its birth comes first.
+                if self._adopt(node, status.boot_id, status.boot_n) == Boot.REBOOT:
+                    kind = Boot.REBOOT
             elif status.boot_n is not None:
                 node.boot_n = status.boot_n
             node.online, node.offline_reason = False, "will"
             node.heartbeat_late = False
             self.returned.discard(node_id)
-            return Boot.OFFLINE
+            return kind
         kind = Boot.BIRTH
         if status.boot_id != node.boot_id:
             if not self._takes_over(node, status.boot_n, live=live, birth=True, now=now):

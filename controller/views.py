@@ -9,7 +9,6 @@ audience, never one per client. The shapes are the models of :mod:`controller.ap
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -102,7 +101,7 @@ class Views:
     def snapshot(self) -> dict[str, Any]:
         """What the game master and the technician see (:class:`~controller.api.models.Snapshot`)."""
         reg = self.ctx.registry.snapshot()
-        now = time.monotonic()
+        now = self.ctx.clock()
         for prop in reg["props"]:
             prop["desired"] = self.outputs.view((prop["node"], prop["id"]), now)
         game = self.ctx.game

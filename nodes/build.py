@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from gpiozero import Factory
 
 from config.game import Game, Node
-from nodes.autonomy import SavedView
+from nodes.autonomy import SavedView, Stamp
 from nodes.core import NodeCore
 from nodes.datadir import DataDir
 from nodes.identity import Identity
@@ -93,9 +93,11 @@ def close_props(props: Iterable[Prop]) -> None:
 
 def build_core(game: Game, node: Node, *, directory: Path, ports: AgentPorts, boot_id: str,
                keepalive: int, simulated: bool, outbox_limits: tuple[int, int],
-               metrics: Counter[str]) -> NodeCore:
+               metrics: Counter[str], now: float | None = None, at: Stamp | None = None) -> NodeCore:
     """The core of this boot: count the boot in the data dir, read back what an earlier run
-    left there (an uncleared emergency, the game view, undelivered events)."""
+    left there (an uncleared emergency, the game view, undelivered events).
+
+    *now* (monotonic) and *at* (both clocks) default to this machine's clocks."""
     data = ports.data = DataDir(directory, apartment=game.apartment.id, node=node.id)
     boot_n = data.next_boot()
     log.info("node %s: boot %d (%s), data dir %s", node.id, boot_n, boot_id, directory)
@@ -106,12 +108,13 @@ def build_core(game: Game, node: Node, *, directory: Path, ports: AgentPorts, bo
     identity = Identity(node=node, boot_id=boot_id, boot_n=boot_n, keepalive=keepalive,
                         simulated=simulated)
     core = NodeCore(game=game, node_id=node.id, kinds={p.id: p.kind for p in node.props},
-                    ports=ports, outbox=box, identity=identity, now=time.monotonic(),
+                    ports=ports, outbox=box, identity=identity,
+                    now=time.monotonic() if now is None else now,
                     metrics=metrics)
     # A game the controller said was running, if recent: a node rebooted while the
     # controller is away still plays its local puzzles. A game lasts at most duration_min;
     # the view is refreshed every minute.
-    view = saved_view.load(max_age_s=game.apartment.duration_min * 60)
+    view = saved_view.load(max_age_s=game.apartment.duration_min * 60, at=at)
     core.restore(emergency=data.load_emergency(), view=view, leftovers=leftovers)
     if box.corrupt_lines:
         metrics["outbox_corrupt_lines"] += box.corrupt_lines
