@@ -151,17 +151,22 @@ class PreGameCheck:
     def report(self) -> dict[str, Any]:
         """Where every prop stands against its start state."""
         registry, desired, resets = self.ctx.registry, self.outputs.desired, self.outputs.resets
+        bridge = self.outputs.bridge
         checks: list[PropCheck] = []
         for (node, prop), cfg in self.ctx.configs.items():
             info = registry.props[(node, prop)]
             want = desired.get((node, prop))
             reset = resets.get((node, prop))
+            # What a node reported before this connection (retained states read after a
+            # restart) may be stale: nothing is ready until its boot has spoken since.
+            spoke = registry.nodes[node].spoke_at
+            heard = spoke is not None and spoke >= bridge.connected_at
             checks.append(assess(node, cfg, online=registry.nodes[node].online,
-                                 reported=info.reported, ack=info.ack,
+                                 reported=info.reported if heard else {}, ack=info.ack,
                                  desired_action=want.action if want else None,
                                  reset_id=reset[0] if reset else None,
                                  node_label=registry.nodes[node].label,
-                                 linked=self.outputs.bridge.connected))
+                                 linked=bridge.connected))
         counts = Counter(str(c.status) for c in checks)
         not_ready = [c.summary() for c in checks if c.status != CheckStatus.READY]
         return {"ready": not not_ready, "counts": {str(s): counts.get(str(s), 0) for s in CheckStatus},

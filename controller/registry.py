@@ -89,6 +89,9 @@ class NodeInfo:
     heartbeat: float | None = None
     #: monotonic time of the last birth, heartbeat or event of its current boot
     heard_at: float | None = None
+    #: monotonic time of the last message of its current boot heard live (not a retained
+    #: leftover read at subscription)
+    spoke_at: float | None = None
     #: why it is offline: "will" (the broker said so) or "silent" (no heartbeat in time)
     offline_reason: str | None = None
     #: no heartbeat for two intervals (still online: the silence limit is not reached)
@@ -247,14 +250,15 @@ class Registry:
         node.remembered = None
         node.boot_id, node.boot_n = boot_id, boot_n
         node.last_seq = node.other_seqs.pop(boot_id, 0)
-        node.booted_at = node.birth_ts = None
+        node.booted_at = node.birth_ts = node.spoke_at = None
         node.autonomous = node.outbox = None   # until this boot's first heartbeat
         node.clock_samples.clear()              # a rebooted Pi may have another clock
         return kind
 
     def _live(self, node: NodeInfo, now: float) -> bool:
         """The current boot spoke live; True if that brought it back online."""
-        node.heard_at, node.last_seen = now, self.wall()
+        node.heard_at = node.spoke_at = now
+        node.last_seen = self.wall()
         node.heartbeat_late = False
         if node.booted_at is None and node.birth_ts is None:
             node.booted_at = node.last_seen   # adopted without its birth: about now
@@ -300,7 +304,7 @@ class Registry:
         node.heard_at = now
         born_unseen = node.booted_at is None and node.birth_ts is None
         if live:
-            node.last_seen = self.wall()
+            node.spoke_at, node.last_seen = now, self.wall()
             if born_unseen:
                 node.booted_at = node.last_seen
         elif born_unseen:

@@ -19,7 +19,7 @@ from controller.mqtt import Incoming
 from controller.registry import EventVerdict, Registry
 from controller.service import GameService
 from props.models import MaglockConfig
-from protocol.contract import NodeStatus, PropEvent, PropState, TopicParts
+from protocol.contract import NodeHeartbeat, NodeStatus, PropEvent, PropState, TopicParts
 from protocol.mqtt import BrokerAddress
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +37,8 @@ def service(tmp_path: Path, game: Game) -> Iterator[GameService]:
         svc = client.app.state.service
         svc.bridge.publish = lambda *_a, **_kw: None
         svc.bridge.send_command = lambda *_a: None
+        # no broker here: the transport's failing attempts must not flip the link's state
+        svc.bridge.on_link_up = svc.bridge.on_link_down = lambda *_a, **_kw: None
         svc.bridge.connected, svc.bridge.connected_at = True, svc.clock()
         yield svc
 
@@ -127,3 +129,17 @@ def test_a_restarted_controller_does_not_apply_again_an_event_it_had_handled(tmp
             if run == 0:
                 svc.journal.write(force=True)
                 assert json.loads(svc.store.get_meta(SEQS_META))[node] == {"A": 1}
+
+
+def test_the_check_trusts_no_retained_state_until_the_node_has_spoken_since(service: GameService) -> None:
+    # A restarted controller reads the nodes' retained states: a node cut off since may have
+    # moved on (a key pressed, a window opened). Nothing of it is ready until it speaks.
+    def box_lock() -> str:
+        report = service.check.report()
+        return next(p["status"] for p in report["props"] if (p["node"], p["prop"]) == KEY)
+
+    service.handle(Incoming(TopicParts("status", "hall"), birth(), retained=True))
+    service.handle(Incoming(TopicParts("state", *KEY), state(True), retained=True))
+    assert box_lock() == CheckStatus.WAITING_NODE
+    service.handle(Incoming(TopicParts("heartbeat", "hall"), NodeHeartbeat(boot_id="boot1"), retained=False))
+    assert box_lock() != CheckStatus.WAITING_NODE
