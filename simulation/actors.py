@@ -223,7 +223,8 @@ class Actors:
             call()
         except EngineError as exc:
             return f"{name} refused: {exc}"
-        self.observer.order(name, keys=keys if name in LOCKING else None, locking=name in LOCKING)
+        self.observer.order(name, keys=keys if name in LOCKING or name == "unlock" else None,
+                            locking=name in LOCKING)
         return name
 
     def gm_next(self, args: tuple[int, ...]) -> str:

@@ -89,6 +89,8 @@ class Faults:
         way = ("both ways", "outgoing", "incoming")[args[0] // 7 % 3]
         network = self.flat.world.network
         network.partition(node, outgoing=way != "incoming", incoming=way != "outgoing")
+        if way != "incoming":   # heard by nobody: dead, to the controller, until its silence shows
+            self.observer.node_down(node)
         self._lasting(seconds, lambda: network.heal(node))
         return f"{node} partitioned {way} for {seconds:g} s"
 

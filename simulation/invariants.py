@@ -46,7 +46,8 @@ SILENCE_S = node_silence_limit(keepalive=NODE_KEEPALIVE) + 0.5
 # -- safety -------------------------------------------------------------------------------
 def locks_released_after_an_emergency_or_an_end(obs: Observer) -> None:
     """After an emergency (the game master's or a room's button), an abort or the end of a
-    game, every maglock's relay is released within :data:`RELEASE_BOUND_S` — counted from
+    game, every maglock's relay is released (after the game master's unlock, that lock's)
+    within :data:`RELEASE_BOUND_S` — counted from
     the order, or from when the apartment settled if faults were under way — unless the
     game master has ordered it locked again since (the next session's check)."""
     now = obs.scheduler.now

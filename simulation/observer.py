@@ -81,7 +81,7 @@ class Observer:
         self.touched: dict[Key, float] = {}                 # last hand on a prop (any kind)
         self.states: dict[Key, dict[str, Any]] = {}         # each prop's state, and since when
         self.moved: dict[Key, float] = {}
-        self.down_at: dict[str, float] = {}                  # a node died or started
+        self.down_at: dict[str, float] = {}                  # a node died, started or was cut off
         self.faults = 0                                     # faults under way
         self.settled_since: float | None = 0.0
         self.durable: Durable | None = None
@@ -113,6 +113,8 @@ class Observer:
                 self.lock_orders[key] = self.scheduler.now
             for key in keys or self.keys:
                 self.gm_only[key] = False
+        elif name == "unlock" and keys:
+            self.obligations.append(Obligation(self.scheduler.now, "the game master's unlock", keys))
         if name == "brief":
             invariants.check_passes_only_in_start_state(self)
 
@@ -139,7 +141,8 @@ class Observer:
         self.touched[(node, prop)] = self.moved[(node, prop)] = self.scheduler.now
 
     def node_down(self, node: str) -> None:
-        """A node died or came back: its relays fell, its props start again."""
+        """A node died, came back or was cut off: its relays fell or its news is held, its
+        props start again."""
         self.down_at[node] = self.scheduler.now
         for prop in self.flat.nodes[node].props:
             self.touched[(node, prop)] = self.moved[(node, prop)] = self.scheduler.now

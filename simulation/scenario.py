@@ -23,7 +23,7 @@ GM = {"next": 12, "override": 3, "tidy": 8, "pause": 2, "resume": 2, "add_time":
 FAULT = {"partition": 4, "cut": 3, "crash_node": 4, "crash_controller": 3, "broker": 2,
          "clock": 3, "disk": 2, "stall": 2, "late": 2, "lossy": 1}
 #: how often each actor acts (per step drawn)
-ACTORS = {"player": 50, "gm": 35, "fault": 15}
+ACTORS = {"player": 45, "gm": 33, "fault": 22}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +117,7 @@ def plan(seed: int, steps: int = 30) -> Scenario:
     """The scenario of *seed*: *steps* steps, 0.05–1.5 s apart, the session moved on first."""
     rnd = random.Random(f"plan-{seed}")
     world = World(persistence=rnd.random() < 0.7,
-                  legacy_nodes=tuple(n for n in range(7) if rnd.random() < 0.05))
+                  legacy_nodes=tuple(n for n in range(7) if rnd.random() < 0.15))
     at = 0.5
     out: list[Step] = []
     opening = [("gm", "next"), ("gm", "tidy"), ("gm", "next"), ("gm", "next")]
