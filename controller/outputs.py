@@ -92,6 +92,9 @@ class Desired:
     ordered_at: float = 0.0
     confirmed_at: float | None = None
     attempts: int = 0
+    #: resumed after what looked like a crash: not sent before its node says what its relay
+    #: does (a clean stop that could not record itself had opened it)
+    unverified: bool = False
 
     def resend_due(self, now: float) -> bool:
         """1 s after the last send, then 2, 4… up to RESEND_MAX_S between two resends."""
@@ -214,9 +217,12 @@ class Outputs:
             want = Desired(row["action"], row["params"], contract.new_id(), 0.0, row["relock_pending"],
                            ordered_at=now)
             cfg = self.ctx.maglocks.get(key)
-            if clean and cfg and want.action == "lock" and not cfg.relock_after_restart:
-                want.action, want.relock_pending = "unlock", True
-                self.persist(key, want)
+            if cfg and want.action == "lock" and not cfg.relock_after_restart:
+                if clean:
+                    want.action, want.relock_pending = "unlock", True
+                    self.persist(key, want)
+                else:
+                    want.unverified = True
             if cfg and want.action == "lock" and self.alert.active:
                 want.action = "unlock"   # nothing locks while the alert lasts
                 self.persist(key, want)
@@ -274,7 +280,8 @@ class Outputs:
         nodes = self.ctx.registry.nodes
         for (node, prop), want in self.desired.items():
             self.confirm((node, prop))
-            if want.confirmed_at is not None or not nodes[node].online or not want.resend_due(now):
+            if (want.confirmed_at is not None or not nodes[node].online or not want.resend_due(now)
+                    or (want.unverified and not self.ctx.registry.props[(node, prop)].reported)):
                 continue
             want.command_id, want.sent_at = contract.new_id(), now
             want.attempts += 1
@@ -300,7 +307,19 @@ class Outputs:
         want = self.desired.get(key)
         if want is None:
             return
-        if not want.reached(self.ctx.registry.props[key].reported):
+        reported = self.ctx.registry.props[key].reported
+        if want.unverified and reported:
+            if not want.reached(reported):
+                # Released while no controller ran (or by a clean stop whose record a full
+                # disk refused): like a reboot, it waits for the game master.
+                want.unverified = False
+                want.action, want.relock_pending = "unlock", True
+                want.reorder(self.ctx.clock())
+                self.persist(key, want)
+                log.warning("%s.%s found open after a restart: waits for the game master", *key)
+            elif self._state_at.get(key, -1.0) >= self.bridge.connected_at:
+                want.unverified = False   # said live: it holds (a retained state may be old)
+        if not want.reached(reported):
             if want.confirmed_at is not None:
                 want.reorder(self.ctx.clock())
             return

@@ -18,6 +18,7 @@ from controller.main import create_app
 from controller.mqtt import Incoming
 from controller.registry import EventVerdict, Registry
 from controller.service import GameService
+from controller.store import Store
 from props.models import MaglockConfig
 from protocol.contract import NodeHeartbeat, NodeStatus, PropEvent, PropState, TopicParts
 from protocol.mqtt import BrokerAddress
@@ -143,3 +144,41 @@ def test_the_check_trusts_no_retained_state_until_the_node_has_spoken_since(serv
     assert box_lock() == CheckStatus.WAITING_NODE
     service.handle(Incoming(TopicParts("heartbeat", "hall"), NodeHeartbeat(boot_id="boot1"), retained=False))
     assert box_lock() != CheckStatus.WAITING_NODE
+
+
+# -- an exit door found open by a controller that takes itself for restarted after a crash --
+@pytest.mark.parametrize(("engaged", "expected"), [(False, "unlock"), (True, "lock")])
+def test_after_an_unrecorded_stop_an_exit_door_found_open_waits_for_the_game_master(
+        tmp_path: Path, game: Game, engaged: bool, expected: str) -> None:
+    # A clean stop opens every lock; on a full disk its record ("clean_stop") is refused,
+    # and the next controller takes the stop for a crash, after which nodes hold their locks.
+    # What its node reports decides: an exit door found open is not locked again.
+    door = next((n.id, p.id) for n in game.nodes for p in n.props
+                if p.kind == "maglock" and not p.relock_after_restart)
+    db = tmp_path / "escape.db"
+    app = create_app(game=game, broker=BrokerAddress("127.0.0.1", 9), db_path=db)
+    with TestClient(app) as client:
+        first = client.app.state.service
+        first.bridge.send_command = lambda *_a: None
+        first.outputs.command(*door, "lock")
+        first.journal.write(force=True)
+    Store(db).set_meta("clean_stop", "0")
+
+    app = create_app(game=game, broker=BrokerAddress("127.0.0.1", 9), db_path=db)
+    with TestClient(app) as client:
+        svc = client.app.state.service
+        sent: list[str] = []
+        svc.bridge.publish = lambda *_a, **_kw: None
+        svc.bridge.send_command = lambda n, p, c: sent.append(f"{n}.{p}:{c.action}")
+        svc.bridge.on_link_up = svc.bridge.on_link_down = lambda *_a, **_kw: None
+        svc.bridge.connected, svc.bridge.connected_at = True, svc.clock()
+        assert svc.desired[door].action == "lock"
+        svc.tick()
+        assert sent == [], "nothing sent before the node said what its relay does"
+        svc.handle(Incoming(TopicParts("status", door[0]), birth(), retained=True))
+        svc.handle(Incoming(TopicParts("state", *door), state(engaged), retained=True))
+        svc.tick()
+        want = svc.desired[door]
+        assert want.action == expected
+        assert want.relock_pending is not engaged
+        assert f"{door[0]}.{door[1]}:lock" not in sent or engaged
