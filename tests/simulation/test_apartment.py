@@ -27,9 +27,11 @@ WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 
 def _explore_slice(first: int, count: int) -> tuple[int, int, float, int | None, str]:
+    """Seeds *first*… in a worker: (seeds, scheduler steps, CPU seconds, failing seed, why)."""
+    cpu = time.process_time()
     summary = explore(first, count, steps=STEPS)
     found = summary.found
-    return (summary.seeds, summary.steps, summary.wall_s,
+    return (summary.seeds, summary.steps, time.process_time() - cpu,
             found.seed if found else None, "\n".join(found.result.violations[:3]) if found else "")
 
 
@@ -57,8 +59,11 @@ def test_the_same_seed_gives_the_same_run() -> None:
     assert first.steps == again.steps > 500
 
 
+@pytest.mark.timeout(900)   # a shared machine may be slow; the budget is checked in CPU time
 def test_thousands_of_seeds_keep_every_invariant() -> None:
-    """The CI run: SEEDS seeds on WORKERS processes, in under a minute on two cores."""
+    """The CI run: SEEDS seeds on WORKERS processes; under a minute on two free cores (the
+    CPU time they take, halved: a machine shared with other work only stretches the wall
+    clock)."""
     started = time.perf_counter()
     share = -(-SEEDS // WORKERS)
     with ProcessPoolExecutor(max_workers=WORKERS) as pool:
@@ -69,9 +74,11 @@ def test_thousands_of_seeds_keep_every_invariant() -> None:
     assert not failures, "\n\n".join(failures)
     seeds = sum(p[0] for p in parts)
     assert seeds == WORKERS * share
+    cpu = sum(p[2] for p in parts)
     print(f"\n{seeds} seeds of {STEPS} steps, {sum(p[1] for p in parts)} scheduler steps in "
-          f"{wall:.1f} s: {seeds / wall:.0f} seeds/s on {WORKERS} processes")
-    assert wall < 120, f"{seeds} seeds took {wall:.0f} s"
+          f"{wall:.1f} s on {WORKERS} processes ({seeds / wall:.1f} seeds/s); {cpu:.1f} CPU s: "
+          f"{seeds / cpu:.1f} seeds per CPU second")
+    assert cpu / 2 < 60, f"{seeds} seeds took {cpu:.0f} CPU s: over a minute on two cores"
 
 
 CAUGHT = [d for d in DEFECTS if d.seed is not None]
