@@ -5,6 +5,7 @@ put back one at a time, are found within the CI budget (docs/simulation.md)."""
 from __future__ import annotations
 
 import inspect
+import multiprocessing
 import os
 import shlex
 import time
@@ -66,7 +67,8 @@ def test_thousands_of_seeds_keep_every_invariant() -> None:
     clock)."""
     started = time.perf_counter()
     share = -(-SEEDS // WORKERS)
-    with ProcessPoolExecutor(max_workers=WORKERS) as pool:
+    # spawned, not forked: the test process may hold threads of earlier tests
+    with ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn")) as pool:
         parts = list(pool.map(_explore_slice, range(0, SEEDS, share), [share] * WORKERS))
     wall = time.perf_counter() - started
     failures = [f"seed {seed}: {words}\nreplay: {replay_command(seed, STEPS)}"
