@@ -168,6 +168,7 @@ class Faults:
         if not node.running:
             return f"{node.id} is down"
         node.stall(seconds)
+        self.observer.node_down(node.id)   # silent: as if cut off, until its silence shows
         self._lasting(seconds, lambda: None)
         return f"{node.id}: worker stalled for {seconds:g} s"
 
