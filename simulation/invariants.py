@@ -244,7 +244,8 @@ def check_passes_only_in_start_state(obs: Observer) -> None:
     """The pre-game check lets a session start only when every prop is in its start state
     (locks locked, doors and windows shut, buttons released, no tag left, bins empty) —
     props a hand touched in the last :data:`FRESH_S` aside (their news is on its way), and
-    the props of a node that died in the last :data:`SILENCE_S` (not known dead yet)."""
+    the props of a node that died, was cut off or stalled in the last :data:`SILENCE_S`
+    (not known silent yet)."""
     now = obs.scheduler.now
     for node_id, node in obs.flat.nodes.items():
         if now - obs.down_at.get(node_id, -99.0) < SILENCE_S:
