@@ -10,6 +10,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# espeak-ng: the clues spoken on the room screens, made here (docs/media.md)
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends espeak-ng \
+    && rm -rf /var/lib/apt/lists/*
+
 # Only what the package needs — never the whole context, which may hold a secrets
 # directory or a developer's .venv.
 COPY pyproject.toml README.md ./

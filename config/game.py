@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from props.kinds import LOCK_KINDS, RELAY_KINDS
 from props.models import BcmPin, PropConfig
+from protocol import contract
 
 Parcours = Literal["primo", "locataire"]
 PARCOURS: tuple[Parcours, ...] = ("primo", "locataire")
@@ -62,6 +63,38 @@ class PerParcours(_Model):
 
 
 # -- apartment and nodes ---------------------------------------------------------------
+class Obligation(_Model):
+    """A bill the household owes this month (rent, energy, insurance…).
+
+    A puzzle's ``budget`` action pays it (``pays: <id>``, its amount is what is due). When
+    the game ends with that puzzle unsolved, the bill is charged all the same, with its late
+    fee: what is due is due (``controller/engine.py``, ``Engine.bills``).
+    """
+
+    id: Id
+    label: Text = Field(description="the bill as the family reads it: « Loyer »")
+    icon: str = Field(default="🧾", min_length=1, max_length=8,
+                      description="a pictogram for the room screens (an emoji)")
+    late_fee: int | PerParcours = Field(default=0, union_mode="left_to_right",
+                                        description="euros added when it is paid late (at the end)")
+    late_fee_label: Text = Field(
+        default_factory=lambda: Text(fr="relance, frais de retard", en="reminder, late fees"),
+        description="what the late fee is: « relance du bailleur, frais de retard »")
+    consequence: Text | None = Field(default=None,
+                                     description="what an unpaid bill leads to, said at the debrief")
+
+    _text_fields: ClassVar[tuple[str, ...]] = ("label", "late_fee_label", "consequence")
+
+    @model_validator(mode="after")
+    def _fee_not_negative(self) -> Obligation:
+        fees = (self.late_fee.primo, self.late_fee.locataire) if isinstance(self.late_fee, PerParcours) \
+            else (self.late_fee,)
+        if any(not isinstance(f, int) or isinstance(f, bool) or f < 0 for f in fees):
+            msg = "late_fee: whole euros, 0 or more (per parcours or one for both)"
+            raise ValueError(msg)
+        return self
+
+
 class Budget(_Model):
     """The household budget: the common thread of the game."""
 
@@ -69,8 +102,13 @@ class Budget(_Model):
                                      union_mode="left_to_right")
     currency: str = "EUR"
     label: Text = Field(default_factory=lambda: Text(fr="Budget du foyer", en="Household budget"))
+    obligations: list[Obligation] = Field(
+        default_factory=list, description="the month's bills: charged at the end when left unpaid")
 
     _text_fields: ClassVar[tuple[str, ...]] = ("label",)
+
+    def obligation(self, obligation_id: str) -> Obligation | None:
+        return next((o for o in self.obligations if o.id == obligation_id), None)
 
 
 class Apartment(_Model):
@@ -81,11 +119,23 @@ class Apartment(_Model):
     budget: Budget | None = None
     inactivity_warning_min: float = Field(default=3, gt=0)
     inactivity_alert_min: float = Field(default=5, gt=0)
+    hint_after_min: float = Field(
+        default=8, gt=0,
+        description="the console suggests a clue (never sends it) when the group has made no "
+                    "progress on an open puzzle for this long")
     autonomy_after_s: float = Field(
         default=20, gt=0, description="a node runs its local puzzles after this long without the controller"
     )
 
     _text_fields: ClassVar[tuple[str, ...]] = ("name",)
+
+    @model_validator(mode="after")
+    def _hint_within_the_game(self) -> Apartment:
+        if self.hint_after_min >= self.duration_min:
+            msg = (f"hint_after_min ({self.hint_after_min:g}) must be shorter than the game "
+                   f"(duration_min: {self.duration_min})")
+            raise ValueError(msg)
+        return self
 
 
 class EmergencyInput(_Model):
@@ -166,6 +216,8 @@ class BudgetAction(_Model):
     do: Literal["budget"]
     amount: int | PerParcours = Field(union_mode="left_to_right")
     label: Text
+    pays: Id | None = Field(default=None,
+                            description="the obligation (apartment.budget.obligations) this pays")
 
     _text_fields: ClassVar[tuple[str, ...]] = ("label",)
 
@@ -177,6 +229,37 @@ class MessageAction(_Model):
     sound: str | None = None
 
     _text_fields: ClassVar[tuple[str, ...]] = ("text",)
+
+
+#: a file of the media library (controller/media.py) as a game file names it
+MEDIA_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,59}\.[a-z0-9]{2,4}$"
+MediaName = Annotated[str, Field(pattern=MEDIA_NAME_PATTERN,
+                                 description="a file of the media library, e.g. chime.wav")]
+
+
+class MediaAction(_Model):
+    """Play a file of the media library on room screens (docs/media.md)."""
+
+    file: MediaName
+    room: Id | list[Id] | None = Field(default=None, description="node id(s) of the room screens; "
+                                                                 "none = every screen")
+    volume: float = Field(default=1.0, ge=0, le=1, description="0 to 1, of the screen's volume")
+    loop: bool = False
+
+    @property
+    def rooms(self) -> tuple[str, ...] | None:
+        """The rooms it plays in; None: every room."""
+        if self.room is None:
+            return None
+        return (self.room,) if isinstance(self.room, str) else tuple(self.room)
+
+
+class SoundAction(MediaAction):
+    do: Literal["sound"]
+
+
+class VideoAction(MediaAction):
+    do: Literal["video"]
 
 
 class TimerAction(_Model):
@@ -191,7 +274,8 @@ class EndAction(_Model):
 
 
 Action = Annotated[
-    PropAction | BudgetAction | MessageAction | TimerAction | EndAction, Field(discriminator="do")
+    PropAction | BudgetAction | MessageAction | SoundAction | VideoAction | TimerAction | EndAction,
+    Field(discriminator="do")
 ]
 
 
@@ -288,6 +372,44 @@ class Game(_Model):
         prop = node.prop(prop_id) if node else None
         return (node, prop) if node and prop else None
 
+    def media_files(self, room: str | None = None) -> frozenset[str]:
+        """Every file of the media library the game plays (in *room*: there or everywhere)."""
+        return frozenset(a.file for p in self.puzzles for a in p.actions if isinstance(a, MediaAction)
+                         and (room is None or a.rooms is None or room in a.rooms))
+
+    def part(self, node_id: str) -> NodePart:
+        """What node *node_id* needs of this game (KeyError if it has no such node)."""
+        node = self.node(node_id)
+        if node is None:
+            raise KeyError(node_id)
+        # a node plays no media: its sounds and videos stay on the controller, so a node
+        # whose software predates them still takes the part
+        puzzles = [p.model_copy(update={"actions": [a for a in p.actions if not isinstance(a, MediaAction)]})
+                   if any(isinstance(a, MediaAction) for a in p.actions) else p
+                   for p in self.puzzles if p.local and p.room == node_id]
+        return NodePart(apartment=self.apartment, node=node, puzzles=puzzles)
+
+
+class NodePart(_Model):
+    """One node's part of the game: what its Pi builds and plays on its own.
+
+    The controller holds the game file and gives each node its part over MQTT
+    (``protocol.contract.NodeGame``); the node validates it with these same models and
+    :func:`node_part_issues` before it builds anything.
+    """
+
+    apartment: Apartment
+    node: Node
+    puzzles: list[Puzzle] = Field(default_factory=list, description="its local puzzles")
+
+    def as_data(self) -> dict[str, Any]:
+        """The part as it goes on the wire (``NodeGame.part``), and its hash is computed on."""
+        return self.model_dump(mode="json")
+
+    def content_hash(self) -> str:
+        """Its hash, as both the controller and the node compute it."""
+        return contract.content_hash(self.as_data())
+
 
 # -- whole-file checks -----------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
@@ -325,7 +447,7 @@ HIGH_AT_BOOT = frozenset({2, 3, 4, 5, 6, 7, 8})
 BUS_PINS = {"SPI0": frozenset({7, 8, 9, 10, 11}), "UART": frozenset({14, 15}), "I2C": frozenset({2, 3})}
 
 
-def _pin_issues(n_index: int, node: Node) -> Iterator[ConfigIssue]:  # noqa: PLR0912 - one pass, many checks
+def _pin_issues(base: tuple[str | int, ...], node: Node) -> Iterator[ConfigIssue]:  # noqa: PLR0912 - one pass, many checks
     seen: dict[int, tuple[int, str]] = {}
     buses_used = set()
     for p_index, prop in enumerate(node.props):
@@ -336,7 +458,7 @@ def _pin_issues(n_index: int, node: Node) -> Iterator[ConfigIssue]:  # noqa: PLR
             buses_used.add("UART")
         shared_bus = {u.pin for u in uses if u.direction == "bus"}
         for use in uses:
-            path = ("nodes", n_index, "props", p_index)
+            path = (*base, "props", p_index)
             owner = seen.get(use.pin)
             if owner is not None and owner[0] != p_index and not (
                 use.pin in shared_bus and owner[1] == "bus" and prop.kind in ("mfrc522", "sorting")
@@ -355,7 +477,7 @@ def _pin_issues(n_index: int, node: Node) -> Iterator[ConfigIssue]:  # noqa: PLR
     if node.emergency is not None:
         pin = node.emergency.pin
         if pin in seen:
-            yield ConfigIssue(("nodes", n_index, "emergency", "pin"),
+            yield ConfigIssue((*base, "emergency", "pin"),
                               f"emergency pin BCM {pin} is already used by prop "
                               f"{node.props[seen[pin][0]].id!r}")
         seen.setdefault(pin, (-1, "in"))
@@ -365,7 +487,7 @@ def _pin_issues(n_index: int, node: Node) -> Iterator[ConfigIssue]:  # noqa: PLR
                 prop = node.props[p_index]
                 if prop.kind in ("mfrc522", "sorting") and bus == "SPI0":
                     continue  # chip selects on CE0/CE1 are the bus's own
-                yield ConfigIssue(("nodes", n_index, "props", p_index),
+                yield ConfigIssue((*base, "props", p_index),
                                   f"pin BCM {pin} is reserved by the {bus} bus this node uses", pin=pin)
 
 
@@ -436,7 +558,8 @@ def _reachable(game: Game, parcours: str) -> set[str]:
     return done
 
 
-def _ref_issues(game: Game, unchecked: Unchecked) -> Iterator[ConfigIssue]:
+def _ref_issues(game: Game, unchecked: Unchecked,
+                media: Collection[str] | None = None) -> Iterator[ConfigIssue]:
     node_ids = {n.id for n in game.nodes}
     rooms = node_ids | unchecked.nodes
     for i, puzzle in enumerate(game.puzzles):
@@ -451,13 +574,15 @@ def _ref_issues(game: Game, unchecked: Unchecked) -> Iterator[ConfigIssue]:
                 yield ConfigIssue((*path, "prop"), f"unknown prop {cond.prop!r}")
             if puzzle.local and found and found[0].id != puzzle.room:
                 yield ConfigIssue((*path, "prop"), "a local puzzle's event must come from its own room")
-        yield from _action_issues(game, i, puzzle, rooms, unchecked)
+        yield from _action_issues(game, i, puzzle, rooms, unchecked, media=media)
 
 
 def _action_issues(game: Game, i: int, puzzle: Puzzle, rooms: set[str],
-                   unchecked: Unchecked) -> Iterator[ConfigIssue]:
+                   unchecked: Unchecked, *, media: Collection[str] | None) -> Iterator[ConfigIssue]:
     for a_index, action in enumerate(puzzle.actions):
         path = ("puzzles", i, "actions", a_index)
+        if isinstance(action, MediaAction):
+            yield from _media_issues(path, action, rooms, media)
         if isinstance(action, PropAction):
             found = game.prop(action.target)
             if found is None:
@@ -471,11 +596,91 @@ def _action_issues(game: Game, i: int, puzzle: Puzzle, rooms: set[str],
                                   "a local puzzle may only act on its own room's props")
         if isinstance(action, MessageAction) and action.room and action.room not in rooms:
             yield ConfigIssue((*path, "room"), f"unknown room {action.room!r}")
+        if isinstance(action, BudgetAction) and action.pays is not None:
+            budget = game.apartment.budget
+            if budget is None or budget.obligation(action.pays) is None:
+                yield ConfigIssue((*path, "pays"), f"unknown obligation {action.pays!r} "
+                                                   "(apartment.budget.obligations)")
+            amounts = (action.amount.primo, action.amount.locataire) \
+                if isinstance(action.amount, PerParcours) else (action.amount,)
+            if any(not isinstance(a, int) or a >= 0 for a in amounts):
+                yield ConfigIssue((*path, "amount"), "a payment is a negative amount of euros")
 
 
-def semantic_issues(game: Game, unchecked: Unchecked | None = None) -> list[ConfigIssue]:
+def _media_issues(path: tuple[str | int, ...], action: MediaAction, rooms: set[str],
+                  media: Collection[str] | None) -> Iterator[ConfigIssue]:
+    """A sound or video names a file of the library and rooms of the game. *media*: the
+    library's names (None: not known here, e.g. on a node, which plays no media)."""
+    if media is not None and action.file not in media:
+        yield ConfigIssue((*path, "file"), f"fichier absent de la médiathèque : {action.file!r} "
+                                           "(à téléverser sur la page du technicien, ou nom mal écrit)")
+    for room in action.rooms or ():
+        if room not in rooms:
+            yield ConfigIssue((*path, "room"), f"unknown room {room!r}")
+
+
+def _obligation_issues(game: Game, unchecked: Unchecked) -> Iterator[ConfigIssue]:
+    budget = game.apartment.budget
+    if budget is None:
+        return
+    seen: set[str] = set()
+    for o_index, obligation in enumerate(budget.obligations):
+        path = ("apartment", "budget", "obligations", o_index)
+        if obligation.id in seen:
+            yield ConfigIssue((*path, "id"), f"duplicate obligation id {obligation.id!r}")
+        seen.add(obligation.id)
+        if not unchecked.complete:
+            continue   # the puzzle that pays it may be one left out
+        for parcours in PARCOURS:
+            if not any(parcours in p.parcours and any(
+                    isinstance(a, BudgetAction) and a.pays == obligation.id for a in p.actions)
+                       for p in game.puzzles):
+                yield ConfigIssue(path, f"obligation {obligation.id!r} is paid by no puzzle of "
+                                        f"parcours {parcours!r} (a budget action with pays: "
+                                        f"{obligation.id})")
+
+
+def _node_issues(base: tuple[str | int, ...], node: Node) -> Iterator[ConfigIssue]:
+    """What one node's Pi could not build: prop ids twice or reserved, pins in conflict."""
+    seen_props: set[str] = set()
+    for p_index, prop in enumerate(node.props):
+        if prop.id in seen_props:
+            yield ConfigIssue((*base, "props", p_index, "id"),
+                              f"duplicate prop id {prop.id!r} in node {node.id!r}")
+        if prop.id == RESERVED_PROP:
+            yield ConfigIssue((*base, "props", p_index, "id"),
+                              f"prop id {RESERVED_PROP!r} is reserved for the node's own "
+                              "events (emergency input, puzzles solved on its own)")
+        seen_props.add(prop.id)
+    yield from _pin_issues(base, node)
+
+
+def node_part_issues(part: NodePart) -> list[ConfigIssue]:
+    """Every problem of one node's part (errors and warnings): the node's own checks
+    (:func:`_node_issues`), and its puzzles are its local ones, on its own props."""
+    issues = list(_node_issues(("node",), part.node))
+    node = part.node
+    for i, puzzle in enumerate(part.puzzles):
+        path: tuple[str | int, ...] = ("puzzles", i)
+        if not puzzle.local or puzzle.room != node.id:
+            issues.append(ConfigIssue(path, f"puzzle {puzzle.id!r} is not a local puzzle of {node.id!r}"))
+            continue
+        refs = [(("solve",), c.prop) for c in puzzle.conditions()]
+        refs += [(("actions", a), action.target) for a, action in enumerate(puzzle.actions)
+                 if isinstance(action, PropAction)]
+        for where, ref in refs:
+            node_id, _, prop_id = ref.partition(".")
+            if node_id != node.id or node.prop(prop_id) is None:
+                issues.append(ConfigIssue((*path, *where), f"prop {ref!r} is not a prop of {node.id!r}"))
+    return issues
+
+
+def semantic_issues(game: Game, unchecked: Unchecked | None = None,
+                    media: Collection[str] | None = None) -> list[ConfigIssue]:
     """Every whole-file problem of *game* (errors and warnings).
 
+    *media*: the names of the media library the sounds and videos must be in (None: not
+    checked, where the library is not known).
     *unchecked*: what the file names but *game* lacks because it failed validation (the
     loader checks the valid parts of a file with errors); references to it are not errors.
     """
@@ -488,17 +693,8 @@ def semantic_issues(game: Game, unchecked: Unchecked | None = None) -> list[Conf
                 issues.append(ConfigIssue((f"{kind}s", i, "id"), f"duplicate {kind} id {item.id!r}"))
             seen.add(item.id)
     for n_index, node in enumerate(game.nodes):
-        seen_props: set[str] = set()
-        for p_index, prop in enumerate(node.props):
-            if prop.id in seen_props:
-                issues.append(ConfigIssue(("nodes", n_index, "props", p_index, "id"),
-                                          f"duplicate prop id {prop.id!r} in node {node.id!r}"))
-            if prop.id == RESERVED_PROP:
-                issues.append(ConfigIssue(("nodes", n_index, "props", p_index, "id"),
-                                          f"prop id {RESERVED_PROP!r} is reserved for the node's own "
-                                          "events (emergency input, puzzles solved on its own)"))
-            seen_props.add(prop.id)
-        issues.extend(_pin_issues(n_index, node))
-    issues.extend(_ref_issues(game, unchecked))
+        issues.extend(_node_issues(("nodes", n_index), node))
+    issues.extend(_ref_issues(game, unchecked, media))
+    issues.extend(_obligation_issues(game, unchecked))
     issues.extend(_graph_issues(game, unchecked))
     return issues

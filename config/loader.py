@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from config.game import ConfigIssue, Game, Unchecked, semantic_issues
+from config.game import ConfigIssue, Game, NodePart, Unchecked, node_part_issues, semantic_issues
 
 CONFIG_DIR = Path(__file__).resolve().parent
 SHIPPED_GAME = CONFIG_DIR / "apartment.yaml"
@@ -124,8 +125,8 @@ def _clean_loc(loc: tuple[Any, ...]) -> Path_:
 _UNION_TAGS = frozenset({
     "keypad", "maglock", "button", "reed_switch", "pressure_mat", "led", "relay", "buzzer",
     "mfrc522", "rdm6300", "sorting", "event", "all", "sequence", "lock", "unlock", "command",
-    "budget", "message", "timer", "end_game", "Text", "PerParcours", "TextPerParcours", "int", "str",
-    "list[str]", "Requires", "list[constrained-str]", "EventCondition", "Condition",
+    "budget", "message", "sound", "video", "timer", "end_game", "Text", "PerParcours", "TextPerParcours",
+    "int", "str", "list[str]", "Requires", "list[constrained-str]", "EventCondition", "Condition",
 })
 
 
@@ -240,10 +241,12 @@ def _valid_parts(data: dict[str, Any], schema: list[ConfigIssue]) -> tuple[Game,
     return None
 
 
-def parse_game(text: str, *, source: str = "<string>") -> LoadedGame:
+def parse_game(text: str, *, source: str = "<string>",
+               media: Collection[str] | None = None) -> LoadedGame:
     """Parse and validate a game from YAML *text*; raise :class:`GameConfigError` listing
     every error of the file: the schema errors of every item, and the cross-reference and
-    pin checks of every item that has none."""
+    pin checks of every item that has none. *media*: the names of the media library its
+    sounds and videos must be in (None: not checked)."""
     try:
         loader = yaml.SafeLoader(text)
         try:
@@ -270,11 +273,11 @@ def parse_game(text: str, *, source: str = "<string>") -> LoadedGame:
         if valid is not None:
             part, pruned = valid
             found = [ConfigIssue(pruned.original(i.path), i.message, i.severity, i.pin)
-                     for i in semantic_issues(part, pruned.unchecked())]
+                     for i in semantic_issues(part, pruned.unchecked(), media)]
         located = [locator.locate(source, i) for i in [*schema, *found]]
         errors = _in_file_order([i for i in located if i.severity == "error"])
         raise GameConfigError(errors + [i for i in located if i.severity != "error"]) from exc
-    located = [locator.locate(source, i) for i in semantic_issues(game)]
+    located = [locator.locate(source, i) for i in semantic_issues(game, media=media)]
     errors = [i for i in located if i.severity == "error"]
     if errors:
         raise GameConfigError(_in_file_order(errors) + [i for i in located if i.severity != "error"])
@@ -295,12 +298,27 @@ def _dedup(issues: list[ConfigIssue]) -> list[ConfigIssue]:
     return out
 
 
-def load_game(path: str | Path) -> Game:
-    """Load and validate the game file at *path*."""
-    return load_game_file(path).game
+def parse_node_part(data: Any, *, source: str = "<part>") -> NodePart:
+    """Validate one node's part of a game (``config.game.NodePart``) as it came over MQTT;
+    raise :class:`GameConfigError` listing every error (no line numbers: it is JSON)."""
+    try:
+        part = NodePart.model_validate(data)
+    except ValidationError as exc:
+        raise GameConfigError([LocatedIssue(source, None, i.path, i.message)
+                               for i in _dedup(_schema_issues(exc))]) from exc
+    errors = [LocatedIssue(source, None, i.path, i.message)
+              for i in node_part_issues(part) if i.severity == "error"]
+    if errors:
+        raise GameConfigError(errors)
+    return part
 
 
-def load_game_file(path: str | Path) -> LoadedGame:
+def load_game(path: str | Path, *, media: Collection[str] | None = None) -> Game:
+    """Load and validate the game file at *path* (*media*: see :func:`parse_game`)."""
+    return load_game_file(path, media=media).game
+
+
+def load_game_file(path: str | Path, *, media: Collection[str] | None = None) -> LoadedGame:
     """Like :func:`load_game`, also returning the warnings."""
     path = Path(path)
     try:
@@ -313,7 +331,7 @@ def load_game_file(path: str | Path) -> LoadedGame:
         raise GameConfigError([LocatedIssue(str(path), None, (), f"cannot read: {exc.strerror}")]) from exc
     except UnicodeDecodeError as exc:
         raise GameConfigError([LocatedIssue(str(path), None, (), "not UTF-8 text")]) from exc
-    return parse_game(text, source=str(path))
+    return parse_game(text, source=str(path), media=media)
 
 
 def json_schema() -> str:

@@ -35,6 +35,7 @@ from props.start import Instruction, Remedy, off_start, one_shot, start_command
 
 if TYPE_CHECKING:
     from controller.context import Context
+    from controller.distribution import Distribution
     from controller.outputs import Outputs
 
 #: during the check, resend a keypad's or reader's reset after this long
@@ -144,9 +145,10 @@ def assess(node: str, config: PropConfig, *, online: bool, reported: dict[str, A
 class PreGameCheck:
     """The check of the whole apartment, from what the nodes report and what was sent."""
 
-    def __init__(self, ctx: Context, outputs: Outputs) -> None:
+    def __init__(self, ctx: Context, outputs: Outputs, distribution: Distribution | None = None) -> None:
         self.ctx = ctx
         self.outputs = outputs
+        self.distribution = distribution
 
     def report(self) -> dict[str, Any]:
         """Where every prop stands against its start state."""
@@ -168,9 +170,14 @@ class PreGameCheck:
                                  node_label=registry.nodes[node].label,
                                  linked=bridge.connected))
         counts = Counter(str(c.status) for c in checks)
-        not_ready = [c.summary() for c in checks if c.status != CheckStatus.READY]
+        # a node that does not run its part of the game file: it may play other answers
+        nodes = self.distribution.checks() if self.distribution is not None else []
+        not_ready = [n.text for n in nodes] + [c.summary() for c in checks if c.status != CheckStatus.READY]
         return {"ready": not not_ready, "counts": {str(s): counts.get(str(s), 0) for s in CheckStatus},
-                "not_ready": not_ready, "props": [c.public() for c in checks]}
+                "not_ready": not_ready, "props": [c.public() for c in checks],
+                "nodes": [{"node": n.node, "label": n.label, "status": str(n.status),
+                           "instruction": Instruction(f"game_{n.status}", n.text, n.vars).public()}
+                          for n in nodes]}
 
     def not_ready(self) -> list[str]:
         return self.report()["not_ready"]

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 def build_parser() -> argparse.ArgumentParser:
     from config import broker as broker_cli
     from config import cli as config_cli
+    from controller import backup as store_cli
     from controller.core.config import new_secrets
     from nodes import cli as node_cli
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     node_cli.register(sub)
     register_controller(sub)
     broker_cli.register(sub, controller_secrets=new_secrets)
+    store_cli.register(sub)
     return parser
 
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from config.game import Game
+from config.game import Game, Obligation
+from controller.engine import LineKind, month_figures
 
 #: the game's themes in the order the debrief shows them (``story`` last: the framing)
 THEMES = ("upkeep", "waste", "budget", "rights", "diy", "story")
@@ -86,7 +87,10 @@ def debrief(session: dict[str, Any], game: Game | None = None) -> dict[str, Any]
     for line in lines:
         balance += line["amount"]
         history.append({"at_s": _r(line["at_s"]), "amount": line["amount"], "label": line["label"],
-                        "puzzle": line.get("puzzle"), "clue": _is_clue(line), "balance": balance})
+                        "label_en": line.get("label_en") or line["label"],
+                        "puzzle": line.get("puzzle"), "clue": _is_clue(line),
+                        "obligation": line.get("obligation"), "kind": line.get("kind"),
+                        "balance": balance})
     clues = session.get("clues_detail") or []
     totals = {o: sum(p["outcome"] == o for p in puzzles) for o in OUTCOMES}
     return {
@@ -102,14 +106,53 @@ def debrief(session: dict[str, Any], game: Game | None = None) -> dict[str, Any]
         "budget": {"start": session.get("budget_start"), "final": session.get("final_budget"),
                    "change": (session.get("final_budget") or 0) - start
                    if session.get("final_budget") is not None else None,
-                   "history": history},
+                   "history": history,
+                   "month": month_figures(start, ((b["amount"], b.get("kind")) for b in lines)),
+                   "bills": bills(lines, game),
+                   "late": -sum(b["amount"] for b in lines
+                                if b.get("kind") in (LineKind.CHARGED, LineKind.LATE_FEE))},
         "themes": themes,
         "puzzles": puzzles,
         "evaluation": session.get("evaluation"),
     }
 
 
+def bills(lines: list[dict[str, Any]], game: Game | None = None) -> list[dict[str, Any]]:
+    """The month's bills as the session's budget lines tell them: ``paid`` during the game,
+    ``charged`` at the end (what was due, its late fee, and what an unpaid bill leads to),
+    or ``due`` (a session not over). The words come from the game file when it still has
+    the bill, else from the lines."""
+    budget = game.apartment.budget if game else None
+    known: list[Obligation] = list(budget.obligations) if budget else []
+    ids = [o.id for o in known]
+    ids += [i for i in dict.fromkeys(b.get("obligation") for b in lines) if i and i not in ids]
+    out = []
+    for oid in ids:
+        mine = [b for b in lines if b.get("obligation") == oid]
+        paid = -sum(b["amount"] for b in mine if b.get("kind") in (LineKind.PAID, LineKind.CANCEL))
+        charged = -sum(b["amount"] for b in mine if b.get("kind") == LineKind.CHARGED)
+        fee = -sum(b["amount"] for b in mine if b.get("kind") == LineKind.LATE_FEE)
+        cfg = next((o for o in known if o.id == oid), None)
+        label = cfg.label if cfg else None
+        fee_label = cfg.late_fee_label if cfg else None
+        consequence = cfg.consequence if cfg else None
+        out.append({
+            "id": oid, "label": label.fr if label else oid,
+            "label_en": (label.en if label else None) or (label.fr if label else oid),
+            "icon": cfg.icon if cfg else "🧾",
+            "status": "charged" if charged else "paid" if paid > 0 else "due",
+            "paid": max(paid, 0), "charged": charged, "late_fee": fee,
+            "late_fee_label": fee_label.fr if fee_label else None,
+            "late_fee_label_en": fee_label.get("en") if fee_label else None,
+            "consequence": consequence.fr if consequence else None,
+            "consequence_en": consequence.get("en") if consequence else None,
+        })
+    return out
+
+
 def _is_clue(line: dict[str, Any]) -> bool:
+    if line.get("kind"):
+        return line["kind"] == LineKind.CLUE
     return line["label"] == CLUE_LINE or line["label"].startswith(CLUE_LINE + " :")
 
 

@@ -22,14 +22,15 @@ def run_demo(*, config: str | None, http_port: int, mqtt_port: int, host: str = 
     import uvicorn
     from gpiozero.pins.mock import MockFactory
 
-    from controller.main import WS_PER_MESSAGE_DEFLATE, create_app, read_settings
+    from controller.main import WS_PER_MESSAGE_DEFLATE, create_app, media_library, read_settings
     from nodes.agent import NodeAgent
 
     settings = read_settings()
     if settings is None:
         return 2
+    media = media_library(settings.DATA_DIR)
     try:
-        game = load_game(config or SHIPPED_GAME)
+        game = load_game(config or SHIPPED_GAME, media=media.names())
     except GameConfigError as exc:
         print(f"the game file has errors:\n{exc}", file=sys.stderr)
         return 2
@@ -42,7 +43,7 @@ def run_demo(*, config: str | None, http_port: int, mqtt_port: int, host: str = 
     # ESCAPE_GM_PASSWORD & co, or random ones
     auth = AuthSettings.from_settings(settings, demo=True)
     app = create_app(game=game, broker=address, demo=True, auth=auth, freeze_gc=True,
-                     settings=settings)
+                     settings=settings, media=media)
     url = f"http://{host}:{http_port}/"
     print(f"\n  Démo de l'appartement témoin : {url}\n"
           f"  MQTT (amqtt embarqué) : mqtt://127.0.0.1:{broker.port}  "

@@ -33,10 +33,12 @@ from config.game import (
     BudgetAction,
     EndAction,
     Game,
+    MediaAction,
     MessageAction,
     PropAction,
     Puzzle,
     Requires,
+    Text,
     TimerAction,
 )
 from controller.core.errors import EngineError, NotFoundError
@@ -156,7 +158,31 @@ class ScreenMessage:
     sound: str | None = None
 
 
-Effect = PropCommand | ScreenMessage
+@dataclass(frozen=True, slots=True)
+class MediaCue:
+    """Effect: play a file of the media library on room screens (every screen when rooms
+    is None). *id* grows through a game: a screen plays each cue once."""
+
+    id: int
+    kind: str                      # "sound", "video", or "stop" (silence the screens)
+    file: str
+    rooms: tuple[str, ...] | None
+    volume: float
+    loop: bool
+    at: float                      # elapsed run time, seconds
+
+
+Effect = PropCommand | ScreenMessage | MediaCue
+
+
+class LineKind(StrEnum):
+    """What a budget line is, when it is more than a puzzle's action."""
+
+    PAID = "paid"            # a puzzle paid a bill of the month (``pays:``)
+    CHARGED = "charged"      # a bill left unpaid, charged at the end
+    LATE_FEE = "late_fee"    # the late fee of a bill charged at the end
+    CLUE = "clue"            # a clue that costs
+    CANCEL = "cancel"        # a puzzle reset gives back what it moved
 
 
 @dataclass(slots=True)
@@ -165,6 +191,40 @@ class BudgetLine:
     label: str
     at: float
     puzzle: str | None = None
+    label_en: str | None = None
+    #: the bill (``apartment.budget.obligations``) this line pays, charges or gives back
+    obligation: str | None = None
+    kind: LineKind | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Bill:
+    """One bill of the month as it stands (:meth:`Engine.bills`)."""
+
+    id: str
+    label: Text
+    icon: str
+    amount: int          # euros the month owes for it (its puzzles' payments)
+    unpaid: int          # of which not paid yet (charged at the end)
+    late_fee: int        # added when it is charged at the end
+    status: str          # "paid", "due" (the game goes on), "charged" (charged at the end)
+
+
+def month_figures(start: int, lines: Iterable[tuple[int, str | None]]) -> dict[str, int]:
+    """The month in three figures: ``income`` (start and gains), ``spent``, ``left``.
+
+    *lines*: ``(amount, kind)``. A line that cancels another (a puzzle reset) takes back
+    from the side the first was on, so a payment cancelled is money not spent, not income.
+    """
+    income, spent = start, 0
+    for amount, kind in lines:
+        if kind == LineKind.CANCEL:
+            spent, income = (spent - amount, income) if amount > 0 else (spent, income + amount)
+        elif amount > 0:
+            income += amount
+        else:
+            spent -= amount
+    return {"income": income, "spent": spent, "left": income - spent}
 
 
 @dataclass(slots=True)
@@ -233,11 +293,14 @@ class Engine:
         self._elapsed_before = 0.0
         self._running_since: float | None = None
         self.added_seconds = 0
-        self.budget = 0
-        self.budget_start = 0
+        self.budget = self.budget_start = self._start_budget()
         self.budget_history: list[BudgetLine] = []
+        #: the month's unpaid bills were charged (at the end, once)
+        self.settled = False
         self.puzzles: dict[str, PuzzleState] = {p.id: PuzzleState() for p in self.game.puzzles}
         self.messages: list[ScreenMessage] = []
+        #: the sounds and videos played this game (not kept on disk: a cue is of its moment)
+        self.cues: list[MediaCue] = []
         self.clues: list[SentClue] = []
         self.last_activity = 0.0
         self.check_override: dict[str, Any] | None = None
@@ -349,11 +412,14 @@ class Engine:
         now = self.clock()
         self.started_at, self._running_since, self._elapsed_before = now, now, 0.0
         self.started_wall = self.wall()
-        self.ended_at, self.ended_wall, self.result, self.added_seconds = None, None, None, 0
+        # added_seconds stays: time changed during the briefing counts (prepare zeroed it)
+        self.ended_at, self.ended_wall, self.result = None, None, None
         self.budget = self.budget_start = self._start_budget()
         self.budget_history = []
+        self.settled = False
         self.puzzles = {p.id: PuzzleState() for p in self.game.puzzles}
         self.messages = []
+        self.cues = []
         self.clues = []
         self.last_activity = 0.0
         self._refresh_availability()
@@ -387,7 +453,8 @@ class Engine:
         self._move("cancel")
         self.result = "cancelled"
         self.audit("cancel", who=who)
-        self.session_id = None
+        self._clear_session()
+        self.result = "cancelled"
         return self.release_all()
 
     def debrief(self, *, who: str = GAME_MASTER) -> None:
@@ -395,11 +462,13 @@ class Engine:
         self.audit("debrief", who=who)
 
     def reset(self, *, who: str = GAME_MASTER) -> None:
+        """Back to idle for the next group: nothing of the last game is left on a screen
+        (the time is the full duration again, the budget the month's start)."""
         was = self.phase
         self._move("reset")
         if was != Phase.IDLE:
             self.audit("reset", who=who)
-        self.session_id = None
+        self._clear_session()
 
     def _end(self, phase: Phase) -> list[Effect]:
         self._elapsed_before = self.elapsed()
@@ -407,8 +476,61 @@ class Engine:
         self.ended_at = self.clock()
         self.ended_wall = self.wall()
         self.result = str(phase)
+        self._settle()
         # NOTE: when a game ends, however it ends, every lock opens: nobody stays locked in.
         return self.release_all()
+
+    # -- the month's bills --------------------------------------------------------------
+    def bills(self) -> list[Bill]:
+        """Each bill of the month (``apartment.budget.obligations``): what it costs, what is
+        still unpaid (its paying puzzles unsolved), and whether it was charged at the end."""
+        budget = self.game.apartment.budget
+        out: list[Bill] = []
+        for obligation in budget.obligations if budget else []:
+            amount = unpaid = 0
+            for puzzle in self.game.puzzles:
+                if not self.in_parcours(puzzle):
+                    continue
+                for action in puzzle.actions:
+                    if isinstance(action, BudgetAction) and action.pays == obligation.id:
+                        owed = -int(rules.resolve(action.amount, self.parcours))
+                        amount += owed
+                        if self.puzzles[puzzle.id].status != PuzzleStatus.SOLVED:
+                            unpaid += owed
+            status = "paid" if not unpaid else "charged" if self.settled else "due"
+            out.append(Bill(obligation.id, obligation.label, obligation.icon, amount, unpaid,
+                            int(rules.resolve(obligation.late_fee, self.parcours)), status))
+        return out
+
+    def _settle(self) -> None:
+        """The game is over: every bill still unpaid is charged, with its late fee. What is
+        due is due: skipping a bill never leaves the household richer. Once per session."""
+        if self.settled:
+            return
+        unpaid = [b for b in self.bills() if b.unpaid]
+        self.settled = True
+        budget = self.game.apartment.budget
+        for bill in unpaid:
+            obligation = budget.obligation(bill.id) if budget else None
+            self.move_budget(-bill.unpaid, f"Payé en retard : {bill.label.fr}",
+                             label_en=f"Paid late: {bill.label.get('en')}",
+                             obligation=bill.id, kind=LineKind.CHARGED)
+            if bill.late_fee and obligation is not None:
+                fee = obligation.late_fee_label
+                self.move_budget(-bill.late_fee, f"{bill.label.fr} : {fee.fr}",
+                                 label_en=f"{bill.label.get('en')}: {fee.get('en')}",
+                                 obligation=bill.id, kind=LineKind.LATE_FEE)
+            self.note("charged", f"{bill.id}: {bill.unpaid} € + {bill.late_fee} € late fee")
+
+    def held_locks(self) -> list[tuple[str, str]]:
+        """The locks the game holds locked now: every lock, but those the puzzles solved so
+        far opened (what an emergency release may have opened that the game had not)."""
+        opened = {action.target for puzzle in self.game.puzzles
+                  if self.puzzles[puzzle.id].status == PuzzleStatus.SOLVED
+                  for action in puzzle.actions
+                  if isinstance(action, PropAction) and action.command == "unlock"}
+        return [(node.id, prop.id) for node in self.game.nodes for prop in node.props
+                if prop.kind in LOCK_KINDS and f"{node.id}.{prop.id}" not in opened]
 
     def release_all(self) -> list[Effect]:
         """Effects that open every lock of the apartment."""
@@ -568,8 +690,11 @@ class Engine:
         state.progress.clear()
         effects: list[Effect] = []
         if was_solved:
-            for line in [b for b in self.budget_history if b.puzzle == puzzle_id and b.amount]:
-                self.move_budget(-line.amount, f"Annulé : {line.label}", puzzle_id)
+            for line in [b for b in self.budget_history if b.puzzle == puzzle_id and b.amount
+                         and b.kind not in (LineKind.CLUE, LineKind.CANCEL)]:
+                self.move_budget(-line.amount, f"Annulé : {line.label}", puzzle_id,
+                                 label_en=f"Cancelled: {line.label_en or line.label}",
+                                 obligation=line.obligation, kind=LineKind.CANCEL)
             for action in puzzle.actions:
                 if not isinstance(action, PropAction):
                     continue
@@ -635,11 +760,16 @@ class Engine:
                 node, prop = action.target.split(".")
                 effects.append(PropCommand(node, prop, action.command, dict(action.params)))
             elif isinstance(action, BudgetAction):
-                self.move_budget(int(rules.resolve(action.amount, self.parcours)), action.label.fr, puzzle.id)
+                self.move_budget(int(rules.resolve(action.amount, self.parcours)), action.label.fr,
+                                 puzzle.id, label_en=action.label.en, obligation=action.pays,
+                                 kind=LineKind.PAID if action.pays else None)
             elif isinstance(action, MessageAction):
                 message = ScreenMessage(action.text.fr, action.text.en, action.room, action.sound)
                 self.messages.append(message)
                 effects.append(message)
+            elif isinstance(action, MediaAction):
+                effects += self.cue_media(action.do, action.file, action.rooms, volume=action.volume,
+                                          loop=action.loop, who=f"puzzle {puzzle.id}")
             elif isinstance(action, TimerAction):
                 if action.op == "add":
                     self.added_seconds += action.seconds
@@ -656,9 +786,16 @@ class Engine:
             effects += self._end(Phase.WON)
         return effects
 
-    def move_budget(self, amount: int, label: str, puzzle: str | None = None) -> None:
+    def move_budget(self, amount: int, label: str, puzzle: str | None = None, *,
+                    label_en: str | None = None, obligation: str | None = None,
+                    kind: LineKind | None = None) -> None:
         self.budget += amount
-        self.budget_history.append(BudgetLine(amount, label, self.elapsed(), puzzle))
+        self.budget_history.append(BudgetLine(amount, label, self.elapsed(), puzzle, label_en,
+                                              obligation, kind))
+
+    def month(self) -> dict[str, int]:
+        """Income, spending and what is left this month (:func:`month_figures`)."""
+        return month_figures(self.budget_start, ((b.amount, b.kind) for b in self.budget_history))
 
     # -- clues ------------------------------------------------------------------------
     def send_clue(self, *, puzzle: str | None = None, index: int | None = None,
@@ -708,7 +845,8 @@ class Engine:
         self.clues.append(sent)
         if sent.cost:
             label = f"Indice : {target.label.fr}" if target else "Indice"
-            self.move_budget(-sent.cost, label, sent.puzzle)
+            label_en = f"Clue: {target.label.get('en')}" if target else "Clue"
+            self.move_budget(-sent.cost, label, sent.puzzle, label_en=label_en, kind=LineKind.CLUE)
         self.note("clue", f"{sent.id} -> {room or 'all'}: {sent.text[:80]}")
         self.audit("clue", who=who, target=sent.puzzle or room,
                    detail=f"{sent.id}{'' if counts else ' (ne compte pas)'}: {sent.text[:200]}")
@@ -739,6 +877,21 @@ class Engine:
         self.log.append(entry)
         del self.log[:-500]
         self._journal.append(("note", entry))
+
+    # -- media --------------------------------------------------------------------------
+    def cue_media(self, kind: str, file: str, rooms: tuple[str, ...] | None, *, volume: float = 1.0,
+                  loop: bool = False, who: str = GAME_MASTER) -> list[Effect]:
+        """The game master plays *file* (``kind``: sound, video) on the screens of *rooms*
+        (None: every screen), or with ``kind`` "stop" silences them; any phase."""
+        for room in rooms or ():
+            if self.game.node(room) is None:
+                msg = f"pièce inconnue {room!r}"
+                raise NotFoundError(msg, en=f"unknown room {room!r}")
+        cue = MediaCue(len(self.cues) + 1, kind, file, rooms, volume, loop, round(self.elapsed(), 3))
+        self.cues.append(cue)
+        self.audit(f"media_{kind}", who=who, target=", ".join(rooms) if rooms else "all",
+                   detail=file or None)
+        return [cue]
 
     def audit(self, action: str, *, who: str = GAME_MASTER, target: str | None = None,
               detail: str | None = None) -> dict[str, Any]:

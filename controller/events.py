@@ -22,6 +22,7 @@ from controller.journal import Journal
 from controller.liveness import Liveness
 from controller.mqtt import MqttBridge
 from controller.outputs import Outputs
+from controller.stuck import Stuck
 from controller.views import Views
 from protocol import contract
 from protocol.contract import PropEvent
@@ -34,7 +35,7 @@ class PropEvents:
 
     def __init__(self, ctx: Context, bridge: MqttBridge, *, journal: Journal, liveness: Liveness,
                  outputs: Outputs, views: Views, emergency: Callable[[str], Any],
-                 wall: Callable[[], float]) -> None:
+                 wall: Callable[[], float], stuck: Stuck) -> None:
         self.ctx = ctx
         self.bridge = bridge
         self.journal = journal
@@ -43,6 +44,7 @@ class PropEvents:
         self.views = views
         self.emergency = emergency
         self.wall = wall
+        self.stuck = stuck
 
     def on_event(self, node: str, prop: str, event: PropEvent) -> None:
         if not self.liveness.admit(node, prop, event):
@@ -65,7 +67,9 @@ class PropEvents:
             return
         was_running = engine.phase == Phase.RUNNING
         before = self._fingerprint() if was_running else None
+        open_before = self.stuck.open_now()
         self.outputs.execute(engine.on_event(node, prop, event.type, event.value))
+        self.stuck.record(node, prop, event.type, event.value, open_before=open_before)
         if was_running and engine.phase != Phase.RUNNING:
             self.views.sync_nodes()
         if engine.session_id is None:

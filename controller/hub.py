@@ -4,16 +4,27 @@ Each client belongs to an *audience*: :data:`STAFF` (game master and technician:
 snapshot) or ``screen:<room>`` (a room screen: only what its screen shows). A push builds
 one JSON text per audience present, never one per client (see
 :meth:`controller.views.Views.push`).
+
+What is sent is incremental: a client gets its audience's whole view once
+(``{"type": "snapshot", "v": 7, "data": …}``), then only what changed, as a JSON Patch
+(``{"type": "patch", "v": 8, "ops": […]}``, :mod:`controller.delta`), each audience's
+frames numbered. A client that misses one (``v`` is not its own plus one) sends
+``resync`` and gets the whole view again; ``ping`` is answered ``{"type": "pong"}`` (the
+pages' watchdog: a silent link is a dead one).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import WebSocket
+
+from controller import delta, jsonsafe
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +37,57 @@ def screen_audience(room: str | None) -> str:
     return f"screen:{room or '*'}"
 
 
+#: the answer to a page's ``ping``
+PONG = '{"type":"pong"}'
+
+
+@dataclass(slots=True)
+class Feed:
+    """What every client of one audience holds: the view as last sent, and its number."""
+
+    version: int
+    data: Any
+
+
 class Hub:
     """The live WebSockets and their audiences; :meth:`broadcast` sends each its text."""
 
     def __init__(self) -> None:
         self.clients: dict[WebSocket, str] = {}
+        self.feeds: dict[str, Feed] = {}
 
     def add(self, ws: WebSocket, audience: str = STAFF) -> None:
         self.clients[ws] = audience
 
     def discard(self, ws: WebSocket) -> None:
-        self.clients.pop(ws, None)
+        audience = self.clients.pop(ws, None)
+        if audience is not None and audience not in self.clients.values():
+            # nobody holds it any more: the next client starts from a whole view
+            self.feeds.pop(audience, None)
+
+    # -- incremental frames ---------------------------------------------------------------
+    def update(self, audience: str, data: Any) -> str | None:
+        """The frame that brings *audience* from its last view to *data*: a patch, the whole
+        view for an audience nobody holds yet, None when nothing changed."""
+        text = jsonsafe.dumps(self.frame("snapshot", data), what=f"push to {audience}")
+        plain = json.loads(text)["data"]   # exactly what a page decodes
+        feed = self.feeds.get(audience)
+        if feed is None:
+            self.feeds[audience] = Feed(1, plain)
+            return self.snapshot_text(audience)
+        ops = delta.diff(feed.data, plain)
+        if not ops:
+            return None
+        feed.version += 1
+        feed.data = plain
+        return jsonsafe.dumps({"type": "patch", "v": feed.version, "ops": ops},
+                              what=f"patch to {audience}")
+
+    def snapshot_text(self, audience: str) -> str:
+        """The whole view *audience* holds now, numbered (a new client, a ``resync``)."""
+        feed = self.feeds[audience]
+        return jsonsafe.dumps({"type": "snapshot", "v": feed.version, "data": feed.data},
+                              what=f"snapshot to {audience}")
 
     def audiences(self) -> set[str]:
         """The audiences with at least one client now."""
@@ -59,7 +110,7 @@ class Hub:
             if isinstance(result, BaseException):
                 # NOTE: a slow or dead screen must not hold up the others.
                 log.info("dropping a WebSocket client: %r", result)
-                self.clients.pop(ws, None)
+                self.discard(ws)
 
     def count(self) -> int:
         return len(self.clients)

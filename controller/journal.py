@@ -228,6 +228,7 @@ class Journal:
     the resume record, desired states and meta values."""
 
     def __init__(self, ctx: Context, store: Store, *, on_failing: Callable[[], None],
+                 on_closed: Callable[[str], None] = lambda _session: None,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:
         self.ctx = ctx
@@ -237,6 +238,8 @@ class Journal:
         self.backlog = Backlog(store, clock=clock, wall=wall)
         #: called when the store starts or stops failing (the console shows it)
         self.on_failing = on_failing
+        #: called once a session is closed and written (the service backs the store up)
+        self.on_closed = on_closed
         self._pending: list[Entry] = []   # event rows not yet handed to the backlog
         self._activity_due = False        # the inactivity clock moved since the last write
         self._flush_due = False
@@ -291,10 +294,11 @@ class Journal:
         self.write()
 
     def close(self, session: str, *, result: str | None = None) -> None:
-        """The session is over (it stays in the history)."""
+        """The session is over (it stays in the history); then the store is backed up."""
         self.backlog.add(self._take())
         self.backlog.close(session, result)
         self.write()
+        self.on_closed(session)
 
     def desired(self, key: tuple[str, str], action: str, params: dict[str, Any],
                 relock_pending: bool) -> None:
@@ -312,6 +316,18 @@ class Journal:
         self.backlog.write(force=force)
         if self.backlog.failing != failing:
             self.on_failing()
+
+    def catch_up(self) -> None:
+        """Write everything queued now, whatever the back-off: what a request that reads the
+        store before writing to it (an evaluation) needs first, or it reads a session older
+        than the console's (its end still waiting in memory).
+
+        :raises StoreError: the store cannot be written (a full disk): nothing was lost.
+        """
+        self.backlog.add(self._take())
+        self.write(force=True)
+        if self.backlog.waiting:
+            raise StoreError(self.backlog.error or "the session log is behind")
 
     def _take(self) -> list[Entry]:
         """The queued event rows and every note and audit entry since, in order."""

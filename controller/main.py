@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import sqlite3
@@ -21,17 +22,24 @@ from controller.api import errors as api_errors
 from controller.api.auth import AuthConfigError, AuthSettings
 from controller.api.routes import clues as clue_routes
 from controller.api.routes import config as config_routes
+from controller.api.routes import followup as followup_routes
 from controller.api.routes import game as game_routes
 from controller.api.routes import history as history_routes
+from controller.api.routes import media as media_routes
 from controller.api.routes import pages as page_routes
+from controller.api.routes import planning as planning_routes
 from controller.api.routes import props as prop_routes
 from controller.api.routes import sim as sim_routes
 from controller.api.routes import tech as tech_routes
 from controller.api.routes import ws as ws_routes
+from controller.backup import Backups, default_directory
 from controller.core.config import Settings
+from controller.followup import Followup, purge_every
+from controller.media import MediaLibrary
 from controller.mqtt import MqttBridge
 from controller.reload import install_sighup
 from controller.service import GameService
+from controller.speech import Speech
 from controller.store import Store, StoreError, default_path
 from protocol import contract
 from protocol.contract import Topics
@@ -54,7 +62,8 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
                clock: Callable[[], float] = time.monotonic,
                wall: Callable[[], float] = time.time,
                auth: AuthSettings | None = None, config_path: Path | None = None,
-               freeze_gc: bool = False, settings: Settings | None = None) -> FastAPI:
+               freeze_gc: bool = False, settings: Settings | None = None,
+               media: MediaLibrary | None = None) -> FastAPI:
     """The app: one MQTT client, one session store and one game service for its whole life.
 
     *settings* is the process's settings object (default: read from the environment now);
@@ -69,9 +78,13 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
     *freeze_gc*: once started, move every object so far out of the garbage collector's
     sight (``gc.freeze()``, for the programs: :func:`run_controller`, the demo, the bench;
     not for tests, which build many apps in one process).
+    *media*: the media library (default: :func:`media_library` of the data directory);
+    spoken clues are cached beside it (``speech/``).
     """
 
     settings = settings or Settings()
+    data_dir = db_path.parent if db_path is not None else settings.DATA_DIR
+    media = media or media_library(data_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,8 +92,16 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
         bridge = MqttBridge(topics=Topics(game.apartment.id), broker=broker,
                             boot_id=contract.new_id(), keepalive=settings.MQTT_KEEPALIVE,
                             transport=settings.MQTT_TRANSPORT, clock=clock)
-        service = GameService(game=game, bridge=bridge, store=store, demo=demo, clock=clock, wall=wall)
+        live = store.path
+        backups = Backups(live, settings.BACKUP_DIR or default_directory(live),
+                          create=settings.BACKUP_DIR is None, nightly=settings.BACKUP_AT,
+                          wall=wall) if live is not None else None
+        service = GameService(game=game, bridge=bridge, store=store, demo=demo, clock=clock, wall=wall,
+                              backups=backups,
+                              source=config_path.name if config_path is not None else None,
+                              media=media)
         app.state.service = service
+        purge = asyncio.create_task(purge_every(Followup(store, wall=service.wall)))
         try:
             await service.start()
             if config_path is not None:
@@ -89,6 +110,7 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
                 freeze_startup_objects()
             yield
         finally:
+            purge.cancel()
             try:
                 await service.stop()
             finally:
@@ -100,13 +122,18 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
     api_errors.install(app)   # every error French first: {"detail": …, "detail_en": …}
     access.install(app, auth or AuthSettings.disabled())   # each route declares its role
     app.state.config_path = config_path
+    app.state.media = media
+    app.state.speech = Speech(data_dir / "speech")
     app.include_router(page_routes.router)
     app.include_router(tech_routes.router)
     app.include_router(game_routes.router)
     app.include_router(prop_routes.router)
     app.include_router(clue_routes.router)
     app.include_router(history_routes.router)
+    app.include_router(planning_routes.router)
+    app.include_router(followup_routes.router)
     app.include_router(config_routes.router)
+    app.include_router(media_routes.router)
     app.include_router(ws_routes.router)
     if demo:
         app.include_router(sim_routes.router)
@@ -127,6 +154,11 @@ async def store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
         f"cannot record ({exc}): disk full? Try again once space is freed."), status_code=503)
 
 
+def media_library(data_dir: Path) -> MediaLibrary:
+    """The media library of a controller whose data directory is *data_dir*."""
+    return MediaLibrary(data_dir / "media")
+
+
 def freeze_startup_objects() -> None:
     """``gc.collect()`` then ``gc.freeze()``: what start-up built (modules, models, routes,
     the game) lives as long as the process; the collector stops walking it on every full
@@ -142,8 +174,9 @@ def run_controller(settings: Settings) -> int:
 
     from config.loader import GameConfigError, load_game
 
+    media = media_library(settings.DATA_DIR)
     try:
-        game = load_game(settings.CONFIG)
+        game = load_game(settings.CONFIG, media=media.names())
     except GameConfigError as exc:
         log.error("the game file has errors; controller not started:\n%s", exc)
         return 2
@@ -154,7 +187,7 @@ def run_controller(settings: Settings) -> int:
         return 2
     app = create_app(game=game, broker=settings.broker(), demo=settings.DEMO,
                      db_path=default_path(settings.DATA_DIR), auth=auth, config_path=settings.CONFIG,
-                     freeze_gc=True, settings=settings)
+                     freeze_gc=True, settings=settings, media=media)
     uvicorn.run(app, host=settings.HTTP_HOST, port=settings.HTTP_PORT,
                 log_level="info", ws_per_message_deflate=WS_PER_MESSAGE_DEFLATE)
     return 0

@@ -10,6 +10,7 @@ emergency alert lasts (:meth:`controller.emergency.Alert.refuse_locking`); relea
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from controller.check import PreGameCheck
@@ -29,7 +30,7 @@ from controller.engine import (
 )
 from controller.journal import Journal
 from controller.outputs import Outputs
-from controller.views import Views
+from controller.views import Views, relock_plan
 
 
 class Orders:
@@ -126,10 +127,31 @@ class Orders:
         self.engine.pause(who=who)
         self._done()
 
-    def resume_game(self, *, who: str = GAME_MASTER) -> None:
+    def resume_game(self, *, relock: bool = False, exit_doors: Iterable[str] = (),
+                    who: str = GAME_MASTER) -> list[Key]:
+        """Resume a paused game; with *relock*, lock again what the game holds locked and an
+        emergency opened (:func:`controller.views.relock_plan`) — an exit door only when it
+        is named in *exit_doors* (``node.prop``: the game master ticked it). Returns the
+        locks ordered locked."""
         self.alert.refuse_locking("reprendre la partie", en="resume the game")
+        plan = relock_plan(self.ctx) if relock else []
+        doors = {f"{p['node']}.{p['prop']}" for p in plan if p["exit_door"]}
+        wrong = [d for d in exit_doors if d not in doors]
+        if wrong:
+            msg = (f"« {wrong[0]} » n'est pas une porte de sortie ouverte à reverrouiller ; "
+                   "rien n'a été fait")
+            raise EngineError(msg, en=f"“{wrong[0]}” is not an open exit door to relock; "
+                                      "nothing was done")
         self.engine.resume(who=who)
+        chosen = [(p["node"], p["prop"]) for p in plan
+                  if not p["exit_door"] or f"{p['node']}.{p['prop']}" in exit_doors]
+        for node, prop in chosen:
+            self.outputs.command(node, prop, "lock")
+        if chosen:
+            self.engine.audit("relock", who=who,
+                              detail=", ".join(f"{node}.{prop}" for node, prop in chosen))
         self._done()
+        return chosen
 
     def add_time(self, seconds: int, *, who: str = GAME_MASTER) -> None:
         self.engine.add_time(seconds, who=who)
@@ -175,6 +197,12 @@ class Orders:
         self.outputs.execute(effects)
         self._done()
         return clue
+
+    def cue_media(self, kind: str, file: str, rooms: tuple[str, ...] | None, *, volume: float = 1.0,
+                  loop: bool = False, who: str = GAME_MASTER) -> None:
+        """Play a file of the media library on room screens, or stop them (``kind`` stop)."""
+        self.outputs.execute(self.engine.cue_media(kind, file, rooms, volume=volume, loop=loop, who=who))
+        self._done()
 
     def clue_shown(self, clue_id: str) -> SentClue:
         clue = self.engine.clue_shown(clue_id)

@@ -19,7 +19,7 @@ from typing import Any
 
 from controller.context import Context, Key
 from controller.emergency import Alert
-from controller.engine import Effect, Phase, PropCommand, ScreenMessage
+from controller.engine import Effect, MediaCue, Phase, PropCommand, ScreenMessage
 from controller.journal import Journal
 from controller.mqtt import MqttBridge
 from protocol import contract
@@ -149,7 +149,7 @@ class Outputs:
         for effect in effects:
             if isinstance(effect, PropCommand):
                 self.command(effect.node, effect.prop, effect.action, effect.params)
-            elif isinstance(effect, ScreenMessage):
+            elif isinstance(effect, ScreenMessage | MediaCue):
                 self.publish_game_state()
             acted = True
         if acted and self.ctx.engine.phase != Phase.IDLE:

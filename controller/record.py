@@ -59,6 +59,7 @@ class SessionRecord(BaseModel):
     budget: int
     budget_start: int = 0
     budget_history: list[BudgetLine] = Field(default_factory=list)
+    settled: bool = Field(default=False, description="the unpaid bills were charged (the end)")
     puzzles: dict[str, PuzzleState] = Field(default_factory=dict)
     messages: list[ScreenMessage] = Field(default_factory=list)
     clues: list[SentClue] = Field(default_factory=list)
@@ -74,7 +75,7 @@ def to_record(engine: Engine) -> dict[str, Any]:
         started_wall=engine.started_wall, ended_wall=engine.ended_wall, result=engine.result,
         elapsed=engine.elapsed(), running=engine.timer_running, wall_at=engine.wall(),
         added_seconds=engine.added_seconds, budget=engine.budget, budget_start=engine.budget_start,
-        budget_history=engine.budget_history, puzzles=engine.puzzles,
+        budget_history=engine.budget_history, settled=engine.settled, puzzles=engine.puzzles,
         messages=engine.messages[-RECORD_MESSAGES:], clues=engine.clues,
         last_activity=engine.last_activity, check_override=engine.check_override,
     ).model_dump(mode="json")
@@ -105,6 +106,7 @@ def from_record(game: Game, record: dict[str, Any], *,
         elapsed += max(0.0, engine.wall() - saved.wall_at)
     engine.budget, engine.budget_start = saved.budget, saved.budget_start
     engine.budget_history = saved.budget_history
+    engine.settled = saved.settled
     engine.puzzles.update({pid: st for pid, st in saved.puzzles.items() if pid in engine.puzzles})
     engine.messages, engine.clues = saved.messages, saved.clues
     engine.last_activity = saved.last_activity

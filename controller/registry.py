@@ -32,7 +32,14 @@ from enum import StrEnum
 from typing import Any
 
 from config.game import Game
-from protocol.contract import NodeHeartbeat, NodeStatus, PropEvent, PropState, node_silence_limit
+from protocol.contract import (
+    GameRefusal,
+    NodeHeartbeat,
+    NodeStatus,
+    PropEvent,
+    PropState,
+    node_silence_limit,
+)
 
 #: boots of one node (besides the current one) whose last seq is remembered, so their late
 #: events are still deduplicated; and boots that were current once (a flip back is no reboot)
@@ -69,6 +76,7 @@ class Boot(StrEnum):
 class NodeInfo:
     id: str
     label: str
+    label_en: str | None = None   # the room's name in English, when the game file gives one
     online: bool = False
     boot_id: str | None = None
     #: the boot counter of the current boot (None: unknown, or an older node without one)
@@ -108,6 +116,15 @@ class NodeInfo:
     remembered: tuple[str, int | None] | None = None
     #: the node's clock minus the controller's, per heartbeat of the current boot (s)
     clock_samples: deque[float] = field(default_factory=lambda: deque(maxlen=CLOCK_SAMPLES))
+    #: the game part it runs (hash), the last it refused, one it keeps for the end of a
+    #: game: from its birth (and heartbeat); controller/distribution.py compares them
+    game: str | None = None
+    game_refused: GameRefusal | None = None
+    game_pending: str | None = None
+    #: the Pi's last health report (a heartbeat's ``health``; kept across the agent's
+    #: restarts: it is the Pi's) and the controller's wall clock when it came
+    health: dict[str, Any] | None = None
+    health_at: float | None = None
 
     @property
     def known(self) -> tuple[str, int | None] | None:
@@ -146,7 +163,7 @@ class Registry:
                  wall: Callable[[], float] = time.time) -> None:
         self.clock, self.wall = clock, wall
         self.nodes: dict[str, NodeInfo] = {
-            n.id: NodeInfo(n.id, n.label.fr) for n in game.nodes
+            n.id: NodeInfo(n.id, n.label.fr, n.label.en) for n in game.nodes
         }
         self.props: dict[tuple[str, str], PropInfo] = {
             (n.id, p.id): PropInfo(n.id, p.id, p.kind, p.label or p.id)
@@ -163,6 +180,7 @@ class Registry:
         for node_id, info in self.nodes.items():
             if node_id in registry.nodes:
                 info.label = registry.nodes[node_id].label
+                info.label_en = registry.nodes[node_id].label_en
                 registry.nodes[node_id] = info
         for key, prop in self.props.items():
             fresh = registry.props.get(key)
@@ -253,6 +271,7 @@ class Registry:
         node.booted_at = node.birth_ts = node.spoke_at = None
         node.autonomous = node.outbox = None   # until this boot's first heartbeat
         node.clock_samples.clear()              # a rebooted Pi may have another clock
+        node.game = node.game_refused = node.game_pending = None   # until this boot says
         return kind
 
     def _live(self, node: NodeInfo, now: float) -> bool:
@@ -300,6 +319,8 @@ class Registry:
             node.boot_n = status.boot_n
         node.version, node.simulated = status.version, status.simulated
         node.keepalive, node.heartbeat = status.keepalive, status.heartbeat
+        node.game, node.game_refused, node.game_pending = (status.game, status.game_refused,
+                                                           status.game_pending)
         node.online, node.offline_reason, node.heartbeat_late = True, None, False
         node.heard_at = now
         born_unseen = node.booted_at is None and node.birth_ts is None
@@ -324,14 +345,20 @@ class Registry:
             self.returned.add(node_id)   # its birth was missed: ask for it and every state
         elif beat.boot_n is not None and node.boot_n is None:
             node.boot_n = beat.boot_n
-        before = (node.online, node.heartbeat_late, node.autonomous, node.outbox, self._skewed(node))
+        before = (node.online, node.heartbeat_late, node.autonomous, node.outbox, self._skewed(node),
+                  node.game, node.health)
         if self._live(node, now) and kind == Boot.SAME:
             kind = Boot.RETURN
             self.returned.add(node_id)
         node.autonomous, node.outbox = beat.autonomous, beat.outbox
+        if beat.game is not None:
+            node.game = beat.game
+        if beat.health is not None:
+            node.health, node.health_at = beat.health.model_dump(), self.wall()
         if beat.ts is not None:
             node.clock_samples.append(beat.ts - self.wall())
-        after = (node.online, node.heartbeat_late, node.autonomous, node.outbox, self._skewed(node))
+        after = (node.online, node.heartbeat_late, node.autonomous, node.outbox, self._skewed(node),
+                 node.game, node.health)
         if kind == Boot.SAME and after != before:
             kind = Boot.UPDATED
         return kind
@@ -411,11 +438,12 @@ class Registry:
         booted_at = n.booted_at
         if booted_at is None and n.birth_ts is not None and offset is not None:
             booted_at = n.birth_ts - offset   # its own clock, brought to ours
-        return {"id": n.id, "label": n.label, "online": n.online, "boot_id": n.boot_id,
+        return {"id": n.id, "label": n.label, "label_en": n.label_en, "online": n.online,
+                "boot_id": n.boot_id,
                 "boot_n": n.boot_n, "version": n.version, "simulated": n.simulated,
                 "last_seen": n.last_seen, "booted_at": booted_at, "reboots": n.reboots,
                 "offline_reason": n.offline_reason, "keepalive": n.keepalive,
                 "heartbeat_late": n.heartbeat_late, "autonomous": n.autonomous,
                 "outbox": n.outbox,
                 "clock_offset": None if offset is None else round(offset, 3),
-                "clock_skewed": self._skewed(n)}
+                "clock_skewed": self._skewed(n), "health": n.health, "health_at": n.health_at}

@@ -1,17 +1,19 @@
 """Reloading the game file into a running controller (``SIGHUP``, ``POST /api/config/reload``).
 
-The rules (docs/reliability.md, fault 12):
+The rules (docs/reliability.md, fault 12; docs/deploy.md, "A new game file"):
 
-* the new file is validated first (``config/loader.py``, every error with file and line);
-  a file with errors changes **nothing**: the controller keeps its game and says why;
-* a file identical to the running game is a no-op (``unchanged``);
-* a different game is taken only while **no session is open** (phase ``idle``): a game in
-  check, briefing, running, paused, ended or in debrief keeps the game it started with.
-  Swapping puzzles, answers or props under players is never "compatible": reload between
-  two sessions (or reset the finished one first);
+* the new file is validated first (``config/loader.py``, every error with file and line,
+  and every node's part must fit in one MQTT message); a file with errors changes
+  **nothing**: the controller keeps its game and says why;
+* a file identical to the running game is a no-op (``unchanged``; a new file still
+  waiting is forgotten: the technician went back to the running one);
+* a different game is taken only while **no session is open** (phase ``idle``): given
+  during a session (check, briefing, running, paused, ended or in debrief), it is kept
+  (``pending``) and taken as soon as the session is over — swapping puzzles, answers or
+  props under players is never "compatible";
 * the apartment id names every MQTT topic: changing it needs a restart;
-* the nodes are not reloaded: each Pi reads its own copy of the file. When nodes or props
-  changed, the answer says which nodes must be restarted with the new file.
+* taken, the game goes to the nodes as well: each node whose part changed is sent its new
+  one (``controller/distribution.py``), which it applies between games and reports.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from pathlib import Path
 
 from config.loader import GameConfigError, load_game_file
 from controller.core.errors import Bilingual
+from controller.distribution import PartTooLarge, messages_for, whole_hash
 from controller.engine import GAME_MASTER, Phase
-from controller.service import GameService
+from controller.service import GameService, PendingGame
 
 log = logging.getLogger(__name__)
 
@@ -42,54 +45,58 @@ class ReloadRefused(Bilingual):
 class ReloadResult:
     """What a reload did (:class:`controller.api.models.Reloaded`)."""
 
-    status: str                       # "reloaded" or "unchanged"
+    status: str                       # "reloaded", "unchanged" or "pending"
     path: str
     warnings: list[str] = field(default_factory=list)
-    restart_nodes: list[str] = field(default_factory=list)
+    #: the nodes sent a new part (reloaded), or that will be (pending)
+    nodes: list[str] = field(default_factory=list)
+    game: str = ""                    # the hash of the file's content
 
 
 def reload_game(service: GameService, path: Path | str, *, who: str = GAME_MASTER) -> ReloadResult:
-    """Validate the game file at *path* and, if allowed, make it the service's game.
+    """Validate the game file at *path* and make it the service's game now, or at the end
+    of the session open now.
 
-    Raise :class:`ReloadRefused` (nothing changed) if the file has errors, or a session is
-    open, or the apartment id changed.
+    Raise :class:`ReloadRefused` (nothing changed) if the file has errors or the apartment
+    id changed.
     """
     try:
-        loaded = load_game_file(path)
-    except GameConfigError as exc:
+        loaded = load_game_file(path, media=service.media.names() if service.media else None)
+        messages_for(loaded.game)
+    except (GameConfigError, PartTooLarge) as exc:
         log.error("game file %s has errors; the controller keeps its game:\n%s", path, exc)
         service.bridge.metrics["config_reload_refused"] += 1
+        errors = [str(i) for i in exc.issues] if isinstance(exc, GameConfigError) else [f"{path}: {exc}"]
         raise ReloadRefused(422, "le fichier de jeu a des erreurs : le jeu en cours est conservé",
-                            [str(issue) for issue in exc.issues],
-                            en="the game file has errors: the current game is kept") from exc
+                            errors, en="the game file has errors: the current game is kept") from exc
     new, old = loaded.game, service.game
     warnings = [str(w) for w in loaded.warnings]
+    digest = whole_hash(new)
     if new == old:
-        return ReloadResult("unchanged", str(path), warnings)
+        if service.pending_game is not None:
+            log.warning("game file %s is the running game again: the one waiting is forgotten", path)
+            service.pending_game = None
+            service.changed()
+        return ReloadResult("unchanged", str(path), warnings, game=digest)
     if new.apartment.id != old.apartment.id:
         service.bridge.metrics["config_reload_refused"] += 1
         raise ReloadRefused(409, f"l'identifiant de l'appartement a changé ({old.apartment.id} → "
                                  f"{new.apartment.id}) : redémarrez le contrôleur",
                             en=f"the apartment id changed ({old.apartment.id} → {new.apartment.id}): "
                                "restart the controller")
+    changed = sorted(n.id for n in new.nodes if old.node(n.id) is None or new.part(n.id) != old.part(n.id))
     phase = service.engine.phase
     if phase != Phase.IDLE:
-        service.bridge.metrics["config_reload_refused"] += 1
-        raise ReloadRefused(409, f"une session est ouverte (phase {phase}) : rechargez le jeu "
-                                 "entre deux sessions ; rien n'a changé",
-                            en=f"a session is open (phase {phase}): reload the game between two "
-                               "sessions; nothing changed")
-    restart = sorted({n.id for n in new.nodes} ^ {n.id for n in old.nodes}
-                     | {n.id for n in new.nodes if (o := old.node(n.id)) is not None and o != n})
-    service.replace_game(new)
-    service.engine.audit("config_reload", who=who, detail=str(path))
-    service.journal.save()
-    service.publish_game_state()
-    service.changed()
-    service.bridge.metrics["config_reloads"] += 1
-    log.warning("game file %s reloaded%s", path,
-                f"; restart these nodes with it: {', '.join(restart)}" if restart else "")
-    return ReloadResult("reloaded", str(path), warnings, restart)
+        service.pending_game = PendingGame(new, who, str(path), service.wall())
+        service.engine.audit("config_reload_pending", who=who, detail=str(path))
+        service.journal.save()
+        service.changed()
+        service.bridge.metrics["config_reloads_pending"] += 1
+        log.warning("game file %s is valid; a session is open (phase %s): taken when it is over",
+                    path, phase)
+        return ReloadResult("pending", str(path), warnings, changed, digest)
+    sent = service.take_game(new, who=who, detail=str(path))
+    return ReloadResult("reloaded", str(path), warnings, sent, digest)
 
 
 def install_sighup(service: GameService, path: Path | str) -> bool:

@@ -23,23 +23,29 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from config.game import Game
 from controller.autonomy import status_fields
+from controller.backup import Backups
 from controller.check import PreGameCheck
 from controller.context import Context, Key
+from controller.distribution import Distribution
 from controller.emergency import Alert
 from controller.engine import Engine, Phase
 from controller.events import PropEvents
 from controller.hub import Hub
 from controller.journal import Journal
 from controller.liveness import Liveness
+from controller.media import MediaLibrary
 from controller.mqtt import Connection, Incoming, MqttBridge
 from controller.orders import Orders
 from controller.outputs import Desired, Outputs
 from controller.registry import Registry
 from controller.store import Store
+from controller.stuck import Stuck
 from controller.tech import TechDesk
 from controller.views import Views
 from protocol import contract
@@ -55,34 +61,59 @@ _BATCH = 100
 TICK_S = 0.2
 
 
+@dataclass(frozen=True, slots=True)
+class PendingGame:
+    """A valid game file given during a session: taken once the session is over."""
+
+    game: Game
+    who: str
+    source: str
+    since: float   # wall clock
+
+
 class GameService:
     """The engine, the registry, the MQTT bridge, the hub and the store, as parts on one loop."""
 
     def __init__(self, *, game: Game, bridge: MqttBridge, store: Store, demo: bool = False,
                  clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, source: str | None = None,
+                 backups: Backups | None = None,
+                 media: MediaLibrary | None = None) -> None:
         self.bridge = bridge
+        #: the sounds and videos the game file may name (None: not checked on reload)
+        self.media = media
         self.store = store
         self.demo = demo
         self.clock = clock
         self.wall = wall
+        #: the store's backups (controller/backup.py); none given: none taken
+        self.backups = backups or Backups(None, Path(), create=False)
+        self.backups.changed = self.changed
         self.ctx = Context(game, Engine(game, clock=clock, wall=wall),
                            Registry(game, clock=clock, wall=wall), clock=clock)
-        self.journal = Journal(self.ctx, store, on_failing=self.changed, clock=clock, wall=wall)
+        self.journal = Journal(self.ctx, store, on_failing=self.changed,
+                               on_closed=self.backups.after_session, clock=clock, wall=wall)
         self.alert = Alert(bridge, self.journal)
         self.outputs = Outputs(self.ctx, bridge, self.journal, self.alert, changed=self.changed,
                                publish_game_state=self.publish_game_state)
         self.liveness = Liveness(self.ctx, bridge, self.journal, self.outputs, changed=self.changed)
-        self.check = PreGameCheck(self.ctx, self.outputs)
+        #: each node's part of the game file, sent and compared with what it runs
+        self.distribution = Distribution(self.ctx, bridge, source=source)
+        #: a game file given during a session, taken once it is over (controller/reload.py)
+        self.pending_game: PendingGame | None = None
+        self.check = PreGameCheck(self.ctx, self.outputs, self.distribution)
         self.tech = TechDesk(self.ctx, bridge, self.journal, self.alert, changed=self.changed, wall=wall)
         self.hub = Hub()
+        self.stuck = Stuck(self.ctx)
         self.views = Views(self.ctx, bridge, journal=self.journal, outputs=self.outputs,
                            alert=self.alert, check=self.check, hub=self.hub, demo=demo,
-                           resumed=lambda: self.resumed)
+                           resumed=lambda: self.resumed, backups=self.backups,
+                           distribution=self.distribution, pending_game=lambda: self.pending_game,
+                           stuck=self.stuck, media_url=self.media_url)
         self.orders = Orders(self.ctx, alert=self.alert, outputs=self.outputs, check=self.check,
                              journal=self.journal, views=self.views)
         self.events = PropEvents(self.ctx, bridge, journal=self.journal, liveness=self.liveness,
-                                 outputs=self.outputs, views=self.views,
+                                 outputs=self.outputs, views=self.views, stuck=self.stuck,
                                  emergency=lambda who: self.orders.emergency(who=who), wall=wall)
         #: the session taken up at start (None: none was open)
         self.resumed: dict[str, Any] | None = None
@@ -94,6 +125,11 @@ class GameService:
         # What the controller status tells the nodes besides online/session/running.
         bridge.heartbeat_s = contract.heartbeat_interval(game.apartment.autonomy_after_s)
         bridge.status_source = lambda: status_fields(engine=self.engine, registry=self.registry)
+
+    def media_url(self, name: str) -> str | None:
+        """Where a screen loads the media file *name* (None: not in the library)."""
+        item = self.media.get(name) if self.media is not None else None
+        return item.url if item is not None else None
 
     # -- the parts' state, by name ---------------------------------------------------------
     @property
@@ -119,6 +155,7 @@ class GameService:
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
         self.resume()
+        self.backups.start()
         self.bridge.start()
         self._tasks = [asyncio.create_task(self._consume(), name="mqtt-consumer"),
                        asyncio.create_task(self._ticker(), name="timer-and-reconcile")]
@@ -126,6 +163,7 @@ class GameService:
     async def stop(self) -> None:
         self.release_and_save()
         await asyncio.sleep(0.1)
+        await self.backups.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -166,15 +204,31 @@ class GameService:
         self.journal.save()
         self.views.sync_nodes(publish=False)
 
-    def replace_game(self, game: Game) -> None:
+    def replace_game(self, game: Game) -> list[str]:
         """Make *game* the game of this idle service (a reloaded file: controller/reload.py):
         a new engine; the registry, the desired states and the configs follow the new file;
-        what is known of nodes and props that are still there is kept."""
+        what is known of nodes and props that are still there is kept; each node whose part
+        changed is sent its new one. Return those nodes."""
         self.journal.save()   # the journal of the old engine first
+        old = self.game
         self.ctx.replace(game, Engine(game, clock=self.clock, wall=self.wall),
                          self.registry.for_game(game))
         self.outputs.game_replaced()
         self.bridge.heartbeat_s = contract.heartbeat_interval(game.apartment.autonomy_after_s)
+        return self.distribution.game_replaced(old)
+
+    def take_game(self, game: Game, *, who: str, detail: str) -> list[str]:
+        """Make *game* the game now (between two sessions: the engine idle), audited, saved
+        and shown; return the nodes sent a new part."""
+        self.pending_game = None
+        changed = self.replace_game(game)
+        self.engine.audit("config_reload", who=who, detail=detail)
+        self.journal.save()
+        self.publish_game_state()
+        self.changed()
+        self.bridge.metrics["config_reloads"] += 1
+        log.warning("game file %s taken; new parts sent to: %s", detail, ", ".join(changed) or "none")
+        return changed
 
     # -- the loop -----------------------------------------------------------------------
     async def _consume(self) -> None:
@@ -217,6 +271,7 @@ class GameService:
                 # The broker is (back) up: the emergency message again (a broker without
                 # persistence lost it), and the resend back-off starts over.
                 self.alert.publish()
+                self.distribution.publish()
                 self.outputs.connected()
                 self.publish_game_state()
             return True
@@ -276,9 +331,14 @@ class GameService:
             self.changed()
         if self.engine.phase == Phase.CHECK and self.check.tick():
             self.changed()
+        pending = self.pending_game
+        if pending is not None and self.engine.phase == Phase.IDLE:
+            self.take_game(pending.game, who=pending.who,
+                           detail=f"{pending.source} (attendait la fin de la session)")
         self.liveness.watch()
         self.outputs.reconcile()
         self.outputs.watch()
+        self.backups.tick()
 
     # -- what is shown ------------------------------------------------------------------
     def changed(self) -> None:

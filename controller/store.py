@@ -16,7 +16,10 @@ One file (``Settings.DATA_DIR / "escape.db"``) holds:
 * ``audit``: every order of the game master, with who and when;
 * ``desired``: the state the controller wants each output in (re-sent after a restart);
 * ``meta``: small key/values (was the last stop clean?);
-* ``rejects``: a row the database refused on its own, with its error (kept, not dropped).
+* ``rejects``: a row the database refused on its own, with its error (kept, not dropped);
+* ``planned``, ``planned_groups``: the year's calendar and the groups registered ahead;
+  ``followup_contacts``, ``followup_answers``: the follow-up phone calls (their SQL is in
+  :mod:`controller.planning` and :mod:`controller.followup`, through :meth:`Store.transaction`).
 
 Durability: WAL journal with ``synchronous=NORMAL``. In WAL mode a commit is a single
 append to the ``-wal`` file; NORMAL skips the fsync at each commit (it syncs at
@@ -44,9 +47,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import fcntl
 import io
 import json
 import logging
+import os
 import sqlite3
 import statistics
 import threading
@@ -63,7 +68,64 @@ from controller.core.errors import Bilingual, NotFoundError
 log = logging.getLogger(__name__)
 
 DB_NAME = "escape.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
+
+#: the year's calendar, the groups registered ahead, the follow-up calls (version 3)
+_PLANNING_TABLES = (
+    """CREATE TABLE IF NOT EXISTS planned (
+    id INTEGER PRIMARY KEY,
+    date TEXT NOT NULL,
+    time TEXT NOT NULL,
+    game_master TEXT NOT NULL,
+    parcours TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT '',
+    session_id TEXT,
+    created_at REAL NOT NULL
+)""",
+    "CREATE INDEX IF NOT EXISTS planned_date ON planned (date, time)",
+    """CREATE TABLE IF NOT EXISTS planned_groups (
+    id INTEGER PRIMARY KEY,
+    planned_id INTEGER NOT NULL REFERENCES planned (id) ON DELETE CASCADE,
+    adults INTEGER NOT NULL CHECK (adults >= 0),
+    children INTEGER NOT NULL CHECK (children >= 0),
+    households INTEGER NOT NULL CHECK (households >= 1),
+    tenancy TEXT NOT NULL,
+    referral TEXT NOT NULL,
+    first_visit INTEGER NOT NULL,
+    created_at REAL NOT NULL
+)""",
+    "CREATE INDEX IF NOT EXISTS planned_groups_plan ON planned_groups (planned_id)",
+    """CREATE TABLE IF NOT EXISTS followup_contacts (
+    id INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions (id),
+    phone TEXT,
+    consent INTEGER NOT NULL,
+    given_at REAL NOT NULL,
+    called_at REAL,
+    erased_at REAL,
+    erased_why TEXT
+)""",
+    "CREATE INDEX IF NOT EXISTS followup_due ON followup_contacts (called_at, given_at)",
+    """CREATE TABLE IF NOT EXISTS followup_answers (
+    contact_id INTEGER NOT NULL REFERENCES followup_contacts (id) ON DELETE CASCADE,
+    session_id TEXT NOT NULL REFERENCES sessions (id),
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (contact_id, question)
+)""",
+)
+
+#: what brings a database of an older schema version up to the next one
+_MIGRATIONS = {
+    1: ("ALTER TABLE budget_lines ADD COLUMN obligation TEXT",
+        "ALTER TABLE budget_lines ADD COLUMN kind TEXT",
+        "ALTER TABLE budget_lines ADD COLUMN label_en TEXT"),
+    2: _PLANNING_TABLES,
+}
+#: beside the database, ``escape.db.lock``: every open store holds it shared, a restore
+#: (controller/backup.py) alone — so a restore never pulls the file from under a controller
+LOCK_SUFFIX = ".lock"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -113,6 +175,9 @@ CREATE TABLE IF NOT EXISTS budget_lines (
     amount INTEGER NOT NULL,
     label TEXT NOT NULL,
     puzzle TEXT,
+    obligation TEXT,
+    kind TEXT,
+    label_en TEXT,
     PRIMARY KEY (session_id, seq)
 );
 CREATE TABLE IF NOT EXISTS clues (
@@ -178,7 +243,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
     who TEXT NOT NULL,
     at REAL NOT NULL
 );
-"""
+""" + "".join(f"{statement};\n" for statement in _PLANNING_TABLES)
 
 SESSION_CSV_COLUMNS = (
     ("session", "id"), ("date", "date"), ("parcours", "parcours"), ("joueurs", "players"),
@@ -303,6 +368,7 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._closed = False
+        self._lock_fd = self._share_lock()
         try:
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None,
                                        timeout=5.0)
@@ -312,14 +378,44 @@ class Store:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
+            if version == 0:   # a new file: the schema above is the latest
+                version = SCHEMA_VERSION
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            elif version != SCHEMA_VERSION:
+            while version in _MIGRATIONS:
+                with self._db:   # one transaction per step: a step is all done or not at all
+                    self._db.execute("BEGIN")
+                    for statement in _MIGRATIONS[version]:
+                        self._db.execute(statement)
+                    version += 1
+                    self._db.execute(f"PRAGMA user_version={version}")
+            if version != SCHEMA_VERSION:
                 msg = f"{path}: database schema version {version}, this controller knows {SCHEMA_VERSION}"
                 raise StoreError(msg)
         except sqlite3.Error as exc:
+            self._unlock()
             msg = f"cannot open the session database {path}: {exc}"
             raise StoreError(msg) from exc
+
+    def _share_lock(self) -> int | None:
+        if self.path is None:
+            return None
+        try:
+            fd = os.open(self.path.with_name(self.path.name + LOCK_SUFFIX), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            msg = f"cannot open the session database's lock file beside {self.path}: {exc}"
+            raise StoreError(msg) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            msg = f"the session database {self.path} is being restored from a backup: try again after"
+            raise StoreError(msg) from None
+        return fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def close(self) -> None:
         """Close the database (safe to call twice)."""
@@ -329,6 +425,7 @@ class Store:
                 self._db.close()
             except sqlite3.Error:
                 log.exception("closing the session database failed")
+            self._unlock()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -343,6 +440,22 @@ class Store:
             except BaseException:
                 self._rollback()
                 raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction, for the modules that keep their own tables here
+        (:mod:`controller.planning`, :mod:`controller.followup`): committed when the block
+        ends, rolled back if it raises."""
+        with self._tx() as db:
+            yield db
+
+    def read(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """The rows of one read-only query, as dicts."""
+        with self._lock:
+            if self._closed:
+                msg = "the session database is closed"
+                raise StoreError(msg)
+            return [dict(r) for r in self._db.execute(sql, args).fetchall()]
 
     def _rollback(self) -> None:
         # NOTE: SQLite rolls a transaction back by itself on some errors (SQLITE_FULL,
@@ -467,9 +580,10 @@ class Store:
         db.execute("DELETE FROM budget_lines WHERE session_id = ? AND seq >= ?",
                    (s["id"], len(rows["budget"])))
         db.executemany(
-            "INSERT OR REPLACE INTO budget_lines (session_id, seq, at_s, amount, label, puzzle) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [(s["id"], i, b["at"], b["amount"], b["label"], b["puzzle"])
+            "INSERT OR REPLACE INTO budget_lines (session_id, seq, at_s, amount, label, puzzle, "
+            "obligation, kind, label_en) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(s["id"], i, b["at"], b["amount"], b["label"], b["puzzle"], b.get("obligation"),
+              None if b.get("kind") is None else str(b["kind"]), b.get("label_en"))
              for i, b in enumerate(rows["budget"])])
         db.executemany(
             """INSERT OR REPLACE INTO clues (session_id, id, seq, puzzle, idx, text, room, counts,
@@ -637,7 +751,8 @@ class Store:
             out["puzzles_detail"] = [dict(r) for r in self._db.execute(
                 "SELECT * FROM puzzle_results WHERE session_id = ? ORDER BY position", (session_id,))]
             out["budget_lines"] = [dict(r) for r in self._db.execute(
-                "SELECT seq, at_s, amount, label, puzzle FROM budget_lines WHERE session_id = ? "
+                "SELECT seq, at_s, amount, label, label_en, puzzle, obligation, kind FROM budget_lines "
+                "WHERE session_id = ? "
                 "ORDER BY seq", (session_id,))]
             out["clues_detail"] = [dict(r) for r in self._db.execute(
                 "SELECT * FROM clues WHERE session_id = ? ORDER BY seq", (session_id,))]

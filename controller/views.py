@@ -3,7 +3,8 @@
 Views read the parts of the service and change nothing. :class:`Views` also pushes them:
 :meth:`Views.changed` schedules one push per loop turn, each WebSocket audience getting
 its own view (the staff: the snapshot; a room screen: its screen view), one JSON text per
-audience, never one per client. The shapes are the models of :mod:`controller.api.models`.
+audience, never one per client: what changed since the last push (:mod:`controller.hub`).
+The shapes are the models of :mod:`controller.api.models`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from controller import jsonsafe
-from controller.api.models import CLUES, MESSAGES, SCREEN_CLUES, dump
+from controller import health, jsonsafe
+from controller.api.models import CLUES, MESSAGES, SCREEN_CLUES, ScreenClue, dump
+from controller.backup import Backups
 from controller.context import Context
+from controller.distribution import whole_hash
 from controller.emergency import Alert
-from controller.engine import PHASE_LABELS, PLAYING, Engine
+from controller.engine import PHASE_LABELS, PLAYING, Engine, Phase, PuzzleStatus
 from controller.hub import STAFF, Hub
 from controller.journal import Journal
 from controller.mqtt import MqttBridge
@@ -25,6 +28,8 @@ from protocol import contract
 
 if TYPE_CHECKING:
     from controller.check import PreGameCheck
+    from controller.distribution import Distribution
+    from controller.stuck import Stuck
 
 #: how many of the newest screen messages and clues each view shows
 SNAPSHOT_MESSAGES = 10
@@ -45,9 +50,12 @@ def game_view(engine: Engine) -> dict[str, Any]:
         "remaining_s": round(engine.remaining(), 3), "result": engine.result,
         "started_wall": engine.started_wall, "ended_wall": engine.ended_wall,
         "budget": engine.budget, "budget_start": engine.budget_start,
-        "budget_history": [{"amount": b.amount, "label": b.label, "at": round(b.at, 1),
-                            "puzzle": b.puzzle} for b in engine.budget_history],
-        "puzzles": [{"id": p.id, "label": p.label.fr, "theme": p.theme, "room": p.room,
+        "budget_history": [{"amount": b.amount, "label": b.label, "label_en": b.label_en,
+                            "at": round(b.at, 1), "puzzle": b.puzzle, "obligation": b.obligation,
+                            "kind": b.kind} for b in engine.budget_history],
+        "bills": bills_view(engine), "month": engine.month(),
+        "puzzles": [{"id": p.id, "label": p.label.fr, "label_en": p.label.en, "theme": p.theme,
+                     "room": p.room,
                      "status": str(puzzles[p.id].status), "in_parcours": engine.in_parcours(p),
                      "available_at": puzzles[p.id].available_at,
                      "solved_at": puzzles[p.id].solved_at, "solved_by": puzzles[p.id].solved_by,
@@ -60,6 +68,13 @@ def game_view(engine: Engine) -> dict[str, Any]:
         "audit": engine.audit_log[-SNAPSHOT_JOURNAL:],
         "log": engine.log[-SNAPSHOT_JOURNAL:],
     }
+
+
+def bills_view(engine: Engine) -> list[dict[str, Any]]:
+    """The month's bills as they stand (:class:`controller.api.models.Bill`)."""
+    return [{"id": b.id, "label": b.label.fr, "label_en": b.label.en, "icon": b.icon,
+             "amount": b.amount, "unpaid": b.unpaid, "late_fee": b.late_fee, "status": b.status}
+            for b in engine.bills()]
 
 
 def clue_catalogue(engine: Engine) -> list[dict[str, Any]]:
@@ -79,13 +94,35 @@ def clue_catalogue(engine: Engine) -> list[dict[str, Any]]:
     return out
 
 
+def relock_plan(ctx: Context) -> list[dict[str, Any]]:
+    """What « Reprendre et reverrouiller » would lock again: the locks the game holds locked
+    (:meth:`Engine.held_locks`) that are not engaged now (an emergency opened them); an exit
+    door only when the game master ticks it (``exit_door``)."""
+    if ctx.engine.phase != Phase.PAUSED:
+        return []
+    plan = []
+    for key in ctx.engine.held_locks():
+        cfg, info = ctx.maglocks.get(key), ctx.registry.props.get(key)
+        if cfg is None or info is None or info.reported.get("engaged") is True:
+            continue
+        node = ctx.registry.nodes.get(key[0])
+        plan.append({"node": key[0], "prop": key[1], "label": info.label,
+                     "room": node.label if node else key[0], "exit_door": cfg.exit_door})
+    return plan
+
+
 class Views:
     """The snapshot, the screen views and ``game/state``, built and pushed."""
 
     def __init__(self, ctx: Context, bridge: MqttBridge, *, journal: Journal, outputs: Outputs,
                  alert: Alert, check: PreGameCheck, hub: Hub, demo: bool,
-                 resumed: Callable[[], dict[str, Any] | None]) -> None:
+                 resumed: Callable[[], dict[str, Any] | None], backups: Backups,
+                 stuck: Stuck, distribution: Distribution | None = None,
+                 pending_game: Callable[[], Any] = lambda: None,
+                 media_url: Callable[[str], str | None] = lambda _name: None) -> None:
         self.ctx = ctx
+        #: where a screen loads a file of the media library, by its name
+        self.media_url = media_url
         self.bridge = bridge
         self.journal = journal
         self.outputs = outputs
@@ -94,6 +131,10 @@ class Views:
         self.hub = hub
         self.demo = demo
         self.resumed = resumed
+        self.distribution = distribution
+        self.pending_game = pending_game
+        self.backups = backups
+        self.stuck = stuck
         self._push_scheduled = False
         self._game_state_due = False
 
@@ -104,13 +145,45 @@ class Views:
         now = self.ctx.clock()
         for prop in reg["props"]:
             prop["desired"] = self.outputs.view((prop["node"], prop["id"]), now)
+        for node in reg["nodes"]:
+            node["health_problems"] = health.assess(node["health"])
+            # estimated from the node's clock offset, which jitters by milliseconds with each
+            # heartbeat: to the second, it changes (and is pushed) only when it does change
+            if node["booted_at"] is not None:
+                node["booted_at"] = round(node["booted_at"])
         game = self.ctx.game
-        return {"game": game_view(self.ctx.engine), **reg, "check": self.check.report(),
+        return {"game": game_view(self.ctx.engine), **reg, **self._game_file(reg["nodes"]),
+                "check": self.check.report(),
                 "emergency": self.alert.view(), "lock_alerts": self.outputs.lock_alerts(),
+                "stuck": self.stuck.view(), "relock": relock_plan(self.ctx),
+                "hint_after_s": round(game.apartment.hint_after_min * 60),
                 "resumed": self.resumed(), "store": self.journal.backlog.health(),
+                "backup": self.backups.health(), "notices": self.notices(reg["nodes"]),
                 "mqtt": {"connected": self.bridge.connected, "metrics": dict(self.bridge.metrics)},
                 "apartment": {"id": game.apartment.id, "name": game.apartment.name.fr},
                 "demo": self.demo, "ts": contract.now()}
+
+    def _game_file(self, nodes: list[dict[str, Any]]) -> dict[str, Any]:
+        """The game file the controller holds, one waiting for the end of the session, and
+        each node's game beside it (``NodeView.game``, ``GameFileView``)."""
+        if self.distribution is None:
+            return {}
+        registry = self.ctx.registry.nodes
+        for node in nodes:
+            node["game"] = self.distribution.view(registry[node["id"]])
+        pending = self.pending_game()
+        waiting = None if pending is None else {
+            "hash": whole_hash(pending.game), "source": pending.source, "who": pending.who,
+            "since": pending.since}
+        return {"game_file": {**self.distribution.summary(), "pending": waiting}}
+
+    def notices(self, nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """What the game master should know before the next session: a node too hot or
+        under-powered, a failed backup. Never while a game is played: nothing to do about
+        it with players inside, and the console is for them."""
+        if self.ctx.engine.phase in PLAYING:
+            return []
+        return [*health.notices(nodes), *self.backups.notices()]
 
     def view(self, who: Any) -> dict[str, Any]:
         """What *who* (a :class:`controller.api.auth.Principal`) may see: the full snapshot
@@ -128,15 +201,35 @@ class Views:
             return target is None or room is None or target == room
 
         node = self.ctx.registry.nodes.get(room or "")
+        room_cfg = self.ctx.game.node(room or "")
         messages = [m for m in engine.messages[-SCREEN_ITEMS:] if mine(m.room)]
-        clues = [c for c in engine.clues if mine(c.room)][-SCREEN_ITEMS:]
+        cues = [{"id": c.id, "kind": c.kind, "file": c.file, "url": self.media_url(c.file),
+                 "volume": c.volume, "loop": c.loop, "at": c.at}
+                for c in engine.cues if c.rooms is None or room is None or room in c.rooms][-SCREEN_ITEMS:]
+        solved = {pid for pid, st in engine.puzzles.items() if st.status == PuzzleStatus.SOLVED}
+        clues = [{**ScreenClue.model_validate(c).model_dump(), "done": c.puzzle in solved}
+                 for c in engine.clues if mine(c.room)][-SCREEN_ITEMS:]
+        last = engine.budget_history[-1] if engine.budget_history else None
         return {"screen": True, "room": room,
-                "game": {"phase": str(engine.phase), "remaining_s": round(engine.remaining(), 3),
-                         "duration_s": engine.duration, "budget": engine.budget,
-                         "budget_start": engine.budget_start,
-                         "messages": dump(MESSAGES, messages), "clues": dump(SCREEN_CLUES, clues)},
-                "nodes": [{"id": node.id, "label": node.label}] if node else [],
-                "apartment": {"name": self.ctx.game.apartment.name.fr}, "ts": contract.now()}
+                "game": {"phase": str(engine.phase), "result": engine.result,
+                         "remaining_s": round(engine.remaining(), 3),
+                         "duration_s": engine.duration, "timer_running": engine.timer_running,
+                         "budget": engine.budget, "budget_start": engine.budget_start,
+                         "month": engine.month(), "bills": bills_view(engine),
+                         "last_change": None if last is None else {
+                             "amount": last.amount, "label": last.label, "label_en": last.label_en},
+                         "messages": dump(MESSAGES, messages), "clues": clues, "cues": cues,
+                         "preload": self.preload(room),
+                         "emergency": self.alert.active},
+                "nodes": [{"id": node.id, "label": node.label,
+                           "label_en": room_cfg.label.en if room_cfg else None}] if node else [],
+                "apartment": {"name": self.ctx.game.apartment.name.fr,
+                              "name_en": self.ctx.game.apartment.name.en}, "ts": contract.now()}
+
+    def preload(self, room: str | None) -> list[dict[str, str]]:
+        """The files the game file may cue on *room*'s screen, with where to load them."""
+        files = sorted(self.ctx.game.media_files(room))
+        return [{"file": f, "url": url} for f in files if (url := self.media_url(f)) is not None]
 
     def game_state(self) -> dict[str, Any]:
         """The retained ``game/state`` (:class:`~controller.api.models.GameStateMessage`)."""
@@ -188,8 +281,17 @@ class Views:
         self._push_scheduled = True
         asyncio.get_running_loop().call_soon(self.push)
 
+    def welcome(self, who: Any, audience: str) -> str:
+        """The first frame of a new client of *audience*: the whole view its audience holds
+        (then what changed since, pushed to all of them)."""
+        if audience in self.hub.feeds:
+            self.changed()
+        else:
+            self.hub.update(audience, self.view(who))
+        return self.hub.snapshot_text(audience)
+
     def push(self) -> None:
-        """Send each audience present its view now: one JSON text per audience."""
+        """Send each audience present what changed in its view: one JSON text per audience."""
         self._push_scheduled = False
         texts: dict[str, str] = {}
         for audience in self.hub.audiences():
@@ -198,6 +300,10 @@ class Views:
             else:
                 room = audience.partition(":")[2]
                 data = self.screen_view(None if room == "*" else room)
-            texts[audience] = jsonsafe.dumps(Hub.frame("snapshot", data), what=f"push to {audience}")
+            text = self.hub.update(audience, data)
+            if text is not None:
+                texts[audience] = text
+        if not texts:
+            return
         task = asyncio.ensure_future(self.hub.broadcast(texts))
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)

@@ -26,9 +26,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from gpiozero import Button, Factory
 
-from config.game import Game
+from config.game import Game, Node, NodePart
+from nodes import gamefile
 from nodes.build import build_core, build_props, close_props
 from nodes.core import NodeCore
+from nodes.datadir import DataDir
 from nodes.inbound import (
     CONNECTED,
     DISCONNECTED,
@@ -51,6 +53,7 @@ from protocol.contract import (
     ControllerStatus,
     Emergency,
     Gesture,
+    NodeGame,
     NodeStatus,
     Resync,
     TechRequest,
@@ -77,31 +80,44 @@ class NodeAgent:
     >>> agent.start()        # builds the props (relays start unlocked) and connects
     >>> agent.stop()         # unlocks, says offline, disconnects
 
-    *data_dir* holds what the node keeps across its restarts (``nodes/datadir.py``: the
-    outbox, the game view, the boot counter, an uncleared emergency); default: a temporary
+    *game* is the game file, or this node's part of it; the part the controller gave last,
+    kept in the data dir, wins over it at start (``nodes/gamefile.py``). *data_dir* holds
+    what the node keeps across its restarts (``nodes/datadir.py``: the outbox, the game
+    view, the boot counter, an uncleared emergency, the game part); default: a temporary
     directory removed at :meth:`stop` (the CLI always gives one outside simulation);
     *keepalive* is the MQTT keepalive: the broker publishes our last will 1.5 times that
     after we went silent; *transport* builds the network loop on the paho client (paho's
-    own by default; the bench measures another: docs/performance.md, "Node transport").
+    own by default; the bench measures another: docs/performance.md, "Node transport");
+    *health_root* is where the Pi's health is read (``nodes/health.py``: ``/`` by default, a
+    folder of fake sensor files in tests; a simulated node reads no sensor without one).
     """
 
-    def __init__(self, *, game: Game, node_id: str, broker: BrokerAddress,
+    def __init__(self, *, game: Game | NodePart, node_id: str, broker: BrokerAddress,
                  pin_factory: Factory | None = None, simulate: bool = False,
                  keepalive: int = 5, data_dir: Path | str | None = None,
                  outbox_max_events: int = DEFAULT_MAX_EVENTS,
                  outbox_max_bytes: int = DEFAULT_MAX_BYTES,
-                 transport: Callable[..., Transport] = PahoLoop) -> None:
-        node = game.node(node_id)
-        if node is None:
-            known = ", ".join(n.id for n in game.nodes)
-            msg = f"node {node_id!r} is not in the game file (known: {known})"
+                 transport: Callable[..., Transport] = PahoLoop,
+                 health_root: Path | str | None = None) -> None:
+        if isinstance(game, Game):
+            if game.node(node_id) is None:
+                known = ", ".join(n.id for n in game.nodes)
+                msg = f"node {node_id!r} is not in the game file (known: {known})"
+                raise ValueError(msg)
+            game = game.part(node_id)
+        elif game.node.id != node_id:
+            msg = f"the game part given is node {game.node.id!r}'s, not {node_id!r}'s"
             raise ValueError(msg)
-        self.game, self.node, self.broker = game, node, broker
+        #: the part of the game this node runs (replaced by the controller's, between games)
+        self.part: NodePart = game
+        self.node: Node = game.node
+        self.broker = broker
         self.topics = Topics(game.apartment.id)
         self.pin_factory, self.simulate, self.keepalive = pin_factory, simulate, keepalive
         self._transport_factory = transport
         self.boot_id = contract.new_id()
         self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.health_root = Path(health_root) if health_root is not None else None
         self.props: dict[str, Prop] = {}
         self.simulators: dict[str, Any] = {}
         self.metrics: Counter[str] = Counter()
@@ -113,7 +129,8 @@ class NodeAgent:
         self.on_handled: Callable[[contract.TopicParts, Any], None] | None = None
         self._outbox_limits = (outbox_max_events, outbox_max_bytes)
         self._lock = threading.RLock()   # the core's: a prop may call back while applying
-        self._ports = AgentPorts(node, self.topics, self.props, self.simulators, self.metrics)
+        self._ports = AgentPorts(self.node, self.topics, self.props, self.simulators, self.metrics)
+        self._ports.rebuilder = self._rebuild
         self._worker = Worker(name=f"node-{node_id}-worker", handle=self._work_on,
                               tick=self._tick, max_messages=INBOX_MAX)
         self._received = 0
@@ -160,7 +177,7 @@ class NodeAgent:
     @property
     def client_id(self) -> str:
         """The node's MQTT client id: the same at every boot (``nodes/identity.py``)."""
-        return f"{self.game.apartment.id}-{self.node.id}"
+        return f"{self.topics.apartment_id}-{self.node.id}"
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Wait until the worker has handled everything handed to it before this call (the
@@ -171,31 +188,26 @@ class NodeAgent:
         """What this node knows, for logs and the technician."""
         with self._lock:
             known = self._core().status(now=time.monotonic())
+            props = {pid: json.loads(json.dumps(p.state, default=str))
+                     for pid, p in self.props.items()}
         return {"node": self.node.id, "boot_id": self.boot_id, "boot_n": self.boot_n,
-                "connected": self.connected.is_set(), **known,
-                "props": {pid: json.loads(json.dumps(p.state, default=str))
-                          for pid, p in self.props.items()}}
+                "connected": self.connected.is_set(), **known, "props": props}
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> None:
         """Build the props and connect (in the background: works with no broker yet)."""
-        props, simulators = build_props(self.node, pin_factory=self.pin_factory,
-                                        simulate=self.simulate)
-        self.props.update(props)
-        self.simulators.update(simulators)
+        data = self._open_data_dir()
+        digest = self._build_start_part(data)
         try:
-            for prop_id, prop in self.props.items():
-                prop.when_event = self._event_callback(prop_id)
-                prop.when_state_changed = self._state_callback(prop_id)
-            if self.node.emergency is not None:
-                em = self.node.emergency
-                self._emergency_input = Button(em.pin, pull_up=em.pull_up, bounce_time=0.05,
-                                               pin_factory=self.pin_factory)
-            self._open_data_dir()
+            self.core = build_core(self.part, self.node, data=data, ports=self._ports,
+                                   boot_id=self.boot_id, keepalive=self.keepalive,
+                                   simulated=self.simulate, outbox_limits=self._outbox_limits,
+                                   metrics=self.metrics, game=digest,
+                                   health_root=self.health_root)
         except Exception:
             self._close_props()   # a node that fails halfway leaves no relay driven
             raise
-        if self._emergency_input is not None:
+        if self._emergency_input is not None:   # its handler needs the core
             self._emergency_input.when_pressed = self._emergency_pressed
         self._worker.start()
         # NOTE: the same client id at every boot: the broker closes an old connection of
@@ -244,7 +256,7 @@ class NodeAgent:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _open_data_dir(self) -> None:
+    def _open_data_dir(self) -> DataDir:
         directory = self.data_dir
         if directory is None:
             # NOTE: a temporary data dir survives broker and controller outages, not a
@@ -254,15 +266,100 @@ class NodeAgent:
             if not self.simulate:
                 log.warning("node %s: no data dir; events queued in %s are lost if the agent "
                             "restarts", self.node.id, directory)
-        self.core = build_core(self.game, self.node, directory=directory, ports=self._ports,
-                               boot_id=self.boot_id, keepalive=self.keepalive,
-                               simulated=self.simulate, outbox_limits=self._outbox_limits,
-                               metrics=self.metrics)
+        data = self._ports.data = DataDir(directory, apartment=self.topics.apartment_id,
+                                          node=self.node.id)
+        return data
 
-    def _close_props(self) -> None:
+    # -- the props, and the game part they are built from --------------------------------
+    def _build_start_part(self, data: DataDir) -> str:
+        """Build the props of the part the controller gave last (kept in the data dir) or,
+        when there is none or it cannot be built here, of the part given; its hash."""
+        store = self._ports.part_store = gamefile.PartStore(
+            data.path(gamefile.PART_FILE), apartment=self.topics.apartment_id, node_id=self.node.id)
+        given = self.part.content_hash()
+        kept = store.load()
+        if kept is not None and kept.hash != given:
+            try:
+                self._build_props(kept.part.node)
+            except Exception:
+                log.exception("node %s: the kept game part %s cannot be built here; the given "
+                              "one is used", self.node.id, kept.hash)
+            else:
+                log.warning("node %s: starts with game part %s, the last one the controller "
+                            "gave (not the file's, %s)", self.node.id, kept.hash, given)
+                self._use(kept.part)
+                return kept.hash
+        self._build_props(self.node)
+        return given
+
+    def _use(self, part: NodePart) -> None:
+        self.part, self.node = part, part.node
+        self._ports.node = part.node
+
+    def _build_props(self, node: Node) -> None:
+        """Build *node*'s props and emergency input, wired to this agent; on a failure close
+        what was built (no relay left driven) and raise."""
+        props, simulators = build_props(node, pin_factory=self.pin_factory, simulate=self.simulate)
+        self.props.update(props)
+        self.simulators.update(simulators)
+        try:
+            for prop_id, prop in self.props.items():
+                prop.when_event = self._event_callback(prop_id)
+                prop.when_state_changed = self._state_callback(prop_id)
+            if node.emergency is not None:
+                em = node.emergency
+                self._emergency_input = Button(em.pin, pull_up=em.pull_up, bounce_time=0.05,
+                                               pin_factory=self.pin_factory)
+                if self.core is not None:
+                    self._emergency_input.when_pressed = self._emergency_pressed
+        except Exception:
+            self._close_props()
+            raise
+
+    def _rebuild(self, part: NodePart) -> str | None:
+        """The port's ``rebuild`` (``NodeCore`` asks, on the worker, under the core's lock):
+        the old props closed first — every maglock released, no relay driven — then the
+        new ones built (a maglock starts released); if they cannot be, the old ones again.
+        None when done, else why not."""
+        old = self.node
+        self._close_props(rewire=True)
+        try:
+            self._build_props(part.node)
+        except Exception as exc:
+            log.exception("node %s: the props of the new game part cannot be built: the old "
+                          "ones are built again", self.node.id)
+            try:
+                self._build_props(old)
+            except Exception:
+                log.exception("node %s: the old props cannot be built again either: the node "
+                              "drives nothing until it is restarted", self.node.id)
+            return f"props not built: {type(exc).__name__}: {exc}"
+        self._use(part)
+        return None
+
+    def _close_props(self, *, rewire: bool = False) -> None:
+        """Close every prop (a maglock releases as it closes) and the emergency input; to
+        *rewire* them: forget them, and a simulated node's mock pins, so the next props may
+        wire those pins anew."""
+        if rewire:   # what the old props say as they close is news of nothing
+            for prop in self.props.values():
+                prop.when_event = prop.when_state_changed = None
         close_props(self.props.values())
         if self._emergency_input is not None:
             self._emergency_input.close()
+        if not rewire:
+            return
+        self._emergency_input = None
+        for simulator in self.simulators.values():
+            try:
+                simulator.close()
+            except Exception:
+                log.exception("closing the simulator of %s failed", simulator)
+        self.props.clear()
+        self.simulators.clear()
+        reset = getattr(self.pin_factory, "reset", None)
+        if self.simulate and callable(reset):
+            reset()   # MockFactory: its pins and reservations
 
     # -- the release lane: at once, relays first, never behind the worker --------------
     def _emergency_pressed(self) -> None:
@@ -274,7 +371,7 @@ class NodeAgent:
     def _on_emergency(self, emergency: Emergency, receipt: int) -> None:
         core = self._core()
         changed = core.lane.emergency(emergency, receipt=receipt)
-        if emergency.active or changed:
+        if changed or (emergency.active and core.gate.emergency is not None):
             self._worker.put_urgent(EmergencyBooked(emergency, changed))
 
     def _command_at_once(self, prop_id: str, command: Command, receipt: int) -> bool:
@@ -415,3 +512,5 @@ class NodeAgent:
             self._ports.perform(prop_id, payload)
         elif isinstance(payload, TechRequest):
             self._ports.tech(payload, why_held=core.gate.why_held)
+        elif isinstance(payload, NodeGame):
+            core.game_offered(payload, message.raw)

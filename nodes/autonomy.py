@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from config import rules
-from config.game import Game, PropAction, Puzzle
+from config.game import Game, NodePart, PropAction, Puzzle
 from nodes.datadir import write_atomically
 
 
@@ -151,7 +151,7 @@ class LocalPuzzles:
     ['mailbox']
     """
 
-    def __init__(self, *, game: Game, node_id: str) -> None:
+    def __init__(self, *, game: Game | NodePart, node_id: str) -> None:
         self.node_id = node_id
         self.puzzles: list[Puzzle] = [p for p in game.puzzles if p.local and p.room == node_id]
         self.progress: dict[str, list[int]] = {}

@@ -104,21 +104,25 @@ def with_settings(command: Callable[[argparse.Namespace], int]) -> Callable[[arg
 def cmd_run(args: argparse.Namespace) -> int:
     from config.loader import GameConfigError
     from nodes.agent import NodeAgent
-    from nodes.build import load_node_game, pin_factory_for
+    from nodes.build import node_part_at_start, pin_factory_for
     from nodes.datadir import default_data_dir
 
+    if not args.node_id:
+        log.error("--id is required (or ESCAPE_NODE_ID); node not started")
+        return 2
+    data_dir = args.data_dir or default_data_dir(args.node_id)
     try:
-        game = load_node_game(args)
+        part = node_part_at_start(args, data_dir)
     except GameConfigError as exc:
-        log.error("the game file has errors; node not started:\n%s", exc)
+        log.error("the game file has errors and no game part was kept; node not started:\n%s", exc)
         return 2
     broker = args.settings.broker()
-    data_dir = args.data_dir or default_data_dir(args.node_id)
     log.info("node %s keeps its data in %s%s", args.node_id, data_dir,
              "" if args.data_dir else " (no --data-dir nor ESCAPE_DATA_DIR: the default)")
-    agent = NodeAgent(game=game, node_id=args.node_id, broker=broker,
+    agent = NodeAgent(game=part, node_id=args.node_id, broker=broker,
                       pin_factory=pin_factory_for(args.simulate), simulate=args.simulate,
-                      keepalive=args.keepalive, data_dir=data_dir)
+                      keepalive=args.keepalive, data_dir=data_dir,
+                      health_root=args.settings.HEALTH_ROOT)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

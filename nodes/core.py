@@ -26,7 +26,8 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from config.game import Game, Puzzle
+from config.game import Game, NodePart, Puzzle
+from nodes import gamefile
 from nodes.autonomy import GameView, LocalPuzzles
 from nodes.events import EventStream, Leftover
 from nodes.gate import CommandGate
@@ -41,6 +42,9 @@ from protocol.contract import (
     Command,
     ControllerStatus,
     Emergency,
+    GameRefusal,
+    NodeGame,
+    NodeHealth,
     NodeHeartbeat,
     NodeStatus,
     PropState,
@@ -75,12 +79,23 @@ class Ports(Protocol):
     def save_view(self, view: GameView, *, controller_boot: str | None) -> None:
         """Keep the game view for a restart while the controller is away."""
 
+    def rebuild(self, part: NodePart) -> str | None:
+        """Close every prop (a maglock releases as it closes), then build *part*'s (each
+        maglock starts released); None when done, else why not — the old props are built
+        again and still run."""
+
+    def save_part(self, raw: bytes) -> None:
+        """Keep the game part just applied (the :class:`NodeGame` message) for a restart."""
+
+    def health(self) -> NodeHealth | None:
+        """The Pi's health, read now (``nodes/health.py``); never raises."""
+
 
 class NodeCore:
     """One node's rules: see the module's doc. ``kinds`` maps each prop id to its kind."""
 
-    def __init__(self, *, game: Game, node_id: str, kinds: Mapping[str, str], ports: Ports,
-                 outbox: Outbox, identity: Identity, now: float,
+    def __init__(self, *, game: Game | NodePart, node_id: str, kinds: Mapping[str, str],
+                 ports: Ports, outbox: Outbox, identity: Identity, now: float,
                  metrics: Counter[str] | None = None) -> None:
         self.node_id = node_id
         self.topics = Topics(game.apartment.id)
@@ -105,6 +120,9 @@ class NodeCore:
         self._published: dict[str, tuple[dict[str, Any], str | None]] = {}
         self._status_epoch = 0               # the connection of the last status seen
         self._next_beat = now
+        #: a game part received during a game: (part, hash, message), applied after it
+        self._pending: tuple[NodePart, str, bytes] | None = None
+        self._next_health = now
 
     @property
     def boot_id(self) -> str:
@@ -149,6 +167,7 @@ class NodeCore:
     def connected(self) -> None:
         """A new connection (subscribed already): birth, then every state."""
         self.link.trigger("connect")
+        self._next_health = -float("inf")   # the first heartbeat of a connection carries it
         self._publish_birth()
         self.publish_all_states()
 
@@ -179,7 +198,8 @@ class NodeCore:
 
         A small QoS 0 sign of life every keepalive / 3 while connected lets the controller
         see a hung or cut-off node offline within 1.2 × keepalive; it says whether the node
-        plays alone and how many events wait in its outbox.
+        plays alone and how many events wait in its outbox; one in
+        ``NODE_HEALTH_EVERY_S`` carries the Pi's health.
         """
         if now < self._next_beat:
             return self._next_beat
@@ -188,8 +208,13 @@ class NodeCore:
             return self._next_beat
         if self.identity.due:
             self._publish_birth()
+        health = None
+        if now >= self._next_health:
+            self._next_health = now + contract.NODE_HEALTH_EVERY_S
+            health = self.ports.health()
         beat = NodeHeartbeat(boot_id=self.boot_id, boot_n=self.identity.boot_n, ts=contract.now(),
-                             autonomous=self.autonomous(now), outbox=len(self.outbox))
+                             autonomous=self.autonomous(now), outbox=len(self.outbox),
+                             game=self.identity.game, health=health)
         if self.ports.publish(self.topics.node_heartbeat(self.node_id), beat.to_bytes(), qos=0):
             self.metrics["heartbeats"] += 1
         return self._next_beat
@@ -227,6 +252,8 @@ class NodeCore:
         self.view = GameView(running=bool(status.running), session=status.session,
                              parcours=status.parcours, solved=frozenset(status.solved or ()))
         self.ports.save_view(self.view, controller_boot=status.boot_id)
+        if self._pending is not None and not self.view.running:
+            self._apply_part(*self._pending)   # the game it waited for is over
         if status.acks is not None:
             acknowledged = self.events.acknowledged(status.acks.get(self.node_id))
             if acknowledged is not None:
@@ -361,6 +388,70 @@ class NodeCore:
         self.metrics["local_solves"] += 1
         log.warning("node %s solved %s on its own (controller away)", self.node_id, puzzle.id)
 
+    # -- the game part (nodes/gamefile.py) ----------------------------------------------
+    def game_offered(self, message: NodeGame, raw: bytes) -> None:
+        """The controller's part of the game file for this node: checked, then applied at
+        once if no game runs, else when it is over; refused (the node keeps the one it
+        runs) if it cannot be applied. Every outcome is in the next birth."""
+        identity = self.identity
+        if message.hash == identity.game:
+            if self._pending is not None:   # back to the part it runs: nothing waits any more
+                self._pending, identity.game_pending = None, None
+                self._publish_birth()
+            return
+        refused = identity.game_refused
+        if refused is not None and refused.hash == message.hash:
+            return   # the same part again (retained, on a reconnection): refused already
+        try:
+            part = gamefile.check(message, apartment=self.topics.apartment_id, node_id=self.node_id)
+        except gamefile.PartRefused as exc:
+            self._refuse_part(message.hash, str(exc))
+            return
+        if self.view.running:
+            self._pending, identity.game_pending = (part, message.hash, raw), message.hash
+            self.metrics["game_parts_deferred"] += 1
+            log.warning("node %s: game part %s received during a game: applied when it is over",
+                        self.node_id, message.hash)
+            self._publish_birth()
+            return
+        self._apply_part(part, message.hash, raw)
+
+    def _apply_part(self, part: NodePart, digest: str, raw: bytes) -> None:
+        identity = self.identity
+        self._pending, identity.game_pending = None, None
+        error = self.ports.rebuild(part)
+        if error is not None:
+            self._refuse_part(digest, error)
+            return
+        self.reconfigure(part)
+        identity.game, identity.game_refused = digest, None
+        self.ports.save_part(raw)
+        self.metrics["game_parts_applied"] += 1
+        log.warning("node %s: now runs game part %s (%d props, %d local puzzles)", self.node_id,
+                    digest, len(part.node.props), len(part.puzzles))
+        self._publish_birth()
+        self.publish_all_states()
+
+    def _refuse_part(self, digest: str, reason: str) -> None:
+        self.identity.game_refused = GameRefusal(hash=digest, reason=reason[:1000])
+        self.metrics["game_parts_refused"] += 1
+        log.error("node %s: game part %s refused, still runs %s: %s", self.node_id, digest,
+                  self.identity.game, reason)
+        self._publish_birth()
+
+    def reconfigure(self, part: NodePart) -> None:
+        """The props were rebuilt from *part*: its kinds, maglocks and local puzzles are
+        the node's now (the emergency, the holds of the maglocks still there, the events
+        waiting and the game view are kept)."""
+        self.kinds = {p.id: p.kind for p in part.node.props}
+        self.maglocks = frozenset(p for p, kind in self.kinds.items() if kind == MAGLOCK)
+        self.gate.reconfigure(self.maglocks)
+        self.local = LocalPuzzles(game=part, node_id=self.node_id)
+        self.local.new_session(self.session)
+        self.autonomy_after_s = part.apartment.autonomy_after_s
+        self.identity.node = part.node
+        self._published = {p: v for p, v in self._published.items() if p in self.kinds}
+
     # -- states -----------------------------------------------------------------------
     def publish_state(self, prop: str, *, force: bool = False) -> None:
         """Publish *prop*'s state (retained) if it changed since the last one published,
@@ -392,6 +483,9 @@ class NodeCore:
         return {"seq": self.seq, "link": str(self.link.state),
                 "emergency": emergency.id if emergency is not None else None,
                 "controller_online": self.link.online, "session": self.session,
-                "autonomous": self.autonomous(now),
+                "autonomous": self.autonomous(now), "game": self.identity.game,
+                "game_pending": self.identity.game_pending,
+                "game_refused": (self.identity.game_refused.model_dump()
+                                 if self.identity.game_refused else None),
                 "outbox": {"events": len(box), "bytes": box.nbytes, "dropped": box.dropped},
                 "holds": dict(self.gate.holds), "metrics": dict(self.metrics)}

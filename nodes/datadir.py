@@ -8,7 +8,9 @@ on one machine) may share one directory:
 * ``boot_n`` — the boot counter: read, +1 and written back at each start, so a higher
   ``boot_n`` is a later boot (Sparkplug's bdSeq). Births, wills and heartbeats carry it;
 * ``emergency.json`` — an apartment emergency this node heard and nobody has cleared yet:
-  a node restarted during an emergency refuses every lock before it reaches the broker.
+  a node restarted during an emergency refuses every lock before it reaches the broker;
+* ``system_boots`` — the Pi's own boots (not the agent's restarts): the kernel's boot id
+  of the last one seen, and how many were seen (``nodes/health.py``).
 
 Small files are written atomically (temporary file, fsync, rename): a power cut leaves
 the old content or the new, never half of one.
@@ -100,6 +102,30 @@ class DataDir:
         except OSError:
             log.exception("boot counter %s not written: the next start may reuse %d", path, boot_n)
         return boot_n
+
+    # -- the Pi's boots -----------------------------------------------------------------
+    def count_system_boot(self, kernel_boot_id: str | None) -> int | None:
+        """How many times the Pi booted since this data dir was made, this boot counted
+        once however often the agent restarts in it (None: the kernel's boot id unknown)."""
+        if not kernel_boot_id:
+            return None
+        path = self.path("system_boots")
+        last, count = "", 0
+        try:
+            last, _, text = path.read_text(encoding="ascii").strip().partition(" ")
+            count = max(0, int(text))
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as exc:
+            log.error("boots of the Pi %s unreadable (%s): counting again from 1", path, exc)
+        if last == kernel_boot_id:
+            return count
+        count += 1
+        try:
+            write_atomically(path, f"{kernel_boot_id} {count}\n")
+        except OSError:
+            log.exception("boots of the Pi %s not written", path)
+        return count
 
     # -- emergency ----------------------------------------------------------------------
     def load_emergency(self) -> Emergency | None:

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from protocol.contract import COMMAND_TTL_S, Command, Emergency, is_release
 
 APPLIED_IDS_KEPT = 1024
+#: emergency ids remembered as cleared (one per alert: a year holds a handful)
+CLEARED_KEPT = 64
 #: a hold whose event has no seq yet (the emergency input, before its event is emitted)
 PENDING = sys.maxsize
 
@@ -60,6 +62,9 @@ class CommandGate:
         # per maglock, the receipt rank of the last release applied: a lock received
         # before it and applied after it would undo it
         self._released_at: dict[str, int] = {}
+        # ids of the emergencies seen cleared: a broker back on an old save (kill -9, power
+        # cut) hands an ended one back as active; only a new id is a new emergency
+        self._cleared: deque[str] = deque(maxlen=CLEARED_KEPT)
         self.set_emergency(emergency)
 
     # -- the gate ---------------------------------------------------------------------
@@ -161,13 +166,29 @@ class CommandGate:
             self.holds = {p: s for p, s in self.holds.items() if s > seq}
             self._refresh()
 
+    def stale(self, emergency: Emergency) -> bool:
+        """*emergency* is active but was seen cleared already: a replay, not an alert."""
+        with self._lock:
+            return emergency.active and emergency.id in self._cleared
+
     def set_emergency(self, emergency: Emergency | None) -> Emergency | None:
         """The apartment's emergency (None or inactive: cleared); return the one it replaces."""
         with self._lock:
             before = self.emergency
+            if emergency is not None and not emergency.active:
+                self._cleared.append(emergency.id)
             self.emergency = emergency if emergency is not None and emergency.active else None
             self._refresh()
             return before
+
+    def reconfigure(self, maglocks: Iterable[str]) -> None:
+        """The node's props were rebuilt from a new game part: these are its maglocks now
+        (the emergency still holds them all; the holds of maglocks that are gone go)."""
+        with self._lock:
+            self.maglocks = frozenset(maglocks)
+            self.holds = {p: s for p, s in self.holds.items() if p in self.maglocks}
+            self._released_at = {p: r for p, r in self._released_at.items() if p in self.maglocks}
+            self._refresh()
 
     def _refresh(self) -> None:
         self.held_open = self.maglocks if self.emergency is not None else frozenset(self.holds)

@@ -20,11 +20,10 @@ from enum import Enum, auto
 
 from config.game import Node
 from protocol import contract
-from protocol.contract import NodeStatus, PropInfo
+from protocol.contract import GameRefusal, NodeStatus, PropInfo
+from protocol.version import software_version
 
 log = logging.getLogger(__name__)
-
-VERSION = "0.1.0"
 
 
 class ReadBack(Enum):
@@ -55,6 +54,11 @@ class Identity:
         self._corrected_at = -float("inf")   # monotonic time of the last republish for a will
         #: to publish again at the next heartbeat
         self.due = False
+        #: the game part it runs (its hash), the last one it refused, one waiting for the
+        #: end of the game (``nodes/gamefile.py``)
+        self.game: str | None = None
+        self.game_refused: GameRefusal | None = None
+        self.game_pending: str | None = None
 
     def will(self) -> bytes:
         """The offline status: the last will, and what a clean stop says."""
@@ -63,10 +67,11 @@ class Identity:
     def birth(self) -> bytes:
         """A fresh birth (its ``ts`` makes it unique), remembered to recognise its echo."""
         self._birth = NodeStatus(
-            online=True, boot_id=self.boot_id, boot_n=self.boot_n, version=VERSION,
+            online=True, boot_id=self.boot_id, boot_n=self.boot_n, version=software_version(),
             props=[PropInfo(id=p.id, kind=p.kind) for p in self.node.props],
             simulated=self.simulated, ts=contract.now(), keepalive=self.keepalive,
-            heartbeat=self.interval).to_bytes()
+            heartbeat=self.interval, game=self.game, game_refused=self.game_refused,
+            game_pending=self.game_pending).to_bytes()
         self._echoed, self.due = False, False
         return self._birth
 

@@ -20,6 +20,7 @@ from protocol.contract import (
     ControllerStatus,
     Emergency,
     Gesture,
+    NodeGame,
     NodeStatus,
     Resync,
     TechRequest,
@@ -29,9 +30,10 @@ from protocol.contract import (
 #: the model of each kind of topic a node subscribes to
 MODELS: dict[str, type[Any]] = {
     "set": Command, "simulate": Gesture, "resync": Resync, "tech": TechRequest,
-    "controller_status": ControllerStatus, "status": NodeStatus, "emergency": Emergency}
+    "controller_status": ControllerStatus, "status": NodeStatus, "emergency": Emergency,
+    "game": NodeGame}
 #: retained topics: an empty payload deletes the retained message
-_RETAINED = ("controller_status", "status", "emergency")
+_RETAINED = ("controller_status", "status", "emergency", "game")
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,11 @@ class ReleaseLane:
 
     def __init__(self, *, gate: CommandGate, ports: Relays, metrics: Counter[str]) -> None:
         self.gate, self.ports, self.metrics = gate, ports, metrics
-        self.maglocks = gate.maglocks
+
+    @property
+    def maglocks(self) -> frozenset[str]:
+        """The gate's: a new game part may change them."""
+        return self.gate.maglocks
 
     def release(self, prop: str, command: Command, *, receipt: int | None) -> None:
         """An ``unlock`` of maglock *prop*."""
@@ -59,7 +63,12 @@ class ReleaseLane:
         """The apartment's emergency (or its clear); True if it changed something to book
         (a new alert, or the end of one)."""
         if not emergency.active:
-            return self.gate.set_emergency(None) is not None   # clearing relocks nothing
+            return self.gate.set_emergency(emergency) is not None   # clearing relocks nothing
+        if self.gate.stale(emergency):
+            self.metrics["stale_emergencies"] += 1
+            log.warning("emergency %s was cleared already (a broker back on an old save): "
+                        "ignored", emergency.id)
+            return False
         self._release(self.maglocks)
         before = self.gate.set_emergency(emergency)
         self.gate.released(self.maglocks, receipt)

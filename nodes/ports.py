@@ -17,16 +17,19 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from config.game import Node
+from config.game import Node, NodePart
 from nodes.autonomy import GameView, SavedView
 from nodes.datadir import DataDir
+from nodes.gamefile import PartStore
 from nodes.gate import Refusal
+from nodes.health import HealthProbe
 from nodes.tech import answer
 from nodes.transport import Transport
 from props.base import Prop
 from props.exc import PropError
+from props.kinds import RFID_KINDS
 from protocol import contract
-from protocol.contract import Emergency, Gesture, TechRequest, Topics
+from protocol.contract import Emergency, Gesture, NodeHealth, TechRequest, Topics
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +43,13 @@ class AgentPorts:
         self.metrics = metrics
         self.data: DataDir | None = None
         self.saved_view: SavedView | None = None
+        self.part_store: PartStore | None = None
+        #: the agent's: closes the props and builds a game part's (``NodeAgent._rebuild``)
+        self.rebuilder: Callable[[NodePart], str | None] | None = None
         self.client: mqtt.Client | None = None
         self.transport: Transport | None = None
+        #: reads the Pi's health (set with the data dir, at start)
+        self.probe: HealthProbe | None = None
         self._hand: ThreadPoolExecutor | None = None
 
     # -- the core's port --------------------------------------------------------------
@@ -72,6 +80,23 @@ class AgentPorts:
     def save_view(self, view: GameView, *, controller_boot: str | None) -> None:
         if self.saved_view is not None:
             self.saved_view.save(view, controller_boot=controller_boot)
+
+    def rebuild(self, part: NodePart) -> str | None:
+        if self.rebuilder is None:
+            return "this node cannot rebuild its props"
+        return self.rebuilder(part)
+
+    def save_part(self, raw: bytes) -> None:
+        if self.part_store is not None:
+            self.part_store.save(raw)
+
+    def health(self) -> NodeHealth | None:
+        if self.probe is None:
+            return None
+        errors = {pid: int(getattr(prop, "errors", 0)) for pid, prop in self.props.items()
+                  if prop.kind in RFID_KINDS}
+        # NOTE: dict.copy is one C call: other threads count in it while we read
+        return self.probe.read(read_errors=errors, counters=dict.copy(self.metrics))
 
     # -- the hands ----------------------------------------------------------------------
     def perform(self, prop: str, gesture: Gesture) -> None:

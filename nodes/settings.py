@@ -42,6 +42,10 @@ class NodeSettings(ProcessSettings):
         default=None, description="where the outbox of undelivered events, the boot counter, "
                                   "the last game view and an active emergency are kept "
                                   "(--data-dir wins; default: see --data-dir)")
+    HEALTH_ROOT: Path | None = Field(
+        default=None, description="where the Pi's sensors are read (/sys, /proc under it): / by "
+                                  "default; a folder of fake sensor files for tests. A --simulate "
+                                  "node reads no temperature nor power without it")
     PIN_FACTORY: str | None = Field(
         default=None, validation_alias="GPIOZERO_PIN_FACTORY",
         description="mock: simulated pins, as --simulate (gpiozero reads it too)")

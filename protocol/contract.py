@@ -5,6 +5,9 @@ only. Topics are built and parsed here and nowhere else (see docs/mqtt.md).
 
 Root ``escape/<apartment_id>``; every payload is UTF-8 JSON with ``"v": 1``.
 
+Over 400 lines because it is one thing: the whole contract, every topic and every payload
+beside the others, so that a reader checks a message against one file.
+
 >>> t = Topics("temoin")
 >>> t.prop_event("hall", "mailbox_keypad")
 'escape/temoin/nodes/hall/props/mailbox_keypad/event'
@@ -14,16 +17,17 @@ TopicParts(kind='event', node='hall', prop='mailbox_keypad')
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
 VERSION = 1
 QOS = 1
@@ -50,7 +54,7 @@ RELEASE = "unlock"
 
 TopicKind = Literal[
     "status", "heartbeat", "state", "event", "set", "resync", "simulate", "tech", "tech_reply",
-    "controller_status", "game_state", "emergency",
+    "controller_status", "game_state", "emergency", "game",
 ]
 
 
@@ -165,6 +169,10 @@ class Topics:
     def node_tech_reply(self, node: str) -> str:
         return f"{self.root}/nodes/{check_id(node, 'node id')}/tech/reply"
 
+    def node_game(self, node: str) -> str:
+        """The node's part of the game file: retained, from the controller (:class:`NodeGame`)."""
+        return f"{self.root}/nodes/{check_id(node, 'node id')}/game"
+
     @property
     def controller_status(self) -> str:
         return f"{self.root}/controller/status"
@@ -183,7 +191,8 @@ class Topics:
         """What a node subscribes to: its commands, resync, tech, and the controller."""
         base = f"{self.root}/nodes/{check_id(node, 'node id')}"
         return [self.emergency, f"{base}/props/+/set", f"{base}/props/+/simulate",
-                f"{base}/resync", f"{base}/tech", f"{base}/status", self.controller_status]
+                f"{base}/resync", f"{base}/tech", f"{base}/status", self.controller_status,
+                f"{base}/game"]
 
     def controller_subscriptions(self) -> list[str]:
         """What the controller subscribes to."""
@@ -206,7 +215,9 @@ class Topics:
                 return TopicParts("game_state")
             case ["emergency"]:
                 return TopicParts("emergency")
-            case ["nodes", node, ("status" | "heartbeat" | "resync" | "tech") as leaf] if _ID.match(node):
+            case ["nodes", node, ("status" | "heartbeat" | "resync" | "tech" | "game") as leaf] if (
+                _ID.match(node)
+            ):
                 return TopicParts(leaf, node)
             case ["nodes", node, "tech", "reply"] if _ID.match(node):
                 return TopicParts("tech_reply", node)
@@ -228,6 +239,55 @@ class _Payload(BaseModel):
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
+
+
+# -- the game file: the controller gives each node its part ------------------------------
+#: a game part's hash: the first 16 hex digits of the SHA-256 of its canonical JSON
+GAME_HASH_PATTERN = r"^[0-9a-f]{16}$"
+
+
+def content_hash(data: Mapping[str, Any]) -> str:
+    """The hash of a game part (or of a whole game), as JSON data: SHA-256 of its canonical
+    JSON (keys sorted, no spaces, UTF-8), first 16 hex digits. Both sides compute it here.
+
+    >>> content_hash({"b": 1, "a": [1.5, None, "é"]})
+    '10c71012fb391fea'
+    """
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class GameRefusal(BaseModel):
+    """A part a node was given and could not apply: which, and why (in the node's words)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hash: str = Field(pattern=GAME_HASH_PATTERN)
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class NodeGame(_Payload):
+    """A node's part of the game file (``nodes/<id>/game``, retained, from the controller).
+
+    ``part`` is ``config.game.NodePart`` as JSON: this module does not know the game's
+    models; the node validates it with them before it builds anything. ``hash`` is
+    :func:`content_hash` of ``part``: a message whose hash does not match is refused here.
+    """
+
+    hash: str = Field(pattern=GAME_HASH_PATTERN)
+    part: dict[str, JsonValue]
+    game: str | None = Field(default=None, pattern=GAME_HASH_PATTERN,
+                             description="the hash of the whole game file it comes from")
+    source: str | None = Field(default=None, max_length=200, description="the game file's name")
+    ts: float | None = None
+
+    @model_validator(mode="after")
+    def _hash_of_part(self) -> NodeGame:
+        if content_hash(self.part) != self.hash:
+            msg = "hash does not match the part (damaged or forged)"
+            raise ValueError(msg)
+        return self
 
 
 class PropInfo(BaseModel):
@@ -258,6 +318,44 @@ class NodeStatus(_Payload):
                                     description="the node's MQTT keepalive (seconds)")
     heartbeat: float | None = Field(default=None, gt=0, le=3600,
                                     description="seconds between two heartbeats of the node")
+    # -- the game it runs (NodeGame) --
+    game: str | None = Field(default=None, pattern=GAME_HASH_PATTERN,
+                             description="hash of the part of the game file it runs (None: none yet)")
+    game_refused: GameRefusal | None = Field(default=None, description=(
+        "the last part it was given and could not apply (it runs the one before)"))
+    game_pending: str | None = Field(default=None, pattern=GAME_HASH_PATTERN, description=(
+        "hash of a part it was given and applies once the game running now is over"))
+
+
+# -- a node's health (the Pi under it) ---------------------------------------------
+#: a node sends its health with one heartbeat in this many seconds (and the first of each
+#: connection): it changes slowly, and the heartbeat stays small
+NODE_HEALTH_EVERY_S = 10.0
+_COUNT = Annotated[int, Field(ge=0)]
+
+
+class NodeHealth(BaseModel):
+    """How the Pi under a node is doing: what the technician page shows, with thresholds in
+    words (controller/health.py). ``None``: not known here (a simulated node has no CPU
+    sensor nor power monitor)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    cpu_temp_c: float | None = Field(default=None, ge=-60, le=200, description="the SoC's temperature")
+    under_voltage: bool | None = Field(default=None, description="the supply is too weak now")
+    under_voltage_seen: bool | None = Field(default=None, description="it was, since the Pi booted")
+    throttled: bool | None = Field(default=None, description=(
+        "the CPU is slowed now (heat or power: frequency capped, throttled or soft limit)"))
+    throttled_seen: bool | None = Field(default=None, description="it was, since the Pi booted")
+    disk_free_bytes: int | None = Field(default=None, ge=0, description="free space of its data dir")
+    disk_total_bytes: int | None = Field(default=None, ge=0)
+    uptime_s: float | None = Field(default=None, ge=0, description="since the Pi booted")
+    system_boots: int | None = Field(default=None, ge=0, description=(
+        "times the Pi booted since its data dir was made (the agent's restarts are boot_n)"))
+    read_errors: dict[Annotated[str, Field(pattern=ID_PATTERN)], _COUNT] | None = Field(
+        default=None, max_length=100, description="per RFID reader: bad reads since the agent started")
+    counters: dict[Annotated[str, Field(max_length=60)], _COUNT] | None = Field(
+        default=None, max_length=200, description="the node's own counters (refusals, errors …)")
 
 
 class NodeHeartbeat(_Payload):
@@ -274,6 +372,11 @@ class NodeHeartbeat(_Payload):
         "the node's wall clock: the controller shows its offset, and decides nothing by it"))
     autonomous: bool | None = Field(default=None, description="runs its local puzzles alone")
     outbox: int | None = Field(default=None, ge=0, description="events not acknowledged yet")
+    # -- the game it runs (NodeGame) --
+    game: str | None = Field(default=None, pattern=GAME_HASH_PATTERN,
+                             description="hash of the part of the game file it runs")
+    health: NodeHealth | None = Field(default=None, description=(
+        f"the Pi's health, in one heartbeat every {NODE_HEALTH_EVERY_S:.0f} s"))
 
 
 class EventAck(BaseModel):

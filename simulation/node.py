@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from paho.mqtt.client import MQTT_ERR_SUCCESS
 
-from config.game import Game, Node
+from config.game import Game, Node, NodePart
 from nodes.autonomy import GameView, SavedView, Stamp
 from nodes.build import build_core
 from nodes.core import NodeCore
 from nodes.datadir import DataDir
+from nodes.gamefile import PART_FILE, PartStore
 from nodes.inbound import (
     CONNECTED,
     DISCONNECTED,
@@ -49,6 +50,8 @@ from protocol.contract import (
     ContractError,
     ControllerStatus,
     Emergency,
+    NodeGame,
+    NodeHealth,
     NodeStatus,
     Resync,
     Topics,
@@ -76,6 +79,7 @@ class SimPorts:
         self.node = node
         self.data: DataDir | None = None
         self.saved_view: SavedView | None = None
+        self.part_store: PartStore | None = None
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False,
                 qos: int = contract.QOS) -> bool:
@@ -104,6 +108,24 @@ class SimPorts:
     def save_view(self, view: GameView, *, controller_boot: str | None) -> None:
         if self.saved_view is not None:
             self.saved_view.save(view, controller_boot=controller_boot, at=self.node.stamp())
+
+    def rebuild(self, part: NodePart) -> str | None:
+        # The simulated props are the flat's wiring, built once: a part naming the same
+        # props is taken, another refused (the node keeps the one it runs), as a Pi whose
+        # new props cannot be built.
+        if part.node != self.node.node:
+            return "the simulated props are not rebuilt"
+        return None
+
+    def save_part(self, raw: bytes) -> None:
+        if self.part_store is not None:
+            self.part_store.save(raw)
+
+    def health(self) -> NodeHealth | None:
+        # The simulated machine's, not the host's: deterministic.
+        machine = self.node.machine
+        return NodeHealth(system_boots=self.node.machine_boots, uptime_s=round(machine.monotonic(), 1),
+                          counters={k: v for k, v in self.node.metrics.items() if v} or None)
 
 
 class SimNode:
@@ -167,10 +189,15 @@ class SimNode:
         life = self._life
         ports = SimPorts(self)
         boot_id = contract.new_id()
-        core = build_core(self.game, self.node, directory=self.directory, ports=ports,  # type: ignore[arg-type]
+        data = ports.data = DataDir(self.directory, apartment=self.game.apartment.id, node=self.id)
+        ports.part_store = PartStore(data.path(PART_FILE), apartment=self.game.apartment.id,
+                                     node_id=self.id)
+        part = self.game.part(self.id)
+        core = build_core(part, self.node, data=data, ports=ports,  # type: ignore[arg-type]
                           boot_id=boot_id, keepalive=KEEPALIVE, simulated=True,
                           outbox_limits=(DEFAULT_MAX_EVENTS, DEFAULT_MAX_BYTES),
-                          metrics=self.metrics, now=self.machine.monotonic(), at=self.stamp())
+                          metrics=self.metrics, game=part.content_hash(),
+                          now=self.machine.monotonic(), at=self.stamp())
         self.core = core
         self.stalled_until = 0.0
         self._urgent.clear()
@@ -317,6 +344,8 @@ class SimNode:
             core.own_status(payload, message.raw, now=now)
         elif isinstance(payload, Resync):
             core.resync()
+        elif isinstance(payload, NodeGame):
+            core.game_offered(payload, message.raw)
 
     # -- the props' callbacks ---------------------------------------------------------
     def _on_event(self, prop: str, event_type: str, value: Any) -> None:

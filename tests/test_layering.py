@@ -12,6 +12,8 @@ threads and greenlets of other tests have run, python/cpython#106905).
     nodes     ← the node agent (props, protocol, config)
     controller, dashboard ← the game server (everything above)
     simulation ← the deterministic simulator: drives the cores above; nothing imports it
+    soak      ← a year of sessions over the real processes (like bench): may import
+                anything, nothing imports it
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import ast
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("config", "controller", "dashboard", "nodes", "props", "protocol", "simulation")
+PACKAGES = ("config", "controller", "dashboard", "nodes", "props", "protocol", "simulation", "soak")
 #: what each package may import from the others (itself always)
 ALLOWED = {
     "protocol": set(),
@@ -35,6 +38,7 @@ ALLOWED = {
     "controller": {"config", "dashboard", "nodes", "props", "protocol"},
     "dashboard": set(),
     "simulation": {"config", "controller", "nodes", "props", "protocol"},
+    "soak": {"config", "controller", "dashboard", "nodes", "props", "protocol", "simulation"},
 }
 #: the web stack and the embedded broker: the game server's, never a node's
 SERVER_ONLY = ("fastapi", "starlette", "uvicorn", "amqtt", "itsdangerous", "aiomqtt", "httpx")
@@ -45,13 +49,26 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports() -> dict[str, set[str]]:
+def _walk(tree: ast.AST, *, typing_too: bool) -> Iterator[ast.AST]:
+    """Every node of *tree*; without what ``if TYPE_CHECKING:`` guards unless *typing_too*
+    (an import for the type checker only is no dependency at run time, hence no cycle)."""
+    for node in ast.iter_child_nodes(tree):
+        if not typing_too and isinstance(node, ast.If) and (
+                (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING")
+                or (isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING")):
+            yield from (n for child in node.orelse for n in _walk(child, typing_too=typing_too))
+            continue
+        yield node
+        yield from _walk(node, typing_too=typing_too)
+
+
+def imports(*, typing_too: bool = True) -> dict[str, set[str]]:
     """Every first-party module and the modules it imports (resolved to existing modules)."""
     files = {module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
     graph: dict[str, set[str]] = defaultdict(set)
     for name, path in files.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in _walk(ast.parse(path.read_text(encoding="utf-8")), typing_too=typing_too):
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
@@ -130,12 +147,13 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 #: parsed at collection (see the module's docstring)
 GRAPH = imports()
+RUNTIME_GRAPH = imports(typing_too=False)
 EXTERNAL = {pkg: external_imports(pkg) for pkg in PACKAGES}
 DRIVER_IMPORTS = {p: external_imports_of(p) for p in (ROOT / "props").rglob("*.py")}
 
 
 def test_no_import_cycle_anywhere() -> None:
-    assert cycles(GRAPH) == []
+    assert cycles(RUNTIME_GRAPH) == []
 
 
 def test_each_package_imports_only_what_its_layer_may() -> None:

@@ -18,8 +18,9 @@ Two rules hold for every request, whatever its route, in one small ASGI middlewa
 (:class:`CrossSiteGuard`) that runs before any route is looked up: a WebSocket handshake
 whose ``Origin`` is not this host is closed (1008; a client without Origin, e.g. a script,
 still needs credentials), and a state-changing request (POST/PUT/PATCH/DELETE) without
-``Content-Type: application/json`` gets 415 — a cross-site HTML form cannot send that type
-without a CORS preflight, which this app never grants.
+``Content-Type: application/json`` (or ``application/octet-stream``, a file) gets 415 — a
+cross-site HTML form cannot send those types without a CORS preflight, which this app
+never grants.
 
 Every refusal is French first (``controller/api/errors.py``).
 """
@@ -54,6 +55,10 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+#: the bodies a state-changing request may have: none of them can be sent by a cross-site
+#: HTML form (it sends only form, multipart and text/plain) or by a script of another site
+#: without a CORS preflight, never granted; octet-stream is a file upload (the media library)
+BODY_TYPES = frozenset({"application/json", "application/octet-stream"})
 WS_POLICY_VIOLATION = 1008
 #: how far each role reaches: the technician can do everything the game master can
 RANK: dict[Role, int] = {"screen": 0, "gm": 1, "tech": 2}
@@ -197,7 +202,7 @@ class CrossSiteGuard:
             return
         if scope["type"] == "http" and scope.get("method", "GET").upper() in UNSAFE:
             content_type = _headers(scope).get("content-type", "").split(";")[0].strip()
-            if content_type != "application/json":
+            if content_type not in BODY_TYPES:
                 body = json.dumps(error_body(*NEEDS_JSON)).encode()
                 await send({"type": "http.response.start", "status": 415,
                             "headers": [(b"content-type", b"application/json"),

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
+from protocol.contract import NodeHealth
+
 
 class Out(BaseModel):
     """An answer: exactly the fields declared, read from dicts or objects."""
@@ -70,16 +72,54 @@ def dump(adapter: TypeAdapter[Any], items: Any) -> Any:
 
 
 # -- the game (the engine's state) ---------------------------------------------------------
+#: what a budget line is, beyond a puzzle's action (``controller.engine.LineKind``)
+LineKind = Literal["paid", "charged", "late_fee", "clue", "cancel"]
+
+
 class BudgetLine(Out):
     amount: int
     label: str
+    label_en: str | None = None
     at: float = Field(description="run time (s)")
     puzzle: str | None
+    obligation: str | None = Field(default=None, description="the bill it pays, charges or gives back")
+    kind: LineKind | None = None
+
+
+class Bill(Out):
+    """A bill of the month (``apartment.budget.obligations``) as it stands."""
+
+    id: str
+    label: str
+    label_en: str | None
+    icon: str
+    amount: int = Field(description="euros the month owes for it")
+    unpaid: int = Field(description="of which not paid by the players' puzzles")
+    late_fee: int = Field(description="added when it is charged at the end")
+    status: Literal["paid", "due", "charged"] = Field(
+        description="due: the game goes on; charged: unpaid at the end, charged with its late fee")
+
+
+class Month(Out):
+    """The month in three figures, for a picture: income against spending, what is left."""
+
+    income: int = Field(description="the month's start and every gain")
+    spent: int
+    left: int
+
+
+class LastChange(Out):
+    """The last move of the budget and its reason (« −620 € Loyer payé »)."""
+
+    amount: int
+    label: str
+    label_en: str | None
 
 
 class PuzzleView(Out):
     id: str
     label: str
+    label_en: str | None
     theme: str
     room: str
     status: Literal["locked", "available", "solved"]
@@ -133,6 +173,8 @@ class GameView(Out):
     budget: int
     budget_start: int
     budget_history: list[BudgetLine]
+    bills: list[Bill]
+    month: Month
     puzzles: list[PuzzleView]
     messages: list[Message]
     clues: list[Clue]
@@ -145,9 +187,42 @@ class GameView(Out):
 
 
 # -- nodes, props, the pre-game check ------------------------------------------------------
+class GameRefusalView(Out):
+    hash: str
+    reason: str = Field(description="why the node could not apply it, in its words")
+
+
+class NodeGameView(Out):
+    """A node's part of the game file against the one it was sent (controller/distribution.py)."""
+
+    expected: str | None = Field(description="hash of the part the controller sent it")
+    running: str | None = Field(description="hash of the part it says it runs")
+    pending: str | None = Field(description="a part it keeps for the end of the game")
+    status: Literal["same", "waiting", "pending", "refused", "unknown", "offline"]
+    refused: GameRefusalView | None
+    software_differs: bool = Field(description="its software version is not the controller's")
+
+
+class PendingGameView(Out):
+    hash: str
+    source: str
+    who: str
+    since: float
+
+
+class GameFileView(Out):
+    """The game file the controller holds, and one waiting for the end of the session."""
+
+    hash: str
+    source: str | None
+    software: str = Field(description="the controller's software version")
+    pending: PendingGameView | None
+
+
 class NodeView(Out):
     id: str
     label: str
+    label_en: str | None
     online: bool
     boot_id: str | None
     boot_n: int | None
@@ -163,6 +238,10 @@ class NodeView(Out):
     outbox: int | None
     clock_offset: float | None = Field(description="the node's clock minus the controller's (s)")
     clock_skewed: bool
+    game: NodeGameView | None = None
+    health: NodeHealth | None = Field(description="the Pi's last health report (its heartbeat's)")
+    health_at: float | None = Field(description="when it came (the controller's clock)")
+    health_problems: list[HealthProblem] = Field(description="controller/health.py's verdict, worst first")
 
 
 class LastEvent(Out):
@@ -211,13 +290,23 @@ class PropCheck(Out):
     instruction: Instruction | None
 
 
+class NodeCheck(Out):
+    """A node that does not run its part of the game file: the check waits for it."""
+
+    node: str
+    label: str
+    status: Literal["waiting", "pending", "refused", "unknown"]
+    instruction: Instruction
+
+
 class CheckReport(Out):
-    """Where every prop stands against its start state."""
+    """Where every prop stands against its start state, and every node against its part."""
 
     ready: bool
     counts: dict[str, int]
     not_ready: list[str]
     props: list[PropCheck]
+    nodes: list[NodeCheck] = Field(default_factory=list)
 
 
 class CheckAnswer(CheckReport):
@@ -291,6 +380,55 @@ class Recovered(Out):
     failures: int
 
 
+class HealthProblem(Out):
+    """A reading past its threshold (controller/health.py); the pages say it in words
+    (i18n ``health_<code>``, with ``value`` and ``limit``)."""
+
+    code: str
+    severity: Literal["warn", "bad"]
+    value: float | None
+    limit: float | None
+    prop: str | None = Field(description="the RFID reader, for read_errors")
+
+
+class Notice(Out):
+    """Something the game master should know before the next session (never shown during
+    one): a node's ``bad`` health problem, or a failed backup."""
+
+    kind: Literal["health", "backup"]
+    code: str
+    severity: Literal["warn", "bad"]
+    node: str | None = None
+    label: str | None = None
+    value: float | None = None
+    limit: float | None = None
+    prop: str | None = None
+    detail: str | None = Field(default=None, description="why a backup failed (French)")
+
+
+class LastBackup(Out):
+    at: float
+    reason: str = Field(description="nightly, or the session it followed")
+    path: str
+    sessions: int | None
+    bytes: int
+    seconds: float
+
+
+class BackupHealth(Out):
+    """The session store's backups (controller/backup.py)."""
+
+    ok: bool
+    error: str | None
+    failed_at: float | None
+    directory: str
+    last: LastBackup | None
+    taken: int
+    failures: int
+    next_nightly: float | None
+    running: bool
+
+
 class StoreHealth(Out):
     ok: bool
     error: str | None
@@ -327,6 +465,39 @@ class Apartment(Out):
     name: str
 
 
+class Try(Out):
+    """An event on a puzzle's prop: a code typed, a tag presented, a button pressed."""
+
+    at: float = Field(description="run time (s)")
+    node: str
+    prop: str
+    type: str
+    value: JsonValue
+    tag: str | None = Field(description="the game file's name of the tag presented, if known")
+
+
+class StuckPuzzle(Out):
+    """A puzzle open now, and what the group did on it (controller/stuck.py)."""
+
+    puzzle: str
+    available_at: float = Field(description="run time it opened at (s)")
+    progress_at: float = Field(description="run time of its last step forward, or its opening (s)")
+    tries: list[Try] = Field(description="the latest events that could solve it, oldest first")
+    touched: Try | None = Field(description="the last event of any kind on its props")
+    hint_due: bool = Field(description="no progress for apartment.hint_after_min: suggest a clue")
+    longest: bool = Field(description="the puzzle open the longest")
+
+
+class RelockLock(Out):
+    """A lock « Reprendre et reverrouiller » would lock again."""
+
+    node: str
+    prop: str
+    label: str
+    room: str
+    exit_door: bool = Field(description="relocked only when the game master ticks it")
+
+
 class Snapshot(Out):
     """What the game master and the technician see (``GET /api/state``, the WebSocket)."""
 
@@ -336,31 +507,74 @@ class Snapshot(Out):
     check: CheckReport
     emergency: EmergencyView | None
     lock_alerts: list[UnconfirmedLock]
+    stuck: list[StuckPuzzle]
+    relock: list[RelockLock]
+    hint_after_s: int = Field(description="apartment.hint_after_min, in seconds")
     resumed: Resumed | None
     store: StoreHealth
+    backup: BackupHealth
+    notices: list[Notice]
     mqtt: MqttView
     apartment: Apartment
     demo: bool
     ts: float
+    game_file: GameFileView | None = None
+
+
+class RoomClue(ScreenClue):
+    """A clue as a room screen shows it, and whether it still matters."""
+
+    done: bool = Field(description="its puzzle is solved: an old clue, no longer shown as new")
+
+
+class ScreenCue(Out):
+    """A sound or video for this screen to play once (``id`` grows through a game)."""
+
+    id: int
+    kind: Literal["sound", "video", "stop"] = Field(description="stop: silence this screen")
+    file: str
+    url: str | None = Field(description="where to load it; null: no longer in the library (or stop)")
+    volume: float = Field(ge=0, le=1)
+    loop: bool
+    at: float = Field(description="elapsed run time when it was cued, seconds")
+
+
+class ScreenMedia(Out):
+    """A file this screen may be asked to play: loaded before it is (kept if the network drops)."""
+
+    file: str
+    url: str
 
 
 class ScreenGame(Out):
     phase: str
+    result: str | None
     remaining_s: float
     duration_s: float
+    timer_running: bool = Field(description="the timer counts down (the screen counts between pushes)")
     budget: int
     budget_start: int
+    month: Month
+    last_change: LastChange | None
+    bills: list[Bill]
     messages: list[Message]
-    clues: list[ScreenClue]
+    clues: list[RoomClue]
+    cues: list[ScreenCue] = Field(default_factory=list, description="the newest sounds and videos "
+                                  "cued for this screen")
+    preload: list[ScreenMedia] = Field(default_factory=list, description="the files the game file "
+                                       "may cue on this screen: loaded in advance")
+    emergency: bool = Field(description="the emergency alert is on: everybody out")
 
 
 class ScreenNode(Out):
     id: str
     label: str
+    label_en: str | None = None
 
 
 class ScreenApartment(Out):
     name: str
+    name_en: str | None = None
 
 
 class ScreenView(Out):
@@ -493,7 +707,10 @@ class BudgetRow(Out):
     at_s: float
     amount: int
     label: str
+    label_en: str | None = None
     puzzle: str | None
+    obligation: str | None = Field(default=None, description="the bill it pays or charges")
+    kind: LineKind | None = None
 
 
 class ClueRow(Out):
@@ -652,9 +869,29 @@ class BalanceLine(Out):
     at_s: float | None
     amount: int
     label: str
+    label_en: str = Field(description="the line in English (the French one when the game file has none)")
     puzzle: str | None
     clue: bool
+    obligation: str | None = Field(default=None, description="the bill it pays or charges")
+    kind: LineKind | None = None
     balance: int
+
+
+class DebriefBill(Out):
+    """A bill of the month at the debrief: paid in the game, or charged at the end and why."""
+
+    id: str
+    label: str
+    label_en: str
+    icon: str
+    status: Literal["paid", "charged", "due"]
+    paid: int = Field(description="euros paid by the players' puzzles")
+    charged: int = Field(description="euros charged at the end, unpaid")
+    late_fee: int = Field(description="euros of late fee charged with it")
+    late_fee_label: str | None
+    late_fee_label_en: str | None
+    consequence: str | None = Field(description="what an unpaid bill leads to")
+    consequence_en: str | None
 
 
 class DebriefBudget(Out):
@@ -662,6 +899,9 @@ class DebriefBudget(Out):
     final: int | None
     change: int | None
     history: list[BalanceLine]
+    month: Month
+    bills: list[DebriefBill]
+    late: int = Field(description="euros charged at the end for unpaid bills, late fees included")
 
 
 class Debrief(Out):
@@ -721,10 +961,12 @@ class GestureSent(Out):
 
 
 class Reloaded(Out):
-    status: Literal["reloaded", "unchanged"]
+    status: Literal["reloaded", "unchanged", "pending"] = Field(
+        description="pending: a session is open; taken as soon as it is over")
     path: str
     warnings: list[str]
-    restart_nodes: list[str] = Field(description="nodes to restart with the new file")
+    nodes: list[str] = Field(description="nodes sent their new part (or, pending, to be)")
+    game: str = Field(description="the hash of the file's content")
 
 
 class LayoutProp(Out):
@@ -744,10 +986,33 @@ class LayoutNode(Out):
     props: list[LayoutProp]
 
 
+class SolutionStep(Out):
+    """One event that solves a puzzle (or a part of it), for the rehearsal."""
+
+    prop: str = Field(description="node.prop")
+    label: str = Field(description="the prop's name")
+    room: str = Field(description="its room's name")
+    event: str
+    value: JsonValue = Field(description="the value it must have (a list: one of them; null: any)")
+    tag: str | None = Field(description="the game file's name of the tag, when the value is one")
+    min_value: float | None
+
+
+class LayoutPuzzle(Out):
+    id: str
+    label: str
+    label_en: str | None
+    room: str
+    parcours: list[str]
+    order: Literal["one", "all", "sequence"] = Field(description="all: any order; sequence: in order")
+    solution: dict[str, list[SolutionStep]] = Field(description="per parcours")
+
+
 class Layout(Out):
     apartment: str
     demo: bool
     nodes: list[LayoutNode]
+    puzzles: list[LayoutPuzzle]
 
 
 class LoggedIn(Out):
@@ -761,3 +1026,136 @@ class LoggedOut(Out):
 class Me(Out):
     role: str
     room: str | None
+
+
+# -- the year's calendar and the follow-up calls ----------------------------------------------
+class PlannedGroup(Out):
+    """A group registered ahead on a planned session."""
+
+    id: int
+    adults: int
+    children: int
+    households: int
+    tenancy: Literal["primo", "locataire"] = Field(
+        description="primo: first-time tenant (primo-accédant); locataire: current tenant")
+    referral: Literal["osica_cal", "ccas", "mds", "service_habitat", "autre"]
+    referral_label: str
+    referral_label_en: str
+    first_visit: bool
+
+
+class PlannedSession(Out):
+    """A session of the year's calendar, with the groups registered on it."""
+
+    id: int
+    date: str = Field(description="YYYY-MM-DD")
+    time: str = Field(description="HH:MM, local time")
+    game_master: str
+    parcours: Literal["primo", "locataire"]
+    note: str
+    session_id: str | None = Field(description="the game session it was started as; null: not yet")
+    groups: list[PlannedGroup]
+    adults: int
+    children: int
+    households: int
+    players: int = Field(description="adults and children")
+    places_left: int
+    max_players: int
+
+
+class PlannedSessions(Out):
+    sessions: list[PlannedSession]
+
+
+class PlanCancelled(Out):
+    ok: bool
+
+
+class FollowupContact(Out):
+    """A household's consent to be called back, as the staff sees it."""
+
+    id: int
+    session_id: str
+    session_date: str
+    phone: str | None = Field(description="null once erased (called, 3 months old, or on request)")
+    consent: bool
+    given_at: float
+    due_at: float = Field(description="when the call is due (one month after)")
+    erase_at: float = Field(description="when the number is erased whatever happens (3 months after)")
+    called_at: float | None
+    erased_at: float | None
+    erased_why: str | None
+    answers: dict[str, JsonValue]
+
+
+class FollowupContacts(Out):
+    contacts: list[FollowupContact]
+
+
+class FollowupQuestion(Out):
+    id: str
+    kind: Literal["scale", "yes_no", "choice", "text"]
+    text: str
+    text_en: str
+    options: list[str]
+    options_en: list[str]
+
+
+class Questionnaire(Out):
+    purpose: str
+    purpose_en: str
+    questions: list[FollowupQuestion]
+
+
+class FollowupExport(Out):
+    """Everything kept about one household's follow-up (the right of access)."""
+
+    contact: FollowupContact
+    audit: list[AuditRow]
+
+
+class FollowupErased(Out):
+    id: int
+    erased_at: float
+
+
+# -- the media library (controller/media.py) and speech (controller/speech.py) ------------
+class MediaItem(Out):
+    """One sound or video of the library, under the name a game file gives it."""
+
+    name: str = Field(description="what a game file's do: sound / do: video names")
+    kind: Literal["audio", "video"]
+    format: str = Field(description="the container read from the content (WAV, MP3, …)")
+    mime: str
+    bytes: int
+    duration_s: float
+    hash: str = Field(description="SHA-256 of the content")
+    shipped: bool = Field(description="shipped with the game (cannot be deleted)")
+    added: float | None = Field(description="when it was uploaded (Unix time); null: shipped")
+    url: str = Field(description="where screens load it: named by its content, cached for ever")
+
+
+class MediaList(Out):
+    files: list[MediaItem]
+    max_bytes: int
+    max_duration_s: int
+    accepted: str
+
+
+class MediaDeleted(Out):
+    deleted: str
+
+
+class MediaCued(Out):
+    """A sound or video the game master played (or a stop), as the screens get it."""
+
+    id: int
+    kind: Literal["sound", "video", "stop"]
+    file: str
+    rooms: list[str] | None = Field(description="null: every screen")
+
+
+class SpeechStatus(Out):
+    available: bool = Field(description="espeak-ng is installed on the controller")
+    voice: str
+    rate_wpm: int

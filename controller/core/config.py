@@ -16,6 +16,7 @@ this model only.
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -60,6 +61,12 @@ class Settings(ProcessSettings):
     DATA_DIR: Path = Field(default=Path("data"),
                            description="where the sessions' SQLite database is kept (default: "
                                        "./data, in the working directory)")
+    BACKUP_DIR: Path | None = Field(
+        default=None, description="where the session store's backups go (a USB stick's folder: it "
+                                  "must exist); default: backups/ beside the store, created")
+    BACKUP_AT: dt.time = Field(
+        default=dt.time(3, 0), description="the nightly backup's local time, HH:MM (default 03:00; "
+                                           "a controller off at that hour takes it when it starts)")
     #: demo / rehearsal mode: mounts the simulation routes
     DEMO: bool = Field(default=False,
                        description="1: rehearsal mode, the /rehearsal page drives nodes "

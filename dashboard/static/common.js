@@ -24,14 +24,25 @@ const App = (() => {
   function withToken(url) {
     return token ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : url;
   }
+  // An order the controller does not answer within this is reported as failed (a frozen
+  // server or a dead link must not leave a button doing nothing).
+  const API_TIMEOUT_MS = 10000;
   async function api(method, url, body) {
-    const opts = {method, headers: {"Content-Type": "application/json"}, credentials: "same-origin"};
+    const opts = {method, headers: {"Content-Type": "application/json"}, credentials: "same-origin",
+                  signal: AbortSignal.timeout(API_TIMEOUT_MS)};
     if (method !== "GET") opts.body = JSON.stringify(body || {});
-    const res = await fetch(withToken(url), opts);
+    let res;
+    try {
+      res = await fetch(withToken(url), opts);
+    } catch (_e) {
+      // no answer at all: say so in words, never « Failed to fetch »
+      if (method !== "GET") toast(t("action_failed_offline"), true);
+      return {ok: false, status: 0, data: null};
+    }
     if (res.status === 401 && !token) { location.href = `/login?next=${encodeURIComponent(location.pathname)}`; }
     let data = null;
     try { data = await res.json(); } catch (_e) { data = null; }
-    if (!res.ok) toast(`${t("error")} ${res.status} : ${errorText(data) || res.statusText}`, true);
+    if (!res.ok) toast(errorText(data) || t("action_failed_status", {status: res.status}), true);
     return {ok: res.ok, status: res.status, data};
   }
   const post = (url, body) => api("POST", url, body);
@@ -51,24 +62,73 @@ const App = (() => {
     box._timer = setTimeout(() => { box.className = ""; }, 4000);
   }
 
-  // The live feed: a snapshot on connect and on every change; reconnects with backoff.
+  // RFC 6902 JSON Patch, the operations the controller sends (controller/delta.py):
+  // add, remove, replace; an array index or "-" (the end).
+  function applyPatch(doc, ops) {
+    for (const op of ops) {
+      if (op.path === "") { doc = op.value; continue; }
+      const parts = op.path.slice(1).split("/").map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
+      const last = parts.pop();
+      let parent = doc;
+      for (const p of parts) parent = parent[Array.isArray(parent) ? Number(p) : p];
+      if (Array.isArray(parent)) {
+        const i = last === "-" ? parent.length : Number(last);
+        if (op.op === "add") parent.splice(i, 0, op.value);
+        else if (op.op === "remove") parent.splice(i, 1);
+        else parent[i] = op.value;
+      } else if (op.op === "remove") delete parent[last];
+      else parent[last] = op.value;
+    }
+    return doc;
+  }
+
+  // The live feed: the whole view on connect, then what changed (numbered patches; a gap
+  // asks for the whole view again). A watchdog pings every PING_MS: a link silent for
+  // SILENT_MS is dead even if the socket looks open (a frozen server, a pulled cable), and
+  // the page says so at once instead of showing stale data as live.
+  const PING_MS = 1000, SILENT_MS = 4000;
+  let linkUp = false;
   function live(onSnapshot, onLink) {
     let delay = 500;
-    let ws = null;
+    let ws = null, state = null, version = 0, heard = 0;
+    const report = (up) => { if (up !== linkUp) { linkUp = up; onLink(up); } };
+    function drop(sock) {
+      sock.onopen = sock.onclose = sock.onmessage = null;
+      try { sock.close(); } catch (_e) { /* already closing */ }
+    }
     function connect() {
-      ws = new WebSocket(withToken(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`));
-      ws.onopen = () => { delay = 500; onLink(true); };
-      ws.onclose = () => { onLink(false); setTimeout(connect, delay); delay = Math.min(delay * 2, 8000); };
-      ws.onmessage = (msg) => {
+      const sock = new WebSocket(withToken(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`));
+      ws = sock;
+      heard = performance.now();
+      sock.onopen = () => { delay = 500; heard = performance.now(); };
+      sock.onclose = () => { report(false); retry(sock); };
+      sock.onmessage = (msg) => {
         const t0 = performance.now();
+        heard = t0;
         const frame = JSON.parse(msg.data);
         if (frame.type === "snapshot") {
-          onSnapshot(frame.data);
-          window.__lastRender = {received: t0, rendered: performance.now(), ts: frame.data.ts};
-        }
+          state = frame.data; version = frame.v;
+        } else if (frame.type === "patch") {
+          if (state === null || frame.v !== version + 1) { sock.send("resync"); return; }
+          state = applyPatch(state, frame.ops); version = frame.v;
+        } else return;   // pong: the link is alive
+        report(true);
+        onSnapshot(structuredClone(state));   // a page may change its copy; the patches apply to ours
+        window.__lastRender = {received: t0, rendered: performance.now(), ts: state.ts, v: version};
       };
     }
-    setInterval(() => { if (ws && ws.readyState === 1) ws.send("ping"); }, 20000);
+    function retry(sock) {
+      if (sock !== ws) return;
+      drop(sock);
+      ws = null;
+      setTimeout(connect, delay);
+      delay = Math.min(delay * 2, 8000);
+    }
+    setInterval(() => {
+      if (!ws) return;
+      if (performance.now() - heard > SILENT_MS) { report(false); retry(ws); return; }
+      if (ws.readyState === 1) ws.send("ping");
+    }, PING_MS);
     connect();
   }
   // a badge drawn before the texts are loaded is drawn again once they are (see loadTexts)
@@ -112,6 +172,59 @@ const App = (() => {
     for (const c of children) if (c !== null && c !== undefined) e.append(c);
     return e;
   }
+  // Update *parent*'s children in place to look like *kids* (built fresh by a render):
+  // a node of the same tag is kept and only its text, attributes and handler change, so a
+  // button under a finger is never replaced (a held press would be lost) and nothing moves.
+  function morph(parent, kids) {
+    kids = kids.filter((k) => k !== null && k !== undefined && k !== "")
+      .map((k) => (typeof k === "string" ? document.createTextNode(k) : k));
+    kids.forEach((fresh, i) => {
+      const old = parent.childNodes[i];
+      if (!old) { parent.append(fresh); return; }
+      if (old.nodeName !== fresh.nodeName || (old.dataset && old.dataset.key !== fresh.dataset.key)) {
+        parent.replaceChild(fresh, old); return;
+      }
+      if (old.nodeType === Node.TEXT_NODE) { if (old.data !== fresh.data) old.data = fresh.data; return; }
+      for (const {name} of [...old.attributes]) {
+        if (!fresh.hasAttribute(name) && name !== "open") old.removeAttribute(name);   // « open »: the user's
+      }
+      for (const {name, value} of fresh.attributes) if (old.getAttribute(name) !== value) old.setAttribute(name, value);
+      old.onclick = fresh.onclick;
+      morph(old, [...fresh.childNodes]);
+    });
+    while (parent.childNodes.length > kids.length) parent.lastChild.remove();
+  }
+
+  // A question before a drastic order: resolves to the value of the button pressed ("" when
+  // cancelled). *choices*: [[value, label, primary?]…]; *extra*: nodes shown under the text.
+  function ask(text, choices, extra) {
+    let dialog = document.getElementById("ask-dialog");
+    if (!dialog) {
+      dialog = el("dialog", {id: "ask-dialog"}, el("form", {method: "dialog"},
+        el("p", {id: "ask-text"}), el("div", {id: "ask-extra"}), el("div", {id: "ask-choices", class: "row"})));
+      document.body.append(dialog);
+    }
+    document.getElementById("ask-text").textContent = text;
+    document.getElementById("ask-extra").replaceChildren(...(extra || []));
+    document.getElementById("ask-choices").replaceChildren(
+      ...choices.map(([value, label, primary]) => el("button", {value, class: primary ? "primary" : null, dataset: {ask: value}}, label)),
+      el("button", {value: "", dataset: {ask: "cancel"}}, t("cancel")));
+    dialog.returnValue = "";
+    dialog.showModal();
+    return new Promise((resolve) => { dialog.onclose = () => resolve(dialog.returnValue); });
+  }
+
+  // a tag's name in the game file (« vinaigre_blanc ») as words: « vinaigre blanc »
+  const tagName = (name) => String(name || "").replace(/_/g, " ");
+
+  // « 1 450 € », « −620 € »: money as the page's language writes it
+  function money(n, signed) {
+    if (n === null || n === undefined) return "—";
+    const f = new Intl.NumberFormat(lang, {style: "currency", currency: "EUR", maximumFractionDigits: 0,
+                                           signDisplay: signed ? "exceptZero" : "auto"});
+    return f.format(n);
+  }
+
   function lockText(p) {
     const r = p.reported || {};
     if (p.kind !== "maglock") {
@@ -151,11 +264,22 @@ const App = (() => {
     }
     return r;
   }
+  // A node's health problem or a console notice (controller/health.py, controller/backup.py)
+  // in words: what is wrong, and what to do about it.
+  function problemText(p) {
+    const num = (n, digits = 0) => Number(n).toLocaleString(lang, {maximumFractionDigits: digits});
+    const gb = (b) => num(b / 1024 ** 3, 1);
+    const disk = p.code === "disk_low" || p.code === "disk_warn";
+    return t(p.kind === "backup" ? p.code : `health_${p.code}`, {
+      value: p.value === null || p.value === undefined ? "?" : disk ? gb(p.value) : num(p.value),
+      limit: p.limit === null || p.limit === undefined ? "?" : disk ? gb(p.limit) : num(p.limit),
+      prop: p.prop || "", detail: p.detail || ""});
+  }
   function setupLangSwitch() {
     const b = document.getElementById("lang");
     if (b) b.onclick = () => setLang(lang === "fr" ? "en" : "fr").then(() => { if (window.render) window.render(); });
   }
-  return {t, actor, loadTexts, setLang, api, post, errorText, live, linkBadge, fmt, el, lockText, lockName, emergency,
-          toast, token, setupLangSwitch,
-          get lang() { return lang; }};
+  return {t, actor, loadTexts, morph, ask, money, tagName, setLang, api, post, errorText, live, applyPatch, linkBadge, fmt, el, lockText, lockName,
+          emergency, problemText, toast, token, setupLangSwitch,
+          get lang() { return lang; }, get linkUp() { return linkUp; }};
 })();

@@ -49,7 +49,9 @@ function renderCheck(g, check) {
   const show = g.phase === "idle" || PREPARING.includes(g.phase);
   $("check-panel").classList.toggle("hidden", !show || !check);
   if (!show || !check) return;
-  const notReady = check.props.filter((p) => p.status !== "ready").length;
+  // a node that runs another part of the game file counts as not ready (controller/distribution.py)
+  const nodes = check.nodes || [];
+  const notReady = check.props.filter((p) => p.status !== "ready").length + nodes.length;
   const summary = $("check-summary");
   summary.textContent = notReady ? t("check_not_ready", {n: notReady}) : t("check_ready");
   summary.className = notReady ? "warn" : "";
@@ -58,14 +60,19 @@ function renderCheck(g, check) {
   $("start-run").disabled = !PREPARING.includes(g.phase) || emergencyOn();
   $("reset-all").disabled = emergencyOn();
   $("override-reason").placeholder = t("override_reason");
-  const names = Object.fromEntries((snap.nodes || []).map((n) => [n.id, n.label]));
+  const names = Object.fromEntries((snap.nodes || []).map((n) => [n.id, roomLabel(n)]));
   // what a human must do first, then what waits, then what is ready (stable within each)
   const rank = (p) => (p.status === "manual_reset" ? 0 : p.status === "ready" ? 2 : 1);
   const props = check.props.map((p, i) => [p, i]).sort(([a, i], [b, j]) => rank(a) - rank(b) || i - j).map(([p]) => p);
-  $("check-list").replaceChildren(...props.map((p) => el("li", {dataset: {prop: `${p.node}.${p.prop}`, status: p.status}},
+  // the nodes first (a wrong game file): one list, updated in place as a whole
+  const nodeItems = nodes.map((n) => el("li", {dataset: {node: n.node, status: `game_${n.status}`}},
+    el("span", {class: "st"}, "✖"), el("span", {class: "name"}, n.label || n.node),
+    el("span", {class: "detail", dataset: {fix: n.instruction.key}}, instructionText(n.instruction))));
+  const propItems = props.map((p) => el("li", {dataset: {prop: `${p.node}.${p.prop}`, status: p.status}},
     el("span", {class: "st"}, t(`check_status_${p.status}`)),
     el("span", {class: "name"}, `${names[p.node] || p.node} · ${p.label}`),
-    p.instruction ? el("span", {class: "detail", dataset: {fix: p.instruction.key}}, instructionText(p.instruction)) : null)));
+    p.instruction ? el("span", {class: "detail", dataset: {fix: p.instruction.key}}, instructionText(p.instruction)) : null));
+  App.morph($("check-list"), [...nodeItems, ...propItems]);
 }
 
 // the server words it in French; other languages from the key and its values
@@ -76,7 +83,10 @@ function instructionText(fix) {
 
 // What the relays did not confirm, the broker link, the emergency alert: in the sticky header.
 const emergencyOn = () => !!(snap && snap.emergency && snap.emergency.active);
-const lockName = App.lockName;
+// a room in the page's language, when the game file gives it; a lock with its room
+const roomLabel = (n) => (App.lang === "en" && n.label_en) || n.label;
+const roomOf = (id) => { const n = snap && snap.nodes.find((x) => x.id === id); return n ? roomLabel(n) : id; };
+const lockName = (e) => (e.node ? `${e.label} (${roomOf(e.node)})` : App.lockName(e));
 const clock = (ts) => new Date(ts * 1000).toLocaleTimeString(App.lang);
 
 function renderBanners() {
@@ -86,13 +96,25 @@ function renderBanners() {
   if (emergencyOn()) {
     $("emergency-text").textContent = t("emergency_active", {time: em.ts ? clock(em.ts) : "—", who: App.actor(em.who)});
   }
+  // after the alert: a banner until the game master says they saw it (the locks are open)
+  // (an emergency of this game only: a new session starts without it)
+  const started = snap.game.started_wall;
+  const after = em && !em.active && !acknowledged(em) && !!started && (em.ts || 0) >= started;
+  $("after-emergency").classList.toggle("hidden", !after);
+  if (after) {
+    $("after-emergency-text").textContent = t(snap.game.phase === "paused" ? "after_emergency_paused" : "after_emergency",
+      {time: em.ts ? clock(em.ts) : "—", who: App.actor(em.who)});
+    $("after-emergency-resume").classList.toggle("hidden", snap.game.phase !== "paused");
+  }
   const alerts = snap.lock_alerts || [];
   $("lock-alerts").classList.toggle("hidden", !alerts.length);
   // "since" as a time of day: right without a push every second
-  $("lock-alerts").replaceChildren(...alerts.map((a) => el("li", {dataset: {prop: `${a.node}.${a.prop}`, reason: a.reason}},
+  App.morph($("lock-alerts"), alerts.map((a) => el("li", {dataset: {prop: `${a.node}.${a.prop}`, reason: a.reason}},
     t(a.action === "lock" ? "lock_alert_lock" : "lock_alert_unlock", {
       name: lockName(a), since: clock(snap.ts - (a.pending_s || 0)), why: t(`why_${a.reason}`), n: (a.attempts || 0) + 1}))));
 }
+const ackKey = (em) => `emergency-seen-${em.id}`;
+const acknowledged = (em) => localStorage.getItem(ackKey(em)) === "1";
 
 // The answer of a lock/unlock order: what the node confirmed, in words.
 function toastOrder(action, r) {
@@ -102,47 +124,117 @@ function toastOrder(action, r) {
   else App.toast(t(`order_pending_${action}`, {name: lockName(d), why: t(`why_${d.reason}`)}), true);
 }
 
+const puzzleName = (p) => (App.lang === "en" && p.label_en) || p.label;
+// « Ventouse du coffre (Hall) », « La boîte aux lettres »: what an id in the journal names
+function nameOf(id) {
+  if (!snap || !id) return id || "";
+  const prop = snap.props.find((p) => `${p.node}.${p.id}` === id);
+  if (prop) return `${prop.label} (${roomOf(prop.node)})`;
+  const puzzle = snap.game.puzzles.find((p) => p.id === id);
+  if (puzzle) return puzzleName(puzzle);
+  return roomOf(id);
+}
+// an audit line's detail in words: ids named, a clue's internal id left out
+const auditDetail = (detail) => (detail || "").replace(/^[0-9a-f]{8,}: /, "").split(", ").map(nameOf).join(", ");
+const minutes = (s) => Math.max(0, Math.floor((s || 0) / 60));
+
+// What the group tried on an open puzzle, in words: « 0413 », « 🏷 vinaigre blanc », « appui ».
+function tryText(x) {
+  if (x.type === "code") return `« ${x.value} »`;
+  if (x.type === "key") return t("try_key", {key: x.value});
+  if (x.tag || (x.value && typeof x.value === "object" && "uid" in x.value)) return `🏷 ${x.tag ? App.tagName(x.tag) : t("unknown_tag")}`;
+  return t(`try_${x.type}`) === `try_${x.type}` ? x.type : t(`try_${x.type}`);
+}
+
+let hintOpen = null;   // the puzzle whose clues are shown under it (« 💡 Indice »)
+function puzzleRow(p, stuck, elapsed) {
+  const st = stuck[p.id];
+  const playing = ["running", "paused"].includes(snap.game.phase);
+  const row = el("li", {class: `${p.status}${st && st.longest ? " longest" : ""}${st && st.hint_due ? " hint-due" : ""}`,
+                        dataset: {puzzle: p.id, status: p.status, key: p.id, longest: st && st.longest ? "true" : null}},
+    el("span", {class: "status"}, statusText(p.status)), " ",
+    el("span", {class: "label"}, puzzleName(p)), " ",
+    p.status === "available" && playing && p.clues
+      ? el("button", {class: "hint", dataset: {hint: p.id}, "aria-expanded": String(hintOpen === p.id),
+                      onclick: () => { hintOpen = hintOpen === p.id ? null : p.id; window.render(); }}, t("hint_button"))
+      : null,
+    el("button", {dataset: {solve: p.id}, onclick: () => post(`/api/game/puzzles/${p.id}/solve`, {who: WHO()}),
+                  disabled: p.status === "solved" || !playing ? "" : null}, t("force_solve")),
+    el("button", {dataset: {replay: p.id}, disabled: p.status === "locked" || !playing ? "" : null,
+                  onclick: () => replay(p)}, t("reset")));
+  if (st) {
+    const bits = [t("stuck_since", {min: minutes(elapsed - st.available_at)})];
+    if (st.progress_at > st.available_at) bits.push(t("stuck_no_progress", {min: minutes(elapsed - st.progress_at)}));
+    if (st.tries.length) bits.push(t("stuck_tries", {tries: st.tries.slice().reverse().map(tryText).join(", ")}));
+    if (st.touched) bits.push(t("stuck_touched", {name: nameOf(`${st.touched.node}.${st.touched.prop}`), min: minutes(elapsed - st.touched.at)}));
+    row.append(el("div", {class: "stuck"}, bits.join(" · ")));
+    if (st.hint_due) row.append(el("div", {class: "suggest", dataset: {suggest: p.id}}, t("hint_suggested", {min: minutes(elapsed - st.progress_at)})));
+  }
+  if (hintOpen === p.id) row.append(el("div", {class: "hints"}, ...clueRows(p.id)));
+  return row;
+}
+
+// A pre-written clue and its button: its cost (none when free), « ✔ envoyé » once sent.
+function clueRows(puzzle) {
+  const entry = (catalogue || []).find((c) => c.puzzle === puzzle);
+  if (!entry || !entry.clues.length) return [el("p", {}, t("no_clue"))];
+  return entry.clues.map((c) => el("div", {class: "row clue", dataset: {sent: String(c.sent > 0), key: `${puzzle}:${c.index}`}},
+    el("span", {class: "text"}, App.lang === "en" && c.text_en ? c.text_en : c.text),
+    c.cost ? el("span", {class: "cost"}, App.money(-c.cost, true)) : null,
+    c.sent ? el("span", {class: "sent"}, c.sent > 1 ? t("clue_sent_n", {n: c.sent}) : t("clue_sent")) : null,
+    el("button", {class: c.sent ? null : "primary", dataset: {clue: `${puzzle}:${c.index}`},
+      onclick: () => post("/api/clues", {puzzle, index: c.index, who: WHO()}).then(loadClues)}, t("send_clue"))));
+}
+
+// « Rejouer »: the players do it again — its locks close again and its budget is undone
+async function replay(p) {
+  const choice = await App.ask(t("confirm_replay", {name: puzzleName(p)}), [["replay", t("replay_yes"), true]]);
+  if (choice === "replay") post(`/api/game/puzzles/${p.id}/reset`, {who: WHO()});
+}
+
 function renderGame(g) {
   $("remaining").textContent = fmt(g.remaining_s);
-  $("phase").textContent = App.lang === "fr" ? (g.phase_label || g.phase) : g.phase;
+  $("header-remaining").textContent = `⏱ ${fmt(g.remaining_s)}`;
+  $("phase").textContent = App.lang === "fr" ? (g.phase_label || g.phase) : t(`phase_${g.phase}`);
   $("parcours").textContent = g.parcours ? t(g.parcours) : "—";
-  $("budget").textContent = g.budget ?? "—";
+  $("budget").textContent = App.money(g.budget ?? g.budget_start);
   const running = g.phase === "running", paused = g.phase === "paused";
   const alertOn = emergencyOn();   // nothing that locks while the alert lasts
   $("pause").disabled = !running;
   $("resume").disabled = !paused || alertOn;
   $("plus5").disabled = $("minus2").disabled = !(running || paused);
   $("stop").disabled = !(running || paused || g.phase === "check" || g.phase === "briefing");
-  $("open-start").disabled = running || paused || alertOn;
+  $("open-start").disabled = running || paused || alertOn || PREPARING.includes(g.phase);
+  // a new session only once the game is over (the server refuses it before)
+  const canReset = ENDED.includes(g.phase) || ["debrief", "idle"].includes(g.phase);
+  $("reset-game").disabled = !canReset;
+  $("reset-game").title = canReset ? "" : t("reset_game_blocked");
   for (const id of ["resume", "open-start"]) $(id).title = alertOn ? t("blocked_by_emergency") : "";
-  const ol = $("puzzles");
-  ol.replaceChildren(...g.puzzles.filter((p) => p.in_parcours).map((p) => el("li",
-    {class: p.status, dataset: {puzzle: p.id, status: p.status}},
-    el("span", {class: "status"}, statusText(p.status)), " ",
-    el("span", {class: "label"}, p.label), " ",
-    el("button", {onclick: () => post(`/api/game/puzzles/${p.id}/solve`, {who: WHO()}), disabled: p.status === "solved" ? "" : null}, t("force_solve")),
-    el("button", {onclick: () => post(`/api/game/puzzles/${p.id}/reset`, {who: WHO()})}, t("reset")))));
-  $("budget-history").replaceChildren(...[...(g.budget_history || [])].reverse().map((b) =>
-    el("tr", {}, el("td", {}, fmt(b.at)), el("td", {}, `${b.amount > 0 ? "+" : ""}${b.amount} €`), el("td", {}, b.label || ""))));
-  $("audit").replaceChildren(...[...(g.audit || [])].reverse().map((a) =>
-    el("tr", {}, el("td", {}, new Date(a.at * 1000).toLocaleTimeString(App.lang)), el("td", {}, App.actor(a.who)),
-       el("td", {}, App.t(`audit_${a.action}`) === `audit_${a.action}` ? a.action : App.t(`audit_${a.action}`)), el("td", {}, [a.target, a.detail].filter(Boolean).join(" — ")))));
-  $("clues-sent").replaceChildren(...(g.clues || []).map((c) =>
+  const stuck = Object.fromEntries((snap.stuck || []).map((s) => [s.puzzle, s]));
+  App.morph($("puzzles"), g.puzzles.filter((p) => p.in_parcours).map((p) => puzzleRow(p, stuck, g.elapsed_s)));
+  App.morph($("budget-history"), [...(g.budget_history || [])].reverse().map((b) =>
+    el("tr", {}, el("td", {}, fmt(b.at)), el("td", {}, App.money(b.amount, true)), el("td", {}, b.label || ""))));
+  App.morph($("audit"), [...(g.audit || [])].reverse().map((a) =>
+    el("tr", {}, el("td", {}, new Date(a.at * 1000).toLocaleTimeString(App.lang, {hour: "2-digit", minute: "2-digit", second: "2-digit"})),
+       el("td", {}, App.actor(a.who)),
+       el("td", {}, App.t(`audit_${a.action}`) === `audit_${a.action}` ? a.action : App.t(`audit_${a.action}`)),
+       el("td", {}, [nameOf(a.target), auditDetail(a.detail)].filter(Boolean).join(" — ")))));
+  App.morph($("clues-sent"), (g.clues || []).map((c) =>
     el("li", {dataset: {clue: c.id, status: c.status}}, el("strong", {}, c.status === "shown" ? t("shown") : t("sent")),
-       ` · ${c.room || t("all_rooms")} · ${c.text}`)));
+       ` · ${c.room ? nameOf(c.room) : t("all_rooms")} · ${c.text}`)));
 }
 
 function renderRooms() {
-  $("rooms").replaceChildren(...snap.nodes.map((n) => {
+  App.morph($("rooms"), snap.nodes.map((n) => {
     const props = snap.props.filter((p) => p.node === n.id);
-    return el("div", {class: `room ${n.online ? "" : "offline"}`, dataset: {node: n.id}},
-      el("h3", {}, n.label, el("span", {class: n.online ? "badge ok" : "badge off"},
+    return el("div", {class: `room ${n.online ? "" : "offline"}`, dataset: {node: n.id, key: n.id}},
+      el("h3", {}, roomLabel(n), el("span", {class: n.online ? "badge ok" : "badge off"},
         n.online ? t("online") : (n.offline_reason === "silent" ? t("node_silent") : t("node_offline"))),
         // the room plays its local puzzles on its own (controller away) / events it still has to deliver
         n.autonomous ? el("span", {class: "badge warn", dataset: {autonomous: "true"}}, t("node_autonomous")) : "",
         n.outbox ? el("span", {class: "badge warn", dataset: {outbox: String(n.outbox)}}, t("node_outbox", {n: n.outbox})) : ""),
       ...props.filter((p) => ["maglock", "keypad", "mfrc522", "rdm6300", "sorting", "button", "reed_switch"].includes(p.kind) || p.kind === "relay").map((p) => {
-        const row = el("div", {class: "prop", dataset: {prop: `${n.id}.${p.id}`, locked: String(!!(p.reported || {}).locked)}},
+        const row = el("div", {class: "prop", dataset: {prop: `${n.id}.${p.id}`, key: `${n.id}.${p.id}`, locked: String(!!(p.reported || {}).locked)}},
           el("span", {class: "name"}, p.label), el("span", {class: "state"}, App.lockText(p)));
         if (p.desired && p.desired.relock_pending) row.append(el("span", {class: "warn"}, t("relock_pending")));
         if (p.kind === "maglock") {
@@ -177,37 +269,81 @@ function renderStore(store) {
     store.dropped ? t("store_dropped", {n: new Intl.NumberFormat(App.lang).format(store.dropped)}) : ""].join(" ");
 }
 
+// What to fix before the next session (the controller sends none while a game is played).
+function renderNotices(notices) {
+  const list = notices || [];
+  $("notices").classList.toggle("hidden", !list.length);
+  $("notices").querySelector("ul").replaceChildren(...list.map((n) =>
+    el("li", {dataset: {code: n.code, node: n.node || ""}}, n.label ? `${n.label} : ${App.problemText(n)}` : App.problemText(n))));
+}
+
 window.render = () => {
   if (!snap) return;
-  renderBanners(); renderStore(snap.store);
-  renderGame(snap.game); renderFlow(snap.game); renderCheck(snap.game, snap.check); renderRooms();
+  for (const o of $("clue-room").options) if (o.value !== "all") o.textContent = roomOf(o.value);
+  renderBanners(); renderStore(snap.store); renderNotices(snap.notices);
+  renderGame(snap.game); renderFlow(snap.game); renderCheck(snap.game, snap.check); renderRooms(); renderCatalogue();
 };
 
 async function loadClues() {
   const res = await fetch("/api/clues", {headers: {"Content-Type": "application/json"}});
-  if (res.status === 404) { $("clue-panel").classList.add("hidden"); return; }
+  if (res.status === 404) { $("clue-panel").classList.add("hidden"); catalogue = null; window.render(); return; }
   if (!res.ok) return;
   $("clue-panel").classList.remove("hidden");
   catalogue = (await res.json()).catalogue;
-  $("clue-catalogue").replaceChildren(...catalogue.filter((p) => p.clues.length).map((p) =>
-    el("details", {dataset: {puzzle: p.puzzle}}, el("summary", {}, `${p.label} (${p.room})`),
-      ...p.clues.map((c) => el("div", {class: "row"}, el("span", {style: "flex:1"}, `${c.text} (−${c.cost} €)`),
-        el("button", {class: "primary", dataset: {clue: `${p.puzzle}:${c.index}`},
-          onclick: () => post("/api/clues", {puzzle: p.puzzle, index: c.index, who: WHO()}).then(loadClues)}, t("send_clue")))))));
+  window.render();
+}
+function renderCatalogue() {
+  if (!catalogue) return;
+  App.morph($("clue-catalogue"), catalogue.filter((p) => p.clues.length).map((p) =>
+    el("details", {dataset: {puzzle: p.puzzle, key: p.puzzle}},
+      el("summary", {}, `${nameOf(p.puzzle)} (${nameOf(p.room)})`, p.clues.some((c) => c.sent) ? el("span", {class: "sent"}, ` · ${t("clue_sent")}`) : null),
+      ...clueRows(p.puzzle))));
 }
 
-let lastPhase = null;
+// The live link: lost, the whole page says so, its controls are out of reach and the timer
+// stops (what it would show is a guess); back, the next view redraws everything.
+const badge = App.linkBadge($("link"));
+function onLink(up) {
+  badge(up);
+  $("link-banner").classList.toggle("hidden", up);
+  document.body.dataset.link = up ? "up" : "down";
+  document.querySelector("main").inert = !up;
+}
+
+let lastPhase = null, lastClues = null;
 App.live((data) => {
   snap = data;
-  if (snap.game.phase !== lastPhase) { lastPhase = snap.game.phase; loadClues(); }
+  if (snap.game.phase !== lastPhase || snap.game.clue_count !== lastClues) {
+    lastPhase = snap.game.phase; lastClues = snap.game.clue_count; loadClues();
+  }
   const sel = $("clue-room");
   if (!sel.options.length) {
-    sel.append(el("option", {value: "all"}, t("all_rooms")), ...snap.nodes.map((n) => el("option", {value: n.id}, n.label)));
+    // data-i18n: translated again whenever the texts (re)load, whatever came first
+    sel.append(el("option", {value: "all", "data-i18n": "all_rooms"}, t("all_rooms")), ...snap.nodes.map((n) => el("option", {value: n.id}, roomLabel(n))));
   }
-  sel.options[0].textContent = t("all_rooms");   // the texts may load after the first snapshot
   $("nav-rehearsal").classList.toggle("hidden", !snap.demo);
   window.render();
-}, App.linkBadge($("link")));
+}, onLink);
+
+// « Reprendre » after an emergency: the locks it opened are listed, and relocked unless the
+// game master chooses otherwise; an exit door only when ticked.
+async function resume() {
+  const plan = (snap && snap.relock) || [];
+  if (!plan.length) { post("/api/game/resume", {who: WHO()}); return; }
+  const doors = plan.filter((l) => l.exit_door);
+  const extra = [
+    el("p", {}, t("relock_intro")),
+    el("ul", {class: "relock-list"}, ...plan.filter((l) => !l.exit_door).map((l) => el("li", {dataset: {relock: `${l.node}.${l.prop}`}}, `🔒 ${lockName(l)}`))),
+    ...doors.map((l) => el("label", {class: "check"}, el("input", {type: "checkbox", dataset: {exitDoor: `${l.node}.${l.prop}`}}),
+                           ` ${t("relock_exit_door", {name: lockName(l)})}`))];
+  const choice = await App.ask(t("resume_after_emergency"), [["relock", t("resume_relock"), true], ["plain", t("resume_plain")]], extra);
+  if (!choice) return;
+  const ticked = [...document.querySelectorAll("#ask-extra input[data-exit-door]:checked")].map((i) => i.dataset.exitDoor);
+  const r = await post("/api/game/resume", choice === "relock" ? {relock: true, exit_doors: ticked, who: WHO()} : {who: WHO()});
+  if (r.ok && snap.emergency) localStorage.setItem(ackKey(snap.emergency), "1");
+}
+$("after-emergency-resume").onclick = resume;
+$("after-emergency-ack").onclick = () => { if (snap && snap.emergency) localStorage.setItem(ackKey(snap.emergency), "1"); window.render(); };
 
 $("emergency").onclick = () => App.emergency(WHO());
 $("end-emergency").onclick = async () => {
@@ -230,19 +366,29 @@ $("start-run").onclick = () => post("/api/game/start", {...override(), who: WHO(
 // the debrief phase; the debrief screen itself opens from the link beside (a TV, a tablet)
 $("to-debrief").onclick = () => post("/api/game/debrief", {who: WHO()});
 $("pause").onclick = () => post("/api/game/pause", {who: WHO()});
-$("resume").onclick = () => post("/api/game/resume", {who: WHO()});
+$("resume").onclick = resume;
 $("plus5").onclick = () => post("/api/game/time", {seconds: 300, who: WHO()});
 $("minus2").onclick = () => post("/api/game/time", {seconds: -120, who: WHO()});
-$("stop").onclick = () => post("/api/game/stop", {who: WHO()});
+// a game under way is ended only on a second, explicit tap (it cannot be taken back)
+$("stop").onclick = async () => {
+  if (["running", "paused"].includes(snap && snap.game.phase)) {
+    if (await App.ask(t("confirm_stop"), [["stop", t("stop_yes"), false]]) !== "stop") return;
+  }
+  post("/api/game/stop", {who: WHO()});
+};
 $("reset-game").onclick = () => post("/api/game/reset", {who: WHO()});
 $("send-free-clue").onclick = () => {
   const text = $("free-clue").value.trim();
   if (!text) return;
   post("/api/clues", {text, room: $("clue-room").value, who: WHO()}).then(() => { $("free-clue").value = ""; });
 };
-// the timer runs between two snapshots (the server pushes one each second while running)
+// the timer runs between two views (the server sends the time with each change), and stops
+// while the link is lost
 setInterval(() => {
-  if (snap && snap.game.phase === "running") { snap.game.remaining_s -= 0.25; $("remaining").textContent = fmt(snap.game.remaining_s); }
+  if (snap && snap.game.phase === "running" && App.linkUp) { snap.game.remaining_s -= 0.25;
+    $("remaining").textContent = fmt(snap.game.remaining_s);
+    $("header-remaining").textContent = `⏱ ${fmt(snap.game.remaining_s)}`;
+  }
 }, 250);
 App.loadTexts().then(async () => {
   App.setupLangSwitch();

@@ -6,8 +6,13 @@ const {t, el, fmt} = App;
 const $ = (id) => document.getElementById(id);
 const sessionId = new URLSearchParams(location.search).get("session");
 let data = null;
-const euros = (n) => (n === null || n === undefined ? "—" : `${n}`);
-const signed = (n) => `${n > 0 ? "+" : n < 0 ? "−" : ""}${Math.abs(n)} €`;
+// numbers and dates as the page's language writes them: « 1 450 € », « 4 déc. 13:04 »
+const locale = () => (App.lang === "en" ? "en-GB" : "fr-FR");
+const num = (n) => Math.abs(n).toLocaleString(locale());
+const euros = (n) => (n === null || n === undefined ? "—" : `${n < 0 ? "−" : ""}${num(n)}`);
+const signed = (n) => `${n > 0 ? "+" : n < 0 ? "−" : ""}${num(n)} €`;
+const when = (ts) => new Date(ts * 1000).toLocaleString(locale(),
+  {day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit"});
 
 function resultText(s) {
   if (s.result) return t(`result_${s.result}`);
@@ -33,10 +38,11 @@ function render() {
   $("clue-cost").textContent = data.clue_cost ? t("clue_cost", {euros: data.clue_cost}) : "";
   $("final-budget").textContent = euros(data.budget.final);
   $("budget-from").textContent = data.budget.start === null ? "" :
-    `${t("budget_from", {start: data.budget.start})} (${signed(data.budget.change || 0)})`;
+    `${t("budget_from", {start: euros(data.budget.start)})} (${signed(data.budget.change || 0)})` +
+    (data.budget.late ? ` · ${t("debrief_late_total", {euros: `${euros(data.budget.late)} €`})}` : "");
   $("group").textContent = [t("players_n", {n: s.players}), s.children ? t("with_children") : ""].filter(Boolean).join(", ");
   $("parcours").textContent = s.parcours ? t(s.parcours) : "—";
-  $("session-date").textContent = s.started || s.date || "";
+  $("session-date").textContent = s.started_at ? when(s.started_at) : s.date || "";
 
   $("themes").replaceChildren(...data.themes.map((th) => el("article", {class: "theme", dataset: {theme: th.theme}},
     el("h3", {}, t(`theme_${th.theme}`)),
@@ -58,16 +64,63 @@ function render() {
   const rows = [el("tr", {class: "start"}, el("td", {}, "00:00"), el("td", {}, t("budget_month_start")),
     el("td", {class: "num"}, ""), el("td", {class: "num"}, `${euros(b.start)} €`))];
   for (const line of b.history) {
-    rows.push(el("tr", {dataset: {puzzle: line.puzzle || ""}}, el("td", {}, fmt(line.at_s)), el("td", {}, line.label),
+    rows.push(el("tr", {dataset: {puzzle: line.puzzle || "", kind: line.kind || ""}}, el("td", {}, fmt(line.at_s)), el("td", {}, en ? line.label_en : line.label),
       el("td", {class: `num ${line.amount < 0 ? "minus" : "plus"}`}, signed(line.amount)),
-      el("td", {class: "num"}, `${line.balance} €`)));
+      el("td", {class: "num"}, `${euros(line.balance)} €`)));
   }
   rows.push(el("tr", {class: "end"}, el("td", {}, s.time_used_s === null ? "" : fmt(s.time_used_s)),
     el("td", {}, t("budget_end")), el("td", {class: "num"}, ""), el("td", {class: "num", id: "budget-end"}, `${euros(b.final)} €`)));
   document.querySelector("#budget-lines tbody").replaceChildren(...rows);
   drawChart(b);
+  renderBills(b.bills);
   renderEvaluation(s);
 }
+
+// The month's bills: paid during the game, or charged at the end with the late fee, and
+// what an unpaid bill leads to (the game file's words).
+function renderBills(bills) {
+  const en = App.lang === "en";
+  $("bills").classList.toggle("hidden", !bills.length);
+  $("bills-list").replaceChildren(...bills.map((b) => {
+    const why = en ? b.late_fee_label_en : b.late_fee_label;
+    const status = b.status === "paid" ? t("debrief_bill_paid", {amount: `${euros(b.paid)} €`})
+      : b.status === "due" ? t("debrief_bill_due")
+        : t(b.late_fee ? "debrief_bill_charged" : "debrief_bill_charged_nofee",
+          {amount: `${euros(b.charged)} €`, fee: `${euros(b.late_fee)} €`, why: why || ""});
+    const consequence = b.status === "charged" ? (en ? b.consequence_en : b.consequence) : null;
+    return el("li", {dataset: {bill: b.id, status: b.status}},
+      el("span", {class: "pict", "aria-hidden": "true"}, b.icon), " ",
+      el("strong", {}, en ? b.label_en : b.label), " — ", el("span", {class: "st"}, status),
+      consequence ? el("p", {class: "consequence"}, consequence) : null);
+  }));
+}
+
+// Presentation mode: the debrief shown to the group, without the game master's controls
+// (emergency button, navigation, language, the group's evaluation form). « Présenter »
+// enters it (?present in the URL); the browser's back, Escape, or on a tablet without a
+// keyboard a long press on the page's title (nothing a participant would see) leaves it.
+const HOLD_TO_LEAVE_MS = 1000;
+function presenting() { return new URLSearchParams(location.search).has("present"); }
+function setPresenting() { document.body.classList.toggle("presenting", presenting()); }
+function present(on) {
+  const url = new URL(location.href);
+  if (on) url.searchParams.set("present", "1"); else url.searchParams.delete("present");
+  history.pushState(null, "", url);
+  setPresenting();
+}
+$("present").onclick = () => present(true);
+window.addEventListener("popstate", setPresenting);
+document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && presenting()) present(false); });
+{
+  const title = document.querySelector("header h1");
+  let hold = null;
+  const cancel = () => { clearTimeout(hold); hold = null; };
+  title.addEventListener("pointerdown", () => {
+    if (presenting()) hold = setTimeout(() => { hold = null; present(false); }, HOLD_TO_LEAVE_MS);
+  });
+  for (const ev of ["pointerup", "pointerleave", "pointercancel"]) title.addEventListener(ev, cancel);
+}
+setPresenting();
 
 // The group's evaluation of a finished session: a rating, what they learned, their words.
 // The form is filled from the server only while the game master has not started editing.

@@ -3,12 +3,13 @@ and headless Debian Chromium driven by Playwright (sync API)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -48,14 +49,33 @@ class Server:
     url: str
     auth: AuthSettings
     app: object
+    loop: list[asyncio.AbstractEventLoop] = field(default_factory=list)
+
+    def freeze(self, seconds: float) -> None:
+        """Block the server's event loop for *seconds* (a frozen controller: the sockets stay
+        open, nothing answers)."""
+        self.loop[0].call_soon_threadsafe(time.sleep, seconds)
+
+
+def _loop_keeper(app: object, keep: list[asyncio.AbstractEventLoop]) -> object:
+    """*app*, noting the loop it runs on (the server runs in a thread of its own)."""
+    async def asgi(scope: dict, receive: object, send: object) -> None:
+        if not keep:
+            keep.append(asyncio.get_running_loop())
+        await app(scope, receive, send)
+    return asgi
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     import uvicorn
 
     _require_chromium()
     game = load_game(SHIPPED_GAME)
+    # a test module may play a variant of the shipped game (``def tweak_game(game) -> Game``)
+    tweak = getattr(request.module, "tweak_game", None)
+    if tweak is not None:
+        game = tweak(game)
     auth = AuthSettings(gm_password=GM_PASSWORD, tech_password=TECH_PASSWORD,
                         screen_secret="browser-screen-secret")
     with EmbeddedBroker(port=0) as broker:
@@ -67,7 +87,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         app = create_app(game=game, broker=address, demo=True, auth=auth,
                          db_path=tmp_path_factory.mktemp("db") / "escape.db")
         port = _free_port()
-        uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        loop: list[asyncio.AbstractEventLoop] = []
+        uv = uvicorn.Server(uvicorn.Config(_loop_keeper(app, loop), host="127.0.0.1", port=port,
+                                           log_level="warning"))
         thread = threading.Thread(target=uv.run, name="uvicorn", daemon=True)
         thread.start()
         deadline = time.monotonic() + 15
@@ -79,7 +101,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             assert time.monotonic() < deadline, "nodes did not come online"
             time.sleep(0.05)
         try:
-            yield Server(f"http://127.0.0.1:{port}", auth, app)
+            yield Server(f"http://127.0.0.1:{port}", auth, app, loop)
         finally:
             uv.should_exit = True
             thread.join(timeout=10)

@@ -81,6 +81,7 @@ def test_checklist_shows_every_prop_and_reset_all_brings_them_back(browser: obje
     audit = [a["action"] for a in api(console, "GET", "/api/state")["data"]["game"]["audit"]]
     assert audit[-3:] == ["check", "briefing", "start"]      # no override: everything was ready
     console.click("#stop")
+    console.click('[data-ask="stop"]')      # a game under way ends only once confirmed
     console.wait_for_selector('#end-panel:not(.hidden)')
     assert "interrompue" in console.text_content("#end-result")
     back_to_idle(console)

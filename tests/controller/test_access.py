@@ -30,17 +30,19 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 # The policy as the pages rely on it, written once more here on purpose, by path (what a
 # page, a script or a screen calls), independent of how the routes declare it.
-ANYONE = re.compile(r"^/(login|api/login|api/logout|api/health)$")
+ANYONE = re.compile(r"^/(login|api/login|api/logout|api/health|favicon\.ico)$")
 TECHNICIAN = re.compile(r"^/(tech|api/tech/.*|api/config/.*)$")
-SCREEN_READS = re.compile(r"^/(ws|api/me|api/state|screen/[^/]+)$")
+SCREEN_READS = re.compile(r"^/(ws|api/me|api/state|screen/[^/]+|api/media/files/[^/]+|api/speech/clues/[^/]+)$")
+#: the media library: the game master reads it, the technician changes it
+MEDIA_CHANGES = re.compile(r"^/api/media(/(?!play$|stop$)[^/]+)?$")
 SCREEN_WRITES = re.compile(r"^/api/clues/[^/]+/shown$")
-PAGES = re.compile(r"^/(|console|rehearsal|tech|history|debrief)$")
+PAGES = re.compile(r"^/(|console|rehearsal|tech|history|debrief|planning)$")
 
 
 def policy(method: str, path: str) -> str | None:
     if ANYONE.match(path):
         return None
-    if TECHNICIAN.match(path):
+    if TECHNICIAN.match(path) or (method in UNSAFE and MEDIA_CHANGES.match(path)):
         return "tech"
     if SCREEN_WRITES.match(path) if method in UNSAFE else SCREEN_READS.match(path):
         return "screen"

@@ -1,4 +1,4 @@
-"""The controller's per-event work (issue "Performance", docs/performance.md):
+"""The controller's per-event work (docs/performance.md):
 
 * an event that changes nothing but the log (a key, a wrong code) publishes nothing and is
   written with the others of its loop turn in one transaction, with only the inactivity

@@ -122,6 +122,7 @@ def test_it_reconnects_after_a_broker_restart_with_its_back_off_and_sends_what_w
                     what="the held commands")
         ids = [json.loads(p)["id"] for p in watcher.payloads(T.prop_set("hall", "door"))]
         assert ids == ["held0", "held1", "held2"]
+        await until(lambda: watcher.payloads(T.emergency), what="the held retained message")
         assert watcher.payloads(T.emergency) == [b'{"held": true}']
 
         # and it reads again: a node's event reaches the queue

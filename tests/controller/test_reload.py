@@ -65,26 +65,48 @@ def test_a_bad_file_changes_nothing_and_says_every_error_with_its_line(client: T
 
 
 def test_a_valid_change_waits_for_the_end_of_the_session(client: TestClient, game_path: Path) -> None:
+    """Given during a game it is kept, not refused, and taken by itself once the session is
+    over (the engine idle again): the running game never changes under the players."""
     service = client.app.state.service
     assert client.post("/api/game/start", json={"parcours": "primo", "players": 3}).status_code == 200
     old_game = service.game
     write(game_path, GAME.format(apartment_id=APARTMENT).replace("label: Hall", "label: Hall d'entrée"))
     reply = reload(client)
-    assert reply.status_code == 409 and "session" in reply.json()["detail"]
+    assert reply.status_code == 202, reply.text
+    assert reply.json()["status"] == "pending" and reply.json()["nodes"] == ["hall"]
     assert service.game is old_game
+    state = client.get("/api/state").json()
+    assert state["game_file"]["pending"]["hash"] == reply.json()["game"]
+    assert state["game"]["phase"] == "running"
 
     assert client.post("/api/game/stop", json={}).status_code == 200
+    service.tick()
+    assert service.game is old_game, "a stopped game is still a session (debrief, reset)"
     assert client.post("/api/game/reset", json={}).status_code == 200
-    reply = reload(client)
-    assert reply.status_code == 200, reply.text
-    assert reply.json()["status"] == "reloaded"
-    assert reply.json()["restart_nodes"] == ["hall"], "the hall's Pi reads its own copy"
-    assert service.game is not old_game
-    hall = next(n for n in client.get("/api/state").json()["nodes"] if n["id"] == "hall")
+    service.tick()
+    assert service.game is not old_game, "taken as soon as the session is over"
+    state = client.get("/api/state").json()
+    assert state["game_file"]["pending"] is None
+    assert state["game_file"]["hash"] == reply.json()["game"]
+    hall = next(n for n in state["nodes"] if n["id"] == "hall")
     assert hall["label"] == "Hall d'entrée"
     assert service.bridge.metrics["config_reloads"] == 1
+    assert reload(client).json()["status"] == "unchanged"
     # and a game runs on the new file
     assert client.post("/api/game/start", json={"parcours": "primo", "players": 3}).status_code == 200
+
+
+def test_going_back_to_the_running_file_forgets_the_one_waiting(client: TestClient,
+                                                               game_path: Path) -> None:
+    service = client.app.state.service
+    original = game_path.read_text(encoding="utf-8")
+    assert client.post("/api/game/start", json={"parcours": "primo", "players": 3}).status_code == 200
+    write(game_path, original.replace("label: Hall", "label: Hall d'entrée"))
+    assert reload(client).status_code == 202
+    write(game_path, original)
+    assert reload(client).json()["status"] == "unchanged"
+    assert service.pending_game is None
+    assert client.get("/api/state").json()["game_file"]["pending"] is None
 
 
 def test_a_new_apartment_id_needs_a_restart(client: TestClient, game_path: Path) -> None:
@@ -145,3 +167,32 @@ def test_every_part_of_the_service_sees_the_reloaded_game(client: TestClient, ga
     assert client.post("/api/props/hall/box_light/lock", json={}).status_code == 409, "no longer a lock"
     released = client.post("/api/emergency", json={}).json()
     assert [(e["node"], e["prop"]) for e in released["unconfirmed"]] == [("salon", "door_lock")]
+
+
+def test_a_part_too_large_for_one_message_is_refused_and_changes_nothing(client: TestClient,
+                                                                        game_path: Path) -> None:
+    """Each node's part goes in one MQTT message (64 KiB): a file whose part would not fit
+    is refused before anything changes, with the node named."""
+    service = client.app.state.service
+    before = service.game
+    long_label = "x" * 70_000
+    write(game_path, GAME.format(apartment_id=APARTMENT).replace("label: Hall", f"label: {long_label}", 1))
+    reply = reload(client)
+    assert reply.status_code == 422, reply.text
+    assert any("'hall'" in e and "MQTT" in e for e in reply.json()["errors"]), reply.json()["errors"]
+    assert service.game is before
+
+
+def test_the_nodes_whose_part_changed_are_sent_it_between_sessions(client: TestClient,
+                                                                  game_path: Path) -> None:
+    service = client.app.state.service
+    sent_before = dict(service.distribution.messages)
+    write(game_path, GAME.format(apartment_id=APARTMENT).replace("label: Hall", "label: Hall d'entrée"))
+    reply = reload(client)
+    assert reply.status_code == 200 and reply.json()["status"] == "reloaded"
+    assert reply.json()["nodes"] == ["hall"]
+    after = service.distribution.messages
+    assert after["hall"].hash != sent_before["hall"].hash
+    assert all(after[n].hash == m.hash for n, m in sent_before.items() if n != "hall")
+    hall = next(n for n in client.get("/api/state").json()["nodes"] if n["id"] == "hall")
+    assert hall["game"]["expected"] == after["hall"].hash

@@ -16,6 +16,7 @@ from controller.api.auth import AuthSettings
 from controller.main import create_app
 from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
+from tests.support.livefeed import LiveFeed
 
 AUTH = AuthSettings(gm_password="gm-password", tech_password="tech-password",
                     screen_secret="roles-screen-secret")
@@ -71,8 +72,8 @@ def test_a_room_screen_reads_its_screen_view_only(app: TestClient) -> None:
     assert not GAME_STAFF_ONLY & view["game"].keys()
     assert view["game"]["phase"] == "running" and view["game"]["budget"] == 1000
     assert [c["text"] for c in view["game"]["clues"]] == ["Pour le hall", "Pour tous"]
-    assert set(view["game"]["clues"][0]) == {"id", "text", "text_en", "room", "status"}
-    assert view["nodes"] == [{"id": "hall", "label": "Hall"}]
+    assert set(view["game"]["clues"][0]) == {"id", "text", "text_en", "room", "status", "done"}
+    assert view["nodes"] == [{"id": "hall", "label": "Hall", "label_en": None}]
     staff = gm.get("/api/state").json()
     assert staff.keys() >= STAFF_ONLY and "audit" in staff["game"]
 
@@ -81,25 +82,22 @@ def test_a_screen_websocket_never_receives_props_or_the_audit_log(app: TestClien
     gm = as_role(app, "gm-password")
     token = AUTH.screen_token("salon")
     with app.websocket_connect(f"/ws?token={token}") as screen, gm.websocket_connect("/ws") as staff:
-        first = json.loads(screen.receive_text())
-        assert first["type"] == "snapshot" and first["data"]["screen"] is True
-        assert json.loads(staff.receive_text())["data"].keys() >= STAFF_ONLY
+        on_screen, on_staff = LiveFeed(), LiveFeed()
+        first = on_screen.receive(screen)
+        assert json.loads(on_screen.frames[0])["type"] == "snapshot" and first["screen"] is True
+        assert on_staff.receive(staff).keys() >= STAFF_ONLY
         assert gm.post("/api/game/start", json={"parcours": "primo", "players": 3}).status_code == 200
         assert gm.post("/api/clues", json={"text": "Cherchez la sonnette", "room": "salon"}).status_code == 200
-        texts = []
         while True:   # pushes until the clue shows on the screen
-            text = screen.receive_text()
-            texts.append(text)
-            data = json.loads(text)["data"]
-            if any(c["text"] == "Cherchez la sonnette" for c in data["game"]["clues"]):
-                break
-        for text in [*texts, json.dumps(first)]:
-            data = json.loads(text)["data"]
+            data = on_screen.receive(screen)
             assert not STAFF_ONLY & data.keys()
             assert not GAME_STAFF_ONLY & data["game"].keys()
+            if any(c["text"] == "Cherchez la sonnette" for c in data["game"]["clues"]):
+                break
+        for text in on_screen.frames:
             assert '"audit"' not in text and '"props"' not in text
         while True:
-            data = json.loads(staff.receive_text())["data"]
+            data = on_staff.receive(staff)
             if any(c["text"] == "Cherchez la sonnette" for c in data["game"]["clues"]):
                 assert data["game"]["audit"] and data["props"]
                 break

@@ -3,6 +3,7 @@ environment, each secret also from ``NAME_FILE`` (0600 only), the flags on top."
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -37,16 +38,19 @@ def test_every_variable_is_read_from_the_environment(clean_env: pytest.MonkeyPat
            "ESCAPE_MQTT_KEEPALIVE": "7", "ESCAPE_HTTP_HOST": "0.0.0.0", "ESCAPE_HTTP_PORT": "8080",
            "ESCAPE_DATA_DIR": "/var/lib/escape", "ESCAPE_DEMO": "1", "ESCAPE_GM_PASSWORD": "gm-secret",
            "ESCAPE_TECH_PASSWORD": "tech-secret", "ESCAPE_SCREEN_TOKEN_SECRET": "screen-secret",
-           "ESCAPE_SESSION_SECRET": "session-secret", "ESCAPE_MQTT_TRANSPORT": "aiomqtt"}
+           "ESCAPE_SESSION_SECRET": "session-secret", "ESCAPE_MQTT_TRANSPORT": "aiomqtt",
+           "ESCAPE_BACKUP_DIR": "/media/usb/escape", "ESCAPE_BACKUP_AT": "02:30"}
     assert set(env) == {name for name in variables(Settings) if not name.endswith("_FILE")}
     for name, value in env.items():
         clean_env.setenv(name, value)
     settings = Settings()
     assert settings.model_dump(include={"CONFIG", "MQTT_KEEPALIVE", "HTTP_HOST", "HTTP_PORT",
-                                        "DATA_DIR", "DEMO", "MQTT_TRANSPORT"}) == {
+                                        "DATA_DIR", "DEMO", "MQTT_TRANSPORT", "BACKUP_DIR",
+                                        "BACKUP_AT"}) == {
         "CONFIG": Path("/srv/game.yaml"), "MQTT_KEEPALIVE": 7, "HTTP_HOST": "0.0.0.0",
         "HTTP_PORT": 8080, "DATA_DIR": Path("/var/lib/escape"), "DEMO": True,
-        "MQTT_TRANSPORT": "aiomqtt"}
+        "MQTT_TRANSPORT": "aiomqtt", "BACKUP_DIR": Path("/media/usb/escape"),
+        "BACKUP_AT": dt.time(2, 30)}
     broker = settings.broker()
     assert (broker.host, broker.port, broker.username, broker.password) == (
         "broker.lan", 1884, "controller", "mqtt-secret")

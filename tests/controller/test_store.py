@@ -83,8 +83,8 @@ def test_journal_keeps_the_audit_log_with_who_and_when(store: Store, game: Game,
     assert any(n["kind"] == "solved" for n in notes)
     detail = store.session(engine.session_id)
     assert detail["audit"][-1]["target"] == "mailbox"
-    assert detail["budget_lines"] == [{"seq": 0, "at_s": 0.0, "amount": -100, "label": "Loyer",
-                                       "puzzle": "mailbox"}]
+    assert detail["budget_lines"] == [{"seq": 0, "at_s": 0.0, "amount": -100, "label": "Loyer", "label_en": None,
+                                       "puzzle": "mailbox", "obligation": None, "kind": None}]
 
 
 def test_desired_states_round_trip(store: Store):
@@ -248,3 +248,36 @@ def test_light_event_write_keeps_the_resume_record_current(store: Store, game: G
     assert prop_events == [{"at": clocks.now, "elapsed_s": 200.0, "kind": "prop", "node": "hall",
                             "prop": "keypad", "type": "code", "value": "0000", "text": None}]
     assert store.sessions()[0]["time_used_s"] == pytest.approx(200)
+
+
+def test_a_store_of_schema_2_is_migrated_to_the_calendar_and_follow_up_tables(tmp_path: Path,
+                                                                               game: Game, clocks: FakeClocks):
+    from config.followup import load
+    from controller.followup import Followup
+    from controller.planning import Planning
+
+    path = tmp_path / "escape.db"
+    engine = Engine(game, clock=clocks.monotonic, wall=clocks.wall)
+    engine.prepare(parcours="primo", players=3)
+    old = Store(path)
+    save(old, engine)
+    old.close()
+    db = sqlite3.connect(path)   # as the controller of schema 2 left it: no calendar, no follow-up
+    for table in ("followup_answers", "followup_contacts", "planned_groups", "planned"):
+        db.execute(f"DROP TABLE {table}")
+    db.execute("PRAGMA user_version=2")
+    db.commit()
+    db.close()
+
+    store = Store(path)          # opened by this controller: migrated, nothing lost
+    try:
+        assert store.pragma("user_version") == 3
+        assert store.open_session()["session"] == engine.session_id
+        planning = Planning(store, max_players=6, wall=clocks.wall)
+        planned = planning.plan(date="2026-03-12", time_of_day="14:00", game_master="Awa", parcours="primo")
+        got = planning.register(planned["id"], adults=2, children=1, households=1, tenancy="primo",
+                                referral="mds", first_visit=True)
+        assert got["players"] == 3
+        assert Followup(store, load(), wall=clocks.wall).due(who="test", include_all=True) == []
+    finally:
+        store.close()

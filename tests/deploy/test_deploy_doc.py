@@ -56,6 +56,10 @@ REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "deploy.md"
 COMPOSE = REPO / "docker-compose.yml"
 NODE_UNIT = REPO / "nodes" / "systemd" / "escape-node@.service"
+CONTROLLER_UNIT = REPO / "controller" / "systemd" / "escape-controller.service"
+UNITS = {unit.name: unit for unit in (NODE_UNIT, CONTROLLER_UNIT)}
+#: the Debian packages' own units the guide restarts
+DEBIAN_UNITS = {"mosquitto", "chrony"}
 #: the doc's own variables, set once in §0; the test gives each its own value
 VARIABLES = ("ESCAPE_ROOT", "GAME_SERVER", "MQTT_PORT", "HTTP_PORT")
 #: a generous bound: the whole stack comes up in ~20 s on 2 busy cores
@@ -203,8 +207,10 @@ def check_systemctl(ctx: Context, tokens: list[str]) -> None:
     verb, units = (args[0], args[1:]) if tokens[0] in ("systemctl", "sudo") else ("journal", args)
     assert verb in {"daemon-reload", "enable", "start", "stop", "restart", "status", "journal"}, verb
     for unit in units:
-        if unit == "mosquitto":
-            continue   # the Debian package's unit (§2b)
+        if unit in DEBIAN_UNITS:
+            continue   # the Debian package's unit (§2b, §4b)
+        if f"{unit}.service" in UNITS:
+            continue   # a unit of ours, without instance (§2c)
         template, _, instance = unit.partition("@")
         assert f"{template}@.service" == NODE_UNIT.name, unit
         assert instance in ctx.game_nodes, f"{instance!r} is not a node of the game"
@@ -212,15 +218,16 @@ def check_systemctl(ctx: Context, tokens: list[str]) -> None:
 
 def check_unit_copy(ctx: Context, tokens: list[str]) -> None:
     source = Path(tokens[-2])
-    assert source.name == NODE_UNIT.name
-    assert source.relative_to("/opt/escape-apartment/src") == NODE_UNIT.relative_to(REPO)
+    unit = UNITS[source.name]
+    assert source.relative_to("/opt/escape-apartment/src") == unit.relative_to(REPO)
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
-        load_unit(NODE_UNIT)   # at least it parses
+        load_unit(unit)   # at least it parses
         return
+    name = unit.name.replace("@.", "@hall.")
     with tempfile.TemporaryDirectory() as tmp:
-        shutil.copy(NODE_UNIT, Path(tmp) / NODE_UNIT.name)
-        done = subprocess.run([analyze, "verify", "--man=no", str(Path(tmp) / "escape-node@hall.service")],
+        shutil.copy(unit, Path(tmp) / unit.name)
+        done = subprocess.run([analyze, "verify", "--man=no", str(Path(tmp) / name)],
                               capture_output=True, text=True, timeout=60, check=False)
     problems = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()
                 and "/opt/escape-apartment/.venv/bin/escape-apartment is not executable" not in line]
@@ -228,20 +235,51 @@ def check_unit_copy(ctx: Context, tokens: list[str]) -> None:
 
 
 def check_pi_install(ctx: Context, tokens: list[str]) -> None:
-    """``install … /etc/escape-apartment/…``: the paths the node unit reads."""
-    service = load_unit(NODE_UNIT)["Service"]
+    """``install … /etc/escape-apartment/…``: the paths the controller's unit reads (§2c)."""
+    service = load_unit(CONTROLLER_UNIT)["Service"]
     target = tokens[-1]
     exec_start = shlex.split(service["ExecStart"])
     if "-d" in tokens:
         assert target == str(Path(service["EnvironmentFile"]).parent)
     elif target.endswith(".yaml"):
         assert target == exec_start[exec_start.index("--config") + 1]
+        assert Path(tokens[-2]).relative_to("/opt/escape-apartment/src") == SHIPPED_GAME.relative_to(REPO)
     else:
-        node = Path(target).stem
-        assert target == service["EnvironmentFile"].replace("%i", node)
-        env = read_env_file(ctx.secrets / Path(tokens[-2]).name)
-        assert env["ESCAPE_MQTT_USERNAME"] == node
-        assert "${ESCAPE_BROKER}" in service["ExecStart"] and env["ESCAPE_BROKER"]
+        assert target == service["EnvironmentFile"]
+        source = Path(ctx.expand(tokens[-2]))
+        assert source == ctx.secrets / "controller.env" and source.is_file()
+        assert read_env_file(source)["ESCAPE_MQTT_USERNAME"] == "controller"
+        assert tokens[tokens.index("-m") + 1] == "0600"
+
+
+def check_node_install(ctx: Context, tokens: list[str]) -> None:
+    """``python3 /opt/…/nodes/install.py --id hall --env hall.env`` on a Pi (§4): the
+    installer's paths are the node unit's, the env file is the one §1 wrote for that node."""
+    from nodes import install
+
+    script = next(t for t in tokens if t.endswith("/install.py"))
+    assert Path(script).relative_to("/opt/escape-apartment/src") == Path("nodes/install.py")
+    args = install.build_parser().parse_args(tokens[tokens.index(script) + 1:])
+    assert args.node in ctx.game_nodes and not args.undo and args.root is None
+    env = read_env_file(ctx.secrets / args.env.name)
+    assert env["ESCAPE_MQTT_USERNAME"] == args.node and env["ESCAPE_BROKER"]
+    service = load_unit(NODE_UNIT)["Service"]
+    assert shlex.split(service["ExecStart"])[0] == f"/{install.VENV}/bin/escape-apartment"
+    assert service["EnvironmentFile"] == f"/{install.ETC}/%i.env"
+    assert service["User"] == install.USER
+    assert set(service["SupplementaryGroups"].split()) == set(install.GROUPS)
+    assert "${ESCAPE_BROKER}" in service["ExecStart"]
+
+
+def check_chrony(ctx: Context, tokens: list[str]) -> None:
+    """``install …/chrony.conf /etc/chrony/conf.d/…`` (§4b): a file chronyd parses."""
+    source, target = REPO / tokens[-2], tokens[-1]
+    assert source.is_file() and target.startswith("/etc/chrony/conf.d/") and target.endswith(".conf")
+    chronyd = shutil.which("chronyd") or "/usr/sbin/chronyd"
+    assert Path(chronyd).exists(), "chronyd is needed (apt install chrony)"
+    done = subprocess.run([chronyd, "-p", "-f", str(source)], capture_output=True, text=True, timeout=30,
+                          check=False)
+    assert done.returncode == 0, done.stderr
 
 
 def check_pi_setup(ctx: Context, tokens: list[str]) -> None:
@@ -250,9 +288,8 @@ def check_pi_setup(ctx: Context, tokens: list[str]) -> None:
     venv_bin = Path(shlex.split(service["ExecStart"])[0]).parent
     word = command_word(tokens)
     if word == "useradd":
-        assert tokens[-1] == service["User"]
-        groups = tokens[tokens.index("--groups") + 1].split(",")
-        assert set(groups) == set(service["SupplementaryGroups"].split())
+        assert tokens[-1] == service["User"] == load_unit(CONTROLLER_UNIT)["Service"]["User"]
+        assert "--groups" not in tokens, "the controller's user needs no device (a node's: §4's installer)"
     elif word == "git":
         assert tokens[-1] == str(venv_bin.parent.parent / "src")
     elif word == "python3":
@@ -278,7 +315,7 @@ def check_pi_tool(ctx: Context, tokens: list[str]) -> None:
 
 def check_apt(ctx: Context, tokens: list[str]) -> None:
     packages = [t for t in tokens[3:] if not t.startswith("-")]
-    assert set(packages) <= {"mosquitto", "mosquitto-clients", "python3-venv", "git"}, packages
+    assert set(packages) <= {"mosquitto", "mosquitto-clients", "python3-venv", "git", "chrony"}, packages
 
 
 def check_dropin(ctx: Context, line: Line) -> None:
@@ -336,6 +373,10 @@ def classify(line: Line) -> StaticCheck | None:
         return on_tokens(check_unit_copy)
     if word == "install" and "/etc/escape-apartment" in text:
         return on_tokens(check_pi_install)
+    if word == "install" and "/etc/chrony/" in text:
+        return on_tokens(check_chrony)
+    if "nodes/install.py" in text:
+        return on_tokens(check_node_install)
     if word in ("useradd", "git", "python3") or word.endswith("/pip"):
         return on_tokens(check_pi_setup)
     if word.startswith("/opt/"):
@@ -473,7 +514,7 @@ def test_every_line_of_the_guide_is_run_or_checked(doc_lines: list[Line]) -> Non
     assert any("escape-apartment controller" in line for line in run)
     assert any("escape-apartment node" in line for line in run)
     kinds = {command_word(words(line)) for line, _ in checks}
-    assert {"docker", "systemctl", "chown", "install", "useradd", "mosquitto_sub"} <= kinds
+    assert {"docker", "systemctl", "chown", "install", "useradd", "mosquitto_sub", "python3"} <= kinds
 
 
 def test_following_the_guide_gives_a_logged_in_game_master_and_every_room_online(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -34,7 +33,7 @@ from controller.views import game_view
 from nodes.agent import NodeAgent
 from protocol.contract import Topics, new_id
 from protocol.mqtt import BrokerAddress
-from tests.support.mosquitto import Mosquitto, require_or_skip_mosquitto
+from tests.support.mosquitto import Mosquitto, free_port, require_or_skip_mosquitto
 from tests.support.netfault import TcpProxy
 
 #: the relay and door pins of every maglock in GAME, the emergency input of the hall
@@ -346,10 +345,6 @@ _CONTROLLER = textwrap.dedent("""
 """)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ControllerProcess(_Process):

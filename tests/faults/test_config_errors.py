@@ -61,17 +61,18 @@ def test_a_running_controller_keeps_its_game_on_a_bad_reload(mosquitto, tmp_path
     assert state["game"]["phase"] == "running" and state["game"]["session"] == session
     assert [n["label"] for n in state["nodes"]] == ["Hall", "Entrée"]
 
-    # -- a valid change while the game runs: refused too (between sessions only) -----------
+    # -- a valid change while the game runs: kept for the end of the session ----------------
     path.write_text(GAME.format(autonomy=30.0).replace("label: Hall\n", "label: Hall d'entrée\n", 1),
                     encoding="utf-8")
     controller.signal(signal.SIGHUP)
-    wait_for(lambda: log_has("une session est ouverte"), what="the second refusal in the log")
-    assert controller.state()["game"]["session"] == session
+    wait_for(lambda: log_has("SIGHUP: game file pending"), what="the new file kept for later")
+    state = controller.state()
+    assert state["game"]["session"] == session and state["game_file"]["pending"] is not None
+    assert [n["label"] for n in state["nodes"]] == ["Hall", "Entrée"], "not under the players"
 
-    # -- after the session: taken --------------------------------------------------------------
+    # -- after the session: taken by itself ----------------------------------------------------
     assert controller.post("/api/game/stop").status_code == 200
     assert controller.post("/api/game/reset").status_code == 200
-    controller.signal(signal.SIGHUP)
-    wait_for(lambda: log_has("SIGHUP: game file reloaded"), what="the reload in the log")
+    wait_for(lambda: log_has("attendait la fin de la session"), what="the file taken after the session")
     labels = [n["label"] for n in controller.state()["nodes"]]
     assert labels == ["Hall d'entrée", "Entrée"]

@@ -217,6 +217,7 @@ def test_the_emergency_outlives_a_restart_of_the_node_and_comes_back_on_every_co
     fresh = start_hall(mosquitto, tmp_path / "fresh")
     try:
         wait_for(lambda: fresh.agent.metrics["emergency_releases"] == 1, what="the retained emergency")
+        fence(wire, fresh)
         controller.send("hall", "mailbox_lock", controller.command("lock"))
         fence(wire, fresh)
         assert not fresh.locked and fresh.agent.metrics["emergency_refused"] == 1
@@ -229,6 +230,7 @@ def test_the_emergency_outlives_a_restart_of_the_node_and_comes_back_on_every_co
     second = start_hall(mosquitto, data_dir)
     try:
         assert second.agent.emergency is not None
+        fence(wire, second)   # subscribed: what follows is delivered
         for _ in range(2):
             controller.send("hall", "mailbox_lock", controller.command("lock"))
         fence(wire, second)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -27,6 +26,7 @@ from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
 from tests.controller.conftest import GAME, FakeClocks, make_game
 from tests.integration.conftest import wait_for
+from tests.support.mosquitto import free_port
 
 RELAYS = [("hall", 17), ("salon", 17)]      # box_lock, door_lock
 LAMP = ("salon", 23)
@@ -139,10 +139,6 @@ CONTROLLER = textwrap.dedent("""
 """)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow

@@ -30,6 +30,7 @@ from protocol.contract import (
     ControllerStatus,
     Emergency,
     EventAck,
+    NodeHealth,
     NodeStatus,
     PropEvent,
     Topics,
@@ -71,6 +72,8 @@ class Wire:
     applied: list[tuple[str, str]] = field(default_factory=list)
     saved_emergency: list[Emergency | None] = field(default_factory=list)
     saved_views: list[GameView] = field(default_factory=list)
+    #: how many times the core read the Pi's health
+    health_reads: int = 0
     #: called once, just before / just after the next action: another thread's move in
     #: the middle of ours
     before: Callable[[], None] | None = None
@@ -108,6 +111,10 @@ class Wire:
 
     def save_view(self, view: GameView, *, controller_boot: str | None) -> None:
         self.saved_views.append(view)
+
+    def health(self) -> NodeHealth | None:
+        self.health_reads += 1
+        return NodeHealth(cpu_temp_c=50.0 + self.health_reads, under_voltage=False)
 
     # -- reading what went out ------------------------------------------------------
     def on(self, topic: str) -> list[dict[str, Any]]:
@@ -166,7 +173,9 @@ def release(core: NodeCore, cid: str, *, receipt: int) -> None:
 
 def alert(core: NodeCore, emergency: Emergency, *, receipt: int) -> None:
     """The apartment's emergency (or its clear) as the shell takes it."""
-    core.emergency_booked(emergency, changed=core.lane.emergency(emergency, receipt=receipt))
+    changed = core.lane.emergency(emergency, receipt=receipt)
+    if changed or (emergency.active and core.gate.emergency is not None):
+        core.emergency_booked(emergency, changed=changed)
 
 
 # -- the command gate -----------------------------------------------------------------
@@ -264,6 +273,22 @@ def test_the_emergency_holds_every_lock_and_its_clear_relocks_nothing(tmp_path):
     assert wire.relays["box"], "a lock after the clear works"
 
 
+def test_an_ended_emergency_handed_back_by_a_broker_on_an_old_save_is_ignored(tmp_path):
+    core, wire = make_core(tmp_path)
+    live(core)
+    alert(core, Emergency(active=True, id="em1", who="gm"), receipt=1)
+    alert(core, Emergency(active=False, id="em1", who="gm"), receipt=2)
+    core.command("box", cmd("lock", "c1"), receipt=3, now=2.0)
+    assert wire.relays["box"]
+    published = len(wire.published)
+    alert(core, Emergency(active=True, id="em1", who="gm"), receipt=4)   # the old save's copy
+    assert wire.relays["box"], "a replay of an ended emergency opens nothing"
+    assert core.gate.emergency is None and core.metrics["stale_emergencies"] == 1
+    assert wire.saved_emergency[-1] is None and len(wire.published) == published
+    alert(core, Emergency(active=True, id="em2", who="gm"), receipt=5)   # a new one: at once
+    assert not wire.relays["box"] and core.gate.held_open == {"box"}
+
+
 def test_an_emergency_kept_on_disk_refuses_every_lock_from_the_start(tmp_path):
     core, wire = make_core(tmp_path)
     core.restore(emergency=Emergency(active=True, id="em0", who="gm"), view=None, leftovers=[])
@@ -323,6 +348,22 @@ def test_the_heartbeat_says_alone_and_outbox_and_only_while_connected(tmp_path):
     beat = wire.on(T.node_heartbeat("hall"))
     assert beat[0]["boot_n"] == 1 and beat[0]["outbox"] == 1 and beat[0]["autonomous"] is False
     assert next(q for t, _p, _r, q in wire.published if t == T.node_heartbeat("hall")) == 0
+
+
+def test_one_heartbeat_in_ten_seconds_carries_the_pis_health_and_the_first_of_a_connection(tmp_path):
+    core, wire = make_core(tmp_path)
+    live(core, now=0.5)
+    for second in range(1, 25):   # a heartbeat a second (keepalive 3)
+        core.tick(float(second))
+    beats = wire.on(T.node_heartbeat("hall"))
+    with_health = [n for n, beat in enumerate(beats) if "health" in beat]
+    assert len(beats) == 24 and with_health == [0, 10, 20]
+    assert beats[0]["health"] == {"cpu_temp_c": 51.0, "under_voltage": False}
+    assert wire.health_reads == 3, "read only when sent"
+    core.disconnected()
+    live(core, now=24.5)   # a new connection: the controller may be new too
+    core.tick(25.0)
+    assert "health" in wire.on(T.node_heartbeat("hall"))[-1]
 
 
 # -- events: outbox, live controller, acknowledgements --------------------------------------

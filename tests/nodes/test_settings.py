@@ -33,14 +33,16 @@ def test_every_variable_is_read_from_the_environment(clean_env: pytest.MonkeyPat
     env = {"ESCAPE_NODE_ID": "hall", "ESCAPE_CONFIG": "/etc/escape-apartment/apartment.yaml",
            "ESCAPE_BROKER": "10.0.0.2:1884", "ESCAPE_MQTT_USERNAME": "hall",
            "ESCAPE_MQTT_PASSWORD": "hall-secret", "ESCAPE_MQTT_KEEPALIVE": "3",
-           "ESCAPE_DATA_DIR": "/var/lib/escape-apartment/hall", "GPIOZERO_PIN_FACTORY": "mock"}
+           "ESCAPE_DATA_DIR": "/var/lib/escape-apartment/hall", "GPIOZERO_PIN_FACTORY": "mock",
+           "ESCAPE_HEALTH_ROOT": "/tmp/fake-pi"}
     assert set(env) == {name for name in variables(NodeSettings) if not name.endswith("_FILE")}
     for name, value in env.items():
         clean_env.setenv(name, value)
     settings = node_args()
     assert (settings.NODE_ID, settings.CONFIG, settings.MQTT_KEEPALIVE, settings.DATA_DIR,
-            settings.simulate) == ("hall", Path("/etc/escape-apartment/apartment.yaml"), 3,
-                                   Path("/var/lib/escape-apartment/hall"), True)
+            settings.simulate, settings.HEALTH_ROOT) == (
+        "hall", Path("/etc/escape-apartment/apartment.yaml"), 3,
+        Path("/var/lib/escape-apartment/hall"), True, Path("/tmp/fake-pi"))
     broker = settings.broker()
     assert (broker.host, broker.port, broker.username, broker.password) == (
         "10.0.0.2", 1884, "hall", "hall-secret")

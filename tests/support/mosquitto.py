@@ -26,6 +26,7 @@ it exits on a bad file.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -134,11 +135,25 @@ def production_config(*, port: int, password_file: Path, persistence_dir: Path,
 
 
 # -- the broker process -------------------------------------------------------------------
+#: listening ports are taken below Linux's ephemeral range (32768–60999): a broker restarted
+#: on its port must not find it taken by a client's outgoing connection meanwhile (the
+#: nodes and the controller reconnect every 0.5–1 s while it is down)
+LISTEN_PORTS = range(20_000, 32_000)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port that was free a moment ago, outside the ephemeral range."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.choice(LISTEN_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    msg = f"no free port in {LISTEN_PORTS}"
+    raise OSError(msg)
 
 
 def _encode_length(n: int) -> bytes:

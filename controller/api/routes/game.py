@@ -85,6 +85,14 @@ class GameStart(_Order, Override):
     children: bool = False
 
 
+class ResumeOrder(_Order):
+    relock: bool = Field(default=False, description="lock again what the game holds locked "
+                                                    "and an emergency opened")
+    exit_doors: list[str] = Field(default_factory=list, max_length=20,
+                                  description="exit doors (node.prop) to relock too: only on "
+                                              "the game master's explicit choice")
+
+
 class TimeChange(_Order):
     seconds: int = Field(ge=-3600, le=3600, description="seconds to add (negative: to remove)")
 
@@ -170,9 +178,15 @@ async def pause(request: Request, service: ServiceDep, body: Order | None = None
 
 
 @router.post("/game/resume", dependencies=[GM], response_model=GameView)
-async def resume(request: Request, service: ServiceDep, body: Order | None = None) -> dict[str, Any]:
+async def resume(request: Request, service: ServiceDep, body: ResumeOrder | None = None) -> dict[str, Any]:
+    """Resume a paused game. ``{"relock": true}``: « Reprendre et reverrouiller » — the locks
+    the game holds locked that an emergency opened are locked again (the snapshot's
+    ``relock`` lists them); an exit door only when named in ``exit_doors``. Refused while
+    the emergency alert lasts; a door that is not an open exit door: 409, nothing done."""
+    body = body or ResumeOrder()
     with http_errors():
-        service.orders.resume_game(who=actor(request, (body or Order()).who))
+        service.orders.resume_game(relock=body.relock, exit_doors=body.exit_doors,
+                                   who=actor(request, body.who))
     return game_view(service.engine)
 
 

@@ -129,8 +129,11 @@ async def session_debrief(session_id: str, store: StoreDep, service: ServiceDep)
 
 
 @router.put("/sessions/{session_id}/evaluation", response_model=EvaluationView)
-async def evaluate(session_id: str, body: Evaluation, request: Request, store: StoreDep) -> dict[str, Any]:
-    """Record (or correct) the group's evaluation of a finished session (audited)."""
+async def evaluate(session_id: str, body: Evaluation, request: Request, store: StoreDep,
+                   service: ServiceDep) -> dict[str, Any]:
+    """Record (or correct) the group's evaluation of a finished session (audited); 503
+    while the session log cannot be written (a full disk)."""
+    service.journal.catch_up()
     try:
         return store.save_evaluation(session_id, rating=body.rating, learned=body.learned,
                                      comment=body.comment.strip(), who=actor(request))

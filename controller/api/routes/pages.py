@@ -1,6 +1,7 @@
 """The web pages (HTML from dashboard/static) and the read-only data they need.
 
 ``/console`` game master, ``/debrief`` debrief of a session, ``/history`` past sessions,
+``/planning`` the year's calendar and the follow-up calls,
 ``/rehearsal`` simulated apartment (demo), ``/tech`` technician,
 ``/screen/<room>?token=…`` in-room screen, ``/login``; ``/docs``, ``/redoc`` and
 ``/openapi.json``, the API's description. Each declares who may open it
@@ -18,6 +19,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.params import Depends
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 
+from config.game import Condition, EventCondition, Game, PerParcours, Puzzle
 from controller.api.access import GM, GM_PAGE, OWN_ROOM, PUBLIC, TECH, TECH_PAGE
 from controller.api.auth import AuthSettings
 from controller.api.deps import ServiceDep
@@ -30,7 +32,8 @@ STATIC_DIR = Path(__file__).resolve().parents[3] / "dashboard" / "static"
 PAGES: dict[str, tuple[str, Depends]] = {
     "console": ("console.html", GM_PAGE), "rehearsal": ("rehearsal.html", GM_PAGE),
     "tech": ("tech.html", TECH_PAGE), "login": ("login.html", PUBLIC),
-    "debrief": ("debrief.html", GM_PAGE), "history": ("history.html", GM_PAGE)}
+    "debrief": ("debrief.html", GM_PAGE), "history": ("history.html", GM_PAGE),
+    "planning": ("planning.html", GM_PAGE)}
 
 router = APIRouter(tags=["pages"])
 
@@ -42,6 +45,13 @@ def _page(name: str) -> FileResponse:
 @router.get("/", include_in_schema=False, dependencies=[GM_PAGE])
 def index() -> RedirectResponse:
     return RedirectResponse("/console")
+
+
+@router.get("/favicon.ico", include_in_schema=False, dependencies=[PUBLIC])
+def favicon() -> FileResponse:
+    """Every page's icon (browsers ask for it at this address without a ``<link>``)."""
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml",
+                        headers={"Cache-Control": "max-age=86400"})
 
 
 def _page_route(name: str) -> Callable[[], FileResponse]:
@@ -79,7 +89,29 @@ def layout(service: ServiceDep) -> dict[str, Any]:
                           "gestures": [g.name for g in gestures_of(prop)]})
         nodes.append({"id": node.id, "label": node.label.fr, "label_en": node.label.en,
                       "props": props})
-    return {"apartment": service.game.apartment.id, "demo": service.demo, "nodes": nodes}
+    return {"apartment": service.game.apartment.id, "demo": service.demo, "nodes": nodes,
+            "puzzles": [_solution(service.game, p) for p in service.game.puzzles]}
+
+
+def _solution(game: Game, puzzle: Puzzle) -> dict[str, Any]:
+    """A puzzle and what solves it in each parcours, in the game file's terms made readable
+    (the prop's and the room's names, a tag's name), for the rehearsal page."""
+    def step(cond: EventCondition, parcours: str) -> dict[str, Any]:
+        node_id, prop_id = cond.prop.split(".", 1)
+        node = next(n for n in game.nodes if n.id == node_id)
+        prop = node.prop(prop_id)
+        value = cond.any_of if cond.any_of is not None else cond.equals
+        if isinstance(value, PerParcours):
+            value = getattr(value, parcours)
+        tags = getattr(prop, "tags", None) or {}
+        return {"prop": cond.prop, "label": getattr(prop, "label", None) or prop_id,
+                "room": node.label.fr, "event": cond.event, "value": value,
+                "tag": tags.get(value) if isinstance(value, str) else None,
+                "min_value": cond.min_value}
+    order = puzzle.solve.when if isinstance(puzzle.solve, Condition) else "one"
+    return {"id": puzzle.id, "label": puzzle.label.fr, "label_en": puzzle.label.en,
+            "room": puzzle.room, "parcours": list(puzzle.parcours), "order": order,
+            "solution": {p: [step(c, p) for c in puzzle.conditions()] for p in puzzle.parcours}}
 
 
 @router.get("/api/tech/wiring/{node}", tags=["pages"], response_class=PlainTextResponse,

@@ -1,0 +1,352 @@
+"""Backups of the session store (controller/backup.py): SQLite's online backup API while the
+controller writes, rotation, a missing USB stick, the controller's own backups (after a
+session, nightly), and the restore drill through the real ``escape-apartment store`` command.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from config.game import Game
+from controller.backup import (
+    AFTER_START,
+    KEEP_DAILY,
+    KEEP_MONTHLY,
+    BackupError,
+    Backups,
+    backup,
+    backups,
+    exclusive,
+    keep,
+    verify,
+)
+from controller.core.config import Settings
+from controller.engine import Engine
+from controller.main import create_app
+from controller.record import history_rows, to_record
+from controller.store import Store, StoreError
+from protocol.mqtt import BrokerAddress
+from tests.conftest import BrokerHandle
+from tests.controller.conftest import FakeClocks, make_game
+from tests.integration.conftest import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def play(store: Store, game: Game, n: int = 1) -> list[str]:
+    """*n* whole sessions written and closed, as the controller writes them."""
+    ids = []
+    for _ in range(n):
+        engine = Engine(game)
+        engine.start(parcours="primo", players=4)
+        engine.on_event("hall", "keypad", "code", "0412")
+        store.save_session(to_record(engine), history_rows(engine), engine.take_journal())
+        store.close_session(engine.session_id or "")
+        ids.append(engine.session_id or "")
+    return ids
+
+
+def content(path: Path) -> list[tuple]:
+    """Every session and every event row of the store at *path*, read back."""
+    db = sqlite3.connect(path)
+    try:
+        return [*db.execute("SELECT id, state, closed FROM sessions ORDER BY id"),
+                *db.execute("SELECT * FROM events ORDER BY id")]
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "data" / "escape.db")
+    yield s
+    s.close()
+
+
+# -- rotation -------------------------------------------------------------------------------
+def test_rotation_keeps_the_last_14_days_and_the_last_12_months():
+    start = dt.datetime(2025, 1, 1, 3, 0)
+    # a nightly backup for two years, and three after-session backups on each of those days
+    stamps = [start + dt.timedelta(days=d, hours=h) for d in range(730) for h in (0, 8, 11, 15)]
+    kept = keep(stamps)
+    newest = max(stamps)
+    days = sorted({s.date() for s in kept}, reverse=True)
+    assert len({s.date() for s in kept if newest - s < dt.timedelta(days=KEEP_DAILY)}) == KEEP_DAILY
+    months = {(s.year, s.month) for s in kept}
+    assert len(months) == KEEP_MONTHLY, "one a month for a year, no older"
+    assert all(max(s for s in stamps if s.date() == day) in kept for day in days), \
+        "each day kept is kept by its last backup (the most sessions)"
+    assert len(kept) == KEEP_DAILY + KEEP_MONTHLY - 1, "the newest month shares its backup with today"
+    assert newest in kept
+
+
+def test_a_backup_is_rotated_on_disk(tmp_path: Path, store: Store, game: Game):
+    play(store, game)
+    directory = tmp_path / "usb"
+    directory.mkdir()
+    for day in range(60):   # 1 January to 1 March
+        backup(store.path, directory, now=dt.datetime(2026, 1, 1, 3) + dt.timedelta(days=day))
+    names = [p.name for _s, p in backups(directory)]
+    assert len(names) == KEEP_DAILY + 1, "14 days (February's last among them), and January's last"
+    assert names[0] == "escape-20260301-030000.db" and names[-1] == "escape-20260131-030000.db"
+    assert names[-2] == "escape-20260216-030000.db"
+    assert sorted(os.listdir(directory)) == sorted(names), "nothing else left: no temporary file"
+
+
+# -- online: the store is written while it is backed up ---------------------------------------
+def test_a_backup_is_consistent_while_the_controller_writes(tmp_path: Path, store: Store, game: Game):
+    play(store, game, 2)
+    directory = tmp_path / "backups"
+    stop = threading.Event()
+
+    def writer() -> None:
+        while not stop.is_set():
+            play(store, game)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        counts = []
+        for n in range(5):
+            verdict = backup(store.path, directory, create=True,
+                             now=dt.datetime(2026, 3, 1, 12) + dt.timedelta(minutes=n))
+            assert verdict.ok, verdict.error
+            counts.append(verdict.sessions)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert counts == sorted(counts) and counts[0] >= 2, "each a whole snapshot, never going back"
+    for _stamp, path in backups(directory):
+        assert verify(path).ok
+        assert not Path(f"{path}-wal").exists(), "a backup is one self-contained file"
+        db = sqlite3.connect(path)
+        assert db.execute("SELECT count(*) FROM sessions WHERE players = 99").fetchone() == (0,)
+        db.close()
+
+
+def test_an_uncommitted_write_is_not_in_the_backup(tmp_path: Path, store: Store, game: Game):
+    play(store, game, 1)
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")   # holds the write lock through the backup
+    other.execute("UPDATE sessions SET players = 99")
+    try:
+        verdict = backup(store.path, tmp_path / "b", create=True)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    db = sqlite3.connect(verdict.path)
+    assert db.execute("SELECT players FROM sessions").fetchall() == [(4,)]
+    db.close()
+
+
+# -- failures -------------------------------------------------------------------------------
+def test_a_missing_usb_stick_is_a_failed_backup_and_a_notice(tmp_path: Path, store: Store, game: Game):
+    play(store, game)
+    stick = tmp_path / "media" / "usb"
+    backups_ = Backups(store.path, stick, create=False)
+    assert backups_.run("nightly") is None
+    assert not stick.exists(), "never a copy onto the SD card under the stick's mount point"
+    assert backups_.health()["ok"] is False and "clé USB absente" in backups_.health()["error"]
+    assert backups_.notices() == [{"kind": "backup", "code": "backup_failed", "severity": "bad",
+                                   "detail": backups_.health()["error"]}]
+    stick.mkdir(parents=True)   # plugged in
+    assert backups_.run("nightly") is not None
+    assert backups_.notices() == [] and backups_.health()["last"]["sessions"] == 1
+
+
+def test_a_corrupt_store_is_never_saved_over_a_good_backup(tmp_path: Path, store: Store, game: Game):
+    play(store, game)
+    directory = tmp_path / "b"
+    good = backup(store.path, directory, create=True, now=dt.datetime(2026, 1, 1))
+    with pytest.raises(BackupError):
+        backup(tmp_path / "nothing.db", directory, now=dt.datetime(2026, 1, 2))
+    assert [p for _s, p in backups(directory)] == [good.path]
+
+
+# -- the controller's backups ---------------------------------------------------------------
+def test_the_nightly_backup_is_due_at_its_hour_and_soon_after_a_start_without_one(
+        tmp_path: Path, store: Store, game: Game):
+    play(store, game)
+    now = [dt.datetime(2026, 5, 4, 18, 0).timestamp()]
+    nightly = Backups(store.path, tmp_path / "b", create=True, nightly=dt.time(3, 0), wall=lambda: now[0])
+    nightly.start()
+    assert nightly.next_nightly == now[0] + AFTER_START.total_seconds(), "none yet: soon"
+    nightly.tick()
+    assert nightly.taken == 0
+    now[0] = nightly.next_nightly
+    nightly.tick()
+    assert nightly.taken == 1 and nightly.last["reason"] == "nightly"
+    assert nightly.next_nightly == dt.datetime(2026, 5, 5, 3, 0).timestamp()
+    restarted = Backups(store.path, tmp_path / "b", create=True, wall=lambda: now[0])
+    restarted.start()
+    assert restarted.next_nightly == dt.datetime(2026, 5, 5, 3, 0).timestamp(), \
+        "a backup younger than a day: the next at its hour"
+
+
+@pytest.fixture
+def controller(embedded_broker: BrokerHandle, tmp_path: Path, clocks: FakeClocks):
+    def run(backup_dir: Path | None = None) -> TestClient:
+        settings = Settings.with_flags(DATA_DIR=str(tmp_path / "data"),
+                                       BACKUP_DIR=None if backup_dir is None else str(backup_dir))
+        app = create_app(game=make_game(), broker=BrokerAddress(embedded_broker.host, embedded_broker.port),
+                         clock=clocks.monotonic, wall=clocks.wall, settings=settings)
+        return TestClient(app)
+    return run
+
+
+def test_a_session_closed_over_http_is_backed_up(controller, tmp_path: Path):
+    with controller() as client:
+        assert client.post("/api/game/start", json={"parcours": "primo", "players": 4}).status_code == 200
+        assert client.post("/api/game/stop", json={}).status_code == 200
+        assert client.get("/api/state").json()["backup"]["taken"] == 0, "the session is not over yet"
+        assert client.post("/api/game/reset", json={}).status_code == 200
+        wait_for(lambda: client.get("/api/state").json()["backup"]["last"] is not None, 10, "the backup")
+        state = client.get("/api/state").json()
+    last = state["backup"]["last"]
+    assert last["reason"].startswith("session ") and last["sessions"] == 1
+    assert verify(Path(last["path"])).ok
+    assert Path(last["path"]).parent == tmp_path / "data" / "backups"
+    assert state["notices"] == []
+
+
+def test_a_failed_backup_is_a_notice_between_sessions_never_during_one(controller, tmp_path: Path):
+    with controller(backup_dir=tmp_path / "unplugged") as client:
+        client.post("/api/game/start", json={"parcours": "primo", "players": 4})
+        client.post("/api/game/stop", json={})
+        assert client.post("/api/game/reset", json={}).status_code == 200
+        wait_for(lambda: client.get("/api/state").json()["backup"]["failures"] == 1, 10, "the failure")
+        state = client.get("/api/state").json()
+        assert state["game"]["phase"] == "idle"
+        assert [n["code"] for n in state["notices"]] == ["backup_failed"]
+        assert "clé USB absente" in state["notices"][0]["detail"]
+        client.post("/api/game/start", json={"parcours": "primo", "players": 4})
+        playing = client.get("/api/state").json()
+        assert playing["game"]["phase"] == "running" and playing["notices"] == [], \
+            "nothing to do about it with players inside"
+        assert playing["backup"]["ok"] is False, "the technician still sees it"
+
+
+# -- the restore drill, by the real command ---------------------------------------------------
+def cli(data: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ESCAPE_DATA_DIR": str(data)}
+    env.pop("ESCAPE_BACKUP_DIR", None)
+    return subprocess.run([sys.executable, "-m", "controller.cli", "store", *argv], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def corrupt(path: Path) -> None:
+    """Garbage over the store's pages after the first (what a failing SD card does)."""
+    size = path.stat().st_size
+    with path.open("r+b") as f:
+        f.seek(4096)
+        f.write(os.urandom(size - 4096))
+
+
+def test_restore_drill_back_up_corrupt_restore_nothing_lost(tmp_path: Path, game: Game):
+    data = tmp_path / "data"
+    store = Store(data / "escape.db")
+    sessions = play(store, game, 5)
+    store.close()
+    before = content(data / "escape.db")
+    done = cli(data, "backup")
+    assert done.returncode == 0 and "5 session(s)" in done.stdout, done.stdout + done.stderr
+
+    corrupt(data / "escape.db")
+    checked = cli(data, "verify")
+    assert checked.returncode == 1 and "ABÎMÉE" in checked.stdout, checked.stdout
+
+    done = cli(data, "restore")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Ancien fichier gardé" in done.stdout, "the broken file is kept aside, never deleted"
+    assert content(data / "escape.db") == before, "nothing lost"
+    assert cli(data, "verify").returncode == 0
+    again = Store(data / "escape.db")
+    try:
+        assert {s["id"] for s in again.sessions()} == set(sessions)
+    finally:
+        again.close()
+    assert list(data.glob("escape.db.replaced-*")), "the broken file, for the curious"
+
+
+def test_restore_is_refused_while_a_controller_has_the_store_open(tmp_path: Path, game: Game):
+    data = tmp_path / "data"
+    store = Store(data / "escape.db")
+    play(store, game, 2)
+    assert cli(data, "backup").returncode == 0
+    play(store, game, 1)
+    try:
+        before = content(data / "escape.db")
+        refused = cli(data, "restore")
+        assert refused.returncode == 1 and "arrêtez-le d'abord" in refused.stdout, refused.stdout
+        assert content(data / "escape.db") == before, "the live store untouched"
+    finally:
+        store.close()
+    with exclusive(data / "escape.db"), pytest.raises(StoreError, match="being restored"):
+        Store(data / "escape.db")
+
+
+def test_a_damaged_backup_is_never_restored(tmp_path: Path, game: Game):
+    data = tmp_path / "data"
+    store = Store(data / "escape.db")
+    play(store, game, 1)
+    store.close()
+    assert cli(data, "backup").returncode == 0
+    (only,) = [p for _s, p in backups(data / "backups")]
+    corrupt(only)
+    before = content(data / "escape.db")
+    refused = cli(data, "restore")
+    assert refused.returncode == 1 and "aucune sauvegarde lisible" in refused.stdout, refused.stdout
+    assert content(data / "escape.db") == before
+
+
+def test_a_full_usb_stick_fails_in_words_and_leaves_no_half_backup(tmp_path: Path, store: Store, game: Game):
+    from tests.support.diskfull import fill, small_tmpfs
+
+    play(store, game, 3)
+    with small_tmpfs(tmp_path / "stick", size_kb=2048) as stick:
+        backups_ = Backups(store.path, stick, create=False)
+        assert backups_.run("nightly") is not None
+        (first,) = [p for _s, p in backups(stick)]
+        (stick / ".escape-20200101-000000.db.tmp").write_bytes(b"cut short by kill -9")
+        fill(stick / "holiday-photos.bin")
+        now = dt.datetime.now() + dt.timedelta(minutes=1)
+        backups_.wall = now.timestamp
+        assert backups_.run("session s1") is None
+        assert "sauvegarde impossible" in backups_.health()["error"], backups_.health()["error"]
+        assert backups_.notices()[0]["code"] == "backup_failed"
+        assert sorted(p.name for p in stick.iterdir()) == [first.name, "holiday-photos.bin"], \
+            "no half-written backup, not even a temporary one; the good one kept"
+        assert verify(first).ok
+        (stick / "holiday-photos.bin").unlink()
+        assert backups_.run("session s1") is not None and backups_.health()["ok"]
+        (latest,) = [p for _s, p in backups(stick)]
+        assert latest != first, "the same day's newer backup replaces it (rotation: one a day)"
+
+
+def test_a_backup_of_a_newer_controller_is_never_restored(tmp_path: Path, game: Game):
+    data = tmp_path / "data"
+    store = Store(data / "escape.db")
+    play(store, game, 1)
+    store.close()
+    newer = tmp_path / "newer.db"
+    backup(data / "escape.db", tmp_path / "b", create=True)
+    (made,) = [p for _s, p in backups(tmp_path / "b")]
+    made.rename(newer)
+    db = sqlite3.connect(newer)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    assert "schéma 99" in (verify(newer).error or "")
+    before = content(data / "escape.db")
+    refused = cli(data, "restore", "--from", str(newer))
+    assert refused.returncode == 1 and "schéma 99" in refused.stdout, refused.stdout
+    assert content(data / "escape.db") == before
