@@ -113,18 +113,30 @@ def each_solve_counted_once(obs: Observer, cause: int | None, session: str | Non
 
 def budget_is_start_plus_solves_minus_clues(obs: Observer) -> None:
     """The budget is the parcours' start, plus the budget actions of the puzzles solved,
-    minus the clues paid: nothing counted twice, nothing lost."""
+    minus the clues paid and, once the game is over, minus each bill its unsolved puzzles
+    left unpaid and that bill's late fee: nothing counted twice, nothing lost."""
     service = obs.flat.controller.service
     if service is None or service.engine.session_id is None:
         return
     engine = service.engine
     expected = engine.budget_start
+    unpaid: dict[str, int] = {}
     for puzzle in engine.game.puzzles:
-        if engine.puzzles[puzzle.id].status == PuzzleStatus.SOLVED:
-            for action in puzzle.actions:
-                if action.do == "budget":
-                    expected += int(resolve(action.amount, engine.parcours))  # type: ignore[union-attr]
+        solved = engine.puzzles[puzzle.id].status == PuzzleStatus.SOLVED
+        for action in puzzle.actions:
+            if action.do != "budget":
+                continue
+            amount = int(resolve(action.amount, engine.parcours))  # type: ignore[union-attr]
+            if solved:
+                expected += amount
+            elif action.pays is not None and engine.in_parcours(puzzle):  # type: ignore[union-attr]
+                unpaid[action.pays] = unpaid.get(action.pays, 0) - amount  # type: ignore[union-attr]
     expected -= sum(c.cost for c in engine.clues if c.counts)
+    budget = engine.game.apartment.budget
+    if engine.settled and budget is not None:
+        for obligation in budget.obligations:
+            if unpaid.get(obligation.id):
+                expected -= unpaid[obligation.id] + int(resolve(obligation.late_fee, engine.parcours))
     if engine.budget != expected:
         obs.fail("budget_is_start_plus_solves_minus_clues",
                  f"budget {engine.budget}, expected {expected} (history {engine.budget_history})")
