@@ -11,7 +11,8 @@ status             label (console)               meaning
 ``ready``          prêt                          in its start state
 ``reset_sent``     remise à zéro envoyée         a reset/lock was sent, not confirmed yet
 ``needs_reset``    à remettre à zéro             not in its start state; nothing pending
-``waiting_node``   en attente du nœud            its node is offline, or has not reported it
+``waiting_node``   en attente du nœud            its node is offline or has not reported it,
+                                                 or the controller is cut from the broker
 ``manual_reset``   remise en place manuelle      a human must act: close a window, release a
                                                  button, take a tag off a reader
 =================  ============================  ==============================================
@@ -23,7 +24,6 @@ when every prop is, or when the game master overrides with a reason.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
@@ -62,6 +62,7 @@ CHECK_LABELS: dict[CheckStatus, str] = {
 NODE_FRENCH = {
     "node_offline": "Nœud hors ligne, vérifiez son alimentation et son réseau : {node}",
     "no_state": "Aucun état reçu de : {label}",
+    "broker_cut": "Liaison coupée avec les salles : état inconnu de {label}",
 }
 
 
@@ -102,11 +103,13 @@ class PropCheck:
 # one return per status, read top to bottom
 def assess(node: str, config: PropConfig, *, online: bool, reported: dict[str, Any],  # noqa: PLR0911
            ack: str | None, desired_action: str | None, reset_id: str | None,
-           node_label: str = "") -> PropCheck:
+           node_label: str = "", linked: bool = True) -> PropCheck:
     """Where one prop stands against its start state.
 
     *desired_action* is what the controller wants of an output now; *reset_id* the id of
-    the ``reset`` command sent to a keypad or reader during this check (if any).
+    the ``reset`` command sent to a keypad or reader during this check (if any); *linked*:
+    the controller is connected to the broker (cut off, what it holds of the props dates
+    from before the outage: nothing is ready).
     """
     label = config.label or config.id
 
@@ -118,6 +121,8 @@ def assess(node: str, config: PropConfig, *, online: bool, reported: dict[str, A
         return result(CheckStatus.WAITING_NODE,
                       Instruction(key, NODE_FRENCH[key].format(**values), values))
 
+    if not linked:
+        return waiting("broker_cut")
     if not online:
         return waiting("node_offline")
     if not reported:
@@ -148,16 +153,22 @@ class PreGameCheck:
     def report(self) -> dict[str, Any]:
         """Where every prop stands against its start state."""
         registry, desired, resets = self.ctx.registry, self.outputs.desired, self.outputs.resets
+        bridge = self.outputs.bridge
         checks: list[PropCheck] = []
         for (node, prop), cfg in self.ctx.configs.items():
             info = registry.props[(node, prop)]
             want = desired.get((node, prop))
             reset = resets.get((node, prop))
+            # What a node reported before this connection (retained states read after a
+            # restart) may be stale: nothing is ready until its boot has spoken since.
+            spoke = registry.nodes[node].spoke_at
+            heard = spoke is not None and spoke >= bridge.connected_at
             checks.append(assess(node, cfg, online=registry.nodes[node].online,
-                                 reported=info.reported, ack=info.ack,
+                                 reported=info.reported if heard else {}, ack=info.ack,
                                  desired_action=want.action if want else None,
                                  reset_id=reset[0] if reset else None,
-                                 node_label=registry.nodes[node].label))
+                                 node_label=registry.nodes[node].label,
+                                 linked=bridge.connected))
         counts = Counter(str(c.status) for c in checks)
         # a node that does not run its part of the game file: it may play other answers
         nodes = self.distribution.checks() if self.distribution is not None else []
@@ -181,7 +192,7 @@ class PreGameCheck:
     def tick(self) -> bool:
         """A keypad or reader that drifted off its start state (a key pressed after its
         reset) gets another reset; True when one was sent."""
-        now = time.monotonic()
+        now = self.ctx.clock()
         sent_any = False
         for prop in self.report()["props"]:
             key = (prop["node"], prop["prop"])

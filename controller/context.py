@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from config.game import Game
@@ -14,7 +16,8 @@ Key = tuple[str, str]   # (node id, prop id)
 
 @dataclass(slots=True)
 class Context:
-    """The game, its engine, the registry of its nodes, and the props the game declares.
+    """The game, its engine, the registry of its nodes, the props the game declares, and
+    the controller's monotonic clock (every part times its waits on it).
 
     The parts of :class:`controller.service.GameService` hold this one object, never its
     fields: a resumed session or a reloaded game (:meth:`replace`) is seen by all at once.
@@ -23,6 +26,7 @@ class Context:
     game: Game
     engine: Engine
     registry: Registry
+    clock: Callable[[], float] = time.monotonic
     configs: dict[Key, PropConfig] = field(init=False)
     maglocks: dict[Key, MaglockConfig] = field(init=False)
 

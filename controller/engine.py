@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -46,6 +45,7 @@ from controller.core.errors import EngineError, NotFoundError
 from props.kinds import LOCK_KINDS
 from props.models import MaglockConfig, OutputConfig
 from props.start import one_shot, start_command
+from protocol import contract
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +338,7 @@ class Engine:
         if not self.can("check"):
             self._move("check")  # raises with the phase in the message
         self._clear_session()
-        self.session_id = session_id or uuid.uuid4().hex[:12]
+        self.session_id = session_id or contract.new_id()
         self._move("check")
         self.parcours, self.players, self.children = parcours, players, children
         self.created_wall = self.wall()
@@ -838,7 +838,7 @@ class Engine:
             raise NotFoundError(msg, en=f"unknown room {room!r}")
         if not room_given and room is None and target is not None:
             room = target.room
-        sent = SentClue(id=uuid.uuid4().hex[:12], text=(text or "").strip(), text_en=text_en,
+        sent = SentClue(id=contract.new_id(), text=(text or "").strip(), text_en=text_en,
                         room=room, puzzle=target.id if target else None, index=index,
                         counts=counts, cost=price if counts else 0, who=who,
                         sent_at=self.elapsed(), sent_wall=self.wall())

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import time
 from collections.abc import Callable
 
 from controller.context import Context
@@ -28,6 +27,9 @@ log = logging.getLogger(__name__)
 
 #: store meta key of each node's current boot (a reboot while no controller ran is seen)
 BOOTS_META = "node_boots"
+#: store meta key of the events handled, per node and boot (a restarted controller does
+#: not apply again what the nodes replay because it was not acknowledged yet)
+SEQS_META = "node_seqs"
 
 
 class Liveness:
@@ -54,6 +56,8 @@ class Liveness:
             for node, (boot_id, boot_n) in boots.items():
                 if isinstance(boot_id, str) and (boot_n is None or isinstance(boot_n, int)):
                     registry.remember(node, boot_id, boot_n)
+            for node, seqs in json.loads(store.get_meta(SEQS_META) or "{}").items():
+                registry.remember_handled(node, {str(b): int(s) for b, s in seqs.items()})
         except (sqlite3.Error, StoreError, ValueError, TypeError, AttributeError):
             log.exception("reading the nodes' last boots failed: every node starts unknown")
         self._saved_boots = registry.known_boots()
@@ -97,7 +101,7 @@ class Liveness:
         elif info is False:
             self.bridge.metrics["stale_states"] += 1
         else:
-            self.outputs.reported((node, prop))
+            self.outputs.reported((node, prop), live=live)
 
     def admit(self, node: str, prop: str, event: PropEvent) -> bool:
         """False for an event of an unknown prop or one already handled (registry: by boot
@@ -112,6 +116,9 @@ class Liveness:
         if verdict == EventVerdict.DUPLICATE:
             self.bridge.metrics["duplicate_events"] += 1
             return False
+        # Written with the event's own rows (or the session it changes), not before: a
+        # restarted controller skips what was handled, and only that.
+        self.journal.backlog.meta(SEQS_META, json.dumps(registry.handled()))
         if verdict == EventVerdict.GAP:
             self.bridge.metrics["seq_gaps"] += 1
             self.bridge.publish(self.bridge.topics.node_resync(node), Resync(reason="seq gap").to_bytes())
@@ -140,12 +147,12 @@ class Liveness:
         registry = self.ctx.registry
         if self.bridge.connected and self.bridge.queue.empty():
             # NOTE: with messages still queued we are late, not the nodes: no verdict then.
-            gone, late = registry.check_silence(time.monotonic(),
+            gone, late = registry.check_silence(self.ctx.clock(),
                                                 listening_since=self.bridge.connected_at)
             for node in gone:
                 self.bridge.metrics["silent_nodes"] += 1
                 log.warning("node %s: nothing heard for %.1f s: offline", node,
-                            time.monotonic() - (registry.nodes[node].heard_at or 0.0))
+                            self.ctx.clock() - (registry.nodes[node].heard_at or 0.0))
             if gone or late:
                 self.changed()
         while registry.returned:

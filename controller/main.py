@@ -91,7 +91,7 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
         store = Store(db_path if db_path is not None else default_path(settings.DATA_DIR))
         bridge = MqttBridge(topics=Topics(game.apartment.id), broker=broker,
                             boot_id=contract.new_id(), keepalive=settings.MQTT_KEEPALIVE,
-                            transport=settings.MQTT_TRANSPORT)
+                            transport=settings.MQTT_TRANSPORT, clock=clock)
         live = store.path
         backups = Backups(live, settings.BACKUP_DIR or default_directory(live),
                           create=settings.BACKUP_DIR is None, nightly=settings.BACKUP_AT,

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from controller.mqtt_transports import LINKS, TRANSPORTS, AiomqttLink, PahoLink
+from controller.mqtt_transports import LINKS, TRANSPORTS, Link
 from protocol import contract
 from protocol.contract import (
     Command,
@@ -91,7 +91,7 @@ class MqttBridge:
 
     def __init__(self, *, topics: Topics, broker: BrokerAddress, boot_id: str,
                  heartbeat_s: float = contract.MAX_HEARTBEAT_S, keepalive: int = 5,
-                 transport: str = TRANSPORTS[0]) -> None:
+                 transport: str = TRANSPORTS[0], clock: Callable[[], float] = time.monotonic) -> None:
         if transport not in TRANSPORTS:
             msg = f"unknown MQTT transport {transport!r}: one of {', '.join(TRANSPORTS)}"
             raise ValueError(msg)
@@ -100,11 +100,12 @@ class MqttBridge:
         self.boot_id = boot_id
         self.transport = transport
         self.metrics: Counter[str] = Counter()
+        self.clock = clock
         self.queue: asyncio.Queue[Incoming | Connection] = asyncio.Queue(maxsize=100_000)
         self.connected = False
         #: the start of this controller boot on the monotonic clock: commands and statuses
         #: are dated from it (nodes measure a command's age on it, not on wall clocks)
-        self.started = time.monotonic()
+        self.started = clock()
         #: monotonic time of the last (re)connection: node silence counts from there at most
         self.connected_at = 0.0
         self.session: str | None = None
@@ -113,8 +114,9 @@ class MqttBridge:
         self.keepalive = keepalive
         #: called on the loop: extra ``ControllerStatus`` fields (parcours, solved, acks)
         self.status_source: Callable[[], dict[str, Any]] | None = None
-        #: the transport, made by :meth:`start` (it belongs to the running loop)
-        self.link: PahoLink | AiomqttLink | None = None
+        #: the transport, made by :meth:`start` (it belongs to the running loop) or given to
+        #: :meth:`open`
+        self.link: Link | None = None
         self._status_extra: dict[str, Any] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -134,12 +136,19 @@ class MqttBridge:
 
     # -- life cycle -------------------------------------------------------------------
     def start(self) -> None:
+        """Connect through the configured transport, on the running loop, and beat."""
         loop = self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._stopping = False
-        self.link = LINKS[self.transport](self)
-        self.link.start()
+        self.open(LINKS[self.transport](self))
         self._beat = loop.call_later(self.heartbeat_s, self._heartbeat)
+
+    def open(self, link: Link) -> None:
+        """Connect through *link*, a transport made for this bridge. :meth:`start` calls it
+        on the loop; without a loop (the deterministic simulator), whoever drives time
+        calls :meth:`beat` every :attr:`heartbeat_s`."""
+        self._stopping = False
+        self.link = link
+        link.start()
 
     async def stop(self) -> None:
         """Say "offline" (retained; waits ≤ 1 s for the broker), then
@@ -156,20 +165,24 @@ class MqttBridge:
     def stopping(self) -> bool:
         return self._stopping
 
-    def _heartbeat(self) -> None:
-        # NOTE: call_later rather than a task: nothing is left pending when the loop closes.
+    def beat(self) -> None:
+        """The heartbeat: the retained status again, while connected."""
         try:
             if self.connected:
                 self.publish_status()
         except Exception:
             log.exception("controller heartbeat failed")
+
+    def _heartbeat(self) -> None:
+        # NOTE: call_later rather than a task: nothing is left pending when the loop closes.
+        self.beat()
         if self._loop is not None and not self._loop.is_closed() and not self._stopping:
             self._beat = self._loop.call_later(self.heartbeat_s, self._heartbeat)
 
     # -- what the transport reports (on the loop) ------------------------------------------
     def on_link_up(self) -> None:
         """Connected and subscribed: what was held first, then a fresh status."""
-        self.connected_at = time.monotonic()
+        self.connected_at = self.clock()
         self.connected = True
         log.info("controller connected to %s:%s", self.broker.host, self.broker.port)
         held, self._held = self._held, deque()
@@ -268,7 +281,7 @@ class MqttBridge:
 
     def uptime(self) -> float:
         """Seconds since this controller boot, on the monotonic clock."""
-        return time.monotonic() - self.started
+        return self.clock() - self.started
 
     def new_command(self, action: str, params: dict[str, Any] | None = None, *,
                     session: str | None = None, command_id: str | None = None) -> Command:

@@ -60,6 +60,19 @@ class Owner(Protocol):
     def on_link_message(self, topic: str, payload: bytes, retain: bool) -> None: ...
 
 
+class Link(Protocol):
+    """A transport, as the bridge drives it: it reports through the bridge's ``on_link_*``."""
+
+    def start(self) -> None:
+        """Connect (and keep reconnecting) in the background."""
+
+    def send(self, topic: str, payload: bytes, *, retain: bool) -> None:
+        """Publish QoS 1 (only called while connected)."""
+
+    async def stop(self, offline: bytes | None) -> None:
+        """Publish *offline* (the retained status) if given, then disconnect cleanly."""
+
+
 # -- paho, on the loop, by hand ---------------------------------------------------------------
 #: how often paho's ``loop_misc`` runs (keepalive PINGREQ, a missing PINGRESP) (s)
 MISC_EVERY_S = 0.5
@@ -394,5 +407,5 @@ class AiomqttLink:
 
 
 #: the transports by name, the default first
-LINKS: dict[str, type[PahoLink] | type[AiomqttLink]] = {"paho": PahoLink, "aiomqtt": AiomqttLink}
+LINKS: dict[str, Callable[[Owner], Link]] = {"paho": PahoLink, "aiomqtt": AiomqttLink}
 TRANSPORTS = tuple(LINKS)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -93,6 +92,9 @@ class Desired:
     ordered_at: float = 0.0
     confirmed_at: float | None = None
     attempts: int = 0
+    #: resumed after what looked like a crash: not sent before its node says what its relay
+    #: does (a clean stop that could not record itself had opened it)
+    unverified: bool = False
 
     def resend_due(self, now: float) -> bool:
         """1 s after the last send, then 2, 4… up to RESEND_MAX_S between two resends."""
@@ -174,22 +176,20 @@ class Outputs:
         else:
             command_id = self._send(key, action, params)
         if action == "reset":
-            self.resets[key] = (command_id, time.monotonic())
+            self.resets[key] = (command_id, self.ctx.clock())
         return command_id
 
     def _send(self, key: Key, action: str, params: dict[str, Any]) -> str:
         command = self.bridge.new_command(action, params, session=self.ctx.engine.session_id)
         want = None
         if action in REACHED:
-            now = time.monotonic()
+            now = self.ctx.clock()
             want = Desired(action, params, command.id, now, ordered_at=now)
             self.desired[key] = want
         # NOTE: the door first, then the books: on the wire before anything is written.
         self.bridge.send_command(key[0], key[1], command)
-        if want is not None:
-            self.confirm(key)   # already so, and reported on this connection
-            if not self.stopping:
-                self.persist(key, want)
+        if want is not None and not self.stopping:
+            self.persist(key, want)
         return command.id
 
     def persist(self, key: Key, want: Desired) -> None:
@@ -199,7 +199,7 @@ class Outputs:
         """Commands a node carried out on its own (a local solve): the desired state now,
         not sent again."""
         for cmd in commands:
-            now = time.monotonic()
+            now = self.ctx.clock()
             want = Desired(cmd.action, dict(cmd.params), "", now, ordered_at=now)
             self.desired[(cmd.node, cmd.prop)] = want
             self.persist((cmd.node, cmd.prop), want)
@@ -209,7 +209,7 @@ class Outputs:
         hold their locks: sent again as they were. After a clean stop the locks were opened
         on the way out: as after a node reboot, only those whose config allows it are
         locked again; the others wait for the game master (``relock_pending``)."""
-        now = time.monotonic()
+        now = self.ctx.clock()
         for row in rows:
             key = (row["node"], row["prop"])
             if key not in self.ctx.configs:
@@ -217,9 +217,12 @@ class Outputs:
             want = Desired(row["action"], row["params"], contract.new_id(), 0.0, row["relock_pending"],
                            ordered_at=now)
             cfg = self.ctx.maglocks.get(key)
-            if clean and cfg and want.action == "lock" and not cfg.relock_after_restart:
-                want.action, want.relock_pending = "unlock", True
-                self.persist(key, want)
+            if cfg and want.action == "lock" and not cfg.relock_after_restart:
+                if clean:
+                    want.action, want.relock_pending = "unlock", True
+                    self.persist(key, want)
+                else:
+                    want.unverified = True
             if cfg and want.action == "lock" and self.alert.active:
                 want.action = "unlock"   # nothing locks while the alert lasts
                 self.persist(key, want)
@@ -248,7 +251,7 @@ class Outputs:
             cfg = self.ctx.maglocks.get((n, p))
             if n == node and cfg and want.action == "lock" and not cfg.relock_after_restart:
                 want.action, want.relock_pending = "unlock", True
-                want.reorder(time.monotonic())
+                want.reorder(self.ctx.clock())
                 self.persist((n, p), want)
                 log.warning("%s.%s opened by a reboot of %s: waits for the game master", n, p, n)
 
@@ -262,7 +265,7 @@ class Outputs:
 
     def connected(self) -> None:
         """The broker is back: the resend back-off starts over."""
-        now = time.monotonic()
+        now = self.ctx.clock()
         for want in self.desired.values():
             want.sent_at, want.attempts = now, 0
 
@@ -273,11 +276,12 @@ class Outputs:
         (its birth resends at once)."""
         if not self.bridge.connected:
             return
-        now = time.monotonic()
+        now = self.ctx.clock()
         nodes = self.ctx.registry.nodes
         for (node, prop), want in self.desired.items():
             self.confirm((node, prop))
-            if want.confirmed_at is not None or not nodes[node].online or not want.resend_due(now):
+            if (want.confirmed_at is not None or not nodes[node].online or not want.resend_due(now)
+                    or (want.unverified and not self.ctx.registry.props[(node, prop)].reported)):
                 continue
             want.command_id, want.sent_at = contract.new_id(), now
             want.attempts += 1
@@ -289,9 +293,12 @@ class Outputs:
                 self.changed()   # the console shows how often it was sent
 
     # -- confirmation: what the nodes report, not what was ordered --------------------
-    def reported(self, key: Key) -> None:
-        """*key*'s node reported its state (live, on this connection)."""
-        self._state_at[key] = time.monotonic()
+    def reported(self, key: Key, *, live: bool = True) -> None:
+        """*key*'s node reported its state: live, on this connection — or a retained state
+        read at subscription, which may contradict an order but never confirms one (it
+        says what was, maybe by a boot that died since)."""
+        if live:
+            self._state_at[key] = self.ctx.clock()
         self.confirm(key)
 
     def confirm(self, key: Key) -> None:
@@ -300,27 +307,41 @@ class Outputs:
         want = self.desired.get(key)
         if want is None:
             return
-        if not want.reached(self.ctx.registry.props[key].reported):
+        reported = self.ctx.registry.props[key].reported
+        if want.unverified and reported:
+            if not want.reached(reported):
+                # Released while no controller ran (or by a clean stop whose record a full
+                # disk refused): like a reboot, it waits for the game master.
+                want.unverified = False
+                want.action, want.relock_pending = "unlock", True
+                want.reorder(self.ctx.clock())
+                self.persist(key, want)
+                log.warning("%s.%s found open after a restart: waits for the game master", *key)
+            elif self._state_at.get(key, -1.0) >= self.bridge.connected_at:
+                want.unverified = False   # said live: it holds (a retained state may be old)
+        if not want.reached(reported):
             if want.confirmed_at is not None:
-                want.reorder(time.monotonic())
+                want.reorder(self.ctx.clock())
             return
-        if want.confirmed_at is not None or not self._fresh(key):
+        if want.confirmed_at is not None or not self._fresh(key, since=want.ordered_at):
             return
-        want.confirmed_at = time.monotonic()
+        want.confirmed_at = self.ctx.clock()
         waiters, self._confirm_waiters = self._confirm_waiters, []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _fresh(self, key: Key) -> bool:
+    def _fresh(self, key: Key, *, since: float) -> bool:
         """*key*'s reported state is current: broker connected, node online, and reported
-        on this connection (the registry keeps what it heard before an outage)."""
+        on this connection (the registry keeps what it heard before an outage) after the
+        order *since* (a report older than the order may come from a node that died or a
+        lock that moved since: the node's answer to the order says what its relay does)."""
         return (self.bridge.connected and self.ctx.registry.nodes[key[0]].online
-                and self._state_at.get(key, -1.0) >= self.bridge.connected_at)
+                and self._state_at.get(key, -1.0) >= max(self.bridge.connected_at, since))
 
     def watch(self) -> None:
         """Push (and log) when a lock order becomes overdue or is confirmed at last."""
-        now = time.monotonic()
+        now = self.ctx.clock()
         overdue = frozenset(key for key, want in self.desired.items() if key in self.ctx.maglocks
                             and (want.pending_for(now) or 0.0) > CONFIRM_WITHIN_S)
         if overdue == self.overdue:
@@ -374,7 +395,7 @@ class Outputs:
 
     def lock_report(self, keys: Iterable[Key]) -> dict[str, Any]:
         """Which of *keys* (maglocks) are confirmed in their desired state, which are not."""
-        now = time.monotonic()
+        now = self.ctx.clock()
         registry = self.ctx.registry
         confirmed: list[dict[str, Any]] = []
         unconfirmed: list[dict[str, Any]] = []

@@ -65,9 +65,10 @@ class Boot(StrEnum):
     SAME = "same"        # the current boot, nothing the console shows changed
     UPDATED = "updated"  # the current boot; what the console shows changed
     BIRTH = "birth"      # the current boot's birth, or the first boot heard of
-    REBOOT = "reboot"    # another boot took over: the node restarted (its relays were released)
+    REBOOT = "reboot"    # another boot took over (its birth, heartbeat or will): the node
+    #                      restarted, its relays were released
     RETURN = "return"    # the current boot, or one current before, back after its will or silence
-    OFFLINE = "offline"  # the will of the current boot (or of a newer one)
+    OFFLINE = "offline"  # the will of the current boot (or of the first one heard of)
     STALE = "stale"      # another boot's message that takes nothing over: ignored
 
 
@@ -96,6 +97,9 @@ class NodeInfo:
     heartbeat: float | None = None
     #: monotonic time of the last birth, heartbeat or event of its current boot
     heard_at: float | None = None
+    #: monotonic time of the last message of its current boot heard live (not a retained
+    #: leftover read at subscription)
+    spoke_at: float | None = None
     #: why it is offline: "will" (the broker said so) or "silent" (no heartbeat in time)
     offline_reason: str | None = None
     #: no heartbeat for two intervals (still online: the silence limit is not reached)
@@ -198,6 +202,27 @@ class Registry:
         if node is not None and node.boot_id is None:
             node.remembered = (boot_id, boot_n)
 
+    def handled(self) -> dict[str, dict[str, int]]:
+        """Per node, the last seq handled of its current boot and of the recent others (what
+        the next controller must not apply again when the node replays them)."""
+        out: dict[str, dict[str, int]] = {}
+        for node in self.nodes.values():
+            seqs = dict(node.other_seqs)
+            if node.boot_id is not None:
+                seqs[node.boot_id] = node.last_seq
+            if seqs:
+                out[node.id] = seqs
+        return out
+
+    def remember_handled(self, node_id: str, seqs: dict[str, int]) -> None:
+        """What a previous controller had handled (:meth:`handled`): those events are
+        duplicates here too."""
+        node = self.nodes.get(node_id)
+        if node is None or node.boot_id is not None:
+            return
+        for boot_id, seq in seqs.items():
+            _remember(node.other_seqs, boot_id, max(seq, node.other_seqs.get(boot_id, 0)))
+
     def _silent(self, node: NodeInfo, now: float) -> bool:
         """The current boot is offline, or has said nothing for two heartbeat intervals."""
         if not node.online:
@@ -221,9 +246,9 @@ class Registry:
             return True   # no counter to compare: the node has just connected with it
         return self._silent(node, now)   # no order known: only in place of a boot that is gone
 
-    def _adopt(self, node: NodeInfo, boot_id: str, boot_n: int | None, *, count: bool = True) -> Boot:
-        """Make *boot_id* the current boot; return REBOOT (*count*: counted in ``reboots``),
-        BIRTH (no boot known before) or RETURN (one current before: no reboot again)."""
+    def _adopt(self, node: NodeInfo, boot_id: str, boot_n: int | None) -> Boot:
+        """Make *boot_id* the current boot; return REBOOT (counted in ``reboots``), BIRTH
+        (no boot known before) or RETURN (one current before: no reboot again)."""
         previous = node.known
         if previous is None:
             kind = Boot.BIRTH
@@ -231,7 +256,7 @@ class Registry:
             kind = Boot.RETURN
         else:
             kind = Boot.REBOOT
-            node.reboots += count
+            node.reboots += 1
         if node.boot_id is not None:
             _remember(node.other_seqs, node.boot_id, node.last_seq)
         if previous is not None and previous[0] != boot_id:
@@ -243,7 +268,7 @@ class Registry:
         node.remembered = None
         node.boot_id, node.boot_n = boot_id, boot_n
         node.last_seq = node.other_seqs.pop(boot_id, 0)
-        node.booted_at = node.birth_ts = None
+        node.booted_at = node.birth_ts = node.spoke_at = None
         node.autonomous = node.outbox = None   # until this boot's first heartbeat
         node.clock_samples.clear()              # a rebooted Pi may have another clock
         node.game = node.game_refused = node.game_pending = None   # until this boot says
@@ -251,7 +276,8 @@ class Registry:
 
     def _live(self, node: NodeInfo, now: float) -> bool:
         """The current boot spoke live; True if that brought it back online."""
-        node.heard_at, node.last_seen = now, self.wall()
+        node.heard_at = node.spoke_at = now
+        node.last_seen = self.wall()
         node.heartbeat_late = False
         if node.booted_at is None and node.birth_ts is None:
             node.booted_at = node.last_seen   # adopted without its birth: about now
@@ -269,15 +295,19 @@ class Registry:
             if known is not None and status.boot_id != known[0] and not (
                     status.boot_n is not None and known[1] is not None and status.boot_n > known[1]):
                 return Boot.STALE  # the will of an older boot, arriving after the new birth
+            kind = Boot.OFFLINE
             if status.boot_id != node.boot_id:
                 # The first boot heard of, or a newer one whose birth we missed: it is gone.
-                self._adopt(node, status.boot_id, status.boot_n, count=False)
+                # A newer one replaced the boot we knew, whose relays were released: that is
+                # a reboot, whichever of its will and its birth comes first.
+                if self._adopt(node, status.boot_id, status.boot_n) == Boot.REBOOT:
+                    kind = Boot.REBOOT
             elif status.boot_n is not None:
                 node.boot_n = status.boot_n
             node.online, node.offline_reason = False, "will"
             node.heartbeat_late = False
             self.returned.discard(node_id)
-            return Boot.OFFLINE
+            return kind
         kind = Boot.BIRTH
         if status.boot_id != node.boot_id:
             if not self._takes_over(node, status.boot_n, live=live, birth=True, now=now):
@@ -295,7 +325,7 @@ class Registry:
         node.heard_at = now
         born_unseen = node.booted_at is None and node.birth_ts is None
         if live:
-            node.last_seen = self.wall()
+            node.spoke_at, node.last_seen = now, self.wall()
             if born_unseen:
                 node.booted_at = node.last_seen
         elif born_unseen:

@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 CONTROLLER = "controller"
 #: at most this many queued MQTT messages are handled in one event-loop turn
 _BATCH = 100
+#: the timer's period (s): time up, resends, silences, reconciliation
+TICK_S = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,8 @@ class GameService:
         #: the store's backups (controller/backup.py); none given: none taken
         self.backups = backups or Backups(None, Path(), create=False)
         self.backups.changed = self.changed
-        self.ctx = Context(game, Engine(game, clock=clock, wall=wall), Registry(game, wall=wall))
+        self.ctx = Context(game, Engine(game, clock=clock, wall=wall),
+                           Registry(game, clock=clock, wall=wall), clock=clock)
         self.journal = Journal(self.ctx, store, on_failing=self.changed,
                                on_closed=self.backups.after_session, clock=clock, wall=wall)
         self.alert = Alert(bridge, self.journal)
@@ -117,6 +120,7 @@ class GameService:
         #: called after each incoming MQTT message is handled (benchmarks and tests)
         self.on_handled: Callable[[Incoming | Connection], None] | None = None
         self._last_alert: str | None = None
+        self._last_push = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         # What the controller status tells the nodes besides online/session/running.
         bridge.heartbeat_s = contract.heartbeat_interval(game.apartment.autonomy_after_s)
@@ -157,6 +161,19 @@ class GameService:
                        asyncio.create_task(self._ticker(), name="timer-and-reconcile")]
 
     async def stop(self) -> None:
+        self.release_and_save()
+        await asyncio.sleep(0.1)
+        await self.backups.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.bridge.stop()
+
+    def release_and_save(self) -> None:
+        """The first part of a clean stop: every lock opened, everything written; then the
+        loop's tasks end and the bridge says "offline" (:meth:`stop`)."""
         # NOTE: a clean controller stop opens every lock before it goes. The release is
         # not written as the desired state: a restart resumes the game's locks (see resume).
         self.outputs.stopping = True
@@ -166,14 +183,6 @@ class GameService:
         self.journal.backlog.meta("clean_stop", "1")
         self.journal.write(force=True)
         self.journal.backlog.abandon()   # what a failing database still holds, to the log
-        await asyncio.sleep(0.1)
-        await self.backups.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self.bridge.stop()
 
     def resume(self) -> None:
         """Take up where the last controller left: the alert, the nodes' boots, the desired
@@ -235,19 +244,24 @@ class GameService:
                 await asyncio.sleep(0)
             item = await self.bridge.queue.get()
             in_turn += 1
-            try:
-                if isinstance(item, Incoming) and isinstance(item.payload, NodeHeartbeat):
-                    if self.handle(item):   # pushed only if the console's view changed
-                        self.changed()
-                    continue
-                self.handle(item)
-            except Exception:
-                # NOTE: no message may stop the controller.
-                self.bridge.metrics["handler_errors"] += 1
-                log.exception("handling %s failed", item)
-            if self.on_handled is not None:
-                self.on_handled(item)
-            self.changed()
+            self.take(item)
+
+    def take(self, item: Incoming | Connection) -> None:
+        """One item of the bridge's queue: handled, then pushed (the loop's consumer, or
+        whoever drains the queue without a loop)."""
+        try:
+            if isinstance(item, Incoming) and isinstance(item.payload, NodeHeartbeat):
+                if self.handle(item):   # pushed only if the console's view changed
+                    self.changed()
+                return
+            self.handle(item)
+        except Exception:
+            # NOTE: no message may stop the controller.
+            self.bridge.metrics["handler_errors"] += 1
+            log.exception("handling %s failed", item)
+        if self.on_handled is not None:
+            self.on_handled(item)
+        self.changed()
 
     def handle(self, item: Incoming | Connection) -> bool:
         """One message from the broker, to the part it is for. False for a heartbeat that
@@ -279,18 +293,22 @@ class GameService:
         return True
 
     async def _ticker(self) -> None:
-        last_push = 0.0
         while True:
-            await asyncio.sleep(0.2)
-            try:
-                self.tick()
-                now = time.monotonic()
-                if self.engine.phase == Phase.RUNNING and now - last_push >= 1.0:
-                    last_push = now
-                    self.publish_game_state()
-                    self.changed()
-            except Exception:
-                log.exception("timer tick failed")
+            await asyncio.sleep(TICK_S)
+            self.on_timer()
+
+    def on_timer(self) -> None:
+        """What the timer does every :data:`TICK_S`: :meth:`tick`, and while a game runs
+        the game state once a second (the loop's ticker, or whoever drives time)."""
+        try:
+            self.tick()
+            now = self.clock()
+            if self.engine.phase == Phase.RUNNING and now - self._last_push >= 1.0:
+                self._last_push = now
+                self.publish_game_state()
+                self.changed()
+        except Exception:
+            log.exception("timer tick failed")
 
     def tick(self) -> None:
         """Timer (time up), inactivity alert, check resends, silent nodes, reconcile, lock

@@ -10,7 +10,6 @@ The shapes are the models of :mod:`controller.api.models`.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -143,7 +142,7 @@ class Views:
     def snapshot(self) -> dict[str, Any]:
         """What the game master and the technician see (:class:`~controller.api.models.Snapshot`)."""
         reg = self.ctx.registry.snapshot()
-        now = time.monotonic()
+        now = self.ctx.clock()
         for prop in reg["props"]:
             prop["desired"] = self.outputs.view((prop["node"], prop["id"]), now)
         for node in reg["nodes"]:

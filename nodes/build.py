@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from gpiozero import Factory
 
 from config.game import Game, Node, NodePart
-from nodes.autonomy import SavedView
+from nodes.autonomy import SavedView, Stamp
 from nodes.core import NodeCore
 from nodes.datadir import DataDir
 from nodes.gamefile import PartStore, placeholder
@@ -126,11 +126,13 @@ def close_props(props: Iterable[Prop]) -> None:
 def build_core(part: NodePart, node: Node, *, data: DataDir, ports: AgentPorts, boot_id: str,
                keepalive: int, simulated: bool, outbox_limits: tuple[int, int],
                metrics: Counter[str], game: str | None = None,
-               health_root: Path | None = None) -> NodeCore:
+               health_root: Path | None = None, now: float | None = None,
+               at: Stamp | None = None) -> NodeCore:
     """The core of this boot, on *part* (of hash *game*): count the boot in the data dir,
     read back what an earlier run left there (an uncleared emergency, the game view,
     undelivered events). *health_root*: where the Pi's health is read (``nodes/health.py``;
-    None: ``/``, and no sensor read when *simulated*)."""
+    None: ``/``, and no sensor read when *simulated*). *now* (monotonic) and *at* (both
+    clocks) default to this machine's clocks."""
     boot_n = data.next_boot()
     probe = ports.probe = HealthProbe(root=health_root or Path("/"),
                                       sensors=not simulated or health_root is not None,
@@ -146,12 +148,13 @@ def build_core(part: NodePart, node: Node, *, data: DataDir, ports: AgentPorts, 
                         simulated=simulated)
     identity.game = game
     core = NodeCore(game=part, node_id=node.id, kinds={p.id: p.kind for p in node.props},
-                    ports=ports, outbox=box, identity=identity, now=time.monotonic(),
+                    ports=ports, outbox=box, identity=identity,
+                    now=time.monotonic() if now is None else now,
                     metrics=metrics)
     # A game the controller said was running, if recent: a node rebooted while the
     # controller is away still plays its local puzzles. A game lasts at most duration_min;
     # the view is refreshed every minute.
-    view = saved_view.load(max_age_s=part.apartment.duration_min * 60)
+    view = saved_view.load(max_age_s=part.apartment.duration_min * 60, at=at)
     core.restore(emergency=data.load_emergency(), view=view, leftovers=leftovers)
     if box.corrupt_lines:
         metrics["outbox_corrupt_lines"] += box.corrupt_lines

@@ -154,7 +154,14 @@ class NodeCore:
             self.metrics["game_view_restored"] += 1
             log.warning("node %s: a game was running when the controller was last heard "
                         "(session %s): local puzzles stay playable", self.node_id, view.session)
+        first = self.events.seq + 1
         self.events.restore(leftovers)
+        pressed = [first + i for i, (prop, event, _origin) in enumerate(leftovers)
+                   if prop == NODE_PROP and event.type == "emergency"]
+        if pressed:
+            # The room's emergency button was pressed and the controller not told before the
+            # crash: the locks stay open until it has handled it, as they would have.
+            self.gate.hold(self.maglocks, pressed[-1])
 
     # -- the broker link --------------------------------------------------------------
     def connected(self) -> None:

@@ -23,7 +23,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -62,9 +62,20 @@ class ContractError(ValueError):
     """A topic or payload does not follow the contract."""
 
 
-def new_id() -> str:
-    """A short random id for boot ids and command ids."""
+def _random_id() -> str:
     return uuid.uuid4().hex[:12]
+
+
+#: where :func:`now` and :func:`new_id` come from: the system's wall clock and random ids.
+#: The deterministic simulator (``simulation/``) points them at the clock of the simulated
+#: machine whose code is running and at seeded ids.
+wall_source: Callable[[], float] = time.time
+id_source: Callable[[], str] = _random_id
+
+
+def new_id() -> str:
+    """A short random id for boot ids, command ids, sessions and clues."""
+    return id_source()
 
 
 def now() -> float:
@@ -73,7 +84,7 @@ def now() -> float:
     For people and logs only: no decision compares two machines' wall clocks (a Pi has no
     RTC and the flat may have no time server). Freshness is measured by the receiver.
     """
-    return time.time()
+    return wall_source()
 
 
 def is_release(action: str) -> bool:

@@ -25,6 +25,7 @@ from nodes.link import LINK_TRANSITIONS, ControllerLink, LinkState
 from nodes.outbox import Outbox
 from props.exc import UnknownAction
 from protocol.contract import (
+    NODE_PROP,
     Command,
     ControllerStatus,
     Emergency,
@@ -418,6 +419,23 @@ def test_with_no_controller_ever_events_go_once_the_retained_messages_are_in(tmp
     echo(core, now=0.2)
     assert core.link.state is LinkState.ALONE and [e.seq for e in wire.events()] == [1]
     assert len(core.outbox) == 0, "no controller acknowledges: not kept"
+
+
+def test_an_emergency_input_the_controller_never_heard_holds_the_locks_after_a_crash(tmp_path):
+    # The button pressed, the node killed before the controller handled the event: the next
+    # boot keeps the locks open until it has (a lock the controller resends is refused).
+    pressed = PropEvent(boot_id="old", seq=4, type="emergency", value=True, ts=1.0)
+    core, wire = make_core(tmp_path)
+    core.restore(emergency=None, view=None, leftovers=[(NODE_PROP, pressed, None)])
+    live(core)
+    core.command("box", cmd("lock", "c1"), receipt=1, now=2.0)
+    assert not wire.relays.get("box") and core.metrics["held_commands"] == 1
+    replayed = next(e for e in wire.events() if e.type == "emergency")
+    assert (replayed.boot_id, replayed.replayed) == ("boot1", True)
+    core.controller_status(status(acks={"hall": EventAck(boot_id="boot1", seq=replayed.seq)}),
+                           retained=False, now=2.5)
+    core.command("box", cmd("lock", "c2"), receipt=2, now=2.5)
+    assert wire.relays["box"]
 
 
 def test_events_of_a_crashed_run_are_restamped_and_pruned_by_the_old_boots_ack(tmp_path):
