@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from config.loader import load_game
 from controller.api.auth import AuthSettings
 from controller.main import create_app
 from protocol.mqtt import BrokerAddress
-from tests.browser.conftest import ARGS, CHROMIUM, TECH_PASSWORD, _free_port, _require_chromium, shot
+from tests.browser.conftest import TECH_PASSWORD, _require_chromium, chromium, serving, shot
 from tests.faults.conftest import console_command, game_file
 from tests.support.mosquitto import Mosquitto, require_or_skip_mosquitto
 
@@ -43,7 +42,6 @@ def _require_faketime() -> None:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
     """Mosquitto, the controller (uvicorn thread), the hall node under libfaketime."""
-    import uvicorn
 
     _require_chromium()
     _require_faketime()
@@ -65,19 +63,10 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]
                             screen_secret="clock-screen-secret")
         app = create_app(game=load_game(path), broker=BrokerAddress(broker.host, broker.port),
                          auth=auth, db_path=tmp_path / "escape.db")
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-        thread.start()
         try:
-            deadline = time.monotonic() + 15
-            while not server.started:
-                assert time.monotonic() < deadline, "uvicorn did not start"
-                time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}", shift, node
+            with serving(app) as url:
+                yield url, shift, node
         finally:
-            server.should_exit = True
-            thread.join(timeout=10)
             node.terminate()
             try:
                 node.wait(timeout=5)
@@ -88,14 +77,8 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def test_a_node_clock_stepped_an_hour_ahead_is_shown_and_warned_on_the_technician_page(

@@ -10,7 +10,6 @@ MockFactory, the entrance as a raw paho client announcing an older node.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from controller.main import create_app
 from nodes.agent import NodeAgent
 from protocol.contract import Topics
 from protocol.mqtt import BrokerAddress
-from tests.browser.conftest import ARGS, CHROMIUM, TECH_PASSWORD, _free_port, _require_chromium, shot
+from tests.browser.conftest import TECH_PASSWORD, _require_chromium, chromium, serving, shot
 from tests.faults.conftest import game_file
 from tests.support.mosquitto import Mosquitto, require_or_skip_mosquitto
 
@@ -36,7 +35,6 @@ TABLET = {"width": 1280, "height": 800}
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[str, Path, Callable[[str], None]]]:
-    import uvicorn
 
     _require_chromium()
     require_or_skip_mosquitto()
@@ -66,19 +64,10 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, Path, Callable[[str], None]]]:
                             screen_secret="game-file-screen-secret")
         app = create_app(game=game, broker=address, auth=auth, db_path=tmp_path / "escape.db",
                          config_path=path)
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-        thread.start()
         try:
-            deadline = time.monotonic() + 15
-            while not server.started:
-                assert time.monotonic() < deadline, "uvicorn did not start"
-                time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}", path, announce
+            with serving(app) as url:
+                yield url, path, announce
         finally:
-            server.should_exit = True
-            thread.join(timeout=10)
             old.loop_stop()
             old.disconnect()
             hall.stop()
@@ -86,14 +75,8 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, Path, Callable[[str], None]]]:
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def test_the_technician_sees_each_nodes_game_and_software_and_reloads_the_file(

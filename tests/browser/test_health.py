@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,12 +20,11 @@ from controller.api.auth import AuthSettings
 from controller.main import create_app
 from protocol.mqtt import BrokerAddress
 from tests.browser.conftest import (
-    ARGS,
-    CHROMIUM,
     GM_PASSWORD,
     TECH_PASSWORD,
-    _free_port,
     _require_chromium,
+    chromium,
+    serving,
     shot,
 )
 from tests.faults.conftest import console_command, game_file
@@ -42,7 +39,6 @@ TABLET = {"width": 1280, "height": 800}
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[str]:
     """Mosquitto, the controller (uvicorn thread), the hall node on a sick fake Pi."""
-    import uvicorn
 
     _require_chromium()
     require_or_skip_mosquitto()
@@ -60,19 +56,10 @@ def stack(tmp_path: Path) -> Iterator[str]:
                             screen_secret="health-screen-secret")
         app = create_app(game=load_game(path), broker=BrokerAddress(broker.host, broker.port),
                          auth=auth, db_path=tmp_path / "escape.db")
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-        thread.start()
         try:
-            deadline = time.monotonic() + 15
-            while not server.started:
-                assert time.monotonic() < deadline, "uvicorn did not start"
-                time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}"
+            with serving(app) as url:
+                yield url
         finally:
-            server.should_exit = True
-            thread.join(timeout=10)
             node.terminate()
             try:
                 node.wait(timeout=5)
@@ -83,14 +70,8 @@ def stack(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def login(browser: object, url: str, password: str, page_path: str) -> object:
