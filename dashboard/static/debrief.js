@@ -74,6 +74,7 @@ function render() {
   drawChart(b);
   renderBills(b.bills);
   renderEvaluation(s);
+  renderConsent(s);
 }
 
 // The month's bills: paid during the game, or charged at the end with the late fee, and
@@ -151,6 +152,31 @@ $("eval-form").onsubmit = async (ev) => {
                 learned: [...document.querySelectorAll('input[name="learned"]:checked')].map((i) => i.value)};
   const r = await App.api("PUT", `/api/history/sessions/${encodeURIComponent(data.session.id)}/evaluation`, body);
   if (r.ok) { evalDirty = false; data.evaluation = r.data; renderEvaluation(data.session); }
+};
+
+// A household's consent to the follow-up call: the purpose said in the questionnaire
+// file's words, a number, and the tick box: no number is sent without it.
+let purpose = null;
+function renderConsent(s) {
+  const ended = ["won", "lost", "aborted"].includes(s.result);
+  $("consent").classList.toggle("hidden", !ended);
+  if (!ended) return;
+  if (!purpose) {
+    purpose = {};   // asked once
+    App.api("GET", "/api/followup/questionnaire").then((r) => { if (r.ok) { purpose = r.data; renderConsent(data.session); } });
+  }
+  $("consent-purpose").textContent = (App.lang === "en" && purpose.purpose_en) || purpose.purpose || "";
+}
+$("consent-form").onsubmit = async (ev) => {
+  ev.preventDefault();
+  if (!$("consent-agree").checked) { $("consent-status").textContent = `⚠ ${t("consent_need")}`; return; }
+  const r = await App.post(`/api/followup/sessions/${encodeURIComponent(data.session.id)}/contacts`,
+    {phone: $("consent-phone").value, consent: true});
+  if (!r.ok) return;
+  const day = (ts) => new Date(ts * 1000).toLocaleDateString(locale(), {day: "numeric", month: "long", year: "numeric"});
+  $("consent-phone").value = "";
+  $("consent-agree").checked = false;
+  $("consent-status").textContent = `✔ ${t("consent_saved", {date: day(r.data.due_at), erase: day(r.data.erase_at)})}`;
 };
 
 // The balance after each line, as a step line (the table beside it says the same in words).

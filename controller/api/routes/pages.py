@@ -1,7 +1,7 @@
 """The web pages (HTML from dashboard/static) and the read-only data they need.
 
 ``/console`` game master, ``/debrief`` debrief of a session, ``/history`` past sessions,
-``/planning`` the year's calendar and the follow-up calls,
+``/planning`` the year's calendar, ``/followup`` the follow-up phone calls,
 ``/rehearsal`` simulated apartment (demo), ``/tech`` technician,
 ``/screen/<room>?token=…`` in-room screen, ``/login``; ``/docs``, ``/redoc`` and
 ``/openapi.json``, the API's description. Each declares who may open it
@@ -33,7 +33,7 @@ PAGES: dict[str, tuple[str, Depends]] = {
     "console": ("console.html", GM_PAGE), "rehearsal": ("rehearsal.html", GM_PAGE),
     "tech": ("tech.html", TECH_PAGE), "login": ("login.html", PUBLIC),
     "debrief": ("debrief.html", GM_PAGE), "history": ("history.html", GM_PAGE),
-    "planning": ("planning.html", GM_PAGE)}
+    "planning": ("planning.html", GM_PAGE), "followup": ("followup.html", GM_PAGE)}
 
 router = APIRouter(tags=["pages"])
 
