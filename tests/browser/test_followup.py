@@ -6,6 +6,9 @@ erased on request, after a confirmation."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from tests.browser.conftest import Server, shot
@@ -81,6 +84,16 @@ def test_consent_on_the_debrief_then_the_call_a_month_later_erases_the_number(br
         assert "l'énergie et l'eau" in page.inner_text('#questions [data-question="theme_used"]')
         assert page.evaluate("document.documentElement.scrollWidth") <= 1280
         shot(page, "followup_call_1280x800")
+        # the same call in English: the questions from the file's English, the answers kept
+        page.click("#lang")
+        page.wait_for_function("() => document.querySelector('h1').textContent === 'Phone follow-up'")
+        theme = page.locator('#questions [data-question="theme_used"]')
+        assert "Which advice have you used most?" in theme.inner_text() and "energy and water" in theme.inner_text()
+        assert theme.locator('input[value="1"]').is_checked()
+        assert "Recording the call erases the number" in page.inner_text("#call")
+        page.click("#lang")
+        page.wait_for_function("() => document.querySelector('h1').textContent === 'Suivi téléphonique'")
+        assert "Quel conseil avez-vous le plus utilisé ?" in theme.inner_text()
         page.click("#call-save")
         page.wait_for_selector("#toast.show")
         assert "le numéro est effacé" in page.inner_text("#toast")
@@ -108,6 +121,18 @@ def test_consent_on_the_debrief_then_the_call_a_month_later_erases_the_number(br
         assert (export["contact"]["phone"], export["contact"]["erased_why"]) == (None, "request")
         # the dismissed confirmation sent nothing: one erasure only
         assert [a["action"] for a in export["audit"]].count("followup_erase") == 1
+
+        # every household, where it stands; what is kept about one, as a file (right of access)
+        page.check("#show-all")
+        page.wait_for_function("() => document.querySelectorAll('#calls tbody tr').length === 2")
+        done = page.locator(f'#calls tbody tr[data-contact="{called["id"]}"]')
+        assert "numéro effacé" in done.locator(".status").inner_text() and done.locator(".open-call").count() == 0
+        assert "à la demande du foyer" in line.locator(".status").inner_text()
+        with page.expect_download() as download:
+            done.locator(".export").click()
+        kept_file = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+        assert kept_file["contact"]["phone"] is None and kept_file["contact"]["answers"]["useful"] == 4
+        assert "followup_call" in [a["action"] for a in kept_file["audit"]]
     finally:
         service.wall = real
     back_to_idle(page)
