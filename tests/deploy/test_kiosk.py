@@ -103,10 +103,17 @@ def test_a_missing_setting_is_named_and_starts_no_browser(tmp_path: Path, missin
     assert f"{missing} manque" in done.stderr
 
 
-def test_a_room_name_that_would_change_the_address_is_refused(tmp_path: Path) -> None:
-    env = {**read_env_file(ENV_FILE), "ESCAPE_KIOSK_TOKEN": "t", "ESCAPE_KIOSK_ROOM": "../api/state"}
+@pytest.mark.parametrize(("name", "value", "said"), [
+    ("ESCAPE_KIOSK_ROOM", "../api/state", "n'est pas un nom de salle"),
+    ("ESCAPE_KIOSK_ROOM", "hall?x=", "n'est pas un nom de salle"),
+    ("ESCAPE_KIOSK_SERVER", "192.168.1.10:8000", "n'est pas une adresse http://"),
+    ("ESCAPE_KIOSK_SERVER", "file:///etc/passwd", "n'est pas une adresse http://"),
+])
+def test_a_setting_that_would_open_another_page_is_refused(tmp_path: Path, name: str, value: str,
+                                                            said: str) -> None:
+    env = {**read_env_file(ENV_FILE), "ESCAPE_KIOSK_TOKEN": "t", name: value}
     done, argv = launch(env, tmp_path)
-    assert done.returncode == 2 and argv is None and "n'est pas un nom de salle" in done.stderr
+    assert done.returncode == 2 and argv is None and said in done.stderr and value in done.stderr
 
 
 @pytest.mark.browser
