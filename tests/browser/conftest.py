@@ -117,12 +117,12 @@ def browser(server: Server) -> Iterator[object]:
 
 
 @contextmanager
-def chromium() -> Iterator[object]:
-    """Debian's Chromium, headless, driven by Playwright."""
+def chromium(*flags: str) -> Iterator[object]:
+    """Debian's Chromium, headless, driven by Playwright; *flags* added to its command line."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *flags])
         try:
             yield b
         finally:

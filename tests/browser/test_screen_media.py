@@ -23,9 +23,9 @@ from controller.main import create_app
 from protocol.mqtt import BrokerAddress
 from tests.browser.conftest import ARGS, CHROMIUM, _free_port, _require_chromium, shot
 from tests.controller.conftest import GAME
+from tests.support.kiosk import kiosk_flags
 
 pytestmark = pytest.mark.browser
-KIOSK_ARGS = [*ARGS, "--autoplay-policy=no-user-gesture-required"]
 AUTH = AuthSettings(gm_password="gm-media-password", tech_password="tech-media-password",
                     screen_secret="media-browser-secret")
 MUSIC_VOLUME = 0.5
@@ -71,7 +71,7 @@ def screen_plays_the_game(gm: httpx.Client, url: str) -> None:
     assert gm.post("/api/login", json={"password": AUTH.gm_password}).status_code == 200
     assert gm.post("/api/game/start", json={"parcours": "primo", "players": 4}).status_code == 200
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=KIOSK_ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *kiosk_flags()])   # as the room's kiosk
         page = browser.new_page(viewport={"width": 1920, "height": 1080})
         page.set_default_timeout(20_000)
         page.goto(f"{url}/screen/hall?token={AUTH.screen_token('hall')}")
