@@ -262,6 +262,29 @@ class VideoAction(MediaAction):
     do: Literal["video"]
 
 
+#: the moments of a game that each have their music on a room screen
+MUSIC_MOMENTS = ("welcome", "game", "last_minutes", "victory", "defeat")
+#: the music of the last minutes starts when this many seconds are left
+LAST_MINUTES_S = 300
+
+
+class Music(_Model):
+    """A file of the media library a room screen plays in a loop (docs/media.md)."""
+
+    file: MediaName
+    volume: float = Field(default=0.5, ge=0, le=1, description="0 to 1, of the screen's volume")
+
+
+class RoomMusic(_Model):
+    """A room's music per moment of the game; a moment left out is silent."""
+
+    welcome: Music | None = Field(default=None, description="before the run: check and briefing")
+    game: Music | None = None
+    last_minutes: Music | None = Field(default=None, description="the last 5 minutes of the run")
+    victory: Music | None = None
+    defeat: Music | None = None
+
+
 class TimerAction(_Model):
     do: Literal["timer"]
     op: Literal["pause", "resume", "add"]
@@ -359,6 +382,8 @@ class Game(_Model):
     apartment: Apartment
     nodes: list[Node] = Field(min_length=1)
     puzzles: list[Puzzle] = Field(min_length=1)
+    music: dict[Id, RoomMusic] = Field(default_factory=dict,
+                                       description="each room's music per moment, by node id")
 
     def node(self, node_id: str) -> Node | None:
         return next((n for n in self.nodes if n.id == node_id), None)
@@ -374,8 +399,16 @@ class Game(_Model):
 
     def media_files(self, room: str | None = None) -> frozenset[str]:
         """Every file of the media library the game plays (in *room*: there or everywhere)."""
-        return frozenset(a.file for p in self.puzzles for a in p.actions if isinstance(a, MediaAction)
-                         and (room is None or a.rooms is None or room in a.rooms))
+        cued = {a.file for p in self.puzzles for a in p.actions if isinstance(a, MediaAction)
+                and (room is None or a.rooms is None or room in a.rooms)}
+        music = {m.file for r, moments in self.music.items() if room is None or r == room
+                 for name in MUSIC_MOMENTS if (m := getattr(moments, name)) is not None}
+        return frozenset(cued | music)
+
+    def music_for(self, room: str | None, moment: str | None) -> Music | None:
+        """What *room*'s screen plays at *moment* (one of :data:`MUSIC_MOMENTS`), if anything."""
+        moments = self.music.get(room or "")
+        return getattr(moments, moment) if moments is not None and moment in MUSIC_MOMENTS else None
 
     def part(self, node_id: str) -> NodePart:
         """What node *node_id* needs of this game (KeyError if it has no such node)."""
@@ -611,12 +644,30 @@ def _media_issues(path: tuple[str | int, ...], action: MediaAction, rooms: set[s
                   media: Collection[str] | None) -> Iterator[ConfigIssue]:
     """A sound or video names a file of the library and rooms of the game. *media*: the
     library's names (None: not known here, e.g. on a node, which plays no media)."""
-    if media is not None and action.file not in media:
-        yield ConfigIssue((*path, "file"), f"fichier absent de la médiathèque : {action.file!r} "
-                                           "(à téléverser sur la page du technicien, ou nom mal écrit)")
+    yield from _library_issues((*path, "file"), action.file, media)
     for room in action.rooms or ():
         if room not in rooms:
             yield ConfigIssue((*path, "room"), f"unknown room {room!r}")
+
+
+def _music_issues(game: Game, media: Collection[str] | None) -> Iterator[ConfigIssue]:
+    """Each room's music is in a room of the game and names a file of the library."""
+    rooms = {n.id for n in game.nodes}
+    for room, moments in game.music.items():
+        if room not in rooms:
+            yield ConfigIssue(("music", room), f"unknown room {room!r} (music is by node id)")
+        for name in MUSIC_MOMENTS:
+            music = getattr(moments, name)
+            if music is not None:
+                yield from _library_issues(("music", room, name, "file"), music.file, media)
+
+
+def _library_issues(path: tuple[str | int, ...], file: str,
+                    media: Collection[str] | None) -> Iterator[ConfigIssue]:
+    """*file* is in the media library (*media*: its names; None: not known here)."""
+    if media is not None and file not in media:
+        yield ConfigIssue(path, f"fichier absent de la médiathèque : {file!r} "
+                                "(à téléverser sur la page du technicien, ou nom mal écrit)")
 
 
 def _obligation_issues(game: Game, unchecked: Unchecked) -> Iterator[ConfigIssue]:
@@ -695,6 +746,7 @@ def semantic_issues(game: Game, unchecked: Unchecked | None = None,
     for n_index, node in enumerate(game.nodes):
         issues.extend(_node_issues(("nodes", n_index), node))
     issues.extend(_ref_issues(game, unchecked, media))
+    issues.extend(_music_issues(game, media))
     issues.extend(_obligation_issues(game, unchecked))
     issues.extend(_graph_issues(game, unchecked))
     return issues

@@ -30,6 +30,7 @@ from typing import Any
 
 from config import rules
 from config.game import (
+    LAST_MINUTES_S,
     BudgetAction,
     EndAction,
     Game,
@@ -548,6 +549,15 @@ class Engine:
 
     def remaining(self) -> float:
         return max(0.0, self.duration - self.elapsed())
+
+    def music_moment(self) -> str | None:
+        """Which music the rooms play now (``config.game.MUSIC_MOMENTS``); None: none."""
+        if self.phase in (Phase.CHECK, Phase.BRIEFING):
+            return "welcome"
+        if self.phase in (Phase.RUNNING, Phase.PAUSED):
+            return "last_minutes" if self.remaining() <= LAST_MINUTES_S else "game"
+        return {"won": "victory", "lost": "defeat"}.get(self.result or "") \
+            if self.phase in (Phase.WON, Phase.LOST, Phase.DEBRIEF) else None
 
     @property
     def timer_running(self) -> bool:

@@ -219,12 +219,21 @@ class Views:
                          "last_change": None if last is None else {
                              "amount": last.amount, "label": last.label, "label_en": last.label_en},
                          "messages": dump(MESSAGES, messages), "clues": clues, "cues": cues,
-                         "preload": self.preload(room),
+                         "preload": self.preload(room), "music": self.music(room),
                          "emergency": self.alert.active},
                 "nodes": [{"id": node.id, "label": node.label,
                            "label_en": room_cfg.label.en if room_cfg else None}] if node else [],
                 "apartment": {"name": self.ctx.game.apartment.name.fr,
                               "name_en": self.ctx.game.apartment.name.en}, "ts": contract.now()}
+
+    def music(self, room: str | None) -> dict[str, Any] | None:
+        """The music *room*'s screen plays now, in a loop (``music:`` of the game file)."""
+        moment = self.ctx.engine.music_moment()
+        music = self.ctx.game.music_for(room, moment)
+        url = self.media_url(music.file) if music is not None else None
+        if music is None or url is None:
+            return None
+        return {"moment": moment, "file": music.file, "url": url, "volume": music.volume}
 
     def preload(self, room: str | None) -> list[dict[str, str]]:
         """The files the game file may cue on *room*'s screen, with where to load them."""

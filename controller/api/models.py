@@ -546,6 +546,15 @@ class ScreenMedia(Out):
     url: str
 
 
+class ScreenMusic(Out):
+    """The music this screen plays now, in a loop, for the moment of the game."""
+
+    moment: Literal["welcome", "game", "last_minutes", "victory", "defeat"]
+    file: str
+    url: str
+    volume: float = Field(ge=0, le=1)
+
+
 class ScreenGame(Out):
     phase: str
     result: str | None
@@ -563,6 +572,7 @@ class ScreenGame(Out):
                                   "cued for this screen")
     preload: list[ScreenMedia] = Field(default_factory=list, description="the files the game file "
                                        "may cue on this screen: loaded in advance")
+    music: ScreenMusic | None = Field(default=None, description="the room's music now (null: none)")
     emergency: bool = Field(description="the emergency alert is on: everybody out")
 
 

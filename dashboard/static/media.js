@@ -1,6 +1,7 @@
 // Sound and video on a room screen (docs/media.md): the cues of the game file (do: sound,
 // do: video) that the screen view carries, each played once; a looping sound is the room's
-// music. Each new clue is spoken (speech made on the controller), and while a voice speaks
+// music, as is the music the view names for the moment of the game (music: of the game
+// file; it changes with the phase and in the last minutes). Each new clue is spoken (speech made on the controller), and while a voice speaks
 // the music drops to DUCK of its volume and comes back after.
 // A video plays over the screen (below the evacuation notice); during the emergency alert
 // nothing plays: people must hear the staff.
@@ -20,6 +21,7 @@ const MediaCues = (() => {
   document.body.append(box, stage);
   let last = null;             // the highest cue id handled; null before the first view
   let music = null, voices = 0;
+  let moment = null;           // the view's music now playing ("moment|file|volume"), or null
   const spoken = new Set();
   // the files this room may play, loaded in advance and kept in memory (url → blob: URL):
   // a cue plays even when the controller cannot be reached at that moment
@@ -67,16 +69,27 @@ const MediaCues = (() => {
     return m;
   }
 
+  function setMusic(m) {
+    if (music) { music.pause(); music.remove(); }
+    music = m;
+    if (m) { m.volume = musicLevel(); box.append(m); m.play().catch(() => {}); }
+  }
+
+  // the view's music for the moment: started when it changes, kept playing otherwise
+  function follow(wanted) {
+    const key = wanted ? `${wanted.moment}|${wanted.file}|${wanted.volume}` : null;
+    if (key === moment) return;
+    const mine = music && music.dataset.cue.startsWith("music-");
+    moment = key;
+    if (wanted) setMusic(element("sound", wanted.url, `music-${wanted.moment}`, wanted.volume, true));
+    else if (mine) setMusic(null);
+  }
+
   function play(cue) {
     if (!cue.url) return;   // no longer in the library: nothing to play
     const m = element(cue.kind, cue.url, String(cue.id), cue.volume, cue.loop);
-    if (cue.loop && cue.kind === "sound") {
-      if (music) { music.pause(); music.remove(); }
-      music = m;
-      m.volume = musicLevel();
-    } else {
-      m.addEventListener("ended", () => { m.remove(); stage.classList.toggle("hidden", !stage.children.length); });
-    }
+    if (cue.loop && cue.kind === "sound") { setMusic(m); return; }
+    m.addEventListener("ended", () => { m.remove(); stage.classList.toggle("hidden", !stage.children.length); });
     if (cue.kind === "video") { stage.replaceChildren(m); stage.classList.remove("hidden"); } else box.append(m);
     m.play().catch(() => {});   // not allowed yet (no touch on a screen opened by hand)
   }
@@ -96,6 +109,7 @@ const MediaCues = (() => {
     for (const m of [...box.children, ...stage.children]) { m.pause(); m.remove(); }
     stage.classList.add("hidden");
     music = null;
+    moment = null;   // the moment's music starts again once the view allows it
     voices = 0;
   }
 
@@ -106,6 +120,7 @@ const MediaCues = (() => {
     if (last === null) {   // the first view: what was cued before is over
       last = top;
       for (const c of g.clues) spoken.add(c.id);
+      if (!g.emergency) follow(g.music);
       return;
     }
     if (top < last) last = 0;   // a new game numbers its cues from 1 again
@@ -122,6 +137,7 @@ const MediaCues = (() => {
       if (c.status !== "shown") speak(c);
     }
     if (g.phase === "idle") silence();
+    else follow(g.music);
   }
   return {update, get music() { return music; }};
 })();
