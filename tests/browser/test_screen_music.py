@@ -5,6 +5,7 @@ to the victory's when the group wins; nothing plays during the emergency alert
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -68,8 +69,12 @@ def test_the_rooms_music_changes_from_the_games_to_the_victorys(tmp_path: Path) 
 
             # the group wins: the game's music stops, the victory's plays in its place
             assert gm.post("/api/game/puzzles/final/skip").status_code == 200
+            won = time.time()
             assert gm.post("/api/game/puzzles/final/solve").status_code == 200
             victory = playing('#cues audio[data-cue="music-victory"]')
+            started = next(p["wall"] for p in page.evaluate("window.__cuesPlayed") if p["id"] == "music-victory")
+            print(f"\ngame won → the victory's music playing on the screen: {started - won * 1000:.0f} ms")
+            assert 0 < started - won * 1000 < 3000
             assert victory["loop"] and victory["v"] == pytest.approx(VICTORY_VOLUME, abs=0.01)
             assert victory["src"].startswith("blob:")   # the copy loaded in advance
             page.wait_for_selector(game_music, state="detached")
