@@ -75,6 +75,16 @@ def _diff_list(old: list[Any], new: list[Any], path: list[str | int], ops: list[
     while head < min(len(old), len(new)) and same(old[head], new[head]):
         head += 1
     rest_old, rest_new = old[head:], new[head:]
+    tail = 0   # the items both end with, after those they start with
+    while tail < min(len(rest_old), len(rest_new)) and same(rest_old[-1 - tail], rest_new[-1 - tail]):
+        tail += 1
+    if tail and tail in (len(rest_old), len(rest_new)):
+        # items removed or inserted in one place (a line added to the middle of a list)
+        ops.extend({"op": "remove", "path": pointer([*path, head])}
+                   for _ in range(len(rest_old) - tail))
+        ops.extend({"op": "add", "path": pointer([*path, head + i]), "value": v}
+                   for i, v in enumerate(rest_new[:len(rest_new) - tail]))
+        return
     # a window that slid: its first items dropped, new ones appended (the last N entries
     # of a journal)
     for drop in range(1, min(_MAX_SLIDE, len(rest_old) - 1) + 1):   # something is kept
@@ -84,9 +94,9 @@ def _diff_list(old: list[Any], new: list[Any], path: list[str | int], ops: list[
             ops.extend({"op": "add", "path": pointer([*path, "-"]), "value": v}
                        for v in rest_new[len(kept):])
             return
-    # item by item, then what one has more than the other at its end
+    # item by item (not the end both share), then what one has more than the other at its end
     common = min(len(old), len(new))
-    for i in range(head, common):
+    for i in range(head, common - tail if len(old) == len(new) else common):
         _diff(old[i], new[i], [*path, i], ops)
     ops.extend({"op": "remove", "path": pointer([*path, common])} for _ in range(len(old) - common))
     ops.extend({"op": "add", "path": pointer([*path, "-"]), "value": v} for v in new[common:])
