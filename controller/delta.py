@@ -9,14 +9,14 @@ documents as JSON decodes them (dicts, lists, str, int, float, bool, None).
 Values are compared by type as well as value (``1`` is not ``True``, nor ``1.0``): what
 the page holds after the patch is exactly what ``json.loads`` of the new document gives.
 
-Hand-written, not the maintained ``jsonpatch`` library, because it measured ~5 times
-cheaper for the same patches (``python -m bench --only patch``, bench/patch_diff.py; the
-shipped game, 2,000 rounds, 2026-12-04, Python 3.11, jsonpatch 1.48): CPU per diff p50 /
-p99, this module vs ``jsonpatch.make_patch``, on the staff snapshot (~29 KB): 1 s of game
-clock 430 / 660 µs vs 2,267 / 2,749 µs; a puzzle solved 490 / 765 vs 2,189 / 2,951; a clue
-sent 395 / 654 vs 1,903 / 2,592. On a room screen (~1.3 KB): 32 / 75 vs 175 / 329; 36 / 108
-vs 223 / 483; 38 / 84 vs 221 / 380. The patches are the same size in every case (1,007,
-1,835, 881, 162, 476, 275 bytes) and both apply exactly. docs/performance.md has the table.
+Hand-written, not the maintained ``jsonpatch`` library, because it measured 4 to 6 times
+cheaper for the same patches (``python -m bench --only patch``, bench/patch_diff.py: the
+shipped game's views, 2,000 rounds, 2026-12-04, Python 3.11, jsonpatch 1.48). CPU per diff
+p50 / p99, this module vs ``jsonpatch.make_patch``, on the staff snapshot (~26 KB): 1 s of
+game clock 365 / 482 µs vs 1,643 / 2,021 µs; a puzzle solved 585 / 754 vs 2,387 / 2,901; a
+clue sent 388 / 542 vs 1,814 / 2,241. On a room screen (~1.3 KB): 33 / 76 vs 175 / 290;
+37 / 76 vs 229 / 371; 40 / 82 vs 224 / 353. The patches are the same size in every case
+(281, 2,555, 881, 162, 476, 276 bytes); docs/performance.md has the table.
 """
 
 from __future__ import annotations
