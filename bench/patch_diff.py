@@ -1,12 +1,13 @@
 """The live pages' JSON Patch, side by side: ``controller.delta.diff`` (hand-written) and
 the maintained ``jsonpatch.make_patch``, on real views of the shipped game.
 
-The views are built by the shipped game's :class:`~controller.service.GameService` (nodes
-online, a game started, fake clocks), then made plain as the hub makes them (what a page
-decodes). Three changes a page sees during a game: 1 s of game clock, a puzzle solved, a
-clue sent; each for the staff snapshot and for a room screen. For each: CPU per diff
-(``time.process_time_ns``, µs p50/p99, the two ways interleaved) and the patch's size in
-bytes (as the hub sends it), and whether the patch, applied, gives the new view exactly.
+The views are built by the shipped game's :class:`~controller.service.GameService`
+(nodes online and confirming their orders, a game started, fake clocks), then made plain
+as the hub makes them (what a page decodes). Three changes a page sees during a game: 1
+s of game clock, a puzzle solved, a clue sent; each for the staff snapshot and for a
+room screen. For each: CPU per diff (``time.process_time_ns``, µs p50/p99, the two ways
+interleaved) and the patch's size in bytes (as the hub sends it), and whether the patch,
+applied, gives the new view exactly.
 
     .venv/bin/python -m bench.patch_diff [--quick]
 """

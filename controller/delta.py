@@ -1,10 +1,11 @@
 """What changed between two JSON documents, as a JSON Patch (RFC 6902).
 
-The live pages get a whole view once, then only what changed (:class:`controller.hub.Hub`):
-during a game the staff's snapshot (~26 KB with the shipped game) changes by its clock
-fields each second. :func:`diff` returns ``add`` / ``remove`` / ``replace`` operations only, with JSON Pointer
-paths (RFC 6901), which the pages apply in ``common.js`` (``App.applyPatch``). It works on
-documents as JSON decodes them (dicts, lists, str, int, float, bool, None).
+The live pages get a whole view once, then only what changed
+(:class:`controller.hub.Hub`): during a game the staff's snapshot (~26 KB with the
+shipped game) changes by its clock fields each second. :func:`diff` returns ``add`` /
+``remove`` / ``replace`` operations only, with JSON Pointer paths (RFC 6901), which the
+pages apply in ``common.js`` (``App.applyPatch``). It works on documents as JSON decodes
+them (dicts, lists, str, int, float, bool, None).
 
 Values are compared by type as well as value (``1`` is not ``True``, nor ``1.0``): what
 the page holds after the patch is exactly what ``json.loads`` of the new document gives.
