@@ -91,10 +91,17 @@ def _simulation(args: argparse.Namespace, workdir: Path) -> Section:
     return simulation.run(quick=args.quick, workdir=workdir)
 
 
+def _patch(args: argparse.Namespace, workdir: Path) -> Section:
+    from bench import patch_diff
+
+    return patch_diff.run(quick=args.quick, workdir=workdir)
+
+
 #: in the order they run: the CPU-sensitive, single-process ones last, on a quiet machine
 BENCHES: dict[str, Callable[[argparse.Namespace, Path], Section]] = {
     "e2e": _e2e, "throughput": _throughput, "push": _push, "node_footprint": _node_footprint,
     "recovery": _recovery, "props": _props, "simulation": _simulation,
+    "patch": _patch,
 }
 
 

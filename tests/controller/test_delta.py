@@ -74,3 +74,14 @@ def test_the_hub_numbers_each_audience_s_frames_and_sends_nothing_unchanged() ->
     # a NaN goes out as null, in the view and in the patch alike
     assert json.loads(hub.update("staff", {"t": float("nan"), "rows": []}))["ops"][0] == {
         "op": "replace", "path": "/t", "value": None}
+
+
+def test_a_line_inserted_or_removed_in_the_middle_of_a_list_is_one_operation() -> None:
+    lines = [f"Le capteur n° {i} attend son nœud" for i in range(12)]
+    inserted = [*lines[:8], "La ventouse de la boîte aux lettres est à remettre à zéro", *lines[8:]]
+    assert delta.diff({"not_ready": lines}, {"not_ready": inserted}) == [
+        {"op": "add", "path": "/not_ready/8", "value": inserted[8]}]
+    assert delta.diff({"not_ready": inserted}, {"not_ready": lines}) == [
+        {"op": "remove", "path": "/not_ready/8"}]
+    assert delta.diff([1, 2, 3], [1, 5, 6, 2, 3]) == [
+        {"op": "add", "path": "/1", "value": 5}, {"op": "add", "path": "/2", "value": 6}]
