@@ -1,0 +1,41 @@
+"""The take-home sheet's words, as data (``config/sheet.yaml``): one line of advice per
+theme and the useful phone numbers, edited by the staff without touching the code."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from config.game import Theme
+
+PATH = Path(__file__).with_name("sheet.yaml")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ThemeAdvice(_Model):
+    icon: str = Field(min_length=1, max_length=8)
+    title: str = Field(min_length=1, max_length=60)
+    advice: str = Field(min_length=1, max_length=160, description="one short sentence (FALC)")
+
+
+class Contact(_Model):
+    icon: str = Field(min_length=1, max_length=8)
+    who: str = Field(min_length=1, max_length=60)
+    phone: str = Field(pattern=r"^[0-9+][0-9 .]{2,24}$")
+    example: bool = Field(default=False, description="a placeholder, printed « exemple »")
+
+
+class SheetWords(_Model):
+    themes: dict[Theme, ThemeAdvice]
+    contacts: tuple[Contact, ...] = Field(min_length=1)
+
+
+@cache
+def load(path: Path = PATH) -> SheetWords:
+    return SheetWords.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))

@@ -1,0 +1,60 @@
+"""The take-home sheet (controller/sheet.py): its figures from the session's budget lines,
+its words from config/sheet.yaml, served at /sheet/<session> to the game master."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from config.game import Game
+from config.sheet import load as load_words
+from controller.main import create_app
+from controller.sheet import euros
+from protocol.mqtt import BrokerAddress
+from tests.conftest import BrokerHandle
+from tests.controller.conftest import FakeClocks
+
+
+@pytest.fixture
+def client(embedded_broker: BrokerHandle, tmp_path: Path, game: Game, clocks: FakeClocks) -> Iterator[TestClient]:
+    app = create_app(game=game, broker=BrokerAddress(embedded_broker.host, embedded_broker.port),
+                     db_path=tmp_path / "escape.db", clock=clocks.monotonic, wall=clocks.wall)
+    with TestClient(app) as c:
+        yield c
+
+
+def test_euros_the_french_way():
+    assert euros(1250) == "1\u202f250 €" and euros(-20) == "−20 €" and euros(0) == "0 €"
+
+
+def test_the_sheet_shows_the_groups_budget_every_advice_and_the_phone_numbers(
+        client: TestClient, clocks: FakeClocks):
+    session = client.post("/api/game/start", json={"parcours": "primo", "players": 3}).json()["session"]
+    clocks.advance(90)
+    assert client.post("/api/clues", json={"puzzle": "mailbox", "index": 1}).status_code == 200  # −20 €
+    assert client.post("/api/game/puzzles/final/skip", json={}).status_code == 200                # −100, +30
+    assert client.post("/api/game/puzzles/final/solve", json={}).status_code == 200
+
+    reply = client.get(f"/sheet/{session}")
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/html")
+    page = reply.text
+    assert f'data-session="{session}"' in page and "@page { size: A4" in page
+    # the budget as the debrief counts it: start, what is left
+    debrief = client.get(f"/api/history/sessions/{session}/debrief").json()["budget"]
+    assert debrief["start"] == 1000 and debrief["final"] == 910
+    assert f"<span>{euros(1000)}</span>" in page and f"<span>{euros(910)}</span>" in page
+    # every theme's one-line advice and every phone number of the game data, examples marked
+    words = load_words()
+    for advice in words.themes.values():
+        assert advice.title.replace("'", "&#x27;") in page
+    for contact in words.contacts:
+        assert contact.phone in page
+    assert page.count('class="example"') == sum(c.example for c in words.contacts)
+
+
+def test_an_unknown_session_has_no_sheet(client: TestClient):
+    reply = client.get("/sheet/nope")
+    assert reply.status_code == 404 and "partie inconnue" in reply.text
