@@ -20,7 +20,10 @@ from controller.engine import Engine
 from controller.record import history_rows, to_record
 from controller.sheet import euros, figures, sheet_html
 from controller.store import DB_NAME, Store
-from tests.browser.conftest import chromium
+from tests.browser.conftest import Server, chromium
+from tests.browser.test_debrief_history import api, back_to_idle, login
+
+pytestmark = pytest.mark.browser
 
 #: A4 less the sheet's @page margins (12 mm each side), in CSS pixels (96 per inch)
 MM = 96 / 25.4
@@ -93,6 +96,28 @@ def test_the_cli_refuses_an_unknown_session(played: tuple[Path, dict, Game], tmp
     done = subprocess.run([str(CLI), "sheet", "nope", "--data-dir", str(data), "--pdf", str(out)],
                           check=False, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "Partie inconnue" in done.stdout and not out.exists()
+
+
+def test_the_debrief_links_to_the_sheet_of_its_session(browser: object, server: Server) -> None:
+    console = login(browser, server)
+    back_to_idle(console)
+    started = api(console, "POST", "/api/game/start", {"parcours": "locataire", "players": 2})
+    assert started["status"] == 200, started
+    session = started["data"]["session"]
+    assert api(console, "POST", "/api/game/stop", {})["status"] == 200
+    console.goto(f"{server.url}/debrief?session={session}")
+    console.wait_for_selector(f'body[data-session="{session}"] #content:not(.hidden)')
+    link = console.locator("#print-sheet")
+    assert link.is_visible() and link.text_content().strip() == "🖨️ Imprimer la fiche"
+    with console.context.expect_page() as opened:
+        link.click()
+    sheet = opened.value
+    sheet.wait_for_selector(f'body.sheet[data-session="{session}"]')
+    left = api(console, "GET", f"/api/history/sessions/{session}/debrief")["data"]["budget"]["final"]
+    assert sheet.text_content(".budget .left").split(":")[-1].strip() == euros(left)
+    assert load_words().contacts[0].phone in sheet.text_content(".contacts")
+    back_to_idle(console)
+    console.context.close()
 
 
 def _bytes_io(raw: bytes) -> object:

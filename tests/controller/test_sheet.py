@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import get_args
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
-from config.game import Game
+from config.game import Game, Theme
 from config.sheet import load as load_words
 from controller.main import create_app
 from controller.sheet import euros
@@ -58,3 +61,23 @@ def test_the_sheet_shows_the_groups_budget_every_advice_and_the_phone_numbers(
 def test_an_unknown_session_has_no_sheet(client: TestClient):
     reply = client.get("/sheet/nope")
     assert reply.status_code == 404 and "partie inconnue" in reply.text
+
+
+def test_the_shipped_words_give_advice_for_every_theme_and_mark_their_example_numbers():
+    words = load_words()
+    assert set(words.themes) == set(get_args(Theme)) - {"story"}     # the story is the framing
+    assert all(c.example for c in words.contacts)                      # placeholders until the town's
+    assert all(len(a.advice) <= 60 for a in words.themes.values())     # FALC: one short line each
+
+
+@pytest.mark.parametrize("bad", [
+    {"themes": {"budget": {"icon": "💶", "title": "x", "advice": "x"}}, "contacts": []},      # no number
+    {"themes": {}, "contacts": [{"icon": "🏠", "who": "x", "phone": "appelez-nous"}]},        # not a number
+    {"themes": {"moon": {"icon": "🌙", "title": "x", "advice": "x"}},                          # not a theme
+     "contacts": [{"icon": "🏠", "who": "x", "phone": "01 02 03 04 05"}]},
+])
+def test_bad_sheet_words_are_refused(bad: dict[str, object], tmp_path: Path):
+    path = tmp_path / "sheet.yaml"
+    path.write_text(yaml.safe_dump(bad, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ValidationError):
+        load_words(path)
