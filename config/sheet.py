@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from config.game import Theme
 
@@ -36,6 +36,19 @@ class SheetWords(_Model):
     contacts: tuple[Contact, ...] = Field(min_length=1)
 
 
+class SheetWordsError(ValueError):
+    """``config/sheet.yaml`` cannot be read or does not fit :class:`SheetWords`."""
+
+
 @cache
 def load(path: Path = PATH) -> SheetWords:
-    return SheetWords.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    """The sheet's words; :class:`SheetWordsError` says which field to correct."""
+    try:
+        return SheetWords.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError) as exc:
+        msg = f"{path} illisible : {exc}"
+        raise SheetWordsError(msg) from exc
+    except ValidationError as exc:
+        where = "; ".join(".".join(str(p) for p in e["loc"]) + f" : {e['msg']}" for e in exc.errors())
+        msg = f"{path} mal rempli — {where}"
+        raise SheetWordsError(msg) from exc

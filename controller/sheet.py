@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from config.game import Game
-from config.sheet import SheetWords
+from config.sheet import SheetWords, SheetWordsError
 from config.sheet import load as load_words
 from controller.debrief import debrief
 
@@ -171,7 +171,11 @@ def cmd_sheet(args: argparse.Namespace) -> int:
     if session is None:
         print(f"Partie inconnue : {args.session}")
         return 1
-    html = sheet_html(session, load_game(settings.CONFIG))
+    try:
+        html = sheet_html(session, load_game(settings.CONFIG))
+    except SheetWordsError as exc:
+        print(f"Fiche impossible : {exc}")
+        return 1
     if args.html:
         args.html.write_text(html, encoding="utf-8")
     if args.pdf:

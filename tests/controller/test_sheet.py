@@ -10,9 +10,9 @@ from typing import get_args
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from pydantic import ValidationError
 
 from config.game import Game, Theme
+from config.sheet import SheetWordsError
 from config.sheet import load as load_words
 from controller.main import create_app
 from controller.sheet import euros
@@ -79,5 +79,5 @@ def test_the_shipped_words_give_advice_for_every_theme_and_mark_their_example_nu
 def test_bad_sheet_words_are_refused(bad: dict[str, object], tmp_path: Path):
     path = tmp_path / "sheet.yaml"
     path.write_text(yaml.safe_dump(bad, allow_unicode=True), encoding="utf-8")
-    with pytest.raises(ValidationError):
+    with pytest.raises(SheetWordsError, match=r"mal rempli — (contacts|themes)"):
         load_words(path)

@@ -20,6 +20,7 @@ from fastapi.params import Depends
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 
 from config.game import Condition, EventCondition, Game, PerParcours, Puzzle
+from config.sheet import SheetWordsError
 from controller.api.access import GM, GM_PAGE, OWN_ROOM, PUBLIC, TECH, TECH_PAGE
 from controller.api.auth import AuthSettings
 from controller.api.deps import ServiceDep, StoreDep
@@ -74,7 +75,11 @@ def sheet_page(session_id: str, store: StoreDep, service: ServiceDep) -> HTMLRes
     row = store.session(session_id)
     if row is None:
         raise ApiError(404, f"partie inconnue {session_id!r}", en=f"unknown session {session_id!r}")
-    return HTMLResponse(sheet_html(row, service.game), headers={"Cache-Control": "no-store"})
+    try:
+        html = sheet_html(row, service.game)
+    except SheetWordsError as exc:
+        raise ApiError(500, f"fiche impossible : {exc}", en=f"no sheet: {exc}") from exc
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/screen/{room}", include_in_schema=False, dependencies=[OWN_ROOM])
