@@ -20,7 +20,7 @@ from controller.engine import Engine
 from controller.record import history_rows, to_record
 from controller.sheet import euros, figures, sheet_html
 from controller.store import DB_NAME, Store
-from tests.browser.conftest import Server, chromium
+from tests.browser.conftest import Server, chromium, shot
 from tests.browser.test_debrief_history import api, back_to_idle, login
 
 pytestmark = pytest.mark.browser
@@ -99,7 +99,7 @@ def test_the_cli_refuses_an_unknown_session(played: tuple[Path, dict, Game], tmp
 
 
 def test_the_debrief_links_to_the_sheet_of_its_session(browser: object, server: Server) -> None:
-    console = login(browser, server)
+    console = login(browser, server, width=1280, height=800)
     back_to_idle(console)
     started = api(console, "POST", "/api/game/start", {"parcours": "locataire", "players": 2})
     assert started["status"] == 200, started
@@ -109,10 +109,19 @@ def test_the_debrief_links_to_the_sheet_of_its_session(browser: object, server: 
     console.wait_for_selector(f'body[data-session="{session}"] #content:not(.hidden)')
     link = console.locator("#print-sheet")
     assert link.is_visible() and link.text_content().strip() == "🖨️ Imprimer la fiche"
+    assert console.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    # the header keeps its one row on the tablet (the link is in the page, not the header)
+    assert console.evaluate("document.querySelector('header').offsetHeight") < 100
+    shot(console, "debrief-sheet-link")
     with console.context.expect_page() as opened:
         link.click()
     sheet = opened.value
     sheet.wait_for_selector(f'body.sheet[data-session="{session}"]')
+    shot(sheet, "sheet")
+    # not shown when the debrief is presented to the participants
+    console.goto(f"{server.url}/debrief?session={session}&present=1")
+    console.wait_for_selector(f'body[data-session="{session}"] #content:not(.hidden)')
+    assert not console.is_visible("#print-sheet")
     left = api(console, "GET", f"/api/history/sessions/{session}/debrief")["data"]["budget"]["final"]
     assert sheet.text_content(".budget .left").split(":")[-1].strip() == euros(left)
     assert load_words().contacts[0].phone in sheet.text_content(".contacts")
