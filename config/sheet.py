@@ -18,22 +18,24 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The limits keep the sheet on one A4 page whatever the staff write (measured in Chromium:
+# tests/browser/test_sheet.py); they also keep to FALC's short lines.
 class ThemeAdvice(_Model):
     icon: str = Field(min_length=1, max_length=8)
-    title: str = Field(min_length=1, max_length=60)
-    advice: str = Field(min_length=1, max_length=160, description="one short sentence (FALC)")
+    title: str = Field(min_length=1, max_length=30)
+    advice: str = Field(min_length=1, max_length=60, description="one short sentence (FALC)")
 
 
 class Contact(_Model):
     icon: str = Field(min_length=1, max_length=8)
-    who: str = Field(min_length=1, max_length=60)
+    who: str = Field(min_length=1, max_length=26)
     phone: str = Field(pattern=r"^[0-9+][0-9 .]{2,24}$")
     example: bool = Field(default=False, description="a placeholder, printed « exemple »")
 
 
 class SheetWords(_Model):
     themes: dict[Theme, ThemeAdvice]
-    contacts: tuple[Contact, ...] = Field(min_length=1)
+    contacts: tuple[Contact, ...] = Field(min_length=1, max_length=6)
 
 
 class SheetWordsError(ValueError):

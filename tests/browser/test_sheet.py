@@ -13,6 +13,7 @@ from pypdf import PdfReader
 
 from config.game import Game
 from config.loader import load_game
+from config.sheet import Contact, SheetWords, ThemeAdvice
 from config.sheet import load as load_words
 from controller.core.config import SHIPPED_GAME
 from controller.debrief import debrief
@@ -65,6 +66,28 @@ def test_the_print_media_fits_on_one_a4_page(played: tuple[Path, dict, Game]) ->
         # the same page, printed by Chromium through Playwright: one page
         pdf = page.pdf(format="A4", prefer_css_page_size=True)
         page.close()
+    assert len(PdfReader(_bytes_io(pdf)).pages) == 1
+
+
+def test_the_longest_words_the_schema_allows_still_fit_on_one_page(played: tuple[Path, dict, Game]) -> None:
+    _data, row, game = played
+    fields = SheetWords.model_fields
+    longest = {name: next(m.max_length for m in model.model_fields[name].metadata if hasattr(m, "max_length"))
+               for model, name in ((ThemeAdvice, "title"), (ThemeAdvice, "advice"), (Contact, "who"))}
+    most = next(m.max_length for m in fields["contacts"].metadata if hasattr(m, "max_length"))
+    words = SheetWords(
+        themes={t: ThemeAdvice(icon="💶", title="M" * longest["title"], advice="Mot " * (longest["advice"] // 4))
+                for t in ("budget", "upkeep", "waste", "rights", "diy")},
+        contacts=tuple(Contact(icon="🏠", who="Nom " * (longest["who"] // 4) + "Nm", phone="+33 1 23 45 67 89",
+                               example=True) for _ in range(most)))
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": round(PRINTABLE_W), "height": round(PRINTABLE_H)})
+        page.set_content(sheet_html(row, game, words))
+        page.emulate_media(media="print")
+        height = page.evaluate("document.body.getBoundingClientRect().bottom")
+        pdf = page.pdf(format="A4", prefer_css_page_size=True)
+        page.close()
+    assert height <= PRINTABLE_H, (height, PRINTABLE_H)
     assert len(PdfReader(_bytes_io(pdf)).pages) == 1
 
 

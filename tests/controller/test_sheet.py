@@ -67,7 +67,6 @@ def test_the_shipped_words_give_advice_for_every_theme_and_mark_their_example_nu
     words = load_words()
     assert set(words.themes) == set(get_args(Theme)) - {"story"}     # the story is the framing
     assert all(c.example for c in words.contacts)                      # placeholders until the town's
-    assert all(len(a.advice) <= 60 for a in words.themes.values())     # FALC: one short line each
 
 
 @pytest.mark.parametrize("bad", [
@@ -75,6 +74,9 @@ def test_the_shipped_words_give_advice_for_every_theme_and_mark_their_example_nu
     {"themes": {}, "contacts": [{"icon": "🏠", "who": "x", "phone": "appelez-nous"}]},        # not a number
     {"themes": {"moon": {"icon": "🌙", "title": "x", "advice": "x"}},                          # not a theme
      "contacts": [{"icon": "🏠", "who": "x", "phone": "01 02 03 04 05"}]},
+    {"themes": {"budget": {"icon": "💶", "title": "x", "advice": "x" * 61}},                 # too long a line
+     "contacts": [{"icon": "🏠", "who": "x", "phone": "01 02 03 04 05"}]},
+    {"themes": {}, "contacts": [{"icon": "🏠", "who": "x", "phone": "01 02 03 04 05"}] * 7},  # over a page
 ])
 def test_bad_sheet_words_are_refused(bad: dict[str, object], tmp_path: Path):
     path = tmp_path / "sheet.yaml"
