@@ -43,8 +43,10 @@ class SheetWordsError(ValueError):
 
 
 @cache
-def load(path: Path = PATH) -> SheetWords:
-    """The sheet's words; :class:`SheetWordsError` says which field to correct."""
+def load(path: Path | None = None) -> SheetWords:
+    """The sheet's words (*path*, default ``config/sheet.yaml``); :class:`SheetWordsError`
+    says which field to correct."""
+    path = path or PATH
     try:
         return SheetWords.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
     except (OSError, yaml.YAMLError) as exc:

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from config import sheet as config_sheet
 from config.game import Game, Theme
 from config.sheet import SheetWordsError
 from config.sheet import load as load_words
@@ -83,3 +84,19 @@ def test_bad_sheet_words_are_refused(bad: dict[str, object], tmp_path: Path):
     path.write_text(yaml.safe_dump(bad, allow_unicode=True), encoding="utf-8")
     with pytest.raises(SheetWordsError, match=r"mal rempli — (contacts|themes)"):
         load_words(path)
+
+
+def test_a_badly_filled_words_file_gives_no_sheet_but_says_what_to_correct(
+        client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    session = client.post("/api/game/start", json={"parcours": "primo", "players": 2}).json()["session"]
+    broken = tmp_path / "sheet.yaml"
+    broken.write_text(config_sheet.PATH.read_text(encoding="utf-8").replace(
+        '"01 23 45 67 80"', '"le bailleur"'), encoding="utf-8")
+    monkeypatch.setattr(config_sheet, "PATH", broken)
+    load_words.cache_clear()
+    try:
+        reply = client.get(f"/sheet/{session}")
+    finally:
+        load_words.cache_clear()
+    assert reply.status_code == 500
+    assert "fiche impossible" in reply.text and "contacts.1.phone" in reply.text
