@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     from config import broker as broker_cli
     from config import cli as config_cli
     from controller import backup as store_cli
+    from controller import sheet as sheet_cli
     from controller.core.config import new_secrets
     from nodes import cli as node_cli
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_controller(sub)
     broker_cli.register(sub, controller_secrets=new_secrets)
     store_cli.register(sub)
+    sheet_cli.register(sub)
     return parser
 
 

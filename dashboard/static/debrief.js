@@ -210,6 +210,9 @@ async function load() {
   if (!res.ok) return;
   data = await res.json();
   document.body.dataset.session = data.session.id;
+  const sheet = $("print-sheet");
+  sheet.href = `/sheet/${encodeURIComponent(data.session.id)}`;
+  sheet.classList.remove("hidden");
   render();
 }
 

@@ -2,7 +2,7 @@
 
 ``/console`` game master, ``/debrief`` debrief of a session, ``/history`` past sessions,
 ``/planning`` the year's calendar, ``/followup`` the follow-up phone calls,
-``/rehearsal`` simulated apartment (demo), ``/tech`` technician,
+``/sheet/<session>`` the take-home sheet, ``/rehearsal`` simulated apartment (demo), ``/tech`` technician,
 ``/screen/<room>?token=…`` in-room screen, ``/login``; ``/docs``, ``/redoc`` and
 ``/openapi.json``, the API's description. Each declares who may open it
 (:mod:`controller.api.access`): a page sends a visitor who is not logged in to ``/login``.
@@ -20,11 +20,13 @@ from fastapi.params import Depends
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 
 from config.game import Condition, EventCondition, Game, PerParcours, Puzzle
+from config.sheet import SheetWordsError
 from controller.api.access import GM, GM_PAGE, OWN_ROOM, PUBLIC, TECH, TECH_PAGE
 from controller.api.auth import AuthSettings
-from controller.api.deps import ServiceDep
+from controller.api.deps import ServiceDep, StoreDep
 from controller.api.errors import ApiError
 from controller.api.models import Layout
+from controller.sheet import sheet_html
 from props.sim import gestures_of
 
 STATIC_DIR = Path(__file__).resolve().parents[3] / "dashboard" / "static"
@@ -65,6 +67,19 @@ def _page_route(name: str) -> Callable[[], FileResponse]:
 for _name, (_file, _access) in PAGES.items():
     router.add_api_route(f"/{_name}", _page_route(_name), methods=["GET"], include_in_schema=False,
                          dependencies=[_access])
+
+
+@router.get("/sheet/{session_id}", include_in_schema=False, dependencies=[GM_PAGE])
+def sheet_page(session_id: str, store: StoreDep, service: ServiceDep) -> HTMLResponse:
+    """A session's take-home sheet: one A4 page to print (controller/sheet.py)."""
+    row = store.session(session_id)
+    if row is None:
+        raise ApiError(404, f"partie inconnue {session_id!r}", en=f"unknown session {session_id!r}")
+    try:
+        html = sheet_html(row, service.game)
+    except SheetWordsError as exc:
+        raise ApiError(500, f"fiche impossible : {exc}", en=f"no sheet: {exc}") from exc
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/screen/{room}", include_in_schema=False, dependencies=[OWN_ROOM])

@@ -1,0 +1,190 @@
+"""The take-home sheet of one session: one A4 page in easy-to-read French (FALC).
+
+:func:`sheet_html` turns a session as the store keeps it into a self-contained HTML page
+(served at ``/sheet/<session>``, printed from the browser); :func:`write_pdf` prints that
+page to a PDF with Debian's headless Chromium (``escape-apartment sheet``). The figures
+come from :func:`controller.debrief.debrief`, the words from ``config/sheet.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import subprocess
+import tempfile
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from config.game import Game
+from config.sheet import SheetWords, SheetWordsError
+from config.sheet import load as load_words
+from controller.debrief import debrief
+
+CHROMIUM = "chromium"
+PDF_TIMEOUT_S = 60
+MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
+          "octobre", "novembre", "décembre")
+
+_CSS = """
+@page { size: A4; margin: 12mm; }
+* { box-sizing: border-box; }
+body { font-family: "DejaVu Sans", Arial, sans-serif; font-size: 14.5pt; line-height: 1.3;
+       color: #000; background: #fff; margin: 0 auto; max-width: 186mm; }
+h1 { font-size: 21pt; margin: 0 0 1mm; }
+h2 { font-size: 17pt; margin: 4mm 0 2mm; border-bottom: 2px solid #000; }
+p { margin: 0 0 1mm; }
+ul { list-style: none; margin: 0; padding: 0; }
+li { margin: 0 0 1.5mm; break-inside: avoid; }
+.icon { display: inline-block; width: 1.7em; font-size: 1.1em; }
+.budget li { display: flex; justify-content: space-between; max-width: 130mm; margin-bottom: 1mm; }
+.budget .left { font-weight: bold; font-size: 17pt; }
+.theme { display: grid; grid-template-columns: 2em 1fr; }
+.theme .icon, .contact .icon { grid-row: span 2; }
+.contacts { display: grid; grid-template-columns: 1fr 1fr; column-gap: 6mm; }
+.contact { display: grid; grid-template-columns: 2em 1fr; }
+.contact .phone { font-size: 16pt; font-weight: bold; letter-spacing: 0.04em; }
+.example { font-size: 9pt; font-weight: normal; border: 1px solid #000; padding: 0 1mm; }
+.screen-only { margin: 4mm 0; }
+@media print { .screen-only { display: none; } }
+"""
+
+
+def euros(amount: int | float) -> str:
+    """*amount* the French way: ``1 250 €`` (a narrow no-break space between thousands)."""
+    return f"{round(amount):,} €".replace(",", "\u202f").replace("-", "−")
+
+
+def figures(d: dict[str, Any]) -> dict[str, int]:
+    """The group's budget on the sheet: the start, what the group paid during the game, the
+    bills charged late (with their fees), and what is left."""
+    budget = d["budget"]
+    start = budget["start"] or 0
+    left = budget["final"]
+    if left is None:   # a session not over: what is left so far
+        left = budget["history"][-1]["balance"] if budget["history"] else start
+    return {"start": start, "paid": sum(b["paid"] for b in budget["bills"]),
+            "late": budget["late"], "left": left}
+
+
+def sheet_html(session: dict[str, Any], game: Game | None = None,
+               words: SheetWords | None = None) -> str:
+    """The sheet of *session* (a :meth:`Store.session` dict), as one HTML page."""
+    words = words or load_words()
+    d = debrief(session, game)
+    f = figures(d)
+    when = _french_date(d["session"].get("date"))
+    players = d["session"].get("players")
+    themes = [t["theme"] for t in d["themes"] if t["theme"] in words.themes]
+    themes += [t for t in words.themes if t not in themes]   # every theme's advice, played first
+    theme_items = "".join(
+        f'<li class="theme" data-theme="{escape(t)}"><span class="icon">{escape(a.icon)}</span>'
+        f"<b>{escape(a.title)}</b><span>{escape(a.advice)}</span></li>"
+        for t, a in ((t, words.themes[t]) for t in themes))
+    contact_items = "".join(
+        f'<li class="contact"><span class="icon">{escape(c.icon)}</span><b>{escape(c.who)}</b>'
+        f'<span><span class="phone">{escape(c.phone)}</span>'
+        + (' <span class="example">exemple</span>' if c.example else "") + "</span></li>"
+        for c in words.contacts)
+    return f"""<!doctype html>
+<html lang="fr"><head><meta charset="utf-8">
+<title>Fiche à emporter — Appartement témoin</title><style>{_CSS}</style></head>
+<body class="sheet" data-session="{escape(str(d['session']['id']))}">
+<p class="screen-only"><button onclick="window.print()">🖨️ Imprimer la fiche</button></p>
+<h1>🏠 Ce que nous avons appris</h1>
+<p>Atelier « Appartement témoin »{escape(when)}.</p>
+{f"<p>Nous étions {int(players)} personnes.</p>" if players else ""}
+<h2>💶 Notre budget du mois</h2>
+<ul class="budget">
+<li class="start"><span>Au début, nous avions :</span><span>{euros(f['start'])}</span></li>
+<li class="paid"><span>Nous avons payé :</span><span>{euros(f['paid'])}</span></li>
+<li class="late"><span>Factures payées en retard :</span><span>{euros(f['late'])}</span></li>
+<li class="left"><span>À la fin, il reste :</span><span>{euros(f['left'])}</span></li>
+</ul>
+<p>Une facture en retard coûte plus cher.</p>
+<h2>💡 Nos conseils</h2>
+<ul class="themes">{theme_items}</ul>
+<h2>📞 Les numéros utiles</h2>
+<ul class="contacts">{contact_items}</ul>
+</body></html>
+"""
+
+
+def _french_date(iso: str | None) -> str:
+    """`` le 4 décembre 2026`` for ``2026-12-04`` (empty when unknown)."""
+    if not iso:
+        return ""
+    try:
+        day = dt.date.fromisoformat(iso[:10])
+    except ValueError:
+        return ""
+    return f" le {day.day} {MONTHS[day.month - 1]} {day.year}"
+
+
+def write_pdf(html: str, out: Path, *, chromium: str = CHROMIUM) -> None:
+    """Print *html* to the PDF *out* with headless Chromium (``--print-to-pdf``)."""
+    exe = shutil.which(chromium) or chromium
+    with tempfile.TemporaryDirectory(prefix="sheet-") as tmp:
+        page = Path(tmp) / "sheet.html"
+        page.write_text(html, encoding="utf-8")
+        target = out.resolve()
+        subprocess.run(  # noqa: S603 - a fixed program on a page we wrote
+            [exe, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp}/profile",
+             "--no-pdf-header-footer", f"--print-to-pdf={target}", page.as_uri()],
+            check=True, capture_output=True, timeout=PDF_TIMEOUT_S)
+    if not target.is_file() or target.stat().st_size == 0:
+        msg = f"Chromium n'a pas écrit {target}"
+        raise RuntimeError(msg)
+
+
+# -- escape-apartment sheet SESSION --pdf OUT ------------------------------------------------
+def register(sub: argparse._SubParsersAction) -> None:
+    cmd = sub.add_parser("sheet", help="a session's take-home sheet (HTML, or PDF with --pdf)")
+    cmd.add_argument("session", help="the session id (as in the history)")
+    cmd.add_argument("--pdf", type=Path, default=None, help="write a PDF here (headless Chromium)")
+    cmd.add_argument("--html", type=Path, default=None, help="write the HTML page here")
+    cmd.add_argument("--data-dir", default=None, help="where the store is (env ESCAPE_DATA_DIR)")
+    cmd.add_argument("--config", default=None, help="game file (env ESCAPE_CONFIG)")
+    cmd.set_defaults(func=cmd_sheet)
+
+
+def cmd_sheet(args: argparse.Namespace) -> int:
+    from config.loader import load_game
+    from controller.core.config import Settings
+    from controller.store import DB_NAME, Store, StoreError
+
+    settings = Settings.with_flags(DATA_DIR=args.data_dir, CONFIG=args.config)
+    db = settings.DATA_DIR / DB_NAME
+    if not db.is_file():
+        print(f"Pas de base de parties ici : {db}")
+        return 1
+    try:
+        store = Store(db)
+    except StoreError as exc:
+        print(f"Base de parties illisible : {exc}")
+        return 1
+    try:
+        session = store.session(args.session)
+    finally:
+        store.close()
+    if session is None:
+        print(f"Partie inconnue : {args.session}")
+        return 1
+    try:
+        html = sheet_html(session, load_game(settings.CONFIG))
+    except SheetWordsError as exc:
+        print(f"Fiche impossible : {exc}")
+        return 1
+    if args.html:
+        args.html.write_text(html, encoding="utf-8")
+    if args.pdf:
+        try:
+            write_pdf(html, args.pdf)
+        except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
+            print(f"PDF impossible : {exc}")
+            return 1
+        print(f"Fiche écrite : {args.pdf}")
+    if not (args.html or args.pdf):
+        print(html)
+    return 0

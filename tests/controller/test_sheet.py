@@ -1,0 +1,102 @@
+"""The take-home sheet (controller/sheet.py): its figures from the session's budget lines,
+its words from config/sheet.yaml, served at /sheet/<session> to the game master."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import get_args
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from config import sheet as config_sheet
+from config.game import Game, Theme
+from config.sheet import SheetWordsError
+from config.sheet import load as load_words
+from controller.main import create_app
+from controller.sheet import euros
+from protocol.mqtt import BrokerAddress
+from tests.conftest import BrokerHandle
+from tests.controller.conftest import FakeClocks
+
+
+@pytest.fixture
+def client(embedded_broker: BrokerHandle, tmp_path: Path, game: Game, clocks: FakeClocks) -> Iterator[TestClient]:
+    app = create_app(game=game, broker=BrokerAddress(embedded_broker.host, embedded_broker.port),
+                     db_path=tmp_path / "escape.db", clock=clocks.monotonic, wall=clocks.wall)
+    with TestClient(app) as c:
+        yield c
+
+
+def test_euros_the_french_way():
+    assert euros(1250) == "1\u202f250 €" and euros(-20) == "−20 €" and euros(0) == "0 €"
+
+
+def test_the_sheet_shows_the_groups_budget_every_advice_and_the_phone_numbers(
+        client: TestClient, clocks: FakeClocks):
+    session = client.post("/api/game/start", json={"parcours": "primo", "players": 3}).json()["session"]
+    clocks.advance(90)
+    assert client.post("/api/clues", json={"puzzle": "mailbox", "index": 1}).status_code == 200  # −20 €
+    assert client.post("/api/game/puzzles/final/skip", json={}).status_code == 200                # −100, +30
+    assert client.post("/api/game/puzzles/final/solve", json={}).status_code == 200
+
+    reply = client.get(f"/sheet/{session}")
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/html")
+    page = reply.text
+    assert f'data-session="{session}"' in page and "@page { size: A4" in page
+    # the budget as the debrief counts it: start, what is left
+    debrief = client.get(f"/api/history/sessions/{session}/debrief").json()["budget"]
+    assert debrief["start"] == 1000 and debrief["final"] == 910
+    assert f"<span>{euros(1000)}</span>" in page and f"<span>{euros(910)}</span>" in page
+    # every theme's one-line advice and every phone number of the game data, examples marked
+    words = load_words()
+    for advice in words.themes.values():
+        assert advice.title.replace("'", "&#x27;") in page
+    for contact in words.contacts:
+        assert contact.phone in page
+    assert page.count('class="example"') == sum(c.example for c in words.contacts)
+
+
+def test_an_unknown_session_has_no_sheet(client: TestClient):
+    reply = client.get("/sheet/nope")
+    assert reply.status_code == 404 and "partie inconnue" in reply.text
+
+
+def test_the_shipped_words_give_advice_for_every_theme_and_mark_their_example_numbers():
+    words = load_words()
+    assert set(words.themes) == set(get_args(Theme)) - {"story"}     # the story is the framing
+    assert all(c.example for c in words.contacts)                      # placeholders until the town's
+
+
+@pytest.mark.parametrize("bad", [
+    {"themes": {"budget": {"icon": "💶", "title": "x", "advice": "x"}}, "contacts": []},      # no number
+    {"themes": {}, "contacts": [{"icon": "🏠", "who": "x", "phone": "appelez-nous"}]},        # not a number
+    {"themes": {"moon": {"icon": "🌙", "title": "x", "advice": "x"}},                          # not a theme
+     "contacts": [{"icon": "🏠", "who": "x", "phone": "01 02 03 04 05"}]},
+    {"themes": {"budget": {"icon": "💶", "title": "x", "advice": "x" * 61}},                 # too long a line
+     "contacts": [{"icon": "🏠", "who": "x", "phone": "01 02 03 04 05"}]},
+    {"themes": {}, "contacts": [{"icon": "🏠", "who": "x", "phone": "01 02 03 04 05"}] * 7},  # over a page
+])
+def test_bad_sheet_words_are_refused(bad: dict[str, object], tmp_path: Path):
+    path = tmp_path / "sheet.yaml"
+    path.write_text(yaml.safe_dump(bad, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(SheetWordsError, match=r"mal rempli — (contacts|themes)"):
+        load_words(path)
+
+
+def test_a_badly_filled_words_file_gives_no_sheet_but_says_what_to_correct(
+        client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    session = client.post("/api/game/start", json={"parcours": "primo", "players": 2}).json()["session"]
+    broken = tmp_path / "sheet.yaml"
+    broken.write_text(config_sheet.PATH.read_text(encoding="utf-8").replace(
+        '"01 23 45 67 80"', '"le bailleur"'), encoding="utf-8")
+    monkeypatch.setattr(config_sheet, "PATH", broken)
+    load_words.cache_clear()
+    try:
+        reply = client.get(f"/sheet/{session}")
+    finally:
+        load_words.cache_clear()
+    assert reply.status_code == 500
+    assert "fiche impossible" in reply.text and "contacts.1.phone" in reply.text
