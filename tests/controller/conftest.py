@@ -8,11 +8,19 @@ a button, a lamp, clues with costs and English, a puzzle of one parcours only.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from config.game import Game
 from config.loader import parse_game
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from tests.conftest import BrokerHandle
 
 GAME = """\
 apartment:
@@ -107,3 +115,18 @@ def game() -> Game:
 @pytest.fixture
 def clocks() -> FakeClocks:
     return FakeClocks()
+
+
+@pytest.fixture
+def client(embedded_broker: BrokerHandle, tmp_path: Path, game: Game, clocks: FakeClocks) -> Iterator[TestClient]:
+    """The controller's app over the embedded broker, on the fake clocks (a module may
+    define its own ``client``)."""
+    from fastapi.testclient import TestClient
+
+    from controller.main import create_app
+    from protocol.mqtt import BrokerAddress
+
+    app = create_app(game=game, broker=BrokerAddress(embedded_broker.host, embedded_broker.port),
+                     db_path=tmp_path / "escape.db", clock=clocks.monotonic, wall=clocks.wall)
+    with TestClient(app) as c:
+        yield c

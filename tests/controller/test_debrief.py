@@ -13,11 +13,8 @@ from fastapi.testclient import TestClient
 from config.game import Game
 from controller.debrief import debrief, outcome
 from controller.engine import Engine
-from controller.main import create_app
 from controller.record import history_rows, to_record
 from controller.store import Store
-from protocol.mqtt import BrokerAddress
-from tests.conftest import BrokerHandle
 from tests.controller.conftest import FakeClocks
 
 
@@ -106,14 +103,6 @@ def test_outcome(status: str, by: str | None, expected: str):
 
 
 # -- through the API ------------------------------------------------------------------------
-@pytest.fixture
-def client(embedded_broker: BrokerHandle, tmp_path: Path, game: Game, clocks: FakeClocks) -> Iterator[TestClient]:
-    app = create_app(game=game, broker=BrokerAddress(embedded_broker.host, embedded_broker.port),
-                     db_path=tmp_path / "escape.db", clock=clocks.monotonic, wall=clocks.wall)
-    with TestClient(app) as c:
-        yield c
-
-
 def test_debrief_routes_for_the_current_and_a_past_session(client: TestClient, clocks: FakeClocks):
     assert client.get("/api/game/debrief").status_code == 404          # nothing played yet
     reply = client.post("/api/game/start", json={"parcours": "primo", "players": 5})

@@ -5,25 +5,8 @@ lock the game holds is in the plan.)"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
-
-from config.game import Game
-from controller.main import create_app
-from protocol.mqtt import BrokerAddress
-from tests.conftest import BrokerHandle
-from tests.controller.conftest import FakeClocks
-
-
-@pytest.fixture
-def client(embedded_broker: BrokerHandle, tmp_path: Path, game: Game, clocks: FakeClocks) -> Iterator[TestClient]:
-    app = create_app(game=game, broker=BrokerAddress(embedded_broker.host, embedded_broker.port),
-                     db_path=tmp_path / "escape.db", clock=clocks.monotonic, wall=clocks.wall)
-    with TestClient(app) as c:
-        yield c
 
 
 def desired(client: TestClient) -> dict[str, str | None]:

@@ -3,7 +3,6 @@ its words from config/sheet.yaml, served at /sheet/<session> to the game master.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import get_args
 
@@ -12,22 +11,11 @@ import yaml
 from fastapi.testclient import TestClient
 
 from config import sheet as config_sheet
-from config.game import Game, Theme
+from config.game import Theme
 from config.sheet import SheetWordsError
 from config.sheet import load as load_words
-from controller.main import create_app
 from controller.sheet import euros
-from protocol.mqtt import BrokerAddress
-from tests.conftest import BrokerHandle
 from tests.controller.conftest import FakeClocks
-
-
-@pytest.fixture
-def client(embedded_broker: BrokerHandle, tmp_path: Path, game: Game, clocks: FakeClocks) -> Iterator[TestClient]:
-    app = create_app(game=game, broker=BrokerAddress(embedded_broker.host, embedded_broker.port),
-                     db_path=tmp_path / "escape.db", clock=clocks.monotonic, wall=clocks.wall)
-    with TestClient(app) as c:
-        yield c
 
 
 def test_euros_the_french_way():
