@@ -104,8 +104,11 @@ class Locks:
     """
 
     def __init__(self, facts: GameFacts, wire: Wire, ledger: Ledger, *,
-                 alive: Callable[[str], bool], path_up_since: Callable[[], float | None]) -> None:
+                 alive: Callable[[str], bool], path_up_since: Callable[[], float | None],
+                 opened_by_play: Callable[[], set[tuple[str, str]]] = set) -> None:
         self.facts = facts
+        #: the locks the puzzles solved so far opened (a release of one is the game's)
+        self.opened_by_play = opened_by_play
         self.wire = wire
         self.ledger = ledger
         self.alive = alive
@@ -216,11 +219,13 @@ class Locks:
 
     def released_unordered(self, start: float, end: float) -> list[tuple[str, str]]:
         """The locks reported released (live) between *start* and *end* with no release
-        order (emergency, end, abort) in that time."""
+        order (emergency, end, abort) in that time, but those a solved puzzle opened (two
+        puzzles of two rooms may be solved within the window)."""
+        played = self.opened_by_play()
         with self.lock:
             if any(start <= item.at <= end for item in (*self.pending, *self.done)):
                 return []
-            return [key for at, key in self.live_releases if start <= at <= end]
+            return [key for at, key in self.live_releases if start <= at <= end and key not in played]
 
     def release_delays(self) -> list[float]:
         """Seconds from each release order to its last lock reported released."""
@@ -254,6 +259,12 @@ class Game:
             self.session_id, self.parcours, self.paid = session_id, parcours, 0
             self.paid_for = Counter()
             self.solved_at = {}
+
+    def opened(self) -> set[tuple[str, str]]:
+        """The locks the puzzles solved in this session opened."""
+        with self.lock:
+            solved = list(self.solved_at)
+        return {key for p in solved for key in self.facts.puzzles[p].unlocks}
 
     def clue_paid(self, cost: int, puzzle: str | None = None) -> None:
         with self.lock:

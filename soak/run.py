@@ -286,10 +286,10 @@ class Soak:
         stack.start_broker()
         self.wire = Wire(port=stack.mqtt_port, username=user, password=password, root=self.facts.root)
         self.wire.listeners.append(self._on_wire)
-        self.locks = inv.Locks(self.facts, self.wire, self.ledger, alive=self.alive,
-                               path_up_since=self.path_up_since)
-        self.emergencies.locks = self.locks
         self.game = inv.Game(self.facts, self.ledger)
+        self.locks = inv.Locks(self.facts, self.wire, self.ledger, alive=self.alive,
+                               path_up_since=self.path_up_since, opened_by_play=self.game.opened)
+        self.emergencies.locks = self.locks
         stack.procs["controller"].start()
         for node in self.facts.nodes:
             stack.procs[node].start()
