@@ -1,13 +1,18 @@
-"""The take-home sheet's words, as data (``config/sheet.yaml``): one line of advice per
-theme and the useful phone numbers, edited by the staff without touching the code."""
+"""The words of the debrief and of the take-home sheet, as data (``config/sheet.yaml``),
+edited by the staff without touching the code: per theme one line of advice (the sheet),
+the practical message said at the debrief, who to call and what a household may do at
+home; the useful phone numbers; the feelings the group picks from at the debrief. One
+file, so the debrief (controller/debrief.py) and the sheet (controller/sheet.py) say the
+same thing."""
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from config.game import Theme
 
@@ -20,13 +25,33 @@ class _Model(BaseModel):
 
 # The limits keep the sheet on one A4 page whatever the staff write (measured in Chromium:
 # tests/browser/test_sheet.py); they also keep to FALC's short lines.
+# The debrief's limits keep each step on a room TV (1920x1080) without scrolling
+# (measured: tests/browser/test_debrief_steps.py).
+ChoiceId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+
+
+class Choice(_Model):
+    """One pictogram the group picks at the debrief (a feeling, a thing to do at home)."""
+
+    id: ChoiceId
+    icon: str = Field(min_length=1, max_length=8)
+    label: str = Field(min_length=1, max_length=50)
+
+
 class ThemeAdvice(_Model):
     icon: str = Field(min_length=1, max_length=8)
     title: str = Field(min_length=1, max_length=30)
     advice: str = Field(min_length=1, max_length=60, description="one short sentence (FALC)")
+    message: str | None = Field(default=None, min_length=1, max_length=220,
+                                description="the practical message said at the debrief")
+    call: tuple[ChoiceId, ...] = Field(default=(), max_length=3,
+                                       description="who to call about it: ids of contacts")
+    at_home: tuple[Choice, ...] = Field(default=(), max_length=3,
+                                        description="what a household may do at home")
 
 
 class Contact(_Model):
+    id: ChoiceId | None = Field(default=None, description="how a theme's « call » names it")
     icon: str = Field(min_length=1, max_length=8)
     who: str = Field(min_length=1, max_length=26)
     phone: str = Field(pattern=r"^[0-9+][0-9 .]{2,24}$")
@@ -36,6 +61,33 @@ class Contact(_Model):
 class SheetWords(_Model):
     themes: dict[Theme, ThemeAdvice]
     contacts: tuple[Contact, ...] = Field(min_length=1, max_length=6)
+    feelings: tuple[Choice, ...] = Field(default=(), max_length=6,
+                                         description="how did you feel: the pictograms to pick from")
+
+    @model_validator(mode="after")
+    def _names_known_and_once(self) -> SheetWords:
+        contacts = [c.id for c in self.contacts if c.id]
+        if len(set(contacts)) != len(contacts):
+            msg = "contacts: the same id twice"
+            raise ValueError(msg)
+        for theme, words in self.themes.items():
+            unknown = [c for c in words.call if c not in contacts]
+            if unknown:
+                msg = f"themes.{theme}.call: unknown contact {unknown[0]!r} (ids of contacts: {contacts})"
+                raise ValueError(msg)
+        for what, ids in (("feelings", [c.id for c in self.feelings]),
+                          ("at_home", [c.id for t in self.themes.values() for c in t.at_home])):
+            if len(set(ids)) != len(ids):
+                msg = f"{what}: the same id twice"
+                raise ValueError(msg)
+        return self
+
+    def contact(self, contact_id: str) -> Contact | None:
+        return next((c for c in self.contacts if c.id == contact_id), None)
+
+    def home_choices(self) -> dict[str, Choice]:
+        """Every thing to do at home, by id, the themes' order."""
+        return {c.id: c for t in self.themes.values() for c in t.at_home}
 
 
 class SheetWordsError(ValueError):

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from config.game import Game, Obligation
+from config.game import BudgetAction, Game, Obligation
+from config.sheet import Choice, SheetWords
 from controller.engine import LineKind, month_figures
 
 #: the game's themes in the order the debrief shows them (``story`` last: the framing)
@@ -158,3 +159,102 @@ def _is_clue(line: dict[str, Any]) -> bool:
 
 def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+# -- the debrief that teaches, step by step ------------------------------------------------
+#: the four steps of a pedagogic debrief: how did you feel; what happened; what you
+#: learned, theme by theme (one page per theme); what you will do at home
+STEPS = ("feelings", "story", "learned", "home")
+
+
+def pages(d: dict[str, Any], words: SheetWords) -> list[dict[str, Any]]:
+    """The debrief's pages, in order: one per step, step 3 one per theme the group played
+    that the words file teaches (the story is the framing, not a lesson)."""
+    themes = [t["theme"] for t in d["themes"] if t["theme"] in words.themes]
+    return [{"step": 1, "kind": "feelings", "theme": None},
+            {"step": 2, "kind": "story", "theme": None},
+            *({"step": 3, "kind": "theme", "theme": t} for t in themes),
+            {"step": 4, "kind": "home", "theme": None}]
+
+
+def page(d: dict[str, Any], words: SheetWords, index: int, answers: dict[str, dict[str, int]],
+         game: Game | None = None) -> dict[str, Any]:
+    """What page *index* of :func:`pages` shows, with the budget lines that go with it:
+    the month's start and end (how did you feel), every line at its moment (what happened),
+    the lines of the theme's puzzles and bills (each theme), the whole month (at home)."""
+    kind = pages(d, words)[index]
+    budget = d["budget"]
+    lines = [_line(b) for b in budget["history"]]
+    top = {"start": budget["start"], "final": budget["final"], "change": budget["change"]}
+    if kind["kind"] == "feelings":
+        return {"kind": "feelings", "budget": top, "result": d["session"]["result"],
+                "time_used_s": d["session"]["time_used_s"], "solved": d["solved"],
+                "puzzles_total": d["puzzles_total"],
+                "choices": _counted(words.feelings, answers.get("feelings", {}))}
+    if kind["kind"] == "story":
+        return {"kind": "story", "budget": top, "events": story(d)}
+    if kind["kind"] == "theme":
+        return {"kind": "theme", **_theme_page(d, words, kind["theme"], lines, game)}
+    return {"kind": "home", "budget": top, "month": budget["month"], "lines": lines,
+            "bills": [_bill(b) for b in budget["bills"]],
+            "themes": [{"theme": t, "icon": w.icon, "title": w.title,
+                        "choices": _counted(w.at_home, answers.get("at_home", {}))}
+                       for t, w in words.themes.items() if w.at_home]}
+
+
+def story(d: dict[str, Any]) -> list[dict[str, Any]]:
+    """What happened, in the order it happened: the start, each puzzle the group reached
+    (where, what became of it, its clues, what it did to the budget), the end (and the
+    bills charged then). Plain facts; the pages say them in words."""
+    history = d["budget"]["history"]
+    events: list[dict[str, Any]] = [{"kind": "start", "at_s": 0.0, "lines": []}]
+    reached = [p for p in d["puzzles"] if p["outcome"] != "not_reached"]
+    for p in sorted(reached, key=lambda p: (p["solved_at_s"] is None, p["solved_at_s"] or 0)):
+        events.append({
+            "kind": "puzzle", "at_s": p["solved_at_s"], "label": p["label"], "label_en": p["label_en"],
+            "room": p["room_label"], "room_en": p["room_label_en"], "outcome": p["outcome"],
+            "clues": p["clues"], "theme": p["theme"],
+            "lines": [_line(b) for b in history if b["puzzle"] == p["id"]]})
+    s = d["session"]
+    events.append({"kind": "end", "at_s": s["time_used_s"], "result": s["result"],
+                   "not_reached": d["not_reached"],
+                   "lines": [_line(b) for b in history if b["puzzle"] is None]})
+    return events
+
+
+def _theme_page(d: dict[str, Any], words: SheetWords, theme: str, lines: list[dict[str, Any]],
+                game: Game | None) -> dict[str, Any]:
+    w = words.themes[theme]
+    mine = next(t for t in d["themes"] if t["theme"] == theme)
+    ids = {p["id"] for p in mine["puzzles"]}
+    # the bills this theme's puzzles pay: the game file says which; else the lines do
+    paid_by = {a.pays: p.theme for p in (game.puzzles if game else ()) for a in p.actions
+               if isinstance(a, BudgetAction) and a.pays}
+    paid_by.update({b["obligation"]: theme for b in lines if b["obligation"] and b["puzzle"] in ids})
+    bills_here = {o for o, t in paid_by.items() if t == theme}
+    themed = [b for b in lines if b["puzzle"] in ids or b["obligation"] in bills_here]
+    ordered = sorted(themed, key=lambda b: b["at_s"] or 0)
+    contacts = [c for c in (words.contact(i) for i in w.call) if c is not None]
+    themes = [t for t in (p["theme"] for p in pages(d, words)) if t]
+    return {"theme": theme, "icon": w.icon, "title": w.title, "message": w.message or w.advice,
+            "advice": w.advice, "index": themes.index(theme) + 1, "of": len(themes),
+            "puzzles": [{"label": p["label"], "label_en": p["label_en"], "room": p["room_label"],
+                         "room_en": p["room_label_en"], "outcome": p["outcome"], "clues": p["clues"],
+                         "time_s": p["time_s"]} for p in mine["puzzles"]],
+            "lines": ordered, "total": sum(b["amount"] for b in ordered),
+            "bills": [_bill(b) for b in d["budget"]["bills"] if b["id"] in bills_here],
+            "contacts": [{"icon": c.icon, "who": c.who, "phone": c.phone, "example": c.example}
+                         for c in contacts]}
+
+
+def _counted(choices: tuple[Choice, ...], counts: dict[str, int]) -> list[dict[str, Any]]:
+    return [{"id": c.id, "icon": c.icon, "label": c.label, "count": counts.get(c.id, 0)} for c in choices]
+
+
+def _line(b: dict[str, Any]) -> dict[str, Any]:
+    return {k: b[k] for k in ("at_s", "amount", "label", "label_en", "puzzle", "obligation", "kind",
+                              "balance")}
+
+
+def _bill(b: dict[str, Any]) -> dict[str, Any]:
+    return {k: b[k] for k in ("id", "label", "label_en", "icon", "status", "paid", "charged", "late_fee")}

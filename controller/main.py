@@ -22,6 +22,7 @@ from controller.api import errors as api_errors
 from controller.api.auth import AuthConfigError, AuthSettings
 from controller.api.routes import clues as clue_routes
 from controller.api.routes import config as config_routes
+from controller.api.routes import debrief as debrief_routes
 from controller.api.routes import followup as followup_routes
 from controller.api.routes import game as game_routes
 from controller.api.routes import history as history_routes
@@ -131,7 +132,8 @@ def create_app(*, game: Game, broker: BrokerAddress, demo: bool = False, db_path
     app.include_router(clue_routes.router)
     app.include_router(history_routes.router)
     app.include_router(planning_routes.router)
-    app.include_router(followup_routes.router)
+    for extra in (followup_routes, debrief_routes):
+        app.include_router(extra.router)
     app.include_router(config_routes.router)
     app.include_router(media_routes.router)
     app.include_router(ws_routes.router)

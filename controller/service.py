@@ -32,6 +32,7 @@ from controller.autonomy import status_fields
 from controller.backup import Backups
 from controller.check import PreGameCheck
 from controller.context import Context, Key
+from controller.debrief_steps import DebriefSteps
 from controller.distribution import Distribution
 from controller.emergency import Alert
 from controller.engine import Engine, Phase
@@ -105,11 +106,14 @@ class GameService:
         self.tech = TechDesk(self.ctx, bridge, self.journal, self.alert, changed=self.changed, wall=wall)
         self.hub = Hub()
         self.stuck = Stuck(self.ctx)
+        #: the debrief's pages, the one on the screens, what the group answered
+        self.debrief_steps = DebriefSteps(store, game=lambda: self.game, wall=wall)
         self.views = Views(self.ctx, bridge, journal=self.journal, outputs=self.outputs,
                            alert=self.alert, check=self.check, hub=self.hub, demo=demo,
                            resumed=lambda: self.resumed, backups=self.backups,
                            distribution=self.distribution, pending_game=lambda: self.pending_game,
-                           stuck=self.stuck, media_url=self.media_url)
+                           stuck=self.stuck, media_url=self.media_url,
+                           debrief_page=self.debrief_steps.screen)
         self.orders = Orders(self.ctx, alert=self.alert, outputs=self.outputs, check=self.check,
                              journal=self.journal, views=self.views)
         self.events = PropEvents(self.ctx, bridge, journal=self.journal, liveness=self.liveness,

@@ -68,7 +68,7 @@ from controller.core.errors import Bilingual, NotFoundError
 log = logging.getLogger(__name__)
 
 DB_NAME = "escape.db"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: the year's calendar, the groups registered ahead, the follow-up calls (version 3)
 _PLANNING_TABLES = (
@@ -116,12 +116,31 @@ _PLANNING_TABLES = (
 )""",
 )
 
+#: the debrief's steps: the page on the screens, and what the group answered (version 4);
+#: counts per pictogram, never a name
+_DEBRIEF_TABLES = (
+    """CREATE TABLE IF NOT EXISTS debrief_progress (
+    session_id TEXT PRIMARY KEY REFERENCES sessions (id),
+    page INTEGER NOT NULL CHECK (page >= 0),
+    who TEXT NOT NULL,
+    at REAL NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS debrief_answers (
+    session_id TEXT NOT NULL REFERENCES sessions (id),
+    step TEXT NOT NULL CHECK (step IN ('feelings', 'at_home')),
+    choice TEXT NOT NULL,
+    count INTEGER NOT NULL CHECK (count >= 0),
+    PRIMARY KEY (session_id, step, choice)
+)""",
+)
+
 #: what brings a database of an older schema version up to the next one
 _MIGRATIONS = {
     1: ("ALTER TABLE budget_lines ADD COLUMN obligation TEXT",
         "ALTER TABLE budget_lines ADD COLUMN kind TEXT",
         "ALTER TABLE budget_lines ADD COLUMN label_en TEXT"),
     2: _PLANNING_TABLES,
+    3: _DEBRIEF_TABLES,
 }
 #: beside the database, ``escape.db.lock``: every open store holds it shared, a restore
 #: (controller/backup.py) alone — so a restore never pulls the file from under a controller
@@ -243,7 +262,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
     who TEXT NOT NULL,
     at REAL NOT NULL
 );
-""" + "".join(f"{statement};\n" for statement in _PLANNING_TABLES)
+""" + "".join(f"{statement};\n" for statement in (*_PLANNING_TABLES, *_DEBRIEF_TABLES))
 
 SESSION_CSV_COLUMNS = (
     ("session", "id"), ("date", "date"), ("parcours", "parcours"), ("joueurs", "players"),
@@ -253,6 +272,7 @@ SESSION_CSV_COLUMNS = (
     ("budget_final", "final_budget"), ("enigmes_resolues", "puzzles_solved"),
     ("enigmes", "puzzles"), ("verification_forcee", "check_override"),
     ("note_groupe", "rating"), ("themes_retenus", "learned_csv"), ("commentaire", "comment"),
+    ("ressentis", "feelings_csv"), ("chez_vous", "at_home_csv"),
 )
 PUZZLE_CSV_COLUMNS = (
     ("session", "session_id"), ("date", "date"), ("parcours", "parcours"),
@@ -900,7 +920,26 @@ class Store:
             r["check_override"] = r["check_override"] or ""
             r["learned_csv"] = ",".join(r["learned"] or [])
             r["comment"] = r["comment"] or ""
+        answers = self.debrief_answers([r["id"] for r in rows])
+        for r in rows:
+            mine = answers.get(r["id"], {})
+            for step in ("feelings", "at_home"):   # counts per pictogram: « happy:3,lost:1 »
+                r[f"{step}_csv"] = ",".join(f"{k}:{n}" for k, n in mine.get(step, {}).items() if n)
         return _csv(SESSION_CSV_COLUMNS, rows, sep)
+
+    def debrief_answers(self, session_ids: Sequence[str] | None = None,
+                        ) -> dict[str, dict[str, dict[str, int]]]:
+        """What the groups answered at the debrief, per session and step (``feelings``,
+        ``at_home``): how many picked each pictogram. *session_ids* None: every session."""
+        sql = "SELECT session_id, step, choice, count FROM debrief_answers"
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY rowid").fetchall()
+        wanted = None if session_ids is None else set(session_ids)
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for r in rows:
+            if wanted is None or r["session_id"] in wanted:
+                out.setdefault(r["session_id"], {}).setdefault(r["step"], {})[r["choice"]] = r["count"]
+        return out
 
     def puzzles_csv(self, *, sep: str = ";", **filters: Any) -> str:
         """One line per session and puzzle."""

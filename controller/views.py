@@ -119,8 +119,12 @@ class Views:
                  resumed: Callable[[], dict[str, Any] | None], backups: Backups,
                  stuck: Stuck, distribution: Distribution | None = None,
                  pending_game: Callable[[], Any] = lambda: None,
-                 media_url: Callable[[str], str | None] = lambda _name: None) -> None:
+                 media_url: Callable[[str], str | None] = lambda _name: None,
+                 debrief_page: Callable[[str | None], dict[str, Any] | None] = lambda _session: None,
+                 ) -> None:
         self.ctx = ctx
+        #: the debrief's page the game master shows, for a session (controller/debrief_steps.py)
+        self.debrief_page = debrief_page
         #: where a screen loads a file of the media library, by its name
         self.media_url = media_url
         self.bridge = bridge
@@ -224,7 +228,8 @@ class Views:
                 "nodes": [{"id": node.id, "label": node.label,
                            "label_en": room_cfg.label.en if room_cfg else None}] if node else [],
                 "apartment": {"name": self.ctx.game.apartment.name.fr,
-                              "name_en": self.ctx.game.apartment.name.en}, "ts": contract.now()}
+                              "name_en": self.ctx.game.apartment.name.en}, "ts": contract.now(),
+                "debrief": self.debrief_page(engine.session_id) if engine.phase == Phase.DEBRIEF else None}
 
     def music(self, room: str | None) -> dict[str, Any] | None:
         """The music *room*'s screen plays now, in a loop (``music:`` of the game file)."""

@@ -596,6 +596,8 @@ class ScreenView(Out):
     nodes: list[ScreenNode]
     apartment: ScreenApartment
     ts: float
+    debrief: DebriefSteps | None = Field(default=None, description="in the debrief phase: the "
+                                         "debrief's page the game master shows")
 
 
 class GameStateMessage(Out):
@@ -1169,3 +1171,161 @@ class SpeechStatus(Out):
     available: bool = Field(description="espeak-ng is installed on the controller")
     voice: str
     rate_wpm: int
+
+
+# -- the debrief that teaches, step by step (controller/debrief_steps.py) ---------------------
+Outcome = Literal["solved", "forced", "skipped", "unsolved", "not_reached"]
+
+
+class StepLine(Out):
+    """A budget line as a debrief page shows it, with the balance after it."""
+
+    at_s: float | None
+    amount: int
+    label: str
+    label_en: str
+    puzzle: str | None
+    obligation: str | None
+    kind: LineKind | None
+    balance: int
+
+
+class StepBill(Out):
+    id: str
+    label: str
+    label_en: str
+    icon: str
+    status: Literal["paid", "charged", "due"]
+    paid: int
+    charged: int
+    late_fee: int
+
+
+class StepTop(Out):
+    start: int | None
+    final: int | None
+    change: int | None
+
+
+class StepChoice(Out):
+    """A pictogram the group picks from, and how many picked it."""
+
+    id: str
+    icon: str
+    label: str
+    count: int
+
+
+class FeelingsPage(Out):
+    """Step 1, « Comment ça s'est passé pour vous ? »."""
+
+    kind: Literal["feelings"]
+    budget: StepTop
+    result: str | None
+    time_used_s: float | None
+    solved: int
+    puzzles_total: int
+    choices: list[StepChoice]
+
+
+class StoryEvent(Out):
+    kind: Literal["start", "puzzle", "end"]
+    at_s: float | None
+    label: str | None = None
+    label_en: str | None = None
+    room: str | None = None
+    room_en: str | None = None
+    outcome: Outcome | None = None
+    clues: int | None = None
+    theme: str | None = None
+    result: str | None = None
+    not_reached: int | None = None
+    lines: list[StepLine]
+
+
+class StoryPage(Out):
+    """Step 2, « Ce qui s'est passé »: the game in the order it happened."""
+
+    kind: Literal["story"]
+    budget: StepTop
+    events: list[StoryEvent]
+
+
+class ThemePuzzle(Out):
+    label: str
+    label_en: str
+    room: str | None
+    room_en: str | None
+    outcome: Outcome
+    clues: int
+    time_s: float | None
+
+
+class ThemeContact(Out):
+    icon: str
+    who: str
+    phone: str
+    example: bool
+
+
+class ThemePage(Out):
+    """Step 3, « Ce que vous avez appris », one theme: its puzzles, its budget lines, its
+    practical message and who to call."""
+
+    kind: Literal["theme"]
+    theme: str
+    icon: str
+    title: str
+    message: str
+    advice: str
+    index: int = Field(description="this theme's rank among the session's, from 1")
+    of: int
+    puzzles: list[ThemePuzzle]
+    lines: list[StepLine]
+    total: int = Field(description="what the theme's lines did to the budget, in euros")
+    bills: list[StepBill]
+    contacts: list[ThemeContact]
+
+
+class HomeTheme(Out):
+    theme: str
+    icon: str
+    title: str
+    choices: list[StepChoice]
+
+
+class HomePage(Out):
+    """Step 4, « Et chez vous ? »: what the households will do at home, and the whole month."""
+
+    kind: Literal["home"]
+    budget: StepTop
+    month: Month
+    lines: list[StepLine]
+    bills: list[StepBill]
+    themes: list[HomeTheme]
+
+
+class StepPage(Out):
+    step: int = Field(ge=1, le=4)
+    kind: Literal["feelings", "story", "theme", "home"]
+    theme: str | None
+    icon: str | None
+    title: str | None
+
+
+class DebriefAnswers(Out):
+    feelings: dict[str, int]
+    at_home: dict[str, int]
+
+
+class DebriefSteps(Out):
+    """A session's debrief, step by step: the pages, the one shown, what the group answered."""
+
+    session: str
+    ended: bool
+    players: int
+    page: int = Field(description="the page shown, from 0")
+    step: int = Field(ge=1, le=4)
+    pages: list[StepPage]
+    content: FeelingsPage | StoryPage | ThemePage | HomePage = Field(discriminator="kind")
+    answers: DebriefAnswers

@@ -19,7 +19,7 @@ import pytest
 from config.game import Game
 from controller.engine import Engine, Phase
 from controller.record import from_record, history_rows, to_record
-from controller.store import Store, StoreError
+from controller.store import SCHEMA_VERSION, Store, StoreError
 from tests.controller.conftest import FakeClocks, make_game
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -271,7 +271,7 @@ def test_a_store_of_schema_2_is_migrated_to_the_calendar_and_follow_up_tables(tm
 
     store = Store(path)          # opened by this controller: migrated, nothing lost
     try:
-        assert store.pragma("user_version") == 3
+        assert store.pragma("user_version") == SCHEMA_VERSION   # and every later step
         assert store.open_session()["session"] == engine.session_id
         planning = Planning(store, max_players=6, wall=clocks.wall)
         planned = planning.plan(date="2026-03-12", time_of_day="14:00", game_master="Awa", parcours="primo")
