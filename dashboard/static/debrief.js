@@ -214,7 +214,42 @@ async function load() {
   sheet.href = `/sheet/${encodeURIComponent(data.session.id)}`;
   sheet.classList.remove("hidden");
   render();
+  loadSteps();
 }
+
+// The debrief that teaches (debrief_steps.js draws the page): the game master steps
+// through it, the room screens show the same page; the group's answers are counters.
+let steps = null;
+const stepsUrl = () => `/api/debrief/${encodeURIComponent(data.session.id)}`;
+async function loadSteps() {
+  const r = await App.api("GET", stepsUrl());
+  if (r.ok) { steps = r.data; drawSteps(); }
+}
+function drawSteps() {
+  const box = $("steps");
+  box.classList.toggle("hidden", !steps || !steps.ended);
+  if (!steps || !steps.ended) return;
+  DebriefSteps.draw($("step-page"), steps, {onCount: count});
+  $("step-prev").disabled = steps.page === 0;
+  $("step-next").disabled = steps.page === steps.pages.length - 1;
+  $("step-pages").replaceChildren(...steps.pages.map((p, i) => el("li", {},
+    el("button", {type: "button", class: i === steps.page ? "current" : "", "aria-current": i === steps.page ? "step" : null,
+                  title: p.kind === "theme" ? p.title : t(`step_title_${p.kind}`),
+                  onclick: () => goTo(i)}, p.kind === "theme" ? p.icon : String(p.step)))));
+}
+async function goTo(page) {
+  const r = await App.api("PUT", `${stepsUrl()}/page`, {page});
+  if (r.ok) { steps = r.data; drawSteps(); }
+}
+async function count(step, choice, n) {
+  const counts = {...steps.answers[step], [choice]: Math.max(n, 0)};
+  const r = await App.api("PUT", `${stepsUrl()}/answers`, {[step]: counts});
+  if (r.ok) { steps = r.data; drawSteps(); $("step-status").textContent = t("steps_saved"); }
+}
+$("step-prev").onclick = () => goTo(steps.page - 1);
+$("step-next").onclick = () => goTo(steps.page + 1);
+const renderAll = render;
+window.render = () => { renderAll(); drawSteps(); };
 
 $("emergency").onclick = () => App.emergency("maître du jeu");
 App.loadTexts().then(async () => {

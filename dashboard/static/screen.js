@@ -112,6 +112,15 @@ function render() {
   drawBudget(g);
   drawMessages(g);
   MediaCues.update(g);   // media.js: the cues to play, the clues to speak
+  drawDebrief();
+}
+
+// The debrief: the page the game master shows on the console, big (debrief_steps.js).
+function drawDebrief() {
+  const debrief = snap.debrief;
+  document.body.classList.toggle("debriefing", Boolean(debrief));
+  $("tv-debrief").classList.toggle("hidden", !debrief);
+  if (debrief) DebriefSteps.draw($("tv-debrief"), debrief);
 }
 window.render = render;
 

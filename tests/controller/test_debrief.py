@@ -168,8 +168,8 @@ def test_an_ended_session_takes_an_evaluation_shown_in_history_stats_and_csv(
     assert stats == {"count": 1, "average_rating": 5.0, "learned": {"budget": 1, "waste": 1}}
     csv_text = client.get("/api/history/sessions.csv").text
     header, line = csv_text.lstrip("\ufeff").splitlines()[:2]
-    assert header.endswith("note_groupe;themes_retenus;commentaire")
-    assert line.endswith('5;waste,budget;"Le tri ; « enfin » clair"')
+    assert header.endswith("note_groupe;themes_retenus;commentaire;ressentis;chez_vous")
+    assert line.endswith('5;waste,budget;"Le tri ; « enfin » clair";;')   # no debrief answers
     audit = client.get(f"/api/history/sessions/{session}").json()["audit"]
     assert [a["detail"] for a in audit if a["action"] == "evaluation"] == ["note 4/5", "note 5/5"]
 

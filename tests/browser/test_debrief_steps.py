@@ -1,0 +1,141 @@
+"""The debrief that teaches, in headless Chromium against a real server, broker and
+simulated nodes (fixtures: tests/browser/conftest.py): the game master steps through the
+four steps on a 1280×800 tablet while the room TV at 1920×1080 follows each page, with
+the budget lines of each step, each theme's message and phone numbers, the group's
+answers; nothing on the TV scrolls or is cut off. Screenshots in test-artifacts/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from config.sheet import load as load_words
+from tests.browser.conftest import GM_PASSWORD, Server, shot
+
+pytestmark = pytest.mark.browser
+TIMEOUT_MS = 20_000  # generous: CI machines have 2 cores and run Chromium beside 7 nodes
+TV = {"width": 1920, "height": 1080}
+TABLET = {"width": 1280, "height": 800}
+
+#: the TV's words cut off: a leaf element past the page's edge or the screen's
+CLIPPED = """() => { const box = document.querySelector('#tv-debrief').getBoundingClientRect();
+  return [...document.querySelectorAll('#tv-debrief *')].filter((e) => e.getClientRects().length && !e.children.length)
+    .filter((e) => { const r = e.getBoundingClientRect();
+      return r.bottom > box.bottom + 1 || r.right > box.right + 1 || r.bottom > innerHeight || r.right > innerWidth; })
+    .map((e) => e.className || e.textContent.slice(0, 30)); }"""
+
+
+def api(page: Any, method: str, url: str, body: dict | None = None) -> dict:
+    return page.evaluate("""async ([method, url, body]) => {
+        const opts = {method, headers: {"Content-Type": "application/json"}};
+        if (method !== "GET") opts.body = JSON.stringify(body || {});
+        const res = await fetch(url, opts);
+        return {status: res.status, data: await res.json()}; }""", [method, url, body])
+
+
+def play(console: Any) -> str:
+    """A won game of the shipped primo parcours: clues, most puzzles, the insurance left
+    unpaid (charged at the end), then the debrief phase."""
+    state = api(console, "GET", "/api/state")["data"]["game"]
+    if state["phase"] in ("running", "paused", "check", "briefing"):
+        api(console, "POST", "/api/game/stop", {})
+    api(console, "POST", "/api/game/reset", {})
+    session = api(console, "POST", "/api/game/start", {"parcours": "primo", "players": 4})["data"]["session"]
+    assert api(console, "POST", "/api/clues", {"puzzle": "mailbox", "index": 0})["status"] == 200
+    for puzzle in ("mailbox", "front_door", "repairs", "kitchen_hood", "cleaning_product", "damp_bathroom",
+                   "pests", "household_budget", "noise", "waste_sorting"):
+        assert api(console, "POST", f"/api/game/puzzles/{puzzle}/solve", {})["status"] == 200, puzzle
+    assert api(console, "GET", "/api/state")["data"]["game"]["phase"] == "won"
+    assert api(console, "POST", "/api/game/debrief", {})["status"] == 200
+    return session
+
+
+def nothing_scrolls(tv: Any, name: str) -> None:
+    shot(tv, name)
+    assert tv.evaluate("document.documentElement.scrollHeight <= window.innerHeight"), name
+    assert tv.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), name
+    assert tv.evaluate(CLIPPED) == [], name
+
+
+def test_the_tv_follows_the_console_through_the_four_steps(browser: Any, server: Server) -> None:
+    words = load_words()
+    console_ctx = browser.new_context(viewport=TABLET)
+    tv_ctx = browser.new_context(viewport=TV)
+    for ctx in (console_ctx, tv_ctx):
+        ctx.set_default_timeout(TIMEOUT_MS)
+    try:
+        console = console_ctx.new_page()
+        console.goto(f"{server.url}/login")
+        console.fill("#password", GM_PASSWORD)
+        console.click("#submit")
+        console.wait_for_url("**/console")
+        session = play(console)
+        tv = tv_ctx.new_page()
+        tv.goto(f"{server.url}/screen/sejour?token={server.auth.screen_token('sejour')}")
+        console.goto(f"{server.url}/debrief")
+        console.wait_for_selector("#steps:not(.hidden) #step-page[data-page='0']")
+        pages = api(console, "GET", f"/api/debrief/{session}")["data"]["pages"]
+        assert [p["step"] for p in pages][:2] == [1, 2] and pages[-1]["step"] == 4
+        themes = [p["theme"] for p in pages if p["kind"] == "theme"]
+        assert set(themes) == {"budget", "rights", "upkeep", "diy", "waste"}
+
+        # step 1: how did you feel — the TV shows the pictograms; the console counts them
+        tv.wait_for_selector("body.debriefing #tv-debrief[data-page='0'][data-step='1']")
+        assert tv.locator("main.tv").is_hidden()
+        console.click("#step-page [data-choice='happy'] .plus")
+        console.click("#step-page [data-choice='happy'] .plus")
+        console.click("#step-page [data-choice='proud'] .plus")
+        tv.wait_for_selector("#tv-debrief [data-choice='happy'][data-count='2']")
+        tv.wait_for_selector("#tv-debrief [data-choice='proud'][data-count='1']")
+        assert "1\u202f450 €" in tv.text_content("#tv-debrief .step-budget")       # the month's start and end
+        nothing_scrolls(tv, "debrief-step1-tv")
+        shot(console, "debrief-step1-console")
+
+        # step 2: what happened — every budget line at its moment
+        console.click("#step-next")
+        tv.wait_for_selector("#tv-debrief[data-page='1'][data-step='2']")
+        assert tv.locator("#tv-debrief .story li[data-kind='puzzle']").count() == 11   # 10 done, the insurance not
+        assert "« L'assurance habitation » : pas trouvée" in tv.text_content("#tv-debrief .story")
+        assert tv.locator("#tv-debrief .story .step-line").count() >= 8           # rent, energy, clue…
+        assert "Loyer payé" in tv.text_content("#tv-debrief .story")
+        assert "Assurance habitation" in tv.text_content("#tv-debrief .story li[data-kind='end']")
+        nothing_scrolls(tv, "debrief-step2-tv")
+
+        # step 3: theme by theme, its message, its budget lines and who to call
+        for offset, theme in enumerate(themes):
+            console.click("#step-next")
+            tv.wait_for_selector(f"#tv-debrief[data-page='{2 + offset}'][data-step='3']")
+            tv.wait_for_selector(f"#tv-debrief .step-message[data-theme='{theme}']")
+            assert tv.text_content("#tv-debrief .step-message") == words.themes[theme].message
+            phones = tv.locator("#tv-debrief .phone").all_text_contents()
+            assert phones == [words.contact(c).phone for c in words.themes[theme].call], theme
+            if theme == "budget":
+                said = tv.text_content("#tv-debrief .theme-did")
+                assert "Électricité et eau payées" in said and "Assurance habitation" in said
+                assert tv.locator("#tv-debrief .step-bills [data-bill='insurance'][data-status='charged']").count() == 1
+            nothing_scrolls(tv, f"debrief-step3-{theme}-tv")
+        shot(console, "debrief-step3-console")
+
+        # step 4: at home — the households' choices, the whole month
+        console.click("#step-next")
+        tv.wait_for_selector("#tv-debrief[data-step='4']")
+        assert console.is_disabled("#step-next")
+        console.click("#step-page [data-choice='sort_waste'] .plus")
+        tv.wait_for_selector("#tv-debrief [data-choice='sort_waste'][data-count='1']")
+        assert tv.locator("#tv-debrief .month-lines .step-line").count() >= 5
+        assert tv.locator("#tv-debrief .step-bills li").count() == 3
+        nothing_scrolls(tv, "debrief-step4-tv")
+        shot(console, "debrief-step4-console")
+
+        # back one step: the TV follows backwards too
+        console.click("#step-prev")
+        tv.wait_for_selector(f"#tv-debrief[data-page='{len(pages) - 2}'][data-step='3']")
+        kept = api(console, "GET", f"/api/debrief/{session}")["data"]["answers"]
+        assert kept == {"feelings": {"happy": 2, "proud": 1}, "at_home": {"sort_waste": 1}}
+        # a new session: the TV is the room's again
+        api(console, "POST", "/api/game/reset", {})
+        tv.wait_for_selector("body:not(.debriefing) #tv-debrief.hidden", state="attached")
+    finally:
+        console_ctx.close()
+        tv_ctx.close()
