@@ -105,6 +105,8 @@ def load(path: Path | None = None) -> SheetWords:
         msg = f"{path} illisible : {exc}"
         raise SheetWordsError(msg) from exc
     except ValidationError as exc:
-        where = "; ".join(".".join(str(p) for p in e["loc"]) + f" : {e['msg']}" for e in exc.errors())
+        # a rule across fields (a theme calling an unknown contact) names its field itself
+        where = "; ".join((".".join(str(p) for p in e["loc"]) + " : " if e["loc"] else "")
+                          + e["msg"].removeprefix("Value error, ") for e in exc.errors())
         msg = f"{path} mal rempli — {where}"
         raise SheetWordsError(msg) from exc

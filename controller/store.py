@@ -871,6 +871,10 @@ class Store:
             evaluations = self._db.execute(
                 f"""SELECT e.rating, e.learned FROM evaluations e JOIN sessions s ON s.id = e.session_id
                     WHERE {joined}""", args).fetchall()  # noqa: S608
+            answered = self._db.execute(
+                f"""SELECT a.step, a.choice, SUM(a.count) AS n FROM debrief_answers a
+                    JOIN sessions s ON s.id = a.session_id WHERE {joined}
+                    GROUP BY a.step, a.choice ORDER BY a.step, n DESC, a.choice""", args).fetchall()  # noqa: S608
             times: dict[str, list[float]] = {}
             for r in self._db.execute(
                     f"""SELECT p.puzzle_id, p.duration_s FROM puzzle_results p
@@ -900,6 +904,10 @@ class Store:
                             "average_rating": _round(statistics.fmean(e["rating"] for e in evaluations), 2)
                             if evaluations else None,
                             "learned": learned},
+            # what the groups said at the debrief: how many picked each feeling, each thing
+            # to do at home (counts, never names)
+            "debrief": {step: {r["choice"]: r["n"] for r in answered if r["step"] == step}
+                        for step in ("feelings", "at_home")},
             "puzzles": [{"id": r["puzzle_id"], "label": r["label"], "theme": r["theme"],
                          "sessions": r["sessions"], "solved": r["solved"],
                          "solved_by_players": r["solved_by_players"],

@@ -824,6 +824,8 @@ class Stats(Out):
     per_parcours: list[ParcoursStats]
     evaluations: EvaluationStats
     puzzles: list[PuzzleStats]
+    debrief: DebriefAnswers = Field(description="what the groups said at the debrief: how many "
+                                    "picked each feeling and each thing to do at home")
 
 
 class DebriefSession(Out):

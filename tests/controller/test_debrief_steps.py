@@ -127,6 +127,10 @@ def test_answers_are_counts_kept_with_the_session_and_in_the_csv(controller: Cal
         header = csv[0].lstrip("\ufeff").split(";")
         row = dict(zip(header, csv[1].split(";"), strict=True))
         assert row["ressentis"] == "happy:2,lost:1" and row["chez_vous"] == "air_daily:1"
+        other = play(client, clocks, players=2)      # the statistics add the sessions up
+        client.put(f"/api/debrief/{other}/answers", json={"feelings": {"happy": 1, "stressed": 1}})
+        assert client.get("/api/history/stats").json()["debrief"] == {
+            "feelings": {"happy": 3, "lost": 1, "stressed": 1}, "at_home": {"air_daily": 1}}
         audit = client.get(f"/api/history/sessions/{session}").json()["audit"]
         assert [a["target"] for a in audit if a["action"] == "debrief_answers"] == ["feelings", "feelings",
                                                                                     "at_home", "at_home"]
