@@ -10,7 +10,7 @@ const DebriefSteps = (() => {
   const num = (n) => Math.abs(n).toLocaleString(en() ? "en-GB" : "fr-FR");
   const money = (n) => (n === null || n === undefined ? "—" : `${n < 0 ? "−" : ""}${num(n)} €`);
   const signed = (n) => `${n > 0 ? "+" : n < 0 ? "−" : ""}${num(n)} €`;
-  const OUTCOME = {solved: "✔", forced: "🔑", skipped: "⏭", unsolved: "✖", not_reached: "·"};
+  const OUTCOME = {solved: "✔", forced: "✋", skipped: "⏭", unsolved: "✖", not_reached: "—"};
   const RESULT = {won: "🏆", lost: "⌛", aborted: "■"};
   // on the TV the whole month shows this many lines at most (the rest said in one line)
   const TV_LINES = 10;
