@@ -133,9 +133,23 @@ def test_the_tv_follows_the_console_through_the_four_steps(browser: Any, server:
         tv.wait_for_selector(f"#tv-debrief[data-page='{len(pages) - 2}'][data-step='3']")
         kept = api(console, "GET", f"/api/debrief/{session}")["data"]["answers"]
         assert kept == {"feelings": {"happy": 2, "proud": 1}, "at_home": {"sort_waste": 1}}
+        # the console itself (its debrief phase panel) says the step and moves it too
+        home = console_ctx.new_page()
+        home.set_viewport_size(TABLET)
+        home.goto(f"{server.url}/console")
+        home.wait_for_selector(f"#steps-nav:not(.hidden)[data-page='{len(pages) - 2}']")
+        assert "Étape 3 sur 4" in home.text_content("#console-step")
+        home.click("#console-step-next")
+        tv.wait_for_selector("#tv-debrief[data-step='4']")
+        home.wait_for_selector("#console-step-next:disabled")
+        assert "Étape 4 sur 4 — Et chez vous ?" in home.text_content("#console-step")
+        home.click("#console-step-prev")
+        tv.wait_for_selector(f"#tv-debrief[data-page='{len(pages) - 2}'][data-step='3']")
+        shot(home, "debrief-steps-on-console")
         # a new session: the TV is the room's again
         api(console, "POST", "/api/game/reset", {})
         tv.wait_for_selector("body:not(.debriefing) #tv-debrief.hidden", state="attached")
+        home.wait_for_selector("#steps-nav.hidden", state="attached")
     finally:
         console_ctx.close()
         tv_ctx.close()
