@@ -237,3 +237,24 @@ def test_bad_debrief_words_are_refused_with_what_to_correct(change: Callable, wh
     with pytest.raises(SheetWordsError, match="mal rempli") as err:
         load_words(path)
     assert where in str(err.value)
+
+
+def test_a_badly_filled_words_file_says_what_to_correct_and_never_breaks_the_screens(
+        controller: Callable, clocks: FakeClocks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from config import sheet
+    broken = tmp_path / "sheet.yaml"
+    broken.write_text(sheet.PATH.read_text(encoding="utf-8").replace("call: [bulky]", "call: [pompiers]"),
+                      encoding="utf-8")
+    with controller() as client:
+        session = play(client, clocks)
+        assert client.post("/api/game/debrief", json={}).status_code == 200
+        monkeypatch.setattr(sheet, "PATH", broken)
+        load_words.cache_clear()
+        try:
+            reply = client.put(f"/api/debrief/{session}/page", json={"page": 1})
+            assert reply.status_code == 500
+            assert "débrief impossible" in reply.json()["detail"] and "themes.waste.call" in reply.json()["detail"]
+            view = screen(client)                       # the screens still get their view
+            assert view["debrief"] is None and view["game"]["phase"] == "debrief"
+        finally:
+            load_words.cache_clear()
