@@ -110,9 +110,11 @@ def minutes(seconds: float | None) -> str:
 
 
 def theme_labels() -> dict[str, str]:
-    """The themes' French names, as the pages show them."""
+    """The themes' French names, as the pages show them (without their pictogram: a
+    spreadsheet cell or a printed table is plainer without)."""
     words = json.loads(I18N_FR.read_text(encoding="utf-8"))
-    return {k.removeprefix("theme_"): v for k, v in words.items() if k.startswith("theme_")}
+    return {k.removeprefix("theme_"): v.split(" ", 1)[1] if " " in v and not v[0].isalnum() else v
+            for k, v in words.items() if k.startswith("theme_")}
 
 
 # -- the figures -------------------------------------------------------------------------
@@ -576,7 +578,7 @@ inscrits, {n(p['households'], 0)} foyers en {p['groups']} groupes ; {n(p['first_
 
 <section id="followup"><h2>Le questionnaire téléphonique (un mois après)</h2>
 <p>{r['followup']['contacts']} foyers d'accord pour être rappelés ; {r['followup']['called']} rappelés ;
-{r['followup']['erased_uncalled']} numéros effacés sans appel.</p>
+{r['followup']['erased_uncalled']} numéro(s) effacé(s) sans appel.</p>
 {followup}</section>
 
 <section id="left-out"><h2>Anonymat</h2>
@@ -593,7 +595,8 @@ def page_controls(r: dict[str, Any], *, query: str, year: int) -> str:
                     for t in CSV_TABLES)
     return f"""<div class="controls screen-only">
 <nav><a href="/console">Console</a><a href="/planning">Planning</a><a href="/history">Historique</a></nav>
-<form id="period-form" method="get" action="/report">
+<form id="period-form" method="get" action="/report"
+ onsubmit="for (const f of this.elements) if (f.name && !f.value) f.disabled = true">
 <label>Année <input type="number" name="year" min="2000" max="2100" value="{year}"></label>
 <label>ou du <input type="date" name="from" value=""></label>
 <label>au <input type="date" name="to" value=""></label>

@@ -150,7 +150,7 @@ def test_every_total_in_the_csv_files(played: Played):
     assert summary["temps des parties gagnées, médiane (min)"] == f"{median_min:.2f}".rstrip("0").rstrip(
         ".").replace(".", ","), "a decimal comma"
     assert summary["note moyenne (sur 5)"] == "3,6" == f"{want['ratings'][1]}".replace(".", ",")
-    assert summary["foyers rappelés"] == str(want["called"])
+    assert summary["foyers rappelés"] == str(want["called"]) == str(r["followup"]["called"])
 
     referral = table(played, "orientation")
     assert referral[0] == ["orientation", "groupes", "foyers", "adultes", "enfants", "personnes"]
