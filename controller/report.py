@@ -39,6 +39,8 @@ from controller.store import Store
 
 #: the action's plan: 24 workshops a year, twice a month
 DEFAULT_TARGET = 24
+MONTHS_SHORT = ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.",
+                "déc.")
 PARCOURS_LABELS = {"primo": "primo-accédant", "locataire": "locataire en place"}
 RESULT_LABELS = {"won": "gagnée", "lost": "temps écoulé", "aborted": "arrêtée",
                  "in_progress": "pas finie"}
@@ -305,7 +307,7 @@ def _followup(contacts: list[dict[str, Any]], answers: list[dict[str, Any]],
 
 def _months(held: list[dict[str, Any]], planned: list[dict[str, Any]]) -> list[dict[str, Any]]:
     keys = sorted({s["date"][:7] for s in held} | {p["date"][:7] for p in planned})
-    return [{"month": k, "label": f"{MONTHS[int(k[5:7]) - 1][:4]}. {k[2:4]}",
+    return [{"month": k, "label": f"{MONTHS_SHORT[int(k[5:7]) - 1]} {k[2:4]}",
              "planned": sum(1 for p in planned if p["date"][:7] == k),
              "held": sum(1 for s in held if s["date"][:7] == k)} for k in keys]
 

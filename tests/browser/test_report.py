@@ -6,9 +6,12 @@ the controller prints with Debian's headless Chromium (its totals read back with
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,18 +35,19 @@ class Served:
     url: str
     want: dict[str, Any]
     cookies: httpx.Cookies
+    data: Path
 
 
 @pytest.fixture(scope="module")
 def served(embedded_broker: BrokerHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    from pathlib import Path
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing")
     clocks = FakeClocks()
     game = make_game()
     auth = AuthSettings(gm_password=GM_PASSWORD, tech_password=TECH_PASSWORD, screen_secret="report-screens")
+    data = tmp_path_factory.mktemp("report")
     app = create_app(game=game, broker=BrokerAddress(embedded_broker.host, embedded_broker.port),
-                     db_path=tmp_path_factory.mktemp("report") / "escape.db", clock=clocks.monotonic,
+                     db_path=data / "escape.db", clock=clocks.monotonic,
                      wall=clocks.wall, auth=auth)
     with serving(app) as url, httpx.Client(base_url=url, timeout=30,
                                            headers={"Content-Type": "application/json"}) as http:
@@ -54,7 +58,7 @@ def served(embedded_broker: BrokerHandle, tmp_path_factory: pytest.TempPathFacto
             year.play(workshops())
         finally:
             year.close()
-        yield Served(url, expected(workshops()), http.cookies)
+        yield Served(url, expected(workshops()), http.cookies, data)
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +149,19 @@ def test_the_pdf_holds_the_totals(served: Served):
     assert f"{want['adults']} adultes" in text
     for secret in SECRETS:
         assert secret not in text
+
+
+def test_the_command_line_prints_the_pdf(served: Served, tmp_path: Path):
+    """``escape-apartment report --year 2026 --pdf``: a real process, beside the running
+    controller, reading its store."""
+    out = tmp_path / "bilan.pdf"
+    began = time.monotonic()
+    done = subprocess.run([str(Path(sys.executable).with_name("escape-apartment")), "report", "--year", str(YEAR),
+                           "--data-dir", str(served.data), "--pdf", str(out)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    took = time.monotonic() - began
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"Bilan écrit : {out}" in done.stdout
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(out).pages).split())
+    print(f"report CLI PDF: {out.stat().st_size} bytes in {took:.1f} s")
+    assert "24 / 24" in text and f"{served.want['people']} participants en tout" in text
