@@ -82,7 +82,16 @@ def logged_in(browser: object, served: Served) -> object:
 def test_the_console_links_to_the_report_and_the_page_draws_its_charts(browser: object, served: Served):
     page = logged_in(browser, served)
     link = page.locator("#nav-report")
-    assert link.inner_text() == "Bilan de l'année"
+    assert link.inner_text() == "Bilan" and link.get_attribute("title") == "Bilan de l'année"
+    page.wait_for_selector("#link.ok")
+    # one more link, and the console's header is no taller on the tablet
+    nav = "document.querySelector('header')"
+    with_link = page.evaluate(f"{nav}.offsetHeight")
+    assert link.bounding_box()["height"] >= 44, "a touch target"
+    shot(page, "report-console-link-1280x800")
+    page.evaluate("document.querySelector('#nav-report').style.display = 'none'")
+    assert with_link == page.evaluate(f"{nav}.offsetHeight")
+    page.evaluate("document.querySelector('#nav-report').style.display = ''")
     link.click()
     page.wait_for_url("**/report")
     want = served.want
@@ -165,3 +174,14 @@ def test_the_command_line_prints_the_pdf(served: Served, tmp_path: Path):
     text = " ".join(" ".join(p.extract_text() for p in PdfReader(out).pages).split())
     print(f"report CLI PDF: {out.stat().st_size} bytes in {took:.1f} s")
     assert "24 / 24" in text and f"{served.want['people']} participants en tout" in text
+
+
+def test_an_empty_period_says_zero_and_a_wrong_year_has_no_pdf(served: Served):
+    with httpx.Client(base_url=served.url, cookies=served.cookies, timeout=30) as http:
+        empty = http.get("/api/report", params={"year": 2030}).json()
+        assert empty["sessions"]["held"] == empty["participants"]["people"] == 0
+        assert empty["times"]["won"] == {"count": 0, "median_s": None, "min_s": None, "max_s": None}
+        assert empty["ratings"]["mean"] is None and empty["months"] == []
+        page = http.get("/report", params={"year": 2030})
+        assert page.status_code == 200 and "0 / 24" in page.text
+        assert http.get("/report/1900.pdf").status_code == 404
