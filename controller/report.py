@@ -370,6 +370,7 @@ def report_csvs(r: dict[str, Any]) -> dict[str, str]:
         ["foyers rappelés", r["followup"]["called"]],
         ["foyers effacés sans appel", r["followup"]["erased_uncalled"]],
     ]
+    themes = theme_labels()
     followup_rows = []
     for q in r["followup"]["questions"]:
         followup_rows.append([q["text"], "(réponses données)", q["answered"]])
@@ -392,7 +393,8 @@ def report_csvs(r: dict[str, Any]) -> dict[str, str]:
         "enigmes": _french_csv(
             ["rang", "enigme", "theme", "seances", "atteinte", "resolue", "resolue_par_les_joueurs",
              "indices", "indices_par_seance"],
-            [[i + 1, x["label"], x["theme"], x["sessions"], x["reached"], x["solved"],
+            [[i + 1, x["label"], themes.get(x["theme"] or "", x["theme"]), x["sessions"], x["reached"],
+              x["solved"],
               x["solved_by_players"], x["clues"], x["clues_per_session"]]
              for i, x in enumerate(r["puzzles"])]),
         "themes": _french_csv(["theme", "groupes_disant_avoir_appris", "groupes_ayant_repondu"],

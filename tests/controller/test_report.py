@@ -161,6 +161,7 @@ def test_every_total_in_the_csv_files(played: Played):
     assert sum(int(row[2]) for row in sessions[1:]) == want["people"]
     puzzles = table(played, "enigmes")
     assert {row[1]: int(row[7]) for row in puzzles[1:]}["La boîte aux lettres"] == want["clues"]["mailbox"]
+    assert puzzles[1][:3] == ["1", "La boîte aux lettres", "Budget du foyer"], "the hardest first, in words"
     ratings = table(played, "notes")
     assert [int(row[1]) for row in ratings[1:]] == want["ratings"][2]
     themes = table(played, "themes")
