@@ -31,6 +31,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from config.followup import Questionnaire
 from controller.core.errors import Bilingual
 from controller.planning import REFERRAL_LABELS
@@ -54,7 +56,13 @@ LEFT_OUT = (
     "les numéros des parties",
 )
 #: the CSV files, in the order of the page
-CSV_TABLES = ("resume", "seances", "orientation", "parcours", "enigmes", "themes", "notes", "suivi")
+CSV_TABLES = ("resume", "seances", "orientation", "parcours", "enigmes", "themes", "notes", "suivi",
+              "debrief")
+#: the debrief's steps whose answers the groups give as counts per pictogram (in the store
+#: from schema 4 on: table ``debrief_answers``), and the words of config/sheet.yaml that
+#: name their pictograms
+DEBRIEF_STEPS = {"feelings": "Comment le groupe s'est senti", "at_home": "Ce que le groupe fera chez lui"}
+SHEET_WORDS = Path(__file__).resolve().parents[1] / "config" / "sheet.yaml"
 
 
 class ReportError(Bilingual, ValueError):
@@ -176,6 +184,7 @@ def year_report(store: Store, period: Period, *, target: int = DEFAULT_TARGET,
         "themes": _themes(held),
         "ratings": _ratings(held),
         "followup": _followup(contacts, answers, questionnaire),
+        "debrief": _debrief(store, span),
         "months": _months(held, planned),
         "table": [{"date": s["date"], "parcours": s["parcours"], "players": s["players"],
                    "planned": s["planned_id"] is not None, "result": s["result"] or "in_progress",
@@ -305,6 +314,37 @@ def _followup(contacts: list[dict[str, Any]], answers: list[dict[str, Any]],
             "questions": questions}
 
 
+def debrief_labels(path: Path = SHEET_WORDS) -> dict[str, str]:
+    """The words of the debrief's pictograms (``feelings``, each theme's ``at_home``), by id;
+    none when the words file has no such lists."""
+    try:
+        words = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    items = list(words.get("feelings") or [])
+    for theme in (words.get("themes") or {}).values():
+        items += (theme or {}).get("at_home") or []
+    return {str(i["id"]): str(i["label"]) for i in items
+            if isinstance(i, dict) and "id" in i and "label" in i}
+
+
+def _debrief(store: Store, span: tuple[str, str]) -> list[dict[str, Any]]:
+    """What the groups answered at the debrief's steps, added up (counts per pictogram);
+    empty when the store keeps no such answers."""
+    if not store.read("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'debrief_answers'"):
+        return []
+    rows = store.read(
+        """SELECT a.step, a.choice, SUM(a.count) AS n FROM debrief_answers a
+           JOIN sessions s ON s.id = a.session_id
+           WHERE s.started_at IS NOT NULL AND s.date BETWEEN ? AND ?
+           GROUP BY a.step, a.choice ORDER BY n DESC, a.choice""", span)
+    labels = debrief_labels()
+    return [{"step": step, "label": label,
+             "answers": [{"choice": r["choice"], "label": labels.get(r["choice"], r["choice"]),
+                          "count": r["n"]} for r in rows if r["step"] == step]}
+            for step, label in DEBRIEF_STEPS.items()]
+
+
 def _months(held: list[dict[str, Any]], planned: list[dict[str, Any]]) -> list[dict[str, Any]]:
     keys = sorted({s["date"][:7] for s in held} | {p["date"][:7] for p in planned})
     return [{"month": k, "label": f"{MONTHS_SHORT[int(k[5:7]) - 1]} {k[2:4]}",
@@ -402,6 +442,9 @@ def report_csvs(r: dict[str, Any]) -> dict[str, str]:
         "notes": _french_csv(["note", "groupes"],
                              [[x["rating"], x["count"]] for x in r["ratings"]["distribution"]]),
         "suivi": _french_csv(["question", "reponse", "nombre"], followup_rows),
+        "debrief": _french_csv(["etape", "reponse", "nombre"],
+                               [[d["label"], a["label"], a["count"]]
+                                for d in r["debrief"] for a in d["answers"]]),
     }
 
 
@@ -519,6 +562,12 @@ def report_html(r: dict[str, Any], *, controls: str = "") -> str:
         + (bar_chart([(a["answer"], a["count"]) for a in q["answers"]], chart_id=f"chart-followup-{q['id']}")
            if q["answers"] else "")
         for q in r["followup"]["questions"])
+    debrief = "".join(
+        f'<h3>{escape(d["label"])}</h3>'
+        + bar_chart([(a["label"], a["count"]) for a in d["answers"]], chart_id=f"chart-debrief-{d['step']}")
+        for d in r["debrief"] if d["answers"])
+    if debrief:
+        debrief = f'<section id="debrief"><h2>Au débrief, les groupes ont dit</h2>{debrief}</section>'
     unregistered = (f"{n(p['unregistered_people'], 0)} participants de séances hors planning ne sont "
                     "pas détaillés." if p["unregistered_people"] else "")
     return f"""<!doctype html>
@@ -585,6 +634,7 @@ inscrits, {n(p['households'], 0)} foyers en {p['groups']} groupes ; {n(p['first_
 {r['followup']['erased_uncalled']} numéro(s) effacé(s) sans appel.</p>
 {followup}</section>
 
+{debrief}
 <section id="left-out"><h2>Anonymat</h2>
 <p class="note">Ce bilan ne compte que des nombres. Il ne montre jamais :
 {escape(' ; '.join(r['left_out']))}.</p>

@@ -1312,6 +1312,18 @@ class ReportSessionRow(Out):
     rating: int | None
 
 
+class ReportDebriefAnswer(Out):
+    choice: str = Field(description="the pictogram's id (config/sheet.yaml)")
+    label: str
+    count: int = Field(description="how many people picked it, over the period")
+
+
+class ReportDebriefStep(Out):
+    step: Literal["feelings", "at_home"]
+    label: str
+    answers: list[ReportDebriefAnswer]
+
+
 class YearReport(Out):
     """The year's impact report: counts and categories only."""
 
@@ -1328,4 +1340,6 @@ class YearReport(Out):
     followup: ReportFollowup
     months: list[ReportMonth]
     table: list[ReportSessionRow]
+    debrief: list[ReportDebriefStep] = Field(description="what the groups answered at the debrief's "
+                                                         "steps; empty while the store keeps none")
     left_out: list[str] = Field(description="what the report never shows")

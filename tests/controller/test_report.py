@@ -17,8 +17,19 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from controller.engine import Engine
 from controller.main import create_app
-from controller.report import CSV_TABLES, french_number
+from controller.record import history_rows, to_record
+from controller.report import (
+    CSV_TABLES,
+    Period,
+    debrief_labels,
+    french_number,
+    report_csvs,
+    report_html,
+    year_report,
+)
+from controller.store import Store
 from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
 from tests.controller.conftest import FakeClocks, make_game
@@ -231,3 +242,46 @@ def test_the_command_line_writes_the_csv_and_the_html(played: Played, tmp_path: 
         summary = z.read("resume.csv").decode("utf-8")
     assert "séances tenues;24" in summary
     assert 'id="chart-results"' in (tmp_path / "bilan.html").read_text(encoding="utf-8")
+
+
+def test_the_debrief_answers_are_added_up_when_the_store_keeps_them(tmp_path: Path):
+    """The debrief's steps keep, per session, how many people picked each pictogram (table
+    ``debrief_answers``, schema 4): the report adds them up over the period, with their words."""
+    clocks = FakeClocks()
+    store = Store(tmp_path / "escape.db")
+    try:
+        assert year_report(store, Period.year(2025))["debrief"] == [], "no such table: no section"
+        sessions = []
+        for _ in range(2):
+            engine = Engine(make_game(), clock=clocks.monotonic, wall=clocks.wall)
+            engine.start(parcours="primo", players=3)
+            engine.abort()
+            store.save_session(to_record(engine), history_rows(engine), engine.take_journal())
+            sessions.append(engine.session_id)
+        with store.transaction() as db:
+            db.execute("""CREATE TABLE debrief_answers (session_id TEXT NOT NULL REFERENCES sessions (id),
+                          step TEXT NOT NULL, choice TEXT NOT NULL, count INTEGER NOT NULL,
+                          PRIMARY KEY (session_id, step, choice))""")
+            db.executemany("INSERT INTO debrief_answers VALUES (?, ?, ?, ?)", [
+                (sessions[0], "feelings", "happy", 2), (sessions[0], "feelings", "lost", 1),
+                (sessions[1], "feelings", "happy", 3), (sessions[1], "at_home", "pay_first", 2)])
+        r = year_report(store, Period.year(2025))
+    finally:
+        store.close()
+    feelings, at_home = r["debrief"]
+    assert [(a["choice"], a["count"]) for a in feelings["answers"]] == [("happy", 5), ("lost", 1)]
+    assert [(a["choice"], a["count"]) for a in at_home["answers"]] == [("pay_first", 2)]
+    assert "feelings" in {d["step"] for d in r["debrief"]} and r["participants"]["people"] == 6
+    rows = list(csv.reader(io.StringIO(report_csvs(r)["debrief"][1:]), delimiter=";"))
+    assert rows[1:] == [[feelings["label"], feelings["answers"][0]["label"], "5"],
+                        [feelings["label"], feelings["answers"][1]["label"], "1"],
+                        [at_home["label"], at_home["answers"][0]["label"], "2"]]
+    page = report_html(r)
+    chart = page[page.index('id="chart-debrief-feelings"'):]
+    assert chart[:chart.index("</svg>")].count('<rect class="bar"') == 2, "one bar per pictogram picked"
+    assert "Au débrief, les groupes ont dit" in page
+    words = tmp_path / "sheet.yaml"
+    words.write_text("feelings:\n  - {id: happy, icon: x, label: Content}\n"
+                     "themes:\n  budget:\n    at_home:\n      - {id: pay_first, label: Payer d'abord}\n",
+                     encoding="utf-8")
+    assert debrief_labels(words) == {"happy": "Content", "pay_first": "Payer d'abord"}
