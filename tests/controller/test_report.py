@@ -285,3 +285,14 @@ def test_the_debrief_answers_are_added_up_when_the_store_keeps_them(tmp_path: Pa
                      "themes:\n  budget:\n    at_home:\n      - {id: pay_first, label: Payer d'abord}\n",
                      encoding="utf-8")
     assert debrief_labels(words) == {"happy": "Content", "pay_first": "Payer d'abord"}
+
+
+def test_a_pdf_chromium_cannot_print_is_said_in_french(played: Played, monkeypatch: pytest.MonkeyPatch):
+    from controller.api.routes import report as report_routes
+
+    def broken(_html: str, _out: Path) -> None:
+        raise subprocess.CalledProcessError(1, ["chromium"])
+    monkeypatch.setattr(report_routes, "write_pdf", broken)
+    reply = played.client.get(f"/report/{YEAR}.pdf")
+    assert reply.status_code == 503 and reply.json()["detail"].startswith("PDF impossible")
+    assert played.client.get("/report/1999.pdf").status_code == 404
