@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     from config import broker as broker_cli
     from config import cli as config_cli
     from controller import backup as store_cli
+    from controller import report as report_cli
     from controller import sheet as sheet_cli
     from controller.core.config import new_secrets
     from nodes import cli as node_cli
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     broker_cli.register(sub, controller_secrets=new_secrets)
     store_cli.register(sub)
     sheet_cli.register(sub)
+    report_cli.register(sub)
     return parser
 
 

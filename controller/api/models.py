@@ -1331,3 +1331,175 @@ class DebriefSteps(Out):
     pages: list[StepPage]
     content: FeelingsPage | StoryPage | ThemePage | HomePage = Field(discriminator="kind")
     answers: DebriefAnswers
+# -- the year's impact report (controller/report.py) ------------------------------------------
+class ReportPeriod(Out):
+    from_: str = Field(alias="from", serialization_alias="from", description="first day, YYYY-MM-DD")
+    to: str = Field(description="last day, YYYY-MM-DD")
+    label: str = Field(description="« année 2026 », or the range in words")
+
+
+class ReportSessions(Out):
+    planned: int = Field(description="sessions of the calendar in the period")
+    held: int = Field(description="sessions whose run started in the period (planned or not)")
+    target: int = Field(description="the sessions the action promises (24 a year)")
+    planned_held: int
+    planned_not_held: int = Field(description="planned in the period, never played")
+    unplanned: int = Field(description="held without a planned session")
+    of_target: float | None = Field(description="held / target")
+
+
+class ReportParticipants(Out):
+    people: int = Field(description="players of the sessions held (what the game was started with)")
+    adults: int = Field(description="adults of the groups registered on the sessions held")
+    children: int
+    households: int
+    groups: int
+    first_visit_households: int
+    first_visit_people: int
+    unregistered_people: int = Field(description="players of sessions held without the calendar: "
+                                                 "not split into adults, children, households")
+
+
+class ReportReferral(Out):
+    referral: Literal["osica_cal", "ccas", "mds", "service_habitat", "autre"]
+    label: str
+    groups: int
+    households: int
+    adults: int
+    children: int
+    people: int
+
+
+class ReportParcours(Out):
+    parcours: Literal["primo", "locataire"]
+    label: str
+    sessions: int
+    people: int
+    adults: int
+    children: int
+    households: int
+    won: int
+
+
+class ReportResults(Out):
+    won: int
+    lost: int = Field(description="time up")
+    aborted: int = Field(description="stopped by the game master (an emergency, a fire drill…)")
+    in_progress: int
+
+
+class ReportSpread(Out):
+    count: int
+    median_s: float | None
+    min_s: float | None
+    max_s: float | None
+
+
+class ReportTimes(Out):
+    won: ReportSpread = Field(description="time used by the groups that won")
+    finished: ReportSpread = Field(description="time used by every finished session")
+
+
+class ReportPuzzle(Out):
+    id: str
+    label: str
+    theme: str | None
+    sessions: int
+    reached: int
+    solved: int
+    solved_by_players: int
+    clues: int
+    clues_per_session: float | None = Field(description="clues per session that reached it")
+    players_rate: float | None = Field(description="solved by the players themselves / reached")
+
+
+class ReportTheme(Out):
+    theme: str
+    label: str
+    groups: int = Field(description="groups that said they learned something on this theme")
+    of_groups: int = Field(description="groups that answered the debrief's evaluation")
+
+
+class ReportRatingCount(Out):
+    rating: int
+    count: int
+
+
+class ReportRatings(Out):
+    count: int
+    mean: float | None
+    distribution: list[ReportRatingCount]
+
+
+class ReportAnswerCount(Out):
+    answer: str
+    count: int
+
+
+class ReportQuestion(Out):
+    id: str
+    text: str
+    kind: Literal["scale", "yes_no", "choice", "text"]
+    answered: int
+    answers: list[ReportAnswerCount] = Field(description="per offered answer; none for free text "
+                                                         "(never shown: it may name people)")
+
+
+class ReportFollowup(Out):
+    contacts: int = Field(description="households that agreed to be called")
+    called: int
+    erased_uncalled: int
+    questions: list[ReportQuestion]
+
+
+class ReportMonth(Out):
+    month: str = Field(description="YYYY-MM")
+    label: str
+    planned: int
+    held: int
+
+
+class ReportSessionRow(Out):
+    """One session held, anonymised (no id, no game master, no comment)."""
+
+    date: str
+    parcours: str
+    players: int
+    planned: bool
+    result: Literal["won", "lost", "aborted", "in_progress", "cancelled"]
+    time_used_s: float | None
+    clues: int
+    rating: int | None
+
+
+class ReportDebriefAnswer(Out):
+    choice: str = Field(description="the pictogram's id (config/sheet.yaml)")
+    label: str
+    count: int = Field(description="how many people picked it, over the period")
+
+
+class ReportDebriefStep(Out):
+    step: Literal["feelings", "at_home"]
+    label: str
+    answers: list[ReportDebriefAnswer]
+
+
+class YearReport(Out):
+    """The year's impact report: counts and categories only."""
+
+    period: ReportPeriod
+    sessions: ReportSessions
+    participants: ReportParticipants
+    by_referral: list[ReportReferral]
+    by_parcours: list[ReportParcours]
+    results: ReportResults
+    times: ReportTimes
+    puzzles: list[ReportPuzzle] = Field(description="the hardest first")
+    themes: list[ReportTheme]
+    ratings: ReportRatings
+    followup: ReportFollowup
+    months: list[ReportMonth]
+    table: list[ReportSessionRow]
+    debrief: list[ReportDebriefStep] = Field(description="what the groups answered at the debrief's "
+                                                         "steps; empty while the store keeps none")
+    left_out: list[str] = Field(description="what the report never shows")

@@ -36,7 +36,7 @@ SCREEN_READS = re.compile(r"^/(ws|api/me|api/state|screen/[^/]+|api/media/files/
 #: the media library: the game master reads it, the technician changes it
 MEDIA_CHANGES = re.compile(r"^/api/media(/(?!play$|stop$)[^/]+)?$")
 SCREEN_WRITES = re.compile(r"^/api/clues/[^/]+/shown$")
-PAGES = re.compile(r"^/(|console|rehearsal|tech|history|debrief|planning|followup|sheet/[^/]+)$")
+PAGES = re.compile(r"^/(|console|rehearsal|tech|history|debrief|planning|followup|sheet/[^/]+|report|report/[^/]+\.pdf)$")
 
 
 def policy(method: str, path: str) -> str | None:

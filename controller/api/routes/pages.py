@@ -26,6 +26,7 @@ from controller.api.auth import AuthSettings
 from controller.api.deps import ServiceDep, StoreDep
 from controller.api.errors import ApiError
 from controller.api.models import Layout
+from controller.api.routes import report as report_routes
 from controller.sheet import sheet_html
 from props.sim import gestures_of
 
@@ -162,3 +163,7 @@ def docs(request: Request) -> HTMLResponse:
 @router.get("/redoc", include_in_schema=False, dependencies=[GM])
 def redoc(request: Request) -> HTMLResponse:
     return get_redoc_html(openapi_url="/openapi.json", title=f"{request.app.title} - ReDoc")
+
+
+# the « Bilan de l'année » page, its PDF and its API (controller/api/routes/report.py)
+router.include_router(report_routes.router)
