@@ -31,8 +31,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from config import sheet as sheet_words
 from config.followup import Questionnaire
 from controller.core.errors import Bilingual
 from controller.planning import REFERRAL_LABELS
@@ -58,9 +57,8 @@ LEFT_OUT = (
 #: the CSV files, in the order of the page
 CSV_TABLES = ("resume", "seances", "orientation", "parcours", "enigmes", "themes", "notes", "suivi",
               "debrief")
-#: the debrief's steps whose answers the groups give as counts per pictogram (in the store
-#: from schema 4 on: table ``debrief_answers``), and the words of config/sheet.yaml that
-#: name their pictograms
+#: the debrief's steps whose answers the groups give as counts per pictogram (the store's
+#: ``debrief_answers``), and the words of config/sheet.yaml that name their pictograms
 DEBRIEF_STEPS = {"feelings": "Comment le groupe s'est senti", "at_home": "Ce que le groupe fera chez lui"}
 SHEET_WORDS = Path(__file__).resolve().parents[1] / "config" / "sheet.yaml"
 
@@ -316,28 +314,27 @@ def _followup(contacts: list[dict[str, Any]], answers: list[dict[str, Any]],
 
 def debrief_labels(path: Path = SHEET_WORDS) -> dict[str, str]:
     """The words of the debrief's pictograms (``feelings``, each theme's ``at_home``), by id;
-    none when the words file has no such lists."""
+    none when the words file cannot be read (the report then shows the ids)."""
     try:
-        words = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
+        words = sheet_words.load(path)
+    except (OSError, sheet_words.SheetWordsError):
         return {}
-    items = list(words.get("feelings") or [])
-    for theme in (words.get("themes") or {}).values():
-        items += (theme or {}).get("at_home") or []
-    return {str(i["id"]): str(i["label"]) for i in items
-            if isinstance(i, dict) and "id" in i and "label" in i}
+    items = list(words.feelings)
+    for theme in words.themes.values():
+        items += theme.at_home
+    return {i.id: i.label for i in items}
 
 
 def _debrief(store: Store, span: tuple[str, str]) -> list[dict[str, Any]]:
     """What the groups answered at the debrief's steps, added up (counts per pictogram);
-    empty when the store keeps no such answers."""
-    if not store.read("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'debrief_answers'"):
-        return []
+    empty when no group answered in the period."""
     rows = store.read(
         """SELECT a.step, a.choice, SUM(a.count) AS n FROM debrief_answers a
            JOIN sessions s ON s.id = a.session_id
            WHERE s.started_at IS NOT NULL AND s.date BETWEEN ? AND ?
            GROUP BY a.step, a.choice ORDER BY n DESC, a.choice""", span)
+    if not rows:
+        return []
     labels = debrief_labels()
     return [{"step": step, "label": label,
              "answers": [{"choice": r["choice"], "label": labels.get(r["choice"], r["choice"]),

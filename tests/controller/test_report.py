@@ -246,11 +246,11 @@ def test_the_command_line_writes_the_csv_and_the_html(played: Played, tmp_path: 
 
 def test_the_debrief_answers_are_added_up_when_the_store_keeps_them(tmp_path: Path):
     """The debrief's steps keep, per session, how many people picked each pictogram (table
-    ``debrief_answers``, schema 4): the report adds them up over the period, with their words."""
+    ``debrief_answers``): the report adds them up over the period, with their words."""
     clocks = FakeClocks()
     store = Store(tmp_path / "escape.db")
     try:
-        assert year_report(store, Period.year(2025))["debrief"] == [], "no such table: no section"
+        assert year_report(store, Period.year(2025))["debrief"] == [], "no answers: no section"
         sessions = []
         for _ in range(2):
             engine = Engine(make_game(), clock=clocks.monotonic, wall=clocks.wall)
@@ -259,9 +259,6 @@ def test_the_debrief_answers_are_added_up_when_the_store_keeps_them(tmp_path: Pa
             store.save_session(to_record(engine), history_rows(engine), engine.take_journal())
             sessions.append(engine.session_id)
         with store.transaction() as db:
-            db.execute("""CREATE TABLE debrief_answers (session_id TEXT NOT NULL REFERENCES sessions (id),
-                          step TEXT NOT NULL, choice TEXT NOT NULL, count INTEGER NOT NULL,
-                          PRIMARY KEY (session_id, step, choice))""")
             db.executemany("INSERT INTO debrief_answers VALUES (?, ?, ?, ?)", [
                 (sessions[0], "feelings", "happy", 2), (sessions[0], "feelings", "lost", 1),
                 (sessions[1], "feelings", "happy", 3), (sessions[1], "at_home", "pay_first", 2)])
@@ -280,11 +277,12 @@ def test_the_debrief_answers_are_added_up_when_the_store_keeps_them(tmp_path: Pa
     chart = page[page.index('id="chart-debrief-feelings"'):]
     assert chart[:chart.index("</svg>")].count('<rect class="bar"') == 2, "one bar per pictogram picked"
     assert "Au débrief, les groupes ont dit" in page
-    words = tmp_path / "sheet.yaml"
-    words.write_text("feelings:\n  - {id: happy, icon: x, label: Content}\n"
-                     "themes:\n  budget:\n    at_home:\n      - {id: pay_first, label: Payer d'abord}\n",
-                     encoding="utf-8")
-    assert debrief_labels(words) == {"happy": "Content", "pay_first": "Payer d'abord"}
+    labels = debrief_labels()
+    assert labels["pay_first"] == "Payer le loyer et les factures en premier"
+    assert feelings["answers"][0]["label"] == labels["happy"]
+    broken = tmp_path / "sheet.yaml"
+    broken.write_text("themes: [\n", encoding="utf-8")
+    assert debrief_labels(broken) == {}, "a words file that cannot be read: the ids are shown"
 
 
 def test_a_pdf_chromium_cannot_print_is_said_in_french(played: Played, monkeypatch: pytest.MonkeyPatch):
