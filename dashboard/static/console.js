@@ -393,6 +393,6 @@ setInterval(() => {
 App.loadTexts().then(async () => {
   App.setupLangSwitch();
   const r = await App.api("GET", "/api/me");
-  if (r.ok) { me = r.data; $("nav-tech").classList.toggle("hidden", me.role !== "tech"); }
+  if (r.ok) { me = r.data; $("nav-tech").classList.toggle("hidden", me.role !== "tech"); $("nav-followup").classList.toggle("hidden", me.role === "tech"); }
   window.render();
 });

@@ -157,8 +157,11 @@ $("eval-form").onsubmit = async (ev) => {
 // A household's consent to the follow-up call: the purpose said in the questionnaire
 // file's words, a number, and the tick box: no number is sent without it.
 let purpose = null;
+// the follow-up is the game master's role only (GDPR): not offered to the technician
+let mayFollowUp = false;
+App.api("GET", "/api/me").then((r) => { mayFollowUp = r.ok && r.data.role === "gm"; if (data) render(); });
 function renderConsent(s) {
-  const ended = ["won", "lost", "aborted"].includes(s.result);
+  const ended = mayFollowUp && ["won", "lost", "aborted"].includes(s.result);
   $("consent").classList.toggle("hidden", !ended);
   if (!ended) return;
   if (!purpose) {

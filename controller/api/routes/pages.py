@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTex
 
 from config.game import Condition, EventCondition, Game, PerParcours, Puzzle
 from config.sheet import SheetWordsError
-from controller.api.access import GM, GM_PAGE, OWN_ROOM, PUBLIC, TECH, TECH_PAGE
+from controller.api.access import GM, GM_ONLY_PAGE, GM_PAGE, OWN_ROOM, PUBLIC, TECH, TECH_PAGE
 from controller.api.auth import AuthSettings
 from controller.api.deps import ServiceDep, StoreDep
 from controller.api.errors import ApiError
@@ -35,7 +35,7 @@ PAGES: dict[str, tuple[str, Depends]] = {
     "console": ("console.html", GM_PAGE), "rehearsal": ("rehearsal.html", GM_PAGE),
     "tech": ("tech.html", TECH_PAGE), "login": ("login.html", PUBLIC),
     "debrief": ("debrief.html", GM_PAGE), "history": ("history.html", GM_PAGE),
-    "planning": ("planning.html", GM_PAGE), "followup": ("followup.html", GM_PAGE)}
+    "planning": ("planning.html", GM_PAGE), "followup": ("followup.html", GM_ONLY_PAGE)}
 
 router = APIRouter(tags=["pages"])
 
