@@ -1,5 +1,7 @@
 """The take-home sheet's words, as data (``config/sheet.yaml``): one line of advice per
-theme and the useful phone numbers, edited by the staff without touching the code."""
+theme, the useful phone numbers and the sheet's own words, edited by the staff without
+touching the code. French first; each text may have its English (``title_en``,
+``advice_en``, ``who_en``, ``labels.*.en``) for a sheet printed in English."""
 
 from __future__ import annotations
 
@@ -7,9 +9,9 @@ from functools import cache
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from config.game import Theme
+from config.game import Text, Theme
 
 PATH = Path(__file__).with_name("sheet.yaml")
 
@@ -24,6 +26,14 @@ class ThemeAdvice(_Model):
     icon: str = Field(min_length=1, max_length=8)
     title: str = Field(min_length=1, max_length=30)
     advice: str = Field(min_length=1, max_length=60, description="one short sentence (FALC)")
+    title_en: str | None = Field(default=None, min_length=1, max_length=30)
+    advice_en: str | None = Field(default=None, min_length=1, max_length=60)
+
+    def get(self, lang: str = "fr") -> tuple[str, str]:
+        """The title and the advice in *lang* (French when not translated)."""
+        if lang == "en":
+            return self.title_en or self.title, self.advice_en or self.advice
+        return self.title, self.advice
 
 
 class Contact(_Model):
@@ -31,11 +41,47 @@ class Contact(_Model):
     who: str = Field(min_length=1, max_length=26)
     phone: str = Field(pattern=r"^[0-9+][0-9 .]{2,24}$")
     example: bool = Field(default=False, description="a placeholder, printed « exemple »")
+    who_en: str | None = Field(default=None, min_length=1, max_length=26)
+
+    def name(self, lang: str = "fr") -> str:
+        return (self.who_en if lang == "en" else None) or self.who
+
+
+class SheetLabels(_Model):
+    """The sheet's own words (its headings and lines), French with their English."""
+
+    title: Text
+    workshop: Text
+    we_were: Text = Field(description="{n}: how many people")
+    budget: Text
+    start: Text
+    paid: Text
+    late: Text
+    left: Text
+    late_costs_more: Text
+    advice: Text
+    numbers: Text
+    example: Text
+    print: Text
+    date: Text = Field(description="{day} {month} {year}: the workshop's date")
+    months: tuple[Text, ...] = Field(min_length=12, max_length=12)
+
+    @model_validator(mode="after")
+    def _placeholders_fit(self) -> SheetLabels:
+        for lang in ("fr", "en"):
+            try:
+                self.we_were.get(lang).format(n=4)
+                self.date.get(lang).format(day=4, month="mai", year=2026)
+            except (KeyError, IndexError, ValueError) as exc:
+                msg = f"only {{n}} in we_were, {{day}} {{month}} {{year}} in date ({lang}): {exc!r}"
+                raise ValueError(msg) from None
+        return self
 
 
 class SheetWords(_Model):
     themes: dict[Theme, ThemeAdvice]
     contacts: tuple[Contact, ...] = Field(min_length=1, max_length=6)
+    labels: SheetLabels
 
 
 class SheetWordsError(ValueError):
