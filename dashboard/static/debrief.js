@@ -217,7 +217,19 @@ async function load() {
   sheet.href = `/sheet/${encodeURIComponent(data.session.id)}`;
   sheet.classList.remove("hidden");
   render();
+  sheetLinks();
 }
+
+// the take-home sheet, printed or as the controller's PDF, in the page's language
+function sheetLinks() {
+  if (!data) return;
+  const base = `/sheet/${encodeURIComponent(data.session.id)}`;
+  const lang = App.lang === "en" ? "?lang=en" : "";
+  $("print-sheet").href = `${base}${lang}`;
+  $("pdf-sheet").href = `${base}.pdf${lang}`;
+  $("pdf-sheet").classList.remove("hidden");
+}
+window.render = () => { render(); sheetLinks(); };
 
 $("emergency").onclick = () => App.emergency("maître du jeu");
 App.loadTexts().then(async () => {
