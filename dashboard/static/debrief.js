@@ -217,7 +217,6 @@ async function load() {
   sheet.href = `/sheet/${encodeURIComponent(data.session.id)}`;
   sheet.classList.remove("hidden");
   render();
-  sheetLinks();
 }
 
 // the take-home sheet, printed or as the controller's PDF, in the page's language
@@ -229,7 +228,9 @@ function sheetLinks() {
   $("pdf-sheet").href = `${base}.pdf${lang}`;
   $("pdf-sheet").classList.remove("hidden");
 }
-window.render = () => { render(); sheetLinks(); };
+// (a script's top-level function is window's: the page's render is kept before wrapping it)
+const renderDebrief = render;
+window.render = () => { renderDebrief(); sheetLinks(); };
 
 $("emergency").onclick = () => App.emergency("maître du jeu");
 App.loadTexts().then(async () => {
