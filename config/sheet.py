@@ -47,6 +47,17 @@ class Contact(_Model):
         return (self.who_en if lang == "en" else None) or self.who
 
 
+#: the longest of the sheet's own words: a line, a budget line (beside its amount), a
+#: heading (in larger type)
+LABEL_MAX = 38
+LABEL_LIMITS = {"start": 30, "paid": 30, "late": 30, "left": 30,
+                "title": 26, "budget": 26, "advice": 26, "numbers": 26}
+
+
+def label_max(name: str) -> int:
+    return LABEL_LIMITS.get(name, LABEL_MAX)
+
+
 class SheetLabels(_Model):
     """The sheet's own words (its headings and lines), French with their English."""
 
@@ -68,6 +79,12 @@ class SheetLabels(_Model):
 
     @model_validator(mode="after")
     def _placeholders_fit(self) -> SheetLabels:
+        for name, text in self:
+            top = label_max(name)
+            for words in (text,) if isinstance(text, Text) else ():
+                if max(len(words.fr), len(words.en or "")) > top:
+                    msg = f"{name}: {top} characters at most (one page, FALC's short lines)"
+                    raise ValueError(msg)
         for lang in ("fr", "en"):
             try:
                 self.we_were.get(lang).format(n=4)
