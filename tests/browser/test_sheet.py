@@ -125,6 +125,17 @@ def test_the_cli_prints_the_sheet_to_a_one_page_pdf(played: tuple[Path, dict, Ga
         assert contact.phone in text
 
 
+def test_the_cli_writes_the_sheet_in_english(played: tuple[Path, dict, Game], tmp_path: Path) -> None:
+    data, row, _game = played
+    out = tmp_path / "sheet.html"
+    done = subprocess.run([str(CLI), "sheet", row["id"], "--data-dir", str(data), "--html", str(out),
+                           "--lang", "en"], check=False, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    page = out.read_text(encoding="utf-8")
+    words = load_words()
+    assert '<html lang="en">' in page and words.labels.title.en in page and words.labels.title.fr not in page
+
+
 def test_the_cli_refuses_an_unknown_session(played: tuple[Path, dict, Game], tmp_path: Path) -> None:
     data, _row, _game = played
     out = tmp_path / "none.pdf"
