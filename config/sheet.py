@@ -1,9 +1,11 @@
 """The words of the debrief and of the take-home sheet, as data (``config/sheet.yaml``),
 edited by the staff without touching the code: per theme one line of advice (the sheet),
 the practical message said at the debrief, who to call and what a household may do at
-home; the useful phone numbers; the feelings the group picks from at the debrief. One
-file, so the debrief (controller/debrief.py) and the sheet (controller/sheet.py) say the
-same thing."""
+home; the useful phone numbers; the feelings the group picks from at the debrief; the
+sheet's own words. One file, so the debrief (controller/debrief.py) and the sheet
+(controller/sheet.py) say the same thing. French first; the sheet's texts may have their
+English (``title_en``, ``advice_en``, ``who_en``, ``labels.*.en``) for a sheet printed in
+English."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from config.game import Theme
+from config.game import Text, Theme
 
 PATH = Path(__file__).with_name("sheet.yaml")
 
@@ -48,6 +50,14 @@ class ThemeAdvice(_Model):
                                        description="who to call about it: ids of contacts")
     at_home: tuple[Choice, ...] = Field(default=(), max_length=3,
                                         description="what a household may do at home")
+    title_en: str | None = Field(default=None, min_length=1, max_length=30)
+    advice_en: str | None = Field(default=None, min_length=1, max_length=60)
+
+    def get(self, lang: str = "fr") -> tuple[str, str]:
+        """The title and the advice in *lang* (French when not translated)."""
+        if lang == "en":
+            return self.title_en or self.title, self.advice_en or self.advice
+        return self.title, self.advice
 
 
 class Contact(_Model):
@@ -56,6 +66,58 @@ class Contact(_Model):
     who: str = Field(min_length=1, max_length=26)
     phone: str = Field(pattern=r"^[0-9+][0-9 .]{2,24}$")
     example: bool = Field(default=False, description="a placeholder, printed « exemple »")
+    who_en: str | None = Field(default=None, min_length=1, max_length=26)
+
+    def name(self, lang: str = "fr") -> str:
+        return (self.who_en if lang == "en" else None) or self.who
+
+
+#: the longest of the sheet's own words: a line, a budget line (beside its amount), a
+#: heading (in larger type)
+LABEL_MAX = 38
+LABEL_LIMITS = {"start": 30, "paid": 30, "late": 30, "left": 30,
+                "title": 26, "budget": 26, "advice": 26, "numbers": 26}
+
+
+def label_max(name: str) -> int:
+    return LABEL_LIMITS.get(name, LABEL_MAX)
+
+
+class SheetLabels(_Model):
+    """The sheet's own words (its headings and lines), French with their English."""
+
+    title: Text
+    workshop: Text
+    we_were: Text = Field(description="{n}: how many people")
+    budget: Text
+    start: Text
+    paid: Text
+    late: Text
+    left: Text
+    late_costs_more: Text
+    advice: Text
+    numbers: Text
+    example: Text
+    print: Text
+    date: Text = Field(description="{day} {month} {year}: the workshop's date")
+    months: tuple[Text, ...] = Field(min_length=12, max_length=12)
+
+    @model_validator(mode="after")
+    def _placeholders_fit(self) -> SheetLabels:
+        for name, text in self:
+            top = label_max(name)
+            for words in (text,) if isinstance(text, Text) else ():
+                if max(len(words.fr), len(words.en or "")) > top:
+                    msg = f"{name}: {top} characters at most (one page, FALC's short lines)"
+                    raise ValueError(msg)
+        for lang in ("fr", "en"):
+            try:
+                self.we_were.get(lang).format(n=4)
+                self.date.get(lang).format(day=4, month="mai", year=2026)
+            except (KeyError, IndexError, ValueError) as exc:
+                msg = f"only {{n}} in we_were, {{day}} {{month}} {{year}} in date ({lang}): {exc!r}"
+                raise ValueError(msg) from None
+        return self
 
 
 class SheetWords(_Model):
@@ -88,6 +150,7 @@ class SheetWords(_Model):
     def home_choices(self) -> dict[str, Choice]:
         """Every thing to do at home, by id, the themes' order."""
         return {c.id: c for t in self.themes.values() for c in t.at_home}
+    labels: SheetLabels
 
 
 class SheetWordsError(ValueError):

@@ -329,8 +329,8 @@ class Engine:
             raise EngineError(msg, en=f"unknown parcours {parcours!r}: primo or locataire")
         if players is not None and not 1 <= players <= self.game.apartment.max_players:
             top = self.game.apartment.max_players
-            msg = f"il faut de 1 à {top} joueurs"
-            raise EngineError(msg, en=f"players must be 1 to {top}")
+            msg = f"{top} joueurs au plus, enfants compris : il faut de 1 à {top} joueurs"
+            raise EngineError(msg, en=f"at most {top} players, children included: players must be 1 to {top}")
 
     def prepare(self, *, parcours: str = "primo", players: int = 1, children: bool = False,
                 session_id: str | None = None, who: str = GAME_MASTER) -> list[Effect]:

@@ -35,7 +35,6 @@ from config import sheet as sheet_words
 from config.followup import Questionnaire
 from controller.core.errors import Bilingual
 from controller.planning import REFERRAL_LABELS
-from controller.sheet import MONTHS
 from controller.store import Store
 
 #: the action's plan: 24 workshops a year, twice a month
@@ -98,7 +97,13 @@ class Period:
 
 # -- French numbers and dates ---------------------------------------------------------------
 def french_date(day: dt.date) -> str:
-    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
+    """« 4 décembre 2026 », the month's name from the words file (« 04/12/2026 » when it
+    cannot be read)."""
+    try:
+        month = sheet_words.load().labels.months[day.month - 1].get("fr")
+    except (OSError, sheet_words.SheetWordsError):
+        return day.strftime("%d/%m/%Y")
+    return f"{day.day} {month} {day.year}"
 
 
 def french_number(value: float | None, digits: int = 1) -> str:

@@ -1,31 +1,33 @@
 """The take-home sheet of one session: one A4 page in easy-to-read French (FALC).
 
 :func:`sheet_html` turns a session as the store keeps it into a self-contained HTML page
-(served at ``/sheet/<session>``, printed from the browser); :func:`write_pdf` prints that
-page to a PDF with Debian's headless Chromium (``escape-apartment sheet``). The figures
-come from :func:`controller.debrief.debrief`, the words from ``config/sheet.yaml``.
+(served at ``/sheet/<session>``, printed from the browser); :func:`pdf_bytes` prints that
+page to a PDF with Debian's headless Chromium — the one way, for ``/sheet/<session>.pdf``
+and ``escape-apartment sheet --pdf``. The figures come from
+:func:`controller.debrief.debrief`, the words (French, or English) from ``config/sheet.yaml``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from config.game import Game
+from config.game import Game, Text
 from config.sheet import SheetWords, SheetWordsError
 from config.sheet import load as load_words
 from controller.debrief import debrief
 
 CHROMIUM = "chromium"
 PDF_TIMEOUT_S = 60
-MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
-          "octobre", "novembre", "décembre")
 
 _CSS = """
 @page { size: A4; margin: 12mm; }
@@ -69,49 +71,52 @@ def figures(d: dict[str, Any]) -> dict[str, int]:
 
 
 def sheet_html(session: dict[str, Any], game: Game | None = None,
-               words: SheetWords | None = None) -> str:
-    """The sheet of *session* (a :meth:`Store.session` dict), as one HTML page."""
+               words: SheetWords | None = None, lang: str = "fr") -> str:
+    """The sheet of *session* (a :meth:`Store.session` dict), as one HTML page in *lang*
+    (``fr``, or ``en`` where ``config/sheet.yaml`` gives the English)."""
     words = words or load_words()
+    say = {name: text.get(lang) for name, text in words.labels if isinstance(text, Text)}
     d = debrief(session, game)
     f = figures(d)
-    when = _french_date(d["session"].get("date"))
+    when = _date(d["session"].get("date"), words, lang)
     players = d["session"].get("players")
     themes = [t["theme"] for t in d["themes"] if t["theme"] in words.themes]
     themes += [t for t in words.themes if t not in themes]   # every theme's advice, played first
     theme_items = "".join(
         f'<li class="theme" data-theme="{escape(t)}"><span class="icon">{escape(a.icon)}</span>'
-        f"<b>{escape(a.title)}</b><span>{escape(a.advice)}</span></li>"
-        for t, a in ((t, words.themes[t]) for t in themes))
+        f"<b>{escape(title)}</b><span>{escape(advice)}</span></li>"
+        for t, a in ((t, words.themes[t]) for t in themes) for title, advice in [a.get(lang)])
     contact_items = "".join(
-        f'<li class="contact"><span class="icon">{escape(c.icon)}</span><b>{escape(c.who)}</b>'
+        f'<li class="contact"><span class="icon">{escape(c.icon)}</span><b>{escape(c.name(lang))}</b>'
         f'<span><span class="phone">{escape(c.phone)}</span>'
-        + (' <span class="example">exemple</span>' if c.example else "") + "</span></li>"
+        + (f' <span class="example">{escape(say["example"])}</span>' if c.example else "") + "</span></li>"
         for c in words.contacts)
+    we_were = f"<p>{escape(say['we_were'].format(n=int(players)))}</p>" if players else ""
     return f"""<!doctype html>
-<html lang="fr"><head><meta charset="utf-8">
-<title>Fiche à emporter — Appartement témoin</title><style>{_CSS}</style></head>
+<html lang="{'en' if lang == 'en' else 'fr'}"><head><meta charset="utf-8">
+<title>{escape(say['title'])} — {escape(say['workshop'])}</title><style>{_CSS}</style></head>
 <body class="sheet" data-session="{escape(str(d['session']['id']))}">
-<p class="screen-only"><button onclick="window.print()">🖨️ Imprimer la fiche</button></p>
-<h1>🏠 Ce que nous avons appris</h1>
-<p>Atelier « Appartement témoin »{escape(when)}.</p>
-{f"<p>Nous étions {int(players)} personnes.</p>" if players else ""}
-<h2>💶 Notre budget du mois</h2>
+<p class="screen-only"><button onclick="window.print()">🖨️ {escape(say['print'])}</button></p>
+<h1>🏠 {escape(say['title'])}</h1>
+<p>{escape(say['workshop'])}{escape(when)}.</p>
+{we_were}
+<h2>💶 {escape(say['budget'])}</h2>
 <ul class="budget">
-<li class="start"><span>Au début, nous avions :</span><span>{euros(f['start'])}</span></li>
-<li class="paid"><span>Nous avons payé :</span><span>{euros(f['paid'])}</span></li>
-<li class="late"><span>Factures payées en retard :</span><span>{euros(f['late'])}</span></li>
-<li class="left"><span>À la fin, il reste :</span><span>{euros(f['left'])}</span></li>
+<li class="start"><span>{escape(say['start'])}</span><span>{euros(f['start'])}</span></li>
+<li class="paid"><span>{escape(say['paid'])}</span><span>{euros(f['paid'])}</span></li>
+<li class="late"><span>{escape(say['late'])}</span><span>{euros(f['late'])}</span></li>
+<li class="left"><span>{escape(say['left'])}</span><span>{euros(f['left'])}</span></li>
 </ul>
-<p>Une facture en retard coûte plus cher.</p>
-<h2>💡 Nos conseils</h2>
+<p>{escape(say['late_costs_more'])}</p>
+<h2>💡 {escape(say['advice'])}</h2>
 <ul class="themes">{theme_items}</ul>
-<h2>📞 Les numéros utiles</h2>
+<h2>📞 {escape(say['numbers'])}</h2>
 <ul class="contacts">{contact_items}</ul>
 </body></html>
 """
 
 
-def _french_date(iso: str | None) -> str:
+def _date(iso: str | None, words: SheetWords, lang: str) -> str:
     """`` le 4 décembre 2026`` for ``2026-12-04`` (empty when unknown)."""
     if not iso:
         return ""
@@ -119,23 +124,68 @@ def _french_date(iso: str | None) -> str:
         day = dt.date.fromisoformat(iso[:10])
     except ValueError:
         return ""
-    return f" le {day.day} {MONTHS[day.month - 1]} {day.year}"
+    month = words.labels.months[day.month - 1].get(lang)
+    return " " + words.labels.date.get(lang).format(day=day.day, month=month, year=day.year)
 
 
-def write_pdf(html: str, out: Path, *, chromium: str = CHROMIUM) -> None:
-    """Print *html* to the PDF *out* with headless Chromium (``--print-to-pdf``)."""
-    exe = shutil.which(chromium) or chromium
+class PdfError(RuntimeError):
+    """The PDF could not be made; French first, as every error the staff read."""
+
+    def __init__(self, fr: str, *, en: str) -> None:
+        super().__init__(fr)
+        self.fr, self.en = fr, en
+
+
+class ChromiumMissing(PdfError):
+    """No Chromium on this machine (the Debian package ``chromium``)."""
+
+
+class PdfTimeout(PdfError):
+    """Chromium did not finish in :data:`PDF_TIMEOUT_S`: it was killed with its children."""
+
+
+def pdf_bytes(html: str, *, chromium: str | None = None, timeout: float | None = None) -> bytes:
+    """*html* printed to a PDF by headless Chromium (``--print-to-pdf``), as bytes.
+
+    Blocking (seconds): the controller runs it in a worker thread. Chromium runs in a
+    process group of its own, so a timeout kills it with every process it started."""
+    name = chromium or CHROMIUM
+    exe = shutil.which(name)
+    if exe is None:
+        raise ChromiumMissing(
+            f"Chromium n'est pas installé sur le contrôleur ({name}) : installez le paquet "
+            "Debian « chromium », ou imprimez la fiche depuis le navigateur",
+            en=f"Chromium is not installed on the controller ({name}): install Debian's "
+               "« chromium » package, or print the sheet from the browser")
+    limit = PDF_TIMEOUT_S if timeout is None else timeout
     with tempfile.TemporaryDirectory(prefix="sheet-") as tmp:
         page = Path(tmp) / "sheet.html"
         page.write_text(html, encoding="utf-8")
-        target = out.resolve()
-        subprocess.run(  # noqa: S603 - a fixed program on a page we wrote
+        target = Path(tmp) / "sheet.pdf"
+        proc = subprocess.Popen(  # noqa: S603 - a fixed program on a page we wrote
             [exe, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp}/profile",
              "--no-pdf-header-footer", f"--print-to-pdf={target}", page.as_uri()],
-            check=True, capture_output=True, timeout=PDF_TIMEOUT_S)
-    if not target.is_file() or target.stat().st_size == 0:
-        msg = f"Chromium n'a pas écrit {target}"
-        raise RuntimeError(msg)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True)
+        try:
+            _out, err = proc.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise PdfTimeout(f"Chromium n'a pas fini la fiche en {limit:g} s : réessayez",
+                             en=f"Chromium did not finish the sheet within {limit:g} s: try again") from None
+        data = target.read_bytes() if target.is_file() else b""
+    if proc.returncode != 0 or not data.startswith(b"%PDF"):
+        why = (err or b"").decode(errors="replace").strip()[-300:]
+        raise PdfError(f"Chromium n'a pas écrit la fiche (code {proc.returncode}) : {why}",
+                       en=f"Chromium did not write the sheet (code {proc.returncode}): {why}")
+    return data
+
+
+def write_pdf(html: str, out: Path, *, chromium: str | None = None) -> None:
+    """Print *html* to the PDF *out* with headless Chromium (:func:`pdf_bytes`)."""
+    out.write_bytes(pdf_bytes(html, chromium=chromium))
 
 
 # -- escape-apartment sheet SESSION --pdf OUT ------------------------------------------------
@@ -144,6 +194,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmd.add_argument("session", help="the session id (as in the history)")
     cmd.add_argument("--pdf", type=Path, default=None, help="write a PDF here (headless Chromium)")
     cmd.add_argument("--html", type=Path, default=None, help="write the HTML page here")
+    cmd.add_argument("--lang", choices=("fr", "en"), default="fr", help="the sheet's language (default fr)")
     cmd.add_argument("--data-dir", default=None, help="where the store is (env ESCAPE_DATA_DIR)")
     cmd.add_argument("--config", default=None, help="game file (env ESCAPE_CONFIG)")
     cmd.set_defaults(func=cmd_sheet)
@@ -172,7 +223,7 @@ def cmd_sheet(args: argparse.Namespace) -> int:
         print(f"Partie inconnue : {args.session}")
         return 1
     try:
-        html = sheet_html(session, load_game(settings.CONFIG))
+        html = sheet_html(session, load_game(settings.CONFIG), lang=args.lang)
     except SheetWordsError as exc:
         print(f"Fiche impossible : {exc}")
         return 1
@@ -181,7 +232,7 @@ def cmd_sheet(args: argparse.Namespace) -> int:
     if args.pdf:
         try:
             write_pdf(html, args.pdf)
-        except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
+        except (OSError, PdfError) as exc:
             print(f"PDF impossible : {exc}")
             return 1
         print(f"Fiche écrite : {args.pdf}")

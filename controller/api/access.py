@@ -2,14 +2,17 @@
 
 Who may call a route is declared on the route (or its router): ``dependencies=[GM]``.
 :data:`PUBLIC` anyone, :data:`SCREEN` a room screen or staff, :data:`GM` the game master
-or the technician, :data:`TECH` the technician only; :data:`GM_PAGE` and :data:`TECH_PAGE`
-likewise for the pages, which send a visitor who is not logged in to ``/login``;
+or the technician, :data:`TECH` the technician only, :data:`GM_ONLY` the game master and
+not the technician (the follow-up's phone numbers: GDPR limits them to the role that makes
+the calls); :data:`GM_PAGE`, :data:`GM_ONLY_PAGE` and :data:`TECH_PAGE` likewise for the
+pages, which send a visitor who is not logged in to ``/login``;
 :data:`OWN_ROOM` a room's screen page. :func:`check_routes` refuses to build an app with a
 route that declares none, so a route added later cannot be left open by forgetting.
 
 * no or wrong credentials: HTTP 401 (pages redirect to ``/login``), WebSocket close 1008;
 * the ``screen`` role on a staff route: 403 (it may read and acknowledge a clue only); on
-  another room's screen page: 403; the ``gm`` role on a technician's route: 403;
+  another room's screen page: 403; the ``gm`` role on a technician's route: 403; the
+  ``tech`` role on a game-master-only route: 403;
 * 5 wrong passwords (``POST /api/login``) or 5 wrong screen tokens within a minute from
   one client address: HTTP 429 with ``Retry-After`` (WebSocket: close 1008) until the
   oldest of them is a minute old (:class:`~controller.api.limiter.FailureLimiter`).
@@ -81,6 +84,10 @@ SCREEN_ACK_ONLY = ("un écran de salle peut seulement confirmer l'affichage d'un
 SCREEN_READ_ONLY = ("un écran de salle peut seulement lire", "a room screen may only read")
 OTHER_ROOM = ("ce jeton est celui d'une autre salle", "this token is for another room")
 TECH_ONLY_TEXT = ("réservé au technicien", "technician only")
+GM_ONLY_TEXT = ("réservé au maître du jeu : le suivi téléphonique (numéros et réponses des foyers) "
+                "n'est ouvert qu'au rôle maître du jeu (RGPD), pas au technicien",
+                "game master only: the phone follow-up (households' numbers and answers) is open "
+                "to the game master's role only (GDPR), not to the technician")
 
 
 # -- who is asking ------------------------------------------------------------------------
@@ -127,9 +134,11 @@ def authenticate(conn: HTTPConnection) -> Principal:
     raise _refusal(conn, 401, LOGIN_REQUIRED)
 
 
-def require_role(role: Role, *, page: bool = False) -> Callable[[HTTPConnection], Awaitable[Principal]]:
+def require_role(role: Role, *, page: bool = False,
+                 only: bool = False) -> Callable[[HTTPConnection], Awaitable[Principal]]:
     """The dependency that lets *role* and the roles above it in (:data:`RANK`); *page*:
-    someone not logged in is sent to ``/login`` instead of getting a 401."""
+    someone not logged in is sent to ``/login`` instead of getting a 401; *only*: *role*
+    itself and not the roles above it (with access control off, everyone is let in)."""
 
     async def allowed(conn: HTTPConnection) -> Principal:
         try:
@@ -143,11 +152,14 @@ def require_role(role: Role, *, page: bool = False) -> Callable[[HTTPConnection]
                 unsafe = conn.scope.get("method", "GET").upper() in UNSAFE
                 raise _refusal(conn, 403, SCREEN_ACK_ONLY if unsafe else SCREEN_READ_ONLY)
             raise _refusal(conn, 403, TECH_ONLY_TEXT)
+        if only and who.role != role and conn.app.state.auth.enabled:
+            raise _refusal(conn, 403, GM_ONLY_TEXT)
         conn.state.principal = who
         return who
 
-    allowed.__name__ = f"{role}_{'page' if page else 'role'}"
+    allowed.__name__ = f"{role}{'_only' if only else ''}_{'page' if page else 'role'}"
     allowed.role = role   # type: ignore[attr-defined]  # read by check_routes
+    allowed.only = only   # type: ignore[attr-defined]  # read by only_routes
     return allowed
 
 
@@ -168,6 +180,8 @@ SCREEN = Depends(require_role("screen"))          # a room screen, the game mast
 GM = Depends(require_role("gm"))                  # the game master or the technician
 TECH = Depends(require_role("tech"))              # the technician only
 GM_PAGE = Depends(require_role("gm", page=True))
+GM_ONLY = Depends(require_role("gm", only=True))  # the game master, not the technician
+GM_ONLY_PAGE = Depends(require_role("gm", page=True, only=True))
 TECH_PAGE = Depends(require_role("tech", page=True))
 OWN_ROOM = Depends(own_room)
 
@@ -257,6 +271,17 @@ def route_roles(app: FastAPI) -> dict[tuple[str, str], Role | None]:
         for method in getattr(route, "methods", None) or {"WS"}:
             roles[method, route.path] = role
     return roles
+
+
+def only_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, path) of the routes of *app* that let in their role only (:data:`GM_ONLY`),
+    not the roles above it."""
+    found: set[tuple[str, str]] = set()
+    for route in _routes(app.routes):
+        if isinstance(route, APIRoute | APIWebSocketRoute) and any(
+                getattr(dep.call, "only", False) for dep in _dependencies(route.dependant)):
+            found |= {(method, route.path) for method in getattr(route, "methods", None) or {"WS"}}
+    return found
 
 
 def _routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:

@@ -1079,6 +1079,8 @@ class PlannedSession(Out):
 
 class PlannedSessions(Out):
     sessions: list[PlannedSession]
+    max_players: int | None = Field(default=None, description="the apartment's limit, children included")
+    today: str | None = Field(default=None, description="the controller's date (YYYY-MM-DD)")
 
 
 class PlanCancelled(Out):

@@ -282,6 +282,7 @@ window.render = () => {
   for (const o of $("clue-room").options) if (o.value !== "all") o.textContent = roomOf(o.value);
   renderBanners(); renderStore(snap.store); renderNotices(snap.notices);
   renderGame(snap.game); renderFlow(snap.game); renderCheck(snap.game, snap.check); renderRooms(); renderCatalogue();
+  renderToday(snap.game);
 };
 
 async function loadClues() {
@@ -314,6 +315,7 @@ let lastPhase = null, lastClues = null;
 App.live((data) => {
   snap = data;
   if (snap.game.phase !== lastPhase || snap.game.clue_count !== lastClues) {
+    if (snap.game.phase !== lastPhase) loadToday();
     lastPhase = snap.game.phase; lastClues = snap.game.clue_count; loadClues();
   }
   const sel = $("clue-room");
@@ -350,13 +352,16 @@ $("end-emergency").onclick = async () => {
   const r = await post("/api/emergency/end", {who: WHO()});
   if (r.ok) App.toast(t("emergency_ended"));
 };
-$("open-start").onclick = () => $("start-dialog").showModal();
+$("open-start").onclick = () => openStart(null);
 const group = () => ({parcours: $("start-parcours").value, players: Number($("start-players").value),
                       children: $("start-children").checked});
-$("start-form").onsubmit = (ev) => {
+$("start-form").onsubmit = async (ev) => {
   const action = ev.submitter && ev.submitter.value;
-  if (action === "start") post("/api/game/start", {...group(), who: WHO()});
-  else if (action === "check") post("/api/game/check", {...group(), who: WHO()});
+  if (action !== "start" && action !== "check") return;
+  // a planned session: the same choices, and the game played is linked to the plan
+  const url = plannedFor ? `/api/planning/${plannedFor.id}/${action}` : `/api/game/${action}`;
+  const r = await post(url, {...group(), who: WHO()});
+  if (plannedFor && r.ok) loadToday();
 };
 const override = () => ($("override-reason").value.trim() ? {override_reason: $("override-reason").value.trim()} : {});
 // in idle it opens the check (every prop sent its start state); in check it resends to every prop not ready
@@ -393,6 +398,55 @@ setInterval(() => {
 App.loadTexts().then(async () => {
   App.setupLangSwitch();
   const r = await App.api("GET", "/api/me");
-  if (r.ok) { me = r.data; $("nav-tech").classList.toggle("hidden", me.role !== "tech"); }
+  if (r.ok) { me = r.data; $("nav-tech").classList.toggle("hidden", me.role !== "tech"); $("nav-followup").classList.toggle("hidden", me.role === "tech"); }
   window.render();
 });
+
+// -- the day's planned sessions (GET /api/planning?today=true, the controller's date) --------
+// While no game runs, the home shows them; « Préparer la partie » opens the start dialog
+// filled in from the plan (parcours, everyone who plays, children included, its groups).
+let today = null, plannedFor = null;
+async function loadToday() {
+  const r = await App.api("GET", "/api/planning?today=true");
+  if (!r.ok) return;
+  today = r.data;
+  const top = today.max_players || 6;
+  $("start-players").max = String(top);
+  $("start-limit").textContent = t("start_limit", {n: top});
+  window.render();
+  document.body.dataset.today = String(Date.now());
+}
+const hourText = (hhmm) => hhmm.replace(":", " h ");
+function peopleText(x) {
+  const parts = [t(x.adults > 1 ? "n_adults" : "n_adult", {n: x.adults})];
+  if (x.children) parts.push(t(x.children > 1 ? "n_children" : "n_child", {n: x.children}));
+  return parts.join(", ");
+}
+const groupText = (g) => `${peopleText(g)} · ${t(`tenancy_${g.tenancy}`)} · ${t(`referral_${g.referral}`)}`;
+function renderToday(g) {
+  const idle = g.phase === "idle" || ENDED.includes(g.phase) || g.phase === "debrief";
+  const shown = idle && !!today && today.sessions.length > 0;
+  $("today-panel").classList.toggle("hidden", !shown);
+  if (!shown) return;
+  App.morph($("today-list").tBodies[0], today.sessions.map((p) => el("tr", {dataset: {planned: p.id, key: String(p.id), played: p.session_id ? "yes" : "no"}},
+    el("td", {class: "nowrap"}, hourText(p.time)),
+    el("td", {}, el("strong", {}, t(p.parcours)), el("br"), p.game_master),
+    el("td", {}, p.players ? `${t(p.players > 1 ? "n_players" : "n_player", {n: p.players})} (${peopleText(p)})` : t("today_no_group"),
+      p.groups.length ? el("ul", {class: "groups"}, ...p.groups.map((x) => el("li", {dataset: {group: x.id}}, groupText(x)))) : null),
+    el("td", {}, p.session_id
+      ? el("a", {class: "button", href: `/debrief?session=${encodeURIComponent(p.session_id)}`}, t("today_played"))
+      : el("button", {class: "primary prepare", dataset: {prepare: p.id}, disabled: p.players === 0 || emergencyOn() ? "" : null,
+                      onclick: () => openStart(p)}, t("plan_prepare"))))));
+}
+function openStart(p) {
+  plannedFor = p;
+  $("start-plan").classList.toggle("hidden", !p);
+  if (p) {
+    $("start-parcours").value = p.parcours;
+    $("start-players").value = String(p.players);
+    $("start-children").checked = p.children > 0;
+    $("start-plan-title").textContent = t("start_from_plan", {time: hourText(p.time), gm: p.game_master});
+    $("start-groups").replaceChildren(...p.groups.map((x) => el("li", {dataset: {group: x.id}}, groupText(x))));
+  }
+  $("start-dialog").showModal();
+}

@@ -157,8 +157,11 @@ $("eval-form").onsubmit = async (ev) => {
 // A household's consent to the follow-up call: the purpose said in the questionnaire
 // file's words, a number, and the tick box: no number is sent without it.
 let purpose = null;
+// the follow-up is the game master's role only (GDPR): not offered to the technician
+let mayFollowUp = false;
+App.api("GET", "/api/me").then((r) => { mayFollowUp = r.ok && r.data.role === "gm"; if (data) render(); });
 function renderConsent(s) {
-  const ended = ["won", "lost", "aborted"].includes(s.result);
+  const ended = mayFollowUp && ["won", "lost", "aborted"].includes(s.result);
   $("consent").classList.toggle("hidden", !ended);
   if (!ended) return;
   if (!purpose) {
@@ -248,8 +251,18 @@ async function count(step, choice, n) {
 }
 $("step-prev").onclick = () => goTo(steps.page - 1);
 $("step-next").onclick = () => goTo(steps.page + 1);
-const renderAll = render;
-window.render = () => { renderAll(); drawSteps(); };
+// the take-home sheet, printed or as the controller's PDF, in the page's language
+function sheetLinks() {
+  if (!data) return;
+  const base = `/sheet/${encodeURIComponent(data.session.id)}`;
+  const lang = App.lang === "en" ? "?lang=en" : "";
+  $("print-sheet").href = `${base}${lang}`;
+  $("pdf-sheet").href = `${base}.pdf${lang}`;
+  $("pdf-sheet").classList.remove("hidden");
+}
+// (a script's top-level function is window's: the page's render is kept before wrapping it)
+const renderDebrief = render;
+window.render = () => { renderDebrief(); drawSteps(); sheetLinks(); };
 
 $("emergency").onclick = () => App.emergency("maître du jeu");
 App.loadTexts().then(async () => {

@@ -110,4 +110,6 @@ App.loadTexts().then(() => {
   $("to").value = `${year}-12-31`;
   App.setupLangSwitch();
   load();
+  // the follow-up is the game master's role only (GDPR)
+  App.api("GET", "/api/me").then((r) => { if (r.ok) $("nav-followup").classList.toggle("hidden", r.data.role === "tech"); });
 });

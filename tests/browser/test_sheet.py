@@ -13,7 +13,7 @@ from pypdf import PdfReader
 
 from config.game import Game
 from config.loader import load_game
-from config.sheet import Contact, SheetWords, ThemeAdvice
+from config.sheet import LABEL_MAX, Contact, SheetLabels, SheetWords, ThemeAdvice, label_max
 from config.sheet import load as load_words
 from controller.core.config import SHIPPED_GAME
 from controller.debrief import debrief
@@ -79,7 +79,8 @@ def test_the_longest_words_the_schema_allows_still_fit_on_one_page(played: tuple
         themes={t: ThemeAdvice(icon="💶", title="M" * longest["title"], advice="Mot " * (longest["advice"] // 4))
                 for t in ("budget", "upkeep", "waste", "rights", "diy")},
         contacts=tuple(Contact(icon="🏠", who="Nom " * (longest["who"] // 4) + "Nm", phone="+33 1 23 45 67 89",
-                               example=True) for _ in range(most)))
+                               example=True) for _ in range(most)),
+        labels=longest_labels())
     with chromium() as browser:
         page = browser.new_page(viewport={"width": round(PRINTABLE_W), "height": round(PRINTABLE_H)})
         page.set_content(sheet_html(row, game, words))
@@ -87,8 +88,19 @@ def test_the_longest_words_the_schema_allows_still_fit_on_one_page(played: tuple
         height = page.evaluate("document.body.getBoundingClientRect().bottom")
         pdf = page.pdf(format="A4", prefer_css_page_size=True)
         page.close()
+    print(f"\nthe longest words allowed: {height:.0f} px high of {PRINTABLE_H:.0f}")
     assert height <= PRINTABLE_H, (height, PRINTABLE_H)
     assert len(PdfReader(_bytes_io(pdf)).pages) == 1
+
+
+def longest_labels() -> SheetLabels:
+    """The sheet's own words, each as long as allowed (words as the advice test writes them)."""
+    widest = ("Mots " * (LABEL_MAX // 5)).strip()
+    texts = {name: {"fr": widest[:label_max(name)]}
+             for name in SheetLabels.model_fields if name != "months"}
+    texts["we_were"] = {"fr": widest[:LABEL_MAX - 4] + " {n}"}
+    texts["date"] = {"fr": "le {day} {month} {year} " + widest[:LABEL_MAX - 24]}
+    return SheetLabels.model_validate({**texts, "months": [{"fr": "septembre"}] * 12})
 
 
 def test_the_cli_prints_the_sheet_to_a_one_page_pdf(played: tuple[Path, dict, Game], tmp_path: Path) -> None:
@@ -111,6 +123,17 @@ def test_the_cli_prints_the_sheet_to_a_one_page_pdf(played: tuple[Path, dict, Ga
         assert euros(amount).replace("\u202f", " ") in text.replace("\u202f", " "), (amount, text)
     for contact in load_words().contacts:
         assert contact.phone in text
+
+
+def test_the_cli_writes_the_sheet_in_english(played: tuple[Path, dict, Game], tmp_path: Path) -> None:
+    data, row, _game = played
+    out = tmp_path / "sheet.html"
+    done = subprocess.run([str(CLI), "sheet", row["id"], "--data-dir", str(data), "--html", str(out),
+                           "--lang", "en"], check=False, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    page = out.read_text(encoding="utf-8")
+    words = load_words()
+    assert '<html lang="en">' in page and words.labels.title.en in page and words.labels.title.fr not in page
 
 
 def test_the_cli_refuses_an_unknown_session(played: tuple[Path, dict, Game], tmp_path: Path) -> None:

@@ -204,3 +204,29 @@ def test_the_api_description_is_for_staff(app: FastAPI) -> None:
     schema: dict[str, Any] = gm.get("/openapi.json").json()
     assert "/api/game/start" in schema["paths"]
     assert gm.get("/docs").status_code == 200 and gm.get("/redoc").status_code == 200
+
+
+# -- the follow-up's numbers: the game master's role only (GDPR) ----------------------------------
+#: the phone follow-up, page and API: the game master, and not the technician
+GM_ONLY = re.compile(r"^/(followup|api/followup(/.*)?)$")
+
+
+def test_the_follow_up_is_the_game_masters_only_the_technician_is_refused_in_french(app: FastAPI) -> None:
+    only = access.only_routes(app)
+    assert {path for _method, path in only} == {
+        path for (_m, path) in access.route_roles(app) if GM_ONLY.match(concrete(path))}
+    assert len(only) >= 7, sorted(only)
+    tech, gm = client(app, "tech-password"), client(app, "gm-password")
+    for method, path in sorted(only):
+        url = re.sub(r"\{[^}]+\}", "1", path)
+        reply = tech.request(method, url, json={} if method in UNSAFE else None)
+        assert reply.status_code == 403, f"{method} {url}"
+        assert reply.json()["detail"].startswith("réservé au maître du jeu : le suivi téléphonique"), url
+        assert "GDPR" in reply.json()["detail_en"]
+        # the game master gets past the role: an answer of the route itself
+        assert gm.request(method, url, json={} if method in UNSAFE else None).status_code != 403, url
+    # the page: the technician too is refused, after being asked to log in when nobody is
+    assert client(app).get("/followup").status_code == 303
+    assert tech.get("/followup").status_code == 403 and gm.get("/followup").status_code == 200
+    # the rest of the game master's rights stay the technician's
+    assert tech.get("/planning").status_code == 200 and tech.get("/api/planning").status_code == 200

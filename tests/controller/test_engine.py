@@ -126,7 +126,7 @@ def test_orders_that_do_not_fit_the_phase_are_refused(engine: Engine):
 def test_too_many_players_refused(engine: Engine):
     with pytest.raises(EngineError, match="il faut de 1 à 6 joueurs") as info:
         engine.start(parcours="primo", players=7)
-    assert info.value.en == "players must be 1 to 6"
+    assert info.value.en == "at most 6 players, children included: players must be 1 to 6"
     assert engine.phase == Phase.IDLE
 
 

@@ -262,3 +262,45 @@ def test_the_questionnaire_is_data_with_its_purpose_in_words(client: TestClient)
     assert "effacé après l'appel" in q["purpose"] and "3 mois" in q["purpose"]
     kinds = {x["id"]: x["kind"] for x in q["questions"]}
     assert kinds["useful"] == "scale" and kinds["theme_used"] == "choice"
+
+
+def test_the_day_s_sessions_come_with_the_limit_and_the_controller_s_date(client: TestClient, clocks: FakeClocks):
+    today = dt.datetime.fromtimestamp(clocks.wall()).date()
+    mine = plan(client, date=today.isoformat(), time="10:00")
+    plan(client, date=(today + dt.timedelta(days=1)).isoformat())
+    listed = client.get("/api/planning?today=true").json()
+    assert [s["id"] for s in listed["sessions"]] == [mine["id"]]
+    assert (listed["max_players"], listed["today"]) == (6, today.isoformat())
+    clocks.now += DAY   # the controller's clock moves on: tomorrow's list
+    assert [s["id"] for s in client.get("/api/planning?today=true").json()["sessions"]] != [mine["id"]]
+
+
+def test_the_plan_corrected_on_the_day_still_holds_six_at_most_children_included(client: TestClient):
+    planned = plan(client, parcours="primo")
+    client.post(f"/api/planning/{planned['id']}/groups", json={**GROUP, "adults": 3, "children": 2})
+    # seven on the day (a cousin came): refused in the same words, nothing opened, nothing linked
+    refused(client.post(f"/api/planning/{planned['id']}/check", json={"players": 7}), 409,
+            "6 joueurs au plus, enfants compris")
+    refused(client.post("/api/game/start", json={"players": 7}), 409, "6 joueurs au plus, enfants compris")
+    assert client.get("/api/state").json()["game"]["phase"] == "idle"
+    assert client.get(f"/api/planning/{planned['id']}").json()["session_id"] is None
+    refused(client.post(f"/api/planning/{planned['id']}/check", json={"players": 13}), 422, "players")
+    # one family did not come: 3 play, the plan is linked all the same
+    reply = client.post(f"/api/planning/{planned['id']}/check", json={"players": 3, "children": False})
+    assert reply.status_code == 200, reply.text
+    game = client.get("/api/state").json()["game"]
+    assert (game["parcours"], game["players"], game["children"]) == ("primo", 3, False)
+    assert client.get(f"/api/planning/{planned['id']}").json()["session_id"] == game["session"]
+
+
+def test_a_planned_session_started_without_the_check_is_linked_and_the_override_recorded(client: TestClient):
+    planned = plan(client, parcours="locataire")
+    client.post(f"/api/planning/{planned['id']}/groups", json=GROUP)
+    reply = client.post(f"/api/planning/{planned['id']}/start", json={"who": "maître du jeu"})
+    assert reply.status_code == 200, reply.text
+    game = client.get("/api/state").json()["game"]
+    assert (game["phase"], game["parcours"], game["players"], game["children"]) == ("running", "locataire", 3, True)
+    assert client.get(f"/api/planning/{planned['id']}").json()["session_id"] == game["session"]
+    assert ("check_override", "démarrage direct, sans vérification préalable") in [
+        (a["action"], a["detail"]) for a in game["audit"]]
+    refused(client.post(f"/api/planning/{planned['id']}/start", json={}), 409, "a déjà été lancée")

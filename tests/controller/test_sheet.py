@@ -3,6 +3,8 @@ its words from config/sheet.yaml, served at /sheet/<session> to the game master.
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import get_args
 
@@ -14,6 +16,7 @@ from config import sheet as config_sheet
 from config.game import Theme
 from config.sheet import SheetWordsError
 from config.sheet import load as load_words
+from controller import sheet as controller_sheet
 from controller.sheet import euros
 from tests.controller.conftest import FakeClocks
 
@@ -88,3 +91,91 @@ def test_a_badly_filled_words_file_gives_no_sheet_but_says_what_to_correct(
         load_words.cache_clear()
     assert reply.status_code == 500
     assert "fiche impossible" in reply.text and "contacts.1.phone" in reply.text
+
+
+# -- the sheet in English, and its PDF from the controller ----------------------------------------
+def test_the_sheet_in_english_takes_its_words_from_the_file(client: TestClient):
+    session = client.post("/api/game/start", json={"parcours": "locataire", "players": 2}).json()["session"]
+    words = load_words()
+    english = client.get(f"/sheet/{session}?lang=en").text
+    french = client.get(f"/sheet/{session}").text
+    assert '<html lang="en">' in english and '<html lang="fr">' in french
+    assert words.labels.title.en in english and words.labels.title.fr not in english
+    assert words.labels.title.fr in french and words.labels.title.en not in french
+    for advice in words.themes.values():
+        assert advice.advice_en.replace("'", "&#x27;") in english
+    assert all(c.who_en.replace("'", "&#x27;") in english and c.phone in english for c in words.contacts)
+    reply = client.get(f"/sheet/{session}?lang=de")
+    assert reply.status_code == 422, reply.text
+
+
+def fake_chromium(tmp_path: Path, body: str) -> str:
+    """A stand-in for Chromium: a script that finds --print-to-pdf=PATH, then runs *body*."""
+    script = tmp_path / "chromium"
+    script.write_text("#!/bin/sh\n"
+                      'for a in "$@"; do case "$a" in --print-to-pdf=*) out="${a#--print-to-pdf=}";; esac; done\n'
+                      f"echo $$ > {tmp_path}/pid\n{body}\n", encoding="utf-8")
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_without_chromium_the_pdf_is_a_french_503(client: TestClient, monkeypatch: pytest.MonkeyPatch):
+    session = client.post("/api/game/start", json={"parcours": "primo", "players": 2}).json()["session"]
+    monkeypatch.setattr(controller_sheet, "CHROMIUM", "no-such-chromium-here")
+    reply = client.get(f"/sheet/{session}.pdf")
+    assert reply.status_code == 503, reply.text
+    assert reply.json()["detail"].startswith("Chromium n'est pas installé sur le contrôleur")
+    assert "paquet Debian « chromium »" in reply.json()["detail"] and reply.json()["detail_en"]
+    assert client.get("/sheet/nope.pdf").status_code == 404
+
+
+def test_the_pdf_is_made_off_the_event_loop(client: TestClient, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch):
+    """Chromium takes 2 s: meanwhile the controller answers at once (a blocking call on the
+    event loop would hold every order and the timer for those 2 s)."""
+    session = client.post("/api/game/start", json={"parcours": "primo", "players": 2}).json()["session"]
+    monkeypatch.setattr(controller_sheet, "CHROMIUM",
+                        fake_chromium(tmp_path, "sleep 2\nprintf '%%PDF-1.4 fake' > \"$out\""))
+    with ThreadPoolExecutor(1) as pool:
+        began = time.monotonic()
+        pdf = pool.submit(client.get, f"/sheet/{session}.pdf")
+        while not (tmp_path / "pid").exists():   # Chromium is running
+            assert time.monotonic() - began < 10 and not pdf.done()
+            time.sleep(0.02)
+        asked = time.monotonic()
+        assert client.get("/api/state").status_code == 200
+        answered = time.monotonic() - asked
+        reply = pdf.result(timeout=30)
+    took = time.monotonic() - began
+    assert reply.status_code == 200 and reply.content == b"%PDF-1.4 fake"
+    assert reply.headers["content-type"] == "application/pdf"
+    assert f'filename="fiche-{session}.pdf"' in reply.headers["content-disposition"]
+    assert took >= 2 and answered < 1.0, (took, answered)
+
+
+def test_a_chromium_that_hangs_is_killed_with_its_children_and_said_in_french(
+        client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    session = client.post("/api/game/start", json={"parcours": "primo", "players": 2}).json()["session"]
+    monkeypatch.setattr(controller_sheet, "PDF_TIMEOUT_S", 1)
+    monkeypatch.setattr(controller_sheet, "CHROMIUM", fake_chromium(
+        tmp_path, f"sleep 60 &\necho $! > {tmp_path}/child\nwait"))
+    began = time.monotonic()
+    reply = client.get(f"/sheet/{session}.pdf")
+    assert time.monotonic() - began < 10
+    assert reply.status_code == 503, reply.text
+    assert reply.json()["detail"] == "Chromium n'a pas fini la fiche en 1 s : réessayez"
+    for name in ("pid", "child"):
+        pid = int((tmp_path / name).read_text())
+        deadline = time.monotonic() + 5
+        while _alive(pid):
+            assert time.monotonic() < deadline, f"{name} {pid} still runs"
+            time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent to read it is gone for our purpose)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status

@@ -6,7 +6,8 @@ session only; no consent, no number); ``GET /api/followup/calls`` the numbers du
 after; ``?all=true`` every contact); ``POST /api/followup/contacts/{id}/call`` the answers
 (the number is erased); ``GET /api/followup/contacts/{id}`` everything kept about one
 household; ``DELETE /api/followup/contacts/{id}`` erase it on request. Every access is
-audited; numbers older than 3 months are erased before any answer.
+audited; numbers older than 3 months are erased before any answer. The game master's role
+only: the technician is refused (403) — GDPR keeps the numbers to those who call.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from config import followup as questionnaire_file
-from controller.api.access import GM
+from controller.api.access import GM_ONLY
 from controller.api.deps import ServiceDep, StoreDep, actor, http_errors
 from controller.api.errors import ApiError
 from controller.api.models import (
@@ -31,7 +32,7 @@ from controller.api.models import (
 )
 from controller.followup import BadAnswer, Followup
 
-router = APIRouter(prefix="/api/followup", tags=["followup"], dependencies=[GM])
+router = APIRouter(prefix="/api/followup", tags=["followup"], dependencies=[GM_ONLY])
 
 
 def get_followup(store: StoreDep, service: ServiceDep) -> Followup:

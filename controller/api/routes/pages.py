@@ -2,7 +2,8 @@
 
 ``/console`` game master, ``/debrief`` debrief of a session, ``/history`` past sessions,
 ``/planning`` the year's calendar, ``/followup`` the follow-up phone calls,
-``/sheet/<session>`` the take-home sheet, ``/rehearsal`` simulated apartment (demo), ``/tech`` technician,
+``/sheet/<session>`` the take-home sheet (``/sheet/<session>.pdf`` its PDF; ``?lang=en``),
+``/rehearsal`` simulated apartment (demo), ``/tech`` technician,
 ``/screen/<room>?token=…`` in-room screen, ``/login``; ``/docs``, ``/redoc`` and
 ``/openapi.json``, the API's description. Each declares who may open it
 (:mod:`controller.api.access`): a page sends a visitor who is not logged in to ``/login``.
@@ -12,22 +13,32 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.params import Depends
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
+from starlette.concurrency import run_in_threadpool
 
 from config.game import Condition, EventCondition, Game, PerParcours, Puzzle
 from config.sheet import SheetWordsError
-from controller.api.access import GM, GM_PAGE, OWN_ROOM, PUBLIC, TECH, TECH_PAGE
+from controller.api.access import GM, GM_ONLY_PAGE, GM_PAGE, OWN_ROOM, PUBLIC, TECH, TECH_PAGE
 from controller.api.auth import AuthSettings
 from controller.api.deps import ServiceDep, StoreDep
 from controller.api.errors import ApiError
 from controller.api.models import Layout
 from controller.api.routes import report as report_routes
 from controller.sheet import sheet_html
+from controller.sheet import ChromiumMissing, PdfError, PdfTimeout, pdf_bytes, sheet_html
 from props.sim import gestures_of
 
 STATIC_DIR = Path(__file__).resolve().parents[3] / "dashboard" / "static"
@@ -36,9 +47,11 @@ PAGES: dict[str, tuple[str, Depends]] = {
     "console": ("console.html", GM_PAGE), "rehearsal": ("rehearsal.html", GM_PAGE),
     "tech": ("tech.html", TECH_PAGE), "login": ("login.html", PUBLIC),
     "debrief": ("debrief.html", GM_PAGE), "history": ("history.html", GM_PAGE),
-    "planning": ("planning.html", GM_PAGE), "followup": ("followup.html", GM_PAGE)}
+    "planning": ("planning.html", GM_PAGE), "followup": ("followup.html", GM_ONLY_PAGE)}
 
 router = APIRouter(tags=["pages"])
+#: the languages of the take-home sheet (config/sheet.yaml): French by default
+SheetLang = Literal["fr", "en"]
 
 
 def _page(name: str) -> FileResponse:
@@ -70,17 +83,43 @@ for _name, (_file, _access) in PAGES.items():
                          dependencies=[_access])
 
 
-@router.get("/sheet/{session_id}", include_in_schema=False, dependencies=[GM_PAGE])
-def sheet_page(session_id: str, store: StoreDep, service: ServiceDep) -> HTMLResponse:
-    """A session's take-home sheet: one A4 page to print (controller/sheet.py)."""
+def _sheet(session_id: str, store: StoreDep, service: ServiceDep, lang: str) -> str:
     row = store.session(session_id)
     if row is None:
         raise ApiError(404, f"partie inconnue {session_id!r}", en=f"unknown session {session_id!r}")
     try:
-        html = sheet_html(row, service.game)
+        return sheet_html(row, service.game, lang=lang)
     except SheetWordsError as exc:
         raise ApiError(500, f"fiche impossible : {exc}", en=f"no sheet: {exc}") from exc
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+# declared before /sheet/{session_id}, which would take « <id>.pdf » for a session id
+@router.get("/sheet/{session_id}.pdf", include_in_schema=False, dependencies=[GM_PAGE])
+async def sheet_pdf(session_id: str, store: StoreDep, service: ServiceDep,
+                    lang: SheetLang = "fr") -> Response:
+    """The take-home sheet as a one-page A4 PDF, printed by the controller's headless
+    Chromium in a worker thread (seconds: the event loop goes on meanwhile); 503 in French
+    when Chromium is missing or does not finish in time."""
+    html = _sheet(session_id, store, service, lang)
+    try:
+        pdf = await run_in_threadpool(pdf_bytes, html)
+    except (ChromiumMissing, PdfTimeout) as exc:
+        raise ApiError(503, exc.fr, en=exc.en) from exc
+    except PdfError as exc:
+        raise ApiError(500, exc.fr, en=exc.en) from exc
+    except OSError as exc:   # the temporary directory: a full disk
+        raise ApiError(503, f"PDF impossible : {exc}", en=f"no PDF: {exc}") from exc
+    name = f"fiche-{session_id}{'-en' if lang == 'en' else ''}.pdf"
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Cache-Control": "no-store",
+                             "Content-Disposition": f'attachment; filename="{quote(name)}"'})
+
+
+@router.get("/sheet/{session_id}", include_in_schema=False, dependencies=[GM_PAGE])
+def sheet_page(session_id: str, store: StoreDep, service: ServiceDep, lang: SheetLang = "fr") -> HTMLResponse:
+    """A session's take-home sheet: one A4 page to print (controller/sheet.py); ``?lang=en``
+    in English."""
+    return HTMLResponse(_sheet(session_id, store, service, lang), headers={"Cache-Control": "no-store"})
 
 
 @router.get("/screen/{room}", include_in_schema=False, dependencies=[OWN_ROOM])

@@ -4,7 +4,8 @@
 ``POST /api/planning`` plans one; ``PATCH``/``DELETE /api/planning/{id}`` change or take
 off one not played yet; ``POST /api/planning/{id}/groups`` registers a group (6 players
 at most, children included: 409 beyond, nothing written); ``POST /api/planning/{id}/check``
-opens the game's check with the plan's parcours and people and links the session.
+opens the game's check with the plan's parcours and people and links the session (``/start``
+starts it at once); their body may correct the plan on the day.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from controller.api.access import GM
-from controller.api.deps import ServiceDep, StoreDep, actor, http_errors
+from controller.api.deps import DEFAULT_WHO, ServiceDep, StoreDep, Who, actor, http_errors
 from controller.api.errors import ApiError
-from controller.api.models import CheckAnswer, PlanCancelled, PlannedSession, PlannedSessions
+from controller.api.models import CheckAnswer, GameView, PlanCancelled, PlannedSession, PlannedSessions
 from controller.core.errors import InvalidValue
 from controller.planning import Planning, Referral, Tenancy, TooManyPlayers
+from controller.views import game_view
 
 router = APIRouter(prefix="/api/planning", tags=["planning"], dependencies=[GM])
 
@@ -35,6 +37,11 @@ def get_planning(store: StoreDep, service: ServiceDep) -> Planning:
 
 
 PlanningDep = Annotated[Planning, Depends(get_planning)]
+
+
+def today_iso(service: ServiceDep) -> str:
+    """The controller's day (its wall clock, local time): the day's sessions on the console."""
+    return dt.datetime.fromtimestamp(service.wall()).date().isoformat()
 
 
 class PlanIn(BaseModel):
@@ -90,12 +97,13 @@ def planned(planning: PlanningDep, service: ServiceDep,
             today: bool = False) -> dict[str, Any]:
     """Planned sessions in date order (``today=true``: the day's, for the console's home)."""
     if today:
-        date_from = date_to = dt.datetime.fromtimestamp(service.wall()).date()
+        date_from = date_to = dt.date.fromisoformat(today_iso(service))
     if date_from and date_to and date_from > date_to:
         raise ApiError(422, "la date de début est après la date de fin",
                        en="the start date is after the end date")
     return {"sessions": planning.sessions(date_from=date_from.isoformat() if date_from else None,
-                                          date_to=date_to.isoformat() if date_to else None)}
+                                          date_to=date_to.isoformat() if date_to else None),
+            "max_players": planning.max_players, "today": today_iso(service)}
 
 
 @router.post("", response_model=PlannedSession, status_code=201)
@@ -146,14 +154,52 @@ def unregister(planned_id: int, group_id: int, planning: PlanningDep) -> dict[st
         return planning.unregister(planned_id, group_id)
 
 
+class PlanStart(BaseModel):
+    """What the game master corrects on the day (a family did not come): given, it replaces
+    the plan's; the apartment's limit holds (6 players at most, children included)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parcours: Parcours | None = None
+    players: int | None = Field(default=None, ge=1, le=12, strict=True,
+                                description="everyone who plays, children included")
+    children: bool | None = None
+    override_reason: str | None = Field(default=None, max_length=300,
+                                        description="start: why without the check (recorded)")
+    who: Who = DEFAULT_WHO
+
+
+def _start_fields(planning: Planning, planned_id: int, body: PlanStart | None) -> dict[str, Any]:
+    fields = planning.start_fields(planned_id)
+    if body is not None:
+        fields |= {k: v for k in ("parcours", "players", "children")
+                   if (v := getattr(body, k)) is not None}
+    return fields
+
+
 @router.post("/{planned_id}/check", response_model=CheckAnswer)
 async def check(planned_id: int, request: Request, planning: PlanningDep,
-                service: ServiceDep) -> dict[str, Any]:
+                service: ServiceDep, body: PlanStart | None = None) -> dict[str, Any]:
     """Open the game's check with the planned session's parcours and people (the console
-    then goes on as usual: briefing, start); the session played is linked to the plan."""
+    then goes on as usual: briefing, start); the session played is linked to the plan.
+    A body corrects the plan on the day (``players``, ``children``, ``parcours``)."""
     with http_errors():
-        fields = planning.start_fields(planned_id)
+        fields = _start_fields(planning, planned_id, body)
         report = service.orders.begin_check(**fields, who=actor(request))
     if service.engine.session_id is not None:
         planning.link(planned_id, service.engine.session_id)
     return {"phase": str(service.engine.phase), **report}
+
+
+@router.post("/{planned_id}/start", response_model=GameView)
+async def start(planned_id: int, request: Request, planning: PlanningDep,
+                service: ServiceDep, body: PlanStart | None = None) -> dict[str, Any]:
+    """Start the planned session's game at once, without the check (« Lancer sans
+    vérifier »: recorded as an override), linked to the plan like :func:`check`."""
+    reason = body.override_reason if body is not None else None
+    with http_errors():
+        fields = _start_fields(planning, planned_id, body)
+        service.orders.start_game(**fields, override=(reason or "").strip() or None, who=actor(request))
+    if service.engine.session_id is not None:
+        planning.link(planned_id, service.engine.session_id)
+    return game_view(service.engine)
