@@ -37,7 +37,6 @@ from controller.api.deps import ServiceDep, StoreDep
 from controller.api.errors import ApiError
 from controller.api.models import Layout
 from controller.api.routes import report as report_routes
-from controller.sheet import sheet_html
 from controller.sheet import ChromiumMissing, PdfError, PdfTimeout, pdf_bytes, sheet_html
 from props.sim import gestures_of
 
