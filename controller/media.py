@@ -42,6 +42,9 @@ from config.game import MEDIA_NAME_PATTERN
 from controller.core.errors import Bilingual
 
 log = logging.getLogger(__name__)
+# enzyme's specs predate elements every Opus WebM has (CodecDelay, SeekPreRoll): it logs
+# each as an error, though it reads the file well
+logging.getLogger("enzyme").setLevel(logging.CRITICAL)
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "dashboard" / "static" / "media"
 #: an upload larger than this is refused (an introduction video of a few minutes fits)
@@ -83,6 +86,8 @@ WEBVTT = Format("subtitles", "text/vtt", ("vtt",), "WebVTT (sous-titres)")
 #: what the room screens' Chromium decodes in a WebM (Matroska codec ids)
 WEBM_CODECS = frozenset({"V_VP8", "V_VP9", "V_AV1", "A_OPUS", "A_VORBIS"})
 EBML_MAGIC = b"\x1a\x45\xdf\xa3"
+#: an EBML size of all ones: unknown (a live recording); anything below is a real size
+UNKNOWN_SIZE = 2 ** 56 - 1
 #: a subtitles file is text: this is already hours of cues
 MAX_SUBTITLES_BYTES = 1024 * 1024
 #: a WebVTT cue's timing line (hours optional), e.g. ``00:01.000 --> 00:04.250``
@@ -165,9 +170,15 @@ def _webm(path: Path) -> tuple[Format, float] | None:
                 return None   # a Matroska (.mkv) that is not a WebM: not for a browser
             f.seek(0)
             found = enzyme.MKV(f)
+            f.seek(0)
+            segment = ebml.parse(f, ebml.get_matroska_specs(), ignore_element_names=["EBML"], max_level=0)[0]
         except (EnzymeError, KeyError, IndexError, ValueError, OSError) as exc:
             log.info("upload not readable as WebM: %s", exc)
             return None
+    # the headers come first: a file cut after them would pass for a whole video
+    if segment.size < UNKNOWN_SIZE and segment.position + segment.size > path.stat().st_size:
+        raise MediaError(415, "cette vidéo WebM est incomplète (coupée pendant l'envoi ou la copie ?)",
+                         "this WebM is incomplete (cut while sent or copied?)")
     tracks = [*found.video_tracks, *found.audio_tracks]
     codecs = {t.codec_id for t in tracks}
     if not tracks or not codecs <= WEBM_CODECS:

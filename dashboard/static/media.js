@@ -145,7 +145,7 @@ const MediaCues = (() => {
   // a clue's sentences shown one after the other while its voice says them, each for its
   // share of the voice's length
   function followVoice(v, text) {
-    const parts = text.split(/(?<=[.!?…:;])\s+/).filter(Boolean);
+    const parts = text.split(/(?<=[.!?…])\s+/).filter(Boolean);
     const total = parts.reduce((n, p) => n + p.length, 0) || 1;
     v.addEventListener("timeupdate", () => {
       const at = v.duration ? (v.currentTime / v.duration) * total : 0;
