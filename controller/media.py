@@ -15,6 +15,7 @@ refused, and so is a name whose extension is not the one of what the content is.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -157,6 +158,10 @@ def _seconds(hours: str | None, minutes: str, seconds: str, millis: str) -> floa
     return int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds) + int(millis) / 1000
 
 
+#: enzyme reads its element table from an XML file on each call: read once
+_matroska_specs = functools.cache(ebml.get_matroska_specs)
+
+
 def _webm(path: Path) -> tuple[Format, float] | None:
     """A WebM's format and duration, read by enzyme; None when it is no WebM at all.
     :class:`MediaError` (415) for a WebM the screens could not decode."""
@@ -165,13 +170,13 @@ def _webm(path: Path) -> tuple[Format, float] | None:
             return None
         f.seek(0)
         try:
-            header = ebml.parse_element(f, ebml.get_matroska_specs(), True)
+            header = ebml.parse_element(f, _matroska_specs(), True)
             if header is None or header.name != "EBML" or header["DocType"].data != "webm":
                 return None   # a Matroska (.mkv) that is not a WebM: not for a browser
             f.seek(0)
             found = enzyme.MKV(f)
             f.seek(0)
-            segment = ebml.parse(f, ebml.get_matroska_specs(), ignore_element_names=["EBML"], max_level=0)[0]
+            segment = ebml.parse(f, _matroska_specs(), ignore_element_names=["EBML"], max_level=0)[0]
         except (EnzymeError, KeyError, IndexError, ValueError, OSError) as exc:
             log.info("upload not readable as WebM: %s", exc)
             return None

@@ -177,11 +177,13 @@ def build() -> tuple[list[tuple[float, Scene]], np.ndarray, list[tuple[float, fl
 
 def write_video(path: Path, scenes: list[tuple[float, Scene]], audio: np.ndarray) -> None:
     total = len(audio) / SAMPLE_RATE
-    with av.open(str(path), "w", format="webm") as out:
+    # bitexact: no random ids nor version strings, so the same script writes the same bytes
+    with av.open(str(path), "w", format="webm", container_options={"fflags": "+bitexact"}) as out:
         video = out.add_stream("libvpx-vp9", rate=FPS)
         video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         # still cards: a high quantizer keeps the drawing sharp and the file small
-        video.options = {"crf": "40", "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
+        video.options = {"crf": "40", "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1",
+                         "flags": "+bitexact"}
         sound = out.add_stream("libopus", rate=SAMPLE_RATE, layout="mono")
         sound.bit_rate = 32_000
         cards = [(start, card(scene)) for start, scene in scenes]

@@ -112,7 +112,16 @@ function showClueCard(c) {
     el("p", {class: "text"}, words(c.text, c.text_en)));
   card.classList.remove("hidden");
   clearTimeout(cardTimer);
-  cardTimer = setTimeout(() => card.classList.add("hidden"), CARD_S * 1000);
+  cardTimer = setTimeout(hideClueCard, CARD_S * 1000);
+}
+function hideClueCard() {
+  const card = $("clue-card");
+  if (card) { card.classList.add("hidden"); card.replaceChildren(); delete card.dataset.clue; }
+}
+// a clue no longer among this room's (a new session, the emergency): its card goes too
+function dropStaleClueCard(g) {
+  const card = $("clue-card");
+  if (card && card.dataset.clue && (g.emergency || !g.clues.some((c) => c.id === card.dataset.clue))) hideClueCard();
 }
 
 function render() {
@@ -130,6 +139,7 @@ function render() {
   drawBudget(g);
   drawMessages(g);
   MediaCues.update(g);   // media.js: the cues to play, the clues to speak
+  dropStaleClueCard(g);
 }
 window.render = render;
 
