@@ -5,7 +5,8 @@ Chromium started as the room's kiosk is (autoplay allowed), over the shipped gam
 * at the briefing, the game master's console button « ▶ Vidéo de présentation » plays the
   shipped WebM full screen on the hall's TV (1920x1080): not paused, its time advancing,
   a French text track with active cues drawn on the subtitle line at 40 px or more, the
-  music ducked under it; the console's stop ends it and the music comes back;
+  music ducked under it; a TV set to English shows the English track; the console's stop
+  ends it and the music comes back;
 * a clue sent to the hall shows big with its pictogram (the clue's ``icon:``), and while
   its voice speaks, its text is the subtitle line (docs/media.md).
 """
@@ -53,10 +54,10 @@ def kiosk() -> Iterator[object]:
         yield browser
 
 
-def tv(kiosk: object, url: str, room: str) -> object:
+def tv(kiosk: object, url: str, room: str, lang: str = "fr") -> object:
     page = kiosk.new_page(viewport={"width": 1920, "height": 1080})
     page.set_default_timeout(20_000)
-    page.goto(f"{url}/screen/{room}?token={AUTH.screen_token(room)}")
+    page.goto(f"{url}/screen/{room}?token={AUTH.screen_token(room)}&lang={lang}")
     page.wait_for_selector("#link.dot.ok")
     return page
 
@@ -77,6 +78,7 @@ def test_the_console_plays_the_intro_video_with_subtitles_on_the_hall_tv_at_the_
     assert reply.status_code == 200, reply.text
 
     hall = tv(kiosk, url, "hall")
+    english = tv(kiosk, url, "hall", "en")   # a second TV of the hall, its kiosk set to English
     music = '#cues audio[data-cue^="music-"]'
     hall.wait_for_function(PLAYING, arg=music)   # the welcome music of the briefing
     base_volume = hall.eval_on_selector(music, "(m) => Number(m.dataset.base)")
@@ -123,6 +125,13 @@ def test_the_console_plays_the_intro_video_with_subtitles_on_the_hall_tv_at_the_
     assert hall.evaluate("() => { const s = document.querySelector('#subtitle').getBoundingClientRect(); "
                          "return document.elementFromPoint(s.x + s.width / 2, s.y + s.height / 2).id; }") == "subtitle"
     shot(hall, "intro-video-hall-tv")
+    # the English TV shows the English track, on the same times
+    english.wait_for_function(PLAYING, arg=video)
+    assert english.eval_on_selector(video, "(v) => [...v.textTracks].map((t) => t.mode)")[0] == "disabled"
+    english.wait_for_function("() => !document.querySelector('#subtitle').classList.contains('hidden')")
+    english_vtt = (SHIPPED_DIR / "intro-en.vtt").read_text(encoding="utf-8")
+    assert english.text_content("#subtitle") in {cue_text(english_vtt, n) for n in (1, 2, 3)}
+    english.close()
 
     # the music went on, ducked under the story
     hall.wait_for_function("([sel, v]) => document.querySelector(sel).volume < v", arg=[music, base_volume * 0.3])
