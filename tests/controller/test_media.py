@@ -493,3 +493,14 @@ def test_a_nodes_part_is_the_same_with_or_without_a_clues_pictogram_and_voice() 
     assert data["puzzles"] and all("icon" not in c and "voice" not in c
                                    for p in data["puzzles"] for c in p["clues"])
     assert with_media.part("hall").content_hash() == without.part("hall").content_hash()
+
+
+def test_an_intro_that_is_no_video_is_refused_in_french_when_played(embedded_broker: BrokerHandle,
+                                                                     tmp_path: Path) -> None:
+    game = intro_game(INTRO.replace("file: intro.webm", "file: unlock.wav"))
+    application = create_app(game=game, auth=AUTH, db_path=tmp_path / "escape.db",
+                             broker=BrokerAddress(embedded_broker.host, embedded_broker.port))
+    with TestClient(application):
+        gm = logged(application, "gm-password")
+        assert_french_refusal(gm.post("/api/media/intro", json={}), 409, "n'est pas une vidéo")
+        assert screen(application, "hall").get("/api/state").json()["game"]["cues"] == []
