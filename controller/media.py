@@ -187,7 +187,7 @@ def _webm(path: Path) -> tuple[Format, float] | None:
     tracks = [*found.video_tracks, *found.audio_tracks]
     codecs = {t.codec_id for t in tracks}
     if not tracks or not codecs <= WEBM_CODECS:
-        raise MediaError(415, f"cette WebM est codée en {', '.join(sorted(codecs)) or 'rien'}, que les "
+        raise MediaError(415, f"cette vidéo WebM est codée en {', '.join(sorted(codecs)) or 'rien'}, que les "
                               "écrans ne lisent pas : VP8, VP9 ou AV1 pour l'image, Opus ou Vorbis "
                               "pour le son", f"this WebM holds {sorted(codecs)}, which the screens "
                                              "cannot decode: VP8, VP9 or AV1 video, Opus or Vorbis sound")

@@ -408,6 +408,9 @@ def test_a_webm_and_a_webvtt_uploaded_are_read_from_their_content(tech: TestClie
     ("film.webm", b"Ceci est un texte, pas une video.\n" * 50, "ni un son ni une vidéo reconnus"),
     ("film.webm", (SHIPPED_DIR / "intro.webm").read_bytes()[:600], "vidéo WebM est incomplète"),
     ("film.webm", (SHIPPED_DIR / "intro.webm").read_bytes()[:-1000], "vidéo WebM est incomplète"),
+    # a codec the screens' Chromium does not decode (its id changed in place)
+    ("film.webm", (SHIPPED_DIR / "intro.webm").read_bytes().replace(b"V_VP9", b"V_XYZ", 1),
+     "codée en A_OPUS, V_XYZ, que les écrans ne lisent pas"),
     ("film.vtt", b"Ceci est un texte, pas des sous-titres.\n", "ni un son ni une vidéo reconnus"),
     ("film.vtt", b"WEBVTT\n\nBonjour sans horaire.\n", "aucune réplique"),
     ("film.webm", (SHIPPED_DIR / "intro-fr.vtt").read_bytes(), "son nom doit finir par .vtt"),
