@@ -92,6 +92,7 @@ def test_the_console_plays_the_intro_video_with_subtitles_on_the_hall_tv_at_the_
     button = console.get_by_role("button", name="▶ Vidéo de présentation")
     button.wait_for()
     assert button.is_visible()
+    shot(console, "console-briefing-intro-video")
     pressed = time.time()
     button.click()
 
