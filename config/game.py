@@ -13,7 +13,15 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from props.kinds import LOCK_KINDS, RELAY_KINDS
 from props.models import BcmPin, PropConfig
@@ -285,6 +293,26 @@ class RoomMusic(_Model):
     defeat: Music | None = None
 
 
+#: a WebVTT file of subtitles in the media library
+SubtitlesName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,59}\.vtt$",
+                                     description="a WebVTT file of the media library, e.g. intro-fr.vtt")]
+#: a language as a subtitles track names it (BCP 47 primary tag: fr, en, ar…)
+Lang = Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]
+#: what a clue shows big when its data gives no pictogram
+DEFAULT_CLUE_ICON = "💡"
+
+
+class Intro(_Model):
+    """The introduction video the game master starts at the briefing (docs/media.md)."""
+
+    file: MediaName = Field(description="a video of the media library, e.g. intro.webm")
+    room: Id | None = Field(default=None, description="node id of the screen that plays it (the "
+                                                      "hall); none = every screen")
+    volume: float = Field(default=1.0, ge=0, le=1)
+    subtitles: dict[Lang, SubtitlesName] = Field(
+        default_factory=dict, description="a WebVTT file per language, French first (shown by default)")
+
+
 class TimerAction(_Model):
     do: Literal["timer"]
     op: Literal["pause", "resume", "add"]
@@ -323,6 +351,11 @@ class Clue(_Model):
     cost: int = Field(default=0, ge=0, description="euros taken from the budget when sent (if it counts)")
     parcours: list[Parcours] = Field(default_factory=lambda: list(PARCOURS),
                                      description="the parcours this clue is for")
+    icon: str | None = Field(default=None, min_length=1, max_length=8,
+                             description=f"a pictogram (an emoji) shown big with the clue; "
+                                         f"{DEFAULT_CLUE_ICON} otherwise")
+    voice: MediaName | None = Field(default=None, description="a recorded voice (a sound of the media "
+                                                              "library) played instead of speech synthesis")
 
     @model_validator(mode="before")
     @classmethod
@@ -331,6 +364,17 @@ class Clue(_Model):
             return {"text": {"fr": data}}
         if isinstance(data, dict) and isinstance(data.get("text"), str):
             data = {**data, "text": {"fr": data["text"]}}
+        return data
+
+    @model_serializer(mode="wrap")
+    def _screen_only_when_set(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # a node's part carries its clues: without these keys when unset, a node whose
+        # software predates them still takes it (and its hash is what it was)
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in ("icon", "voice"):
+                if data.get(key) is None:
+                    data.pop(key, None)
         return data
 
     def text_for(self, parcours: str) -> Text:
@@ -384,6 +428,7 @@ class Game(_Model):
     puzzles: list[Puzzle] = Field(min_length=1)
     music: dict[Id, RoomMusic] = Field(default_factory=dict,
                                        description="each room's music per moment, by node id")
+    intro: Intro | None = Field(default=None, description="the introduction video of the briefing")
 
     def node(self, node_id: str) -> Node | None:
         return next((n for n in self.nodes if n.id == node_id), None)
@@ -403,7 +448,18 @@ class Game(_Model):
                 and (room is None or a.rooms is None or room in a.rooms)}
         music = {m.file for r, moments in self.music.items() if room is None or r == room
                  for name in MUSIC_MOMENTS if (m := getattr(moments, name)) is not None}
-        return frozenset(cued | music)
+        return frozenset(cued | music | self.screen_media_files(room))
+
+    def screen_media_files(self, room: str | None = None) -> frozenset[str]:
+        """The intro video with its subtitles, and the clues' recorded voices (in *room*:
+        there or everywhere)."""
+        files: set[str] = set()
+        intro = self.intro
+        if intro is not None and (room is None or intro.room is None or intro.room == room):
+            files |= {intro.file, *intro.subtitles.values()}
+        files |= {c.voice for p in self.puzzles if room is None or p.room == room
+                  for c in p.clues if c.voice is not None}
+        return frozenset(files)
 
     def music_for(self, room: str | None, moment: str | None) -> Music | None:
         """What *room*'s screen plays at *moment* (one of :data:`MUSIC_MOMENTS`), if anything."""
@@ -417,8 +473,11 @@ class Game(_Model):
             raise KeyError(node_id)
         # a node plays no media: its sounds and videos stay on the controller, so a node
         # whose software predates them still takes the part
-        puzzles = [p.model_copy(update={"actions": [a for a in p.actions if not isinstance(a, MediaAction)]})
-                   if any(isinstance(a, MediaAction) for a in p.actions) else p
+        puzzles = [p.model_copy(update={"actions": [a for a in p.actions if not isinstance(a, MediaAction)],
+                                        "clues": [c.model_copy(update={"icon": None, "voice": None})
+                                                  for c in p.clues]})
+                   if any(isinstance(a, MediaAction) for a in p.actions)
+                   or any(c.icon or c.voice for c in p.clues) else p
                    for p in self.puzzles if p.local and p.room == node_id]
         return NodePart(apartment=self.apartment, node=node, puzzles=puzzles)
 
@@ -662,6 +721,22 @@ def _music_issues(game: Game, media: Collection[str] | None) -> Iterator[ConfigI
                 yield from _library_issues(("music", room, name, "file"), music.file, media)
 
 
+def _screen_media_issues(game: Game, media: Collection[str] | None) -> Iterator[ConfigIssue]:
+    """The intro video plays in a room of the game; it, its subtitles and the clues'
+    voices are files of the library."""
+    intro = game.intro
+    if intro is not None:
+        if intro.room is not None and game.node(intro.room) is None:
+            yield ConfigIssue(("intro", "room"), f"unknown room {intro.room!r}")
+        yield from _library_issues(("intro", "file"), intro.file, media)
+        for lang, file in intro.subtitles.items():
+            yield from _library_issues(("intro", "subtitles", lang), file, media)
+    for p_index, puzzle in enumerate(game.puzzles):
+        for c_index, clue in enumerate(puzzle.clues):
+            if clue.voice is not None:
+                yield from _library_issues(("puzzles", p_index, "clues", c_index, "voice"), clue.voice, media)
+
+
 def _library_issues(path: tuple[str | int, ...], file: str,
                     media: Collection[str] | None) -> Iterator[ConfigIssue]:
     """*file* is in the media library (*media*: its names; None: not known here)."""
@@ -747,6 +822,7 @@ def semantic_issues(game: Game, unchecked: Unchecked | None = None,
         issues.extend(_node_issues(("nodes", n_index), node))
     issues.extend(_ref_issues(game, unchecked, media))
     issues.extend(_music_issues(game, media))
+    issues.extend(_screen_media_issues(game, media))
     issues.extend(_obligation_issues(game, unchecked))
     issues.extend(_graph_issues(game, unchecked))
     return issues

@@ -171,6 +171,8 @@ class MediaCue:
     volume: float
     loop: bool
     at: float                      # elapsed run time, seconds
+    #: a video's subtitles: (language, WebVTT file of the library), the first shown
+    subtitles: tuple[tuple[str, str], ...] = ()
 
 
 Effect = PropCommand | ScreenMessage | MediaCue
@@ -890,14 +892,16 @@ class Engine:
 
     # -- media --------------------------------------------------------------------------
     def cue_media(self, kind: str, file: str, rooms: tuple[str, ...] | None, *, volume: float = 1.0,
-                  loop: bool = False, who: str = GAME_MASTER) -> list[Effect]:
+                  loop: bool = False, who: str = GAME_MASTER,
+                  subtitles: tuple[tuple[str, str], ...] = ()) -> list[Effect]:
         """The game master plays *file* (``kind``: sound, video) on the screens of *rooms*
         (None: every screen), or with ``kind`` "stop" silences them; any phase."""
         for room in rooms or ():
             if self.game.node(room) is None:
                 msg = f"pièce inconnue {room!r}"
                 raise NotFoundError(msg, en=f"unknown room {room!r}")
-        cue = MediaCue(len(self.cues) + 1, kind, file, rooms, volume, loop, round(self.elapsed(), 3))
+        cue = MediaCue(len(self.cues) + 1, kind, file, rooms, volume, loop, round(self.elapsed(), 3),
+                       subtitles)
         self.cues.append(cue)
         self.audit(f"media_{kind}", who=who, target=", ".join(rooms) if rooms else "all",
                    detail=file or None)

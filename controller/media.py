@@ -7,13 +7,15 @@ Two sources, one list of names (what a game file's ``do: sound`` / ``do: video``
   copy per content, whatever its names) with ``media/library.json``, the names.
 
 An upload is checked on its content, never its name: mutagen reads its container (WAV,
-MP3, Ogg Vorbis or Opus, FLAC, MP4/M4A) and its duration; anything it cannot read is
+MP3, Ogg Vorbis or Opus, FLAC, MP4/M4A) and its duration, enzyme a WebM's (mutagen does
+not read Matroska), and a WebVTT file of subtitles is read here; anything else is
 refused, and so is a name whose extension is not the one of what the content is. Bounds:
 :data:`MAX_BYTES`, :data:`MAX_DURATION_S`. Nothing is ever fetched from the internet.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -26,7 +28,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+import enzyme
 import mutagen
+from enzyme.exceptions import Error as EnzymeError
+from enzyme.parsers import ebml
 from mutagen.flac import FLAC
 from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4, Atoms
@@ -38,6 +43,9 @@ from config.game import MEDIA_NAME_PATTERN
 from controller.core.errors import Bilingual
 
 log = logging.getLogger(__name__)
+# enzyme's specs predate elements every Opus WebM has (CodecDelay, SeekPreRoll): it logs
+# each as an error, though it reads the file well
+logging.getLogger("enzyme").setLevel(logging.CRITICAL)
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "dashboard" / "static" / "media"
 #: an upload larger than this is refused (an introduction video of a few minutes fits)
@@ -50,7 +58,7 @@ CHUNK = 64 * 1024
 #: where screens load a file: by its content, so a browser may cache it for ever
 URL_PREFIX = "/api/media/files/"
 
-Kind = Literal["audio", "video"]
+Kind = Literal["audio", "video", "subtitles"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +81,21 @@ FORMATS: dict[type, Format] = {
 }
 MP4_AUDIO = Format("audio", "audio/mp4", ("m4a", "mp4"), "MP4 (son)")
 MP4_VIDEO = Format("video", "video/mp4", ("mp4", "m4v"), "MP4 (vidéo)")
-ACCEPTED = "WAV, MP3, Ogg (Vorbis, Opus), FLAC, MP4/M4A (son ou vidéo)"
+WEBM_VIDEO = Format("video", "video/webm", ("webm",), "WebM (vidéo)")
+WEBM_AUDIO = Format("audio", "audio/webm", ("webm", "weba"), "WebM (son)")
+WEBVTT = Format("subtitles", "text/vtt", ("vtt",), "WebVTT (sous-titres)")
+#: what the room screens' Chromium decodes in a WebM (Matroska codec ids)
+WEBM_CODECS = frozenset({"V_VP8", "V_VP9", "V_AV1", "A_OPUS", "A_VORBIS"})
+EBML_MAGIC = b"\x1a\x45\xdf\xa3"
+#: an EBML size of all ones: unknown (a live recording); anything below is a real size
+UNKNOWN_SIZE = 2 ** 56 - 1
+#: a subtitles file is text: this is already hours of cues
+MAX_SUBTITLES_BYTES = 1024 * 1024
+#: a WebVTT cue's timing line (hours optional), e.g. ``00:01.000 --> 00:04.250``
+CUE_TIMING = re.compile(r"^(?:(\d+):)?(\d{2}):(\d{2})\.(\d{3})[ \t]+-->[ \t]+"
+                        r"(?:(\d+):)?(\d{2}):(\d{2})\.(\d{3})(?:[ \t]|$)")
+ACCEPTED = ("WAV, MP3, Ogg (Vorbis, Opus), FLAC, MP4/M4A (son ou vidéo), WebM (VP8, VP9, AV1 ; "
+            "Opus, Vorbis), sous-titres WebVTT (.vtt)")
 
 
 class MediaError(Bilingual):
@@ -132,6 +154,66 @@ def _mp4_has_video(path: Path) -> bool:
     return False
 
 
+def _seconds(hours: str | None, minutes: str, seconds: str, millis: str) -> float:
+    return int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds) + int(millis) / 1000
+
+
+#: enzyme reads its element table from an XML file on each call: read once
+_matroska_specs = functools.cache(ebml.get_matroska_specs)
+
+
+def _webm(path: Path) -> tuple[Format, float] | None:
+    """A WebM's format and duration, read by enzyme; None when it is no WebM at all.
+    :class:`MediaError` (415) for a WebM the screens could not decode."""
+    with path.open("rb") as f:
+        if f.read(4) != EBML_MAGIC:
+            return None
+        f.seek(0)
+        try:
+            header = ebml.parse_element(f, _matroska_specs(), True)
+            if header is None or header.name != "EBML" or header["DocType"].data != "webm":
+                return None   # a Matroska (.mkv) that is not a WebM: not for a browser
+            f.seek(0)
+            found = enzyme.MKV(f)
+            f.seek(0)
+            segment = ebml.parse(f, _matroska_specs(), ignore_element_names=["EBML"], max_level=0)[0]
+        except (EnzymeError, KeyError, IndexError, ValueError, OSError) as exc:
+            log.info("upload not readable as WebM: %s", exc)
+            return None
+    # the headers come first: a file cut after them would pass for a whole video
+    if segment.size < UNKNOWN_SIZE and segment.position + segment.size > path.stat().st_size:
+        raise MediaError(415, "cette vidéo WebM est incomplète (coupée pendant l'envoi ou la copie ?)",
+                         "this WebM is incomplete (cut while sent or copied?)")
+    tracks = [*found.video_tracks, *found.audio_tracks]
+    codecs = {t.codec_id for t in tracks}
+    if not tracks or not codecs <= WEBM_CODECS:
+        raise MediaError(415, f"cette vidéo WebM est codée en {', '.join(sorted(codecs)) or 'rien'}, que les "
+                              "écrans ne lisent pas : VP8, VP9 ou AV1 pour l'image, Opus ou Vorbis "
+                              "pour le son", f"this WebM holds {sorted(codecs)}, which the screens "
+                                             "cannot decode: VP8, VP9 or AV1 video, Opus or Vorbis sound")
+    duration = found.info.duration.total_seconds() if found.info and found.info.duration else 0.0
+    return (WEBM_VIDEO if found.video_tracks else WEBM_AUDIO), duration
+
+
+def _webvtt(path: Path) -> tuple[Format, float] | None:
+    """A WebVTT file's duration (the end of its last cue); None when it is not WebVTT.
+    :class:`MediaError` (415) for one with no cue."""
+    if path.stat().st_size > MAX_SUBTITLES_BYTES:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (UnicodeDecodeError, OSError):
+        return None
+    lines = text.splitlines()
+    if not lines or not re.match(r"^WEBVTT(?:[ \t]|$)", lines[0]):
+        return None
+    ends = [_seconds(*m.groups()[4:]) for line in lines if (m := CUE_TIMING.match(line))]
+    if not ends:
+        raise MediaError(415, "ces sous-titres WebVTT n'ont aucune réplique (lignes « 00:00.000 --> "
+                              "00:02.000 » suivies du texte)", "these WebVTT subtitles hold no cue")
+    return WEBVTT, max(ends)
+
+
 def sniff(path: Path) -> tuple[Format, float]:
     """The format and duration (seconds) of the file at *path*, read from its content;
     :class:`MediaError` (415) when it is none of :data:`FORMATS`. *path* should have no
@@ -153,18 +235,26 @@ def sniff(path: Path) -> tuple[Format, float]:
             fmt = MP4_VIDEO if _mp4_has_video(path) else MP4_AUDIO
         except (mutagen.MutagenError, OSError, KeyError, ValueError):
             fmt = None
+    other = _webm(path) or _webvtt(path) if found is None else None
+    if other is not None:
+        fmt, duration = other
+        return fmt, _within_bounds(fmt, duration)
     if found is None or fmt is None:
         raise MediaError(415, f"ce fichier n'est ni un son ni une vidéo reconnus (acceptés : {ACCEPTED})",
-                         "this file is not a sound or video we can read (accepted: WAV, MP3, Ogg, "
-                         "FLAC, MP4/M4A)")
-    duration = float(getattr(found.info, "length", 0.0) or 0.0)
+                         "this file is not a sound, video or subtitles we can read (accepted: WAV, "
+                         "MP3, Ogg, FLAC, MP4/M4A, WebM, WebVTT)")
+    return fmt, _within_bounds(fmt, float(getattr(found.info, "length", 0.0) or 0.0))
+
+
+def _within_bounds(fmt: Format, duration: float) -> float:
+    """*duration*, once it is more than nothing and at most :data:`MAX_DURATION_S`."""
     if duration <= 0:
         raise MediaError(415, f"ce fichier {fmt.label} ne dure rien : est-il vide ou abîmé ?",
                          f"this {fmt.label} file has no duration: empty or damaged?")
     if duration > MAX_DURATION_S:
         raise MediaError(413, f"trop long : {_minutes(duration)}, au plus {_minutes(MAX_DURATION_S)}",
                          f"too long: {duration:.0f} s, at most {MAX_DURATION_S} s")
-    return fmt, duration
+    return duration
 
 
 def _minutes(seconds: float) -> str:

@@ -199,9 +199,11 @@ class Orders:
         return clue
 
     def cue_media(self, kind: str, file: str, rooms: tuple[str, ...] | None, *, volume: float = 1.0,
-                  loop: bool = False, who: str = GAME_MASTER) -> None:
+                  loop: bool = False, who: str = GAME_MASTER,
+                  subtitles: tuple[tuple[str, str], ...] = ()) -> None:
         """Play a file of the media library on room screens, or stop them (``kind`` stop)."""
-        self.outputs.execute(self.engine.cue_media(kind, file, rooms, volume=volume, loop=loop, who=who))
+        self.outputs.execute(self.engine.cue_media(kind, file, rooms, volume=volume, loop=loop, who=who,
+                                                   subtitles=subtitles))
         self._done()
 
     def clue_shown(self, clue_id: str) -> SentClue:

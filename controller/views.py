@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from config.game import DEFAULT_CLUE_ICON
 from controller import health, jsonsafe
 from controller.api.models import CLUES, MESSAGES, SCREEN_CLUES, ScreenClue, dump
 from controller.backup import Backups
@@ -208,10 +209,11 @@ class Views:
         room_cfg = self.ctx.game.node(room or "")
         messages = [m for m in engine.messages[-SCREEN_ITEMS:] if mine(m.room)]
         cues = [{"id": c.id, "kind": c.kind, "file": c.file, "url": self.media_url(c.file),
-                 "volume": c.volume, "loop": c.loop, "at": c.at}
+                 "volume": c.volume, "loop": c.loop, "at": c.at, "subtitles": self.subtitles(c.subtitles)}
                 for c in engine.cues if c.rooms is None or room is None or room in c.rooms][-SCREEN_ITEMS:]
         solved = {pid for pid, st in engine.puzzles.items() if st.status == PuzzleStatus.SOLVED}
-        clues = [{**ScreenClue.model_validate(c).model_dump(), "done": c.puzzle in solved}
+        clues = [{**ScreenClue.model_validate(c).model_dump(), "done": c.puzzle in solved,
+                  **self.clue_media(c.puzzle, c.index)}
                  for c in engine.clues if mine(c.room)][-SCREEN_ITEMS:]
         last = engine.budget_history[-1] if engine.budget_history else None
         return {"screen": True, "room": room,
@@ -230,6 +232,21 @@ class Views:
                 "apartment": {"name": self.ctx.game.apartment.name.fr,
                               "name_en": self.ctx.game.apartment.name.en}, "ts": contract.now(),
                 "debrief": self.debrief_page(engine.session_id) if engine.phase == Phase.DEBRIEF else None}
+
+    def subtitles(self, tracks: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+        """A video's subtitles as a screen loads them (a file gone from the library: left out)."""
+        return [{"lang": lang, "file": file, "url": url} for lang, file in tracks
+                if (url := self.media_url(file)) is not None]
+
+    def clue_media(self, puzzle: str | None, index: int | None) -> dict[str, Any]:
+        """What a sent clue shows big and plays, from its data in the game file: its
+        pictogram (a default one otherwise) and its recorded voice (else it is spoken)."""
+        spec = self.ctx.game.puzzle(puzzle) if puzzle is not None else None
+        written = spec.clues if spec is not None else []
+        clue = written[index] if index is not None and 0 <= index < len(written) else None
+        voice = clue.voice if clue is not None else None
+        return {"icon": (clue.icon if clue is not None else None) or DEFAULT_CLUE_ICON,
+                "voice_url": self.media_url(voice) if voice is not None else None}
 
     def music(self, room: str | None) -> dict[str, Any] | None:
         """The music *room*'s screen plays now, in a loop (``music:`` of the game file)."""

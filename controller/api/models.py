@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
+from config.game import DEFAULT_CLUE_ICON
 from protocol.contract import NodeHealth
 
 
@@ -525,6 +526,18 @@ class RoomClue(ScreenClue):
     """A clue as a room screen shows it, and whether it still matters."""
 
     done: bool = Field(description="its puzzle is solved: an old clue, no longer shown as new")
+    icon: str = Field(default=DEFAULT_CLUE_ICON, description="the pictogram shown big with it (icon: in "
+                                                             "the game file, a default one otherwise)")
+    voice_url: str | None = Field(default=None, description="its recorded voice (voice: in the game "
+                                                            "file); null: spoken by speech synthesis")
+
+
+class ScreenSubtitles(Out):
+    """A WebVTT track of a video, as a screen loads it."""
+
+    lang: str = Field(description="its language (fr, en…)")
+    file: str
+    url: str
 
 
 class ScreenCue(Out):
@@ -537,6 +550,8 @@ class ScreenCue(Out):
     volume: float = Field(ge=0, le=1)
     loop: bool
     at: float = Field(description="elapsed run time when it was cued, seconds")
+    subtitles: list[ScreenSubtitles] = Field(default_factory=list, description="a video's subtitles, "
+                                             "the first shown by default")
 
 
 class ScreenMedia(Out):
@@ -1140,7 +1155,7 @@ class MediaItem(Out):
     """One sound or video of the library, under the name a game file gives it."""
 
     name: str = Field(description="what a game file's do: sound / do: video names")
-    kind: Literal["audio", "video"]
+    kind: Literal["audio", "video", "subtitles"]
     format: str = Field(description="the container read from the content (WAV, MP3, …)")
     mime: str
     bytes: int

@@ -450,3 +450,16 @@ function openStart(p) {
   }
   $("start-dialog").showModal();
 }
+// The game file's introduction video (intro:) on its screen, with its subtitles: offered
+// during the check and the briefing; the stop silences that screen (its music comes back).
+let introRooms = null;   // where the last one was started; null: unknown, every screen
+const renderWithoutIntro = window.render;
+window.render = () => {
+  renderWithoutIntro();
+  if (snap) $("intro-row").classList.toggle("hidden", !PREPARING.includes(snap.game.phase));
+};
+$("intro-play").onclick = async () => {
+  const r = await post("/api/media/intro", {who: WHO()});
+  if (r.ok) { introRooms = r.data.rooms; App.toast(t("intro_started")); }
+};
+$("intro-stop").onclick = () => post("/api/media/stop", {room: introRooms});

@@ -2,7 +2,8 @@
 // do: video) that the screen view carries, each played once; a looping sound is the room's
 // music, as is the music the view names for the moment of the game (music: of the game
 // file; it changes with the phase and in the last minutes). Each new clue is spoken (speech made on the controller), and while a voice speaks
-// the music drops to DUCK of its volume and comes back after.
+// the music drops to DUCK of its volume and comes back after; a video too. Every voice and
+// video is subtitled on one line (#subtitle): a video's WebVTT tracks, a clue's own text.
 // A video plays over the screen (below the evacuation notice); during the emergency alert
 // nothing plays: people must hear the staff.
 // A kiosk runs Chromium with --autoplay-policy=no-user-gesture-required; a screen opened by
@@ -18,7 +19,13 @@ const MediaCues = (() => {
   const stage = document.createElement("div");   // where a video is seen
   stage.id = "cue-video";
   stage.className = "cue-video hidden";
-  document.body.append(box, stage);
+  // one subtitle line for every voice and video: big, at the bottom, over everything but
+  // the evacuation notice (a video's WebVTT cue, or the clue being spoken)
+  const line = document.createElement("div");
+  line.id = "subtitle";
+  line.className = "subtitle hidden";
+  line.setAttribute("aria-live", "polite");
+  document.body.append(box, stage, line);
   let last = null;             // the highest cue id handled; null before the first view
   let music = null, voices = 0;
   let moment = null;           // the view's music now playing ("moment|file|volume"), or null
@@ -85,21 +92,78 @@ const MediaCues = (() => {
     else if (mine) setMusic(null);
   }
 
+  function subtitle(text) {
+    line.textContent = text || "";
+    line.classList.toggle("hidden", !text);
+  }
+
+  // a video's subtitles: each WebVTT file a <track>, the screen's language shown (French
+  // otherwise, the first); its cues are drawn on the subtitle line, large enough for a TV
+  function tracks(video, subtitles) {
+    const list = subtitles || [];
+    const wanted = list.find((s) => s.lang === App.lang) || list[0];
+    const names = new Intl.DisplayNames([App.lang || "fr"], {type: "language"});
+    for (const s of list) {
+      const tr = Object.assign(document.createElement("track"), {kind: "subtitles", srclang: s.lang,
+        label: names.of(s.lang) || s.lang, src: loaded.get(s.url) || withToken(s.url), default: s === wanted});
+      video.append(tr);
+    }
+    video.textTracks.addEventListener("change", () => {
+      for (const tt of video.textTracks) if (tt.mode === "showing") tt.mode = "hidden";   // drawn by us
+    });
+    for (const tt of video.textTracks) {
+      tt.addEventListener("cuechange", () => {
+        if (tt.mode === "disabled") return;
+        subtitle([...(tt.activeCues || [])].map((c) => c.text).join("\n"));
+      });
+      if (tt.mode === "showing") tt.mode = "hidden";
+    }
+  }
+
   function play(cue) {
     if (!cue.url) return;   // no longer in the library: nothing to play
     const m = element(cue.kind, cue.url, String(cue.id), cue.volume, cue.loop);
     if (cue.loop && cue.kind === "sound") { setMusic(m); return; }
-    m.addEventListener("ended", () => { m.remove(); stage.classList.toggle("hidden", !stage.children.length); });
-    if (cue.kind === "video") { stage.replaceChildren(m); stage.classList.remove("hidden"); } else box.append(m);
+    let over = false;
+    const end = () => {
+      m.remove();
+      stage.classList.toggle("hidden", !stage.children.length);
+      if (cue.kind === "video" && !over) { over = true; duck(false); subtitle(""); }
+    };
+    m.addEventListener("ended", end);
+    if (cue.kind === "video") {
+      tracks(m, cue.subtitles);
+      m.addEventListener("error", end);
+      for (const old of stage.children) old.dispatchEvent(new Event("ended"));   // replaced: its duck ends
+      stage.replaceChildren(m);
+      stage.classList.remove("hidden");
+      duck(true);   // the story is heard over the music
+    } else box.append(m);
     m.play().catch(() => {});   // not allowed yet (no touch on a screen opened by hand)
   }
 
+  // a clue's sentences shown one after the other while its voice says them, each for its
+  // share of the voice's length
+  function followVoice(v, text) {
+    const parts = text.split(/(?<=[.!?…])\s+/).filter(Boolean);
+    const total = parts.reduce((n, p) => n + p.length, 0) || 1;
+    v.addEventListener("timeupdate", () => {
+      const at = v.duration ? (v.currentTime / v.duration) * total : 0;
+      let sum = 0;
+      subtitle(parts.find((p) => (sum += p.length) > at) || parts[parts.length - 1]);
+    });
+    v.addEventListener("playing", () => subtitle(parts[0]), {once: true});
+  }
+
   function speak(clue) {
-    const v = element("sound", `/api/speech/clues/${encodeURIComponent(clue.id)}`, `clue-${clue.id}`, 1, false);
+    // a recorded voice when the clue's data has one, otherwise speech made on the controller
+    const url = clue.voice_url || `/api/speech/clues/${encodeURIComponent(clue.id)}`;
+    const v = element("sound", url, `clue-${clue.id}`, 1, false);
     let done = false;
-    const end = () => { if (!done) { done = true; duck(false); v.remove(); } };
+    const end = () => { if (!done) { done = true; duck(false); v.remove(); subtitle(""); } };
     v.addEventListener("ended", end);
     v.addEventListener("error", end);   // no speech on this controller: the clue is shown anyway
+    followVoice(v, clue.text);   // what the voice says: French
     duck(true);
     box.append(v);
     setTimeout(() => v.play().catch(end), VOICE_AFTER_MS);
@@ -107,6 +171,7 @@ const MediaCues = (() => {
 
   function silence() {
     for (const m of [...box.children, ...stage.children]) { m.pause(); m.remove(); }
+    subtitle("");
     stage.classList.add("hidden");
     music = null;
     moment = null;   // the moment's music starts again once the view allows it

@@ -84,17 +84,44 @@ function drawMessages(g) {
   const playing = ["running", "paused"].includes(g.phase);   // once over, nothing is new
   const done = g.clues.filter((c) => c.done).reverse().slice(0, 1);
   $("clues").replaceChildren(...open.map((c, i) =>
-    el("div", {class: i === 0 && playing ? "clue new" : "clue", dataset: {clue: c.id}}, `💡 ${text(c)}`)));
+    el("div", {class: i === 0 && playing ? "clue new" : "clue", dataset: {clue: c.id}}, `${c.icon || "💡"} ${text(c)}`)));
   $("notes").replaceChildren(
     ...g.messages.slice(-2).reverse().map((m) => el("div", {class: "clue note"}, `📣 ${text(m)}`)),
     ...done.map((c) => el("div", {class: "clue done", dataset: {clue: c.id}}, `✔ ${text(c)}`)));
   for (const c of g.clues) {
-    if (!seen.has(c.id)) { seen.add(c.id); if (c.status !== "shown") beep(); }
+    if (!seen.has(c.id)) { seen.add(c.id); if (c.status !== "shown") { beep(); showClueCard(c); } }
     if (c.status !== "shown" && !acked.has(c.id)) {
       acked.add(c.id);
       App.post(`/api/clues/${encodeURIComponent(c.id)}/shown`, {}).then((r) => { if (!r.ok && r.status !== 404) acked.delete(c.id); });
     }
   }
+}
+
+// A new clue shown big for a while, with its pictogram: noticed from across the room, and
+// understood by those who read little (its voice says it too: media.js)
+const CARD_S = 15;
+let cardTimer = null;
+function showClueCard(c) {
+  let card = $("clue-card");
+  if (!card) {
+    card = el("div", {id: "clue-card", class: "clue-card hidden", role: "alert"});
+    document.body.append(card);
+  }
+  card.dataset.clue = c.id;
+  card.replaceChildren(el("div", {class: "pict", "aria-hidden": "true"}, c.icon || "💡"),
+    el("p", {class: "text"}, words(c.text, c.text_en)));
+  card.classList.remove("hidden");
+  clearTimeout(cardTimer);
+  cardTimer = setTimeout(hideClueCard, CARD_S * 1000);
+}
+function hideClueCard() {
+  const card = $("clue-card");
+  if (card) { card.classList.add("hidden"); card.replaceChildren(); delete card.dataset.clue; }
+}
+// a clue no longer among this room's (a new session, the emergency): its card goes too
+function dropStaleClueCard(g) {
+  const card = $("clue-card");
+  if (card && card.dataset.clue && (g.emergency || !g.clues.some((c) => c.id === card.dataset.clue))) hideClueCard();
 }
 
 function render() {
@@ -113,6 +140,7 @@ function render() {
   drawMessages(g);
   MediaCues.update(g);   // media.js: the cues to play, the clues to speak
   drawDebrief();
+  dropStaleClueCard(g);
 }
 
 // The debrief: the page the game master shows on the console, big (debrief_steps.js).

@@ -34,7 +34,7 @@ ANYONE = re.compile(r"^/(login|api/login|api/logout|api/health|favicon\.ico)$")
 TECHNICIAN = re.compile(r"^/(tech|api/tech/.*|api/config/.*)$")
 SCREEN_READS = re.compile(r"^/(ws|api/me|api/state|screen/[^/]+|api/media/files/[^/]+|api/speech/clues/[^/]+)$")
 #: the media library: the game master reads it, the technician changes it
-MEDIA_CHANGES = re.compile(r"^/api/media(/(?!play$|stop$)[^/]+)?$")
+MEDIA_CHANGES = re.compile(r"^/api/media(/(?!play$|stop$|intro$)[^/]+)?$")
 SCREEN_WRITES = re.compile(r"^/api/clues/[^/]+/shown$")
 PAGES = re.compile(r"^/(|console|rehearsal|tech|history|debrief|planning|followup|sheet/[^/]+|report|report/[^/]+\.pdf)$")
 

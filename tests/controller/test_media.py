@@ -23,10 +23,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from config.game import Game
-from config.loader import parse_game
+from config.loader import GameConfigError, parse_game
 from controller.api.auth import AuthSettings
 from controller.api.routes import media as media_routes
 from controller.main import create_app
+from controller.media import SHIPPED_DIR
 from controller.speech import as_said
 from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
@@ -349,3 +350,160 @@ def test_the_game_master_plays_music_in_one_room_and_stops_it(app: FastAPI) -> N
     assert_french_refusal(gm.post("/api/media/play", json={"file": "chime.wav", "room": "cave"}), 404,
                           "pièce inconnue")
     assert hall.post("/api/media/play", json={"file": "chime.wav"}).status_code == 403
+
+
+# -- the introduction video, its subtitles, and what a clue shows and plays -----------------
+INTRO = "intro:\n  file: intro.webm\n  room: hall\n  subtitles: {fr: intro-fr.vtt, en: intro-en.vtt}\n"
+
+
+def intro_game(extra: str = INTRO, *, media: frozenset[str] | None = None) -> Game:
+    text = GAME.format(apartment_id=f"t{uuid.uuid4().hex[:10]}").replace(
+        '      - {text: "Jour puis mois.", cost: 20}',
+        '      - {text: "Jour puis mois.", cost: 20, icon: "📅", voice: unlock.wav}')
+    return parse_game(text + extra, media=media if media is not None else
+                      {"intro.webm", "intro-fr.vtt", "intro-en.vtt", "unlock.wav"}).game
+
+
+@pytest.fixture
+def intro_app(embedded_broker: BrokerHandle, tmp_path: Path) -> Iterator[FastAPI]:
+    application = create_app(game=intro_game(), auth=AUTH, db_path=tmp_path / "escape.db",
+                             broker=BrokerAddress(embedded_broker.host, embedded_broker.port))
+    with TestClient(application):
+        yield application
+
+
+def screen(app: FastAPI, room: str) -> TestClient:
+    client = TestClient(app)
+    client.params = {"token": AUTH.screen_token(room)}
+    return client
+
+
+def test_the_shipped_intro_video_and_its_subtitles_are_in_the_library(tech: TestClient) -> None:
+    files = {f["name"]: f for f in tech.get("/api/media").json()["files"]}
+    video = files["intro.webm"]
+    assert (video["kind"], video["format"], video["mime"]) == ("video", "WebM (vidéo)", "video/webm")
+    assert 30 <= video["duration_s"] <= 60 and video["bytes"] < 3_000_000 and video["shipped"]
+    for lang in ("fr", "en"):
+        vtt = files[f"intro-{lang}.vtt"]
+        assert (vtt["kind"], vtt["mime"]) == ("subtitles", "text/vtt")
+        assert 0 < vtt["duration_s"] <= video["duration_s"]
+
+
+def test_a_webm_and_a_webvtt_uploaded_are_read_from_their_content(tech: TestClient, tmp_path: Path) -> None:
+    body = (SHIPPED_DIR / "intro.webm").read_bytes()
+    reply = upload(tech, "presentation.webm", body)
+    assert reply.status_code == 201, reply.text
+    item = reply.json()
+    assert (item["kind"], item["format"]) == ("video", "WebM (vidéo)")
+    assert item["duration_s"] == pytest.approx(45.4, abs=2)
+    vtt = "WEBVTT\n\n00:00.500 --> 00:02.000\nBonjour.\n\n1\n00:01:02.000 --> 00:01:04.250\nAu revoir.\n"
+    reply = upload(tech, "presentation-fr.vtt", vtt.encode())
+    assert reply.status_code == 201, reply.text
+    assert (reply.json()["kind"], reply.json()["duration_s"]) == ("subtitles", 64.25)
+    assert stored_files(tmp_path) == sorted([f"{hashlib.sha256(body).hexdigest()}.webm",
+                                             f"{hashlib.sha256(vtt.encode()).hexdigest()}.vtt"])
+
+
+@pytest.mark.parametrize(("name", "body", "words"), [
+    ("film.webm", b"Ceci est un texte, pas une video.\n" * 50, "ni un son ni une vidéo reconnus"),
+    ("film.webm", (SHIPPED_DIR / "intro.webm").read_bytes()[:600], "vidéo WebM est incomplète"),
+    ("film.webm", (SHIPPED_DIR / "intro.webm").read_bytes()[:-1000], "vidéo WebM est incomplète"),
+    # a codec the screens' Chromium does not decode (its id changed in place)
+    ("film.webm", (SHIPPED_DIR / "intro.webm").read_bytes().replace(b"V_VP9", b"V_XYZ", 1),
+     "codée en A_OPUS, V_XYZ, que les écrans ne lisent pas"),
+    ("film.vtt", b"Ceci est un texte, pas des sous-titres.\n", "ni un son ni une vidéo reconnus"),
+    ("film.vtt", b"WEBVTT\n\nBonjour sans horaire.\n", "aucune réplique"),
+    ("film.webm", (SHIPPED_DIR / "intro-fr.vtt").read_bytes(), "son nom doit finir par .vtt"),
+])
+def test_a_file_that_is_no_video_or_subtitles_is_refused_in_french_and_nothing_kept(
+        tech: TestClient, tmp_path: Path, name: str, body: bytes, words: str) -> None:
+    assert_french_refusal(upload(tech, name, body), 415, words)
+    assert stored_files(tmp_path) == [] and name not in names(tech)
+
+
+def test_the_intro_video_is_served_with_ranges_and_caching_and_its_subtitles_as_text_vtt(
+        app: FastAPI) -> None:
+    gm, hall = logged(app, "gm-password"), screen(app, "hall")
+    files = {f["name"]: f for f in gm.get("/api/media").json()["files"]}
+    body = (SHIPPED_DIR / "intro.webm").read_bytes()
+    part = hall.get(files["intro.webm"]["url"], headers={"Range": "bytes=1000-4999"})
+    assert part.status_code == 206 and part.content == body[1000:5000]
+    assert part.headers["content-range"] == f"bytes 1000-4999/{len(body)}"
+    assert part.headers["content-type"] == "video/webm"
+    assert part.headers["cache-control"] == media_routes.IMMUTABLE
+    assert hall.get(files["intro.webm"]["url"]).headers["accept-ranges"] == "bytes"
+    vtt = hall.get(files["intro-fr.vtt"]["url"])
+    assert vtt.status_code == 200 and vtt.headers["content-type"].startswith("text/vtt")
+    assert vtt.text.startswith("WEBVTT") and vtt.headers["cache-control"] == media_routes.IMMUTABLE
+
+
+def test_the_intro_plays_on_its_screen_with_its_subtitles_and_a_clue_carries_its_pictogram_and_voice(
+        intro_app: FastAPI) -> None:
+    gm, hall, salon = logged(intro_app, "gm-password"), screen(intro_app, "hall"), screen(intro_app, "salon")
+    assert {"intro.webm", "intro-fr.vtt", "intro-en.vtt"} <= {p["file"] for p in
+                                                              hall.get("/api/state").json()["game"]["preload"]}
+    assert gm.post("/api/game/check", json={"parcours": "primo", "players": 4}).status_code == 200
+    reply = gm.post("/api/media/intro", json={})
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {"id": 1, "kind": "video", "file": "intro.webm", "rooms": ["hall"]}
+    cue = hall.get("/api/state").json()["game"]["cues"][-1]
+    assert cue["kind"] == "video" and hall.get(cue["url"]).status_code == 200
+    assert [(s["lang"], s["file"]) for s in cue["subtitles"]] == [("fr", "intro-fr.vtt"), ("en", "intro-en.vtt")]
+    assert hall.get(cue["subtitles"][0]["url"]).text.startswith("WEBVTT")
+    assert salon.get("/api/state").json()["game"]["cues"] == []
+    assert "media_video" in [e["action"] for e in gm.get("/api/state").json()["game"]["audit"]]
+    assert_french_refusal(gm.post("/api/media/play", json={"file": "intro-fr.vtt", "room": "hall"}), 422,
+                          "fichier de sous-titres")
+
+    assert gm.post("/api/game/briefing", json={"override_reason": "essai sans les pièces"}).status_code == 200
+    assert gm.post("/api/game/start", json={"parcours": "primo", "players": 4}).status_code == 200
+    written = gm.post("/api/clues", json={"puzzle": "mailbox", "index": 1})
+    free = gm.post("/api/clues", json={"text": "Regardez sous le paillasson.", "room": "hall"})
+    assert written.status_code == 200 and free.status_code == 200, (written.text, free.text)
+    clues = {c["id"]: c for c in hall.get("/api/state").json()["game"]["clues"]}
+    mine = clues[written.json()["clue"]["id"]]
+    assert mine["icon"] == "📅" and hall.get(mine["voice_url"]).status_code == 200
+    assert (clues[free.json()["clue"]["id"]]["icon"], clues[free.json()["clue"]["id"]]["voice_url"]) == ("💡", None)
+
+
+def test_a_game_without_intro_says_so_in_french(app: FastAPI) -> None:
+    assert_french_refusal(logged(app, "gm-password").post("/api/media/intro", json={}), 404,
+                          "pas de vidéo de présentation")
+
+
+def test_an_intro_or_a_voice_not_in_the_library_or_in_an_unknown_room_is_refused_at_its_line() -> None:
+    bad = INTRO.replace("room: hall", "room: cave").replace("intro-en.vtt", "intro-de.vtt")
+    with pytest.raises(GameConfigError) as caught:
+        intro_game(bad, media={"intro.webm", "intro-fr.vtt"})
+    text = str(caught.value)
+    assert "intro.room: unknown room 'cave'" in text
+    assert "intro.subtitles.en: fichier absent de la médiathèque : 'intro-de.vtt'" in text
+    assert "clues[1].voice: fichier absent de la médiathèque : 'unlock.wav'" in text
+    with pytest.raises(GameConfigError, match="subtitles"):
+        intro_game(INTRO.replace("intro-fr.vtt", "intro-fr.srt"))
+
+
+def test_a_nodes_part_is_the_same_with_or_without_a_clues_pictogram_and_voice() -> None:
+    """A node plays no media: a clue's icon and voice stay on the controller, so a node
+    whose software predates them takes the same part, with the same hash."""
+    def local(game: Game) -> Game:
+        return game.model_copy(update={"puzzles": [p.model_copy(update={"local": True}) for p in game.puzzles]})
+
+    with_media = local(intro_game())
+    assert any(c.icon for p in with_media.puzzles for c in p.clues)
+    without = local(parse_game(GAME.format(apartment_id=with_media.apartment.id), media=set()).game)
+    data = with_media.part("hall").as_data()
+    assert data["puzzles"] and all("icon" not in c and "voice" not in c
+                                   for p in data["puzzles"] for c in p["clues"])
+    assert with_media.part("hall").content_hash() == without.part("hall").content_hash()
+
+
+def test_an_intro_that_is_no_video_is_refused_in_french_when_played(embedded_broker: BrokerHandle,
+                                                                     tmp_path: Path) -> None:
+    game = intro_game(INTRO.replace("file: intro.webm", "file: unlock.wav"))
+    application = create_app(game=game, auth=AUTH, db_path=tmp_path / "escape.db",
+                             broker=BrokerAddress(embedded_broker.host, embedded_broker.port))
+    with TestClient(application):
+        gm = logged(application, "gm-password")
+        assert_french_refusal(gm.post("/api/media/intro", json={}), 409, "n'est pas une vidéo")
+        assert screen(application, "hall").get("/api/state").json()["game"]["cues"] == []

@@ -72,7 +72,7 @@ def test_a_room_screen_reads_its_screen_view_only(app: TestClient) -> None:
     assert not GAME_STAFF_ONLY & view["game"].keys()
     assert view["game"]["phase"] == "running" and view["game"]["budget"] == 1000
     assert [c["text"] for c in view["game"]["clues"]] == ["Pour le hall", "Pour tous"]
-    assert set(view["game"]["clues"][0]) == {"id", "text", "text_en", "room", "status", "done"}
+    assert set(view["game"]["clues"][0]) == {"id", "text", "text_en", "room", "status", "done", "icon", "voice_url"}
     assert view["nodes"] == [{"id": "hall", "label": "Hall", "label_en": None}]
     staff = gm.get("/api/state").json()
     assert staff.keys() >= STAFF_ONLY and "audit" in staff["game"]

@@ -13,6 +13,8 @@
   "loop": true}`` (game master): play a file of the library on a room's screen (``room``: a
   node id, a list, or null: every screen); ``POST /api/media/stop`` ``{"room": …}``: silence
   them. Unknown file or room: 404;
+* ``POST /api/media/intro`` (game master): the game file's introduction video (``intro:``)
+  on its screen with its subtitles; none in the game file: 404;
 * ``GET /api/speech/clues/{id}`` (room screens and staff): the clue's text spoken
   (``audio/wav``, made once per text); 503 in words when espeak-ng is not installed;
 * ``GET /api/speech?text=…`` (game master): any text spoken, to hear it before sending.
@@ -145,9 +147,33 @@ async def play_media(request: Request, body: PlayOrder, service: ServiceDep) -> 
     if item is None:
         raise ApiError(404, f"« {body.file} » n'est pas dans la médiathèque",
                        en=f"{body.file!r} is not in the media library")
+    if item.kind == "subtitles":
+        raise ApiError(422, f"« {body.file} » est un fichier de sous-titres : il s'affiche avec sa vidéo, "
+                            "il ne se joue pas seul", en=f"{body.file!r} is subtitles: shown with its "
+                                                        "video, not played alone")
     kind = "video" if item.kind == "video" else "sound"
     with http_errors():
         service.orders.cue_media(kind, item.name, _rooms(body.room), volume=body.volume, loop=body.loop,
+                                 who=actor(request))
+    return _cued(service)
+
+
+@router.post("/api/media/intro", dependencies=[GM], response_model=MediaCued)
+async def play_intro(request: Request, service: ServiceDep) -> dict[str, Any]:
+    """The game file's introduction video (``intro:``) on its screen, with its subtitles:
+    the game master starts it at the briefing; ``POST /api/media/stop`` stops it."""
+    intro = service.ctx.game.intro
+    if intro is None:
+        raise ApiError(404, "le fichier de jeu n'a pas de vidéo de présentation (intro:)",
+                       en="the game file has no introduction video (intro:)")
+    item = library(request).get(intro.file)
+    if item is None or item.kind != "video":
+        raise ApiError(409, f"la vidéo de présentation « {intro.file} » n'est pas une vidéo de la "
+                            "médiathèque", en=f"the introduction video {intro.file!r} is not a video "
+                                              "of the media library")
+    with http_errors():
+        service.orders.cue_media("video", item.name, None if intro.room is None else (intro.room,),
+                                 volume=intro.volume, subtitles=tuple(intro.subtitles.items()),
                                  who=actor(request))
     return _cued(service)
 
