@@ -150,3 +150,21 @@ def test_nothing_is_cued_during_the_emergency_alert(sounds_app: tuple[FastAPI, R
     node.event("keypad", "code", "0000", seq=1)
     until(lambda: cues(hall) != [])
     assert [f for _, f in cues(hall)] == ["wrong.wav"]         # after the alert: sound again
+
+
+def test_a_clue_chimes_with_the_game_files_sound_instead_of_the_screens_beep(
+        embedded_broker: BrokerHandle, tmp_path: Path) -> None:
+    game = parse_game(GAME.format(apartment_id=f"t{uuid.uuid4().hex[:10]}") + SOUNDS
+                      + "  clue_chime: {file: chime.wav, volume: 0.6}\n", media=FILES | {"chime.wav"}).game
+    app = create_app(game=game, auth=AUTH, db_path=tmp_path / "escape.db",
+                     broker=BrokerAddress(embedded_broker.host, embedded_broker.port))
+    with TestClient(app):
+        gm = logged(app, "gm-password")
+        hall, salon = screen(app, "hall"), screen(app, "salon")
+        assert hall.get("/api/state").json()["game"]["clue_chime"] is True   # no beep then
+        assert gm.post("/api/game/start", json={"parcours": "primo", "players": 4}).status_code == 200
+        assert gm.post("/api/clues", json={"text": "Cherchez sous le tapis.", "room": "hall"}).status_code == 200
+        assert [f for _, f in cues(hall)] == ["chime.wav"] and cues(salon) == []
+        assert gm.post("/api/clues", json={"puzzle": "mailbox", "index": 1}).status_code == 200   # costs 20
+        assert sorted(f for _, f in cues(hall)[1:]) == ["budget_down.wav", "chime.wav"]
+        assert [f for _, f in cues(salon)] == ["budget_down.wav"]
