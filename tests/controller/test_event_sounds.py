@@ -117,16 +117,14 @@ def test_a_lock_plays_when_its_node_confirms_it_open_not_when_it_is_commanded(
     reported = lambda engaged: lambda: (  # noqa: E731
         service.registry.props[("hall", "box_lock")].reported.get("engaged") is engaged)
 
-    node._publish("props/box_lock/state", b'{"v": 1, "engaged": true, "locked": true, "door": "closed"}',
-                  retain=True)
+    node.state("box_lock", engaged=True, locked=True, door="closed")
     until(reported(True))
     assert gm.post("/api/props/hall/box_lock/unlock", json={}).status_code in (200, 202)
     time.sleep(0.3)   # the order went out; the lock has not said it let go
     assert cues(hall) == []
 
-    opened = b'{"v": 1, "engaged": false, "locked": false, "door": "closed"}'
     for _ in range(2):   # the same state twice (a resend): one sound
-        node._publish("props/box_lock/state", opened, retain=True)
+        node.state("box_lock", engaged=False, locked=False, door="closed")
     until(reported(False))
     until(lambda: [f for _, f in cues(hall)] == ["unlock.wav"])
     time.sleep(0.3)
@@ -138,10 +136,10 @@ def test_nothing_is_cued_during_the_emergency_alert(sounds_app: tuple[FastAPI, R
     gm = logged(app, "gm-password")
     hall = screen(app, "hall")
     assert gm.post("/api/game/start", json={"parcours": "primo", "players": 4}).status_code == 200
-    node._publish("props/box_lock/state", b'{"v": 1, "engaged": true, "locked": true, "door": "closed"}')
+    node.state("box_lock", engaged=True, locked=True, door="closed")
     until(lambda: app.state.service.registry.props[("hall", "box_lock")].reported.get("engaged") is True)
     assert gm.post("/api/emergency", json={}).status_code in (200, 202)
-    node._publish("props/box_lock/state", b'{"v": 1, "engaged": false, "locked": false, "door": "closed"}')
+    node.state("box_lock", engaged=False, locked=False, door="closed")
     assert gm.post("/api/game/puzzles/mailbox/solve").status_code == 200   # paused: still solvable
     until(lambda: app.state.service.registry.props[("hall", "box_lock")].reported.get("engaged") is False)
     assert cues(hall) == []
