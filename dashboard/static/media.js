@@ -100,7 +100,11 @@ const MediaCues = (() => {
     if (cue.loop && cue.kind === "sound") { setMusic(m); return; }
     m.addEventListener("ended", () => { m.remove(); stage.classList.toggle("hidden", !stage.children.length); });
     if (cue.kind === "video") { stage.replaceChildren(m); stage.classList.remove("hidden"); } else box.append(m);
-    m.play().catch(refused);   // not allowed yet (no touch on a screen opened by hand)
+    m.play().catch((err) => {   // not allowed yet (no touch on a screen opened by hand): of its moment
+      refused(err);
+      m.remove();
+      stage.classList.toggle("hidden", !stage.children.length);
+    });
   }
 
   function speak(clue) {
@@ -111,7 +115,7 @@ const MediaCues = (() => {
     v.addEventListener("error", end);   // no speech on this controller: the clue is shown anyway
     duck(true);
     box.append(v);
-    setTimeout(() => v.play().catch(end), VOICE_AFTER_MS);
+    setTimeout(() => v.play().catch((err) => { refused(err); end(); }), VOICE_AFTER_MS);
   }
 
   function silence() {
