@@ -174,6 +174,10 @@ class MediaCue:
 
 
 Effect = PropCommand | ScreenMessage | MediaCue
+#: the same event sound on the same screens within this many seconds plays once
+EVENT_SOUND_GAP_S = 0.5
+#: the game events that come in bursts from one cause (one sound for the burst)
+BURSTS = frozenset({"unlock", "budget_up", "budget_down"})
 
 
 class LineKind(StrEnum):
@@ -305,6 +309,8 @@ class Engine:
         self.messages: list[ScreenMessage] = []
         #: the sounds and videos played this game (not kept on disk: a cue is of its moment)
         self.cues: list[MediaCue] = []
+        #: when each event sound last played, by (file, rooms) (clock): one at a time
+        self._event_sounds: dict[tuple[str, tuple[str, ...] | None], float] = {}
         self.clues: list[SentClue] = []
         self.last_activity = 0.0
         self.check_override: dict[str, Any] | None = None
@@ -919,17 +925,19 @@ class Engine:
         on the screens of *rooms* (None: every screen); nothing when the game file gives it
         none or while the emergency alert lasts. Each cue has its own id: a screen plays it
         once, however often its view is sent. It reaches the screens with their view, not
-        as an effect: a wrong code still publishes nothing over MQTT. Several budget moves at one instant (the
-        bills charged at the end) are one sound."""
+        as an effect: a wrong code still publishes nothing over MQTT. A lock opening or the
+        budget moving, on the same screens within :data:`EVENT_SOUND_GAP_S`, is one sound
+        (the bills charged at the end, the locks a victory opens); every code typed is heard."""
         sound = self.game.event_sounds().get(event)
         if sound is None or self.hush():
             return []
-        at = round(self.elapsed(), 3)
-        last = self.cues[-1] if self.cues else None
-        if (event.startswith("budget_") and last is not None and last.at == at
-                and last.file == sound.file and last.rooms == rooms):
-            return []
-        cue = MediaCue(len(self.cues) + 1, "sound", sound.file, rooms, sound.volume, False, at)
+        now, same = self.clock(), (sound.file, rooms)
+        if event in BURSTS:
+            if now - self._event_sounds.get(same, now - EVENT_SOUND_GAP_S) < EVENT_SOUND_GAP_S:
+                return []
+            self._event_sounds[same] = now
+        cue = MediaCue(len(self.cues) + 1, "sound", sound.file, rooms, sound.volume, False,
+                       round(self.elapsed(), 3))
         self.cues.append(cue)
         return [cue]
 

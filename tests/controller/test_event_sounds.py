@@ -166,3 +166,49 @@ def test_a_clue_chimes_with_the_game_files_sound_instead_of_the_screens_beep(
         assert gm.post("/api/clues", json={"puzzle": "mailbox", "index": 1}).status_code == 200   # costs 20
         assert sorted(f for _, f in cues(hall)[1:]) == ["budget_down.wav", "chime.wav"]
         assert [f for _, f in cues(salon)] == ["budget_down.wav"]
+
+
+def test_a_burst_of_one_cause_is_one_sound_and_a_lost_game_opens_its_doors_silently() -> None:
+    """The engine's rule (shipped game, a fake clock): the bills charged at the end are one
+    budget sound; two locks of a room confirmed open together are one; a lock opened at a
+    defeat plays nothing; a victory's do."""
+    from config.loader import SHIPPED_GAME, load_game
+    from controller.engine import EVENT_SOUND_GAP_S, Engine
+
+    now = [1000.0]
+    engine = Engine(load_game(SHIPPED_GAME), clock=lambda: now[0])
+    engine.start(parcours="primo", players=4)
+    engine.lock_opened("hall")
+    engine.lock_opened("hall")                    # a second lock of the hall, at once
+    now[0] += EVENT_SOUND_GAP_S
+    engine.lock_opened("hall")                    # later: heard again
+    assert [(c.file, c.rooms) for c in engine.cues] == [("unlock.wav", ("hall",))] * 2
+    now[0] += engine.remaining() + 1
+    engine.tick()                                 # time up: every unpaid bill charged, with its fee
+    charged = [b for b in engine.budget_history if b.amount < 0]
+    assert len(charged) >= 2
+    assert [c.file for c in engine.cues[2:]] == ["budget_down.wav"]
+    engine.lock_opened("entree")                  # the doors a defeat opens: no sound
+    assert len(engine.cues) == 3
+
+
+def test_the_doors_a_victory_opens_play_their_sound() -> None:
+    from config.loader import SHIPPED_GAME, load_game
+    from controller.engine import Engine, Phase
+
+    engine = Engine(load_game(SHIPPED_GAME), clock=lambda: 1000.0)
+    engine.start(parcours="primo", players=4)
+    final = next(p for p in engine.game.puzzles if p.final and engine.in_parcours(p))
+    for puzzle in engine.game.puzzles:
+        if engine.in_parcours(puzzle) and puzzle is not final:
+            engine.force_solve(puzzle.id)
+    engine.force_solve(final.id)
+    assert engine.phase == Phase.WON
+    before = len(engine.cues)
+    engine.lock_opened("entree")
+    assert [c.file for c in engine.cues[before:]] == ["unlock.wav"]
+    hushed = Engine(load_game(SHIPPED_GAME), clock=lambda: 1000.0, hush=lambda: True)
+    hushed.start(parcours="primo", players=4)
+    hushed.lock_opened("hall")
+    hushed.on_event("hall", "mailbox_keypad", "code", "0000")
+    assert hushed.cues == []                      # the emergency alert: nothing cued
