@@ -200,14 +200,15 @@ def test_a_screen_cut_from_the_network_keeps_playing_from_memory_then_follows_li
         context = browser.new_context(viewport={"width": 1920, "height": 1080})
         page = context.new_page()
         page.set_default_timeout(20_000)
+        rig.start()   # the screen opened during the game: its music is due at once
         page.goto(rig.screen())
         page.wait_for_selector("#link.dot.ok")
         page.wait_for_function("window.__preloaded.length >= 4")   # its preload is done
-        rig.start()
         music = '#cues audio[data-cue="music-game"]'
         page.wait_for_function("(sel) => { const a = document.querySelector(sel); "
                                "return a && !a.paused && a.currentTime > 0.2; }", arg=music)
-        assert page.eval_on_selector(music, "(a) => a.src").startswith("blob:")   # from memory
+        # the music waited for its preload: it plays from memory, not from the network
+        assert page.eval_on_selector(music, "(a) => a.src").startswith("blob:")
 
         # the controller's files unreachable, the live feed still up: a cue delivered now
         # plays from what was preloaded
