@@ -311,6 +311,26 @@ class Intro(_Model):
     volume: float = Field(default=1.0, ge=0, le=1)
     subtitles: dict[Lang, SubtitlesName] = Field(
         default_factory=dict, description="a WebVTT file per language, French first (shown by default)")
+#: the game events that play a sound on the room screens with no action of the game file
+EVENT_SOUNDS = ("solved", "wrong_code", "unlock", "budget_up", "budget_down", "clue_chime")
+
+
+class EventSound(_Model):
+    """A file of the media library a room screen plays on a game event (docs/media.md)."""
+
+    file: MediaName
+    volume: float = Field(default=1.0, ge=0, le=1, description="0 to 1, of the screen's volume")
+
+
+class EventSounds(_Model):
+    """The sound of each game event on the room screens; an event left out is silent."""
+
+    solved: EventSound | None = Field(default=None, description="a puzzle of the room solved")
+    wrong_code: EventSound | None = Field(default=None, description="a wrong code on a keypad of the room")
+    unlock: EventSound | None = Field(default=None, description="a lock of the room confirmed open")
+    budget_up: EventSound | None = Field(default=None, description="the budget goes up (every screen)")
+    budget_down: EventSound | None = Field(default=None, description="the budget goes down (every screen)")
+    clue_chime: EventSound | None = Field(default=None, description="a clue arrives (instead of the beep)")
 
 
 class TimerAction(_Model):
@@ -429,6 +449,8 @@ class Game(_Model):
     music: dict[Id, RoomMusic] = Field(default_factory=dict,
                                        description="each room's music per moment, by node id")
     intro: Intro | None = Field(default=None, description="the introduction video of the briefing")
+    sounds: EventSounds = Field(default_factory=EventSounds,
+                                description="the sound of each game event on the room screens")
 
     def node(self, node_id: str) -> Node | None:
         return next((n for n in self.nodes if n.id == node_id), None)
@@ -448,7 +470,7 @@ class Game(_Model):
                 and (room is None or a.rooms is None or room in a.rooms)}
         music = {m.file for r, moments in self.music.items() if room is None or r == room
                  for name in MUSIC_MOMENTS if (m := getattr(moments, name)) is not None}
-        return frozenset(cued | music | self.screen_media_files(room))
+        return frozenset(cued | music | self.screen_media_files(room) | self.event_sound_files())
 
     def screen_media_files(self, room: str | None = None) -> frozenset[str]:
         """The intro video with its subtitles, and the clues' recorded voices (in *room*:
@@ -460,6 +482,14 @@ class Game(_Model):
         files |= {c.voice for p in self.puzzles if room is None or p.room == room
                   for c in p.clues if c.voice is not None}
         return frozenset(files)
+
+    def event_sounds(self) -> dict[str, EventSound]:
+        """The game events that play a sound (:data:`EVENT_SOUNDS`), with their sound."""
+        return {name: sound for name in EVENT_SOUNDS if (sound := getattr(self.sounds, name)) is not None}
+
+    def event_sound_files(self) -> frozenset[str]:
+        """The files the game events play: on every screen (each room has its events)."""
+        return frozenset(s.file for s in self.event_sounds().values())
 
     def music_for(self, room: str | None, moment: str | None) -> Music | None:
         """What *room*'s screen plays at *moment* (one of :data:`MUSIC_MOMENTS`), if anything."""
@@ -735,6 +765,10 @@ def _screen_media_issues(game: Game, media: Collection[str] | None) -> Iterator[
         for c_index, clue in enumerate(puzzle.clues):
             if clue.voice is not None:
                 yield from _library_issues(("puzzles", p_index, "clues", c_index, "voice"), clue.voice, media)
+def _sound_issues(game: Game, media: Collection[str] | None) -> Iterator[ConfigIssue]:
+    """Each game event's sound names a file of the library."""
+    for name, sound in game.event_sounds().items():
+        yield from _library_issues(("sounds", name, "file"), sound.file, media)
 
 
 def _library_issues(path: tuple[str | int, ...], file: str,
@@ -823,6 +857,7 @@ def semantic_issues(game: Game, unchecked: Unchecked | None = None,
     issues.extend(_ref_issues(game, unchecked, media))
     issues.extend(_music_issues(game, media))
     issues.extend(_screen_media_issues(game, media))
+    issues.extend(_sound_issues(game, media))
     issues.extend(_obligation_issues(game, unchecked))
     issues.extend(_graph_issues(game, unchecked))
     return issues

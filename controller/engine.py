@@ -176,6 +176,10 @@ class MediaCue:
 
 
 Effect = PropCommand | ScreenMessage | MediaCue
+#: the same event sound on the same screens within this many seconds plays once
+EVENT_SOUND_GAP_S = 0.5
+#: the game events that come in bursts from one cause (one sound for the burst)
+BURSTS = frozenset({"unlock", "budget_up", "budget_down"})
 
 
 class LineKind(StrEnum):
@@ -270,10 +274,13 @@ class Engine:
     """
 
     def __init__(self, game: Game, *, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time,
+                 hush: Callable[[], bool] = lambda: False) -> None:
         self.game = game
         self.clock = clock
         self.wall = wall
+        #: True while nothing may play on the screens (the emergency alert): no event sound
+        self.hush = hush
         self.phase = Phase.IDLE
         self.log: list[dict[str, Any]] = []
         self.audit_log: list[dict[str, Any]] = []
@@ -304,6 +311,8 @@ class Engine:
         self.messages: list[ScreenMessage] = []
         #: the sounds and videos played this game (not kept on disk: a cue is of its moment)
         self.cues: list[MediaCue] = []
+        #: when each event sound last played, by (file, rooms) (clock): one at a time
+        self._event_sounds: dict[tuple[str, tuple[str, ...] | None], float] = {}
         self.clues: list[SentClue] = []
         self.last_activity = 0.0
         self.check_override: dict[str, Any] | None = None
@@ -644,6 +653,7 @@ class Engine:
             return []
         self.last_activity = self.elapsed()
         seen = rules.Event.of(node, prop, event, value)
+        wrong = self.wrong_code(seen)   # judged before it solves anything
         effects: list[Effect] = []
         for puzzle in self._triggers()(seen):
             state = self.puzzles[puzzle.id]
@@ -656,6 +666,8 @@ class Engine:
             state.progress = rules.advance(puzzle, state.progress, seen, self.parcours)
             if rules.complete(puzzle, state.progress):
                 effects += self._solve(puzzle, by="players")
+        if wrong:
+            self.event_sound("wrong_code", (node,))
         return effects
 
     def _triggers(self) -> rules.Triggers:
@@ -765,6 +777,7 @@ class Engine:
         if state.available_at is None:
             state.available_at = state.solved_at
         self.note("solved", f"{puzzle.id} by {by}")
+        self.event_sound("solved", (puzzle.room,))   # before what its actions cue
         effects: list[Effect] = []
         ended = False
         for action in puzzle.actions:
@@ -804,6 +817,8 @@ class Engine:
         self.budget += amount
         self.budget_history.append(BudgetLine(amount, label, self.elapsed(), puzzle, label_en,
                                               obligation, kind))
+        if amount:
+            self.event_sound("budget_up" if amount > 0 else "budget_down", None)
 
     def month(self) -> dict[str, int]:
         """Income, spending and what is left this month (:func:`month_figures`)."""
@@ -863,6 +878,7 @@ class Engine:
         self.audit("clue", who=who, target=sent.puzzle or room,
                    detail=f"{sent.id}{'' if counts else ' (ne compte pas)'}: {sent.text[:200]}")
         message = ScreenMessage(sent.text, sent.text_en, sent.room)
+        self.event_sound("clue_chime", (room,) if room else None)
         return sent, [message]
 
     def clue_shown(self, clue_id: str) -> SentClue:
@@ -906,6 +922,46 @@ class Engine:
         self.audit(f"media_{kind}", who=who, target=", ".join(rooms) if rooms else "all",
                    detail=file or None)
         return [cue]
+
+    # -- event sounds: what the room screens play on a game event, with no action -------------
+    def event_sound(self, event: str, rooms: tuple[str, ...] | None) -> list[MediaCue]:
+        """Cue the game file's sound of *event* (``sounds:``, :data:`config.game.EVENT_SOUNDS`)
+        on the screens of *rooms* (None: every screen); nothing when the game file gives it
+        none or while the emergency alert lasts. Each cue has its own id: a screen plays it
+        once, however often its view is sent. It reaches the screens with their view, not
+        as an effect: a wrong code still publishes nothing over MQTT. A lock opening or the
+        budget moving, on the same screens within :data:`EVENT_SOUND_GAP_S`, is one sound
+        (the bills charged at the end, the locks a victory opens); every code typed is heard."""
+        sound = self.game.event_sounds().get(event)
+        if sound is None or self.hush():
+            return []
+        now, same = self.clock(), (sound.file, rooms)
+        if event in BURSTS:
+            if now - self._event_sounds.get(same, now - EVENT_SOUND_GAP_S) < EVENT_SOUND_GAP_S:
+                return []
+            self._event_sounds[same] = now
+        cue = MediaCue(len(self.cues) + 1, "sound", sound.file, rooms, sound.volume, False,
+                       round(self.elapsed(), 3))
+        self.cues.append(cue)
+        return [cue]
+
+    def wrong_code(self, seen: rules.Event) -> bool:
+        """*seen* is a code no puzzle of this parcours still to solve accepts (a code right
+        for a puzzle not open yet is not called wrong: it is only early)."""
+        if seen.type != "code":
+            return False
+        return not any(rules.matches(cond, seen, self.parcours)
+                       for puzzle in self._triggers()(seen)
+                       if self.in_parcours(puzzle) and self.puzzles[puzzle.id].status != PuzzleStatus.SOLVED
+                       for cond in puzzle.conditions())
+
+    def lock_opened(self, node: str) -> list[MediaCue]:
+        """A lock of *node*'s room was confirmed open by its node: its sound, during the run
+        and at a victory (the doors a won game opens); a lost or aborted game, or no game,
+        opens its doors without a sound."""
+        if self.phase not in (*PLAYING, Phase.WON):
+            return []
+        return self.event_sound("unlock", (node,))
 
     def audit(self, action: str, *, who: str = GAME_MASTER, target: str | None = None,
               detail: str | None = None) -> dict[str, Any]:

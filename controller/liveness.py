@@ -17,7 +17,7 @@ from collections.abc import Callable
 from controller.context import Context
 from controller.journal import Journal
 from controller.mqtt import Incoming, MqttBridge
-from controller.outputs import Outputs
+from controller.outputs import REACHED, Outputs
 from controller.registry import Boot, EventVerdict
 from controller.store import Store, StoreError
 from protocol import contract
@@ -30,6 +30,15 @@ BOOTS_META = "node_boots"
 #: store meta key of the events handled, per node and boot (a restarted controller does
 #: not apply again what the nodes replay because it was not acknowledged yet)
 SEQS_META = "node_seqs"
+
+
+def opened(reported: dict[str, object] | None) -> bool | None:
+    """Whether a maglock's reported state shows it open (its relay let go); None: it says
+    nothing of that."""
+    key, value = REACHED["unlock"]
+    if not reported or key not in reported:
+        return None
+    return reported[key] == value
 
 
 class Liveness:
@@ -95,6 +104,8 @@ class Liveness:
 
     def on_state(self, node: str, prop: str, state: PropState, *, live: bool = True) -> None:
         """A prop's reported state: kept, and what it confirms of the desired state."""
+        before = self.ctx.registry.props.get((node, prop))
+        was_open = opened(before.reported) if before is not None else None
         info = self.ctx.registry.on_state(node, prop, state, live=live)
         if info is None:
             self.bridge.metrics["unknown_prop"] += 1
@@ -102,6 +113,10 @@ class Liveness:
             self.bridge.metrics["stale_states"] += 1
         else:
             self.outputs.reported((node, prop), live=live)
+            if (live and was_open is False and (node, prop) in self.ctx.maglocks
+                    and opened(info.reported)):
+                # its node says the lock let go (said live: a retained state is of the past)
+                self.ctx.engine.lock_opened(node)
 
     def admit(self, node: str, prop: str, event: PropEvent) -> bool:
         """False for an event of an unknown prop or one already handled (registry: by boot

@@ -90,7 +90,7 @@ class GameService:
         #: the store's backups (controller/backup.py); none given: none taken
         self.backups = backups or Backups(None, Path(), create=False)
         self.backups.changed = self.changed
-        self.ctx = Context(game, Engine(game, clock=clock, wall=wall),
+        self.ctx = Context(game, Engine(game, clock=clock, wall=wall, hush=lambda: self.alert.active),
                            Registry(game, clock=clock, wall=wall), clock=clock)
         self.journal = Journal(self.ctx, store, on_failing=self.changed,
                                on_closed=self.backups.after_session, clock=clock, wall=wall)
@@ -215,7 +215,7 @@ class GameService:
         changed is sent its new one. Return those nodes."""
         self.journal.save()   # the journal of the old engine first
         old = self.game
-        self.ctx.replace(game, Engine(game, clock=self.clock, wall=self.wall),
+        self.ctx.replace(game, Engine(game, clock=self.clock, wall=self.wall, hush=lambda: self.alert.active),
                          self.registry.for_game(game))
         self.outputs.game_replaced()
         self.bridge.heartbeat_s = contract.heartbeat_interval(game.apartment.autonomy_after_s)

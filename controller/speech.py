@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import logging
 import os
 import re
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 import wave
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +36,12 @@ WORD_GAP = 2
 MAX_CHARS = 600
 #: a synthesis longer than this is stopped (espeak-ng makes ~20 s of speech per second here)
 TIMEOUT_S = 20
+#: the cache's bound: past it, the texts spoken least recently are dropped (a 20-word clue
+#: is ~0.45 MB of WAV: 64 MB keeps some 140 clues, several games' worth)
+CACHE_BYTES = 64 * 1024 * 1024
+#: a file handed out this recently is never dropped (its answer may not have opened it
+#: yet; once opened, a dropped file is still read whole: POSIX keeps it until closed)
+IN_USE_S = 60.0
 
 
 #: what espeak-ng reads wrongly in our clues, said the way a person would (docs/media.md):
@@ -87,8 +95,19 @@ class Speech:
     """The cache of spoken texts in *root*; *program*: the espeak-ng to run (found on PATH)."""
 
     def __init__(self, root: Path, *, program: str = "espeak-ng", voice: str = VOICE,
-                 rate: int = RATE_WPM) -> None:
+                 rate: int = RATE_WPM, max_bytes: int = CACHE_BYTES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.root = root
+        self.max_bytes = max_bytes
+        self.clock = clock
+        #: when each file was last handed out (clock): the newest are not dropped
+        self._handed: dict[str, float] = {}
+        #: the order of the last use of each file since start (the bound drops the least
+        #: recent first; files not used since start before them, oldest first)
+        self._uses: dict[str, int] = {}
+        self._use_count = itertools.count()
+        #: texts dropped from the cache since start (the bound reached)
+        self.dropped = 0
         self.program = program
         self.voice, self.rate = voice, rate
         #: how many texts were synthesized (not taken from the cache) since start
@@ -116,8 +135,10 @@ class Speech:
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
-            if path.is_file():
-                return Spoken(path, key, made=False)
+            with self._guard:   # no drop between the check and the hand-out
+                if path.is_file():
+                    self._hand_out(key)
+                    return Spoken(path, key, made=False)
             program = shutil.which(self.program)
             if program is None:
                 raise SpeechUnavailable(
@@ -145,4 +166,44 @@ class Speech:
             finally:
                 Path(tmp).unlink(missing_ok=True)
             self.made += 1
+            with self._guard:
+                self._hand_out(key)
+                self._bound()
             return Spoken(path, key, made=True)
+
+    def _hand_out(self, key: str) -> None:
+        """*key*'s file is used now: the most recent for the bound, and kept a while."""
+        self._handed[key] = self.clock()
+        self._uses[key] = next(self._use_count)
+
+    def _bound(self) -> None:
+        """Drop the texts spoken least recently until the cache holds at most max_bytes;
+        a file handed out within IN_USE_S stays (the cache may then be over, for a while)."""
+        now = self.clock()
+        files = []
+        for path in self.root.glob("*.wav"):
+            if path.name.startswith("."):
+                continue   # a synthesis being written
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            files.append((self._uses.get(path.stem, -1), st.st_mtime, st.st_size, path))
+        total = sum(size for _, _, size, _ in files)
+        for _, _, size, path in sorted(files):
+            if total <= self.max_bytes:
+                break
+            handed = self._handed.get(path.stem)
+            if handed is not None and now - handed < IN_USE_S:
+                continue
+            try:
+                path.unlink()
+            except OSError as exc:
+                log.warning("speech cache: %s not dropped: %s", path.name, exc)
+                continue
+            self._handed.pop(path.stem, None)
+            self._uses.pop(path.stem, None)
+            total -= size
+            self.dropped += 1
+        for key in [k for k, at in self._handed.items() if now - at >= IN_USE_S]:
+            del self._handed[key]   # old hand-outs need no memory

@@ -589,6 +589,10 @@ class ScreenGame(Out):
                                        "may cue on this screen: loaded in advance")
     music: ScreenMusic | None = Field(default=None, description="the room's music now (null: none)")
     emergency: bool = Field(description="the emergency alert is on: everybody out")
+    elapsed_s: float = Field(default=0.0, description="elapsed run time now, seconds (a cue's "
+                             "age is this minus its at)")
+    clue_chime: bool = Field(default=False, description="a clue's chime is a sound of the game "
+                             "file (a cue), not the screen's beep")
 
 
 class ScreenNode(Out):

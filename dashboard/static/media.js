@@ -33,9 +33,13 @@ const MediaCues = (() => {
   // the files this room may play, loaded in advance and kept in memory (url → blob: URL):
   // a cue plays even when the controller cannot be reached at that moment
   const loaded = new Map();
+  const loading = new Map();   // url → the promise of its preload
   window.__preloaded = [];
   // when each cue started playing (wall clock, ms): what the tests and docs/media.md measure
   window.__cuesPlayed = [];
+  // a cue older than this (game time) when it reaches the screen is not played: a screen
+  // back on the network does not play what happened while it was away
+  const STALE_S = 5;
 
   const withToken = (url) => (App.token
     ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(App.token)}` : url);
@@ -59,10 +63,11 @@ const MediaCues = (() => {
     for (const f of files || []) {
       if (loaded.has(f.url)) continue;
       loaded.set(f.url, null);
-      fetch(withToken(f.url), {credentials: "same-origin"})
+      loading.set(f.url, fetch(withToken(f.url), {credentials: "same-origin"})
         .then((r) => (r.ok ? r.blob() : Promise.reject(new Error(String(r.status)))))
         .then((blob) => { loaded.set(f.url, URL.createObjectURL(blob)); window.__preloaded.push(f.file); })
-        .catch(() => loaded.delete(f.url));   // tried again on the next view
+        .catch(() => loaded.delete(f.url))   // tried again on the next view
+        .finally(() => loading.delete(f.url)));
     }
   }
 
@@ -79,7 +84,7 @@ const MediaCues = (() => {
   function setMusic(m) {
     if (music) { music.pause(); music.remove(); }
     music = m;
-    if (m) { m.volume = musicLevel(); box.append(m); m.play().catch(() => {}); }
+    if (m) { m.volume = musicLevel(); box.append(m); m.play().catch(refused); }
   }
 
   // the view's music for the moment: started when it changes, kept playing otherwise
@@ -88,7 +93,11 @@ const MediaCues = (() => {
     if (key === moment) return;
     const mine = music && music.dataset.cue.startsWith("music-");
     moment = key;
-    if (wanted) setMusic(element("sound", wanted.url, `music-${wanted.moment}`, wanted.volume, true));
+    // the music waits for its preload: played from the network, a loop would need the
+    // network again (a screen cut from it would fall silent)
+    const start = () => { if (moment === key) setMusic(element("sound", wanted.url, `music-${wanted.moment}`, wanted.volume, true)); };
+    if (wanted && loading.has(wanted.url)) loading.get(wanted.url).then(start);
+    else if (wanted) start();
     else if (mine) setMusic(null);
   }
 
@@ -139,7 +148,10 @@ const MediaCues = (() => {
       stage.classList.remove("hidden");
       duck(true);   // the story is heard over the music
     } else box.append(m);
-    m.play().catch(() => {});   // not allowed yet (no touch on a screen opened by hand)
+    m.play().catch((err) => {   // not allowed yet (no touch on a screen opened by hand): of its moment
+      refused(err);
+      end();
+    });
   }
 
   // a clue's sentences shown one after the other while its voice says them, each for its
@@ -166,7 +178,7 @@ const MediaCues = (() => {
     followVoice(v, clue.text);   // what the voice says: French
     duck(true);
     box.append(v);
-    setTimeout(() => v.play().catch(end), VOICE_AFTER_MS);
+    setTimeout(() => v.play().catch((err) => { refused(err); end(); }), VOICE_AFTER_MS);
   }
 
   function silence() {
@@ -179,6 +191,7 @@ const MediaCues = (() => {
   }
 
   function update(g) {
+    if (blocked) setBlocked(true);   // its words, once the texts are in
     preload(g.preload);
     const cues = g.cues || [];
     const top = cues.reduce((n, c) => Math.max(n, c.id), 0);
@@ -195,7 +208,12 @@ const MediaCues = (() => {
       for (const c of g.clues) spoken.add(c.id);
       return;
     }
-    for (const c of cues) if (c.id > last) { last = c.id; if (c.kind === "stop") silence(); else play(c); }
+    for (const c of cues) {
+      if (c.id <= last) continue;
+      last = c.id;
+      if (c.kind === "stop") silence();
+      else if (!(g.elapsed_s - c.at > STALE_S)) play(c);
+    }
     for (const c of g.clues) {
       if (spoken.has(c.id)) continue;
       spoken.add(c.id);
@@ -204,5 +222,49 @@ const MediaCues = (() => {
     if (g.phase === "idle") silence();
     else follow(g.music);
   }
-  return {update, get music() { return music; }};
+  // « Activer le son »: a screen opened by hand in a browser that wants a touch before any
+  // sound shows it, only while sound is refused; the kiosk (autoplay allowed) never does.
+  // A short silent sound is tried at load and on each touch: refused → the prompt.
+  // (in the page only while shown: a screen that plays has nothing to press)
+  const prompt = document.createElement("button");
+  prompt.id = "sound-prompt";
+  prompt.type = "button";
+  prompt.className = "sound-prompt";
+  let blocked = false;
+  window.__soundBlocked = null;   // null: not known yet (what the tests wait for)
+  function setBlocked(on) {
+    blocked = on;
+    window.__soundBlocked = on;
+    prompt.textContent = `🔊 ${App.t("screen_sound_on")}`;
+    if (on && !prompt.isConnected) document.body.append(prompt);
+    else if (!on) prompt.remove();
+  }
+  function refused(err) { if (err && err.name === "NotAllowedError") setBlocked(true); }
+  function silentWav() {
+    const n = 2205, buf = new ArrayBuffer(44 + 2 * n), v = new DataView(buf);   // 0.1 s, 22 050 Hz
+    const text = (at, s) => [...s].forEach((c, i) => v.setUint8(at + i, c.charCodeAt(0)));
+    text(0, "RIFF"); v.setUint32(4, 36 + 2 * n, true); text(8, "WAVEfmt ");
+    v.setUint32(16, 16, true); v.setUint16(20, 1, true); v.setUint16(22, 1, true);
+    v.setUint32(24, 22050, true); v.setUint32(28, 44100, true); v.setUint16(32, 2, true);
+    v.setUint16(34, 16, true); text(36, "data"); v.setUint32(40, 2 * n, true);
+    return URL.createObjectURL(new Blob([buf], {type: "audio/wav"}));
+  }
+  const probeUrl = silentWav();
+  function probe() {
+    const a = new Audio(probeUrl);
+    return a.play().then(() => { a.pause(); setBlocked(false); }, (err) => {
+      if (err && err.name === "NotAllowedError") setBlocked(true);
+    });
+  }
+  // a touch allows sound: what was refused plays now
+  document.addEventListener("pointerdown", () => {
+    if (!blocked) return;
+    probe().then(() => {
+      if (blocked) return;
+      if (music && music.paused) music.play().catch(refused);   // the refused effects were of their moment
+    });
+  });
+  probe();
+
+  return {update, get music() { return music; }, get blocked() { return blocked; }};
 })();

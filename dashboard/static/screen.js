@@ -89,7 +89,10 @@ function drawMessages(g) {
     ...g.messages.slice(-2).reverse().map((m) => el("div", {class: "clue note"}, `📣 ${text(m)}`)),
     ...done.map((c) => el("div", {class: "clue done", dataset: {clue: c.id}}, `✔ ${text(c)}`)));
   for (const c of g.clues) {
-    if (!seen.has(c.id)) { seen.add(c.id); if (c.status !== "shown") { beep(); showClueCard(c); } }
+    if (!seen.has(c.id)) {
+      seen.add(c.id);
+      if (c.status !== "shown") { if (!g.clue_chime) beep(); showClueCard(c); }   // else the game's chime (media.js)
+    }
     if (c.status !== "shown" && !acked.has(c.id)) {
       acked.add(c.id);
       App.post(`/api/clues/${encodeURIComponent(c.id)}/shown`, {}).then((r) => { if (!r.ok && r.status !== 404) acked.delete(c.id); });

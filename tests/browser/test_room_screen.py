@@ -16,9 +16,18 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import GM_PASSWORD, Server, shot
+from tests.browser.conftest import GM_PASSWORD, Server, chromium, shot
+from tests.support.kiosk import kiosk_flags
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser(server: Server) -> Iterator[object]:
+    """Chromium as a room's kiosk starts it (sound allowed without a touch): a browser that
+    wants a touch first shows « Activer le son », a button (tests/browser/test_screen_events.py)."""
+    with chromium(*kiosk_flags()) as b:
+        yield b
 TIMEOUT_MS = 20_000  # generous: CI machines have 2 cores and run Chromium beside 7 nodes
 TV = {"width": 1920, "height": 1080}
 TABLET = {"width": 1280, "height": 800}

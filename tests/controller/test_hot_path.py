@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from config.game import Game
+from config.loader import parse_game
 from controller.journal import FLUSH_AFTER_S
 from controller.mqtt import Connection, Incoming, MqttBridge
 from controller.mqtt_transports import TRANSPORTS
@@ -28,7 +29,7 @@ from controller.service import GameService
 from controller.store import Batch, Store
 from protocol.contract import Command, NodeStatus, PropEvent, TopicParts, Topics
 from protocol.mqtt import BrokerAddress
-from tests.controller.conftest import FakeClocks
+from tests.controller.conftest import GAME, FakeClocks
 
 
 class Recorder:
@@ -278,3 +279,26 @@ def test_store_batch_keeps_the_order_and_patches_only_the_inactivity_clock(tmp_p
         assert json.loads(json.dumps(after)) == after
     finally:
         store.close()
+
+
+
+def test_a_wrong_codes_sound_reaches_the_screens_without_publishing_anything(tmp_path: Path,
+                                                                             clocks: FakeClocks):
+    """With event sounds in the game file, a wrong code cues its sound for the screens'
+    views (docs/media.md) and still publishes nothing, writes nothing at once."""
+    game = parse_game(GAME.format(apartment_id="hotpath") + "sounds:\n  wrong_code: {file: wrong.wav}\n").game
+    store = Store(tmp_path / "escape.db")
+    bridge = MqttBridge(topics=Topics(game.apartment.id), broker=BrokerAddress("127.0.0.1", 9),
+                        boot_id="ctl")
+    svc = GameService(game=game, bridge=bridge, store=store, clock=clocks.monotonic, wall=clocks.wall)
+    svc.registry.on_status("hall", NodeStatus(online=True, boot_id="boot1"))
+    svc.orders.start_game(parcours="primo", players=4)
+    rec = Recorder(svc)
+
+    async def wrong() -> list[str]:
+        svc.handle(event(1, "code", "0413"))
+        return rec.take()
+
+    assert asyncio.run(wrong()) == [], "nothing published nor written while it is handled"
+    assert [(c.file, c.rooms) for c in svc.engine.cues] == [("wrong.wav", ("hall",))]
+    store.close()

@@ -107,6 +107,11 @@ class RawNode:
             data["replayed"] = replayed
         self._publish(f"props/{prop}/event", json.dumps(data).encode())
 
+    def state(self, prop: str, **fields: Any) -> None:
+        """A prop's reported state (retained, as a node publishes it), e.g. a maglock's
+        ``engaged=False, locked=False, door="closed"``."""
+        self._publish(f"props/{prop}/state", json.dumps({"v": 1, **fields}).encode(), retain=True)
+
     def close(self) -> None:
         self._stop.set()
         if self._beater is not None:

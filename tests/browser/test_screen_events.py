@@ -1,0 +1,247 @@
+"""A room screen in real Chromium and the game's event sounds (``sounds:``), driven from
+outside: a bare paho client (not our node code) types codes on the hall's keypad, the
+game master's orders go over HTTP, the screen is reached through a TCP proxy that can cut
+it from the controller (docs/media.md).
+
+* each game event plays its sound once on the screen, even when MQTT delivers it twice;
+  the time from the raw publish to the sound playing is measured;
+* « Activer le son » shows only in a Chromium that wants a touch before any sound, and
+  one touch turns sound on; the kiosk's Chromium never shows it;
+* a screen cut from the network (offline, and the controller unreachable) keeps playing
+  its music and plays a cue from memory; what happened meanwhile is not played late;
+  back on the network, it follows the game live again.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from config.loader import parse_game
+from controller.api.auth import AuthSettings
+from controller.broker import EmbeddedBroker
+from controller.main import create_app
+from protocol.mqtt import BrokerAddress
+from tests.browser.conftest import ARGS, ARTIFACTS, CHROMIUM, _free_port, _require_chromium, shot
+from tests.controller.conftest import GAME
+from tests.faults.rawnode import RawNode
+from tests.support.kiosk import kiosk_flags
+from tests.support.netfault import TcpProxy
+
+pytestmark = pytest.mark.browser
+AUTH = AuthSettings(gm_password="gm-events-password", tech_password="tech-events-password",
+                    screen_secret="events-browser-secret")
+SOUNDS = """\
+music:
+  hall:
+    game: {file: chime.wav, volume: 0.5}
+sounds:
+  solved: {file: solved.wav}
+  wrong_code: {file: wrong.wav}
+  budget_down: {file: budget_down.wav}
+"""
+FILES = {"chime.wav", "solved.wav", "wrong.wav", "budget_down.wav"}
+GESTURE_REQUIRED = "--autoplay-policy=user-gesture-required"
+
+
+@dataclass
+class Rig:
+    url: str            # the controller, through the proxy (what the screen uses)
+    direct: str         # the controller itself (what the game master uses)
+    proxy: TcpProxy
+    node: RawNode
+    gm: httpx.Client
+
+    def screen(self) -> str:
+        return f"{self.url}/screen/hall?token={AUTH.screen_token('hall')}"
+
+    def start(self) -> None:
+        assert self.gm.post("/api/game/start", json={"parcours": "primo", "players": 4}).status_code == 200
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    import uvicorn
+
+    _require_chromium()
+    apartment = f"t{uuid.uuid4().hex[:10]}"
+    game = parse_game(GAME.format(apartment_id=apartment) + SOUNDS, media=FILES).game
+    with EmbeddedBroker(port=0) as broker:
+        app = create_app(game=game, broker=BrokerAddress("127.0.0.1", broker.port), auth=AUTH,
+                         db_path=tmp_path / "escape.db")
+        port = _free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 15
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        node = RawNode(None, apartment=apartment, node="hall", boot=f"b{uuid.uuid4().hex[:8]}",  # type: ignore[arg-type]
+                       via=("127.0.0.1", broker.port))
+        node.birth()
+        direct = f"http://127.0.0.1:{port}"
+        try:
+            with TcpProxy(upstream=("127.0.0.1", port)) as proxy, httpx.Client(
+                    base_url=direct, timeout=10, headers={"Content-Type": "application/json"}) as gm:
+                assert gm.post("/api/login", json={"password": AUTH.gm_password}).status_code == 200
+                yield Rig(f"http://127.0.0.1:{proxy.port}", direct, proxy, node, gm)
+        finally:
+            node.close()
+            server.should_exit = True
+            thread.join(timeout=10)
+
+
+def launch(pw: object, *flags: str) -> object:
+    return pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *flags])  # type: ignore[attr-defined]
+
+
+def effects_played(page: object) -> list[str]:
+    """The ids of the game's cues the screen started playing (not its music, not a voice)."""
+    return [p["id"] for p in page.evaluate("window.__cuesPlayed")  # type: ignore[attr-defined]
+            if not p["id"].startswith(("music-", "clue-"))]
+
+
+def test_each_event_sound_plays_once_though_mqtt_delivers_it_twice(rig: Rig) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch(pw, *kiosk_flags())
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.set_default_timeout(20_000)
+        page.goto(rig.screen())
+        page.wait_for_selector("#link.dot.ok")
+        page.wait_for_function("window.__preloaded.length >= 4")
+        rig.start()
+        latencies = []
+        for seq in range(1, 11):
+            sent = time.time()
+            rig.node.event("keypad", "code", "0000", seq=seq)
+            rig.node.event("keypad", "code", "0000", seq=seq)   # the same event again
+            page.wait_for_function("(n) => window.__cuesPlayed.filter((p) => !p.id.startsWith('music-'))"
+                                   ".length >= n", arg=seq)
+            latencies.append(page.evaluate("window.__cuesPlayed.filter((p) => !p.id.startsWith('music-'))"
+                                           ".at(-1).wall") - sent * 1000)
+        page.wait_for_timeout(800)   # time for a second play of any of them
+        played = effects_played(page)
+        assert len(played) == 10 and len(set(played)) == 10, played
+        print(f"\nraw MQTT wrong code → its sound playing: p50 {statistics.median(latencies):.0f} ms, "
+              f"max {max(latencies):.0f} ms (n={len(latencies)}): {[round(x) for x in latencies]}")
+        assert max(latencies) < 3000
+
+        rig.node.event("keypad", "code", "0412", seq=11)   # solved, and the rent paid
+        page.wait_for_function("window.__cuesPlayed.filter((p) => !p.id.startsWith('music-')).length >= 12")
+        view = httpx.get(f"{rig.direct}/api/state", params={"token": AUTH.screen_token("hall")}).json()
+        cues = {str(c["id"]): c["file"] for c in view["game"]["cues"]}
+        # both at once (which starts first is the browser's business)
+        assert sorted(cues.get(i) for i in effects_played(page)[10:]) == ["budget_down.wav", "solved.wav"]
+        browser.close()
+
+
+def test_activer_le_son_shows_only_while_the_browser_refuses_sound(rig: Rig) -> None:
+    from playwright.sync_api import sync_playwright
+
+    rig.start()   # the hall's music plays from now on
+    with sync_playwright() as pw:
+        # a screen opened by hand, in a browser that wants a touch before any sound
+        browser = launch(pw, GESTURE_REQUIRED)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.set_default_timeout(20_000)
+        # NOTE: only locators' waits and a click until the touch: Playwright runs evaluate,
+        # inner_text, content… as a user gesture, which would allow sound by itself
+        page.goto(rig.screen())
+        prompt = page.locator("#sound-prompt", has_text="Activer le son")
+        prompt.wait_for(state="visible")
+        page.wait_for_timeout(1500)   # the view came, the music was asked to play, and refused
+        ARTIFACTS.mkdir(exist_ok=True)   # (a plain screenshot: shot()'s style would count as a gesture)
+        page.screenshot(path=str(ARTIFACTS / "screen-sound-prompt.png"))
+        touched = time.time() * 1000
+        prompt.click()                                          # one touch
+        prompt.wait_for(state="hidden")
+        music = '#cues audio[data-cue="music-game"]'
+        assert page.evaluate("window.__soundBlocked") is False
+        page.wait_for_function("(sel) => { const a = document.querySelector(sel); "
+                               "return a && !a.paused && a.currentTime > 0.2; }", arg=music)
+        started = [p["wall"] for p in page.evaluate("window.__cuesPlayed") if p["id"] == "music-game"]
+        assert len(started) == 1 and started[0] >= touched - 50, (started, touched)   # after the touch only
+        browser.close()
+
+        # the kiosk's Chromium: sound plays by itself, the prompt never shows
+        browser = launch(pw, *kiosk_flags())
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.set_default_timeout(20_000)
+        page.add_init_script("window.__promptSeen = false; new MutationObserver(() => { "
+                             "if (document.getElementById('sound-prompt')) window.__promptSeen = true; })"
+                             ".observe(document, {subtree: true, childList: true, attributes: true});")
+        page.goto(rig.screen())
+        page.wait_for_selector("#link.dot.ok")
+        page.wait_for_function("window.__soundBlocked !== null")
+        page.wait_for_function("(sel) => { const a = document.querySelector(sel); "
+                               "return a && !a.paused && a.currentTime > 0.2; }", arg=music)
+        assert page.evaluate("window.__soundBlocked") is False
+        assert page.locator("#sound-prompt").count() == 0
+        assert page.evaluate("window.__promptSeen") is False
+        browser.close()
+
+
+def test_a_screen_cut_from_the_network_keeps_playing_from_memory_then_follows_live_again(rig: Rig) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch(pw, *kiosk_flags())
+        context = browser.new_context(viewport={"width": 1920, "height": 1080})
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        rig.start()   # the screen opened during the game: its music is due at once
+        page.goto(rig.screen())
+        page.wait_for_selector("#link.dot.ok")
+        page.wait_for_function("window.__preloaded.length >= 4")   # its preload is done
+        music = '#cues audio[data-cue="music-game"]'
+        page.wait_for_function("(sel) => { const a = document.querySelector(sel); "
+                               "return a && !a.paused && a.currentTime > 0.2; }", arg=music)
+        # the music waited for its preload: it plays from memory, not from the network
+        assert page.eval_on_selector(music, "(a) => a.src").startswith("blob:")
+
+        # the controller's files unreachable, the live feed still up: a cue delivered now
+        # plays from what was preloaded
+        page.route("**/*", lambda route: route.abort())
+        rig.node.event("keypad", "code", "0000", seq=1)
+        page.wait_for_function("window.__cuesPlayed.filter((p) => !p.id.startsWith('music-')).length >= 1")
+        assert page.eval_on_selector('#cues audio[data-cue="1"]', "(a) => a.src").startswith("blob:")
+
+        # now the whole network: the browser offline, the controller unreachable
+        context.set_offline(True)
+        rig.proxy.cut()
+        page.wait_for_selector("#link.dot.off")
+        rig.node.event("keypad", "code", "0000", seq=2)   # happens while the screen is away
+        page.evaluate("() => { window.__wraps = 0; const a = document.querySelector('#cues audio[data-cue=\"music-game\"]'); "
+                      "let t = a.currentTime; a.addEventListener('timeupdate', () => { "
+                      "if (a.currentTime < t) window.__wraps++; t = a.currentTime; }); }")
+        samples = []
+        for _ in range(6):   # 6 s cut off: the 1.4 s music loops from memory
+            samples.append(page.eval_on_selector(music, "(a) => ({paused: a.paused, t: a.currentTime})"))
+            page.wait_for_timeout(1000)
+        assert not any(s["paused"] for s in samples)
+        assert len({round(s["t"], 2) for s in samples}) == len(samples)   # time moving
+        assert page.evaluate("window.__wraps") >= 2                        # looped, offline
+        shot(page, "screen-network-cut")
+
+        # the network comes back: the live feed resumes; what happened 6 s ago is not played
+        context.set_offline(False)
+        page.unroute("**/*")
+        rig.proxy.restore()
+        page.wait_for_selector("#link.dot.ok", timeout=30_000)
+        page.wait_for_timeout(500)
+        assert effects_played(page) == ["1"]
+        rig.node.event("keypad", "code", "0000", seq=3)
+        page.wait_for_function("window.__cuesPlayed.filter((p) => !p.id.startsWith('music-')).length >= 2")
+        assert effects_played(page) == ["1", "3"]
+        browser.close()
