@@ -29,6 +29,7 @@ from protocol import contract
 if TYPE_CHECKING:
     from controller.check import PreGameCheck
     from controller.distribution import Distribution
+    from controller.mixer import Mixer
     from controller.stuck import Stuck
 
 #: how many of the newest screen messages and clues each view shows
@@ -119,8 +120,11 @@ class Views:
                  resumed: Callable[[], dict[str, Any] | None], backups: Backups,
                  stuck: Stuck, distribution: Distribution | None = None,
                  pending_game: Callable[[], Any] = lambda: None,
-                 media_url: Callable[[str], str | None] = lambda _name: None) -> None:
+                 media_url: Callable[[str], str | None] = lambda _name: None,
+                 mixer: Mixer | None = None) -> None:
         self.ctx = ctx
+        #: the rooms' volumes, the mute, what the screens play (None: not shown)
+        self.mixer = mixer
         #: where a screen loads a file of the media library, by its name
         self.media_url = media_url
         self.bridge = bridge
@@ -161,7 +165,8 @@ class Views:
                 "backup": self.backups.health(), "notices": self.notices(reg["nodes"]),
                 "mqtt": {"connected": self.bridge.connected, "metrics": dict(self.bridge.metrics)},
                 "apartment": {"id": game.apartment.id, "name": game.apartment.name.fr},
-                "demo": self.demo, "ts": contract.now()}
+                "demo": self.demo, "ts": contract.now(),
+                "media": self.mixer.view() if self.mixer is not None else None}
 
     def _game_file(self, nodes: list[dict[str, Any]]) -> dict[str, Any]:
         """The game file the controller holds, one waiting for the end of the session, and
@@ -220,7 +225,8 @@ class Views:
                              "amount": last.amount, "label": last.label, "label_en": last.label_en},
                          "messages": dump(MESSAGES, messages), "clues": clues, "cues": cues,
                          "preload": self.preload(room), "music": self.music(room),
-                         "emergency": self.alert.active},
+                         "emergency": self.alert.active,
+                         "sound": self.mixer.sound(room) if self.mixer is not None else None},
                 "nodes": [{"id": node.id, "label": node.label,
                            "label_en": room_cfg.label.en if room_cfg else None}] if node else [],
                 "apartment": {"name": self.ctx.game.apartment.name.fr,
