@@ -133,7 +133,7 @@ class Mixer:
         """Every screen silent (music, cues, voices, chime), or back to its volume."""
         self.muted = muted
         self._store()
-        self.ctx.engine.audit("media_mute" if muted else "media_unmute", who=who, target="all")
+        self.ctx.engine.audit("media_mute" if muted else "media_unmute", who=who)
         self.journal.save()
         self.changed()
 

@@ -455,9 +455,14 @@ $("media-rooms").addEventListener("input", (ev) => {
   const input = ev.target.closest("input[data-volume]");
   if (input) input.previousElementSibling.textContent = t("media_volume", {pct: input.value});
 });
+// sent once the slider rests (a key held down, a finger dragging: one order, one audit line)
+const VOLUME_SETTLE_MS = 400;
 $("media-rooms").addEventListener("change", (ev) => {
   const input = ev.target.closest("input[data-volume]");
-  if (input) post("/api/media/volume", {room: input.dataset.volume, volume: Number(input.value) / 100});
+  if (!input) return;
+  clearTimeout(input._settle);
+  input._settle = setTimeout(() => post("/api/media/volume", {room: input.dataset.volume,
+                                                               volume: Number(input.value) / 100}), VOLUME_SETTLE_MS);
 });
 $("media-play").onclick = () => {
   const file = $("media-file").value;

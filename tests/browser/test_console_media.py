@@ -132,6 +132,8 @@ def test_the_console_plays_sets_the_volume_mutes_and_stops_what_the_screen_plays
             (x) => x.dataset.file === 'ambiance.wav'); return m && Math.abs(m.volume - 0.3) < 0.01; }""")
         console.wait_for_selector(f'{HALL} .pct[data-pct="30"]')
         console.locator("h1").click()   # the slider let go: the view's value shows
+        audit = console.evaluate("() => fetch('/api/state').then((r) => r.json()).then((s) => s.game.audit)")
+        assert [(a["target"], a["detail"]) for a in audit if a["action"] == "media_volume"] == [("hall", "30 %")]
         assert console.text_content(f"{HALL} .pct") == "Volume : 30 %"
         assert not next(e for e in elements(screen) if e["file"] == "ambiance.wav")["paused"]
         shot(console, "console-media-playing")
