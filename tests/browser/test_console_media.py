@@ -152,10 +152,21 @@ def test_the_console_plays_sets_the_volume_mutes_and_stops_what_the_screen_plays
         screen.wait_for_function("() => [...document.querySelectorAll('#cues audio')].some("
                                  "(m) => m.dataset.file === 'chime.wav')")
         assert all(e["muted"] or e["paused"] for e in elements(screen))
+        # a clue while muted: no chime (the screen's oscillator is never started)
+        screen.evaluate("""() => { window.__chimes = 0; const make = AudioContext.prototype.createOscillator;
+            AudioContext.prototype.createOscillator = function () { window.__chimes += 1; return make.call(this); }; }""")
+        send_clue = """(text) => fetch('/api/clues', {method: 'POST', headers: {'Content-Type': 'application/json'},
+            body: JSON.stringify({text, room: 'hall'})}).then((r) => r.status)"""
+        assert console.evaluate(send_clue, "Regardez sous le tapis.") == 200
+        screen.wait_for_selector("#clues .clue")
+        screen.wait_for_timeout(300)
+        assert screen.evaluate("window.__chimes") == 0
         shot(console, "console-media-muted")
         console.click("#media-mute")
         console.wait_for_selector("#media-muted.hidden", state="attached")
         screen.wait_for_function("() => [...document.querySelectorAll('#cues audio')].every((m) => !m.muted)")
+        assert console.evaluate(send_clue, "Et derrière la porte.") == 200   # the sound back: a chime
+        screen.wait_for_function("window.__chimes > 0")
 
         # stop the room: nothing plays, and the console says « rien »
         console.click(f'{HALL} button[data-media-stop="hall"]')
