@@ -92,7 +92,8 @@ class Mixer:
         self.muted = False
         #: room → screen page id → its last report
         self.screens: dict[str, dict[str, Screen]] = {}
-        self._online: dict[str, bool] = {}
+        #: room → its screen online, as last pushed (a report pushes its room's at once)
+        self._announced: dict[str, bool] = {}
 
     # -- kept across restarts -------------------------------------------------------------
     def load(self, store: Store) -> None:
@@ -166,18 +167,23 @@ class Mixer:
             pages[screen] = Screen(self.clock(), tuple(playing))
             while len(pages) > SCREENS_PER_ROOM:
                 pages.pop(next(iter(pages)))
+        self._announced[room] = self.online(room)
         self.changed()
 
-    def online(self, room: str) -> bool:
+    def reporting(self, room: str) -> list[Screen]:
+        """*room*'s screen pages heard from within :data:`SILENT_S`."""
         now = self.clock()
-        return any(now - s.heard <= SILENT_S for s in self.screens.get(room, {}).values())
+        return [s for s in self.screens.get(room, {}).values() if now - s.heard <= SILENT_S]
+
+    def online(self, room: str) -> bool:
+        return bool(self.reporting(room))
 
     def watch(self) -> bool:
-        """True when a screen went silent (or came back) since the last call: the console's
-        view changed without any message (the service's timer asks)."""
+        """True when a room's screen went silent since its state was last pushed: the
+        console's view changed without any message (the service's timer asks, and pushes)."""
         now = {n.id: self.online(n.id) for n in self.ctx.game.nodes}
-        flipped = now != self._online
-        self._online = now
+        flipped = now != self._announced
+        self._announced = now
         return flipped
 
     def view(self) -> dict[str, Any]:
@@ -185,10 +191,8 @@ class Mixer:
         its screen reports, and what it reported playing."""
         rooms = []
         for node in self.ctx.game.nodes:
-            online = self.online(node.id)
-            now = self.clock()
-            items = [p.view() for s in self.screens.get(node.id, {}).values()
-                     if now - s.heard <= SILENT_S for p in s.items] if online else []
+            screens = self.reporting(node.id)
             rooms.append({"room": node.id, "volume": self.volume(node.id),
-                          "screen": "online" if online else "offline", "playing": items})
+                          "screen": "online" if screens else "offline",
+                          "playing": [p.view() for screen in screens for p in screen.items]})
         return {"muted": self.muted, "rooms": rooms}
