@@ -264,7 +264,8 @@ class PlayingItem(BaseModel):
     paused: bool
     muted: bool
     volume: float = Field(ge=0, le=1, allow_inf_nan=False)
-    played_s: float = Field(ge=0, le=86400, allow_inf_nan=False, description="since it started playing")
+    played_s: float = Field(ge=0, allow_inf_nan=False, description="seconds since it started playing "
+                            "(a looping music may play for days)")
 
 
 class PlayingReport(BaseModel):
