@@ -6,8 +6,8 @@ Played from the console, the file plays on the room's screen (not paused, time a
 and the console then shows it under that room, as the screen reported it; the room's
 volume set to 30 % on the console is the screen's element volume; « Couper le son
 partout » silences every element and the console says so; « Arrêter » leaves nothing
-playing and the console says « rien »; the screen closed, the console says « écran hors
-ligne ». Measures the time from the console's tap to the sound playing on the screen, and
+playing and the console says « rien »; the screen's network cut, the console says « écran
+hors ligne » within 15 s, and at once when the screen is closed. Measures the time from the console's tap to the sound playing on the screen, and
 to the console showing it.
 """
 
@@ -173,6 +173,17 @@ def test_the_console_plays_sets_the_volume_mutes_and_stops_what_the_screen_plays
         screen.wait_for_function("() => document.querySelectorAll('#cues audio, #cue-video video').length === 0")
         console.wait_for_selector(f'{HALL}[data-state="nothing"]')
         assert console.text_content(f"{HALL} .nothing") == "rien"
+
+        # the screen's network cut: it cannot report, and within SILENT_S (15 s) the console
+        # says « écran hors ligne » on its own; back, it reports again
+        cut = time.monotonic()
+        screen.context.set_offline(True)
+        console.wait_for_selector(f'{HALL}[data-state="offline"]', timeout=30_000)
+        offline_s = time.monotonic() - cut
+        print(f"screen's network cut → « écran hors ligne » on the console: {offline_s:.1f} s")
+        assert 10 < offline_s < 25
+        screen.context.set_offline(False)
+        console.wait_for_selector(f'{HALL}[data-state="nothing"]', timeout=30_000)
 
         # the screen closed: off line at once (it says so as it goes)
         screen.close()
