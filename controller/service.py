@@ -41,6 +41,7 @@ from controller.hub import Hub
 from controller.journal import Journal
 from controller.liveness import Liveness
 from controller.media import MediaLibrary
+from controller.mixer import Mixer
 from controller.mqtt import Connection, Incoming, MqttBridge
 from controller.orders import Orders
 from controller.outputs import Desired, Outputs
@@ -108,12 +109,14 @@ class GameService:
         self.stuck = Stuck(self.ctx)
         #: the debrief's pages, the one on the screens, what the group answered
         self.debrief_steps = DebriefSteps(store, game=lambda: self.game, wall=wall)
+        #: each room's volume, the global mute, what each screen says it plays
+        self.mixer = Mixer(self.ctx, self.journal, changed=self.changed, clock=clock, wall=wall)
         self.views = Views(self.ctx, bridge, journal=self.journal, outputs=self.outputs,
                            alert=self.alert, check=self.check, hub=self.hub, demo=demo,
                            resumed=lambda: self.resumed, backups=self.backups,
                            distribution=self.distribution, pending_game=lambda: self.pending_game,
                            stuck=self.stuck, media_url=self.media_url,
-                           debrief_page=self.debrief_steps.screen)
+                           debrief_page=self.debrief_steps.screen, mixer=self.mixer)
         self.orders = Orders(self.ctx, alert=self.alert, outputs=self.outputs, check=self.check,
                              journal=self.journal, views=self.views)
         self.events = PropEvents(self.ctx, bridge, journal=self.journal, liveness=self.liveness,
@@ -195,6 +198,7 @@ class GameService:
         self.journal.meta("clean_stop", "0")
         self.alert.load(self.store)
         self.liveness.load_boots(self.store)
+        self.mixer.load(self.store)
         self.outputs.resume(self.store.load_desired(), clean=clean)
         engine = self.journal.open_session(clock=self.clock, wall=self.wall)
         if engine is None:
@@ -343,6 +347,8 @@ class GameService:
         self.outputs.reconcile()
         self.outputs.watch()
         self.backups.tick()
+        if self.mixer.watch():
+            self.changed()
 
     # -- what is shown ------------------------------------------------------------------
     def changed(self) -> None:

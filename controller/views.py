@@ -30,6 +30,7 @@ from protocol import contract
 if TYPE_CHECKING:
     from controller.check import PreGameCheck
     from controller.distribution import Distribution
+    from controller.mixer import Mixer
     from controller.stuck import Stuck
 
 #: how many of the newest screen messages and clues each view shows
@@ -122,10 +123,12 @@ class Views:
                  pending_game: Callable[[], Any] = lambda: None,
                  media_url: Callable[[str], str | None] = lambda _name: None,
                  debrief_page: Callable[[str | None], dict[str, Any] | None] = lambda _session: None,
-                 ) -> None:
+                 mixer: Mixer | None = None) -> None:
         self.ctx = ctx
         #: the debrief's page the game master shows, for a session (controller/debrief_steps.py)
         self.debrief_page = debrief_page
+        #: the rooms' volumes, the mute, what the screens play (None: not shown)
+        self.mixer = mixer
         #: where a screen loads a file of the media library, by its name
         self.media_url = media_url
         self.bridge = bridge
@@ -166,7 +169,8 @@ class Views:
                 "backup": self.backups.health(), "notices": self.notices(reg["nodes"]),
                 "mqtt": {"connected": self.bridge.connected, "metrics": dict(self.bridge.metrics)},
                 "apartment": {"id": game.apartment.id, "name": game.apartment.name.fr},
-                "demo": self.demo, "ts": contract.now()}
+                "demo": self.demo, "ts": contract.now(),
+                "media": self.mixer.view() if self.mixer is not None else None}
 
     def _game_file(self, nodes: list[dict[str, Any]]) -> dict[str, Any]:
         """The game file the controller holds, one waiting for the end of the session, and
@@ -228,7 +232,8 @@ class Views:
                          "preload": self.preload(room), "music": self.music(room),
                          "emergency": self.alert.active,
                          "elapsed_s": round(engine.elapsed(), 3),
-                         "clue_chime": self.ctx.game.sounds.clue_chime is not None},
+                         "clue_chime": self.ctx.game.sounds.clue_chime is not None,
+                         "sound": self.mixer.sound(room) if self.mixer is not None else None},
                 "nodes": [{"id": node.id, "label": node.label,
                            "label_en": room_cfg.label.en if room_cfg else None}] if node else [],
                 "apartment": {"name": self.ctx.game.apartment.name.fr,

@@ -79,8 +79,8 @@ NEEDS_JSON = ("une requête qui change quelque chose doit être envoyée en JSON
 FOREIGN_ORIGIN = ("connexion WebSocket refusée : elle vient d'un autre site",
                   "WebSocket from a foreign origin")
 LOGIN_REQUIRED = ("connexion requise : connectez-vous sur /login", "login required: log in on /login")
-SCREEN_ACK_ONLY = ("un écran de salle peut seulement confirmer l'affichage d'un indice",
-                   "a room screen may only acknowledge a clue")
+SCREEN_ACK_ONLY = ("un écran de salle peut seulement confirmer l'affichage d'un indice et dire ce qu'il joue",
+                   "a room screen may only acknowledge a clue and say what it plays")
 SCREEN_READ_ONLY = ("un écran de salle peut seulement lire", "a room screen may only read")
 OTHER_ROOM = ("ce jeton est celui d'une autre salle", "this token is for another room")
 TECH_ONLY_TEXT = ("réservé au technicien", "technician only")

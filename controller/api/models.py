@@ -520,6 +520,8 @@ class Snapshot(Out):
     demo: bool
     ts: float
     game_file: GameFileView | None = None
+    media: MixView | None = Field(default=None, description="each room's volume, the mute, what "
+                                  "each screen says it plays")
 
 
 class RoomClue(ScreenClue):
@@ -593,6 +595,8 @@ class ScreenGame(Out):
                              "age is this minus its at)")
     clue_chime: bool = Field(default=False, description="a clue's chime is a sound of the game "
                              "file (a cue), not the screen's beep")
+    sound: ScreenSound | None = Field(default=None, description="the room's volume and the mute, "
+                                      "applied to everything the screen plays")
 
 
 class ScreenNode(Out):
@@ -1524,3 +1528,38 @@ class YearReport(Out):
     debrief: list[ReportDebriefStep] = Field(description="what the groups answered at the debrief's "
                                                          "steps; empty while the store keeps none")
     left_out: list[str] = Field(description="what the report never shows")
+# -- the game master's hand on the screens' sound (controller/mixer.py) -------------------
+class ScreenSound(Out):
+    volume: float = Field(ge=0, le=1, description="the room's volume: every element's volume is "
+                          "multiplied by it")
+    muted: bool = Field(description="silence everything: music, cues, voices, chime")
+
+
+class MixPlaying(Out):
+    """One thing a screen said it plays (never guessed from the cues sent)."""
+
+    file: str = Field(description="a name of the library; empty for a clue's voice")
+    kind: Literal["music", "cue", "voice", "video"]
+    paused: bool
+    muted: bool
+    volume: float = Field(description="the element's volume on the screen, room volume applied")
+    since: float = Field(description="wall clock when it started, as the controller dates it")
+
+
+class MixRoom(Out):
+    room: str
+    volume: float = Field(ge=0, le=1)
+    screen: Literal["online", "offline"] = Field(description="offline: no report for "
+                                                 "controller.mixer.SILENT_S (or never)")
+    playing: list[MixPlaying]
+
+
+class MixView(Out):
+    """The console's « Sons et vidéos »: the mute, and per room its volume and what plays."""
+
+    muted: bool
+    rooms: list[MixRoom]
+
+
+class PlayingHeard(Out):
+    ok: bool

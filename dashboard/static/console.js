@@ -463,3 +463,81 @@ $("intro-play").onclick = async () => {
   if (r.ok) { introRooms = r.data.rooms; App.toast(t("intro_started")); }
 };
 $("intro-stop").onclick = () => post("/api/media/stop", {room: introRooms});
+
+// « Sons et vidéos »: play a file of the library in a room or everywhere, stop, each room's
+// volume and the global mute (kept by the controller: controller/mixer.py), and « Ce qui
+// joue où » as each room's screen reported it (snap.media) — « rien », or « écran hors
+// ligne » when it stopped reporting; never what was merely sent.
+let mediaFiles = null;
+async function loadMediaFiles() {
+  const r = await App.api("GET", "/api/media");
+  if (!r.ok || !r.data) return;
+  mediaFiles = r.data.files;
+  renderMedia();
+}
+const mediaKind = (kind) => t(`media_kind_${kind}`);
+const seconds = (s) => `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, "0")}`;
+function mediaItem(p) {
+  const bits = [p.file || t("media_clue_voice"), mediaKind(p.kind),
+    t("media_since", {time: new Date(p.since * 1000).toLocaleTimeString(App.lang)})];
+  if (p.paused) bits.push(t("media_paused"));
+  if (p.muted) bits.push(t("media_item_muted"));
+  return el("li", {dataset: {file: p.file, kind: p.kind, paused: String(p.paused), muted: String(p.muted)}},
+    `${p.paused ? "⏸" : "▶"} ${bits.join(" · ")}`);
+}
+function mediaRoom(r) {
+  const pct = Math.round(r.volume * 100);
+  const state = r.screen !== "online" ? "offline" : r.playing.length ? "playing" : "nothing";
+  return el("li", {class: `media-room ${state}`, dataset: {room: r.room, key: r.room, screen: r.screen, state}},
+    el("strong", {class: "name"}, roomOf(r.room)),
+    state === "playing" ? el("ul", {class: "playing"}, ...r.playing.map(mediaItem))
+      : el("span", {class: "nothing"}, t(state === "offline" ? "media_screen_offline" : "media_nothing")),
+    el("label", {class: "volume"}, el("span", {class: "pct", dataset: {pct: String(pct)}}, t("media_volume", {pct})),
+      el("input", {type: "range", min: "0", max: "100", step: "5", value: String(pct), dataset: {volume: r.room},
+                   "aria-label": t("media_volume_of", {room: roomOf(r.room)})})),
+    el("button", {dataset: {mediaStop: r.room}, onclick: () => post("/api/media/stop", {room: r.room})}, t("media_stop")));
+}
+function renderMedia() {
+  const media = snap && snap.media;
+  if (!media) return;
+  // in place (App.morph): an open list keeps its choice while the view changes
+  if (mediaFiles) {
+    App.morph($("media-file"), mediaFiles.map((f) => el("option", {value: f.name, dataset: {key: f.name}},
+      `${f.name} (${mediaKind(f.kind === "video" ? "video" : "cue")}, ${seconds(f.duration_s)})`)));
+  }
+  App.morph($("media-room"), [el("option", {value: "", dataset: {key: "all"}}, t("all_rooms")),
+    ...media.rooms.map((r) => el("option", {value: r.room, dataset: {key: r.room}}, roomOf(r.room)))]);
+  $("media-muted").classList.toggle("hidden", !media.muted);
+  $("media-mute").textContent = t(media.muted ? "media_unmute" : "media_mute");
+  $("media-mute").dataset.muted = String(media.muted);
+  App.morph($("media-rooms"), media.rooms.map(mediaRoom));
+  // a slider under the game master's finger keeps what they are choosing
+  for (const input of $("media-rooms").querySelectorAll("input[data-volume]")) {
+    const r = media.rooms.find((x) => x.room === input.dataset.volume);
+    if (r && document.activeElement !== input) input.value = String(Math.round(r.volume * 100));
+  }
+}
+$("media-rooms").addEventListener("input", (ev) => {
+  const input = ev.target.closest("input[data-volume]");
+  if (input) input.previousElementSibling.textContent = t("media_volume", {pct: input.value});
+});
+// sent once the slider rests (a key held down, a finger dragging: one order, one audit line)
+const VOLUME_SETTLE_MS = 400;
+$("media-rooms").addEventListener("change", (ev) => {
+  const input = ev.target.closest("input[data-volume]");
+  if (!input) return;
+  clearTimeout(input._settle);
+  input._settle = setTimeout(() => post("/api/media/volume", {room: input.dataset.volume,
+                                                               volume: Number(input.value) / 100}), VOLUME_SETTLE_MS);
+});
+$("media-play").onclick = () => {
+  const file = $("media-file").value;
+  if (!file) return;
+  post("/api/media/play", {file, room: $("media-room").value || null, loop: $("media-loop").checked});
+};
+$("media-stop-all").onclick = () => post("/api/media/stop", {room: null});
+$("media-mute").onclick = () => post("/api/media/mute", {muted: !(snap && snap.media && snap.media.muted)});
+const renderBeforeMedia = window.render;
+window.render = () => { renderBeforeMedia(); renderMedia(); };
+$("media-file").addEventListener("focus", loadMediaFiles);   // a file the technician just uploaded
+loadMediaFiles();

@@ -29,6 +29,7 @@ const MediaCues = (() => {
   let last = null;             // the highest cue id handled; null before the first view
   let music = null, voices = 0;
   let moment = null;           // the view's music now playing ("moment|file|volume"), or null
+  let sound = {volume: 1, muted: false};   // the room's volume and the mute, from the console
   const spoken = new Set();
   // the files this room may play, loaded in advance and kept in memory (url → blob: URL):
   // a cue plays even when the controller cannot be reached at that moment
@@ -53,7 +54,7 @@ const MediaCues = (() => {
       if (k >= 1) clearInterval(media._fade);
     }, 20);
   }
-  const musicLevel = () => (music ? Number(music.dataset.base) * (voices > 0 ? DUCK : 1) : 0);
+  const musicLevel = () => (music ? Number(music.dataset.base) * (voices > 0 ? DUCK : 1) * sound.volume : 0);
   function duck(on) {
     voices = Math.max(0, voices + (on ? 1 : -1));
     if (music) fade(music, musicLevel());
@@ -73,7 +74,8 @@ const MediaCues = (() => {
 
   function element(kind, url, id, volume, loop) {
     const m = document.createElement(kind === "video" ? "video" : "audio");
-    Object.assign(m, {src: loaded.get(url) || withToken(url), preload: "auto", loop, volume});
+    Object.assign(m, {src: loaded.get(url) || withToken(url), preload: "auto", loop,
+                      volume: volume * sound.volume, muted: sound.muted});
     m.dataset.cue = id;
     m.dataset.base = volume;
     m.addEventListener("playing", () => window.__cuesPlayed.push(
@@ -95,7 +97,12 @@ const MediaCues = (() => {
     moment = key;
     // the music waits for its preload: played from the network, a loop would need the
     // network again (a screen cut from it would fall silent)
-    const start = () => { if (moment === key) setMusic(element("sound", wanted.url, `music-${wanted.moment}`, wanted.volume, true)); };
+    const start = () => {
+      if (moment !== key) return;
+      const m = element("sound", wanted.url, `music-${wanted.moment}`, wanted.volume, true);
+      m.dataset.file = wanted.file;
+      setMusic(m);
+    };
     if (wanted && loading.has(wanted.url)) loading.get(wanted.url).then(start);
     else if (wanted) start();
     else if (mine) setMusic(null);
@@ -132,6 +139,7 @@ const MediaCues = (() => {
   function play(cue) {
     if (!cue.url) return;   // no longer in the library: nothing to play
     const m = element(cue.kind, cue.url, String(cue.id), cue.volume, cue.loop);
+    m.dataset.file = cue.file;
     if (cue.loop && cue.kind === "sound") { setMusic(m); return; }
     let over = false;
     const end = () => {
@@ -192,6 +200,7 @@ const MediaCues = (() => {
 
   function update(g) {
     if (blocked) setBlocked(true);   // its words, once the texts are in
+    mix(g.sound);
     preload(g.preload);
     const cues = g.cues || [];
     const top = cues.reduce((n, c) => Math.max(n, c.id), 0);
@@ -266,5 +275,57 @@ const MediaCues = (() => {
   });
   probe();
 
-  return {update, get music() { return music; }, get blocked() { return blocked; }};
+  // The room's volume and the mute (controller/mixer.py), applied at once to what plays:
+  // every element's volume is its own times the room's; muted, every element is silent
+  // (it goes on, so the music is where it should be when the sound comes back).
+  function mix(wanted) {
+    const next = {volume: wanted ? wanted.volume : 1, muted: !!(wanted && wanted.muted)};
+    if (next.volume === sound.volume && next.muted === sound.muted) return;
+    sound = next;
+    report();
+    for (const m of [...box.children, ...stage.children]) {
+      m.muted = sound.muted;
+      if (m === music) fade(m, musicLevel());
+      else m.volume = Number(m.dataset.base) * sound.volume;
+    }
+  }
+
+  // What this page plays, said to the controller (the console's « Ce qui joue où ») when
+  // it changes and every REPORT_MS; a closing page says it is gone. Never a toast: players
+  // would read it.
+  const REPORT_MS = 5000;      // controller/mixer.py REPORT_EVERY_S
+  const page = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`;
+  const room = decodeURIComponent(location.pathname.split("/")[2] || "");
+  let due = null;
+  const kindOf = (m) => (m === music ? "music" : m.tagName === "VIDEO" ? "video"
+    : m.dataset.cue.startsWith("clue-") ? "voice" : "cue");
+  function playing() {
+    return [...box.children, ...stage.children].filter((m) => m.dataset.cue).slice(-16).map((m) => ({
+      key: m.dataset.cue, file: m.dataset.file || "", kind: kindOf(m), paused: m.paused || m.ended,
+      muted: m.muted, volume: Math.round(m.volume * 100) / 100,
+      played_s: m._since ? Math.max(0, (performance.now() - m._since) / 1000) : 0}));
+  }
+  function send(gone) {
+    if (!room) return;
+    fetch(withToken("/api/media/playing"), {
+      method: "POST", credentials: "same-origin", keepalive: true, headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({room, screen: page, items: gone ? [] : playing(), gone})}).catch(() => {});
+  }
+  function report() {   // soon, once for what changes together
+    if (due === null) due = setTimeout(() => { due = null; send(false); }, 150);
+  }
+  for (const what of ["playing", "pause", "ended", "emptied"]) {
+    document.addEventListener(what, (ev) => {
+      if (what === "playing" && !ev.target._since) ev.target._since = performance.now();
+      report();
+    }, true);
+  }
+  new MutationObserver(report).observe(box, {childList: true});
+  new MutationObserver(report).observe(stage, {childList: true});
+  setInterval(() => send(false), REPORT_MS);
+  window.addEventListener("pagehide", () => send(true));
+  report();
+
+  return {update, get music() { return music; }, get blocked() { return blocked; },
+          get muted() { return sound.muted; }, get volume() { return sound.volume; }};
 })();

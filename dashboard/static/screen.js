@@ -33,9 +33,10 @@ function allowSound() {
 }
 function beep(times = 1) {
   if (!audio || audio.state !== "running") return;
+  if (MediaCues.muted) return;   // the console's « Couper le son partout » silences the chime too
   for (let i = 0; i < times; i++) {
     const o = audio.createOscillator(), g = audio.createGain(), at = audio.currentTime + i * 0.45;
-    o.frequency.value = 880; g.gain.value = 0.2; o.connect(g); g.connect(audio.destination);
+    o.frequency.value = 880; g.gain.value = 0.2 * MediaCues.volume; o.connect(g); g.connect(audio.destination);
     o.start(at); o.stop(at + 0.3);
   }
 }

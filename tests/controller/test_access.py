@@ -34,8 +34,9 @@ ANYONE = re.compile(r"^/(login|api/login|api/logout|api/health|favicon\.ico)$")
 TECHNICIAN = re.compile(r"^/(tech|api/tech/.*|api/config/.*)$")
 SCREEN_READS = re.compile(r"^/(ws|api/me|api/state|screen/[^/]+|api/media/files/[^/]+|api/speech/clues/[^/]+)$")
 #: the media library: the game master reads it, the technician changes it
-MEDIA_CHANGES = re.compile(r"^/api/media(/(?!play$|stop$|intro$)[^/]+)?$")
-SCREEN_WRITES = re.compile(r"^/api/clues/[^/]+/shown$")
+MEDIA_CHANGES = re.compile(r"^/api/media(/(?!play$|stop$|intro$|volume$|mute$|playing$)[^/]+)?$")
+#: a screen acknowledges a clue, and says what it plays (its own room's only)
+SCREEN_WRITES = re.compile(r"^/api/(clues/[^/]+/shown|media/playing)$")
 PAGES = re.compile(r"^/(|console|rehearsal|tech|history|debrief|planning|followup|sheet/[^/]+|report|report/[^/]+\.pdf)$")
 
 

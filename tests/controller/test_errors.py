@@ -79,7 +79,7 @@ def test_game_master_on_a_technician_route_is_403_in_french(gm: TestClient) -> N
 def test_room_screen_posting_is_403_in_french(anonymous: TestClient) -> None:
     token = AUTH.screen_token("hall")
     fr, _ = refusal(anonymous.post(f"/api/emergency?token={token}", json={}), 403)
-    assert fr == "un écran de salle peut seulement confirmer l'affichage d'un indice"
+    assert fr == "un écran de salle peut seulement confirmer l'affichage d'un indice et dire ce qu'il joue"
 
 
 def test_a_post_without_json_is_415_in_french(gm: TestClient) -> None:

@@ -345,9 +345,9 @@ def test_the_game_master_plays_music_in_one_room_and_stops_it(app: FastAPI) -> N
     audit = [e["action"] for e in gm.get("/api/state").json()["game"]["audit"]]
     assert "media_sound" in audit and "media_stop" in audit
 
-    assert_french_refusal(gm.post("/api/media/play", json={"file": "absent.wav"}), 404,
+    assert_french_refusal(gm.post("/api/media/play", json={"file": "absent.wav"}), 422,
                           "n'est pas dans la médiathèque")
-    assert_french_refusal(gm.post("/api/media/play", json={"file": "chime.wav", "room": "cave"}), 404,
+    assert_french_refusal(gm.post("/api/media/play", json={"file": "chime.wav", "room": "cave"}), 422,
                           "pièce inconnue")
     assert hall.post("/api/media/play", json={"file": "chime.wav"}).status_code == 403
 

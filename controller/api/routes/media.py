@@ -12,9 +12,14 @@
 * ``POST /api/media/play`` ``{"file": "ambiance.wav", "room": "salon", "volume": 0.5,
   "loop": true}`` (game master): play a file of the library on a room's screen (``room``: a
   node id, a list, or null: every screen); ``POST /api/media/stop`` ``{"room": …}``: silence
-  them. Unknown file or room: 404;
+  them. Unknown file or room: 422;
 * ``POST /api/media/intro`` (game master): the game file's introduction video (``intro:``)
   on its screen with its subtitles; none in the game file: 404;
+* ``POST /api/media/volume`` ``{"room": "salon", "volume": 0.3}`` and ``POST
+  /api/media/mute`` ``{"muted": true}`` (game master): a room's volume, the global mute,
+  kept by the controller (:mod:`controller.mixer`); ``GET /api/media/mix``: them, and what
+  each screen says it plays. Bad input: 422, nothing changed;
+* ``POST /api/media/playing`` (a room screen, for its own room): what its elements play now;
 * ``GET /api/speech/clues/{id}`` (room screens and staff): the clue's text spoken
   (``audio/wav``, made once per text); 503 in words when espeak-ng is not installed;
 * ``GET /api/speech?text=…`` (game master): any text spoken, to hear it before sending.
@@ -23,18 +28,30 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.api.access import GM, SCREEN, TECH
+from controller.api.access import GM, OTHER_ROOM, SCREEN, TECH
+from controller.api.auth import principal
 from controller.api.deps import ServiceDep, actor, http_errors
 from controller.api.errors import ApiError
-from controller.api.models import MediaCued, MediaDeleted, MediaItem, MediaList, SpeechStatus
+from controller.api.models import (
+    MediaCued,
+    MediaDeleted,
+    MediaItem,
+    MediaList,
+    MixView,
+    PlayingHeard,
+    SpeechStatus,
+)
+from controller.core.errors import InvalidValue, NotFoundError
 from controller.media import ACCEPTED, MAX_BYTES, MAX_DURATION_S, MediaError, MediaFile, MediaLibrary
 from controller.service import GameService
 from controller.speech import MAX_CHARS, Speech, SpeechUnavailable
@@ -145,14 +162,14 @@ def _cued(service: GameService) -> dict[str, Any]:
 async def play_media(request: Request, body: PlayOrder, service: ServiceDep) -> dict[str, Any]:
     item = library(request).get(body.file)
     if item is None:
-        raise ApiError(404, f"« {body.file} » n'est pas dans la médiathèque",
+        raise ApiError(422, f"« {body.file} » n'est pas dans la médiathèque",
                        en=f"{body.file!r} is not in the media library")
     if item.kind == "subtitles":
         raise ApiError(422, f"« {body.file} » est un fichier de sous-titres : il s'affiche avec sa vidéo, "
                             "il ne se joue pas seul", en=f"{body.file!r} is subtitles: shown with its "
                                                         "video, not played alone")
     kind = "video" if item.kind == "video" else "sound"
-    with http_errors():
+    with http_errors(), bad_input():
         service.orders.cue_media(kind, item.name, _rooms(body.room), volume=body.volume, loop=body.loop,
                                  who=actor(request))
     return _cued(service)
@@ -180,7 +197,7 @@ async def play_intro(request: Request, service: ServiceDep) -> dict[str, Any]:
 
 @router.post("/api/media/stop", dependencies=[GM], response_model=MediaCued)
 async def stop_media(request: Request, body: StopOrder, service: ServiceDep) -> dict[str, Any]:
-    with http_errors():
+    with http_errors(), bad_input():
         service.orders.cue_media("stop", "", _rooms(body.room), who=actor(request))
     return _cued(service)
 
@@ -239,3 +256,78 @@ async def text_speech(request: Request,
                       text: Annotated[str, Query(min_length=1, max_length=MAX_CHARS)]) -> FileResponse:
     """Any text spoken, for the game master to hear before sending it."""
     return await _spoken(request, text)
+
+
+# -- the game master's hand on the screens' sound (controller/mixer.py) -------------------
+@contextmanager
+def bad_input() -> Iterator[None]:
+    """An unknown room or file in an order is bad input: 422, nothing changed."""
+    try:
+        yield
+    except (NotFoundError, InvalidValue) as exc:
+        raise ApiError.of(422, exc) from exc
+
+
+class VolumeOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    room: Room = Field(description="a node id")
+    volume: float = Field(ge=0, le=1, allow_inf_nan=False, description="0 to 1 (0 to 100 %)")
+
+
+class MuteOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    muted: bool
+
+
+class PlayingItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(max_length=80, description="the element, stable while it plays")
+    file: str = Field(max_length=64, description="a name of the library; empty: a clue's voice")
+    kind: Literal["music", "cue", "voice", "video"]
+    paused: bool
+    muted: bool
+    volume: float = Field(ge=0, le=1, allow_inf_nan=False)
+    played_s: float = Field(ge=0, allow_inf_nan=False, description="seconds since it started playing "
+                            "(a looping music may play for days)")
+
+
+class PlayingReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    room: Room
+    screen: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$",
+                        description="this page, as long as it is open")
+    items: list[PlayingItem] = Field(max_length=16)
+    gone: bool = Field(default=False, description="the page is closing")
+
+
+@router.get("/api/media/mix", dependencies=[GM], response_model=MixView)
+def mix(service: ServiceDep) -> dict[str, Any]:
+    return service.mixer.view()
+
+
+@router.post("/api/media/volume", dependencies=[GM], response_model=MixView)
+async def set_volume(request: Request, body: VolumeOrder, service: ServiceDep) -> dict[str, Any]:
+    with bad_input():
+        service.mixer.set_volume(body.room, body.volume, who=actor(request))
+    return service.mixer.view()
+
+
+@router.post("/api/media/mute", dependencies=[GM], response_model=MixView)
+async def mute(request: Request, body: MuteOrder, service: ServiceDep) -> dict[str, Any]:
+    service.mixer.mute(body.muted, who=actor(request))
+    return service.mixer.view()
+
+
+@router.post("/api/media/playing", dependencies=[SCREEN], response_model=PlayingHeard)
+async def playing(request: Request, body: PlayingReport, service: ServiceDep) -> dict[str, bool]:
+    """A room screen says what it plays now (a screen only for its own room)."""
+    who = principal(request)
+    if who.role == "screen" and who.room != body.room:
+        raise ApiError(403, OTHER_ROOM[0], en=OTHER_ROOM[1])
+    with bad_input():
+        service.mixer.report(body.room, body.screen, [i.model_dump() for i in body.items], gone=body.gone)
+    return {"ok": True}
