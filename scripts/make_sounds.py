@@ -83,10 +83,10 @@ def main() -> None:
     click = [0.8 * math.exp(-i / 40) * (1 if i % 7 < 3 else -1) for i in range(600)]
     write("unlock.wav", mix(click, later(0.05, tone(note(15), 0.4, volume=0.35, decay=8))))
     # the budget going up: two quick high notes rising, like a coin dropped in a jar
-    write("budget_up.wav", mix(tone(note(12), 0.3, volume=0.35, decay=9),
+    write("budget-up.wav", mix(tone(note(12), 0.3, volume=0.35, decay=9),
                                later(0.08, tone(note(19), 0.35, volume=0.35, decay=8))))
     # the budget going down: two quick middle notes falling
-    write("budget_down.wav", mix(tone(note(7), 0.3, volume=0.35, decay=9),
+    write("budget-down.wav", mix(tone(note(7), 0.3, volume=0.35, decay=9),
                                  later(0.1, tone(note(0), 0.35, volume=0.35, decay=8))))
     # background music: four soft chords, 16 s, made to loop
     chords = ((-9, -5, -2), (-7, -4, 0), (-11, -7, -4), (-12, -9, -5))

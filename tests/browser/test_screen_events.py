@@ -46,9 +46,9 @@ music:
 sounds:
   solved: {file: solved.wav}
   wrong_code: {file: wrong.wav}
-  budget_down: {file: budget_down.wav}
+  budget_down: {file: budget-down.wav}
 """
-FILES = {"chime.wav", "solved.wav", "wrong.wav", "budget_down.wav"}
+FILES = {"chime.wav", "solved.wav", "wrong.wav", "budget-down.wav"}
 GESTURE_REQUIRED = "--autoplay-policy=user-gesture-required"
 
 
@@ -142,7 +142,7 @@ def test_each_event_sound_plays_once_though_mqtt_delivers_it_twice(rig: Rig) -> 
         view = httpx.get(f"{rig.direct}/api/state", params={"token": AUTH.screen_token("hall")}).json()
         cues = {str(c["id"]): c["file"] for c in view["game"]["cues"]}
         # both at once (which starts first is the browser's business)
-        assert sorted(cues.get(i) for i in effects_played(page)[10:]) == ["budget_down.wav", "solved.wav"]
+        assert sorted(cues.get(i) for i in effects_played(page)[10:]) == ["budget-down.wav", "solved.wav"]
         browser.close()
 
 

@@ -32,10 +32,10 @@ sounds:
   solved: {file: solved.wav, volume: 0.8}
   wrong_code: {file: wrong.wav}
   unlock: {file: unlock.wav, volume: 0.9}
-  budget_up: {file: budget_up.wav}
-  budget_down: {file: budget_down.wav}
+  budget_up: {file: budget-up.wav}
+  budget_down: {file: budget-down.wav}
 """
-FILES = {"solved.wav", "wrong.wav", "unlock.wav", "budget_up.wav", "budget_down.wav"}
+FILES = {"solved.wav", "wrong.wav", "unlock.wav", "budget-up.wav", "budget-down.wav"}
 
 
 @pytest.fixture
@@ -91,8 +91,8 @@ def test_a_wrong_code_and_a_solve_sent_twice_over_mqtt_play_once_on_their_rooms_
     for _ in range(2):
         node.event("keypad", "code", "0412", seq=2)
     until(handled(app, 4))
-    assert [f for _, f in cues(hall)] == ["wrong.wav", "solved.wav", "budget_down.wav"]
-    assert [f for _, f in cues(salon)] == ["budget_down.wav"]   # the budget is on every screen
+    assert [f for _, f in cues(hall)] == ["wrong.wav", "solved.wav", "budget-down.wav"]
+    assert [f for _, f in cues(salon)] == ["budget-down.wav"]   # the budget is on every screen
     ids = [i for i, _ in cues(hall)]
     assert len(set(ids)) == len(ids)                          # a cue id per event
 
@@ -103,7 +103,7 @@ def test_a_wrong_code_and_a_solve_sent_twice_over_mqtt_play_once_on_their_rooms_
 
     # the game master solves the bell (salon): its sound there, the budget up everywhere
     assert gm.post("/api/game/puzzles/bell/solve").status_code == 200
-    assert [f for _, f in cues(salon)][-2:] == ["solved.wav", "budget_up.wav"]
+    assert [f for _, f in cues(salon)][-2:] == ["solved.wav", "budget-up.wav"]
     assert "solved.wav" not in [f for _, f in cues(hall)][3:]
 
 
@@ -164,8 +164,8 @@ def test_a_clue_chimes_with_the_game_files_sound_instead_of_the_screens_beep(
         assert gm.post("/api/clues", json={"text": "Cherchez sous le tapis.", "room": "hall"}).status_code == 200
         assert [f for _, f in cues(hall)] == ["chime.wav"] and cues(salon) == []
         assert gm.post("/api/clues", json={"puzzle": "mailbox", "index": 1}).status_code == 200   # costs 20
-        assert sorted(f for _, f in cues(hall)[1:]) == ["budget_down.wav", "chime.wav"]
-        assert [f for _, f in cues(salon)] == ["budget_down.wav"]
+        assert sorted(f for _, f in cues(hall)[1:]) == ["budget-down.wav", "chime.wav"]
+        assert [f for _, f in cues(salon)] == ["budget-down.wav"]
 
 
 def test_a_burst_of_one_cause_is_one_sound_and_a_lost_game_opens_its_doors_silently() -> None:
@@ -187,7 +187,7 @@ def test_a_burst_of_one_cause_is_one_sound_and_a_lost_game_opens_its_doors_silen
     engine.tick()                                 # time up: every unpaid bill charged, with its fee
     charged = [b for b in engine.budget_history if b.amount < 0]
     assert len(charged) >= 2
-    assert [c.file for c in engine.cues[2:]] == ["budget_down.wav"]
+    assert [c.file for c in engine.cues[2:]] == ["budget-down.wav"]
     engine.lock_opened("entree")                  # the doors a defeat opens: no sound
     assert len(engine.cues) == 3
 
