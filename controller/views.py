@@ -13,13 +13,13 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from controller import health, jsonsafe
+from controller import health, jsonsafe, profile
 from controller.api.models import CLUES, MESSAGES, SCREEN_CLUES, ScreenClue, dump
 from controller.backup import Backups
 from controller.context import Context
 from controller.distribution import whole_hash
 from controller.emergency import Alert
-from controller.engine import PHASE_LABELS, PLAYING, Engine, Phase, PuzzleStatus
+from controller.engine import PHASE_LABELS, PLAYING, Engine, Phase, PuzzleStatus, SentClue
 from controller.hub import STAFF, Hub
 from controller.journal import Journal
 from controller.mqtt import MqttBridge
@@ -27,6 +27,7 @@ from controller.outputs import Outputs
 from protocol import contract
 
 if TYPE_CHECKING:
+    from config.game import Game
     from controller.check import PreGameCheck
     from controller.distribution import Distribution
     from controller.stuck import Stuck
@@ -67,6 +68,7 @@ def game_view(engine: Engine) -> dict[str, Any]:
         "check_override": engine.check_override,
         "audit": engine.audit_log[-SNAPSHOT_JOURNAL:],
         "log": engine.log[-SNAPSHOT_JOURNAL:],
+        "profile": {"children": engine.children, **engine.profile.as_dict()},
     }
 
 
@@ -137,6 +139,8 @@ class Views:
         self.stuck = stuck
         self._push_scheduled = False
         self._game_state_due = False
+        #: the game's texts in one language: (game file, language, translations)
+        self._said: tuple[Game, str | None, dict[str, dict[str, Any]]] | None = None
 
     # -- views ------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -224,7 +228,36 @@ class Views:
                 "nodes": [{"id": node.id, "label": node.label,
                            "label_en": room_cfg.label.en if room_cfg else None}] if node else [],
                 "apartment": {"name": self.ctx.game.apartment.name.fr,
-                              "name_en": self.ctx.game.apartment.name.en}, "ts": contract.now()}
+                              "name_en": self.ctx.game.apartment.name.en}, "ts": contract.now(),
+                **self.profiled([c for c in engine.clues if mine(c.room)][-SCREEN_ITEMS:])}
+
+    def profiled(self, clues: list[SentClue]) -> dict[str, Any]:
+        """The group's profile for a screen, and how to show each text of its view for it
+        (``say``: the game's texts in the profile's language, the clues in the wording the
+        profile asks for; controller/profile.py)."""
+        engine = self.ctx.engine
+        chosen = engine.profile
+        language = chosen.language
+        say = dict(self._translations(language))
+        for clue in clues:
+            found = engine.game.puzzle(clue.puzzle or "")
+            if found is None or clue.index is None or not 0 <= clue.index < len(found.clues):
+                continue   # a free clue: shown as the game master wrote it
+            text = profile.wording(found.clues[clue.index], engine.parcours, chosen,
+                                   children=engine.children)
+            if text.fr != clue.text or language:
+                say[clue.text] = profile.said(text, language)
+        return {"profile": {"children": engine.children, **chosen.as_dict(),
+                            "dir": profile.direction(language or "fr")}, "say": say}
+
+    def _translations(self, language: str | None) -> dict[str, dict[str, Any]]:
+        """The game's texts in *language*, made once per game file and language."""
+        game = self.ctx.game
+        cached = self._said
+        if cached is None or cached[0] is not game or cached[1] != language:
+            cached = (game, language, profile.translations(game.player_texts(), language))
+            self._said = cached
+        return cached[2]
 
     def music(self, room: str | None) -> dict[str, Any] | None:
         """The music *room*'s screen plays now, in a loop (``music:`` of the game file)."""
