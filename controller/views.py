@@ -27,7 +27,7 @@ from controller.outputs import Outputs
 from protocol import contract
 
 if TYPE_CHECKING:
-    from config.game import Game
+    from config.game import Game, Text
     from controller.check import PreGameCheck
     from controller.distribution import Distribution
     from controller.stuck import Stuck
@@ -240,15 +240,21 @@ class Views:
         language = chosen.language
         say = dict(self._translations(language))
         for clue in clues:
-            found = engine.game.puzzle(clue.puzzle or "")
-            if found is None or clue.index is None or not 0 <= clue.index < len(found.clues):
-                continue   # a free clue: shown as the game master wrote it
-            text = profile.wording(found.clues[clue.index], engine.parcours, chosen,
-                                   children=engine.children)
-            if text.fr != clue.text or language:
+            text = self.clue_wording(clue)
+            if text is not None and (text.fr != clue.text or language):
                 say[clue.text] = profile.said(text, language)
         return {"profile": {"children": engine.children, **chosen.as_dict(),
                             "dir": profile.direction(language or "fr")}, "say": say}
+
+    def clue_wording(self, clue: SentClue) -> Text | None:
+        """The wording of a pre-written *clue* the group's profile asks for (None: a free
+        clue, shown and spoken as the game master wrote it)."""
+        engine = self.ctx.engine
+        found = engine.game.puzzle(clue.puzzle or "")
+        if found is None or clue.index is None or not 0 <= clue.index < len(found.clues):
+            return None
+        return profile.wording(found.clues[clue.index], engine.parcours, engine.profile,
+                               children=engine.children)
 
     def _translations(self, language: str | None) -> dict[str, dict[str, Any]]:
         """The game's texts in *language*, made once per game file and language."""

@@ -95,7 +95,12 @@ const MediaCues = (() => {
   }
 
   function speak(clue) {
-    const v = element("sound", `/api/speech/clues/${encodeURIComponent(clue.id)}`, `clue-${clue.id}`, 1, false);
+    say(`/api/speech/clues/${encodeURIComponent(clue.id)}`, `clue-${clue.id}`);
+  }
+
+  // a voice: the music ducks under it (a clue's, a message read to a group that reads little)
+  function say(url, id) {
+    const v = element("sound", url, id, 1, false);
     let done = false;
     const end = () => { if (!done) { done = true; duck(false); v.remove(); } };
     v.addEventListener("ended", end);
@@ -139,5 +144,5 @@ const MediaCues = (() => {
     if (g.phase === "idle") silence();
     else follow(g.music);
   }
-  return {update, get music() { return music; }};
+  return {update, say, get music() { return music; }};
 })();

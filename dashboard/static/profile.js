@@ -4,7 +4,8 @@
 // it (the profile's language, the short or children's wording).
 //   language      the screen's fixed words in it (i18n/<lang>.json) and the game's texts in
 //                 it, the French kept small beneath; Arabic right to left (dir="rtl")
-//   low literacy  larger text and pictograms (the wording: from `say`)
+//   low literacy  larger text and pictograms, the game's messages spoken too (the
+//                 wording: from `say`)
 //   children      a larger timer (the wording: from `say`)
 //   hard of hearing  a full-screen flash for the clue chime and every sound cue; every
 //                 voice subtitled (a video's subtitles shown)
@@ -54,6 +55,19 @@ const Profile = (() => {
     if (hoh && !g.emergency && (fresh || sounded)) doFlash();
   }
 
+  // a group that reads little hears each new message of the game too (its clues are
+  // spoken for every group: media.js), in the wording shown
+  let heard = null, voiced = 0;
+  function hear(g, on) {
+    const texts = g.messages.map((m) => m.text);
+    if (heard === null || g.phase === "idle") { heard = new Set(texts); return; }
+    for (const text of texts) {
+      if (heard.has(text)) continue;
+      heard.add(text);
+      if (on && !g.emergency) MediaCues.say(`/api/speech/messages?text=${encodeURIComponent(text)}`, `message-${++voiced}`);
+    }
+  }
+
   // the fixed words in the group's language (a kiosk's ?lang= otherwise, else French)
   function words(language, render) {
     const wanted = new URLSearchParams(location.search).get("lang");
@@ -73,6 +87,7 @@ const Profile = (() => {
     document.documentElement.dir = p.dir || "ltr";
     if (chosen !== p.language) { chosen = p.language; words(p.language, render); }
     watch(view.game, !!p.hard_of_hearing);
+    hear(view.game, !!p.low_literacy);
     // every voice subtitled: a video's subtitles shown for a group that hears little
     if (p.hard_of_hearing) {
       for (const v of document.querySelectorAll("video")) for (const tr of v.textTracks) tr.mode = "showing";

@@ -1,7 +1,8 @@
 """The group's profile on the room TV (1920×1080) and on the console (1280×800), in real
 Chromium against a real server, broker and simulated nodes (docs/media.md, « Profils du
 groupe »): an Arabic group reads the clue right to left, in Arabic, the French beneath,
-nothing cut off; a group that reads little gets the clue bigger and shorter; a group that
+nothing cut off; a group that reads little gets the clue bigger and shorter, and hears the
+game's messages; a group that
 hears little sees a full-screen flash with the clue's chime and with a sound; the game
 master chooses the profile in the start dialog and changes it during the game.
 Screenshots in test-artifacts/."""
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import GM_PASSWORD, Server, shot
+from tests.browser.conftest import GM_PASSWORD, Server, chromium, shot
 
 pytestmark = pytest.mark.browser
 TIMEOUT_MS = 20_000   # generous: CI machines have 2 cores and run Chromium beside 7 nodes
@@ -63,6 +64,13 @@ class GameMaster:
 
     def clue(self, puzzle: str = "mailbox", index: int = 1) -> None:
         assert self.post("/api/clues", {"puzzle": puzzle, "index": index})["ok"]
+
+
+@pytest.fixture(scope="module")
+def browser(server: Server) -> Iterator[Any]:
+    """Chromium as a room's kiosk runs it: sound starts without a touch (docs/deploy.md)."""
+    with chromium("--autoplay-policy=no-user-gesture-required") as b:
+        yield b
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +147,9 @@ def test_a_group_that_reads_little_gets_the_clue_bigger_and_shorter(gm: GameMast
     assert bigger >= plain * 1.3, (plain, bigger)
     assert page.evaluate(CLIPPED) == []
     shot(page, "screen-profile-low-literacy")
+    # the game's message (the mailbox opens) is read out too
+    assert gm.post("/api/game/puzzles/mailbox/solve")["ok"]
+    page.wait_for_function("() => window.__cuesPlayed.some((c) => c.id === 'message-1')")
 
 
 def test_a_group_that_hears_little_sees_a_flash_with_the_chime_and_a_sound(gm: GameMaster, tv: Any) -> None:
@@ -155,6 +166,8 @@ def test_a_group_that_hears_little_sees_a_flash_with_the_chime_and_a_sound(gm: G
     # a sound of the game (the mailbox opening plays unlock.wav in the hall): a flash too
     assert gm.post("/api/game/puzzles/mailbox/solve")["ok"]
     page.wait_for_function("() => window.__flashes.length === 2")
+    assert not page.evaluate("window.__cuesPlayed.some((c) => c.id.startsWith('message-'))"), \
+        "a group that reads well is not read the messages"
     # the game master unticks it: a clue no longer flashes
     assert gm.post("/api/game/profile", {"hard_of_hearing": False})["ok"]
     page.wait_for_function("() => !document.body.classList.contains('p-hoh')")

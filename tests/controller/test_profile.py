@@ -29,7 +29,10 @@ TRANSLATED = GAME.replace(
     "    label: {{fr: Hall, en: Hall, ar: \"المدخل\"}}\n").replace(
     '      - {{text: "Jour puis mois.", cost: 20}}\n',
     '      - {{text: {{fr: "Jour puis mois.", en: "Day then month.", ar: "اليوم ثم الشهر."}}, '
-    'cost: 20, short: {{fr: "Jour, mois.", ar: "يوم، شهر."}}, kids: "Le jour, puis le mois !"}}\n')
+    'cost: 20, short: {{fr: "Jour, mois.", ar: "يوم، شهر."}}, kids: "Le jour, puis le mois !"}}\n').replace(
+    "      - {{do: budget, amount: -100, label: Loyer}}\n",
+    "      - {{do: budget, amount: -100, label: Loyer}}\n"
+    '      - {{do: message, room: hall, text: "La boîte est ouverte."}}\n')
 
 
 @pytest.fixture
@@ -131,3 +134,28 @@ def test_a_screen_shows_the_game_texts_in_the_profiles_language_and_wording(cont
         assert "Hall" not in view["say"] and view["profile"]["dir"] == "ltr"
         # a text without a translation stays French: the salon's screen has nothing to say
         assert "Salon" not in screen(client, "salon")["say"]
+
+
+def test_a_screen_speaks_its_messages_and_the_clue_in_the_wording_shown(controller):
+    with controller() as client:
+        client.post("/api/game/start", json={"parcours": "primo", "players": 3,
+                                             "profile": {"low_literacy": True}})
+        hall = TestClient(client.app)   # the screen: its token, no staff cookie
+        token = AUTH.screen_token("hall")
+        said = "La boîte est ouverte."
+        # not shown yet: a screen cannot have anything spoken
+        reply = hall.get("/api/speech/messages", params={"text": said, "token": token})
+        assert reply.status_code == 404 and reply.json()["detail"] == "message inconnu sur cet écran"
+        assert client.post("/api/game/puzzles/mailbox/solve", json={}).status_code == 200
+        reply = hall.get("/api/speech/messages", params={"text": said, "token": token})
+        assert reply.status_code == 200 and reply.headers["content-type"] == "audio/wav"
+        salon = {"text": said, "token": AUTH.screen_token("salon")}
+        assert hall.get("/api/speech/messages", params=salon).status_code == 404, "another room's message"
+        # the clue is spoken in the short wording the screen shows
+        client.post("/api/clues", json={"puzzle": "mailbox", "index": 1})
+        clue = screen(client)["game"]["clues"][-1]
+        assert screen(client)["say"][clue["text"]]["text"] == "Jour, mois."
+        reply = hall.get(f"/api/speech/clues/{clue['id']}?token={token}")
+        assert reply.status_code == 200 and reply.headers["x-speech-cache"] == "miss"
+        reply = client.get("/api/speech", params={"text": "Jour, mois."})
+        assert reply.headers["x-speech-cache"] == "hit", "the short wording was the one spoken"
