@@ -214,7 +214,7 @@ class Views:
         clues = [{**ScreenClue.model_validate(c).model_dump(), "done": c.puzzle in solved}
                  for c in engine.clues if mine(c.room)][-SCREEN_ITEMS:]
         last = engine.budget_history[-1] if engine.budget_history else None
-        return {"screen": True, "room": room,
+        view = {"screen": True, "room": room,
                 "game": {"phase": str(engine.phase), "result": engine.result,
                          "remaining_s": round(engine.remaining(), 3),
                          "duration_s": engine.duration, "timer_running": engine.timer_running,
@@ -228,17 +228,22 @@ class Views:
                 "nodes": [{"id": node.id, "label": node.label,
                            "label_en": room_cfg.label.en if room_cfg else None}] if node else [],
                 "apartment": {"name": self.ctx.game.apartment.name.fr,
-                              "name_en": self.ctx.game.apartment.name.en}, "ts": contract.now(),
-                **self.profiled([c for c in engine.clues if mine(c.room)][-SCREEN_ITEMS:])}
+                              "name_en": self.ctx.game.apartment.name.en}, "ts": contract.now()}
+        return {**view, **self.profiled(view, [c for c in engine.clues if mine(c.room)][-SCREEN_ITEMS:])}
 
-    def profiled(self, clues: list[SentClue]) -> dict[str, Any]:
-        """The group's profile for a screen, and how to show each text of its view for it
+    def profiled(self, view: dict[str, Any], clues: list[SentClue]) -> dict[str, Any]:
+        """The group's profile for a screen, and how to show each text of its *view* for it
         (``say``: the game's texts in the profile's language, the clues in the wording the
         profile asks for; controller/profile.py)."""
         engine = self.ctx.engine
         chosen = engine.profile
         language = chosen.language
-        say = dict(self._translations(language))
+        game = view["game"]
+        shown = [view["apartment"]["name"], *(n["label"] for n in view["nodes"]),
+                 *(b["label"] for b in game["bills"]), *(m["text"] for m in game["messages"]),
+                 *([game["last_change"]["label"]] if game["last_change"] else [])]
+        translated = self._translations(language)
+        say = {fr: translated[fr] for fr in shown if fr in translated}
         for clue in clues:
             text = self.clue_wording(clue)
             if text is not None and (text.fr != clue.text or language):

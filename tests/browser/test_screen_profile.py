@@ -10,6 +10,7 @@ Screenshots in test-artifacts/."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,8 +141,10 @@ def test_a_group_that_reads_little_gets_the_clue_bigger_and_shorter(gm: GameMast
     page.wait_for_selector(".clue.new")
     assert CLUE_FR in page.inner_text(".clue.new")
     plain = clue_size(page)
+    began = time.monotonic()
     assert gm.post("/api/game/profile", {"low_literacy": True})["ok"]
     page.wait_for_selector("body.p-low-literacy")
+    print(f"\nprofile changed → the TV shows it: {(time.monotonic() - began) * 1000:.0f} ms (with the order's answer)")
     page.wait_for_function("(w) => document.querySelector('.clue.new').textContent.includes(w)", arg=CLUE_SHORT)
     bigger = clue_size(page)
     assert bigger >= plain * 1.3, (plain, bigger)
