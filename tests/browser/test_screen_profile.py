@@ -128,6 +128,8 @@ def test_an_arabic_group_reads_the_clue_right_to_left(gm: GameMaster, tv: Any) -
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"
                          " && document.documentElement.scrollHeight <= innerHeight")
     shot(page, "screen-profile-arabic")
+    size = page.evaluate("new TextEncoder().encode(JSON.stringify(snap.say)).length")
+    print(f"\nthe hall's view in Arabic: « say » of {size} bytes")
     # back to French only: the words and the clue in French, left to right
     assert gm.post("/api/game/profile", {"language": None})["ok"]
     page.wait_for_function("() => document.documentElement.dir === 'ltr' && !document.querySelector('.said')")
