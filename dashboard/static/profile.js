@@ -12,7 +12,7 @@
 "use strict";
 const Profile = (() => {
   // the languages whose fixed words the screen has (i18n/*.json); others keep French words
-  const WORDS = ["fr", "en", "ar"];
+  const WORDS = ["fr", "en", "ar", "pt"];
   const FLASH_MS = 1500;
   let said = {}, chosen = null, switching = null;
   let lastCue = null, clues = null;   // what was already there: never flashed again

@@ -200,7 +200,7 @@ def test_the_game_master_chooses_and_changes_the_profile_on_the_console(gm: Game
         assert page.inner_text("#start-profile legend") == "Profil du groupe"
         # only the languages the game file is translated into
         options = page.eval_on_selector_all("#start-language option", "os => os.map((o) => o.textContent)")
-        assert options == ["français seulement", "anglais", "arabe"]
+        assert options == ["français seulement", "anglais", "arabe", "portugais"]
         page.check("#start-children")
         page.check("#start-low-literacy")
         page.select_option("#start-language", "ar")

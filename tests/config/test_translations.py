@@ -66,9 +66,9 @@ def test_an_unknown_language_is_refused_at_its_line():
     assert error.startswith("game.yaml:15:26: error: puzzles[0].clues[0].short: unknown language 'xx'")
 
 
-def test_the_shipped_game_speaks_english_and_arabic_on_the_room_screens():
+def test_the_shipped_game_speaks_english_arabic_and_portuguese_on_the_room_screens():
     game = load_game(SHIPPED_GAME)
-    assert {"en", "ar"} <= set(game.languages())
-    for language in ("en", "ar"):
+    assert {"en", "ar", "pt"} <= set(game.languages())
+    for language in ("en", "ar", "pt"):
         missing = [t.fr for t in game.player_texts() if not t.has(language)]
         assert missing == [], f"not written in {language}"
