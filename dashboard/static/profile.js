@@ -4,8 +4,8 @@
 // it (the profile's language, the short or children's wording).
 //   language      the screen's fixed words in it (i18n/<lang>.json) and the game's texts in
 //                 it, the French kept small beneath; Arabic right to left (dir="rtl")
-//   low literacy  larger text and pictograms, the game's messages spoken too (the
-//                 wording: from `say`)
+//   low literacy  larger text and pictograms, the newest clue and message only, the
+//                 game's messages spoken too (the wording: from `say`)
 //   children      a larger timer (the wording: from `say`)
 //   hard of hearing  a full-screen flash for the clue chime and every sound cue; every
 //                 voice subtitled (a video's subtitles shown)
@@ -28,7 +28,9 @@ const Profile = (() => {
   // in its language and direction, the French beneath.
   function text(fr, english) {
     const s = said[fr];
-    if (!s) return (App.lang === "en" && english) || fr;
+    const plain = (App.lang === "en" && english) || fr;
+    // on a right-to-left screen a French text keeps its own direction (its full stop last)
+    if (!s) return document.documentElement.dir === "rtl" ? App.el("bdi", {}, plain) : plain;
     const main = App.el("span", {class: "said", lang: s.lang, dir: s.dir}, s.text);
     if (!s.fr) return main;
     return App.el("span", {class: "said-both"}, main,
@@ -84,6 +86,7 @@ const Profile = (() => {
     body.toggle("p-low-literacy", !!p.low_literacy);
     body.toggle("p-children", !!p.children);
     body.toggle("p-hoh", !!p.hard_of_hearing);
+    body.toggle("p-lang", !!p.language);
     document.documentElement.dir = p.dir || "ltr";
     if (chosen !== p.language) { chosen = p.language; words(p.language, render); }
     watch(view.game, !!p.hard_of_hearing);

@@ -1,8 +1,8 @@
 """The group's profile on the room TV (1920×1080) and on the console (1280×800), in real
 Chromium against a real server, broker and simulated nodes (docs/media.md, « Profils du
 groupe »): an Arabic group reads the clue right to left, in Arabic, the French beneath,
-nothing cut off; a group that reads little gets the clue bigger and shorter, and hears the
-game's messages; a group that
+nothing cut off, even for a group with every need at once; a group that reads little gets
+the clue bigger and shorter, and hears the game's messages; a group that
 hears little sees a full-screen flash with the clue's chime and with a sound; the game
 master chooses the profile in the start dialog and changes it during the game.
 Screenshots in test-artifacts/."""
@@ -134,6 +134,29 @@ def test_an_arabic_group_reads_the_clue_right_to_left(gm: GameMaster, tv: Any) -
     assert gm.post("/api/game/profile", {"language": None})["ok"]
     page.wait_for_function("() => document.documentElement.dir === 'ltr' && !document.querySelector('.said')")
     assert CLUE_FR in page.inner_text(".clue.new")
+
+
+def test_arabic_for_a_group_with_every_need_fits_the_tv(gm: GameMaster, tv: Any, server: Server) -> None:
+    gm.start(language="ar", low_literacy=True, children=True, hard_of_hearing=True)
+    page = tv()
+    page.goto(f"{server.url}/screen/cuisine?token={server.auth.screen_token('cuisine')}")
+    page.wait_for_selector('body[data-phase="running"]')
+    for puzzle in ("mailbox", "front_door"):   # a message to every room, the kitchen's puzzle open
+        assert gm.post(f"/api/game/puzzles/{puzzle}/solve")["ok"]
+    gm.clue("kitchen_hood", 0)
+    gm.clue("kitchen_hood", 1)
+    page.wait_for_function("() => document.querySelectorAll('.clue .said[lang=ar]').length === 3")
+    # a free clue the game master typed has no translation: French, as written
+    assert gm.post("/api/clues", {"text": "Regardez sous l'évier.", "room": "cuisine"})["ok"]
+    page.wait_for_function("() => document.querySelector('.clue.new').textContent.includes('sous l')")
+    assert page.query_selector(".clue.new .said") is None
+    # it keeps its own direction on the right-to-left screen: its full stop last
+    assert page.evaluate("getComputedStyle(document.querySelector('.clue.new bdi')).direction") == "ltr"
+    page.wait_for_function("() => !document.querySelector('#flash.on')")
+    assert page.evaluate(CLIPPED) == []
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"
+                         " && document.documentElement.scrollHeight <= innerHeight")
+    shot(page, "screen-profile-arabic-all-needs")
 
 
 def test_a_group_that_reads_little_gets_the_clue_bigger_and_shorter(gm: GameMaster, tv: Any) -> None:
