@@ -16,9 +16,11 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     JsonValue,
     SerializerFunctionWrapHandler,
+    Tag,
     model_serializer,
     model_validator,
 )
@@ -49,14 +51,41 @@ class _Model(BaseModel):
         return data
 
 
+#: the languages a text of the game may carry, French first and required (docs/media.md)
+LANGUAGES = ("fr", "en", "ar", "pt", "tr")
+#: the languages written right to left
+RTL_LANGUAGES = frozenset({"ar"})
+
+
 class Text(_Model):
-    """A text shown to people: French first, English optional."""
+    """A text shown to people: French first, its translations optional."""
 
     fr: str = Field(min_length=1)
     en: str | None = None
+    ar: str | None = None
+    pt: str | None = None
+    tr: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_languages(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = [k for k in data if k not in LANGUAGES]
+            if unknown:
+                msg = (f"unknown language {unknown[0]!r} (a text is {{fr: …, en: …, ar: …, pt: …, "
+                       "tr: …}, fr required)")
+                raise ValueError(msg)
+        return data
 
     def get(self, lang: str = "fr") -> str:
-        return (self.en if lang == "en" else None) or self.fr
+        return (getattr(self, lang) if lang in LANGUAGES else None) or self.fr
+
+    def has(self, lang: str) -> bool:
+        """Whether it is written in *lang* (French always is)."""
+        return lang in LANGUAGES and getattr(self, lang) is not None
+
+    def languages(self) -> frozenset[str]:
+        return frozenset(lang for lang in LANGUAGES if getattr(self, lang) is not None)
 
 
 def _as_text(value: Any) -> Any:
@@ -364,10 +393,21 @@ class TextPerParcours(_Model):
         return data
 
 
+def _per_parcours(value: Any) -> str:
+    """Which form a clue's text is written in: ``{primo: …, locataire: …}`` or one text."""
+    keys = value.keys() if isinstance(value, dict) else vars(value) if isinstance(value, BaseModel) else ()
+    return "TextPerParcours" if any(k in PARCOURS for k in keys) else "Text"
+
+
+#: a clue's wording: one text (French, or {fr, en, ar…}) or one per parcours
+ClueText = Annotated[Annotated[Text, Tag("Text")] | Annotated[TextPerParcours, Tag("TextPerParcours")],
+                     Discriminator(_per_parcours)]
+
+
 class Clue(_Model):
     """A pre-written clue the game master can send to a room screen."""
 
-    text: Text | TextPerParcours = Field(union_mode="left_to_right")
+    text: ClueText
     cost: int = Field(default=0, ge=0, description="euros taken from the budget when sent (if it counts)")
     parcours: list[Parcours] = Field(default_factory=lambda: list(PARCOURS),
                                      description="the parcours this clue is for")
@@ -376,14 +416,19 @@ class Clue(_Model):
                                          f"{DEFAULT_CLUE_ICON} otherwise")
     voice: MediaName | None = Field(default=None, description="a recorded voice (a sound of the media "
                                                               "library) played instead of speech synthesis")
+    short: ClueText | None = Field(
+        default=None, description="a shorter wording, shown when the group reads little")
+    kids: ClueText | None = Field(
+        default=None, description="a friendlier wording, shown when the group has children")
 
     @model_validator(mode="before")
     @classmethod
     def _text(cls, data: Any) -> Any:
         if isinstance(data, str):
             return {"text": {"fr": data}}
-        if isinstance(data, dict) and isinstance(data.get("text"), str):
-            data = {**data, "text": {"fr": data["text"]}}
+        if isinstance(data, dict):
+            data = {**data, **{k: {"fr": data[k]} for k in ("text", "short", "kids")
+                               if isinstance(data.get(k), str)}}
         return data
 
     @model_serializer(mode="wrap")
@@ -402,6 +447,13 @@ class Clue(_Model):
         if isinstance(self.text, TextPerParcours):
             return getattr(self.text, parcours)
         return self.text
+
+    def variant_for(self, parcours: str, variant: str) -> Text | None:
+        """Its ``short`` (low literacy) or ``kids`` (children) wording in *parcours*, if written."""
+        value = getattr(self, variant)
+        if isinstance(value, TextPerParcours):
+            return getattr(value, parcours)
+        return value
 
 
 class Requires(_Model):
@@ -495,6 +547,38 @@ class Game(_Model):
         """What *room*'s screen plays at *moment* (one of :data:`MUSIC_MOMENTS`), if anything."""
         moments = self.music.get(room or "")
         return getattr(moments, moment) if moments is not None and moment in MUSIC_MOMENTS else None
+
+    def player_texts(self) -> Iterator[Text]:
+        """The texts of the game the players see on the room screens: the apartment's and
+        rooms' names, the bills, the budget's lines, the messages and the clues (with their
+        short and children's wordings)."""
+        yield self.apartment.name
+        yield from (n.label for n in self.nodes)
+        if self.apartment.budget is not None:
+            yield self.apartment.budget.label
+            for bill in self.apartment.budget.obligations:
+                yield from (bill.label, bill.late_fee_label)
+        for puzzle in self.puzzles:
+            yield puzzle.label
+            for action in puzzle.actions:
+                if isinstance(action, BudgetAction):
+                    yield action.label
+                elif isinstance(action, MessageAction):
+                    yield action.text
+            for clue in puzzle.clues:
+                for value in (clue.text, clue.short, clue.kids):
+                    if isinstance(value, TextPerParcours):
+                        yield from (value.primo, value.locataire)
+                    elif value is not None:
+                        yield value
+
+    def languages(self) -> tuple[str, ...]:
+        """The languages other than French the game's texts are written in (at least one
+        text), the choices of a group's profile; a text without one is shown in French."""
+        found: set[str] = set()
+        for text in self.player_texts():
+            found |= text.languages()
+        return tuple(lang for lang in LANGUAGES if lang != "fr" and lang in found)
 
     def part(self, node_id: str) -> NodePart:
         """What node *node_id* needs of this game (KeyError if it has no such node)."""

@@ -43,6 +43,7 @@ from config.game import (
     TimerAction,
 )
 from controller.core.errors import EngineError, NotFoundError
+from controller.profile import LANGUAGE_NAMES, GroupProfile
 from props.kinds import LOCK_KINDS
 from props.models import MaglockConfig, OutputConfig
 from props.start import one_shot, start_command
@@ -294,6 +295,8 @@ class Engine:
         self.parcours = "primo"
         self.players = 0
         self.children = False
+        #: how the room screens render cues for this group (controller/profile.py)
+        self.profile = GroupProfile()
         self.created_wall: float | None = None
         self.started_wall: float | None = None
         self.ended_wall: float | None = None
@@ -974,6 +977,27 @@ class Engine:
             del self.audit_log[:-500]
         self._journal.append(("audit", entry))
         return entry
+
+    def set_profile(self, *, children: bool | None = None, low_literacy: bool | None = None,
+                    language: str | bool | None = False, hard_of_hearing: bool | None = None,
+                    who: str = GAME_MASTER) -> None:
+        """Change the group's profile (what is given; *language* None: French only, False:
+        unchanged), in any phase of a session: it changes how cues are rendered, not the game."""
+        if self.session_id is None:
+            msg = "pas de session : le profil du groupe se choisit en démarrant une partie"
+            raise EngineError(msg, en="no session: the group's profile is chosen when a game starts")
+        if isinstance(language, str) and language not in self.game.languages():
+            offered = ", ".join(LANGUAGE_NAMES.get(c, c) for c in self.game.languages()) or "aucune"
+            msg = f"langue {language!r} non traduite dans ce jeu (langues : {offered})"
+            raise EngineError(msg, en=f"language {language!r} has no translation in this game")
+        current = self.profile
+        self.profile = GroupProfile(
+            low_literacy=current.low_literacy if low_literacy is None else low_literacy,
+            language=current.language if language is False else language or None,
+            hard_of_hearing=current.hard_of_hearing if hard_of_hearing is None else hard_of_hearing)
+        if children is not None:
+            self.children = children
+        self.audit("profile", who=who, detail=self.profile.summary(self.children))
 
     def take_journal(self) -> list[tuple[str, dict[str, Any]]]:
         """The notes and audit entries since the last call (for the store)."""

@@ -123,6 +123,11 @@ class Orders:
             self._run(self.engine.abort(who=who))
         self.views.changed()
 
+    def set_profile(self, *, who: str = GAME_MASTER, **profile: Any) -> None:
+        """Change the group's profile (:meth:`Engine.set_profile`): the screens render anew."""
+        self.engine.set_profile(who=who, **profile)
+        self._done()
+
     def pause(self, *, who: str = GAME_MASTER) -> None:
         self.engine.pause(who=who)
         self._done()

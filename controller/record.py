@@ -25,6 +25,7 @@ from controller.engine import (
     ScreenMessage,
     SentClue,
 )
+from controller.profile import GroupProfile
 
 #: version of the record's layout (a record of another version is not resumed)
 RECORD_VERSION = 1
@@ -65,6 +66,8 @@ class SessionRecord(BaseModel):
     clues: list[SentClue] = Field(default_factory=list)
     last_activity: float = 0.0
     check_override: dict[str, Any] | None = None
+    profile: dict[str, Any] = Field(default_factory=dict,
+                                    description="the group's profile (controller/profile.py)")
 
 
 def to_record(engine: Engine) -> dict[str, Any]:
@@ -78,6 +81,7 @@ def to_record(engine: Engine) -> dict[str, Any]:
         budget_history=engine.budget_history, settled=engine.settled, puzzles=engine.puzzles,
         messages=engine.messages[-RECORD_MESSAGES:], clues=engine.clues,
         last_activity=engine.last_activity, check_override=engine.check_override,
+        profile=engine.profile.as_dict(),
     ).model_dump(mode="json")
 
 
@@ -111,6 +115,7 @@ def from_record(game: Game, record: dict[str, Any], *,
     engine.messages, engine.clues = saved.messages, saved.clues
     engine.last_activity = saved.last_activity
     engine.check_override = saved.check_override
+    engine.profile = GroupProfile.from_dict(saved.profile)
     engine.restore_timer(elapsed, running=running)
     return engine
 

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from config.game import DEFAULT_CLUE_ICON
-from controller import health, jsonsafe
+from controller import health, jsonsafe, profile
 from controller.api.models import CLUES, MESSAGES, SCREEN_CLUES, ScreenClue, dump
 from controller.backup import Backups
 from controller.context import Context
 from controller.distribution import whole_hash
 from controller.emergency import Alert
-from controller.engine import PHASE_LABELS, PLAYING, Engine, Phase, PuzzleStatus
+from controller.engine import PHASE_LABELS, PLAYING, Engine, Phase, PuzzleStatus, SentClue
 from controller.hub import STAFF, Hub
 from controller.journal import Journal
 from controller.mqtt import MqttBridge
@@ -28,6 +28,7 @@ from controller.outputs import Outputs
 from protocol import contract
 
 if TYPE_CHECKING:
+    from config.game import Game, Text
     from controller.check import PreGameCheck
     from controller.distribution import Distribution
     from controller.mixer import Mixer
@@ -69,6 +70,7 @@ def game_view(engine: Engine) -> dict[str, Any]:
         "check_override": engine.check_override,
         "audit": engine.audit_log[-SNAPSHOT_JOURNAL:],
         "log": engine.log[-SNAPSHOT_JOURNAL:],
+        "profile": {"children": engine.children, **engine.profile.as_dict()},
     }
 
 
@@ -145,6 +147,8 @@ class Views:
         self.stuck = stuck
         self._push_scheduled = False
         self._game_state_due = False
+        #: the game's texts in one language: (game file, language, translations)
+        self._said: tuple[Game, str | None, dict[str, dict[str, Any]]] | None = None
 
     # -- views ------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -220,7 +224,7 @@ class Views:
                   **self.clue_media(c.puzzle, c.index)}
                  for c in engine.clues if mine(c.room)][-SCREEN_ITEMS:]
         last = engine.budget_history[-1] if engine.budget_history else None
-        return {"screen": True, "room": room,
+        view = {"screen": True, "room": room,
                 "game": {"phase": str(engine.phase), "result": engine.result,
                          "remaining_s": round(engine.remaining(), 3),
                          "duration_s": engine.duration, "timer_running": engine.timer_running,
@@ -239,6 +243,46 @@ class Views:
                 "apartment": {"name": self.ctx.game.apartment.name.fr,
                               "name_en": self.ctx.game.apartment.name.en}, "ts": contract.now(),
                 "debrief": self.debrief_page(engine.session_id) if engine.phase == Phase.DEBRIEF else None}
+        return {**view, **self.profiled(view, [c for c in engine.clues if mine(c.room)][-SCREEN_ITEMS:])}
+
+    def profiled(self, view: dict[str, Any], clues: list[SentClue]) -> dict[str, Any]:
+        """The group's profile for a screen, and how to show each text of its *view* for it
+        (``say``: the game's texts in the profile's language, the clues in the wording the
+        profile asks for; controller/profile.py)."""
+        engine = self.ctx.engine
+        chosen = engine.profile
+        language = chosen.language
+        game = view["game"]
+        shown = [view["apartment"]["name"], *(n["label"] for n in view["nodes"]),
+                 *(b["label"] for b in game["bills"]), *(m["text"] for m in game["messages"]),
+                 *([game["last_change"]["label"]] if game["last_change"] else [])]
+        translated = self._translations(language)
+        say = {fr: translated[fr] for fr in shown if fr in translated}
+        for clue in clues:
+            text = self.clue_wording(clue)
+            if text is not None and (text.fr != clue.text or language):
+                say[clue.text] = profile.said(text, language)
+        return {"profile": {"children": engine.children, **chosen.as_dict(),
+                            "dir": profile.direction(language or "fr")}, "say": say}
+
+    def clue_wording(self, clue: SentClue) -> Text | None:
+        """The wording of a pre-written *clue* the group's profile asks for (None: a free
+        clue, shown and spoken as the game master wrote it)."""
+        engine = self.ctx.engine
+        found = engine.game.puzzle(clue.puzzle or "")
+        if found is None or clue.index is None or not 0 <= clue.index < len(found.clues):
+            return None
+        return profile.wording(found.clues[clue.index], engine.parcours, engine.profile,
+                               children=engine.children)
+
+    def _translations(self, language: str | None) -> dict[str, dict[str, Any]]:
+        """The game's texts in *language*, made once per game file and language."""
+        game = self.ctx.game
+        cached = self._said
+        if cached is None or cached[0] is not game or cached[1] != language:
+            cached = (game, language, profile.translations(game.player_texts(), language))
+            self._said = cached
+        return cached[2]
 
     def subtitles(self, tracks: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
         """A video's subtitles as a screen loads them (a file gone from the library: left out)."""

@@ -185,6 +185,42 @@ class GameView(Out):
     check_override: CheckOverride | None
     audit: list[AuditEntry]
     log: list[LogEntry]
+    profile: Profile | None = Field(default=None, description="the group's profile")
+
+
+class Profile(Out):
+    """The group's profile: how the room screens render cues (docs/media.md)."""
+
+    children: bool
+    low_literacy: bool = Field(description="reads little French: larger text, short wording, spoken")
+    language: Literal["en", "ar", "pt", "tr"] | None = Field(
+        description="the explanations in this language too (null: French only)")
+    hard_of_hearing: bool = Field(description="every voice subtitled, a flash for chime and sounds")
+
+
+class Language(Out):
+    code: str
+    name: str = Field(description="in French: « arabe »")
+
+
+class ProfileView(Out):
+    """The group's profile and the languages the game file is translated into."""
+
+    profile: Profile
+    languages: list[Language]
+
+
+class Said(Out):
+    """A text of the game as a room screen shows it for the group's profile."""
+
+    text: str = Field(description="what to show, big")
+    lang: str = Field(description="its language")
+    dir: Literal["ltr", "rtl"]
+    fr: str | None = Field(description="the French, shown small beneath (null: text is French)")
+
+
+class ScreenProfile(Profile):
+    dir: Literal["ltr", "rtl"] = Field(description="the direction of the profile's language")
 
 
 # -- nodes, props, the pre-game check ------------------------------------------------------
@@ -621,6 +657,10 @@ class ScreenView(Out):
     ts: float
     debrief: DebriefSteps | None = Field(default=None, description="in the debrief phase: the "
                                          "debrief's page the game master shows")
+    profile: ScreenProfile | None = Field(default=None, description="the group's profile")
+    say: dict[str, Said] = Field(
+        default_factory=dict, description="each French text of this view (a clue, a room's name, "
+        "a bill…) → how to show it for the group's profile; a text not here is shown as it is")
 
 
 class GameStateMessage(Out):

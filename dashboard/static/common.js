@@ -8,7 +8,7 @@ const App = (() => {
 
   async function loadTexts() {
     const res = await fetch(`/static/i18n/${lang}.json`);
-    texts = await res.json();
+    texts = {...fallback, ...(await res.json())};
     document.documentElement.lang = lang;
     for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
     for (const el of document.querySelectorAll("[data-i18n-title]")) el.title = t(el.dataset.i18nTitle);
@@ -20,6 +20,14 @@ const App = (() => {
     return s;
   }
   function setLang(l) { lang = l; localStorage.setItem("lang", l); return loadTexts(); }
+  // A room screen in its group's language (docs/media.md, « Profils du groupe »): not
+  // remembered by the browser; a word not translated yet stays French.
+  let fallback = {};
+  async function useLang(l) {
+    fallback = l === "fr" ? {} : await fetch("/static/i18n/fr.json").then((r) => r.json()).catch(() => ({}));
+    lang = l;
+    return loadTexts();
+  }
 
   function withToken(url) {
     return token ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : url;
@@ -279,7 +287,7 @@ const App = (() => {
     const b = document.getElementById("lang");
     if (b) b.onclick = () => setLang(lang === "fr" ? "en" : "fr").then(() => { if (window.render) window.render(); });
   }
-  return {t, actor, loadTexts, morph, ask, money, tagName, setLang, api, post, errorText, live, applyPatch, linkBadge, fmt, el, lockText, lockName,
+  return {t, actor, loadTexts, morph, ask, money, tagName, setLang, useLang, api, post, errorText, live, applyPatch, linkBadge, fmt, el, lockText, lockName,
           emergency, problemText, toast, token, setupLangSwitch,
           get lang() { return lang; }, get linkUp() { return linkUp; }};
 })();

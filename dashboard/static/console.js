@@ -198,6 +198,7 @@ function renderGame(g) {
   $("phase").textContent = App.lang === "fr" ? (g.phase_label || g.phase) : t(`phase_${g.phase}`);
   $("parcours").textContent = g.parcours ? t(g.parcours) : "—";
   $("budget").textContent = App.money(g.budget ?? g.budget_start);
+  renderProfile(g);
   const running = g.phase === "running", paused = g.phase === "paused";
   const alertOn = emergencyOn();   // nothing that locks while the alert lasts
   $("pause").disabled = !running;
@@ -354,7 +355,7 @@ $("end-emergency").onclick = async () => {
 };
 $("open-start").onclick = () => openStart(null);
 const group = () => ({parcours: $("start-parcours").value, players: Number($("start-players").value),
-                      children: $("start-children").checked});
+                      children: $("start-children").checked, profile: profileOf("start")});
 $("start-form").onsubmit = async (ev) => {
   const action = ev.submitter && ev.submitter.value;
   if (action !== "start" && action !== "check") return;
@@ -440,6 +441,7 @@ function renderToday(g) {
 }
 function openStart(p) {
   plannedFor = p;
+  fillProfile("start", null);   // the profile's fields, the children's box among them
   $("start-plan").classList.toggle("hidden", !p);
   if (p) {
     $("start-parcours").value = p.parcours;
@@ -541,3 +543,58 @@ const renderBeforeMedia = window.render;
 window.render = () => { renderBeforeMedia(); renderMedia(); };
 $("media-file").addEventListener("focus", loadMediaFiles);   // a file the technician just uploaded
 loadMediaFiles();
+// « Profil du groupe » (docs/media.md): how the room screens render cues for this group —
+// children, reads little French, the explanations in another language too, hard of
+// hearing. Chosen in the start dialog, shown beside the phase, changed at any time.
+let languages = null;   // [{code, name}]: the languages the game file is translated into
+async function loadLanguages() {
+  if (languages) return languages;
+  const r = await App.api("GET", "/api/game/profile");
+  if (r.ok) languages = r.data.languages;
+  return languages || [];
+}
+function profileFields(prefix) {
+  const box = (id, key) => el("label", {}, el("input", {id: `${prefix}-${id}`, type: "checkbox", class: "tick"}),
+    " ", el("span", {}, t(key)));
+  return [el("legend", {}, t("profile_title")), box("children", "profile_children"),
+    box("low-literacy", "profile_low_literacy"),
+    el("label", {}, el("span", {}, t("profile_language")), " ",
+      el("select", {id: `${prefix}-language`}, el("option", {value: ""}, t("profile_language_none")))),
+    box("hoh", "profile_hoh")];
+}
+async function fillProfile(prefix, profile) {
+  const set = $(`${prefix === "start" ? "start-profile" : "profile-fields"}`);
+  set.replaceChildren(...profileFields(prefix));
+  const p = profile || {};
+  $(`${prefix}-children`).checked = !!p.children;
+  $(`${prefix}-low-literacy`).checked = !!p.low_literacy;
+  $(`${prefix}-hoh`).checked = !!p.hard_of_hearing;
+  const select = $(`${prefix}-language`);
+  for (const l of await loadLanguages()) select.append(el("option", {value: l.code}, languageName(l)));
+  select.value = p.language || "";
+}
+const languageName = (l) => (App.lang === "fr" ? l.name : t(`lang_${l.code}`));
+function profileOf(prefix) {
+  if (!$(`${prefix}-low-literacy`)) return undefined;   // the fields are not there yet
+  return {children: $(`${prefix}-children`).checked, low_literacy: $(`${prefix}-low-literacy`).checked,
+          language: $(`${prefix}-language`).value || null, hard_of_hearing: $(`${prefix}-hoh`).checked};
+}
+function renderProfile(g) {
+  const p = g.profile;
+  $("profile-line").classList.toggle("hidden", !p || !g.session);
+  if (!p) return;
+  const said = [p.children && t("profile_children"), p.low_literacy && t("profile_low_literacy"),
+    p.language && languageName((languages || []).find((l) => l.code === p.language) || {code: p.language, name: p.language}),
+    p.hard_of_hearing && t("profile_hoh")].filter(Boolean);
+  $("profile").textContent = said.join(" · ") || t("profile_none");
+}
+$("edit-profile").onclick = async () => {
+  await fillProfile("profile", snap && snap.game.profile);
+  $("profile-dialog").showModal();
+};
+$("profile-form").onsubmit = async (ev) => {
+  if (!ev.submitter || ev.submitter.value !== "save") return;
+  const r = await post("/api/game/profile", {...profileOf("profile"), who: WHO()});
+  if (r.ok) App.toast(t("profile_saved"));
+};
+fillProfile("start", null);   // the fields group() reads exist from the start

@@ -178,12 +178,18 @@ const MediaCues = (() => {
   function speak(clue) {
     // a recorded voice when the clue's data has one, otherwise speech made on the controller
     const url = clue.voice_url || `/api/speech/clues/${encodeURIComponent(clue.id)}`;
-    const v = element("sound", url, `clue-${clue.id}`, 1, false);
+    say(url, `clue-${clue.id}`, clue.text);   // its subtitle: the French text
+  }
+
+  // a voice: the music ducks under it (a clue's, a message read to a group that reads
+  // little), its *text* the subtitle line while it plays
+  function say(url, id, text = "") {
+    const v = element("sound", url, id, 1, false);
     let done = false;
     const end = () => { if (!done) { done = true; duck(false); v.remove(); subtitle(""); } };
     v.addEventListener("ended", end);
     v.addEventListener("error", end);   // no speech on this controller: the clue is shown anyway
-    followVoice(v, clue.text);   // what the voice says: French
+    if (text) followVoice(v, text);   // what the voice says: French
     duck(true);
     box.append(v);
     setTimeout(() => v.play().catch((err) => { refused(err); end(); }), VOICE_AFTER_MS);
@@ -326,6 +332,6 @@ const MediaCues = (() => {
   window.addEventListener("pagehide", () => send(true));
   report();
 
-  return {update, get music() { return music; }, get blocked() { return blocked; },
+  return {update, say, get music() { return music; }, get blocked() { return blocked; },
           get muted() { return sound.muted; }, get volume() { return sound.volume; }};
 })();

@@ -19,7 +19,6 @@ let snap = null, audio = null, hurried = false;
 const acked = new Set(), seen = new Set();
 
 const en = () => App.lang === "en";
-const words = (fr, english) => (en() && english) || fr;
 const money = (n) => `${Math.abs(n).toLocaleString(en() ? "en-GB" : "fr-FR")} €`;
 const signed = (n) => `${n < 0 ? "−" : n > 0 ? "+" : ""}${money(n)}`;
 
@@ -58,7 +57,7 @@ function drawBudget(g) {
   const last = g.last_change;
   $("last-change").replaceChildren(...(last ? [
     el("span", {class: last.amount < 0 ? "amount minus" : "amount plus"}, signed(last.amount)), " ",
-    el("span", {class: "why"}, words(last.label, last.label_en))] : []));
+    el("span", {class: "why"}, Profile.text(last.label, last.label_en))] : []));
   const m = g.month, whole = Math.max(m.income, m.spent, 1);
   $("bar-spent").style.width = `${(100 * Math.min(m.spent, whole)) / whole}%`;
   $("bar-left").style.width = `${(100 * Math.max(m.left, 0)) / whole}%`;
@@ -70,7 +69,7 @@ function drawBudget(g) {
   $("bills").classList.toggle("hidden", !g.bills.length);
   $("bills").replaceChildren(...g.bills.map((b) => el("li", {dataset: {bill: b.id, status: b.status}},
     el("span", {class: "pict", "aria-hidden": "true"}, b.icon),
-    el("span", {class: "name"}, words(b.label, b.label_en)),
+    el("span", {class: "name"}, Profile.text(b.label, b.label_en)),
     el("span", {class: "st"}, `${BILL_STATUS[b.status]} ${
       b.status === "paid" ? t("screen_bill_paid")
         : b.status === "due" ? t("screen_bill_due", {amount: money(b.unpaid)})
@@ -78,17 +77,17 @@ function drawBudget(g) {
 }
 
 function drawMessages(g) {
-  const text = (c) => words(c.text, c.text_en);
+  const text = (c) => Profile.text(c.text, c.text_en);   // profile.js: its language and wording
   // the clues that still matter first (the newest one marked new), then the game's
   // messages, then one old clue (its puzzle solved: no longer new)
   const open = g.clues.filter((c) => !c.done).reverse().slice(0, 2);
   const playing = ["running", "paused"].includes(g.phase);   // once over, nothing is new
   const done = g.clues.filter((c) => c.done).reverse().slice(0, 1);
   $("clues").replaceChildren(...open.map((c, i) =>
-    el("div", {class: i === 0 && playing ? "clue new" : "clue", dataset: {clue: c.id}}, `${c.icon || "💡"} ${text(c)}`)));
+    el("div", {class: i === 0 && playing ? "clue new" : "clue", dataset: {clue: c.id}}, `${c.icon || "💡"} `, text(c))));
   $("notes").replaceChildren(
-    ...g.messages.slice(-2).reverse().map((m) => el("div", {class: "clue note"}, `📣 ${text(m)}`)),
-    ...done.map((c) => el("div", {class: "clue done", dataset: {clue: c.id}}, `✔ ${text(c)}`)));
+    ...g.messages.slice(-2).reverse().map((m) => el("div", {class: "clue note"}, "📣 ", text(m))),
+    ...done.map((c) => el("div", {class: "clue done", dataset: {clue: c.id}}, "✔ ", text(c))));
   for (const c of g.clues) {
     if (!seen.has(c.id)) {
       seen.add(c.id);
@@ -113,7 +112,7 @@ function showClueCard(c) {
   }
   card.dataset.clue = c.id;
   card.replaceChildren(el("div", {class: "pict", "aria-hidden": "true"}, c.icon || "💡"),
-    el("p", {class: "text"}, words(c.text, c.text_en)));
+    el("p", {class: "text"}, Profile.text(c.text, c.text_en)));
   card.classList.remove("hidden");
   clearTimeout(cardTimer);
   cardTimer = setTimeout(hideClueCard, CARD_S * 1000);
@@ -132,10 +131,11 @@ function render() {
   if (!snap) return;
   const g = snap.game, node = snap.nodes[0];
   document.body.dataset.phase = g.phase;
+  Profile.apply(snap, render);   // profile.js: the group's profile (language, sizes, flash)
   document.body.classList.toggle("evacuating", g.emergency);
   $("evacuate").classList.toggle("hidden", !g.emergency);
-  $("room-name").textContent = node ? words(node.label, node.label_en) : (snap.room || t("screen"));
-  $("apartment").textContent = words(snap.apartment.name, snap.apartment.name_en);
+  $("room-name").replaceChildren(node ? Profile.text(node.label, node.label_en) : (snap.room || t("screen")));
+  $("apartment").replaceChildren(Profile.text(snap.apartment.name, snap.apartment.name_en));
   const [pict, key] = STATES[g.phase] || ["", "screen"];
   $("state-pict").textContent = pict;
   $("state-text").textContent = t(key);

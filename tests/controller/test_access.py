@@ -32,7 +32,7 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 # page, a script or a screen calls), independent of how the routes declare it.
 ANYONE = re.compile(r"^/(login|api/login|api/logout|api/health|favicon\.ico)$")
 TECHNICIAN = re.compile(r"^/(tech|api/tech/.*|api/config/.*)$")
-SCREEN_READS = re.compile(r"^/(ws|api/me|api/state|screen/[^/]+|api/media/files/[^/]+|api/speech/clues/[^/]+)$")
+SCREEN_READS = re.compile(r"^/(ws|api/me|api/state|screen/[^/]+|api/media/files/[^/]+|api/speech/clues/[^/]+|api/speech/messages)$")
 #: the media library: the game master reads it, the technician changes it
 MEDIA_CHANGES = re.compile(r"^/api/media(/(?!play$|stop$|intro$|volume$|mute$|playing$)[^/]+)?$")
 #: a screen acknowledges a clue, and says what it plays (its own room's only)

@@ -384,7 +384,8 @@ def test_a_record_of_the_hand_built_layout_resumes_and_is_written_back_the_same(
     assert resumed.clues[0].status == "shown" and resumed.budget == 880
     again = to_record(resumed)
     # written back the same, with the fields the layout gained since (their defaults)
-    grown = {"settled": False, "budget_history": [
+    grown = {"settled": False, "profile": {"low_literacy": False, "language": None, "hard_of_hearing": False},
+             "budget_history": [
         {**line, "label_en": None, "obligation": None, "kind": None}
         for line in HAND_BUILT_RECORD["budget_history"]]}
     assert again == {**HAND_BUILT_RECORD, **grown, "elapsed": pytest.approx(150.0), "wall_at": clocks.now}

@@ -31,6 +31,7 @@ from controller.api.models import (
     EmergencyEnded,
     GameView,
     Health,
+    ProfileView,
     ScreenView,
     Snapshot,
 )
@@ -38,6 +39,7 @@ from controller.core.errors import InvalidValue
 from controller.debrief import debrief as build_debrief
 from controller.engine import PREPARING
 from controller.outputs import release_message
+from controller.profile import LANGUAGE_NAMES
 from controller.service import GameService
 from controller.views import game_view
 
@@ -56,7 +58,31 @@ class Order(_Order):
     """An order with nothing but who gives it."""
 
 
-class GameCheck(_Order):
+class ProfileChange(BaseModel):
+    """The group's profile, or what changes of it (a field left out stays as it is)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    children: bool | None = None
+    low_literacy: bool | None = Field(default=None, description="reads little French")
+    language: Literal["en", "ar", "pt", "tr"] | None = Field(
+        default=None, description="the explanations in this language too (null: French only)")
+    hard_of_hearing: bool | None = None
+
+    def given(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.model_fields_set}
+
+
+class ProfileOrder(_Order, ProfileChange):
+    """A change of the group's profile, and who orders it."""
+
+
+class WithProfile(BaseModel):
+    profile: ProfileChange | None = Field(default=None, description="the group's profile, kept "
+                                          "with the session (POST /api/game/profile changes it)")
+
+
+class GameCheck(_Order, WithProfile):
     parcours: Parcours = "primo"
     players: int = Field(default=4, ge=1, le=12)
     children: bool = False
@@ -73,13 +99,13 @@ class Override(BaseModel):
         return value.strip() or None if value is not None else None
 
 
-class GameBriefing(_Order, Override):
+class GameBriefing(_Order, Override, WithProfile):
     parcours: Parcours | None = None
     players: int | None = Field(default=None, ge=1, le=12)
     children: bool | None = None
 
 
-class GameStart(_Order, Override):
+class GameStart(_Order, Override, WithProfile):
     parcours: Parcours = "primo"
     players: int = Field(default=4, ge=1, le=12)
     children: bool = False
@@ -111,6 +137,20 @@ def _group(body: BaseModel, service: GameService) -> dict[str, Any]:
     if service.engine.phase in PREPARING:
         return {k: getattr(body, k) for k in _GROUP if k in body.model_fields_set}
     return {k: getattr(body, k) for k in _GROUP}
+
+
+def apply_profile(body: WithProfile, service: GameService, request: Request) -> None:
+    """The profile given with an order that opens or prepares a session (same loop turn:
+    no screen sees the session without it)."""
+    if body.profile is not None and body.profile.given():
+        service.orders.set_profile(who=actor(request, getattr(body, "who", DEFAULT_WHO)),
+                                   **body.profile.given())
+
+
+def profile_view(service: GameService) -> dict[str, Any]:
+    engine = service.engine
+    return {"profile": {"children": engine.children, **engine.profile.as_dict()},
+            "languages": [{"code": c, "name": LANGUAGE_NAMES.get(c, c)} for c in engine.game.languages()]}
 
 
 @router.get("/health", dependencies=[PUBLIC], response_model=Health,
@@ -149,6 +189,7 @@ async def check(request: Request, service: ServiceDep, body: GameCheck | None = 
     body = body or GameCheck()
     with http_errors():
         report = service.orders.begin_check(**_group(body, service), who=actor(request, body.who))
+        apply_profile(body, service, request)
     return {"phase": str(service.engine.phase), **report}
 
 
@@ -159,6 +200,7 @@ async def briefing(request: Request, service: ServiceDep, body: GameBriefing | N
     with http_errors():
         service.orders.brief(override=body.override_reason, who=actor(request, body.who),
                              **_group(body, service))
+        apply_profile(body, service, request)
     return game_view(service.engine)
 
 
@@ -167,6 +209,7 @@ async def start(request: Request, body: GameStart, service: ServiceDep) -> dict[
     with http_errors():
         service.orders.start_game(**_group(body, service), override=body.override_reason,
                            who=actor(request, body.who))
+        apply_profile(body, service, request)
     return game_view(service.engine)
 
 
@@ -280,3 +323,20 @@ async def end_emergency(request: Request, service: ServiceDep, body: Order | Non
         service.orders.end_emergency(who=actor(request, (body or Order()).who))
     return {"emergency": service.alert.view(),
             "message": "Fin de l'alerte : les ventouses restent ouvertes, rien n'est reverrouillé."}
+
+
+@router.get("/game/profile", dependencies=[GM], response_model=ProfileView)
+async def get_profile(service: ServiceDep) -> dict[str, Any]:
+    """The group's profile, and the languages the game file is translated into."""
+    return profile_view(service)
+
+
+@router.post("/game/profile", dependencies=[GM], response_model=ProfileView)
+async def change_profile(request: Request, body: ProfileOrder, service: ServiceDep) -> dict[str, Any]:
+    """Change the group's profile, in any phase of a session (the fields given; ``language``
+    null: French only). How the room screens render cues changes at once, not the puzzles.
+    No session: 409; a language the game file has no translation for: 409."""
+    with http_errors():
+        service.orders.set_profile(who=actor(request, body.who),
+                                   **{k: v for k, v in body.given().items() if k != "who"})
+    return profile_view(service)

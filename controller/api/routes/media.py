@@ -23,6 +23,8 @@
 * ``GET /api/speech/clues/{id}`` (room screens and staff): the clue's text spoken
   (``audio/wav``, made once per text); 503 in words when espeak-ng is not installed;
 * ``GET /api/speech?text=…`` (game master): any text spoken, to hear it before sending.
+* ``GET /api/speech/messages?text=…`` (room screens and staff): a message shown on that
+  screen this game, spoken (for a group that reads little).
 """
 
 from __future__ import annotations
@@ -247,7 +249,9 @@ async def clue_speech(request: Request, service: ServiceDep,
     clue = next((c for c in service.ctx.engine.clues if c.id == clue_id), None)
     if clue is None:
         raise ApiError(404, f"indice inconnu : {clue_id}", en=f"unknown clue: {clue_id}")
-    return await _spoken(request, clue.text)
+    # in the wording the group's profile shows (a shorter one for a group that reads little)
+    wording = service.views.clue_wording(clue)
+    return await _spoken(request, wording.fr if wording is not None else clue.text)
 
 
 @router.get("/api/speech", dependencies=[GM], response_class=FileResponse,
@@ -331,3 +335,17 @@ async def playing(request: Request, body: PlayingReport, service: ServiceDep) ->
     with bad_input():
         service.mixer.report(body.room, body.screen, [i.model_dump() for i in body.items], gone=body.gone)
     return {"ok": True}
+
+
+@router.get("/api/speech/messages", dependencies=[SCREEN], response_class=FileResponse,
+            responses=SPEECH_ANSWER)
+async def message_speech(request: Request, service: ServiceDep,
+                         text: Annotated[str, Query(min_length=1, max_length=MAX_CHARS)]) -> FileResponse:
+    """A message of this game shown on the caller's screen, spoken in French: what a group
+    that reads little hears (docs/media.md, « Profils du groupe »). A screen can speak only
+    a message it was shown."""
+    room = principal(request).room
+    if not any(m.text == text and (m.room is None or room is None or m.room == room)
+               for m in service.ctx.engine.messages):
+        raise ApiError(404, "message inconnu sur cet écran", en="no such message on this screen")
+    return await _spoken(request, text)

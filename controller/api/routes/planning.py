@@ -20,6 +20,7 @@ from controller.api.access import GM
 from controller.api.deps import DEFAULT_WHO, ServiceDep, StoreDep, Who, actor, http_errors
 from controller.api.errors import ApiError
 from controller.api.models import CheckAnswer, GameView, PlanCancelled, PlannedSession, PlannedSessions
+from controller.api.routes.game import WithProfile, apply_profile
 from controller.core.errors import InvalidValue
 from controller.planning import Planning, Referral, Tenancy, TooManyPlayers
 from controller.views import game_view
@@ -154,9 +155,10 @@ def unregister(planned_id: int, group_id: int, planning: PlanningDep) -> dict[st
         return planning.unregister(planned_id, group_id)
 
 
-class PlanStart(BaseModel):
+class PlanStart(WithProfile):
     """What the game master corrects on the day (a family did not come): given, it replaces
-    the plan's; the apartment's limit holds (6 players at most, children included)."""
+    the plan's; the apartment's limit holds (6 players at most, children included); and the
+    group's profile (children, reads little, a language, hard of hearing)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -186,6 +188,8 @@ async def check(planned_id: int, request: Request, planning: PlanningDep,
     with http_errors():
         fields = _start_fields(planning, planned_id, body)
         report = service.orders.begin_check(**fields, who=actor(request))
+        if body is not None:
+            apply_profile(body, service, request)
     if service.engine.session_id is not None:
         planning.link(planned_id, service.engine.session_id)
     return {"phase": str(service.engine.phase), **report}
@@ -200,6 +204,8 @@ async def start(planned_id: int, request: Request, planning: PlanningDep,
     with http_errors():
         fields = _start_fields(planning, planned_id, body)
         service.orders.start_game(**fields, override=(reason or "").strip() or None, who=actor(request))
+        if body is not None:
+            apply_profile(body, service, request)
     if service.engine.session_id is not None:
         planning.link(planned_id, service.engine.session_id)
     return game_view(service.engine)
