@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from controller.context import Context, Key
@@ -81,7 +81,10 @@ class Desired:
 
     *ordered_at* is when this state was last ordered (monotonic), *confirmed_at* when the
     node's reported state first showed it on the current broker connection (None: still
-    pending); *attempts* counts the resends since the order (the resend back-off).
+    pending); *attempts* counts the resends since the order (the resend back-off);
+    *answers* are the ids of the commands sent for this order: only a state that
+    acknowledges one of them confirms it (a state published before the order may still be
+    on its way, late, and say what the relay no longer does).
     """
 
     action: str
@@ -95,6 +98,12 @@ class Desired:
     #: resumed after what looked like a crash: not sent before its node says what its relay
     #: does (a clean stop that could not record itself had opened it)
     unverified: bool = False
+    answers: set[str] = field(default_factory=set)
+
+    def sent(self, command_id: str, now: float) -> None:
+        """*command_id* was sent for this order now."""
+        self.command_id, self.sent_at = command_id, now
+        self.answers.add(command_id)
 
     def resend_due(self, now: float) -> bool:
         """1 s after the last send, then 2, 4… up to RESEND_MAX_S between two resends."""
@@ -105,8 +114,10 @@ class Desired:
         self.sent_at, self.attempts = 0.0, 0
 
     def reorder(self, now: float) -> None:
-        """The desired state changed in place (a reboot opened a lock): pending again."""
+        """The desired state changed in place (a reboot opened a lock): pending again, and
+        only the answer to a command sent from now on confirms it."""
         self.ordered_at, self.confirmed_at, self.attempts = now, None, 0
+        self.answers.clear()
 
     def pending_for(self, now: float) -> float | None:
         """Seconds since the order, while it is not confirmed; None once it is."""
@@ -185,6 +196,7 @@ class Outputs:
         if action in REACHED:
             now = self.ctx.clock()
             want = Desired(action, params, command.id, now, ordered_at=now)
+            want.answers.add(command.id)
             self.desired[key] = want
         # NOTE: the door first, then the books: on the wire before anything is written.
         self.bridge.send_command(key[0], key[1], command)
@@ -283,7 +295,7 @@ class Outputs:
             if (want.confirmed_at is not None or not nodes[node].online or not want.resend_due(now)
                     or (want.unverified and not self.ctx.registry.props[(node, prop)].reported)):
                 continue
-            want.command_id, want.sent_at = contract.new_id(), now
+            want.sent(contract.new_id(), now)
             want.attempts += 1
             self.bridge.metrics["resent_commands"] += 1
             self.bridge.send_command(node, prop, self.bridge.new_command(
@@ -323,7 +335,8 @@ class Outputs:
             if want.confirmed_at is not None:
                 want.reorder(self.ctx.clock())
             return
-        if want.confirmed_at is not None or not self._fresh(key, since=want.ordered_at):
+        if (want.confirmed_at is not None or not self._fresh(key, since=want.ordered_at)
+                or self.ctx.registry.props[key].ack not in want.answers):
             return
         want.confirmed_at = self.ctx.clock()
         waiters, self._confirm_waiters = self._confirm_waiters, []

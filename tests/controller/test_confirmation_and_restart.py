@@ -44,8 +44,8 @@ def service(tmp_path: Path, game: Game) -> Iterator[GameService]:
         yield svc
 
 
-def state(engaged: bool, boot: str = "boot1") -> PropState:
-    return PropState(boot_id=boot, engaged=engaged, door="closed")
+def state(engaged: bool, boot: str = "boot1", ack: str | None = None) -> PropState:
+    return PropState(boot_id=boot, engaged=engaged, door="closed", ack=ack)
 
 
 # -- confirmation --------------------------------------------------------------------------
@@ -60,7 +60,30 @@ def test_an_order_is_not_confirmed_by_a_report_older_than_it(service: GameServic
     service.tick()
     assert want.confirmed_at is None
     service.handle(Incoming(TopicParts("state", *KEY), state(True), retained=False))
+    assert want.confirmed_at is None, "a live report that answers no command of this order"
+    service.handle(Incoming(TopicParts("state", *KEY), state(True, ack=want.command_id), retained=False))
     assert want.confirmed_at is not None, "the node's answer confirms it"
+
+
+def test_a_late_answer_to_an_earlier_order_does_not_confirm_a_new_one(service: GameService) -> None:
+    # The answer to the first unlock, held back by the network, arrives after the lock
+    # that followed it and a new unlock: it says "released", of a relay locked since.
+    service.handle(Incoming(TopicParts("status", "hall"), birth(), retained=False))
+    first = service.outputs.command(*KEY, "unlock")
+    lock = service.outputs.command(*KEY, "lock")
+    service.handle(Incoming(TopicParts("state", *KEY), state(True, ack=lock), retained=False))
+    assert service.desired[KEY].confirmed_at is not None
+    service.outputs.command(*KEY, "unlock")
+    want = service.desired[KEY]
+    service.handle(Incoming(TopicParts("state", *KEY), state(False, ack=first), retained=False))
+    assert want.confirmed_at is None, "confirmed by the late answer to another order"
+    sent = want.command_id
+    want.resend_now()   # resent: the answer to either send confirms
+    service.outputs.reconcile()
+    resent = want.command_id
+    assert resent != sent
+    service.handle(Incoming(TopicParts("state", *KEY), state(False, ack=resent), retained=False))
+    assert want.confirmed_at is not None
 
 
 def test_a_retained_state_never_confirms_an_order(service: GameService) -> None:
@@ -69,9 +92,9 @@ def test_a_retained_state_never_confirms_an_order(service: GameService) -> None:
     service.handle(Incoming(TopicParts("status", "hall"), birth(), retained=False))
     service.outputs.command(*KEY, "unlock")
     want = service.desired[KEY]
-    service.handle(Incoming(TopicParts("state", *KEY), state(False), retained=True))
+    service.handle(Incoming(TopicParts("state", *KEY), state(False, ack=want.command_id), retained=True))
     assert want.confirmed_at is None
-    service.handle(Incoming(TopicParts("state", *KEY), state(False), retained=False))
+    service.handle(Incoming(TopicParts("state", *KEY), state(False, ack=want.command_id), retained=False))
     assert want.confirmed_at is not None
 
 
