@@ -990,14 +990,15 @@ class Engine:
             offered = ", ".join(LANGUAGE_NAMES.get(c, c) for c in self.game.languages()) or "aucune"
             msg = f"langue {language!r} non traduite dans ce jeu (langues : {offered})"
             raise EngineError(msg, en=f"language {language!r} has no translation in this game")
-        current = self.profile
+        current, had_children = self.profile, self.children
         self.profile = GroupProfile(
             low_literacy=current.low_literacy if low_literacy is None else low_literacy,
             language=current.language if language is False else language or None,
             hard_of_hearing=current.hard_of_hearing if hard_of_hearing is None else hard_of_hearing)
         if children is not None:
             self.children = children
-        self.audit("profile", who=who, detail=self.profile.summary(self.children))
+        if (self.profile, self.children) != (current, had_children):   # the log says what changed
+            self.audit("profile", who=who, detail=self.profile.summary(self.children))
 
     def take_journal(self) -> list[tuple[str, dict[str, Any]]]:
         """The notes and audit entries since the last call (for the store)."""
