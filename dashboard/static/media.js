@@ -271,8 +271,10 @@ const MediaCues = (() => {
       if (err && err.name === "NotAllowedError") setBlocked(true);
     });
   }
-  // a touch allows sound: what was refused plays now
-  document.addEventListener("pointerdown", () => {
+  // a touch allows sound: what was refused plays now. On "click", not "pointerdown": a
+  // browser grants a finger's touch only when it lifts (pointerup), a mouse on press; a
+  // click comes after both (and after Enter on the button)
+  document.addEventListener("click", () => {
     if (!blocked) return;
     probe().then(() => {
       if (blocked) return;

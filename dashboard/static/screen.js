@@ -39,7 +39,7 @@ function beep(times = 1) {
     o.start(at); o.stop(at + 0.3);
   }
 }
-document.addEventListener("pointerdown", allowSound);
+document.addEventListener("click", allowSound);   // not pointerdown: a finger counts once lifted (media.js)
 
 function drawTime() {
   const g = snap.game;

@@ -14,6 +14,7 @@ it from the controller (docs/media.md).
 
 from __future__ import annotations
 
+import base64
 import statistics
 import threading
 import time
@@ -146,30 +147,59 @@ def test_each_event_sound_plays_once_though_mqtt_delivers_it_twice(rig: Rig) -> 
         browser.close()
 
 
-def test_activer_le_son_shows_only_while_the_browser_refuses_sound(rig: Rig) -> None:
+def quietly(cdp: object, expression: str) -> object:
+    """What the page says, read through a bare DevTools session: Playwright's evaluate,
+    locators, clicks and screenshots run their script as a user gesture
+    (Runtime.callFunctionOn with userGesture), which allows sound by itself for 5 s."""
+    reply = cdp.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})  # type: ignore[attr-defined]
+    return reply["result"].get("value")
+
+
+def wait_quietly(cdp: object, expression: str, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not quietly(cdp, expression):
+        assert time.monotonic() < deadline, f"still false after {timeout_s} s: {expression}"
+        time.sleep(0.05)
+
+
+MUSIC = '#cues audio[data-cue="music-game"]'
+MUSIC_PLAYS = f"(() => {{ const a = document.querySelector('{MUSIC}'); return !!a && !a.paused && a.currentTime > 0.2; }})()"
+
+
+@pytest.mark.parametrize("hand", ["finger", "mouse"])
+def test_activer_le_son_shows_only_while_the_browser_refuses_sound(rig: Rig, hand: str) -> None:
     from playwright.sync_api import sync_playwright
 
     rig.start()   # the hall's music plays from now on
     with sync_playwright() as pw:
-        # a screen opened by hand, in a browser that wants a touch before any sound
+        # a screen opened by hand, in a browser that wants a touch before any sound: a
+        # tablet touched with a finger, or a computer's mouse
         browser = launch(pw, GESTURE_REQUIRED)
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        page.set_default_timeout(20_000)
-        # NOTE: only locators' waits and a click until the touch: Playwright runs evaluate,
-        # inner_text, content… as a user gesture, which would allow sound by itself
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, has_touch=hand == "finger")
+        page = context.new_page()
+        cdp = context.new_cdp_session(page)
+        # NOTE: nothing of Playwright's but goto and raw input until the music plays: the page
+        # is read quietly(), else Playwright's own gestures would allow sound with no touch
         page.goto(rig.screen())
-        prompt = page.locator("#sound-prompt", has_text="Activer le son")
-        prompt.wait_for(state="visible")
-        page.wait_for_timeout(1500)   # the view came, the music was asked to play, and refused
-        ARTIFACTS.mkdir(exist_ok=True)   # (a plain screenshot: shot()'s style would count as a gesture)
-        page.screenshot(path=str(ARTIFACTS / "screen-sound-prompt.png"))
+        wait_quietly(cdp, "(document.getElementById('sound-prompt') || {}).textContent === '🔊 Activer le son'")
+        wait_quietly(cdp, f"!!document.querySelector('{MUSIC}')")   # the view came: the music was asked to play
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:   # …and refused: silent while nobody touches the screen
+            assert quietly(cdp, "window.__cuesPlayed.length") == 0
+            assert quietly(cdp, f"document.querySelector('{MUSIC}').paused") is True
+            time.sleep(0.1)
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "screen-sound-prompt.png").write_bytes(
+            base64.b64decode(cdp.send("Page.captureScreenshot")["data"]))  # type: ignore[attr-defined]
+        x, y = quietly(cdp, "(() => { const r = document.getElementById('sound-prompt').getBoundingClientRect(); "
+                            "return [r.x + r.width / 2, r.y + r.height / 2]; })()")  # type: ignore[misc]
         touched = time.time() * 1000
-        prompt.click()                                          # one touch
-        prompt.wait_for(state="hidden")
-        music = '#cues audio[data-cue="music-game"]'
-        assert page.evaluate("window.__soundBlocked") is False
-        page.wait_for_function("(sel) => { const a = document.querySelector(sel); "
-                               "return a && !a.paused && a.currentTime > 0.2; }", arg=music)
+        if hand == "finger":
+            page.touchscreen.tap(x, y)                           # one touch
+        else:
+            page.mouse.click(x, y)
+        wait_quietly(cdp, "window.__soundBlocked === false && !document.getElementById('sound-prompt')")
+        wait_quietly(cdp, MUSIC_PLAYS)
         started = [p["wall"] for p in page.evaluate("window.__cuesPlayed") if p["id"] == "music-game"]
         assert len(started) == 1 and started[0] >= touched - 50, (started, touched)   # after the touch only
         browser.close()
@@ -177,18 +207,15 @@ def test_activer_le_son_shows_only_while_the_browser_refuses_sound(rig: Rig) -> 
         # the kiosk's Chromium: sound plays by itself, the prompt never shows
         browser = launch(pw, *kiosk_flags())
         page = browser.new_page(viewport={"width": 1920, "height": 1080})
-        page.set_default_timeout(20_000)
+        cdp = page.context.new_cdp_session(page)
         page.add_init_script("window.__promptSeen = false; new MutationObserver(() => { "
                              "if (document.getElementById('sound-prompt')) window.__promptSeen = true; })"
                              ".observe(document, {subtree: true, childList: true, attributes: true});")
         page.goto(rig.screen())
-        page.wait_for_selector("#link.dot.ok")
-        page.wait_for_function("window.__soundBlocked !== null")
-        page.wait_for_function("(sel) => { const a = document.querySelector(sel); "
-                               "return a && !a.paused && a.currentTime > 0.2; }", arg=music)
-        assert page.evaluate("window.__soundBlocked") is False
-        assert page.locator("#sound-prompt").count() == 0
-        assert page.evaluate("window.__promptSeen") is False
+        wait_quietly(cdp, "window.__soundBlocked !== null")
+        wait_quietly(cdp, MUSIC_PLAYS)
+        assert quietly(cdp, "window.__soundBlocked") is False
+        assert quietly(cdp, "document.getElementById('sound-prompt') === null && window.__promptSeen === false")
         browser.close()
 
 
