@@ -8,6 +8,13 @@ consistent snapshot through its own connection while the controller goes on writ
 checked (``PRAGMA integrity_check``, the schema version), synced, then renamed into
 place: a backup directory holds only whole, verified files.
 
+A backup holds no phone number (:func:`controller.followup.strip_numbers`): it is kept up
+to a year, a follow-up number 3 months at most. The snapshot is taken into memory, its
+numbers erased there, and only then written out by ``VACUUM INTO`` — a fresh file of the
+live rows only, so neither a number nor the leftover bytes of one erased earlier ever
+reach the backup directory. A restore goes through the same copy (an older backup that
+still held numbers brings none back).
+
 Rotation (:func:`rotate`): the newest backup of each of the last :data:`KEEP_DAILY` days
 that have one, and of each of the last :data:`KEEP_MONTHLY` months; the rest is deleted.
 The directory may be a USB stick: ``ESCAPE_BACKUP_DIR`` (the default, ``<data dir>/backups``,
@@ -38,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controller.followup import strip_numbers
 from controller.store import DB_NAME, LOCK_SUFFIX, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -112,12 +120,17 @@ def _sync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _copy(source: Path, target: Path) -> None:
-    """*source* into the new file *target*, by SQLite's backup API, synced."""
-    with contextlib.closing(_read_only(source)) as src, contextlib.closing(sqlite3.connect(target)) as dst:
-        src.backup(dst)
-        # one self-contained file (no -wal, -shm beside it): the store sets WAL again on open
-        dst.execute("PRAGMA journal_mode=DELETE")
+def _copy(source: Path, target: Path, *, at: float) -> None:
+    """*source* into the new file *target* without a phone number (erased as at *at*), synced."""
+    with contextlib.closing(_read_only(source)) as src, \
+            contextlib.closing(sqlite3.connect(":memory:")) as mem:
+        src.backup(mem)   # a consistent snapshot, while the controller goes on writing
+        mem.execute("PRAGMA secure_delete = ON")
+        with mem:
+            strip_numbers(mem, at)
+        # a new file of the live rows only; one self-contained file in rollback mode (no -wal,
+        # -shm beside it): the store sets WAL again on open
+        mem.execute("VACUUM INTO ?", (str(target),))
     with target.open("rb+") as out:
         os.fsync(out.fileno())
 
@@ -202,7 +215,7 @@ def backup(source: Path, directory: Path, *, now: dt.datetime | None = None, cre
     target = directory / f"{PREFIX}{now.strftime(STAMP)}{SUFFIX}"
     tmp = directory / f".{target.name}.tmp"
     try:
-        _copy(source, tmp)
+        _copy(source, tmp, at=now.timestamp())
         verdict = verify(tmp)
         if not verdict.ok:
             msg = f"la copie ne se relit pas : {verdict.error}"
@@ -249,12 +262,14 @@ def restore(live: Path, source: Path, *, now: dt.datetime | None = None) -> tupl
     if not verdict.ok:
         msg = f"la sauvegarde {source} est abîmée : {verdict.error}"
         raise BackupError(msg)
-    stamp = (now or dt.datetime.now()).strftime(STAMP)
+    now = now or dt.datetime.now()
+    stamp = now.strftime(STAMP)
     moved: list[Path] = []
     with exclusive(live):
         tmp = live.with_name(f".{live.name}.restore.tmp")
         try:
-            _copy(source, tmp)   # first: a failure here leaves the live files as they were
+            # first: a failure here leaves the live files as they were
+            _copy(source, tmp, at=now.timestamp())
             for suffix in ("", "-wal", "-shm"):
                 old = live.with_name(live.name + suffix)
                 if old.exists():
