@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from config import followup as questionnaire_file
 from config.game import Game
 from controller.backup import (
     AFTER_START,
@@ -32,6 +33,7 @@ from controller.backup import (
 )
 from controller.core.config import Settings
 from controller.engine import Engine
+from controller.followup import Followup
 from controller.main import create_app
 from controller.record import history_rows, to_record
 from controller.store import Store, StoreError
@@ -350,3 +352,119 @@ def test_a_backup_of_a_newer_controller_is_never_restored(tmp_path: Path, game: 
     refused = cli(data, "restore", "--from", str(newer))
     assert refused.returncode == 1 and "schéma 99" in refused.stdout, refused.stdout
     assert content(data / "escape.db") == before
+
+
+# -- no phone number ever leaves in a backup ---------------------------------------------------
+NUMBER, CALLED, ERASED = "0612345678", "0798765432", "0655443322"
+
+
+def finished(store: Store, game: Game, n: int) -> list[str]:
+    """*n* sessions played then stopped by the game master (a household may give a number)."""
+    ids = []
+    for _ in range(n):
+        engine = Engine(game)
+        engine.start(parcours="primo", players=4)
+        engine.abort()
+        store.save_session(to_record(engine), history_rows(engine), engine.take_journal())
+        store.close_session(engine.session_id or "")
+        ids.append(engine.session_id or "")
+    return ids
+
+
+def consents(store: Store, sessions: list[str], wall: float) -> dict[str, int]:
+    """Three households: one waits for its call, one was called (answers kept), one asked to be
+    erased; the contacts' ids by number."""
+    followup = Followup(store, questionnaire_file.load(), wall=lambda: wall)
+    ids = {number: followup.consent(session, phone=number, consent=True, who="animateur")["id"]
+           for number, session in zip((NUMBER, CALLED, ERASED), sessions, strict=True)}
+    followup.record_call(ids[CALLED], {"useful": 4, "remark": "merci"}, who="animateur")
+    followup.erase(ids[ERASED], who="animateur")
+    return ids
+
+
+def files_bytes(directory: Path) -> bytes:
+    """Every byte of every file in *directory* (a backup, its -wal or -journal if any)."""
+    return b"".join(p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file())
+
+
+def digits_in(blob: bytes) -> list[str]:
+    return [n for n in (NUMBER, CALLED, ERASED) if n.encode() in blob]
+
+
+def test_a_backup_holds_no_phone_number_and_the_live_store_keeps_its_own(tmp_path: Path, store: Store,
+                                                                           game: Game):
+    wall = dt.datetime(2026, 3, 12, 17, 0).timestamp()
+    ids = consents(store, finished(store, game, 3), wall)
+    assert NUMBER.encode() in files_bytes(store.path.parent), "the byte search finds a number kept"
+    directory = tmp_path / "usb"
+    directory.mkdir()
+    when = dt.datetime(2026, 3, 13, 3, 0)
+    verdict = backup(store.path, directory, now=when)
+    assert verdict.ok and verdict.sessions == 3
+    assert digits_in(files_bytes(directory)) == [], "no number, nor the bytes of one erased before"
+    assert [p.name for p in directory.iterdir()] == [verdict.path.name], "no -wal, -journal, temporary"
+
+    db = sqlite3.connect(verdict.path)
+    try:
+        rows = {r[0]: r[1:] for r in db.execute(
+            "SELECT id, phone, consent, called_at IS NOT NULL, erased_why, erased_at FROM followup_contacts")}
+        answers = db.execute("SELECT contact_id, question FROM followup_answers ORDER BY question").fetchall()
+        erase_lines = db.execute("SELECT target, who, detail FROM audit WHERE action = 'followup_erase' "
+                                 "ORDER BY id").fetchall()
+    finally:
+        db.close()
+    assert rows[ids[NUMBER]] == (None, 1, 0, "restore", when.timestamp()), \
+        "the consent and the call pending stay; only the number goes, and why"
+    assert rows[ids[CALLED]] == (None, 1, 1, "called", wall)
+    assert rows[ids[ERASED]] == (None, 1, 0, "request", wall)
+    assert answers == [(ids[CALLED], "remark"), (ids[CALLED], "useful")], "the answers stay"
+    assert erase_lines[-1] == (f"contact {ids[NUMBER]}", "controller", "une sauvegarde ne garde aucun numéro")
+
+    assert store.read("SELECT phone FROM followup_contacts WHERE id = ?", (ids[NUMBER],)) == [
+        {"phone": NUMBER}], "the live store keeps the number until its call or its 3 months"
+    assert len(store.read("SELECT * FROM audit WHERE action = 'followup_erase'")) == 1, \
+        "the backup wrote nothing into the live store"
+
+
+def test_restore_drill_brings_back_every_session_and_answer_but_no_number(tmp_path: Path, game: Game,
+                                                                          embedded_broker: BrokerHandle,
+                                                                          clocks: FakeClocks):
+    data = tmp_path / "data"
+    store = Store(data / "escape.db")
+    sessions = finished(store, game, 3)
+    ids = consents(store, sessions, clocks.wall())
+    store.close()
+    before = content(data / "escape.db")
+    audit_before = sqlite3.connect(data / "escape.db").execute("SELECT * FROM audit ORDER BY id").fetchall()
+    assert cli(data, "backup").returncode == 0
+    assert digits_in(files_bytes(data / "backups")) == []
+
+    corrupt(data / "escape.db")
+    done = cli(data, "restore")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert content(data / "escape.db") == before, "every session and event back"
+    restored = sqlite3.connect(data / "escape.db")
+    try:
+        audit_after = restored.execute("SELECT * FROM audit ORDER BY id").fetchall()
+        answers = restored.execute("SELECT count(*) FROM followup_answers").fetchone()[0]
+    finally:
+        restored.close()
+    assert audit_after[:len(audit_before)] == audit_before, "every audit line back"
+    assert answers == 2
+    assert digits_in(files_bytes(data).replace(
+        b"".join(p.read_bytes() for p in data.glob("escape.db*.replaced-*")), b"")) == []
+
+    settings = Settings.with_flags(DATA_DIR=str(data), BACKUP_DIR=None)
+    app = create_app(game=make_game(), broker=BrokerAddress(embedded_broker.host, embedded_broker.port),
+                     clock=clocks.monotonic, wall=clocks.wall, settings=settings)
+    with TestClient(app) as client:
+        contacts = {c["id"]: c for c in client.get("/api/followup/calls?all=true").json()["contacts"]}
+        pending = contacts[ids[NUMBER]]
+        assert (pending["phone"], pending["consent"], pending["called_at"], pending["erased_why"]) == (
+            None, True, None, "restore"), "the staff see the call was wanted and why the number is gone"
+        assert contacts[ids[CALLED]]["answers"] == {"useful": 4, "remark": "merci"}
+        assert client.get("/api/followup/calls").json()["contacts"] == [], "nothing left to call"
+        told = client.get(f"/api/followup/contacts/{ids[NUMBER]}").json()
+        assert ("followup_erase", "une sauvegarde ne garde aucun numéro") in [
+            (a["action"], a["detail"]) for a in told["audit"]], "the household's export says why"
+        assert {s["id"] for s in client.get("/api/history/sessions").json()["sessions"]} == set(sessions)
