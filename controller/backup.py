@@ -13,7 +13,9 @@ to a year, a follow-up number 3 months at most. The snapshot is taken into memor
 numbers erased there, and only then written out by ``VACUUM INTO`` — a fresh file of the
 live rows only, so neither a number nor the leftover bytes of one erased earlier ever
 reach the backup directory. A restore goes through the same copy (an older backup that
-still held numbers brings none back).
+still held numbers brings none back). The files a restore moves aside may hold numbers:
+the controller deletes them :data:`~controller.followup.RETENTION_S` after their last write
+(:func:`forget_replaced`, with each backup).
 
 Rotation (:func:`rotate`): the newest backup of each of the last :data:`KEEP_DAILY` days
 that have one, and of each of the last :data:`KEEP_MONTHLY` months; the rest is deleted.
@@ -45,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.followup import strip_numbers
+from controller.followup import RETENTION_S, strip_numbers
 from controller.store import DB_NAME, LOCK_SUFFIX, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -255,9 +257,9 @@ def exclusive(live: Path) -> Iterator[None]:
 
 def restore(live: Path, source: Path, *, now: dt.datetime | None = None) -> tuple[Verdict, list[Path]]:
     """Put the backup *source* in place of the live store *live*, both checked; the files it
-    replaces are moved aside (``<name>.replaced-<when>``), never deleted. Return what the
-    restored store holds and the files moved aside; BackupError if it was not done (the
-    live files are then untouched)."""
+    replaces are moved aside (``<name>.replaced-<when>``), deleted only 3 months on
+    (:func:`forget_replaced`). Return what the restored store holds and the files moved
+    aside; BackupError if it was not done (the live files are then untouched)."""
     verdict = verify(source)
     if not verdict.ok:
         msg = f"la sauvegarde {source} est abîmée : {verdict.error}"
@@ -285,6 +287,18 @@ def restore(live: Path, source: Path, *, now: dt.datetime | None = None) -> tupl
             with contextlib.suppress(OSError):
                 tmp.unlink()
     return verify(live), moved
+
+
+def forget_replaced(live: Path, now: float) -> list[Path]:
+    """Delete the files a restore moved aside once their last write is 3 months old: they may
+    hold phone numbers, every one of them given before that write. Return them."""
+    gone = []
+    for path in sorted(live.parent.glob(f"{live.name}*.replaced-*")):   # the store, its -wal, -shm
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime + RETENTION_S <= now:
+                path.unlink()
+                gone.append(path)
+    return gone
 
 
 def newest_good(directory: Path) -> Verdict:
@@ -380,6 +394,8 @@ class Backups:
         if self.store is None:
             return None
         with self._lock:
+            for path in forget_replaced(self.store, self.wall()):
+                log.info("a file a restore moved aside is 3 months old, deleted: %s", path.name)
             started = time.perf_counter()
             try:
                 verdict = backup(self.store, self.directory, create=self.create,
@@ -488,6 +504,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         return 1
     for path in moved:
         print(f"Ancien fichier gardé : {path}")
+    if moved:
+        print("(il peut contenir des numéros de téléphone : le contrôleur l'efface 3 mois après, "
+              "ou effacez-le vous-même dès que la restauration est vérifiée)")
     print(f"Restauré depuis {source.path} :")
     print(restored.line())
     return 0 if restored.ok else 1

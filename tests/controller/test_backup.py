@@ -5,12 +5,16 @@ session, nightly), and the restore drill through the real ``escape-apartment sto
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import os
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +40,7 @@ from controller.engine import Engine
 from controller.followup import Followup
 from controller.main import create_app
 from controller.record import history_rows, to_record
+from controller.report import CSV_TABLES
 from controller.store import Store, StoreError
 from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
@@ -356,6 +361,7 @@ def test_a_backup_of_a_newer_controller_is_never_restored(tmp_path: Path, game: 
 
 # -- no phone number ever leaves in a backup ---------------------------------------------------
 NUMBER, CALLED, ERASED = "0612345678", "0798765432", "0655443322"
+DAY = 24 * 3600
 
 
 def finished(store: Store, game: Game, n: int) -> list[str]:
@@ -451,8 +457,9 @@ def test_restore_drill_brings_back_every_session_and_answer_but_no_number(tmp_pa
         restored.close()
     assert audit_after[:len(audit_before)] == audit_before, "every audit line back"
     assert answers == 2
-    assert digits_in(files_bytes(data).replace(
-        b"".join(p.read_bytes() for p in data.glob("escape.db*.replaced-*")), b"")) == []
+    live_files = b"".join(p.read_bytes() for p in data.iterdir() if p.is_file() and ".replaced-" not in p.name)
+    assert digits_in(live_files) == []
+    assert "numéros de téléphone" in done.stdout, "the file moved aside may hold some: said"
 
     settings = Settings.with_flags(DATA_DIR=str(data), BACKUP_DIR=None)
     app = create_app(game=make_game(), broker=BrokerAddress(embedded_broker.host, embedded_broker.port),
@@ -468,3 +475,82 @@ def test_restore_drill_brings_back_every_session_and_answer_but_no_number(tmp_pa
         assert ("followup_erase", "une sauvegarde ne garde aucun numéro") in [
             (a["action"], a["detail"]) for a in told["audit"]], "the household's export says why"
         assert {s["id"] for s in client.get("/api/history/sessions").json()["sessions"]} == set(sessions)
+
+
+def test_an_older_backup_that_held_numbers_brings_none_back(tmp_path: Path, game: Game):
+    data = tmp_path / "data"
+    store = Store(data / "escape.db")
+    ids = consents(store, finished(store, game, 3), dt.datetime(2026, 3, 12, 17).timestamp())
+    store.close()
+    # a backup as they were made before: a plain copy by the backup API, number included
+    older = tmp_path / "usb" / "escape-20260313-030000.db"
+    older.parent.mkdir()
+    with contextlib.closing(sqlite3.connect(data / "escape.db")) as src, \
+            contextlib.closing(sqlite3.connect(older)) as dst:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")
+    assert NUMBER.encode() in older.read_bytes()
+
+    done = cli(data, "restore", "--from", str(older))
+    assert done.returncode == 0, done.stdout + done.stderr
+    live_files = b"".join(p.read_bytes() for p in data.iterdir() if p.is_file() and ".replaced-" not in p.name)
+    assert digits_in(live_files) == []
+    db = sqlite3.connect(data / "escape.db")
+    try:
+        assert db.execute("SELECT phone, erased_why FROM followup_contacts WHERE id = ?",
+                          (ids[NUMBER],)).fetchone() == (None, "restore")
+    finally:
+        db.close()
+
+
+def test_the_files_a_restore_moved_aside_are_deleted_3_months_on(tmp_path: Path, game: Game):
+    data = tmp_path / "data"
+    store = Store(data / "escape.db")
+    consents(store, finished(store, game, 3), time.time())
+    store.close()
+    assert cli(data, "backup").returncode == 0
+    assert cli(data, "restore").returncode == 0
+    aside = sorted(data.glob("escape.db*.replaced-*"))
+    assert aside and NUMBER.encode() in b"".join(p.read_bytes() for p in aside), "they may hold numbers"
+    store = Store(data / "escape.db")
+    try:
+        later = [time.time() + 89 * DAY]
+        backups_ = Backups(store.path, tmp_path / "usb", create=True, wall=lambda: later[0])
+        assert backups_.run("nightly") is not None
+        assert sorted(data.glob("escape.db*.replaced-*")) == aside, "kept for the curious, 3 months"
+        later[0] = time.time() + 91 * DAY
+        assert backups_.run("nightly") is not None
+        assert list(data.glob("escape.db*.replaced-*")) == [], "then gone, and the numbers in them"
+    finally:
+        store.close()
+
+
+def test_no_history_report_or_store_command_shows_a_number_kept(controller, tmp_path: Path):
+    """Every way the sessions leave the controller besides the follow-up's own page: the
+    history (CSV too), the year's report (page, CSV, zip), the console's state, the store's
+    commands. None reads a number, even one waiting for its call."""
+    with controller() as client:
+        assert client.post("/api/game/start", json={"parcours": "primo", "players": 4}).status_code == 200
+        assert client.post("/api/game/stop", json={}).status_code == 200
+        (session,) = [s["id"] for s in client.get("/api/history/sessions").json()["sessions"]]
+        given = client.post(f"/api/followup/sessions/{session}/contacts", json={"phone": NUMBER, "consent": True})
+        assert given.status_code == 201, given.text
+        assert client.get(f"/api/followup/contacts/{given.json()['id']}").json()["contact"]["phone"] == NUMBER
+        paths = ["/api/state", "/api/history/sessions", "/api/history/sessions.csv", "/api/history/puzzles.csv",
+                 "/api/history/stats", f"/api/history/sessions/{session}",
+                 f"/api/history/sessions/{session}/events", f"/api/history/sessions/{session}/debrief",
+                 f"/api/debrief/{session}", "/api/report", "/report",
+                 *(f"/api/report/csv/{table}" for table in CSV_TABLES)]
+        for path in paths:
+            reply = client.get(path)
+            assert reply.status_code == 200, (path, reply.text)
+            assert NUMBER.encode() not in reply.content, path
+        zipped = client.get("/api/report/csv")
+        with zipfile.ZipFile(io.BytesIO(zipped.content)) as z:
+            assert [n for n in z.namelist() if NUMBER.encode() in z.read(n)] == []
+        assert client.post("/api/game/reset", json={}).status_code == 200
+        wait_for(lambda: client.get("/api/state").json()["backup"]["last"] is not None, 10, "the backup")
+    for argv in (("verify",), ("backup",)):
+        done = cli(tmp_path / "data", *argv)
+        assert done.returncode == 0 and NUMBER not in done.stdout + done.stderr, done.stdout
+    assert digits_in(files_bytes(tmp_path / "data" / "backups")) == [], "the session's own backup too"
