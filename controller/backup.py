@@ -13,7 +13,8 @@ to a year, a follow-up number 3 months at most. The snapshot is taken into memor
 numbers erased there, and only then written out by ``VACUUM INTO`` — a fresh file of the
 live rows only, so neither a number nor the leftover bytes of one erased earlier ever
 reach the backup directory. A restore goes through the same copy (an older backup that
-still held numbers brings none back). The files a restore moves aside may hold numbers:
+still held numbers brings none back), and each backup rewrites the older ones that still
+hold some (:func:`strip_older`). The files a restore moves aside may hold numbers:
 the controller deletes them :data:`~controller.followup.RETENTION_S` after their last write
 (:func:`forget_replaced`, with each backup).
 
@@ -215,24 +216,60 @@ def backup(source: Path, directory: Path, *, now: dt.datetime | None = None, cre
         with contextlib.suppress(OSError):
             stale.unlink()
     target = directory / f"{PREFIX}{now.strftime(STAMP)}{SUFFIX}"
-    tmp = directory / f".{target.name}.tmp"
     try:
-        _copy(source, tmp, at=now.timestamp())
+        verdict = _write(source, target, at=now.timestamp())
+    except (OSError, sqlite3.Error) as exc:
+        msg = f"sauvegarde impossible dans {directory} : {exc}"
+        raise BackupError(msg) from exc
+    for path in rotate(directory, daily=daily, monthly=monthly):
+        log.info("backup rotated out: %s", path.name)
+    for path in strip_older(directory, now.timestamp()):
+        log.info("backup rewritten without its phone numbers: %s", path.name)
+    return verdict
+
+
+def _write(source: Path, target: Path, *, at: float) -> Verdict:
+    """*source* copied without a number into *target* by way of a temporary file beside it:
+    verified, synced, then renamed (nothing half-written is ever under *target*'s name)."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        _copy(source, tmp, at=at)
         verdict = verify(tmp)
         if not verdict.ok:
             msg = f"la copie ne se relit pas : {verdict.error}"
             raise BackupError(msg)
         os.replace(tmp, target)
-        _sync_dir(directory)
-    except (OSError, sqlite3.Error) as exc:
-        msg = f"sauvegarde impossible dans {directory} : {exc}"
-        raise BackupError(msg) from exc
+        _sync_dir(target.parent)
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
-    for path in rotate(directory, daily=daily, monthly=monthly):
-        log.info("backup rotated out: %s", path.name)
     return Verdict(target, ok=True, sessions=verdict.sessions, last_session=verdict.last_session)
+
+
+def _holds_numbers(path: Path) -> bool:
+    try:
+        with contextlib.closing(_read_only(path)) as db:
+            return db.execute("SELECT 1 FROM followup_contacts WHERE phone IS NOT NULL LIMIT 1"
+                              ).fetchone() is not None
+    except sqlite3.Error:   # a store older than the follow-up (no such table), or a damaged file
+        return False
+
+
+def strip_older(directory: Path, at: float) -> list[Path]:
+    """Rewrite without their numbers the backups in *directory* that still hold some (taken
+    before backups left them out: kept up to a year, they would keep a number past its 3
+    months); return them. One that cannot be rewritten is left as it is, and logged."""
+    done = []
+    for _stamp, path in backups(directory):
+        if not _holds_numbers(path):
+            continue
+        try:
+            _write(path, path, at=at)
+        except (OSError, sqlite3.Error, BackupError) as exc:
+            log.warning("backup %s still holds phone numbers, not rewritten: %s", path.name, exc)
+            continue
+        done.append(path)
+    return done
 
 
 # -- restoring ------------------------------------------------------------------------------

@@ -477,19 +477,23 @@ def test_restore_drill_brings_back_every_session_and_answer_but_no_number(tmp_pa
         assert {s["id"] for s in client.get("/api/history/sessions").json()["sessions"]} == set(sessions)
 
 
+def older_backup(live: Path, path: Path) -> Path:
+    """A backup as they were made before they left the numbers out: a plain copy by the
+    backup API, numbers included."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(live)) as src, contextlib.closing(sqlite3.connect(path)) as dst:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")
+    assert NUMBER.encode() in path.read_bytes()
+    return path
+
+
 def test_an_older_backup_that_held_numbers_brings_none_back(tmp_path: Path, game: Game):
     data = tmp_path / "data"
     store = Store(data / "escape.db")
     ids = consents(store, finished(store, game, 3), dt.datetime(2026, 3, 12, 17).timestamp())
     store.close()
-    # a backup as they were made before: a plain copy by the backup API, number included
-    older = tmp_path / "usb" / "escape-20260313-030000.db"
-    older.parent.mkdir()
-    with contextlib.closing(sqlite3.connect(data / "escape.db")) as src, \
-            contextlib.closing(sqlite3.connect(older)) as dst:
-        src.backup(dst)
-        dst.execute("PRAGMA journal_mode=DELETE")
-    assert NUMBER.encode() in older.read_bytes()
+    older = older_backup(data / "escape.db", tmp_path / "usb" / "escape-20260313-030000.db")
 
     done = cli(data, "restore", "--from", str(older))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -554,3 +558,21 @@ def test_no_history_report_or_store_command_shows_a_number_kept(controller, tmp_
         done = cli(tmp_path / "data", *argv)
         assert done.returncode == 0 and NUMBER not in done.stdout + done.stderr, done.stdout
     assert digits_in(files_bytes(tmp_path / "data" / "backups")) == [], "the session's own backup too"
+
+
+def test_the_next_backup_rewrites_the_older_ones_that_still_hold_numbers(tmp_path: Path, store: Store,
+                                                                          game: Game):
+    sessions = finished(store, game, 3)
+    consents(store, sessions, dt.datetime(2026, 3, 12, 17).timestamp())
+    directory = tmp_path / "usb"
+    older = [older_backup(store.path, directory / f"escape-202603{day}-030000.db") for day in (13, 14)]
+    newest = backup(store.path, directory, now=dt.datetime(2026, 3, 15, 3, 0))
+    assert sorted(p for _s, p in backups(directory)) == [*older, newest.path], "same names, same rotation"
+    assert digits_in(files_bytes(directory)) == [], "not one number left on the stick"
+    for path in older:
+        assert verify(path).ok and verify(path).sessions == 3
+        db = sqlite3.connect(path)
+        try:
+            assert {r[0] for r in db.execute("SELECT session_id FROM followup_contacts")} == set(sessions)
+        finally:
+            db.close()
