@@ -8,6 +8,16 @@ consistent snapshot through its own connection while the controller goes on writ
 checked (``PRAGMA integrity_check``, the schema version), synced, then renamed into
 place: a backup directory holds only whole, verified files.
 
+A backup holds no phone number (:func:`controller.followup.strip_numbers`): it is kept up
+to a year, a follow-up number 3 months at most. The snapshot is taken into memory, its
+numbers erased there, and only then written out by ``VACUUM INTO`` — a fresh file of the
+live rows only, so neither a number nor the leftover bytes of one erased earlier ever
+reach the backup directory. A restore goes through the same copy (an older backup that
+still held numbers brings none back), and each backup rewrites the older ones that still
+hold some (:func:`strip_older`). The files a restore moves aside may hold numbers:
+the controller deletes them :data:`~controller.followup.RETENTION_S` after their last write
+(:func:`forget_replaced`, with each backup).
+
 Rotation (:func:`rotate`): the newest backup of each of the last :data:`KEEP_DAILY` days
 that have one, and of each of the last :data:`KEEP_MONTHLY` months; the rest is deleted.
 The directory may be a USB stick: ``ESCAPE_BACKUP_DIR`` (the default, ``<data dir>/backups``,
@@ -38,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controller.followup import RETENTION_S, strip_numbers
 from controller.store import DB_NAME, LOCK_SUFFIX, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -112,12 +123,17 @@ def _sync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _copy(source: Path, target: Path) -> None:
-    """*source* into the new file *target*, by SQLite's backup API, synced."""
-    with contextlib.closing(_read_only(source)) as src, contextlib.closing(sqlite3.connect(target)) as dst:
-        src.backup(dst)
-        # one self-contained file (no -wal, -shm beside it): the store sets WAL again on open
-        dst.execute("PRAGMA journal_mode=DELETE")
+def _copy(source: Path, target: Path, *, at: float) -> None:
+    """*source* into the new file *target* without a phone number (erased as at *at*), synced."""
+    with contextlib.closing(_read_only(source)) as src, \
+            contextlib.closing(sqlite3.connect(":memory:")) as mem:
+        src.backup(mem)   # a consistent snapshot, while the controller goes on writing
+        mem.execute("PRAGMA secure_delete = ON")
+        with mem:
+            strip_numbers(mem, at)
+        # a new file of the live rows only; one self-contained file in rollback mode (no -wal,
+        # -shm beside it): the store sets WAL again on open
+        mem.execute("VACUUM INTO ?", (str(target),))
     with target.open("rb+") as out:
         os.fsync(out.fileno())
 
@@ -200,24 +216,60 @@ def backup(source: Path, directory: Path, *, now: dt.datetime | None = None, cre
         with contextlib.suppress(OSError):
             stale.unlink()
     target = directory / f"{PREFIX}{now.strftime(STAMP)}{SUFFIX}"
-    tmp = directory / f".{target.name}.tmp"
     try:
-        _copy(source, tmp)
+        verdict = _write(source, target, at=now.timestamp())
+    except (OSError, sqlite3.Error) as exc:
+        msg = f"sauvegarde impossible dans {directory} : {exc}"
+        raise BackupError(msg) from exc
+    for path in rotate(directory, daily=daily, monthly=monthly):
+        log.info("backup rotated out: %s", path.name)
+    for path in strip_older(directory, now.timestamp()):
+        log.info("backup rewritten without its phone numbers: %s", path.name)
+    return verdict
+
+
+def _write(source: Path, target: Path, *, at: float) -> Verdict:
+    """*source* copied without a number into *target* by way of a temporary file beside it:
+    verified, synced, then renamed (nothing half-written is ever under *target*'s name)."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        _copy(source, tmp, at=at)
         verdict = verify(tmp)
         if not verdict.ok:
             msg = f"la copie ne se relit pas : {verdict.error}"
             raise BackupError(msg)
         os.replace(tmp, target)
-        _sync_dir(directory)
-    except (OSError, sqlite3.Error) as exc:
-        msg = f"sauvegarde impossible dans {directory} : {exc}"
-        raise BackupError(msg) from exc
+        _sync_dir(target.parent)
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
-    for path in rotate(directory, daily=daily, monthly=monthly):
-        log.info("backup rotated out: %s", path.name)
     return Verdict(target, ok=True, sessions=verdict.sessions, last_session=verdict.last_session)
+
+
+def _holds_numbers(path: Path) -> bool:
+    try:
+        with contextlib.closing(_read_only(path)) as db:
+            return db.execute("SELECT 1 FROM followup_contacts WHERE phone IS NOT NULL LIMIT 1"
+                              ).fetchone() is not None
+    except sqlite3.Error:   # a store older than the follow-up (no such table), or a damaged file
+        return False
+
+
+def strip_older(directory: Path, at: float) -> list[Path]:
+    """Rewrite without their numbers the backups in *directory* that still hold some (taken
+    before backups left them out: kept up to a year, they would keep a number past its 3
+    months); return them. One that cannot be rewritten is left as it is, and logged."""
+    done = []
+    for _stamp, path in backups(directory):
+        if not _holds_numbers(path):
+            continue
+        try:
+            _write(path, path, at=at)
+        except (OSError, sqlite3.Error, BackupError) as exc:
+            log.warning("backup %s still holds phone numbers, not rewritten: %s", path.name, exc)
+            continue
+        done.append(path)
+    return done
 
 
 # -- restoring ------------------------------------------------------------------------------
@@ -242,19 +294,21 @@ def exclusive(live: Path) -> Iterator[None]:
 
 def restore(live: Path, source: Path, *, now: dt.datetime | None = None) -> tuple[Verdict, list[Path]]:
     """Put the backup *source* in place of the live store *live*, both checked; the files it
-    replaces are moved aside (``<name>.replaced-<when>``), never deleted. Return what the
-    restored store holds and the files moved aside; BackupError if it was not done (the
-    live files are then untouched)."""
+    replaces are moved aside (``<name>.replaced-<when>``), deleted only 3 months on
+    (:func:`forget_replaced`). Return what the restored store holds and the files moved
+    aside; BackupError if it was not done (the live files are then untouched)."""
     verdict = verify(source)
     if not verdict.ok:
         msg = f"la sauvegarde {source} est abîmée : {verdict.error}"
         raise BackupError(msg)
-    stamp = (now or dt.datetime.now()).strftime(STAMP)
+    now = now or dt.datetime.now()
+    stamp = now.strftime(STAMP)
     moved: list[Path] = []
     with exclusive(live):
         tmp = live.with_name(f".{live.name}.restore.tmp")
         try:
-            _copy(source, tmp)   # first: a failure here leaves the live files as they were
+            # first: a failure here leaves the live files as they were
+            _copy(source, tmp, at=now.timestamp())
             for suffix in ("", "-wal", "-shm"):
                 old = live.with_name(live.name + suffix)
                 if old.exists():
@@ -270,6 +324,18 @@ def restore(live: Path, source: Path, *, now: dt.datetime | None = None) -> tupl
             with contextlib.suppress(OSError):
                 tmp.unlink()
     return verify(live), moved
+
+
+def forget_replaced(live: Path, now: float) -> list[Path]:
+    """Delete the files a restore moved aside once their last write is 3 months old: they may
+    hold phone numbers, every one of them given before that write. Return them."""
+    gone = []
+    for path in sorted(live.parent.glob(f"{live.name}*.replaced-*")):   # the store, its -wal, -shm
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime + RETENTION_S <= now:
+                path.unlink()
+                gone.append(path)
+    return gone
 
 
 def newest_good(directory: Path) -> Verdict:
@@ -365,6 +431,8 @@ class Backups:
         if self.store is None:
             return None
         with self._lock:
+            for path in forget_replaced(self.store, self.wall()):
+                log.info("a file a restore moved aside is 3 months old, deleted: %s", path.name)
             started = time.perf_counter()
             try:
                 verdict = backup(self.store, self.directory, create=self.create,
@@ -473,6 +541,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         return 1
     for path in moved:
         print(f"Ancien fichier gardé : {path}")
+    if moved:
+        print("(il peut contenir des numéros de téléphone : le contrôleur l'efface 3 mois après, "
+              "ou effacez-le vous-même dès que la restauration est vérifiée)")
     print(f"Restauré depuis {source.path} :")
     print(restored.line())
     return 0 if restored.ok else 1

@@ -8,6 +8,11 @@ happens (:meth:`Followup.purge`, run before every reading); a household may ask 
 is kept (:meth:`Followup.export`) and for its erasure (:meth:`Followup.erase`) at any time.
 Every access to the numbers writes a line in the audit log (who, when, which contact —
 never the number itself). The answers stay with the session, without the number.
+
+No copy of the store that leaves it holds a number (:func:`strip_numbers`, applied by
+:mod:`controller.backup` to every backup and every restore): a backup is kept up to a
+year, a number 3 months at most. A restored store's pending calls say why their number is
+gone (``erased_why`` ``"restore"``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import asyncio
 import json
 import logging
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -53,6 +59,30 @@ def _unknown(contact_id: int) -> NotFoundError:
     return NotFoundError(f"contact inconnu : n° {contact_id}", en=f"unknown contact: no. {contact_id}")
 
 
+def _audit(db: sqlite3.Connection, at: float, who: str, action: str, *, contact_id: int | None,
+           session_id: str | None, detail: str = "") -> None:
+    db.execute("INSERT INTO audit (session_id, at, elapsed_s, who, action, target, detail) "
+               "VALUES (?, ?, NULL, ?, ?, ?, ?)",
+               (session_id, at, who, action, None if contact_id is None else f"contact {contact_id}", detail))
+
+
+def strip_numbers(db: sqlite3.Connection, at: float) -> int:
+    """Erase every number kept in *db*, a copy of the store about to be written out (a backup,
+    a restore); how many. The consent, the call pending or made, the answers stay: only the
+    number goes, with an audit line each, so a restored store says why. A copy of a store
+    older than the follow-up has nothing to erase."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'followup_contacts'"
+                  ).fetchone() is None:
+        return 0
+    rows = db.execute("SELECT id, session_id FROM followup_contacts WHERE phone IS NOT NULL").fetchall()
+    for contact_id, session_id in rows:
+        db.execute("UPDATE followup_contacts SET phone = NULL, erased_at = ?, erased_why = 'restore' "
+                   "WHERE id = ?", (at, contact_id))
+        _audit(db, at, "controller", "followup_erase", contact_id=contact_id, session_id=session_id,
+               detail="une sauvegarde ne garde aucun numéro")
+    return len(rows)
+
+
 class Followup:
     """The follow-up contacts and answers, kept in *store*."""
 
@@ -66,10 +96,7 @@ class Followup:
 
     def _audit(self, db: Any, who: str, action: str, *, contact_id: int | None, session_id: str | None,
                detail: str = "") -> None:
-        db.execute("INSERT INTO audit (session_id, at, elapsed_s, who, action, target, detail) "
-                   "VALUES (?, ?, NULL, ?, ?, ?, ?)",
-                   (session_id, self.wall(), who, action,
-                    None if contact_id is None else f"contact {contact_id}", detail))
+        _audit(db, self.wall(), who, action, contact_id=contact_id, session_id=session_id, detail=detail)
 
     # -- the rule of retention ------------------------------------------------------------
     def purge(self) -> int:

@@ -1156,14 +1156,18 @@ class FollowupContact(Out):
     id: int
     session_id: str
     session_date: str
-    phone: str | None = Field(description="null once erased (called, 3 months old, or on request)")
+    phone: str | None = Field(description="null once erased (called, 3 months old, on request, or restored "
+                                          "from a backup: backups keep no number)")
     consent: bool
     given_at: float
     due_at: float = Field(description="when the call is due (one month after)")
     erase_at: float = Field(description="when the number is erased whatever happens (3 months after)")
     called_at: float | None
-    erased_at: float | None
-    erased_why: str | None
+    erased_at: float | None = Field(
+        description="when the number was erased (restore: when the copy was made)")
+    erased_why: str | None = Field(
+        description="called, retention (3 months), request (the household's), or restore (the store came "
+                    "back from a backup: none keeps a number)")
     answers: dict[str, JsonValue]
 
 

@@ -21,6 +21,7 @@ function status(c) {
   if (c.erased_why === "called") return t("followup_status_called", {date: dayOf(c.called_at)});
   if (c.erased_why === "retention") return t("followup_status_retention", {date: dayOf(c.erased_at)});
   if (c.erased_why === "request") return t("followup_status_request", {date: dayOf(c.erased_at)});
+  if (c.erased_why === "restore") return t("followup_status_restore", {date: dayOf(c.erased_at)});
   if (!due.has(c.id)) return t("followup_status_later", {date: dayOf(c.due_at), erase: dayOf(c.erase_at)});
   return t("followup_status_due", {erase: dayOf(c.erase_at)});
 }

@@ -5,18 +5,23 @@ session, nightly), and the restore drill through the real ``escape-apartment sto
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import os
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from config import followup as questionnaire_file
 from config.game import Game
 from controller.backup import (
     AFTER_START,
@@ -32,8 +37,10 @@ from controller.backup import (
 )
 from controller.core.config import Settings
 from controller.engine import Engine
+from controller.followup import Followup
 from controller.main import create_app
 from controller.record import history_rows, to_record
+from controller.report import CSV_TABLES
 from controller.store import Store, StoreError
 from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
@@ -350,3 +357,222 @@ def test_a_backup_of_a_newer_controller_is_never_restored(tmp_path: Path, game: 
     refused = cli(data, "restore", "--from", str(newer))
     assert refused.returncode == 1 and "schéma 99" in refused.stdout, refused.stdout
     assert content(data / "escape.db") == before
+
+
+# -- no phone number ever leaves in a backup ---------------------------------------------------
+NUMBER, CALLED, ERASED = "0612345678", "0798765432", "0655443322"
+DAY = 24 * 3600
+
+
+def finished(store: Store, game: Game, n: int) -> list[str]:
+    """*n* sessions played then stopped by the game master (a household may give a number)."""
+    ids = []
+    for _ in range(n):
+        engine = Engine(game)
+        engine.start(parcours="primo", players=4)
+        engine.abort()
+        store.save_session(to_record(engine), history_rows(engine), engine.take_journal())
+        store.close_session(engine.session_id or "")
+        ids.append(engine.session_id or "")
+    return ids
+
+
+def consents(store: Store, sessions: list[str], wall: float) -> dict[str, int]:
+    """Three households: one waits for its call, one was called (answers kept), one asked to be
+    erased; the contacts' ids by number."""
+    followup = Followup(store, questionnaire_file.load(), wall=lambda: wall)
+    ids = {number: followup.consent(session, phone=number, consent=True, who="animateur")["id"]
+           for number, session in zip((NUMBER, CALLED, ERASED), sessions, strict=True)}
+    followup.record_call(ids[CALLED], {"useful": 4, "remark": "merci"}, who="animateur")
+    followup.erase(ids[ERASED], who="animateur")
+    return ids
+
+
+def files_bytes(directory: Path) -> bytes:
+    """Every byte of every file in *directory* (a backup, its -wal or -journal if any)."""
+    return b"".join(p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file())
+
+
+def digits_in(blob: bytes) -> list[str]:
+    return [n for n in (NUMBER, CALLED, ERASED) if n.encode() in blob]
+
+
+def test_a_backup_holds_no_phone_number_and_the_live_store_keeps_its_own(tmp_path: Path, store: Store,
+                                                                           game: Game):
+    wall = dt.datetime(2026, 3, 12, 17, 0).timestamp()
+    ids = consents(store, finished(store, game, 3), wall)
+    assert NUMBER.encode() in files_bytes(store.path.parent), "the byte search finds a number kept"
+    directory = tmp_path / "usb"
+    directory.mkdir()
+    when = dt.datetime(2026, 3, 13, 3, 0)
+    verdict = backup(store.path, directory, now=when)
+    assert verdict.ok and verdict.sessions == 3
+    assert digits_in(files_bytes(directory)) == [], "no number, nor the bytes of one erased before"
+    assert [p.name for p in directory.iterdir()] == [verdict.path.name], "no -wal, -journal, temporary"
+
+    db = sqlite3.connect(verdict.path)
+    try:
+        rows = {r[0]: r[1:] for r in db.execute(
+            "SELECT id, phone, consent, called_at IS NOT NULL, erased_why, erased_at FROM followup_contacts")}
+        answers = db.execute("SELECT contact_id, question FROM followup_answers ORDER BY question").fetchall()
+        erase_lines = db.execute("SELECT target, who, detail FROM audit WHERE action = 'followup_erase' "
+                                 "ORDER BY id").fetchall()
+    finally:
+        db.close()
+    assert rows[ids[NUMBER]] == (None, 1, 0, "restore", when.timestamp()), \
+        "the consent and the call pending stay; only the number goes, and why"
+    assert rows[ids[CALLED]] == (None, 1, 1, "called", wall)
+    assert rows[ids[ERASED]] == (None, 1, 0, "request", wall)
+    assert answers == [(ids[CALLED], "remark"), (ids[CALLED], "useful")], "the answers stay"
+    assert erase_lines[-1] == (f"contact {ids[NUMBER]}", "controller", "une sauvegarde ne garde aucun numéro")
+
+    assert store.read("SELECT phone FROM followup_contacts WHERE id = ?", (ids[NUMBER],)) == [
+        {"phone": NUMBER}], "the live store keeps the number until its call or its 3 months"
+    assert len(store.read("SELECT * FROM audit WHERE action = 'followup_erase'")) == 1, \
+        "the backup wrote nothing into the live store"
+
+
+def test_restore_drill_brings_back_every_session_and_answer_but_no_number(tmp_path: Path, game: Game,
+                                                                          embedded_broker: BrokerHandle,
+                                                                          clocks: FakeClocks):
+    data = tmp_path / "data"
+    store = Store(data / "escape.db")
+    sessions = finished(store, game, 3)
+    ids = consents(store, sessions, clocks.wall())
+    store.close()
+    before = content(data / "escape.db")
+    audit_before = sqlite3.connect(data / "escape.db").execute("SELECT * FROM audit ORDER BY id").fetchall()
+    assert cli(data, "backup").returncode == 0
+    assert digits_in(files_bytes(data / "backups")) == []
+
+    corrupt(data / "escape.db")
+    done = cli(data, "restore")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert content(data / "escape.db") == before, "every session and event back"
+    restored = sqlite3.connect(data / "escape.db")
+    try:
+        audit_after = restored.execute("SELECT * FROM audit ORDER BY id").fetchall()
+        answers = restored.execute("SELECT count(*) FROM followup_answers").fetchone()[0]
+    finally:
+        restored.close()
+    assert audit_after[:len(audit_before)] == audit_before, "every audit line back"
+    assert answers == 2
+    live_files = b"".join(p.read_bytes() for p in data.iterdir() if p.is_file() and ".replaced-" not in p.name)
+    assert digits_in(live_files) == []
+    assert "numéros de téléphone" in done.stdout, "the file moved aside may hold some: said"
+
+    settings = Settings.with_flags(DATA_DIR=str(data), BACKUP_DIR=None)
+    app = create_app(game=make_game(), broker=BrokerAddress(embedded_broker.host, embedded_broker.port),
+                     clock=clocks.monotonic, wall=clocks.wall, settings=settings)
+    with TestClient(app) as client:
+        contacts = {c["id"]: c for c in client.get("/api/followup/calls?all=true").json()["contacts"]}
+        pending = contacts[ids[NUMBER]]
+        assert (pending["phone"], pending["consent"], pending["called_at"], pending["erased_why"]) == (
+            None, True, None, "restore"), "the staff see the call was wanted and why the number is gone"
+        assert contacts[ids[CALLED]]["answers"] == {"useful": 4, "remark": "merci"}
+        assert client.get("/api/followup/calls").json()["contacts"] == [], "nothing left to call"
+        told = client.get(f"/api/followup/contacts/{ids[NUMBER]}").json()
+        assert ("followup_erase", "une sauvegarde ne garde aucun numéro") in [
+            (a["action"], a["detail"]) for a in told["audit"]], "the household's export says why"
+        assert {s["id"] for s in client.get("/api/history/sessions").json()["sessions"]} == set(sessions)
+
+
+def older_backup(live: Path, path: Path) -> Path:
+    """A backup as they were made before they left the numbers out: a plain copy by the
+    backup API, numbers included."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(live)) as src, contextlib.closing(sqlite3.connect(path)) as dst:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")
+    assert NUMBER.encode() in path.read_bytes()
+    return path
+
+
+def test_an_older_backup_that_held_numbers_brings_none_back(tmp_path: Path, game: Game):
+    data = tmp_path / "data"
+    store = Store(data / "escape.db")
+    ids = consents(store, finished(store, game, 3), dt.datetime(2026, 3, 12, 17).timestamp())
+    store.close()
+    older = older_backup(data / "escape.db", tmp_path / "usb" / "escape-20260313-030000.db")
+
+    done = cli(data, "restore", "--from", str(older))
+    assert done.returncode == 0, done.stdout + done.stderr
+    live_files = b"".join(p.read_bytes() for p in data.iterdir() if p.is_file() and ".replaced-" not in p.name)
+    assert digits_in(live_files) == []
+    db = sqlite3.connect(data / "escape.db")
+    try:
+        assert db.execute("SELECT phone, erased_why FROM followup_contacts WHERE id = ?",
+                          (ids[NUMBER],)).fetchone() == (None, "restore")
+    finally:
+        db.close()
+
+
+def test_the_files_a_restore_moved_aside_are_deleted_3_months_on(tmp_path: Path, game: Game):
+    data = tmp_path / "data"
+    store = Store(data / "escape.db")
+    consents(store, finished(store, game, 3), time.time())
+    store.close()
+    assert cli(data, "backup").returncode == 0
+    assert cli(data, "restore").returncode == 0
+    aside = sorted(data.glob("escape.db*.replaced-*"))
+    assert aside and NUMBER.encode() in b"".join(p.read_bytes() for p in aside), "they may hold numbers"
+    store = Store(data / "escape.db")
+    try:
+        later = [time.time() + 89 * DAY]
+        backups_ = Backups(store.path, tmp_path / "usb", create=True, wall=lambda: later[0])
+        assert backups_.run("nightly") is not None
+        assert sorted(data.glob("escape.db*.replaced-*")) == aside, "kept for the curious, 3 months"
+        later[0] = time.time() + 91 * DAY
+        assert backups_.run("nightly") is not None
+        assert list(data.glob("escape.db*.replaced-*")) == [], "then gone, and the numbers in them"
+    finally:
+        store.close()
+
+
+def test_no_history_report_or_store_command_shows_a_number_kept(controller, tmp_path: Path):
+    """Every way the sessions leave the controller besides the follow-up's own page: the
+    history (CSV too), the year's report (page, CSV, zip), the console's state, the store's
+    commands. None reads a number, even one waiting for its call."""
+    with controller() as client:
+        assert client.post("/api/game/start", json={"parcours": "primo", "players": 4}).status_code == 200
+        assert client.post("/api/game/stop", json={}).status_code == 200
+        (session,) = [s["id"] for s in client.get("/api/history/sessions").json()["sessions"]]
+        given = client.post(f"/api/followup/sessions/{session}/contacts", json={"phone": NUMBER, "consent": True})
+        assert given.status_code == 201, given.text
+        assert client.get(f"/api/followup/contacts/{given.json()['id']}").json()["contact"]["phone"] == NUMBER
+        paths = ["/api/state", "/api/history/sessions", "/api/history/sessions.csv", "/api/history/puzzles.csv",
+                 "/api/history/stats", f"/api/history/sessions/{session}",
+                 f"/api/history/sessions/{session}/events", f"/api/history/sessions/{session}/debrief",
+                 f"/api/debrief/{session}", "/api/report", "/report",
+                 *(f"/api/report/csv/{table}" for table in CSV_TABLES)]
+        for path in paths:
+            reply = client.get(path)
+            assert reply.status_code == 200, (path, reply.text)
+            assert NUMBER.encode() not in reply.content, path
+        zipped = client.get("/api/report/csv")
+        with zipfile.ZipFile(io.BytesIO(zipped.content)) as z:
+            assert [n for n in z.namelist() if NUMBER.encode() in z.read(n)] == []
+        assert client.post("/api/game/reset", json={}).status_code == 200
+        wait_for(lambda: client.get("/api/state").json()["backup"]["last"] is not None, 10, "the backup")
+    for argv in (("verify",), ("backup",)):
+        done = cli(tmp_path / "data", *argv)
+        assert done.returncode == 0 and NUMBER not in done.stdout + done.stderr, done.stdout
+    assert digits_in(files_bytes(tmp_path / "data" / "backups")) == [], "the session's own backup too"
+
+
+def test_the_next_backup_rewrites_the_older_ones_that_still_hold_numbers(tmp_path: Path, store: Store,
+                                                                          game: Game):
+    sessions = finished(store, game, 3)
+    consents(store, sessions, dt.datetime(2026, 3, 12, 17).timestamp())
+    directory = tmp_path / "usb"
+    older = [older_backup(store.path, directory / f"escape-202603{day}-030000.db") for day in (13, 14)]
+    newest = backup(store.path, directory, now=dt.datetime(2026, 3, 15, 3, 0))
+    assert sorted(p for _s, p in backups(directory)) == [*older, newest.path], "same names, same rotation"
+    assert digits_in(files_bytes(directory)) == [], "not one number left on the stick"
+    for path in older:
+        assert verify(path).ok and verify(path).sessions == 3
+        db = sqlite3.connect(path)
+        try:
+            assert {r[0] for r in db.execute("SELECT session_id FROM followup_contacts")} == set(sessions)
+        finally:
+            db.close()
