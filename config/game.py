@@ -53,7 +53,7 @@ class _Model(BaseModel):
 
 
 #: the serialisation context of a node's part (:meth:`NodePart.as_data`)
-FOR_NODE = {"for_node": True}
+FOR_NODE: dict[str, bool] = {"for_node": True}
 
 
 class _ScreenOnly(_Model):
