@@ -4,7 +4,7 @@ every Pi »). A node shows no text: what only the screens read stays on the cont
 a node on the previous software takes the part, and its hash changes only with what the
 node plays.
 
-The previous software's models are a frozen copy, ``data/game_0623e36.py.txt``: byte for
+The previous software's models are a frozen copy, ``frozen/game_0623e36.py.txt``: byte for
 byte ``config/game.py`` of commit 0623e36, the last one before the texts' translations
 (``git show 0623e36:config/game.py``). A copy, not ``git show main:…`` at test time: main
 moves (once this is merged, it would compare the models with themselves) and a checkout
@@ -28,7 +28,7 @@ import pytest
 from config.game import LANGUAGES, Game
 from config.loader import SHIPPED_GAME, load_game
 
-PREVIOUS = Path(__file__).parent / "data" / "game_0623e36.py.txt"
+PREVIOUS = Path(__file__).parent / "frozen" / "game_0623e36.py.txt"
 
 
 @pytest.fixture(scope="module")
