@@ -19,6 +19,7 @@ from pydantic import (
     Discriminator,
     Field,
     JsonValue,
+    SerializationInfo,
     SerializerFunctionWrapHandler,
     Tag,
     model_serializer,
@@ -51,14 +52,38 @@ class _Model(BaseModel):
         return data
 
 
+#: the serialisation context of a node's part (:meth:`NodePart.as_data`)
+FOR_NODE: dict[str, bool] = {"for_node": True}
+
+
+class _ScreenOnly(_Model):
+    """A model some of whose fields only the screens use: a node's part leaves them out, so
+    a node whose software predates them takes the part, with the hash it had."""
+
+    #: the fields a node's part leaves out (a node shows no text and plays no media)
+    _screen_only: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _without_screen_only(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and isinstance(info.context, dict) and info.context.get("for_node"):
+            for key in self._screen_only:
+                data.pop(key, None)
+        return data
+
+
 #: the languages a text of the game may carry, French first and required (docs/media.md)
 LANGUAGES = ("fr", "en", "ar", "pt", "tr")
 #: the languages written right to left
 RTL_LANGUAGES = frozenset({"ar"})
+#: the languages of a text a node's part keeps: those its software knew first
+NODE_LANGUAGES = ("fr", "en")
 
 
-class Text(_Model):
+class Text(_ScreenOnly):
     """A text shown to people: French first, its translations optional."""
+
+    _screen_only = tuple(lang for lang in LANGUAGES if lang not in NODE_LANGUAGES)
 
     fr: str = Field(min_length=1)
     en: str | None = None
@@ -404,8 +429,10 @@ ClueText = Annotated[Annotated[Text, Tag("Text")] | Annotated[TextPerParcours, T
                      Discriminator(_per_parcours)]
 
 
-class Clue(_Model):
+class Clue(_ScreenOnly):
     """A pre-written clue the game master can send to a room screen."""
+
+    _screen_only = ("icon", "voice", "short", "kids")
 
     text: ClueText
     cost: int = Field(default=0, ge=0, description="euros taken from the budget when sent (if it counts)")
@@ -429,17 +456,6 @@ class Clue(_Model):
         if isinstance(data, dict):
             data = {**data, **{k: {"fr": data[k]} for k in ("text", "short", "kids")
                                if isinstance(data.get(k), str)}}
-        return data
-
-    @model_serializer(mode="wrap")
-    def _screen_only_when_set(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # a node's part carries its clues: without these keys when unset, a node whose
-        # software predates them still takes it (and its hash is what it was)
-        data = handler(self)
-        if isinstance(data, dict):
-            for key in ("icon", "voice"):
-                if data.get(key) is None:
-                    data.pop(key, None)
         return data
 
     def text_for(self, parcours: str) -> Text:
@@ -585,15 +601,14 @@ class Game(_Model):
         node = self.node(node_id)
         if node is None:
             raise KeyError(node_id)
-        # a node plays no media: its sounds and videos stay on the controller, so a node
-        # whose software predates them still takes the part
-        puzzles = [p.model_copy(update={"actions": [a for a in p.actions if not isinstance(a, MediaAction)],
-                                        "clues": [c.model_copy(update={"icon": None, "voice": None})
-                                                  for c in p.clues]})
-                   if any(isinstance(a, MediaAction) for a in p.actions)
-                   or any(c.icon or c.voice for c in p.clues) else p
+        # a node plays no media and shows no text: its sounds, videos and what only the
+        # screens read (_ScreenOnly) stay on the controller, so a node whose software
+        # predates them still takes the part, and its hash changes only with what it plays
+        puzzles = [p.model_copy(update={"actions": [a for a in p.actions if not isinstance(a, MediaAction)]})
+                   if any(isinstance(a, MediaAction) for a in p.actions) else p
                    for p in self.puzzles if p.local and p.room == node_id]
-        return NodePart(apartment=self.apartment, node=node, puzzles=puzzles)
+        part = NodePart(apartment=self.apartment, node=node, puzzles=puzzles)
+        return NodePart.model_validate(part.as_data())
 
 
 class NodePart(_Model):
@@ -609,8 +624,9 @@ class NodePart(_Model):
     puzzles: list[Puzzle] = Field(default_factory=list, description="its local puzzles")
 
     def as_data(self) -> dict[str, Any]:
-        """The part as it goes on the wire (``NodeGame.part``), and its hash is computed on."""
-        return self.model_dump(mode="json")
+        """The part as it goes on the wire (``NodeGame.part``), and its hash is computed on:
+        without what only the screens use (:class:`_ScreenOnly`)."""
+        return self.model_dump(mode="json", context=FOR_NODE)
 
     def content_hash(self) -> str:
         """Its hash, as both the controller and the node compute it."""

@@ -196,3 +196,21 @@ def test_the_nodes_whose_part_changed_are_sent_it_between_sessions(client: TestC
     assert all(after[n].hash == m.hash for n, m in sent_before.items() if n != "hall")
     hall = next(n for n in client.get("/api/state").json()["nodes"] if n["id"] == "hall")
     assert hall["game"]["expected"] == after["hall"].hash
+
+
+def test_an_arabic_translation_or_a_short_wording_sends_no_node_a_part(client: TestClient,
+                                                                        game_path: Path) -> None:
+    """A node shows no text: a change only the screens use is no new part for any node."""
+    service = client.app.state.service
+    sent_before = {n: m.hash for n, m in service.distribution.messages.items()}
+    text = GAME.format(apartment_id=APARTMENT)
+    translated = (text.replace("    label: Hall\n", '    label: {fr: Hall, ar: "الردهة", pt: Entrada}\n')
+                  .replace('{text: "Jour puis mois.", cost: 20}',
+                           '{text: "Jour puis mois.", cost: 20, short: "Jour, mois.", kids: "Le jour."}'))
+    assert translated.count("الردهة") == 1 and translated.count("short:") == 1
+    write(game_path, translated)
+    reply = reload(client)
+    assert reply.status_code == 200 and reply.json()["status"] == "reloaded"
+    assert reply.json()["nodes"] == []
+    assert service.game.node("hall").label.ar == "الردهة"     # the screens have it
+    assert {n: m.hash for n, m in service.distribution.messages.items()} == sent_before

@@ -75,7 +75,7 @@ def test_a_node_process_refuses_a_part_it_cannot_apply_and_keeps_its_own(
         return node
 
     node = start_node()
-    own = game.part("hall").model_dump(mode="json")
+    own = game.part("hall").as_data()
     first = last_birth(wire, status, lambda b: b.get("game") is not None, what="the node's birth")
     assert first["game"] == content_hash(own), "it reports the hash of the part it runs"
 

@@ -66,7 +66,7 @@ def message(data: dict[str, Any]) -> tuple[NodeGame, bytes]:
 
 
 def changed(edit: Any) -> dict[str, Any]:
-    data = copy.deepcopy(PART.model_dump(mode="json"))
+    data = copy.deepcopy(PART.as_data())
     edit(data)
     return data
 
@@ -115,7 +115,7 @@ def test_a_part_of_another_node_or_apartment_is_refused(tmp_path):
 
 
 def test_a_damaged_part_is_refused_by_the_contract_before_the_node_sees_it():
-    data = PART.model_dump(mode="json")
+    data = PART.as_data()
     forged = json.dumps({"v": 1, "hash": contract.content_hash(data),
                          "part": {**data, "puzzles": []}}).encode()
     with pytest.raises(ContractError, match="hash does not match"):
@@ -171,7 +171,7 @@ def test_the_running_part_again_drops_the_one_waiting(tmp_path):
     live(core, running=True)
     msg, raw = message(changed(with_lamp_on(4)))
     core.game_offered(msg, raw)
-    again, raw_again = message(PART.model_dump(mode="json"))
+    again, raw_again = message(PART.as_data())
     core.game_offered(again, raw_again)
     assert wire.births()[-1].game_pending is None
     live(core, now=3.0, running=False)
