@@ -68,6 +68,8 @@ class Observer:
         self.event_causes: dict[tuple[str, str, int], int] = {}
         self.solves: dict[int, list[tuple[str | None, str]]] = {}
         self.completed: dict[str, str] = {}          # session -> result, as the engine said
+        #: those the store held for sure: the last time nothing waited to be written
+        self.completed_written: dict[str, str] = {}
         self.keys: list[Key] = [(n, p) for n, node in flat.nodes.items() for p in node.maglocks()]
         self.exit_doors = {k for k in self.keys if self._maglock(k).config.exit_door}
         self.engaged = dict.fromkeys(self.keys, False)
@@ -158,6 +160,9 @@ class Observer:
             self.durable = None
             for ob in self.obligations:   # an order that was never written may be lost
                 ob.void = True
+            # a game that ended while the disk refused its record is lost with the process
+            # (a full disk, then kill -9): only what was written is owed by the next one
+            self.completed = dict(self.completed_written)
             return
         engine = service.engine
         self.durable = Durable(engine.session_id, _solved(service), len(engine.audit_log),
@@ -194,6 +199,9 @@ class Observer:
         service = self.flat.controller.service
         if service is not None:
             self._watch_game(service)
+            backlog = service.journal.backlog
+            if not (backlog.waiting or backlog.failing):
+                self.completed_written = dict(self.completed)
         for key in self.keys:
             engaged = self._maglock(key).engaged
             self.last_in[key][engaged] = now
