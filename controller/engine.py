@@ -174,6 +174,9 @@ class MediaCue:
     at: float                      # elapsed run time, seconds
     #: a video's subtitles: (language, WebVTT file of the library), the first shown
     subtitles: tuple[tuple[str, str], ...] = ()
+    #: the game event whose sound this is (``sounds:``, e.g. ``clue_chime``); None: cued by
+    #: an action or the game master
+    event: str | None = None
 
 
 Effect = PropCommand | ScreenMessage | MediaCue
@@ -944,7 +947,7 @@ class Engine:
                 return []
             self._event_sounds[same] = now
         cue = MediaCue(len(self.cues) + 1, "sound", sound.file, rooms, sound.volume, False,
-                       round(self.elapsed(), 3))
+                       round(self.elapsed(), 3), event=event)
         self.cues.append(cue)
         return [cue]
 

@@ -217,7 +217,8 @@ class Views:
         room_cfg = self.ctx.game.node(room or "")
         messages = [m for m in engine.messages[-SCREEN_ITEMS:] if mine(m.room)]
         cues = [{"id": c.id, "kind": c.kind, "file": c.file, "url": self.media_url(c.file),
-                 "volume": c.volume, "loop": c.loop, "at": c.at, "subtitles": self.subtitles(c.subtitles)}
+                 "volume": c.volume, "loop": c.loop, "at": c.at, "subtitles": self.subtitles(c.subtitles),
+                 "event": c.event}
                 for c in engine.cues if c.rooms is None or room is None or room in c.rooms][-SCREEN_ITEMS:]
         solved = {pid for pid, st in engine.puzzles.items() if st.status == PuzzleStatus.SOLVED}
         clues = [{**ScreenClue.model_validate(c).model_dump(), "done": c.puzzle in solved,

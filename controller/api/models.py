@@ -590,6 +590,9 @@ class ScreenCue(Out):
     at: float = Field(description="elapsed run time when it was cued, seconds")
     subtitles: list[ScreenSubtitles] = Field(default_factory=list, description="a video's subtitles, "
                                              "the first shown by default")
+    event: str | None = Field(default=None, description="the game event whose sound this is "
+                              "(clue_chime: a clue's voice waits for it to end); null: an action's "
+                              "or the game master's")
 
 
 class ScreenMedia(Out):

@@ -1,8 +1,9 @@
 // Sound and video on a room screen (docs/media.md): the cues of the game file (do: sound,
 // do: video) that the screen view carries, each played once; a looping sound is the room's
 // music, as is the music the view names for the moment of the game (music: of the game
-// file; it changes with the phase and in the last minutes). Each new clue is spoken (speech made on the controller), and while a voice speaks
-// the music drops to DUCK of its volume and comes back after; a video too. Every voice and
+// file; it changes with the phase and in the last minutes). Each new clue is spoken (speech
+// made on the controller) once its chime has ended; from the chime to the end of the voice
+// the music drops to DUCK of its volume and comes back after; a video ducks it too. Every voice and
 // video is subtitled on one line (#subtitle): a video's WebVTT tracks, a clue's own text.
 // A video plays over the screen (below the evacuation notice); during the emergency alert
 // nothing plays: people must hear the staff.
@@ -12,7 +13,8 @@
 const MediaCues = (() => {
   const DUCK = 0.2;            // the music's share of its volume while a voice speaks
   const RAMP_MS = 250;         // a volume change is a short ramp, not a jump
-  const VOICE_AFTER_MS = 400;  // the chime (screen.js) first, then the voice
+  const BEEP_MS = 300;         // the screen's own beep (screen.js), when the game has no chime
+  const CHIME_WAIT_MS = 3000;  // a chime that never starts or stalls: the voice waits no longer
   const box = document.createElement("div");
   box.id = "cues";
   box.hidden = true;
@@ -30,6 +32,7 @@ const MediaCues = (() => {
   let music = null, voices = 0;
   let moment = null;           // the view's music now playing ("moment|file|volume"), or null
   let sound = {volume: 1, muted: false};   // the room's volume and the mute, from the console
+  let chimeOver = Promise.resolve();       // settles once the last clue chime is over
   const spoken = new Set();
   // the files this room may play, loaded in advance and kept in memory (url → blob: URL):
   // a cue plays even when the controller cannot be reached at that moment
@@ -141,16 +144,19 @@ const MediaCues = (() => {
     const m = element(cue.kind, cue.url, String(cue.id), cue.volume, cue.loop);
     m.dataset.file = cue.file;
     if (cue.loop && cue.kind === "sound") { setMusic(m); return; }
-    let over = false;
+    let over = false, finished;
+    const gone = new Promise((ok) => { finished = ok; });
     const end = () => {
       m.remove();
       stage.classList.toggle("hidden", !stage.children.length);
       if (cue.kind === "video" && !over) { over = true; duck(false); subtitle(""); }
+      finished();
     };
     m.addEventListener("ended", end);
+    m.addEventListener("error", end);
+    if (cue.event === "clue_chime") chimeOver = bounded(m, gone);
     if (cue.kind === "video") {
       tracks(m, cue.subtitles);
-      m.addEventListener("error", end);
       for (const old of stage.children) old.dispatchEvent(new Event("ended"));   // replaced: its duck ends
       stage.replaceChildren(m);
       stage.classList.remove("hidden");
@@ -159,6 +165,21 @@ const MediaCues = (() => {
     m.play().catch((err) => {   // not allowed yet (no touch on a screen opened by hand): of its moment
       refused(err);
       end();
+    });
+  }
+
+  // *gone* (a sound ended, failed, was refused), or a sound that never starts or stalls
+  // given up: CHIME_WAIT_MS after it was cued, or after the length it has left once playing
+  function bounded(m, gone) {
+    return new Promise((done) => {
+      let timer = setTimeout(done, CHIME_WAIT_MS);
+      m.addEventListener("playing", () => {
+        if (!Number.isFinite(m.duration)) return;
+        clearTimeout(timer);
+        timer = setTimeout(done, (m.duration - m.currentTime) * 1000 + CHIME_WAIT_MS);
+      }, {once: true});
+      m.addEventListener("pause", done, {once: true});   // stopped (silence())
+      gone.then(() => { clearTimeout(timer); done(); });
     });
   }
 
@@ -175,15 +196,19 @@ const MediaCues = (() => {
     v.addEventListener("playing", () => subtitle(parts[0]), {once: true});
   }
 
-  function speak(clue) {
+  // a clue's voice starts once its chime is over (the game's chime, a cue of this view;
+  // otherwise the screen's beep): heard one after the other, each clearly
+  function speak(clue, chime) {
     // a recorded voice when the clue's data has one, otherwise speech made on the controller
     const url = clue.voice_url || `/api/speech/clues/${encodeURIComponent(clue.id)}`;
-    say(url, `clue-${clue.id}`, clue.text);   // its subtitle: the French text
+    const after = chime ? chimeOver : new Promise((ok) => setTimeout(ok, BEEP_MS));
+    say(url, `clue-${clue.id}`, clue.text, after);   // its subtitle: the French text
   }
 
-  // a voice: the music ducks under it (a clue's, a message read to a group that reads
-  // little), its *text* the subtitle line while it plays
-  function say(url, id, text = "") {
+  // a voice: the music ducks under it from now (a clue's chime) to its end (a clue's, a
+  // message read to a group that reads little), its *text* the subtitle line while it
+  // plays; it starts once *after* settles, unless stopped meanwhile (silence())
+  function say(url, id, text = "", after = Promise.resolve()) {
     const v = element("sound", url, id, 1, false);
     let done = false;
     const end = () => { if (!done) { done = true; duck(false); v.remove(); subtitle(""); } };
@@ -192,7 +217,7 @@ const MediaCues = (() => {
     if (text) followVoice(v, text);   // what the voice says: French
     duck(true);
     box.append(v);
-    setTimeout(() => v.play().catch((err) => { refused(err); end(); }), VOICE_AFTER_MS);
+    after.then(() => { if (v.isConnected && !done) v.play().catch((err) => { refused(err); end(); }); });
   }
 
   function silence() {
@@ -232,14 +257,16 @@ const MediaCues = (() => {
     for (const c of g.clues) {
       if (spoken.has(c.id)) continue;
       spoken.add(c.id);
-      if (c.status !== "shown") speak(c);
+      if (c.status !== "shown") speak(c, g.clue_chime);
     }
     if (g.phase === "idle") silence();
     else follow(g.music);
   }
   // « Activer le son »: a screen opened by hand in a browser that wants a touch before any
   // sound shows it, only while sound is refused; the kiosk (autoplay allowed) never does.
-  // A short silent sound is tried at load and on each touch: refused → the prompt.
+  // A short silent sound is tried at load and on each touch: refused → the prompt. Sound
+  // allowed another way (a key pressed, the browser's own rules) shows when an element of
+  // the page plays with its sound on: the prompt goes then too.
   // (in the page only while shown: a screen that plays has nothing to press)
   const prompt = document.createElement("button");
   prompt.id = "sound-prompt";
@@ -274,13 +301,16 @@ const MediaCues = (() => {
   // a touch allows sound: what was refused plays now. On "click", not "pointerdown": a
   // browser grants a finger's touch only when it lifts (pointerup), a mouse on press; a
   // click comes after both (and after Enter on the button)
+  function allowed() {
+    setBlocked(false);
+    if (music && music.paused) music.play().catch(refused);   // the refused effects were of their moment
+  }
   document.addEventListener("click", () => {
     if (!blocked) return;
-    probe().then(() => {
-      if (blocked) return;
-      if (music && music.paused) music.play().catch(refused);   // the refused effects were of their moment
-    });
+    probe().then(() => { if (!blocked) allowed(); });
   });
+  // a muted element may play while sound is refused: only one heard says it is allowed
+  document.addEventListener("playing", (ev) => { if (blocked && !ev.target.muted) allowed(); }, true);
   probe();
 
   // The room's volume and the mute (controller/mixer.py), applied at once to what plays:
@@ -334,6 +364,6 @@ const MediaCues = (() => {
   window.addEventListener("pagehide", () => send(true));
   report();
 
-  return {update, say, get music() { return music; }, get blocked() { return blocked; },
+  return {update, say, BEEP_MS, get music() { return music; }, get blocked() { return blocked; },
           get muted() { return sound.muted; }, get volume() { return sound.volume; }};
 })();

@@ -36,7 +36,7 @@ function beep(times = 1) {
   for (let i = 0; i < times; i++) {
     const o = audio.createOscillator(), g = audio.createGain(), at = audio.currentTime + i * 0.45;
     o.frequency.value = 880; g.gain.value = 0.2 * MediaCues.volume; o.connect(g); g.connect(audio.destination);
-    o.start(at); o.stop(at + 0.3);
+    o.start(at); o.stop(at + MediaCues.BEEP_MS / 1000);
   }
 }
 document.addEventListener("click", allowSound);   // not pointerdown: a finger counts once lifted (media.js)

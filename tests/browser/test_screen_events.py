@@ -6,7 +6,11 @@ it from the controller (docs/media.md).
 * each game event plays its sound once on the screen, even when MQTT delivers it twice;
   the time from the raw publish to the sound playing is measured;
 * « Activer le son » shows only in a Chromium that wants a touch before any sound, and
-  one touch turns sound on; the kiosk's Chromium never shows it;
+  one touch turns sound on; sound allowed another way (a key pressed) turns it on too, at
+  the first sound heard; the kiosk's Chromium never shows it;
+* a clue's voice starts once the game's chime (the shipped 1.4 s chime.wav) has ended, the
+  music ducked from the chime to the end of the voice; a chime that never loads holds the
+  voice back a bounded time only;
 * a screen cut from the network (offline, and the controller unreachable) keeps playing
   its music and plays a cue from memory; what happened meanwhile is not played late;
   back on the network, it follows the game live again.
@@ -48,6 +52,7 @@ sounds:
   solved: {file: solved.wav}
   wrong_code: {file: wrong.wav}
   budget_down: {file: budget-down.wav}
+  clue_chime: {file: chime.wav}
 """
 FILES = {"chime.wav", "solved.wav", "wrong.wav", "budget-down.wav"}
 GESTURE_REQUIRED = "--autoplay-policy=user-gesture-required"
@@ -271,4 +276,127 @@ def test_a_screen_cut_from_the_network_keeps_playing_from_memory_then_follows_li
         rig.node.event("keypad", "code", "0000", seq=3)
         page.wait_for_function("window.__cuesPlayed.filter((p) => !p.id.startsWith('music-')).length >= 2")
         assert effects_played(page) == ["1", "3"]
+        browser.close()
+
+
+def screen_view(rig: Rig) -> dict:
+    """The hall screen's view, as the controller serves it."""
+    return httpx.get(f"{rig.direct}/api/state", params={"token": AUTH.screen_token("hall")}).json()
+
+
+def test_a_key_press_that_allows_sound_takes_the_prompt_away_at_the_first_sound_heard(rig: Rig) -> None:
+    """No click on « Activer le son »: a key pressed on the screen's keyboard gives the page
+    the browser's sticky activation; the next cue plays, heard, and the prompt goes and the
+    room's refused music starts. Before the key, a cue is refused and the prompt stays."""
+    from playwright.sync_api import sync_playwright
+
+    rig.start()
+    with sync_playwright() as pw:
+        browser = launch(pw, GESTURE_REQUIRED)
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        cdp = context.new_cdp_session(page)
+        page.goto(rig.screen())   # then nothing of Playwright's but raw input (see quietly)
+        wait_quietly(cdp, "!!document.getElementById('sound-prompt') && window.__soundBlocked === true")
+        wait_quietly(cdp, f"!!document.querySelector('{MUSIC}') && window.__preloaded.length >= 4")
+        rig.node.event("keypad", "code", "0000", seq=1)   # refused: nobody has touched the screen
+        deadline = time.monotonic() + 10
+        while not any(c["file"] == "wrong.wav" for c in screen_view(rig)["game"]["cues"]):
+            assert time.monotonic() < deadline, "the wrong code was not cued"
+            time.sleep(0.05)
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            assert quietly(cdp, "window.__cuesPlayed.length") == 0
+            assert quietly(cdp, f"document.querySelector('{MUSIC}').paused && "
+                                "!!document.getElementById('sound-prompt')") is True
+            time.sleep(0.1)
+
+        pressed = time.time() * 1000
+        page.keyboard.press("a")   # raw input: the browser's user activation, no click
+        time.sleep(0.5)
+        assert quietly(cdp, "!!document.getElementById('sound-prompt')") is True   # nothing heard yet
+        rig.node.event("keypad", "code", "0000", seq=2)
+        wait_quietly(cdp, "window.__soundBlocked === false && !document.getElementById('sound-prompt')")
+        wait_quietly(cdp, MUSIC_PLAYS)
+        played = quietly(cdp, "window.__cuesPlayed")
+        assert [p["id"] for p in played if not p["id"].startswith("music-")] == ["2"], played
+        assert all(p["wall"] >= pressed - 50 for p in played), (played, pressed)
+        browser.close()
+
+
+# what the page played and when its sounds ended, with the music's volume at each moment
+WATCH = """
+window.__heard = [];
+for (const what of ["playing", "ended"]) document.addEventListener(what, (e) => {
+  const music = document.querySelector('#cues audio[data-cue^="music-"]');
+  window.__heard.push({what, id: e.target.dataset.cue, wall: performance.timeOrigin + performance.now(),
+                       music: music ? music.volume : null});
+}, true);
+"""
+
+
+def chime_cue(rig: Rig) -> str:
+    return next(str(c["id"]) for c in screen_view(rig)["game"]["cues"] if c["event"] == "clue_chime")
+
+
+def test_a_clues_voice_starts_once_its_chime_has_ended_the_music_ducked_throughout(rig: Rig) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch(pw, *kiosk_flags())
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.set_default_timeout(20_000)
+        page.add_init_script(WATCH)
+        page.goto(rig.screen())
+        page.wait_for_selector("#link.dot.ok")
+        page.wait_for_function("window.__preloaded.length >= 4")
+        rig.start()
+        page.wait_for_function(MUSIC_PLAYS)
+        sent = time.time() * 1000
+        reply = rig.gm.post("/api/clues", json={"text": "Regardez sous le paillasson.", "room": "hall"})
+        assert reply.status_code == 200, reply.text
+        voice = f"clue-{reply.json()['clue']['id']}"
+        page.wait_for_function("(id) => window.__heard.some((h) => h.what === 'ended' && h.id === id)",
+                               arg=voice, timeout=30_000)
+        page.wait_for_function(f"document.querySelector('{MUSIC}').volume > 0.5 * 0.95")   # back up
+        heard = page.evaluate("window.__heard")
+        chime = chime_cue(rig)
+
+        def at(what: str, cue: str) -> dict:
+            return next(h for h in heard if h["what"] == what and h["id"] == cue)
+
+        chime_ended, voice_playing = at("ended", chime), at("playing", voice)
+        print(f"\nclue sent → chime playing {at('playing', chime)['wall'] - sent:.0f} ms, "
+              f"ended {chime_ended['wall'] - sent:.0f} ms, its voice playing {voice_playing['wall'] - sent:.0f} ms")
+        assert chime_ended["wall"] <= voice_playing["wall"] < chime_ended["wall"] + 1000, heard
+        assert voice_playing["wall"] - at("playing", chime)["wall"] > 1200   # the whole 1.4 s chime first
+        # ducked (20 % of 0.5) from the chime to the end of the voice
+        assert chime_ended["music"] < 0.5 * 0.3 and voice_playing["music"] < 0.5 * 0.3, heard
+        assert at("ended", voice)["music"] < 0.5 * 0.3, heard
+        browser.close()
+
+
+def test_a_chime_that_never_loads_holds_the_voice_back_a_bounded_time_only(rig: Rig) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch(pw, *kiosk_flags())
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.set_default_timeout(20_000)
+        page.add_init_script(WATCH)
+        page.route("**/api/media/files/**", lambda route: None)   # never answered: the chime stalls
+        page.goto(rig.screen())
+        page.wait_for_selector("#link.dot.ok")
+        rig.start()
+        sent = time.time() * 1000
+        reply = rig.gm.post("/api/clues", json={"text": "Regardez sous le paillasson.", "room": "hall"})
+        assert reply.status_code == 200, reply.text
+        voice = f"clue-{reply.json()['clue']['id']}"
+        page.wait_for_function("(id) => window.__heard.some((h) => h.what === 'playing' && h.id === id)",
+                               arg=voice, timeout=15_000)
+        heard = page.evaluate("window.__heard")
+        after = next(h["wall"] for h in heard if h["what"] == "playing" and h["id"] == voice) - sent
+        print(f"\nclue sent, its chime stalled → its voice playing: {after:.0f} ms")
+        assert not any(h["id"] == chime_cue(rig) for h in heard)   # the chime never played
+        assert 2500 < after < 8000   # held back (MediaCues CHIME_WAIT_MS, 3 s), then spoken
         browser.close()
