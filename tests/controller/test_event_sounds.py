@@ -163,9 +163,13 @@ def test_a_clue_chimes_with_the_game_files_sound_instead_of_the_screens_beep(
         assert gm.post("/api/game/start", json={"parcours": "primo", "players": 4}).status_code == 200
         assert gm.post("/api/clues", json={"text": "Cherchez sous le tapis.", "room": "hall"}).status_code == 200
         assert [f for _, f in cues(hall)] == ["chime.wav"] and cues(salon) == []
+        # the screen knows its chime (a clue's voice waits for it to end): the cue names its event
+        assert [c["event"] for c in hall.get("/api/state").json()["game"]["cues"]] == ["clue_chime"]
         assert gm.post("/api/clues", json={"puzzle": "mailbox", "index": 1}).status_code == 200   # costs 20
         assert sorted(f for _, f in cues(hall)[1:]) == ["budget-down.wav", "chime.wav"]
         assert [f for _, f in cues(salon)] == ["budget-down.wav"]
+        assert {c["file"]: c["event"] for c in hall.get("/api/state").json()["game"]["cues"]} == {
+            "chime.wav": "clue_chime", "budget-down.wav": "budget_down"}
 
 
 def test_a_burst_of_one_cause_is_one_sound_and_a_lost_game_opens_its_doors_silently() -> None:
