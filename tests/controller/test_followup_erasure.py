@@ -1,7 +1,8 @@
 """An erased follow-up number is gone from the disk, not only from the answers: after the
 call, on request, after 3 months (the controller's clock moved), no byte of it is left in
 ``escape.db``, ``escape.db-wal`` or ``escape.db-shm`` while the controller runs on; a reader
-holding an old snapshot (a backup) delays that to the next round, never fails the request."""
+holding an old snapshot (a backup) or a full disk delays that to the next round, never fails
+the request."""
 
 from __future__ import annotations
 
@@ -105,3 +106,40 @@ def test_a_reader_holding_an_old_snapshot_delays_the_scrub_to_the_next_round(
     asyncio.run(one_round())
     assert not store.scrub_pending
     assert on_disk(tmp_path, ERASED) == [], "the hourly round emptied the -wal file"
+
+
+def test_a_full_disk_fails_no_erasure_and_the_next_round_empties_the_wal(
+        embedded_broker: BrokerHandle, tmp_path: Path, game: Game, clocks: FakeClocks):
+    from tests.support.diskfull import fill, small_tmpfs
+
+    with small_tmpfs(tmp_path / "data", size_kb=4096) as data:
+        app = create_app(game=game, broker=BrokerAddress(embedded_broker.host, embedded_broker.port),
+                         db_path=data / "escape.db", clock=clocks.monotonic, wall=clocks.wall)
+        with TestClient(app, headers={"Content-Type": "application/json"}) as client:
+            contact = give(client, ERASED)
+            store = client.app.state.service.store
+            kept = give(client, KEPT)
+            # every frame copied, the -wal file keeps its size and is written again from its
+            # start: a game's log (new pages) and the erasure fit in it; copying those new
+            # pages into the database file needs space the full disk does not have
+            other = sqlite3.connect(data / "escape.db")
+            other.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            other.close()
+            store.add_journal([("note", {"session": None, "wall": clocks.wall(), "at": None,
+                                         "kind": "note", "text": "x" * 200})] * 300)
+            fill(data / "ballast")
+            reply = client.delete(f"/api/followup/contacts/{contact}")
+            assert reply.status_code == 200, reply.text
+            assert store.scrub_pending, "the full disk failed the checkpoint, not the erasure"
+            assert client.get(f"/api/followup/contacts/{contact}").json()["contact"]["phone"] is None
+            assert client.get(f"/api/followup/contacts/{kept}").json()["contact"]["phone"] == KEPT
+            assert client.get("/api/state").status_code == 200, "the controller runs on"
+            (data / "ballast").unlink()
+
+            async def one_round() -> None:
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(purge_every(Followup(store, wall=clocks.wall)), 1.0)
+
+            asyncio.run(one_round())
+            assert not store.scrub_pending
+            assert on_disk(data, ERASED) == [], "the round after the disk was freed emptied the -wal file"
