@@ -30,6 +30,10 @@ the controller's SD card or eMMC that is milliseconds to tens of milliseconds *o
 event loop*, on the path between a keypad code and its lock. A lost second of game state
 after a power cut is a smaller harm (the game master force-solves) than a lagging room.
 
+Erasing: ``secure_delete`` overwrites what a statement deletes or rewrites with zeros, and
+:meth:`Store.scrub` empties the ``-wal`` file after an erasure (a follow-up phone number),
+so an erased value is in none of the store's files (docs/reliability.md).
+
 What is written when (docs/engine.md, "Write-through"): a solve, a phase or budget change
 at once; plain prop events batched (one transaction for many rows): :mod:`controller.journal`.
 All of it goes through its :class:`~controller.journal.Backlog`: the session log never
