@@ -9,6 +9,11 @@ is kept (:meth:`Followup.export`) and for its erasure (:meth:`Followup.erase`) a
 Every access to the numbers writes a line in the audit log (who, when, which contact —
 never the number itself). The answers stay with the session, without the number.
 
+Erased means gone from the disk too: the store overwrites what it deletes with zeros
+(``secure_delete``) and, after each erasure, empties its ``-wal`` file (:meth:`Store.scrub`),
+where the page that held the number would otherwise stay until overwritten; what it could
+not empty (a backup reading, a full disk) the next erasure or hourly round does.
+
 No copy of the store that leaves it holds a number (:func:`strip_numbers`, applied by
 :mod:`controller.backup` to every backup and every restore): a backup is kept up to a
 year, a number 3 months at most. A restored store's pending calls say why their number is
@@ -110,6 +115,8 @@ class Followup:
                            "erased_why = 'retention' WHERE id = ?", (now, contact_id))
                 self._audit(db, "controller", "followup_erase", contact_id=contact_id,
                             session_id=session_id, detail="3 mois écoulés")
+        if rows or self.store.scrub_pending:
+            self.store.scrub()
         return len(rows)
 
     # -- writing ------------------------------------------------------------------------
@@ -164,6 +171,7 @@ class Followup:
                        "erased_why = 'called' WHERE id = ?", (now, now, contact_id))
             self._audit(db, who, "followup_call", contact_id=contact_id, session_id=row[0],
                         detail=f"{len(answers)} réponse(s)")
+        self.store.scrub()
         return self._contact(contact_id)
 
     def erase(self, contact_id: int, *, who: str) -> dict[str, Any]:
@@ -179,6 +187,7 @@ class Followup:
                        "WHERE id = ?", (now, contact_id))
             self._audit(db, who, "followup_erase", contact_id=contact_id, session_id=row[0],
                         detail="à la demande du foyer")
+        self.store.scrub()
         return {"id": contact_id, "erased_at": now}
 
     # -- reading (each one audited) -------------------------------------------------------
@@ -223,10 +232,11 @@ class Followup:
 
 async def purge_every(followup: Followup, seconds: float = 3600.0) -> None:
     """Erase the numbers past their 3 months once an hour, while the controller runs (every
-    reading purges too: nobody ever sees a number past its time)."""
+    reading purges too: nobody ever sees a number past its time). In a worker thread: the
+    WAL checkpoint after an erasure is no work for the event loop."""
     while True:
         try:
-            followup.purge()
+            await asyncio.to_thread(followup.purge)
         except Exception:   # a full disk: the next round tries again; the game goes on
             log.exception("erasing the old follow-up numbers failed")
         await asyncio.sleep(seconds)

@@ -30,6 +30,10 @@ the controller's SD card or eMMC that is milliseconds to tens of milliseconds *o
 event loop*, on the path between a keypad code and its lock. A lost second of game state
 after a power cut is a smaller harm (the game master force-solves) than a lagging room.
 
+Erasing: ``secure_delete`` overwrites what a statement deletes or rewrites with zeros, and
+:meth:`Store.scrub` empties the ``-wal`` file after an erasure (a follow-up phone number),
+so an erased value is in none of the store's files (docs/reliability.md).
+
 What is written when (docs/engine.md, "Write-through"): a solve, a phase or budget change
 at once; plain prop events batched (one transaction for many rows): :mod:`controller.journal`.
 All of it goes through its :class:`~controller.journal.Backlog`: the session log never
@@ -145,6 +149,8 @@ _MIGRATIONS = {
 #: beside the database, ``escape.db.lock``: every open store holds it shared, a restore
 #: (controller/backup.py) alone — so a restore never pulls the file from under a controller
 LOCK_SUFFIX = ".lock"
+#: how long a statement waits for another connection's lock (a backup's read, a restore)
+BUSY_TIMEOUT_MS = 5000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -388,14 +394,19 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._closed = False
+        #: an erasure whose old bytes may still be in the ``-wal`` file (:meth:`scrub`)
+        self._scrub_pending = False
         self._lock_fd = self._share_lock()
         try:
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None,
-                                       timeout=5.0)
+                                       timeout=BUSY_TIMEOUT_MS / 1000)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.execute("PRAGMA foreign_keys=ON")
+            # what a statement deletes or rewrites is overwritten with zeros in the file, not
+            # left in a free page or a cell's old place: an erased phone number is gone
+            self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(_SCHEMA)
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:   # a new file: the schema above is the latest
@@ -497,6 +508,39 @@ class Store:
                     db.execute(f"RELEASE {name}")
             raise
         db.execute(f"RELEASE {name}")
+
+    @property
+    def scrub_pending(self) -> bool:
+        """An erasure's old bytes may still be in the ``-wal`` file: :meth:`scrub` failed."""
+        return self._scrub_pending
+
+    def scrub(self) -> bool:
+        """After an erasure (a phone number): move the WAL into the database file and empty it
+        (``wal_checkpoint(TRUNCATE)``), so the erased bytes no longer sit in an old frame of
+        the ``-wal`` file; the database file has them overwritten with zeros
+        (``secure_delete``). Never raises: a reader holding an older snapshot (a backup
+        running) or a full disk leaves it for the next call (:attr:`scrub_pending`), logged.
+        Never waits for a reader either: writes queue behind this lock."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._scrub_pending = True
+            try:
+                self._db.execute("PRAGMA busy_timeout=0")
+                try:
+                    busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                finally:
+                    self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            except sqlite3.Error as exc:
+                log.warning("erased data may still be in the session database's -wal file (%s): "
+                            "tried again at the next erasure or hourly round", exc)
+                return False
+            if busy:
+                log.warning("erased data may still be in the session database's -wal file (a reader "
+                            "holds an older snapshot): tried again at the next erasure or hourly round")
+                return False
+            self._scrub_pending = False
+            return True
 
     def pragma(self, name: str) -> Any:
         with self._lock:
