@@ -142,7 +142,9 @@ class SheetWords(_Model):
     contacts: tuple[Contact, ...] = Field(min_length=1, max_length=6)
     feelings: tuple[Choice, ...] = Field(default=(), max_length=6,
                                          description="how did you feel: the pictograms to pick from")
-    story: ThemeName = Field(description="the story's name: the framing of the game, not a lesson")
+    # a default, so a words file written before the story had its name still loads
+    story: ThemeName = Field(default=ThemeName(icon="📖", title="L'histoire", title_en="The story"),
+                             description="the story's name: the framing of the game, not a lesson")
 
     @model_validator(mode="after")
     def _names_known_and_once(self) -> SheetWords:
