@@ -1,11 +1,12 @@
 """The words of the debrief and of the take-home sheet, as data (``config/sheet.yaml``),
 edited by the staff without touching the code: per theme one line of advice (the sheet),
 the practical message said at the debrief, who to call and what a household may do at
-home; the useful phone numbers; the feelings the group picks from at the debrief; the
-sheet's own words. One file, so the debrief (controller/debrief.py) and the sheet
-(controller/sheet.py) say the same thing. French first; the sheet's texts may have their
-English (``title_en``, ``advice_en``, ``who_en``, ``labels.*.en``) for a sheet printed in
-English."""
+home; the story's title; the useful phone numbers; the feelings the group picks from at the
+debrief; the sheet's own words. One file, so the debrief (controller/debrief.py), the
+sheet (controller/sheet.py), the history and the year's report name the themes and say
+the same thing. French first; each text may have its English (``title_en``,
+``advice_en``, ``message_en``, ``label_en``, ``who_en``, ``labels.*.en``) for the pages
+and the sheet in English; French where it has none."""
 
 from __future__ import annotations
 
@@ -38,11 +39,21 @@ class Choice(_Model):
     id: ChoiceId
     icon: str = Field(min_length=1, max_length=8)
     label: str = Field(min_length=1, max_length=50)
+    label_en: str | None = Field(default=None, min_length=1, max_length=50)
+
+    def name(self, lang: str = "fr") -> str:
+        return (self.label_en if lang == "en" else None) or self.label
 
 
-class ThemeAdvice(_Model):
+class ThemeName(_Model):
+    """How the pages, the sheet and the report name a theme: its pictogram and title."""
+
     icon: str = Field(min_length=1, max_length=8)
     title: str = Field(min_length=1, max_length=30)
+    title_en: str | None = Field(default=None, min_length=1, max_length=30)
+
+
+class ThemeAdvice(ThemeName):
     advice: str = Field(min_length=1, max_length=60, description="one short sentence (FALC)")
     message: str | None = Field(default=None, min_length=1, max_length=220,
                                 description="the practical message said at the debrief")
@@ -50,14 +61,20 @@ class ThemeAdvice(_Model):
                                        description="who to call about it: ids of contacts")
     at_home: tuple[Choice, ...] = Field(default=(), max_length=3,
                                         description="what a household may do at home")
-    title_en: str | None = Field(default=None, min_length=1, max_length=30)
     advice_en: str | None = Field(default=None, min_length=1, max_length=60)
+    message_en: str | None = Field(default=None, min_length=1, max_length=220)
 
     def get(self, lang: str = "fr") -> tuple[str, str]:
         """The title and the advice in *lang* (French when not translated)."""
         if lang == "en":
             return self.title_en or self.title, self.advice_en or self.advice
         return self.title, self.advice
+
+    def said(self, lang: str = "fr") -> str:
+        """The practical message in *lang*; the advice when the file gives no message."""
+        if self.message:
+            return (self.message_en if lang == "en" else None) or self.message
+        return self.get(lang)[1]
 
 
 class Contact(_Model):
@@ -125,6 +142,9 @@ class SheetWords(_Model):
     contacts: tuple[Contact, ...] = Field(min_length=1, max_length=6)
     feelings: tuple[Choice, ...] = Field(default=(), max_length=6,
                                          description="how did you feel: the pictograms to pick from")
+    # a default, so a words file written before the story had its name still loads
+    story: ThemeName = Field(default=ThemeName(icon="📖", title="L'histoire", title_en="The story"),
+                             description="the story's name: the framing of the game, not a lesson")
 
     @model_validator(mode="after")
     def _names_known_and_once(self) -> SheetWords:
@@ -150,11 +170,24 @@ class SheetWords(_Model):
     def home_choices(self) -> dict[str, Choice]:
         """Every thing to do at home, by id, the themes' order."""
         return {c.id: c for t in self.themes.values() for c in t.at_home}
+
+    def names(self) -> dict[str, ThemeName]:
+        """Every theme's pictogram and title (the story's too), the file's order."""
+        return {**self.themes, "story": self.story}
     labels: SheetLabels
 
 
 class SheetWordsError(ValueError):
     """``config/sheet.yaml`` cannot be read or does not fit :class:`SheetWords`."""
+
+
+def load_or_none() -> SheetWords | None:
+    """The words, or None when the file cannot be read: a page that only names the themes
+    still shows (their ids), the debrief's own pages say what to correct."""
+    try:
+        return load()
+    except SheetWordsError:
+        return None
 
 
 @cache

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from config.game import BudgetAction, Game, Obligation
-from config.sheet import Choice, SheetWords
+from config.sheet import Choice, SheetWords, ThemeName
 from controller.engine import LineKind, month_figures
 
 #: the game's themes in the order the debrief shows them (``story`` last: the framing)
@@ -41,9 +41,12 @@ def outcome(status: str, solved_by: str | None) -> str:
     return "skipped" if by.endswith("(saut)") else "forced"
 
 
-def debrief(session: dict[str, Any], game: Game | None = None) -> dict[str, Any]:
+def debrief(session: dict[str, Any], game: Game | None = None,
+            words: SheetWords | None = None) -> dict[str, Any]:
     """The debrief of *session* (a :meth:`Store.session` dict); *game* adds the English
-    labels and room names when the game file still has them."""
+    labels and room names when the game file still has them, *words* (config/sheet.yaml)
+    the themes' names."""
+    names = words.names() if words else {}
     puzzles_cfg = {p.id: p for p in game.puzzles} if game else {}
     rooms = {n.id: n.label for n in game.nodes} if game else {}
     lines = session.get("budget_lines") or []
@@ -78,7 +81,8 @@ def debrief(session: dict[str, Any], game: Game | None = None) -> dict[str, Any]
         mine = [p for p in puzzles if p["theme"] == theme]
         counts = {o: sum(p["outcome"] == o for p in mine) for o in OUTCOMES}
         times = [p["time_s"] for p in mine if p["time_s"] is not None]
-        themes.append({"theme": theme, "puzzles": mine, "total": len(mine), **counts,
+        themes.append({"theme": theme, **named(names.get(theme), theme), "puzzles": mine,
+                       "total": len(mine), **counts,
                        "time_s": _r(sum(times)) if times else None,
                        "clues": sum(p["clues"] for p in mine),
                        "budget": sum(p["budget"] for p in mine)})
@@ -197,7 +201,7 @@ def page(d: dict[str, Any], words: SheetWords, index: int, answers: dict[str, di
         return {"kind": "theme", **_theme_page(d, words, kind["theme"], lines, game)}
     return {"kind": "home", "budget": top, "month": budget["month"], "lines": lines,
             "bills": [_bill(b) for b in budget["bills"]],
-            "themes": [{"theme": t, "icon": w.icon, "title": w.title,
+            "themes": [{"theme": t, **named(w, t),
                         "choices": _counted(w.at_home, answers.get("at_home", {}))}
                        for t, w in words.themes.items() if w.at_home]}
 
@@ -236,19 +240,30 @@ def _theme_page(d: dict[str, Any], words: SheetWords, theme: str, lines: list[di
     ordered = sorted(themed, key=lambda b: b["at_s"] or 0)
     contacts = [c for c in (words.contact(i) for i in w.call) if c is not None]
     themes = [t for t in (p["theme"] for p in pages(d, words)) if t]
-    return {"theme": theme, "icon": w.icon, "title": w.title, "message": w.message or w.advice,
-            "advice": w.advice, "index": themes.index(theme) + 1, "of": len(themes),
+    return {"theme": theme, **named(w, theme), "message": w.said("fr"), "message_en": w.said("en"),
+            "advice": w.advice, "advice_en": w.get("en")[1],
+            "index": themes.index(theme) + 1, "of": len(themes),
             "puzzles": [{"label": p["label"], "label_en": p["label_en"], "room": p["room_label"],
                          "room_en": p["room_label_en"], "outcome": p["outcome"], "clues": p["clues"],
                          "time_s": p["time_s"]} for p in mine["puzzles"]],
             "lines": ordered, "total": sum(b["amount"] for b in ordered),
             "bills": [_bill(b) for b in d["budget"]["bills"] if b["id"] in bills_here],
-            "contacts": [{"icon": c.icon, "who": c.who, "phone": c.phone, "example": c.example}
+            "contacts": [{"icon": c.icon, "who": c.who, "who_en": c.name("en"), "phone": c.phone,
+                          "example": c.example}
                          for c in contacts]}
 
 
+def named(name: ThemeName | None, theme: str) -> dict[str, Any]:
+    """A theme's pictogram and title, French and English, as the words file names it (its
+    id when the file cannot be read: the page still shows)."""
+    if name is None:
+        return {"icon": None, "title": theme, "title_en": theme}
+    return {"icon": name.icon, "title": name.title, "title_en": name.title_en or name.title}
+
+
 def _counted(choices: tuple[Choice, ...], counts: dict[str, int]) -> list[dict[str, Any]]:
-    return [{"id": c.id, "icon": c.icon, "label": c.label, "count": counts.get(c.id, 0)} for c in choices]
+    return [{"id": c.id, "icon": c.icon, "label": c.label, "label_en": c.name("en"),
+             "count": counts.get(c.id, 0)} for c in choices]
 
 
 def _line(b: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from config.game import Game
 from config.sheet import SheetWords, SheetWordsError
 from config.sheet import load as load_words
 from controller.core.errors import Bilingual, NotFoundError
-from controller.debrief import debrief, page, pages
+from controller.debrief import debrief, named, page, pages
 from controller.store import SessionNotEnded, Store, StoreError
 
 ENDED = ("won", "lost", "aborted")
@@ -63,7 +63,7 @@ class DebriefSteps:
         """The session's debrief: its pages, the current one and what it shows, the answers."""
         row = self._session(session_id)
         words = self.words()
-        d = debrief(row, self.game())
+        d = debrief(row, self.game(), words)
         index, answers = self._state(session_id)
         index = min(index, len(pages(d, words)) - 1)   # a words file with fewer themes since
         return self._view(row, d, words, index, answers)
@@ -71,8 +71,8 @@ class DebriefSteps:
     def _view(self, row: dict[str, Any], d: dict[str, Any], words: SheetWords, index: int,
               answers: dict[str, dict[str, int]]) -> dict[str, Any]:
         all_pages = pages(d, words)
-        titled = [{**p, **({"icon": words.themes[p["theme"]].icon, "title": words.themes[p["theme"]].title}
-                           if p["theme"] else {"icon": None, "title": None})} for p in all_pages]
+        titled = [{**p, **(named(words.themes[p["theme"]], p["theme"]) if p["theme"]
+                           else {"icon": None, "title": None, "title_en": None})} for p in all_pages]
         return {"session": row["id"], "ended": row["result"] in ENDED, "players": row["players"],
                 "page": index, "step": all_pages[index]["step"], "pages": titled,
                 "content": page(d, words, index, answers, self.game()),
@@ -103,7 +103,7 @@ class DebriefSteps:
         """Show page *index* (from 0) of the session's debrief, on the console and the screens."""
         row = self._ended(session_id)
         words = self.words()
-        d = debrief(row, self.game())
+        d = debrief(row, self.game(), words)
         count = len(pages(d, words))
         if not 0 <= index < count:
             raise BadDebriefAnswer(f"page du débrief inconnue : {index + 1} (de 1 à {count})",

@@ -29,10 +29,11 @@ from collections import Counter
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from config import sheet as sheet_words
 from config.followup import Questionnaire
+from config.game import Theme
 from controller.core.errors import Bilingual
 from controller.planning import REFERRAL_LABELS
 from controller.store import Store
@@ -44,7 +45,6 @@ MONTHS_SHORT = ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "aoû
 PARCOURS_LABELS = {"primo": "primo-accédant", "locataire": "locataire en place"}
 RESULT_LABELS = {"won": "gagnée", "lost": "temps écoulé", "aborted": "arrêtée",
                  "in_progress": "pas finie"}
-I18N_FR = Path(__file__).resolve().parents[1] / "dashboard" / "static" / "i18n" / "fr.json"
 #: what no report, page or file ever shows (read nowhere by this module)
 LEFT_OUT = (
     "le nom de l'animateur et la note d'une séance prévue",
@@ -123,11 +123,12 @@ def minutes(seconds: float | None) -> str:
 
 
 def theme_labels() -> dict[str, str]:
-    """The themes' French names, as the pages show them (without their pictogram: a
-    spreadsheet cell or a printed table is plainer without)."""
-    words = json.loads(I18N_FR.read_text(encoding="utf-8"))
-    return {k.removeprefix("theme_"): v.split(" ", 1)[1] if " " in v and not v[0].isalnum() else v
-            for k, v in words.items() if k.startswith("theme_")}
+    """The themes' French names, as config/sheet.yaml names them for every page (without
+    their pictogram: a spreadsheet cell or a printed table is plainer without); their ids
+    when the file cannot be read."""
+    words = sheet_words.load_or_none()
+    names = words.names() if words else {}
+    return {t: names[t].title if t in names else t for t in get_args(Theme)}
 
 
 # -- the figures -------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def sheet_html(session: dict[str, Any], game: Game | None = None,
     (``fr``, or ``en`` where ``config/sheet.yaml`` gives the English)."""
     words = words or load_words()
     say = {name: text.get(lang) for name, text in words.labels if isinstance(text, Text)}
-    d = debrief(session, game)
+    d = debrief(session, game, words)
     f = figures(d)
     when = _date(d["session"].get("date"), words, lang)
     players = d["session"].get("players")

@@ -867,6 +867,9 @@ class PuzzleStats(Out):
     id: str
     label: str | None
     theme: str | None
+    icon: str | None = None
+    title: str | None = Field(default=None, description="the theme's name (config/sheet.yaml)")
+    title_en: str | None = None
     sessions: int
     solved: int | None
     solved_by_players: int | None
@@ -933,6 +936,9 @@ class DebriefPuzzle(Out):
 
 class DebriefTheme(Out):
     theme: str | None
+    icon: str | None = Field(description="the theme's pictogram (config/sheet.yaml)")
+    title: str = Field(description="the theme's name (config/sheet.yaml; its id when the file is unreadable)")
+    title_en: str = Field(description="the name in English (the French one when the file has none)")
     puzzles: list[DebriefPuzzle]
     total: int
     solved: int
@@ -1287,6 +1293,7 @@ class StepChoice(Out):
     id: str
     icon: str
     label: str
+    label_en: str = Field(description="the label in English (the French one when the file has none)")
     count: int
 
 
@@ -1338,6 +1345,7 @@ class ThemePuzzle(Out):
 class ThemeContact(Out):
     icon: str
     who: str
+    who_en: str
     phone: str
     example: bool
 
@@ -1350,8 +1358,11 @@ class ThemePage(Out):
     theme: str
     icon: str
     title: str
+    title_en: str
     message: str
+    message_en: str = Field(description="the message in English (the French one when the file has none)")
     advice: str
+    advice_en: str
     index: int = Field(description="this theme's rank among the session's, from 1")
     of: int
     puzzles: list[ThemePuzzle]
@@ -1365,6 +1376,7 @@ class HomeTheme(Out):
     theme: str
     icon: str
     title: str
+    title_en: str
     choices: list[StepChoice]
 
 
@@ -1385,6 +1397,7 @@ class StepPage(Out):
     theme: str | None
     icon: str | None
     title: str | None
+    title_en: str | None
 
 
 class DebriefAnswers(Out):

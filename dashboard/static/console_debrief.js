@@ -14,7 +14,7 @@
     if (!shown) return;
     const p = shown.pages[shown.page];
     box.dataset.page = shown.page;
-    label.textContent = `${App.t("step_n", {n: shown.step})} — ${p.kind === "theme" ? `${p.icon} ${p.title}` : App.t(`step_title_${p.kind}`)}`;
+    label.textContent = `${App.t("step_n", {n: shown.step})} — ${p.kind === "theme" ? `${p.icon} ${(App.lang === "en" && p.title_en) || p.title}` : App.t(`step_title_${p.kind}`)}`;
     document.getElementById("console-step-prev").disabled = shown.page === 0;
     document.getElementById("console-step-next").disabled = shown.page === shown.pages.length - 1;
   }

@@ -14,6 +14,9 @@ const signed = (n) => `${n > 0 ? "+" : n < 0 ? "−" : ""}${num(n)} €`;
 const when = (ts) => new Date(ts * 1000).toLocaleString(locale(),
   {day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit"});
 
+// a theme as the words file names it (config/sheet.yaml), in the page's language
+const themeName = (th) => [th.icon, App.lang === "en" ? th.title_en : th.title].filter(Boolean).join(" ");
+
 function resultText(s) {
   if (s.result) return t(`result_${s.result}`);
   return s.started_at ? t("result_running") : t("result_none");
@@ -45,7 +48,7 @@ function render() {
   $("session-date").textContent = s.started_at ? when(s.started_at) : s.date || "";
 
   $("themes").replaceChildren(...data.themes.map((th) => el("article", {class: "theme", dataset: {theme: th.theme}},
-    el("h3", {}, t(`theme_${th.theme}`)),
+    el("h3", {}, themeName(th)),
     el("p", {class: "theme-sum"},
       el("strong", {class: "found"}, t("found_n", {n: th.solved, total: th.total})),
       th.time_s !== null ? ` · ⏱ ${t("col_time")} ${fmt(th.time_s)}` : "",
@@ -135,10 +138,10 @@ function renderEvaluation(s) {
   $("eval-ratings").replaceChildren(...RATINGS.map((n) => el("label", {class: "choice"},
     el("input", {type: "radio", name: "rating", value: String(n), checked: saved && saved.rating === n ? "" : null}),
     ` ${n} — ${t(`eval_rating_${n}`)}`)));
-  const themes = data.themes.map((th) => th.theme).filter((th) => th !== "story");
+  const themes = data.themes.filter((th) => th.theme !== "story");
   $("eval-themes").replaceChildren(...themes.map((th) => el("label", {class: "choice"},
-    el("input", {type: "checkbox", name: "learned", value: th, checked: saved && saved.learned.includes(th) ? "" : null}),
-    ` ${t(`theme_${th}`)}`)));
+    el("input", {type: "checkbox", name: "learned", value: th.theme, checked: saved && saved.learned.includes(th.theme) ? "" : null}),
+    ` ${themeName(th)}`)));
   $("eval-comment").value = saved ? saved.comment : "";
   $("eval-status").textContent = saved
     ? `✔ ${t("eval_saved_by", {who: App.actor(saved.who), at: new Date(saved.at * 1000).toLocaleString(App.lang)})}` : "";

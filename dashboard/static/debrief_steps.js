@@ -23,15 +23,16 @@ const DebriefSteps = (() => {
   }
 
   function counter(choice, opts) {
+    const label = words(choice.label, choice.label_en);
     const kids = [el("span", {class: "pict", "aria-hidden": "true"}, choice.icon),
-      el("span", {class: "label"}, choice.label),
+      el("span", {class: "label"}, label),
       el("strong", {class: "count"}, String(choice.count))];
     if (opts.onCount) {
       kids.push(el("span", {class: "buttons"},
-        el("button", {type: "button", class: "minus", "aria-label": `${t("step_less")} ${choice.label}`,
+        el("button", {type: "button", class: "minus", "aria-label": `${t("step_less")} ${label}`,
                       disabled: choice.count === 0 ? "" : null,
                       onclick: () => opts.onCount(choice.id, choice.count - 1)}, "−"),
-        el("button", {type: "button", class: "plus", "aria-label": `${t("step_more")} ${choice.label}`,
+        el("button", {type: "button", class: "plus", "aria-label": `${t("step_more")} ${label}`,
                       onclick: () => opts.onCount(choice.id, choice.count + 1)}, "+")));
     }
     return el("li", {class: "choice-count", dataset: {choice: choice.id, count: choice.count}}, ...kids);
@@ -75,7 +76,7 @@ const DebriefSteps = (() => {
 
   function theme(c) {
     return [
-      el("p", {class: "step-message", dataset: {theme: c.theme}}, c.message),
+      el("p", {class: "step-message", dataset: {theme: c.theme}}, words(c.message, c.message_en)),
       el("div", {class: "theme-cols"},
         el("div", {class: "theme-did"},
           el("h3", {}, t("step_theme_did")),
@@ -89,7 +90,7 @@ const DebriefSteps = (() => {
         el("div", {class: "theme-call"},
           el("h3", {}, `📞 ${t("step_theme_call")}`),
           el("ul", {class: "contacts"}, ...c.contacts.map((x) => el("li", {class: "contact"},
-            el("span", {class: "pict", "aria-hidden": "true"}, x.icon), el("span", {class: "who"}, x.who),
+            el("span", {class: "pict", "aria-hidden": "true"}, x.icon), el("span", {class: "who"}, words(x.who, x.who_en)),
             el("strong", {class: "phone"}, x.phone), x.example ? el("span", {class: "example"}, t("step_example")) : null)))))];
   }
 
@@ -102,7 +103,7 @@ const DebriefSteps = (() => {
         el("div", {class: "home-do"},
           el("p", {class: "step-ask"}, t("step_home_ask")),
           ...c.themes.map((th) => el("div", {class: "home-theme", dataset: {theme: th.theme}},
-            el("h3", {}, `${th.icon} ${th.title}`),
+            el("h3", {}, `${th.icon} ${words(th.title, th.title_en)}`),
             el("ul", {class: "choices"}, ...th.choices.map((x) => counter(x, {onCount: opts.onCount && ((id, n) => opts.onCount("at_home", id, n))})))))),
         el("div", {class: "home-month"},
           el("h3", {}, `💶 ${t("step_month")}`),
@@ -122,7 +123,7 @@ const DebriefSteps = (() => {
   function draw(box, view, opts = {}) {
     const p = view.pages[view.page], c = view.content;
     const title = p.kind === "theme"
-      ? `${p.icon} ${p.title} · ${t("step_theme_of", {i: c.index, n: c.of})}` : t(`step_title_${p.kind}`);
+      ? `${p.icon} ${words(p.title, p.title_en)} · ${t("step_theme_of", {i: c.index, n: c.of})}` : t(`step_title_${p.kind}`);
     const kids = p.kind === "feelings" ? feelings(c, opts) : p.kind === "story" ? story(c)
       : p.kind === "theme" ? theme(c) : home(c, opts);
     box.dataset.page = view.page;

@@ -35,7 +35,7 @@ function render() {
     + (stats.evaluations && stats.evaluations.count
       ? ` · ${t("stats_evaluations", {n: stats.evaluations.count, avg: stats.evaluations.average_rating})}` : "");
   $("puzzle-stats").tBodies[0].replaceChildren(...stats.puzzles.map((p) => el("tr", {dataset: {puzzle: p.id}},
-    el("td", {}, p.label), el("td", {}, t(`theme_${p.theme}`)), el("td", {class: "num"}, String(p.sessions)),
+    el("td", {}, p.label), el("td", {}, p.theme ? [p.icon, App.lang === "en" ? p.title_en : p.title].filter(Boolean).join(" ") : ""), el("td", {class: "num"}, String(p.sessions)),
     el("td", {class: "num"}, pct(p.solve_rate)),
     el("td", {class: "num"}, p.median_time_s === null || p.median_time_s === undefined ? "—" : fmt(p.median_time_s)),
     el("td", {class: "num"}, p.average_clues === null ? "—" : String(p.average_clues)))));

@@ -6,6 +6,7 @@ answers; nothing on the TV scrolls or is cut off. Screenshots in test-artifacts/
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -151,5 +152,133 @@ def test_the_tv_follows_the_console_through_the_four_steps(browser: Any, server:
         tv.wait_for_selector("body:not(.debriefing) #tv-debrief.hidden", state="attached")
         home.wait_for_selector("#steps-nav.hidden", state="attached")
     finally:
+        console_ctx.close()
+        tv_ctx.close()
+
+
+def _french_left_out(words: Any) -> list[str]:
+    """The words file's French texts that have their own English: none may show on a page
+    in English."""
+    texts = [(c.label, c.label_en) for c in words.feelings]
+    texts += [(words.story.title, words.story.title_en)]
+    texts += [(c.who, c.who_en) for c in words.contacts]
+    for w in words.themes.values():
+        texts += [(w.title, w.title_en), (w.message, w.message_en), (w.advice, w.advice_en)]
+        texts += [(c.label, c.label_en) for c in w.at_home]
+    return [fr for fr, en in texts if fr and en and fr != en]
+
+
+def french_in(said: str, french: list[str]) -> list[str]:
+    """The texts of *french* said in *said*, as whole words (« Surpris » is not in « Surprised »)."""
+    return [fr for fr in french if re.search(rf"(?<!\w){re.escape(fr)}(?!\w)", said)]
+
+
+def login(ctx: Any, server: Server, *, lang: str = "fr") -> Any:
+    page = ctx.new_page()
+    page.goto(f"{server.url}/login")
+    page.evaluate("(lang) => localStorage.setItem('lang', lang)", lang)
+    page.fill("#password", GM_PASSWORD)
+    page.click("#submit")
+    page.wait_for_url("**/console")
+    return page
+
+
+def test_an_english_tv_and_console_say_the_debrief_in_english(browser: Any, server: Server) -> None:
+    words = load_words()
+    french = _french_left_out(words)
+    assert len(french) > 30   # the shipped file gives its English to every text
+    console_ctx = browser.new_context(viewport=TABLET)
+    tv_ctx = browser.new_context(viewport=TV)
+    for ctx in (console_ctx, tv_ctx):
+        ctx.set_default_timeout(TIMEOUT_MS)
+    try:
+        console = login(console_ctx, server, lang="en")
+        session = play(console)
+        tv = tv_ctx.new_page()
+        tv.goto(f"{server.url}/screen/sejour?token={server.auth.screen_token('sejour')}&lang=en")
+        pages = api(console, "GET", f"/api/debrief/{session}")["data"]["pages"]
+        for index, p in enumerate(pages):
+            assert api(console, "PUT", f"/api/debrief/{session}/page", {"page": index})["status"] == 200
+            tv.wait_for_selector(f"body.debriefing #tv-debrief[data-page='{index}']")
+            said = tv.text_content("#tv-debrief")
+            assert french_in(said, french) == [], p
+            if p["kind"] == "feelings":
+                assert all(c.label_en in said for c in words.feelings)
+            if p["kind"] == "theme":
+                w = words.themes[p["theme"]]
+                assert tv.text_content("#tv-debrief .step-message") == w.message_en
+                assert w.title_en in tv.text_content("#tv-debrief .step-title")
+                assert [words.contact(c).who_en for c in w.call] == tv.locator(
+                    "#tv-debrief .contact .who").all_text_contents()
+            if p["kind"] == "home":
+                assert all(c.label_en in said for w in words.themes.values() for c in w.at_home)
+                assert all(w.title_en in said for w in words.themes.values() if w.at_home)
+            nothing_scrolls(tv, f"debrief-en-{index}-{p['theme'] or p['kind']}-tv")
+
+        # the debrief page in English: its steps, its theme-by-theme section, its form
+        console.goto(f"{server.url}/debrief?session={session}")
+        console.wait_for_selector(f"#steps:not(.hidden) #step-page[data-page='{len(pages) - 1}']")
+        console.wait_for_selector("#eval-themes label")
+        shown = console.text_content("main")
+        assert french_in(shown, french) == []
+        assert all(c.label_en in console.text_content("#step-page") for c in words.themes["waste"].at_home)
+        titles = console.locator("#themes h3").all_text_contents()
+        assert f"{words.themes['upkeep'].icon} {words.themes['upkeep'].title_en}" in titles
+        assert len(titles) == len(words.themes)   # the five lessons played
+        shot(console, "debrief-en-console")
+    finally:
+        console_ctx.close()
+        tv_ctx.close()
+
+
+def test_a_theme_title_edited_by_the_staff_shows_on_every_page(
+        browser: Any, server: Server, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The words file names the themes for every page: edit a title there, and the debrief
+    page (its steps, its theme-by-theme section, its form), the room TV, the console and
+    the take-home sheet say it."""
+    import yaml
+
+    from config import sheet
+    data = yaml.safe_load(sheet.PATH.read_text(encoding="utf-8"))
+    data["themes"]["upkeep"].update(icon="🧹", title="Bien tenir son logement")
+    edited = tmp_path / "sheet.yaml"
+    edited.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setattr(sheet, "PATH", edited)   # the server runs in this process
+    load_words.cache_clear()
+    title = "🧹 Bien tenir son logement"
+    console_ctx = browser.new_context(viewport=TABLET)
+    tv_ctx = browser.new_context(viewport=TV)
+    for ctx in (console_ctx, tv_ctx):
+        ctx.set_default_timeout(TIMEOUT_MS)
+    try:
+        console = login(console_ctx, server)
+        session = play(console)
+        tv = tv_ctx.new_page()
+        tv.goto(f"{server.url}/screen/sejour?token={server.auth.screen_token('sejour')}")
+        pages = api(console, "GET", f"/api/debrief/{session}")["data"]["pages"]
+        index = next(i for i, p in enumerate(pages) if p["theme"] == "upkeep")
+        assert api(console, "PUT", f"/api/debrief/{session}/page", {"page": index})["status"] == 200
+        tv.wait_for_selector(f"#tv-debrief[data-page='{index}']")
+        assert title in tv.text_content("#tv-debrief .step-title")
+
+        console.goto(f"{server.url}/debrief?session={session}")
+        console.wait_for_selector(f"#step-page[data-page='{index}']")
+        console.wait_for_selector("#eval-themes label")
+        assert title in console.text_content("#step-page .step-title")
+        button = console.locator("#step-pages button").nth(index)
+        assert button.get_attribute("title") == "Bien tenir son logement"
+        assert console.text_content("#themes [data-theme='upkeep'] h3") == title
+        assert title in [x.strip() for x in console.locator("#eval-themes label").all_text_contents()]
+        assert "Entretien du logement" not in console.text_content("main")   # the i18n name is gone
+
+        home = console_ctx.new_page()
+        home.goto(f"{server.url}/console")
+        home.wait_for_selector(f"#steps-nav:not(.hidden)[data-page='{index}']")
+        assert title in home.text_content("#console-step")
+
+        console.goto(f"{server.url}/sheet/{session}")
+        assert "Bien tenir son logement" in console.text_content("[data-theme='upkeep']")
+    finally:
+        load_words.cache_clear()
         console_ctx.close()
         tv_ctx.close()

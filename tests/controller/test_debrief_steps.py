@@ -226,6 +226,10 @@ def test_the_shipped_words_say_for_every_theme_a_message_who_to_call_and_what_to
     (lambda w: w["contacts"].append(dict(w["contacts"][0])), "the same id twice"),
     (lambda w: w["feelings"].append(dict(w["feelings"][0])), "feelings: the same id twice"),
     (lambda w: w["themes"]["waste"].update(message="x" * 221), "themes.waste.message"),
+    (lambda w: w["themes"]["waste"].update(message_en="x" * 221), "themes.waste.message_en"),
+    (lambda w: w["themes"]["waste"]["at_home"][1].update(label_en="x" * 51), "themes.waste.at_home.1.label_en"),
+    (lambda w: w["feelings"][2].update(label_en="x" * 51), "feelings.2.label_en"),
+    (lambda w: w["story"].update(title_en="x" * 31), "story.title_en"),
 ])
 def test_bad_debrief_words_are_refused_with_what_to_correct(change: Callable, where: str, tmp_path: Path) -> None:
     from config import sheet
@@ -258,3 +262,83 @@ def test_a_badly_filled_words_file_says_what_to_correct_and_never_breaks_the_scr
             assert view["debrief"] is None and view["game"]["phase"] == "debrief"
         finally:
             load_words.cache_clear()
+
+
+def test_in_english_the_steps_carry_the_words_files_english(controller: Callable, clocks: FakeClocks) -> None:
+    words = load_words()
+    with controller() as client:
+        session = play(client, clocks)
+        feelings = client.get(f"/api/debrief/{session}").json()
+        assert [(c["label"], c["label_en"]) for c in feelings["content"]["choices"]] == [
+            (c.label, c.label_en) for c in words.feelings]
+        assert all(c.label_en and c.label_en != c.label for c in words.feelings)   # the shipped file says it
+        pages = feelings["pages"]
+        for index, p in enumerate(pages):
+            page = client.put(f"/api/debrief/{session}/page", json={"page": index}).json()
+            content = page["content"]
+            if p["kind"] == "theme":
+                w = words.themes[p["theme"]]
+                assert (p["title"], p["title_en"]) == (w.title, w.title_en)
+                assert (content["message"], content["message_en"]) == (w.message, w.message_en)
+                assert content["message_en"] and content["message_en"] != content["message"]
+                assert content["advice_en"] == w.advice_en
+                assert [c["who_en"] for c in content["contacts"]] == [words.contact(c).who_en for c in w.call]
+            if p["kind"] == "home":
+                for theme in content["themes"]:
+                    w = words.themes[theme["theme"]]
+                    assert theme["title_en"] == w.title_en
+                    assert [c["label_en"] for c in theme["choices"]] == [c.label_en for c in w.at_home]
+                    assert all(c.label_en and c.label_en != c.label for c in w.at_home)
+
+
+def test_an_english_text_left_out_is_said_in_french(tmp_path: Path) -> None:
+    from config import sheet
+    words = yaml.safe_load(sheet.PATH.read_text(encoding="utf-8"))
+    del words["themes"]["waste"]["message_en"], words["themes"]["waste"]["at_home"][0]["label_en"]
+    path = tmp_path / "sheet.yaml"
+    path.write_text(yaml.safe_dump(words, allow_unicode=True), encoding="utf-8")
+    waste = load_words(path).themes["waste"]
+    assert waste.said("en") == waste.said("fr") == waste.message
+    assert waste.at_home[0].name("en") == waste.at_home[0].label
+    assert waste.at_home[1].name("en") == waste.at_home[1].label_en
+
+
+def test_a_theme_title_edited_in_the_words_file_names_it_on_every_page(
+        controller: Callable, clocks: FakeClocks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One name per theme: the staff edit config/sheet.yaml and the debrief page (its
+    theme-by-theme section and evaluation form), the steps, the sheet, the history and
+    the year's report all say it."""
+    from config import sheet
+    from controller.report import theme_labels
+    words = yaml.safe_load(sheet.PATH.read_text(encoding="utf-8"))
+    words["themes"]["budget"].update(icon="🪙", title="Les sous du mois", title_en="Money matters")
+    words["story"].update(title="Le récit", title_en="The tale")
+    edited = tmp_path / "sheet.yaml"
+    edited.write_text(yaml.safe_dump(words, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setattr(sheet, "PATH", edited)
+    load_words.cache_clear()
+    try:
+        with controller() as client:
+            session = play(client, clocks)
+            d = client.get(f"/api/history/sessions/{session}/debrief").json()
+            names = {t["theme"]: (t["icon"], t["title"], t["title_en"]) for t in d["themes"]}
+            assert names["budget"] == ("🪙", "Les sous du mois", "Money matters")
+            assert names["story"] == ("📖", "Le récit", "The tale")
+            assert client.get("/api/game/debrief").json()["themes"] == d["themes"]
+
+            steps = client.get(f"/api/debrief/{session}").json()["pages"]
+            index = next(i for i, p in enumerate(steps) if p["theme"] == "budget")
+            assert (steps[index]["icon"], steps[index]["title"]) == ("🪙", "Les sous du mois")
+            page = client.put(f"/api/debrief/{session}/page", json={"page": index}).json()["content"]
+            assert (page["title"], page["title_en"]) == ("Les sous du mois", "Money matters")
+            home = client.put(f"/api/debrief/{session}/page", json={"page": len(steps) - 1}).json()["content"]
+            assert ("Les sous du mois", "Money matters") in [(t["title"], t["title_en"]) for t in home["themes"]]
+
+            assert "Les sous du mois" in client.get(f"/sheet/{session}").text
+            assert "Money matters" in client.get(f"/sheet/{session}?lang=en").text
+            mailbox = next(p for p in client.get("/api/history/stats").json()["puzzles"] if p["id"] == "mailbox")
+            assert (mailbox["theme"], mailbox["title"], mailbox["title_en"]) == ("budget", "Les sous du mois",
+                                                                               "Money matters")
+            assert theme_labels()["budget"] == "Les sous du mois" and theme_labels()["story"] == "Le récit"
+    finally:
+        load_words.cache_clear()

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from config.sheet import load as load_words
 from controller.engine import Engine
 from controller.main import create_app
 from controller.record import history_rows, to_record
@@ -172,7 +173,9 @@ def test_every_total_in_the_csv_files(played: Played):
     assert sum(int(row[2]) for row in sessions[1:]) == want["people"]
     puzzles = table(played, "enigmes")
     assert {row[1]: int(row[7]) for row in puzzles[1:]}["La boîte aux lettres"] == want["clues"]["mailbox"]
-    assert puzzles[1][:3] == ["1", "La boîte aux lettres", "Budget du foyer"], "the hardest first, in words"
+    # the theme named as config/sheet.yaml names it for every page
+    budget = load_words().themes["budget"].title
+    assert puzzles[1][:3] == ["1", "La boîte aux lettres", budget], "the hardest first, in words"
     ratings = table(played, "notes")
     assert [int(row[1]) for row in ratings[1:]] == want["ratings"][2]
     themes = table(played, "themes")

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from config.sheet import load_or_none as load_words_or_none
 from controller import jsonsafe
 from controller.api.access import GM, PUBLIC, SCREEN
 from controller.api.auth import principal
@@ -266,7 +267,7 @@ async def current_debrief(service: ServiceDep) -> dict[str, Any]:
     row = service.store.session(session_id) if session_id else None
     if row is None:
         raise ApiError(404, "aucune session jouée", en="no session played")
-    return build_debrief(row, service.game)
+    return build_debrief(row, service.game, load_words_or_none())
 
 
 @router.post("/game/reset", dependencies=[GM], response_model=GameView)

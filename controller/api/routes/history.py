@@ -15,12 +15,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from config.game import Theme
+from config.sheet import load_or_none as load_words_or_none
 from controller.api.access import GM
 from controller.api.deps import ServiceDep, StoreDep, actor
 from controller.api.errors import ApiError
 from controller.api.models import Debrief, EvaluationView, SessionDetail, SessionEvents, Sessions, Stats
 from controller.core.errors import InvalidValue, NotFoundError
-from controller.debrief import debrief
+from controller.debrief import debrief, named
 from controller.store import SessionNotEnded
 
 router = APIRouter(prefix="/api/history", tags=["history"], dependencies=[GM])
@@ -107,7 +108,11 @@ async def puzzles_csv(*, store: StoreDep, date_from: DateFrom = None, date_to: D
 async def stats(*, store: StoreDep, date_from: DateFrom = None, date_to: DateTo = None,
                 parcours: ParcoursQ = None) -> dict[str, Any]:
     """Sessions, participants, success rate, average time, per-puzzle time and clues."""
-    return store.stats(**_filters(date_from, date_to, parcours))
+    out = store.stats(**_filters(date_from, date_to, parcours))
+    names = (words.names() if (words := load_words_or_none()) else {})
+    for p in out["puzzles"]:
+        p.update(named(names.get(p["theme"]), p["theme"]) if p["theme"] else {})
+    return out
 
 
 @router.get("/sessions/{session_id}", response_model=SessionDetail)
@@ -125,7 +130,7 @@ async def session_debrief(session_id: str, store: StoreDep, service: ServiceDep)
     row = store.session(session_id)
     if row is None:
         raise _unknown_session(session_id)
-    return debrief(row, service.game)
+    return debrief(row, service.game, load_words_or_none())
 
 
 @router.put("/sessions/{session_id}/evaluation", response_model=EvaluationView)
