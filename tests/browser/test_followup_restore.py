@@ -19,7 +19,7 @@ from tests.browser.conftest import GM_PASSWORD, TECH_PASSWORD, _require_chromium
 from tests.controller.test_backup import NUMBER, cli, consents, finished
 
 pytestmark = pytest.mark.browser
-TIMEOUT_MS = 15_000
+TIMEOUT_MS = 30_000   # a loaded machine: the page waits on the API
 
 
 def test_a_restored_store_s_pending_call_says_its_number_went_with_the_restore(tmp_path: Path) -> None:
