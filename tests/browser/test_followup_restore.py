@@ -40,11 +40,10 @@ def test_a_restored_store_s_pending_call_says_its_number_went_with_the_restore(t
             context = browser.new_context(viewport={"width": 1280, "height": 800})
             context.set_default_timeout(TIMEOUT_MS)
             page = context.new_page()
-            page.goto(f"{url}/console")
+            page.goto(f"{url}/followup")   # the login first, then back to the page
             page.fill("#password", GM_PASSWORD)
             page.click("#submit")
-            page.wait_for_url("**/console")
-            page.goto(f"{url}/followup")
+            page.wait_for_url("**/followup")
             page.wait_for_selector("#no-calls:not(.hidden)")   # nothing left to call
             page.check("#show-all")
             row = page.locator(f"tr[data-contact='{ids[NUMBER]}']")
