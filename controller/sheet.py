@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,11 @@ from controller.debrief import debrief
 
 CHROMIUM = "chromium"
 PDF_TIMEOUT_S = 60
+# one headless Chromium at a time for the whole controller (≈ 150–300 MB and seconds of CPU
+# each on a Pi 5): two staff printing at once, or a double click, wait their turn, at most
+# PDF_WAIT_S (None: PDF_TIMEOUT_S, as long as the one printing may take)
+PDF_WAIT_S: float | None = None
+_ONE_CHROMIUM = threading.Lock()
 
 _CSS = """
 @page { size: A4; margin: 12mm; }
@@ -144,11 +150,16 @@ class PdfTimeout(PdfError):
     """Chromium did not finish in :data:`PDF_TIMEOUT_S`: it was killed with its children."""
 
 
+class PdfBusy(PdfError):
+    """Another PDF was being printed for longer than :data:`PDF_WAIT_S`."""
+
+
 def pdf_bytes(html: str, *, chromium: str | None = None, timeout: float | None = None) -> bytes:
     """*html* printed to a PDF by headless Chromium (``--print-to-pdf``), as bytes.
 
     Blocking (seconds): the controller runs it in a worker thread. Chromium runs in a
-    process group of its own, so a timeout kills it with every process it started."""
+    process group of its own, so a timeout kills it with every process it started. One
+    Chromium at a time: a call waits for the one running, :data:`PDF_WAIT_S` at most."""
     name = chromium or CHROMIUM
     exe = shutil.which(name)
     if exe is None:
@@ -158,6 +169,17 @@ def pdf_bytes(html: str, *, chromium: str | None = None, timeout: float | None =
             en=f"Chromium is not installed on the controller ({name}): install Debian's "
                "« chromium » package, or print the sheet from the browser")
     limit = PDF_TIMEOUT_S if timeout is None else timeout
+    if not _ONE_CHROMIUM.acquire(timeout=PDF_TIMEOUT_S if PDF_WAIT_S is None else PDF_WAIT_S):
+        raise PdfBusy("Une autre impression est en cours, réessayez dans un instant",
+                      en="Another document is being printed, try again in a moment")
+    try:
+        return _print(exe, html, limit)
+    finally:
+        _ONE_CHROMIUM.release()
+
+
+def _print(exe: str, html: str, limit: float) -> bytes:
+    """*html* printed by the Chromium *exe*, given *limit* seconds (:func:`pdf_bytes`)."""
     with tempfile.TemporaryDirectory(prefix="sheet-") as tmp:
         page = Path(tmp) / "sheet.html"
         page.write_text(html, encoding="utf-8")

@@ -2,8 +2,9 @@
 // do: video) that the screen view carries, each played once; a looping sound is the room's
 // music, as is the music the view names for the moment of the game (music: of the game
 // file; it changes with the phase and in the last minutes). Each new clue is spoken (speech
-// made on the controller) once its chime has ended; from the chime to the end of the voice
-// the music drops to DUCK of its volume and comes back after; a video ducks it too. Every voice and
+// made on the controller) once its chime has ended; voices wait their turn, one at a time,
+// in order; from the first chime to the end of the last voice the music drops to DUCK of
+// its volume and comes back after; a video ducks it too. Every voice and
 // video is subtitled on one line (#subtitle): a video's WebVTT tracks, a clue's own text.
 // A video plays over the screen (below the evacuation notice); during the emergency alert
 // nothing plays: people must hear the staff.
@@ -15,6 +16,7 @@ const MediaCues = (() => {
   const RAMP_MS = 250;         // a volume change is a short ramp, not a jump
   const BEEP_MS = 300;         // the screen's own beep (screen.js), when the game has no chime
   const CHIME_WAIT_MS = 3000;  // a chime that never starts or stalls: the voice waits no longer
+  const VOICE_WAIT_MS = 10000; // a voice not started this long after its turn came is given up
   const box = document.createElement("div");
   box.id = "cues";
   box.hidden = true;
@@ -33,6 +35,8 @@ const MediaCues = (() => {
   let moment = null;           // the view's music now playing ("moment|file|volume"), or null
   let sound = {volume: 1, muted: false};   // the room's volume and the mute, from the console
   let chimeOver = Promise.resolve();       // settles once the last clue chime is over
+  let turn = Promise.resolve();   // settles once the last voice queued is over (or given up)
+  let era = 0;                    // a silence starts a new one: the voices queued before are dropped
   const spoken = new Set();
   // the files this room may play, loaded in advance and kept in memory (url → blob: URL):
   // a cue plays even when the controller cannot be reached at that moment
@@ -154,7 +158,10 @@ const MediaCues = (() => {
     };
     m.addEventListener("ended", end);
     m.addEventListener("error", end);
-    if (cue.event === "clue_chime") chimeOver = bounded(m, gone);
+    if (cue.event === "clue_chime") {
+      const stopped = new Promise((ok) => m.addEventListener("pause", ok, {once: true}));   // silence()
+      chimeOver = bounded(m, Promise.race([gone, stopped]));
+    }
     if (cue.kind === "video") {
       tracks(m, cue.subtitles);
       for (const old of stage.children) old.dispatchEvent(new Event("ended"));   // replaced: its duck ends
@@ -169,16 +176,15 @@ const MediaCues = (() => {
   }
 
   // *gone* (a sound ended, failed, was refused), or a sound that never starts or stalls
-  // given up: CHIME_WAIT_MS after it was cued, or after the length it has left once playing
-  function bounded(m, gone) {
+  // given up: *wait* after it was cued, or CHIME_WAIT_MS after the length it has left once playing
+  function bounded(m, gone, wait = CHIME_WAIT_MS) {
     return new Promise((done) => {
-      let timer = setTimeout(done, CHIME_WAIT_MS);
+      let timer = setTimeout(done, wait);
       m.addEventListener("playing", () => {
         if (!Number.isFinite(m.duration)) return;
         clearTimeout(timer);
         timer = setTimeout(done, (m.duration - m.currentTime) * 1000 + CHIME_WAIT_MS);
       }, {once: true});
-      m.addEventListener("pause", done, {once: true});   // stopped (silence())
       gone.then(() => { clearTimeout(timer); done(); });
     });
   }
@@ -207,20 +213,37 @@ const MediaCues = (() => {
 
   // a voice: the music ducks under it from now (a clue's chime) to its end (a clue's, a
   // message read to a group that reads little), its *text* the subtitle line while it
-  // plays; it starts once *after* settles, unless stopped meanwhile (silence())
+  // plays; it starts once *after* settles and the voices queued before it are over (two
+  // clues sent within seconds are heard one after the other, never over each other),
+  // unless stopped meanwhile (silence()). A voice that fails is skipped; one that does not
+  // start VOICE_WAIT_MS after its turn, or stalls, is dropped: the next never waits for ever.
   function say(url, id, text = "", after = Promise.resolve()) {
-    const v = element("sound", url, id, 1, false);
-    let done = false;
-    const end = () => { if (!done) { done = true; duck(false); v.remove(); subtitle(""); } };
+    const v = element("sound", url, id, 1, false);   // loading from now, heard at its turn
+    const mine = era;
+    let done = false, over;
+    const gone = new Promise((ok) => { over = ok; });
+    const end = () => {
+      if (done) return;
+      done = true;
+      v.remove();
+      if (era === mine) { duck(false); subtitle(""); }   // after a silence, nothing of it is left
+      over();
+    };
     v.addEventListener("ended", end);
     v.addEventListener("error", end);   // no speech on this controller: the clue is shown anyway
     if (text) followVoice(v, text);   // what the voice says: French
     duck(true);
     box.append(v);
-    after.then(() => { if (v.isConnected && !done) v.play().catch((err) => { refused(err); end(); }); });
+    turn = Promise.all([turn, after]).then(() => {
+      if (done || era !== mine || !v.isConnected) { end(); return undefined; }
+      v.play().catch((err) => { refused(err); end(); });
+      return bounded(v, gone, VOICE_WAIT_MS).then(end);
+    });
   }
 
   function silence() {
+    era += 1;                       // the queued voices are dropped, the next one starts at once
+    turn = Promise.resolve();
     for (const m of [...box.children, ...stage.children]) { m.pause(); m.remove(); }
     subtitle("");
     stage.classList.add("hidden");

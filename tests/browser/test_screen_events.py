@@ -376,6 +376,94 @@ def test_a_clues_voice_starts_once_its_chime_has_ended_the_music_ducked_througho
         browser.close()
 
 
+def test_two_clues_sent_at_once_are_spoken_one_after_the_other_the_music_ducked_throughout(rig: Rig) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch(pw, *kiosk_flags())
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.set_default_timeout(20_000)
+        page.add_init_script(WATCH)
+        page.goto(rig.screen())
+        page.wait_for_selector("#link.dot.ok")
+        page.wait_for_function("window.__preloaded.length >= 4")
+        rig.start()
+        page.wait_for_function(MUSIC_PLAYS)
+        voices, sent = [], time.time() * 1000
+        for text in ("Regardez sous le paillasson, puis derrière le tableau de l'entrée.", "Le code a quatre chiffres."):
+            reply = rig.gm.post("/api/clues", json={"text": text, "room": "hall"})
+            assert reply.status_code == 200, reply.text
+            voices.append(f"clue-{reply.json()['clue']['id']}")
+            time.sleep(0.1)   # the second clue 100 ms after the first
+        page.wait_for_function("(ids) => ids.every((id) => window.__heard.some((h) => h.what === 'ended' && h.id === id))",
+                               arg=voices, timeout=40_000)
+        page.wait_for_function(f"document.querySelector('{MUSIC}').volume > 0.5 * 0.95")   # back up
+        heard = page.evaluate("window.__heard")
+
+        def at(what: str, cue: str) -> dict:
+            return next(h for h in heard if h["what"] == what and h["id"] == cue)
+
+        first, second = voices
+        print(f"\ntwo clues 100 ms apart → first voice {at('playing', first)['wall'] - sent:.0f}–"
+              f"{at('ended', first)['wall'] - sent:.0f} ms, second from {at('playing', second)['wall'] - sent:.0f} ms")
+        assert at("playing", first)["wall"] < at("ended", first)["wall"] <= at("playing", second)["wall"], heard
+        assert sum(1 for h in heard if h["what"] == "playing" and h["id"] in voices) == 2, heard   # each once
+        # ducked (20 % of 0.5) from the first voice to the end of the last, between them too
+        for what, cue in (("playing", first), ("ended", first), ("playing", second), ("ended", second)):
+            assert at(what, cue)["music"] < 0.5 * 0.3, (what, cue, heard)
+        browser.close()
+
+
+def _clues(rig: Rig, *texts: str) -> list[str]:
+    """Clues sent to the hall 100 ms apart: the ids of their voices."""
+    voices = []
+    for text in texts:
+        reply = rig.gm.post("/api/clues", json={"text": text, "room": "hall"})
+        assert reply.status_code == 200, reply.text
+        voices.append(f"clue-{reply.json()['clue']['id']}")
+        time.sleep(0.1)
+    return voices
+
+
+def test_a_stop_empties_the_voices_queue_and_a_voice_that_fails_holds_none(rig: Rig) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch(pw, *kiosk_flags())
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.set_default_timeout(20_000)
+        page.add_init_script(WATCH)
+        asked: list[str] = []
+
+        def first_fails(route: object) -> None:   # the first voice asked for cannot be loaded
+            asked.append(route.request.url)  # type: ignore[attr-defined]
+            route.abort() if len(asked) == 1 else route.continue_()  # type: ignore[attr-defined]
+        page.route("**/api/speech/clues/**", first_fails)
+        page.goto(rig.screen())
+        page.wait_for_selector("#link.dot.ok")
+        page.wait_for_function("window.__preloaded.length >= 4")
+        rig.start()
+        page.wait_for_function(MUSIC_PLAYS)
+        broken, heard_one, *queued = _clues(rig, "Une voix qui ne vient pas.", "Regardez sous le paillasson, puis "
+                                            "derrière le tableau de l'entrée.", "Le code a quatre chiffres.",
+                                            "Cherchez la clé dans le salon.")
+        page.wait_for_function("(id) => window.__heard.some((h) => h.what === 'playing' && h.id === id)",
+                               arg=heard_one, timeout=15_000)   # the failed voice did not hold it
+        assert rig.gm.post("/api/media/stop", json={"room": "hall"}).status_code == 200
+        page.wait_for_function("!document.querySelector('#cues audio[data-cue^=\"clue-\"]')", timeout=10_000)
+        stopped = time.monotonic()
+        while time.monotonic() - stopped < 4:   # longer than the voice that was cut would have lasted
+            assert not page.evaluate("document.querySelector('#cues audio[data-cue^=\"clue-\"]')")
+            time.sleep(0.2)
+        after = _clues(rig, "Le tiroir du bas.")[0]
+        page.wait_for_function("(id) => window.__heard.some((h) => h.what === 'playing' && h.id === id)",
+                               arg=after, timeout=15_000)   # the next clue is spoken: nothing left queued
+        heard = page.evaluate("window.__heard")
+        played = [h["id"] for h in heard if h["what"] == "playing" and h["id"].startswith("clue-")]
+        assert played == [heard_one, after], (played, broken, queued)
+        browser.close()
+
+
 def test_a_chime_that_never_loads_holds_the_voice_back_a_bounded_time_only(rig: Rig) -> None:
     from playwright.sync_api import sync_playwright
 

@@ -3,6 +3,7 @@ its words from config/sheet.yaml, served at /sheet/<session> to the game master.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -179,3 +180,70 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "\nState:\tZ" not in status
+
+
+def counting_chromium(tmp_path: Path, seconds: float) -> str:
+    """A fake Chromium that takes *seconds* and notes how many of it ran at its start."""
+    running = tmp_path / "running"
+    running.mkdir()
+    return fake_chromium(tmp_path, f"touch {running}/$$\nls {running} | wc -l >> {tmp_path}/counts\n"
+                                   f"sleep {seconds}\nrm {running}/$$\nprintf '%%PDF-1.4 fake' > \"$out\"")
+
+
+def _started(tmp_path: Path) -> list[int]:
+    counts = tmp_path / "counts"
+    return [int(n) for n in counts.read_text().split()] if counts.exists() else []
+
+
+def test_two_pdfs_asked_at_once_print_one_after_the_other(client: TestClient, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch):
+    """Two staff print at once (or a double click): never two Chromiums at the same time,
+    both PDFs made, the second once the first is done; the controller answers meanwhile."""
+    session = client.post("/api/game/start", json={"parcours": "primo", "players": 2}).json()["session"]
+    monkeypatch.setattr(controller_sheet, "CHROMIUM", counting_chromium(tmp_path, 1.5))
+    with ThreadPoolExecutor(2) as pool:
+        began = time.monotonic()
+        pdfs = [pool.submit(client.get, f"/sheet/{session}.pdf"),
+                pool.submit(client.get, f"/sheet/{session}.pdf?lang=en")]
+        answered = []
+        while not all(p.done() for p in pdfs):
+            assert time.monotonic() - began < 30
+            asked = time.monotonic()
+            assert client.get("/api/state").status_code == 200
+            answered.append(time.monotonic() - asked)
+            time.sleep(0.1)
+        replies = [p.result() for p in pdfs]
+    took = time.monotonic() - began
+    assert [r.status_code for r in replies] == [200, 200], [r.text for r in replies]
+    assert all(r.content == b"%PDF-1.4 fake" for r in replies)
+    assert _started(tmp_path) == [1, 1], "two Chromiums ran at the same time"
+    assert took >= 3, took   # one after the other
+    assert max(answered) < 1.0, answered
+
+
+def test_a_pdf_that_waits_too_long_for_another_gets_a_french_503(client: TestClient, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch):
+    """The sheet's PDF prints; the year report's PDF asked meanwhile waits PDF_WAIT_S, then
+    is refused in French, without starting a second Chromium; the next one prints."""
+    session = client.post("/api/game/start", json={"parcours": "primo", "players": 2}).json()["session"]
+    year = dt.date.today().year
+    monkeypatch.setattr(controller_sheet, "PDF_WAIT_S", 0.5)
+    monkeypatch.setattr(controller_sheet, "CHROMIUM", counting_chromium(tmp_path, 2))
+    with ThreadPoolExecutor(1) as pool:
+        began = time.monotonic()
+        first = pool.submit(client.get, f"/sheet/{session}.pdf")
+        while not _started(tmp_path):   # the first Chromium runs
+            assert time.monotonic() - began < 10 and not first.done()
+            time.sleep(0.02)
+        asked = time.monotonic()
+        second = client.get(f"/report/{year}.pdf")
+        waited = time.monotonic() - asked
+        assert client.get("/api/state").status_code == 200
+        assert first.result(timeout=30).status_code == 200
+    assert second.status_code == 503, second.text
+    assert second.json()["detail"] == "Une autre impression est en cours, réessayez dans un instant"
+    assert second.json()["detail_en"]
+    assert 0.4 < waited < 1.5, waited
+    assert _started(tmp_path) == [1]
+    assert client.get(f"/report/{year}.pdf").status_code == 200   # its turn now
+    assert _started(tmp_path) == [1, 1]

@@ -37,7 +37,7 @@ from controller.api.deps import ServiceDep, StoreDep
 from controller.api.errors import ApiError
 from controller.api.models import Layout
 from controller.api.routes import report as report_routes
-from controller.sheet import ChromiumMissing, PdfError, PdfTimeout, pdf_bytes, sheet_html
+from controller.sheet import ChromiumMissing, PdfBusy, PdfError, PdfTimeout, pdf_bytes, sheet_html
 from props.sim import gestures_of
 
 STATIC_DIR = Path(__file__).resolve().parents[3] / "dashboard" / "static"
@@ -98,11 +98,11 @@ async def sheet_pdf(session_id: str, store: StoreDep, service: ServiceDep,
                     lang: SheetLang = "fr") -> Response:
     """The take-home sheet as a one-page A4 PDF, printed by the controller's headless
     Chromium in a worker thread (seconds: the event loop goes on meanwhile); 503 in French
-    when Chromium is missing or does not finish in time."""
+    when Chromium is missing, does not finish in time, or another PDF is being printed."""
     html = _sheet(session_id, store, service, lang)
     try:
         pdf = await run_in_threadpool(pdf_bytes, html)
-    except (ChromiumMissing, PdfTimeout) as exc:
+    except (ChromiumMissing, PdfTimeout, PdfBusy) as exc:
         raise ApiError(503, exc.fr, en=exc.en) from exc
     except PdfError as exc:
         raise ApiError(500, exc.fr, en=exc.en) from exc

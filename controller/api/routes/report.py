@@ -35,7 +35,7 @@ from controller.report import (
     report_zip,
     year_report,
 )
-from controller.sheet import write_pdf
+from controller.sheet import PdfBusy, write_pdf
 
 router = APIRouter(tags=["report"])
 
@@ -132,6 +132,8 @@ def report_pdf(year: int, *, service: ServiceDep, store: StoreDep, date_from: Da
         out = Path(tmp) / "bilan.pdf"
         try:
             write_pdf(report_html(r), out)
+        except PdfBusy as exc:
+            raise ApiError(503, exc.fr, en=exc.en) from exc
         except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
             raise ApiError(503, f"PDF impossible : {exc}", en=f"no PDF: {exc}") from exc
         data = out.read_bytes()
