@@ -175,6 +175,25 @@ def serving(app: object) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+@pytest.fixture(scope="module")
+def gm(request: pytest.FixtureRequest, browser: Any, server: Server) -> Iterator[GameMaster]:
+    """The game master, logged in: a module's own ``GameMaster`` (a subclass), else the plain one."""
+    context = browser.new_context()
+    try:
+        yield getattr(request.module, "GameMaster", GameMaster)(context, server.url)
+    finally:
+        context.close()
+
+
+def api(page: object, method: str, url: str, body: dict | None = None) -> dict:
+    """A call from the logged-in page (its session cookie), as the console makes them."""
+    return page.evaluate("""async ([method, url, body]) => {
+        const opts = {method, headers: {"Content-Type": "application/json"}};
+        if (method !== "GET") opts.body = JSON.stringify(body || {});
+        const res = await fetch(url, opts);
+        return {status: res.status, data: await res.json()}; }""", [method, url, body])
+
+
 def shot(page: object, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     # NOTE: a full-page capture scrolls the page: a sticky header would be drawn where the

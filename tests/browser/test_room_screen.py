@@ -49,15 +49,6 @@ class GameMaster(BaseGameMaster):
             assert self.post(f"/api/game/puzzles/{puzzle}/solve")["ok"], puzzle
 
 
-@pytest.fixture(scope="module")
-def gm(browser: Any, server: Server) -> Iterator[GameMaster]:
-    context = browser.new_context()
-    try:
-        yield GameMaster(context, server.url)
-    finally:
-        context.close()
-
-
 @pytest.fixture
 def tv_for(browser: Any, server: Server) -> Iterator[Any]:
     """Open a room's TV (its kiosk URL, with its token) at 1920×1080."""

@@ -326,6 +326,14 @@ def watched_tv(browser: object) -> object:
     return page
 
 
+def send_clue(rig: Rig) -> tuple[float, str]:
+    """A clue for the hall, typed by the game master: when it was sent (ms), its voice's cue."""
+    sent = time.time() * 1000
+    reply = rig.gm.post("/api/clues", json={"text": "Regardez sous le paillasson.", "room": "hall"})
+    assert reply.status_code == 200, reply.text
+    return sent, f"clue-{reply.json()['clue']['id']}"
+
+
 def chime_cue(rig: Rig) -> str:
     return next(str(c["id"]) for c in screen_view(rig)["game"]["cues"] if c["event"] == "clue_chime")
 
@@ -341,10 +349,7 @@ def test_a_clues_voice_starts_once_its_chime_has_ended_the_music_ducked_througho
         page.wait_for_function("window.__preloaded.length >= 4")
         rig.start()
         page.wait_for_function(MUSIC_PLAYS)
-        sent = time.time() * 1000
-        reply = rig.gm.post("/api/clues", json={"text": "Regardez sous le paillasson.", "room": "hall"})
-        assert reply.status_code == 200, reply.text
-        voice = f"clue-{reply.json()['clue']['id']}"
+        sent, voice = send_clue(rig)
         page.wait_for_function("(id) => window.__heard.some((h) => h.what === 'ended' && h.id === id)",
                                arg=voice, timeout=30_000)
         page.wait_for_function(f"document.querySelector('{MUSIC}').volume > 0.5 * 0.95")   # back up
@@ -375,10 +380,7 @@ def test_a_chime_that_never_loads_holds_the_voice_back_a_bounded_time_only(rig: 
         page.goto(rig.screen())
         page.wait_for_selector("#link.dot.ok")
         rig.start()
-        sent = time.time() * 1000
-        reply = rig.gm.post("/api/clues", json={"text": "Regardez sous le paillasson.", "room": "hall"})
-        assert reply.status_code == 200, reply.text
-        voice = f"clue-{reply.json()['clue']['id']}"
+        sent, voice = send_clue(rig)
         page.wait_for_function("(id) => window.__heard.some((h) => h.what === 'playing' && h.id === id)",
                                arg=voice, timeout=15_000)
         heard = page.evaluate("window.__heard")

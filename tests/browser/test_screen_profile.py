@@ -58,15 +58,6 @@ class GameMaster(BaseGameMaster):
         assert self.post("/api/clues", {"puzzle": puzzle, "index": index})["ok"]
 
 
-@pytest.fixture(scope="module")
-def gm(browser: Any, server: Server) -> Iterator[GameMaster]:
-    context = browser.new_context()
-    try:
-        yield GameMaster(context, server.url)
-    finally:
-        context.close()
-
-
 @pytest.fixture
 def tv(browser: Any, server: Server) -> Iterator[Any]:
     """The hall's TV (its kiosk URL, with its token) at 1920×1080."""
