@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gpiozero.pins.mock import MockFactory
@@ -22,6 +23,7 @@ from controller.broker import EmbeddedBroker
 from controller.main import create_app
 from nodes.agent import NodeAgent
 from protocol.mqtt import BrokerAddress
+from tests.support.kiosk import kiosk_flags
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -111,9 +113,27 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="module")
-def browser(server: Server) -> Iterator[object]:
-    with chromium() as b:
+def browser(request: pytest.FixtureRequest, server: Server) -> Iterator[object]:
+    # a test module of the room screens starts Chromium as the room's kiosk does (``KIOSK = True``):
+    # sound allowed without a touch
+    flags = kiosk_flags() if getattr(request.module, "KIOSK", False) else ()
+    with chromium(*flags) as b:
         yield b
+
+
+class GameMaster:
+    """The game master's orders, through the HTTP API with a logged-in session cookie."""
+
+    def __init__(self, context: Any, url: str) -> None:
+        self.request, self.url = context.request, url
+        assert self.post("/api/login", {"password": GM_PASSWORD})["ok"]
+
+    def post(self, path: str, body: dict | None = None) -> dict:
+        res = self.request.post(f"{self.url}{path}", data=body or {})
+        return {"ok": res.ok, "status": res.status, "data": res.json()}
+
+    def state(self) -> dict:
+        return self.request.get(f"{self.url}/api/state").json()
 
 
 @contextmanager
@@ -122,11 +142,17 @@ def chromium(*flags: str) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *flags])
+        b = launch(pw, *flags)
         try:
             yield b
         finally:
             b.close()
+
+
+def launch(pw: object, *flags: str) -> object:
+    """Debian's Chromium, headless, from Playwright *pw*; *flags* added to its command line
+    (for a test that opens several browsers one after another)."""
+    return pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *flags])  # type: ignore[attr-defined]
 
 
 @contextmanager
@@ -147,6 +173,25 @@ def serving(app: object) -> Iterator[str]:
     finally:
         uv.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def gm(request: pytest.FixtureRequest, browser: Any, server: Server) -> Iterator[GameMaster]:
+    """The game master, logged in: a module's own ``GameMaster`` (a subclass), else the plain one."""
+    context = browser.new_context()
+    try:
+        yield getattr(request.module, "GameMaster", GameMaster)(context, server.url)
+    finally:
+        context.close()
+
+
+def api(page: object, method: str, url: str, body: dict | None = None) -> dict:
+    """A call from the logged-in page (its session cookie), as the console makes them."""
+    return page.evaluate("""async ([method, url, body]) => {
+        const opts = {method, headers: {"Content-Type": "application/json"}};
+        if (method !== "GET") opts.body = JSON.stringify(body || {});
+        const res = await fetch(url, opts);
+        return {status: res.status, data: await res.json()}; }""", [method, url, body])
 
 
 def shot(page: object, name: str) -> None:

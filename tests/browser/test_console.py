@@ -12,7 +12,7 @@ import time
 import pytest
 
 from config.loader import SHIPPED_GAME, load_game
-from tests.browser.conftest import GM_PASSWORD, Server, shot
+from tests.browser.conftest import GM_PASSWORD, Server, api, shot
 
 pytestmark = pytest.mark.browser
 TIMEOUT_MS = 20_000  # generous: CI machines have 2 cores and run Chromium beside 7 nodes
@@ -38,15 +38,6 @@ def login(browser: object, server: Server, size: str) -> object:
     page.wait_for_url("**/console")
     page.wait_for_selector("#link.ok")
     return page
-
-
-def api(page: object, method: str, url: str, body: dict | None = None) -> dict:
-    """A call from the logged-in page (its session cookie), as the console makes them."""
-    return page.evaluate("""async ([method, url, body]) => {
-        const opts = {method, headers: {"Content-Type": "application/json"}};
-        if (method !== "GET") opts.body = JSON.stringify(body || {});
-        const res = await fetch(url, opts);
-        return {status: res.status, data: await res.json()}; }""", [method, url, body])
 
 
 def back_to_idle(page: object) -> None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from config.game import Game
-from tests.browser.conftest import Server, shot
-from tests.browser.test_console import SIZES, api, back_to_idle, login, start
+from tests.browser.conftest import Server, api, shot
+from tests.browser.test_console import SIZES, back_to_idle, login, start
 
 pytestmark = pytest.mark.browser
 

@@ -13,7 +13,6 @@ to the console showing it.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from controller.api.auth import AuthSettings
 from controller.broker import EmbeddedBroker
 from controller.main import create_app
 from protocol.mqtt import BrokerAddress
-from tests.browser.conftest import ARGS, CHROMIUM, _free_port, _require_chromium, shot
+from tests.browser.conftest import _require_chromium, chromium, serving, shot
 from tests.controller.conftest import GAME
 from tests.support.kiosk import kiosk_flags
 
@@ -40,26 +39,13 @@ HALL = '#media-rooms li[data-room="hall"]'
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import uvicorn
-
     _require_chromium()
     game = parse_game(GAME.format(apartment_id=f"t{uuid.uuid4().hex[:10]}")).game
     with EmbeddedBroker(port=0) as broker:
         app = create_app(game=game, broker=BrokerAddress("127.0.0.1", broker.port), auth=AUTH,
                          db_path=Path(tmp_path_factory.mktemp("console-media")) / "escape.db")
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
+        with serving(app) as url:
+            yield url
 
 
 def elements(screen: object) -> list[dict]:
@@ -69,10 +55,7 @@ def elements(screen: object) -> list[dict]:
 
 
 def test_the_console_plays_sets_the_volume_mutes_and_stops_what_the_screen_plays(url: str) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *kiosk_flags()])
+    with chromium(*kiosk_flags()) as browser:
         errors: list[str] = []
         console = browser.new_context(viewport=TABLET).new_page()
         console.set_default_timeout(20_000)
@@ -190,4 +173,3 @@ def test_the_console_plays_sets_the_volume_mutes_and_stops_what_the_screen_plays
         console.wait_for_selector(f'{HALL}[data-state="offline"]')
         assert console.text_content(f"{HALL} .nothing") == "écran hors ligne"
         assert errors == []
-        browser.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import GM_PASSWORD, Server, shot
+from tests.browser.conftest import GM_PASSWORD, Server, api, shot
 
 pytestmark = pytest.mark.browser
 TIMEOUT_MS = 20_000  # generous: CI machines have 2 cores and run Chromium beside 7 nodes
@@ -26,15 +26,6 @@ def login(browser: object, server: Server, *, width: int = 1280, height: int = 9
     page.wait_for_url("**/console")
     page.wait_for_selector("#link.ok")
     return page
-
-
-def api(page: object, method: str, url: str, body: dict | None = None) -> dict:
-    """A call from the logged-in page (its session cookie), as the console makes them."""
-    return page.evaluate("""async ([method, url, body]) => {
-        const opts = {method, headers: {"Content-Type": "application/json"}};
-        if (method !== "GET") opts.body = JSON.stringify(body || {});
-        const res = await fetch(url, opts);
-        return {status: res.status, data: await res.json()}; }""", [method, url, body])
 
 
 def phase_is(page: object, phase: str) -> None:

@@ -7,12 +7,14 @@ answers; nothing on the TV scrolls or is cut off. Screenshots in test-artifacts/
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 from config.sheet import load as load_words
-from tests.browser.conftest import GM_PASSWORD, Server, shot
+from tests.browser.conftest import GM_PASSWORD, Server, api, shot
 
 pytestmark = pytest.mark.browser
 TIMEOUT_MS = 20_000  # generous: CI machines have 2 cores and run Chromium beside 7 nodes
@@ -25,14 +27,6 @@ CLIPPED = """() => { const box = document.querySelector('#tv-debrief').getBoundi
     .filter((e) => { const r = e.getBoundingClientRect();
       return r.bottom > box.bottom + 1 || r.right > box.right + 1 || r.bottom > innerHeight || r.right > innerWidth; })
     .map((e) => e.className || e.textContent.slice(0, 30)); }"""
-
-
-def api(page: Any, method: str, url: str, body: dict | None = None) -> dict:
-    return page.evaluate("""async ([method, url, body]) => {
-        const opts = {method, headers: {"Content-Type": "application/json"}};
-        if (method !== "GET") opts.body = JSON.stringify(body || {});
-        const res = await fetch(url, opts);
-        return {status: res.status, data: await res.json()}; }""", [method, url, body])
 
 
 def play(console: Any) -> str:
@@ -61,18 +55,7 @@ def nothing_scrolls(tv: Any, name: str) -> None:
 
 def test_the_tv_follows_the_console_through_the_four_steps(browser: Any, server: Server) -> None:
     words = load_words()
-    console_ctx = browser.new_context(viewport=TABLET)
-    tv_ctx = browser.new_context(viewport=TV)
-    for ctx in (console_ctx, tv_ctx):
-        ctx.set_default_timeout(TIMEOUT_MS)
-    try:
-        console = console_ctx.new_page()
-        console.goto(f"{server.url}/login")
-        console.fill("#password", GM_PASSWORD)
-        console.click("#submit")
-        console.wait_for_url("**/console")
-        session = play(console)
-        tv = tv_ctx.new_page()
+    with played(browser, server) as (console, tv, session):
         tv.goto(f"{server.url}/screen/sejour?token={server.auth.screen_token('sejour')}")
         console.goto(f"{server.url}/debrief")
         console.wait_for_selector("#steps:not(.hidden) #step-page[data-page='0']")
@@ -135,7 +118,7 @@ def test_the_tv_follows_the_console_through_the_four_steps(browser: Any, server:
         kept = api(console, "GET", f"/api/debrief/{session}")["data"]["answers"]
         assert kept == {"feelings": {"happy": 2, "proud": 1}, "at_home": {"sort_waste": 1}}
         # the console itself (its debrief phase panel) says the step and moves it too
-        home = console_ctx.new_page()
+        home = console.context.new_page()
         home.set_viewport_size(TABLET)
         home.goto(f"{server.url}/console")
         home.wait_for_selector(f"#steps-nav:not(.hidden)[data-page='{len(pages) - 2}']")
@@ -151,9 +134,6 @@ def test_the_tv_follows_the_console_through_the_four_steps(browser: Any, server:
         api(console, "POST", "/api/game/reset", {})
         tv.wait_for_selector("body:not(.debriefing) #tv-debrief.hidden", state="attached")
         home.wait_for_selector("#steps-nav.hidden", state="attached")
-    finally:
-        console_ctx.close()
-        tv_ctx.close()
 
 
 def _french_left_out(words: Any) -> list[str]:
@@ -173,10 +153,29 @@ def french_in(said: str, french: list[str]) -> list[str]:
     return [fr for fr in french if re.search(rf"(?<!\w){re.escape(fr)}(?!\w)", said)]
 
 
-def login(ctx: Any, server: Server, *, lang: str = "fr") -> Any:
+@contextmanager
+def played(browser: Any, server: Server, *, lang: str | None = None) -> Iterator[tuple[Any, Any, str]]:
+    """A won game seen from the console (a tablet, logged in, in *lang*) and a TV page not
+    opened yet, each in a context of its own, closed after: the console, the TV, the session."""
+    console_ctx = browser.new_context(viewport=TABLET)
+    tv_ctx = browser.new_context(viewport=TV)
+    for ctx in (console_ctx, tv_ctx):
+        ctx.set_default_timeout(TIMEOUT_MS)
+    try:
+        console = login(console_ctx, server, lang=lang)
+        session = play(console)
+        yield console, tv_ctx.new_page(), session
+    finally:
+        console_ctx.close()
+        tv_ctx.close()
+
+
+def login(ctx: Any, server: Server, *, lang: str | None = None) -> Any:
+    """The console of *ctx*, the game master logged in; in *lang* (else the browser's)."""
     page = ctx.new_page()
     page.goto(f"{server.url}/login")
-    page.evaluate("(lang) => localStorage.setItem('lang', lang)", lang)
+    if lang is not None:
+        page.evaluate("(lang) => localStorage.setItem('lang', lang)", lang)
     page.fill("#password", GM_PASSWORD)
     page.click("#submit")
     page.wait_for_url("**/console")
@@ -187,14 +186,7 @@ def test_an_english_tv_and_console_say_the_debrief_in_english(browser: Any, serv
     words = load_words()
     french = _french_left_out(words)
     assert len(french) > 30   # the shipped file gives its English to every text
-    console_ctx = browser.new_context(viewport=TABLET)
-    tv_ctx = browser.new_context(viewport=TV)
-    for ctx in (console_ctx, tv_ctx):
-        ctx.set_default_timeout(TIMEOUT_MS)
-    try:
-        console = login(console_ctx, server, lang="en")
-        session = play(console)
-        tv = tv_ctx.new_page()
+    with played(browser, server, lang="en") as (console, tv, session):
         tv.goto(f"{server.url}/screen/sejour?token={server.auth.screen_token('sejour')}&lang=en")
         pages = api(console, "GET", f"/api/debrief/{session}")["data"]["pages"]
         for index, p in enumerate(pages):
@@ -226,9 +218,6 @@ def test_an_english_tv_and_console_say_the_debrief_in_english(browser: Any, serv
         assert f"{words.themes['upkeep'].icon} {words.themes['upkeep'].title_en}" in titles
         assert len(titles) == len(words.themes)   # the five lessons played
         shot(console, "debrief-en-console")
-    finally:
-        console_ctx.close()
-        tv_ctx.close()
 
 
 def test_a_theme_title_edited_by_the_staff_shows_on_every_page(
@@ -246,39 +235,31 @@ def test_a_theme_title_edited_by_the_staff_shows_on_every_page(
     monkeypatch.setattr(sheet, "PATH", edited)   # the server runs in this process
     load_words.cache_clear()
     title = "🧹 Bien tenir son logement"
-    console_ctx = browser.new_context(viewport=TABLET)
-    tv_ctx = browser.new_context(viewport=TV)
-    for ctx in (console_ctx, tv_ctx):
-        ctx.set_default_timeout(TIMEOUT_MS)
     try:
-        console = login(console_ctx, server)
-        session = play(console)
-        tv = tv_ctx.new_page()
-        tv.goto(f"{server.url}/screen/sejour?token={server.auth.screen_token('sejour')}")
-        pages = api(console, "GET", f"/api/debrief/{session}")["data"]["pages"]
-        index = next(i for i, p in enumerate(pages) if p["theme"] == "upkeep")
-        assert api(console, "PUT", f"/api/debrief/{session}/page", {"page": index})["status"] == 200
-        tv.wait_for_selector(f"#tv-debrief[data-page='{index}']")
-        assert title in tv.text_content("#tv-debrief .step-title")
+        with played(browser, server, lang="fr") as (console, tv, session):
+            tv.goto(f"{server.url}/screen/sejour?token={server.auth.screen_token('sejour')}")
+            pages = api(console, "GET", f"/api/debrief/{session}")["data"]["pages"]
+            index = next(i for i, p in enumerate(pages) if p["theme"] == "upkeep")
+            assert api(console, "PUT", f"/api/debrief/{session}/page", {"page": index})["status"] == 200
+            tv.wait_for_selector(f"#tv-debrief[data-page='{index}']")
+            assert title in tv.text_content("#tv-debrief .step-title")
 
-        console.goto(f"{server.url}/debrief?session={session}")
-        console.wait_for_selector(f"#step-page[data-page='{index}']")
-        console.wait_for_selector("#eval-themes label")
-        assert title in console.text_content("#step-page .step-title")
-        button = console.locator("#step-pages button").nth(index)
-        assert button.get_attribute("title") == "Bien tenir son logement"
-        assert console.text_content("#themes [data-theme='upkeep'] h3") == title
-        assert title in [x.strip() for x in console.locator("#eval-themes label").all_text_contents()]
-        assert "Entretien du logement" not in console.text_content("main")   # the i18n name is gone
+            console.goto(f"{server.url}/debrief?session={session}")
+            console.wait_for_selector(f"#step-page[data-page='{index}']")
+            console.wait_for_selector("#eval-themes label")
+            assert title in console.text_content("#step-page .step-title")
+            button = console.locator("#step-pages button").nth(index)
+            assert button.get_attribute("title") == "Bien tenir son logement"
+            assert console.text_content("#themes [data-theme='upkeep'] h3") == title
+            assert title in [x.strip() for x in console.locator("#eval-themes label").all_text_contents()]
+            assert "Entretien du logement" not in console.text_content("main")   # the i18n name is gone
 
-        home = console_ctx.new_page()
-        home.goto(f"{server.url}/console")
-        home.wait_for_selector(f"#steps-nav:not(.hidden)[data-page='{index}']")
-        assert title in home.text_content("#console-step")
+            home = console.context.new_page()
+            home.goto(f"{server.url}/console")
+            home.wait_for_selector(f"#steps-nav:not(.hidden)[data-page='{index}']")
+            assert title in home.text_content("#console-step")
 
-        console.goto(f"{server.url}/sheet/{session}")
-        assert "Bien tenir son logement" in console.text_content("[data-theme='upkeep']")
+            console.goto(f"{server.url}/sheet/{session}")
+            assert "Bien tenir son logement" in console.text_content("[data-theme='upkeep']")
     finally:
         load_words.cache_clear()
-        console_ctx.close()
-        tv_ctx.close()

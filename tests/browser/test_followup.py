@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import Server, shot
-from tests.browser.test_debrief_history import api, back_to_idle, login
+from tests.browser.conftest import Server, api, shot
+from tests.browser.test_debrief_history import back_to_idle, login
 
 pytestmark = pytest.mark.browser
 MONTH_S = 31 * 24 * 3600

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import Server, shot
-from tests.browser.test_debrief_history import api, back_to_idle, login
+from tests.browser.conftest import Server, api, shot
+from tests.browser.test_debrief_history import back_to_idle, login
 
 pytestmark = pytest.mark.browser
 

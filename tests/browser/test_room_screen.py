@@ -16,18 +16,12 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import GM_PASSWORD, Server, chromium, shot
-from tests.support.kiosk import kiosk_flags
+from tests.browser.conftest import GameMaster as BaseGameMaster
+from tests.browser.conftest import Server, shot
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser(server: Server) -> Iterator[object]:
-    """Chromium as a room's kiosk starts it (sound allowed without a touch): a browser that
-    wants a touch first shows « Activer le son », a button (tests/browser/test_screen_events.py)."""
-    with chromium(*kiosk_flags()) as b:
-        yield b
+#: Chromium started as a room's kiosk starts it: sound allowed without a touch
+KIOSK = True
 TIMEOUT_MS = 20_000  # generous: CI machines have 2 cores and run Chromium beside 7 nodes
 TV = {"width": 1920, "height": 1080}
 TABLET = {"width": 1280, "height": 800}
@@ -36,20 +30,8 @@ START, PERFECT = 1450, 857
 NBSP = "\u202f"   # the French thousands separator of toLocaleString("fr-FR")
 
 
-class GameMaster:
-    """The game master's orders, through the HTTP API with a logged-in session cookie."""
-
-    def __init__(self, context: Any, url: str) -> None:
-        self.request, self.url = context.request, url
-        assert self.post("/api/login", {"password": GM_PASSWORD})["ok"]
-
-    def post(self, path: str, body: dict | None = None) -> dict:
-        res = self.request.post(f"{self.url}{path}", data=body or {})
-        return {"ok": res.ok, "status": res.status, "data": res.json()}
-
-    def state(self) -> dict:
-        return self.request.get(f"{self.url}/api/state").json()
-
+class GameMaster(BaseGameMaster):
+    """The game master's orders, with those this module's tests give."""
     def idle(self) -> None:
         """Back to idle, no alert: the next test starts clean."""
         if (self.state().get("emergency") or {}).get("active"):
@@ -65,15 +47,6 @@ class GameMaster:
     def solve(self, *puzzles: str) -> None:
         for puzzle in puzzles:
             assert self.post(f"/api/game/puzzles/{puzzle}/solve")["ok"], puzzle
-
-
-@pytest.fixture(scope="module")
-def gm(browser: Any, server: Server) -> Iterator[GameMaster]:
-    context = browser.new_context()
-    try:
-        yield GameMaster(context, server.url)
-    finally:
-        context.close()
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import statistics
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,7 +34,7 @@ from controller.api.auth import AuthSettings
 from controller.broker import EmbeddedBroker
 from controller.main import create_app
 from protocol.mqtt import BrokerAddress
-from tests.browser.conftest import ARGS, ARTIFACTS, CHROMIUM, _free_port, _require_chromium, shot
+from tests.browser.conftest import ARTIFACTS, _require_chromium, launch, serving, shot
 from tests.controller.conftest import GAME
 from tests.faults.rawnode import RawNode
 from tests.support.kiosk import kiosk_flags
@@ -75,39 +74,23 @@ class Rig:
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
-    import uvicorn
-
     _require_chromium()
     apartment = f"t{uuid.uuid4().hex[:10]}"
     game = parse_game(GAME.format(apartment_id=apartment) + SOUNDS, media=FILES).game
     with EmbeddedBroker(port=0) as broker:
         app = create_app(game=game, broker=BrokerAddress("127.0.0.1", broker.port), auth=AUTH,
                          db_path=tmp_path / "escape.db")
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        node = RawNode(None, apartment=apartment, node="hall", boot=f"b{uuid.uuid4().hex[:8]}",  # type: ignore[arg-type]
-                       via=("127.0.0.1", broker.port))
-        node.birth()
-        direct = f"http://127.0.0.1:{port}"
-        try:
-            with TcpProxy(upstream=("127.0.0.1", port)) as proxy, httpx.Client(
-                    base_url=direct, timeout=10, headers={"Content-Type": "application/json"}) as gm:
-                assert gm.post("/api/login", json={"password": AUTH.gm_password}).status_code == 200
-                yield Rig(f"http://127.0.0.1:{proxy.port}", direct, proxy, node, gm)
-        finally:
-            node.close()
-            server.should_exit = True
-            thread.join(timeout=10)
-
-
-def launch(pw: object, *flags: str) -> object:
-    return pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *flags])  # type: ignore[attr-defined]
+        with serving(app) as direct:
+            node = RawNode(None, apartment=apartment, node="hall", boot=f"b{uuid.uuid4().hex[:8]}",  # type: ignore[arg-type]
+                           via=("127.0.0.1", broker.port))
+            node.birth()
+            try:
+                with TcpProxy(upstream=("127.0.0.1", httpx.URL(direct).port)) as proxy, httpx.Client(
+                        base_url=direct, timeout=10, headers={"Content-Type": "application/json"}) as gm:
+                    assert gm.post("/api/login", json={"password": AUTH.gm_password}).status_code == 200
+                    yield Rig(f"http://127.0.0.1:{proxy.port}", direct, proxy, node, gm)
+            finally:
+                node.close()
 
 
 def effects_played(page: object) -> list[str]:
@@ -335,6 +318,22 @@ for (const what of ["playing", "ended"]) document.addEventListener(what, (e) => 
 """
 
 
+def watched_tv(browser: object) -> object:
+    """A TV-sized page of *browser* that notes in ``window.__heard`` each cue playing and ending."""
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})  # type: ignore[attr-defined]
+    page.set_default_timeout(20_000)
+    page.add_init_script(WATCH)
+    return page
+
+
+def send_clue(rig: Rig) -> tuple[float, str]:
+    """A clue for the hall, typed by the game master: when it was sent (ms), its voice's cue."""
+    sent = time.time() * 1000
+    reply = rig.gm.post("/api/clues", json={"text": "Regardez sous le paillasson.", "room": "hall"})
+    assert reply.status_code == 200, reply.text
+    return sent, f"clue-{reply.json()['clue']['id']}"
+
+
 def chime_cue(rig: Rig) -> str:
     return next(str(c["id"]) for c in screen_view(rig)["game"]["cues"] if c["event"] == "clue_chime")
 
@@ -344,18 +343,13 @@ def test_a_clues_voice_starts_once_its_chime_has_ended_the_music_ducked_througho
 
     with sync_playwright() as pw:
         browser = launch(pw, *kiosk_flags())
-        page = browser.new_page(viewport={"width": 1920, "height": 1080})
-        page.set_default_timeout(20_000)
-        page.add_init_script(WATCH)
+        page = watched_tv(browser)
         page.goto(rig.screen())
         page.wait_for_selector("#link.dot.ok")
         page.wait_for_function("window.__preloaded.length >= 4")
         rig.start()
         page.wait_for_function(MUSIC_PLAYS)
-        sent = time.time() * 1000
-        reply = rig.gm.post("/api/clues", json={"text": "Regardez sous le paillasson.", "room": "hall"})
-        assert reply.status_code == 200, reply.text
-        voice = f"clue-{reply.json()['clue']['id']}"
+        sent, voice = send_clue(rig)
         page.wait_for_function("(id) => window.__heard.some((h) => h.what === 'ended' && h.id === id)",
                                arg=voice, timeout=30_000)
         page.wait_for_function(f"document.querySelector('{MUSIC}').volume > 0.5 * 0.95")   # back up
@@ -469,17 +463,12 @@ def test_a_chime_that_never_loads_holds_the_voice_back_a_bounded_time_only(rig: 
 
     with sync_playwright() as pw:
         browser = launch(pw, *kiosk_flags())
-        page = browser.new_page(viewport={"width": 1920, "height": 1080})
-        page.set_default_timeout(20_000)
-        page.add_init_script(WATCH)
+        page = watched_tv(browser)
         page.route("**/api/media/files/**", lambda route: None)   # never answered: the chime stalls
         page.goto(rig.screen())
         page.wait_for_selector("#link.dot.ok")
         rig.start()
-        sent = time.time() * 1000
-        reply = rig.gm.post("/api/clues", json={"text": "Regardez sous le paillasson.", "room": "hall"})
-        assert reply.status_code == 200, reply.text
-        voice = f"clue-{reply.json()['clue']['id']}"
+        sent, voice = send_clue(rig)
         page.wait_for_function("(id) => window.__heard.some((h) => h.what === 'playing' && h.id === id)",
                                arg=voice, timeout=15_000)
         heard = page.evaluate("window.__heard")

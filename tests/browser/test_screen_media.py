@@ -7,7 +7,6 @@ event to the sound playing."""
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from controller.api.auth import AuthSettings
 from controller.broker import EmbeddedBroker
 from controller.main import create_app
 from protocol.mqtt import BrokerAddress
-from tests.browser.conftest import ARGS, CHROMIUM, _free_port, _require_chromium, shot
+from tests.browser.conftest import _require_chromium, chromium, serving, shot
 from tests.controller.conftest import GAME
 from tests.support.kiosk import kiosk_flags
 
@@ -33,8 +32,6 @@ MUSIC_VOLUME = 0.5
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import uvicorn
-
     _require_chromium()
     text = GAME.format(apartment_id=f"t{uuid.uuid4().hex[:10]}").replace(
         "      - {do: unlock, target: hall.box_lock}",
@@ -45,19 +42,8 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with EmbeddedBroker(port=0) as broker:
         app = create_app(game=game, broker=BrokerAddress("127.0.0.1", broker.port), auth=AUTH,
                          db_path=Path(tmp_path_factory.mktemp("media")) / "escape.db")
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
+        with serving(app) as url:
+            yield url
 
 
 def test_a_sound_action_plays_on_its_screen_and_the_music_ducks_under_a_spoken_clue(url: str) -> None:
@@ -66,12 +52,9 @@ def test_a_sound_action_plays_on_its_screen_and_the_music_ducks_under_a_spoken_c
 
 
 def screen_plays_the_game(gm: httpx.Client, url: str) -> None:
-    from playwright.sync_api import sync_playwright
-
     assert gm.post("/api/login", json={"password": AUTH.gm_password}).status_code == 200
     assert gm.post("/api/game/start", json={"parcours": "primo", "players": 4}).status_code == 200
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *kiosk_flags()])   # as the room's kiosk
+    with chromium(*kiosk_flags()) as browser:   # as the room's kiosk
         page = browser.new_page(viewport={"width": 1920, "height": 1080})
         page.set_default_timeout(20_000)
         page.goto(f"{url}/screen/hall?token={AUTH.screen_token('hall')}")
@@ -137,4 +120,3 @@ def screen_plays_the_game(gm: httpx.Client, url: str) -> None:
         page.wait_for_selector("#evacuate:not(.hidden)")
         page.wait_for_selector(music, state="detached")
         assert page.eval_on_selector_all("#cues audio, #cue-video video", "(m) => m.length") == 0
-        browser.close()

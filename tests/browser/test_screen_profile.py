@@ -17,9 +17,12 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import GM_PASSWORD, Server, chromium, shot
+from tests.browser.conftest import GM_PASSWORD, Server, shot
+from tests.browser.conftest import GameMaster as BaseGameMaster
 
 pytestmark = pytest.mark.browser
+#: Chromium started as a room's kiosk starts it: sound allowed without a touch
+KIOSK = True
 TIMEOUT_MS = 20_000   # generous: CI machines have 2 cores and run Chromium beside 7 nodes
 TV = {"width": 1920, "height": 1080}
 TABLET = {"width": 1280, "height": 800}
@@ -41,20 +44,8 @@ CLIPPED = """() => [...document.querySelectorAll('main.tv section')].flatMap((s)
     .map((e) => e.id || e.className || e.textContent.slice(0, 30)); })"""
 
 
-class GameMaster:
-    """The game master's orders, through the HTTP API with a logged-in session cookie."""
-
-    def __init__(self, context: Any, url: str) -> None:
-        self.request, self.url = context.request, url
-        assert self.post("/api/login", {"password": GM_PASSWORD})["ok"]
-
-    def post(self, path: str, body: dict | None = None) -> dict:
-        res = self.request.post(f"{self.url}{path}", data=body or {})
-        return {"ok": res.ok, "status": res.status, "data": res.json()}
-
-    def state(self) -> dict:
-        return self.request.get(f"{self.url}/api/state").json()
-
+class GameMaster(BaseGameMaster):
+    """The game master's orders, with those this module's tests give."""
     def start(self, **profile: Any) -> None:
         """A new game of the primo parcours, for a group of *profile*."""
         if self.state()["game"]["phase"] in ("running", "paused", "check", "briefing"):
@@ -65,22 +56,6 @@ class GameMaster:
 
     def clue(self, puzzle: str = "mailbox", index: int = 1) -> None:
         assert self.post("/api/clues", {"puzzle": puzzle, "index": index})["ok"]
-
-
-@pytest.fixture(scope="module")
-def browser(server: Server) -> Iterator[Any]:
-    """Chromium as a room's kiosk runs it: sound starts without a touch (docs/deploy.md)."""
-    with chromium("--autoplay-policy=no-user-gesture-required") as b:
-        yield b
-
-
-@pytest.fixture(scope="module")
-def gm(browser: Any, server: Server) -> Iterator[GameMaster]:
-    context = browser.new_context()
-    try:
-        yield GameMaster(context, server.url)
-    finally:
-        context.close()
 
 
 @pytest.fixture

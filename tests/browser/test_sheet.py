@@ -21,8 +21,8 @@ from controller.engine import Engine
 from controller.record import history_rows, to_record
 from controller.sheet import euros, figures, sheet_html
 from controller.store import DB_NAME, Store
-from tests.browser.conftest import Server, chromium, shot
-from tests.browser.test_debrief_history import api, back_to_idle, login
+from tests.browser.conftest import Server, api, chromium, shot
+from tests.browser.test_debrief_history import back_to_idle, login
 
 pytestmark = pytest.mark.browser
 

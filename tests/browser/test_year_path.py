@@ -18,8 +18,8 @@ from pypdf import PdfReader
 
 from config.sheet import load as load_words
 from controller.sheet import euros
-from tests.browser.conftest import TECH_PASSWORD, Server, shot
-from tests.browser.test_debrief_history import api, back_to_idle, login
+from tests.browser.conftest import TECH_PASSWORD, Server, api, shot
+from tests.browser.test_debrief_history import back_to_idle, login
 
 pytestmark = pytest.mark.browser
 DAY_S = 24 * 3600

@@ -3,22 +3,14 @@ against the media library, each error at the line to fix (docs/media.md)."""
 
 from __future__ import annotations
 
-import pytest
-
-from config.loader import SHIPPED_GAME, GameConfigError, load_game_file, parse_game
-from tests.config.test_media_actions import GAME, LIBRARY
+from config.loader import SHIPPED_GAME, load_game_file, parse_game
+from tests.config.test_media_actions import GAME, LIBRARY, errors_of
 
 SOUNDS = """\
 sounds:
   solved: {file: solved.wav, volume: 0.8}
   wrong_code: {file: chime.wav}
 """
-
-
-def errors_of(text: str) -> list[str]:
-    with pytest.raises(GameConfigError) as info:
-        parse_game(text, source="game.yaml", media=LIBRARY)
-    return [str(i) for i in info.value.issues if i.severity == "error"]
 
 
 def test_event_sounds_load_and_every_room_preloads_them() -> None:

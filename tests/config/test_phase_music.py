@@ -3,10 +3,8 @@ the media library and the game's rooms, each error at the line to fix (docs/medi
 
 from __future__ import annotations
 
-import pytest
-
-from config.loader import SHIPPED_GAME, GameConfigError, load_game_file, parse_game
-from tests.config.test_media_actions import GAME, LIBRARY
+from config.loader import SHIPPED_GAME, load_game_file, parse_game
+from tests.config.test_media_actions import GAME, LIBRARY, errors_of
 
 MUSIC = """\
 music:
@@ -16,12 +14,6 @@ music:
   salon:
     victory: {file: chime.wav, volume: 0.8}
 """
-
-
-def errors_of(text: str) -> list[str]:
-    with pytest.raises(GameConfigError) as info:
-        parse_game(text, source="game.yaml", media=LIBRARY)
-    return [str(i) for i in info.value.issues if i.severity == "error"]
 
 
 def test_a_rooms_music_per_moment_loads_and_is_among_the_files_the_room_preloads() -> None:

@@ -4,9 +4,8 @@ with French required; an unknown language is refused at its line (docs/media.md,
 
 from __future__ import annotations
 
-import pytest
-
-from config.loader import SHIPPED_GAME, GameConfigError, load_game, parse_game
+from config.loader import SHIPPED_GAME, load_game, parse_game
+from tests.config.test_loader import errors_of
 
 GAME = """\
 apartment: {id: t, name: {fr: Test, ar: "اختبار"}}
@@ -30,12 +29,6 @@ puzzles:
 
 def game_text(label: str = "Hall", clue: str = "Un indice.") -> str:
     return GAME.replace("LABEL", label).replace("CLUE", clue)
-
-
-def errors_of(text: str) -> list[str]:
-    with pytest.raises(GameConfigError) as info:
-        parse_game(text, source="game.yaml")
-    return [str(i) for i in info.value.issues if i.severity == "error"]
 
 
 def test_texts_carry_translations_and_the_game_offers_their_languages():

@@ -118,9 +118,10 @@ def clocks() -> FakeClocks:
 
 
 @pytest.fixture
-def client(embedded_broker: BrokerHandle, tmp_path: Path, game: Game, clocks: FakeClocks) -> Iterator[TestClient]:
-    """The controller's app over the embedded broker, on the fake clocks (a module may
-    define its own ``client``)."""
+def client(request: pytest.FixtureRequest, embedded_broker: BrokerHandle, tmp_path: Path, game: Game,
+           clocks: FakeClocks) -> Iterator[TestClient]:
+    """The controller's app over the embedded broker, on the fake clocks, sending a module's
+    ``CLIENT_HEADERS`` with every request (a module may define its own ``client``)."""
     from fastapi.testclient import TestClient
 
     from controller.main import create_app
@@ -128,5 +129,5 @@ def client(embedded_broker: BrokerHandle, tmp_path: Path, game: Game, clocks: Fa
 
     app = create_app(game=game, broker=BrokerAddress(embedded_broker.host, embedded_broker.port),
                      db_path=tmp_path / "escape.db", clock=clocks.monotonic, wall=clocks.wall)
-    with TestClient(app) as c:
+    with TestClient(app, headers=getattr(request.module, "CLIENT_HEADERS", None)) as c:
         yield c

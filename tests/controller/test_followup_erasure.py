@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,15 +22,8 @@ from tests.controller.conftest import FakeClocks
 from tests.controller.test_planning import played_session
 
 DAY = 24 * 3600
+CLIENT_HEADERS = {"Content-Type": "application/json"}   # for the conftest's client
 KEPT, ERASED = "0611223344", "0699887766"
-
-
-@pytest.fixture
-def client(embedded_broker: BrokerHandle, tmp_path: Path, game: Game, clocks: FakeClocks) -> Iterator[TestClient]:
-    app = create_app(game=game, broker=BrokerAddress(embedded_broker.host, embedded_broker.port),
-                     db_path=tmp_path / "escape.db", clock=clocks.monotonic, wall=clocks.wall)
-    with TestClient(app, headers={"Content-Type": "application/json"}) as c:
-        yield c
 
 
 def forms(number: str) -> list[bytes]:

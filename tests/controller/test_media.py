@@ -16,6 +16,7 @@ import struct
 import uuid
 import wave
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -49,11 +50,18 @@ def tone_wav(seconds: float = 0.5, freq: float = 440.0, rate: int = 8000) -> byt
     return out.getvalue()
 
 
+@contextmanager
+def running(game: Game, broker: BrokerHandle, tmp_path: Path) -> Iterator[FastAPI]:
+    """The controller playing *game* on *broker*, started (its lifespan run) for test clients."""
+    application = create_app(game=game, auth=AUTH, db_path=tmp_path / "escape.db",
+                             broker=BrokerAddress(broker.host, broker.port))
+    with TestClient(application):
+        yield application
+
+
 @pytest.fixture
 def app(embedded_broker: BrokerHandle, tmp_path: Path, game: Game) -> Iterator[FastAPI]:
-    application = create_app(game=game, auth=AUTH, db_path=tmp_path / "escape.db",
-                             broker=BrokerAddress(embedded_broker.host, embedded_broker.port))
-    with TestClient(application):
+    with running(game, embedded_broker, tmp_path) as application:
         yield application
 
 
@@ -235,9 +243,7 @@ def sound_app(embedded_broker: BrokerHandle, tmp_path: Path) -> Iterator[FastAPI
         "      - {do: unlock, target: hall.box_lock}\n"
         "      - {do: sound, file: unlock.wav, room: hall, volume: 0.7}")
     game = parse_game(text, media={"unlock.wav"}).game
-    application = create_app(game=game, auth=AUTH, db_path=tmp_path / "escape.db",
-                             broker=BrokerAddress(embedded_broker.host, embedded_broker.port))
-    with TestClient(application):
+    with running(game, embedded_broker, tmp_path) as application:
         yield application
 
 
@@ -366,9 +372,7 @@ def intro_game(extra: str = INTRO, *, media: frozenset[str] | None = None) -> Ga
 
 @pytest.fixture
 def intro_app(embedded_broker: BrokerHandle, tmp_path: Path) -> Iterator[FastAPI]:
-    application = create_app(game=intro_game(), auth=AUTH, db_path=tmp_path / "escape.db",
-                             broker=BrokerAddress(embedded_broker.host, embedded_broker.port))
-    with TestClient(application):
+    with running(intro_game(), embedded_broker, tmp_path) as application:
         yield application
 
 

@@ -14,11 +14,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from config.loader import parse_game
-from controller.main import create_app
-from protocol.mqtt import BrokerAddress
 from tests.conftest import BrokerHandle
 from tests.controller.conftest import GAME
-from tests.controller.test_media import AUTH, logged
+from tests.controller.test_media import logged, running, screen
 
 MUSIC = """\
 music:
@@ -35,16 +33,8 @@ FILES = {"ambiance.wav", "wrong.wav", "solved.wav", "chime.wav"}
 @pytest.fixture
 def music_app(embedded_broker: BrokerHandle, tmp_path: Path) -> Iterator[FastAPI]:
     game = parse_game(GAME.format(apartment_id=f"t{uuid.uuid4().hex[:10]}") + MUSIC, media=FILES).game
-    application = create_app(game=game, auth=AUTH, db_path=tmp_path / "escape.db",
-                             broker=BrokerAddress(embedded_broker.host, embedded_broker.port))
-    with TestClient(application):
+    with running(game, embedded_broker, tmp_path) as application:
         yield application
-
-
-def screen(app: FastAPI, room: str) -> TestClient:
-    client = TestClient(app)
-    client.params = {"token": AUTH.screen_token(room)}
-    return client
 
 
 def music(client: TestClient) -> tuple[str, str, float] | None:

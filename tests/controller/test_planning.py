@@ -8,31 +8,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from config.game import Game
 from controller.followup import Followup, purge_every
-from controller.main import create_app
-from protocol.mqtt import BrokerAddress
-from tests.conftest import BrokerHandle
 from tests.controller.conftest import FakeClocks
 
 DAY = 24 * 3600
+CLIENT_HEADERS = {"Content-Type": "application/json"}   # for the conftest's client
 GROUP = {"adults": 2, "children": 1, "households": 1, "tenancy": "primo", "referral": "ccas",
          "first_visit": True}
-
-
-@pytest.fixture
-def client(embedded_broker: BrokerHandle, tmp_path: Path, game: Game, clocks: FakeClocks) -> Iterator[TestClient]:
-    app = create_app(game=game, broker=BrokerAddress(embedded_broker.host, embedded_broker.port),
-                     db_path=tmp_path / "escape.db", clock=clocks.monotonic, wall=clocks.wall)
-    with TestClient(app, headers={"Content-Type": "application/json"}) as c:
-        yield c
 
 
 def refused(reply, status: int, words: str) -> None:
